@@ -1,0 +1,143 @@
+//! The error every layer speaks: a kind (which decides HTTP status and `type`), a
+//! stable machine `code`, a human sentence and the offending parameter.
+//!
+//! The codes are the contract's (`../shared/API.md`, "Errors"); clients branch on them.
+
+use std::fmt;
+
+/// Families of errors. Each maps to exactly one HTTP status and contract `type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    InvalidRequest,
+    Authentication,
+    Payment,
+    Permission,
+    NotFound,
+    Conflict,
+    Idempotency,
+    BodyTooLarge,
+    Locked,
+    RateLimited,
+    Unavailable,
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorKind::InvalidRequest => 400,
+            ErrorKind::Authentication => 401,
+            ErrorKind::Payment => 402,
+            ErrorKind::Permission => 403,
+            ErrorKind::NotFound => 404,
+            ErrorKind::Conflict | ErrorKind::Idempotency => 409,
+            ErrorKind::BodyTooLarge => 413,
+            ErrorKind::Locked => 423,
+            ErrorKind::RateLimited => 429,
+            ErrorKind::Unavailable => 503,
+            ErrorKind::Internal => 500,
+        }
+    }
+
+    pub fn type_name(self) -> &'static str {
+        match self {
+            ErrorKind::InvalidRequest
+            | ErrorKind::NotFound
+            | ErrorKind::Conflict
+            | ErrorKind::BodyTooLarge => "invalid_request_error",
+            ErrorKind::Authentication | ErrorKind::Locked => "authentication_error",
+            ErrorKind::Payment => "payment_error",
+            ErrorKind::Permission => "permission_error",
+            ErrorKind::Idempotency => "idempotency_error",
+            ErrorKind::RateLimited => "rate_limit_error",
+            ErrorKind::Unavailable | ErrorKind::Internal => "api_error",
+        }
+    }
+}
+
+/// An error with a stable code. `message` is for humans and never carries internals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub code: &'static str,
+    pub message: String,
+    pub param: Option<String>,
+}
+
+impl Error {
+    pub fn new(kind: ErrorKind, code: &'static str, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            code,
+            message: message.into(),
+            param: None,
+        }
+    }
+
+    pub fn with_param(mut self, param: impl Into<String>) -> Self {
+        self.param = Some(param.into());
+        self
+    }
+
+    /// `400 parameter_invalid` naming `param`.
+    pub fn invalid(param: &str, message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::InvalidRequest, "parameter_invalid", message).with_param(param)
+    }
+
+    pub fn missing(param: &str) -> Self {
+        Error::new(
+            ErrorKind::InvalidRequest,
+            "parameter_missing",
+            format!("`{param}` is required."),
+        )
+        .with_param(param)
+    }
+
+    /// `404 resource_missing`. Also what another owner's object looks like.
+    pub fn not_found(what: &str, id: &str) -> Self {
+        Error::new(
+            ErrorKind::NotFound,
+            "resource_missing",
+            format!("No such {what}: '{id}'."),
+        )
+        .with_param("id")
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Conflict, code, message)
+    }
+
+    pub fn internal() -> Self {
+        Error::new(
+            ErrorKind::Internal,
+            "internal",
+            "Something went wrong on our side; the request may be retried safely.",
+        )
+    }
+
+    pub fn http_status(&self) -> u16 {
+        self.kind.http_status()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.message, self.code)
+    }
+}
+
+impl std::error::Error for Error {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_map_to_contract_statuses() {
+        assert_eq!(Error::invalid("amount", "x").http_status(), 400);
+        assert_eq!(Error::not_found("payment", "pay_x").http_status(), 404);
+        assert_eq!(ErrorKind::Idempotency.type_name(), "idempotency_error");
+        assert_eq!(ErrorKind::Locked.http_status(), 423);
+        assert_eq!(ErrorKind::Locked.type_name(), "authentication_error");
+    }
+}

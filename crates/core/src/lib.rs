@@ -1,0 +1,25 @@
+//! Pocket's money rules, as pure Rust: no I/O, no clock, no randomness.
+//!
+//! Everything here takes the current time and the current state as arguments and
+//! returns a decision. The storage and HTTP shells (`pocket-store`, `pocket-http`)
+//! read state, call these functions, and write what they decide. That keeps every
+//! rule testable deterministically, with any clock a test wants.
+//!
+//! - [`money`]: currencies (ISO 4217) and amounts in minor units.
+//! - [`policy`]: amount tiers → time window and required authentication.
+//! - [`pricing`]: pricing a cart from a merchant's catalog.
+//! - [`payment`]: the payment object and its state machine.
+//! - [`ledger`]: double-entry postings and the conservation check.
+//! - [`error`]: the contract's error shape and its stable codes.
+//! - [`time`]: the wire format of timestamps.
+
+pub mod error;
+pub mod ledger;
+pub mod money;
+pub mod payment;
+pub mod policy;
+pub mod pricing;
+pub mod time;
+
+pub use error::{Error, ErrorKind};
+pub use money::Currency;

@@ -1,0 +1,335 @@
+//! The payment object and its state machine.
+//!
+//! ```text
+//!            confirm (in time, funds)      ┌──────────► succeeded ──► (refunds)
+//!   pending ─┼── decline (addressed only) ─┼──────────► declined
+//!            ├── cancel (merchant) ────────┼──────────► canceled
+//!            └── deadline passes ──────────┴──────────► expired
+//! ```
+//!
+//! Every function here takes `now_ms` from its caller: the store passes the time it
+//! reads inside the committing transaction, so deadlines are enforced at commit.
+
+use crate::error::Error;
+use crate::money::Currency;
+use crate::policy::Policy;
+use crate::pricing::PricedItem;
+use crate::time;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pending,
+    Succeeded,
+    Declined,
+    Expired,
+    Canceled,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Succeeded => "succeeded",
+            Status::Declined => "declined",
+            Status::Expired => "expired",
+            Status::Canceled => "canceled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Some(match s {
+            "pending" => Status::Pending,
+            "succeeded" => Status::Succeeded,
+            "declined" => Status::Declined,
+            "expired" => Status::Expired,
+            "canceled" => Status::Canceled,
+            _ => return None,
+        })
+    }
+
+    /// The event a transition into this status emits.
+    pub fn event_type(self) -> &'static str {
+        match self {
+            Status::Pending => "payment.created",
+            Status::Succeeded => "payment.succeeded",
+            Status::Declined => "payment.declined",
+            Status::Expired => "payment.expired",
+            Status::Canceled => "payment.canceled",
+        }
+    }
+}
+
+/// A payment as the contract shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Payment {
+    pub id: String,
+    #[schema(value_type = String, example = "payment")]
+    pub object: &'static str,
+    pub merchant: String,
+    pub merchant_name: String,
+    pub customer: Option<String>,
+    pub status: Status,
+    pub amount: i64,
+    #[schema(value_type = String, example = "CNY")]
+    pub currency: Currency,
+    pub items: Vec<PricedItem>,
+    pub description: Option<String>,
+    pub metadata: BTreeMap<String, String>,
+    pub policy: Policy,
+    #[serde(serialize_with = "time::ser")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    #[serde(serialize_with = "time::ser")]
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: i64,
+    #[serde(serialize_with = "time::ser_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub completed_at: Option<i64>,
+    pub amount_refunded: i64,
+    pub failure_code: Option<String>,
+}
+
+/// What a command does to a pending payment, decided at commit time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Apply the requested transition.
+    Proceed,
+    /// The deadline has passed: the payment becomes `expired` (and the request is
+    /// answered `409 payment_expired`).
+    Expire,
+}
+
+pub fn payment_expired() -> Error {
+    Error::conflict(
+        "payment_expired",
+        "This payment's time to confirm has passed.",
+    )
+}
+
+fn not_pending(p: &Payment) -> Error {
+    if p.status == Status::Expired {
+        return payment_expired();
+    }
+    Error::conflict(
+        "payment_not_pending",
+        format!("This payment is already {}.", p.status.as_str()),
+    )
+}
+
+/// The deadline rule shared by every transition out of `pending`.
+fn pending_decision(p: &Payment, now_ms: i64) -> Result<Decision, Error> {
+    if p.status != Status::Pending {
+        return Err(not_pending(p));
+    }
+    if now_ms >= p.expires_at {
+        return Ok(Decision::Expire);
+    }
+    Ok(Decision::Proceed)
+}
+
+/// May `customer` see (and so pay) this payment? Addressed to them, or open.
+pub fn visible_to(p: &Payment, customer: &str) -> bool {
+    match &p.customer {
+        Some(c) => c == customer,
+        None => true,
+    }
+}
+
+/// A confirm by `customer` at `now_ms`. A confirm at or after `expires_at` expires
+/// the payment; one before it is never refused for lateness.
+pub fn decide_confirm(p: &Payment, customer: &str, now_ms: i64) -> Result<Decision, Error> {
+    if !visible_to(p, customer) {
+        return Err(Error::not_found("payment", &p.id));
+    }
+    pending_decision(p, now_ms)
+}
+
+/// A decline: only the addressed customer, never an open payment.
+pub fn decide_decline(p: &Payment, customer: &str, now_ms: i64) -> Result<Decision, Error> {
+    match &p.customer {
+        None => Err(Error::conflict(
+            "payment_open",
+            "An open payment has no addressee to decline it; leave it to expire.",
+        )),
+        Some(c) if c != customer => Err(Error::not_found("payment", &p.id)),
+        Some(_) => pending_decision(p, now_ms),
+    }
+}
+
+/// A cancel by the merchant (ownership is checked by the caller).
+pub fn decide_cancel(p: &Payment, now_ms: i64) -> Result<Decision, Error> {
+    pending_decision(p, now_ms)
+}
+
+/// The amount a refund moves: `requested` or, when absent, all that is left.
+pub fn decide_refund(p: &Payment, requested: Option<i64>) -> Result<i64, Error> {
+    if p.status != Status::Succeeded {
+        return Err(Error::conflict(
+            "payment_not_succeeded",
+            format!(
+                "Only a succeeded payment can be refunded; this one is {}.",
+                p.status.as_str()
+            ),
+        ));
+    }
+    let left = p.amount - p.amount_refunded;
+    assert!(left >= 0, "refunds exceed payment {}", p.id);
+    let amount = requested.unwrap_or(left);
+    if left == 0 || amount > left {
+        return Err(Error::conflict(
+            "refund_exceeds_payment",
+            format!(
+                "Refunds may not exceed what was paid; {} {} is left to refund.",
+                p.currency.format_major(left),
+                p.currency
+            ),
+        )
+        .with_param("amount"));
+    }
+    Ok(amount)
+}
+
+/// The deadline of a new payment: `created + window`, or sooner with `expires_in`
+/// (1 ..= the tier's window, in seconds).
+pub fn deadline_ms(
+    created_ms: i64,
+    policy: &Policy,
+    expires_in_seconds: Option<i64>,
+) -> Result<i64, Error> {
+    let seconds = match expires_in_seconds {
+        None => policy.window_seconds,
+        Some(s) if (1..=policy.window_seconds).contains(&s) => s,
+        Some(_) => {
+            return Err(Error::invalid(
+                "expires_in",
+                format!(
+                    "`expires_in` must be 1 to {} seconds for a payment in the '{}' tier.",
+                    policy.window_seconds, policy.tier
+                ),
+            ));
+        }
+    };
+    Ok(created_ms + seconds * time::MS_PER_SECOND)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Authentication;
+
+    fn payment(customer: Option<&str>, status: Status) -> Payment {
+        Payment {
+            id: "pay_1".into(),
+            object: "payment",
+            merchant: "mer_1".into(),
+            merchant_name: "Tea".into(),
+            customer: customer.map(String::from),
+            status,
+            amount: 1000,
+            currency: Currency::parse("CNY", "c").unwrap(),
+            items: vec![],
+            description: None,
+            metadata: BTreeMap::new(),
+            policy: Policy {
+                tier: "small".into(),
+                window_seconds: 300,
+                authentication: Authentication::None,
+            },
+            created_at: 0,
+            expires_at: 300_000,
+            completed_at: None,
+            amount_refunded: 0,
+            failure_code: None,
+        }
+    }
+
+    #[test]
+    fn deadline_is_exclusive() {
+        let p = payment(Some("cus_a"), Status::Pending);
+        assert_eq!(decide_confirm(&p, "cus_a", 299_999), Ok(Decision::Proceed));
+        assert_eq!(decide_confirm(&p, "cus_a", 300_000), Ok(Decision::Expire));
+        assert_eq!(decide_cancel(&p, 300_001), Ok(Decision::Expire));
+    }
+
+    #[test]
+    fn only_pending_moves() {
+        for s in [Status::Succeeded, Status::Declined, Status::Canceled] {
+            let p = payment(Some("cus_a"), s);
+            assert_eq!(
+                decide_confirm(&p, "cus_a", 0).unwrap_err().code,
+                "payment_not_pending"
+            );
+            assert_eq!(
+                decide_cancel(&p, 0).unwrap_err().code,
+                "payment_not_pending"
+            );
+        }
+        let p = payment(Some("cus_a"), Status::Expired);
+        assert_eq!(
+            decide_confirm(&p, "cus_a", 0).unwrap_err().code,
+            "payment_expired"
+        );
+    }
+
+    #[test]
+    fn who_may_act() {
+        let p = payment(Some("cus_a"), Status::Pending);
+        assert_eq!(
+            decide_confirm(&p, "cus_b", 0).unwrap_err().code,
+            "resource_missing"
+        );
+        assert_eq!(
+            decide_decline(&p, "cus_b", 0).unwrap_err().code,
+            "resource_missing"
+        );
+        let open = payment(None, Status::Pending);
+        assert_eq!(decide_confirm(&open, "cus_b", 0), Ok(Decision::Proceed));
+        assert_eq!(
+            decide_decline(&open, "cus_b", 0).unwrap_err().code,
+            "payment_open"
+        );
+    }
+
+    #[test]
+    fn refunds_never_exceed_payment() {
+        let mut p = payment(Some("cus_a"), Status::Succeeded);
+        assert_eq!(decide_refund(&p, None), Ok(1000));
+        p.amount_refunded = 400;
+        assert_eq!(decide_refund(&p, Some(600)), Ok(600));
+        assert_eq!(decide_refund(&p, None), Ok(600));
+        assert_eq!(
+            decide_refund(&p, Some(601)).unwrap_err().code,
+            "refund_exceeds_payment"
+        );
+        p.amount_refunded = 1000;
+        assert_eq!(
+            decide_refund(&p, None).unwrap_err().code,
+            "refund_exceeds_payment"
+        );
+        let pending = payment(Some("cus_a"), Status::Pending);
+        assert_eq!(
+            decide_refund(&pending, None).unwrap_err().code,
+            "payment_not_succeeded"
+        );
+    }
+
+    #[test]
+    fn expires_in_within_window() {
+        let p = payment(None, Status::Pending);
+        assert_eq!(deadline_ms(1_000, &p.policy, None), Ok(301_000));
+        assert_eq!(deadline_ms(1_000, &p.policy, Some(1)), Ok(2_000));
+        assert_eq!(deadline_ms(0, &p.policy, Some(300)), Ok(300_000));
+        assert_eq!(
+            deadline_ms(0, &p.policy, Some(301))
+                .unwrap_err()
+                .param
+                .as_deref(),
+            Some("expires_in")
+        );
+        assert!(deadline_ms(0, &p.policy, Some(0)).is_err());
+    }
+}

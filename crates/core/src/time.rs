@@ -1,0 +1,42 @@
+//! Timestamps: Pocket keeps instants as milliseconds since the Unix epoch (`i64`,
+//! named `*_ms` or `*_at`) and writes them on the wire as RFC 3339 UTC with
+//! milliseconds (`2026-11-25T10:00:00.123Z`).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serializer;
+
+/// Milliseconds in a second, for unit-honest arithmetic.
+pub const MS_PER_SECOND: i64 = 1_000;
+
+/// Formats epoch milliseconds as the contract's timestamp.
+pub fn rfc3339_ms(at_ms: i64) -> String {
+    match DateTime::<Utc>::from_timestamp_millis(at_ms) {
+        Some(t) => t.to_rfc3339_opts(SecondsFormat::Millis, true),
+        // Out of chrono's range: cannot come from Pocket's own clock.
+        None => String::from("invalid-timestamp"),
+    }
+}
+
+/// serde helper: `#[serde(serialize_with = "time::ser")]` on an `i64` millisecond field.
+pub fn ser<S: Serializer>(at_ms: &i64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&rfc3339_ms(*at_ms))
+}
+
+/// serde helper for optional timestamps (`null` when absent).
+pub fn ser_opt<S: Serializer>(at_ms: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
+    match at_ms {
+        Some(ms) => s.serialize_str(&rfc3339_ms(*ms)),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_with_millis_and_z() {
+        assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(1_795_600_800_123), "2026-11-25T10:00:00.123Z");
+    }
+}
