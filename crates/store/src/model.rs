@@ -1,0 +1,190 @@
+//! Records the store returns. Their serde shape is the contract's wire shape, so the
+//! HTTP layer and the idempotency replay store serialise the very same thing.
+
+use pocket_core::Currency;
+use pocket_core::time;
+use serde::Serialize;
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Merchant {
+    pub id: String,
+    #[schema(value_type = String, example = "merchant")]
+    pub object: &'static str,
+    pub name: String,
+    #[serde(serialize_with = "time::ser")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+}
+
+/// Who a merchant secret key belongs to.
+#[derive(Clone, Debug)]
+pub struct MerchantAuth {
+    pub merchant_id: String,
+    pub name: String,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Customer {
+    pub id: String,
+    pub phone: String,
+    pub name: String,
+}
+
+/// What confirming and signing in need to know about a customer's PIN.
+#[derive(Clone, Debug)]
+pub struct PinState {
+    pub customer: Customer,
+    pub pin_hash: String,
+    pub pin_failures: i64,
+    pub pin_locked_until: Option<i64>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Topup {
+    pub id: String,
+    #[schema(value_type = String, example = "topup")]
+    pub object: &'static str,
+    pub customer: String,
+    pub amount: i64,
+    #[schema(value_type = String, example = "CNY")]
+    pub currency: Currency,
+    #[serde(serialize_with = "time::ser")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Refund {
+    pub id: String,
+    #[schema(value_type = String, example = "refund")]
+    pub object: &'static str,
+    pub payment: String,
+    pub amount: i64,
+    #[schema(value_type = String, example = "CNY")]
+    pub currency: Currency,
+    pub reason: Option<String>,
+    pub status: &'static str,
+    #[serde(serialize_with = "time::ser")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Balance {
+    #[schema(value_type = String, example = "CNY")]
+    pub currency: Currency,
+    pub available: i64,
+}
+
+/// One ledger movement seen from a wallet or a merchant balance.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Transaction {
+    pub id: String,
+    #[schema(value_type = String, example = "transaction")]
+    pub object: &'static str,
+    /// `topup`, `payment` or `refund`.
+    pub kind: String,
+    /// Signed: negative when money left the account.
+    pub amount: i64,
+    #[schema(value_type = String, example = "CNY")]
+    pub currency: Currency,
+    pub reference: String,
+    pub balance_after: i64,
+    #[serde(serialize_with = "time::ser")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct EventData {
+    #[schema(value_type = Object)]
+    pub object: Box<RawValue>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Event {
+    pub id: String,
+    #[schema(value_type = String, example = "event")]
+    pub object: &'static str,
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(serialize_with = "time::ser")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    pub data: EventData,
+}
+
+/// A page of a list, newest first.
+#[derive(Clone, Debug, Serialize)]
+pub struct Page<T> {
+    pub object: &'static str,
+    pub data: Vec<T>,
+    pub has_more: bool,
+}
+
+impl<T> Page<T> {
+    pub fn new(mut rows: Vec<T>, limit: usize) -> Page<T> {
+        let has_more = rows.len() > limit;
+        rows.truncate(limit);
+        Page {
+            object: "list",
+            data: rows,
+            has_more,
+        }
+    }
+}
+
+/// Which page of a list: at most `limit` rows older than `starting_after`.
+#[derive(Clone, Debug)]
+pub struct PageRequest {
+    pub limit: usize,
+    pub starting_after: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct CurrencyTotals {
+    #[schema(value_type = String, example = "CNY")]
+    pub currency: Currency,
+    #[schema(value_type = i64)]
+    pub total_debits: i128,
+    #[schema(value_type = i64)]
+    pub total_credits: i128,
+    #[schema(value_type = i64)]
+    pub sum_of_balances: i128,
+    pub balanced: bool,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct LedgerReport {
+    pub currencies: Vec<CurrencyTotals>,
+    pub accounts: i64,
+    pub transfers: i64,
+    pub balanced: bool,
+}
+
+/// An earlier response to replay for an `Idempotency-Key`.
+#[derive(Clone, Debug)]
+pub struct StoredResponse {
+    pub status: u16,
+    pub body: String,
+}
+
+/// The idempotency context of a write: who, which key, and a digest of the request
+/// (method, path and body) so a reused key with another request is caught.
+#[derive(Clone, Debug)]
+pub struct Idem {
+    pub caller: String,
+    pub key: String,
+    pub fingerprint: String,
+    /// The status the first response had (stored with its body).
+    pub status: u16,
+}
+
+/// The result of an idempotent write: done now, or a replay of the first response.
+#[derive(Debug)]
+pub enum Written<T> {
+    Fresh(T),
+    Replayed(StoredResponse),
+}

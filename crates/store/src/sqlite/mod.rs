@@ -1,0 +1,408 @@
+//! The SQLite implementation of [`crate::Store`].
+//!
+//! - One **writer** thread owns the only write connection. Requests hand it closures
+//!   through a bounded queue; it drains up to [`MAX_BATCH`] of them into one
+//!   transaction, runs each inside its own savepoint (a failing request rolls back
+//!   only itself), commits once with `synchronous=FULL`, and only then answers every
+//!   request of the batch. Many concurrent payments share one fsync.
+//! - A small pool of **read** connections serves look-ups; in WAL mode they never
+//!   wait for the writer.
+//! - `ops` holds the SQL of each operation. Every money rule it applies comes from
+//!   `pocket-core`; every check that must hold under concurrency (balance ≥ 0, single
+//!   confirmation, deadline) is also a conditional statement or constraint in SQL.
+
+mod ops;
+mod pool;
+mod writer;
+
+use crate::clock::Clock;
+use crate::model::*;
+use crate::{NewPayment, ProductPatch, Store};
+use pocket_core::payment::Payment;
+use pocket_core::pricing::Product;
+use pocket_core::{Currency, Error};
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use writer::{MAX_BATCH, WriterStats};
+
+/// Most requests waiting for the writer before new ones get `503`.
+pub const DEFAULT_QUEUE_DEPTH: usize = 8192;
+
+/// Settings of the SQLite store.
+#[derive(Clone, Debug)]
+pub struct SqliteOptions {
+    pub path: PathBuf,
+    pub queue_depth: usize,
+    pub read_connections: usize,
+}
+
+impl SqliteOptions {
+    pub fn in_dir(dir: &Path) -> SqliteOptions {
+        SqliteOptions {
+            path: dir.join("pocket.db"),
+            queue_depth: DEFAULT_QUEUE_DEPTH,
+            read_connections: 4,
+        }
+    }
+}
+
+pub struct SqliteStore {
+    writer: writer::Writer,
+    readers: pool::Readers,
+    clock: Arc<dyn Clock>,
+}
+
+fn sql_error(e: rusqlite::Error) -> Error {
+    tracing::error!(error = %e, "sqlite error");
+    Error::internal()
+}
+
+/// Opens a connection with Pocket's pragmas: WAL, `synchronous=FULL` (a commit is on
+/// disk before it is acknowledged), foreign keys, and a busy timeout for the rare
+/// second process (e.g. `pocket demo-data` beside a running server).
+fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+/// Embedded migrations, applied in order; `PRAGMA user_version` records the last one.
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
+
+fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
+    let current: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", i + 1)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "applied schema migration");
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database and starts the writer thread.
+    pub fn open(options: &SqliteOptions, clock: Arc<dyn Clock>) -> Result<SqliteStore, String> {
+        let mut conn = open_connection(&options.path)
+            .map_err(|e| format!("cannot open {}: {e}", options.path.display()))?;
+        migrate(&mut conn)
+            .map_err(|e| format!("cannot migrate {}: {e}", options.path.display()))?;
+        let readers = pool::Readers::new(options.path.clone(), options.read_connections);
+        let writer = writer::Writer::start(conn, clock.clone(), options.queue_depth)
+            .map_err(|e| format!("cannot start the writer: {e}"))?;
+        Ok(SqliteStore {
+            writer,
+            readers,
+            clock,
+        })
+    }
+
+    pub fn writer_stats(&self) -> WriterStats {
+        self.writer.stats()
+    }
+
+    /// Runs `f` on a read connection in the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
+    {
+        self.readers.run(f).await
+    }
+
+    async fn write_idem<T, F>(&self, idem: Option<Idem>, f: F) -> Result<Written<T>, Error>
+    where
+        T: serde::Serialize + Send + 'static,
+        F: FnOnce(&Connection, i64) -> Result<T, Error> + Send + 'static,
+    {
+        self.writer
+            .run(move |conn, now| {
+                ops::idempotency::wrap(conn, now, idem, |conn| f(conn, now).map(Ok))
+            })
+            .await?
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    async fn find_idempotent(
+        &self,
+        caller: String,
+        key: String,
+    ) -> Result<Option<(String, StoredResponse)>, Error> {
+        let now = self.now_ms();
+        self.read(move |c| ops::idempotency::find(c, &caller, &key, now))
+            .await
+    }
+
+    async fn create_merchant(
+        &self,
+        name: String,
+        key_digest: String,
+        idem: Option<Idem>,
+    ) -> Result<Written<Merchant>, Error> {
+        self.write_idem(idem, move |c, now| {
+            ops::merchants::create(c, now, &name, &key_digest)
+        })
+        .await
+    }
+
+    async fn merchant_by_key(&self, key_digest: String) -> Result<Option<MerchantAuth>, Error> {
+        let now = self.now_ms();
+        self.read(move |c| ops::merchants::by_key(c, &key_digest, now))
+            .await
+    }
+
+    async fn signup(
+        &self,
+        phone: String,
+        name: String,
+        pin_hash: String,
+        session: (String, i64),
+        idem: Option<Idem>,
+    ) -> Result<Written<Customer>, Error> {
+        self.write_idem(idem, move |c, now| {
+            ops::wallet::signup(c, now, &phone, &name, &pin_hash, &session.0, session.1)
+        })
+        .await
+    }
+
+    async fn pin_state_by_phone(&self, phone: String) -> Result<Option<PinState>, Error> {
+        self.read(move |c| ops::wallet::pin_state(c, "phone", &phone))
+            .await
+    }
+
+    async fn pin_state(&self, customer_id: String) -> Result<Option<PinState>, Error> {
+        self.read(move |c| ops::wallet::pin_state(c, "id", &customer_id))
+            .await
+    }
+
+    async fn record_pin_failure(
+        &self,
+        customer_id: String,
+        max_failures: i64,
+        lock_ms: i64,
+    ) -> Result<bool, Error> {
+        self.writer
+            .run(move |c, now| {
+                ops::wallet::record_pin_failure(c, now, &customer_id, max_failures, lock_ms)
+            })
+            .await
+    }
+
+    async fn create_session(
+        &self,
+        customer_id: String,
+        session: (String, i64),
+        idem: Option<Idem>,
+    ) -> Result<Written<Customer>, Error> {
+        self.write_idem(idem, move |c, now| {
+            ops::wallet::create_session(c, now, &customer_id, &session.0, session.1)
+        })
+        .await
+    }
+
+    async fn session(&self, token_digest: String) -> Result<Option<Customer>, Error> {
+        let now = self.now_ms();
+        self.read(move |c| ops::wallet::session(c, &token_digest, now))
+            .await
+    }
+
+    async fn delete_session(&self, token_digest: String) -> Result<(), Error> {
+        self.writer
+            .run(move |c, _| ops::wallet::delete_session(c, &token_digest))
+            .await
+    }
+
+    async fn topup(
+        &self,
+        customer: String,
+        amount: i64,
+        currency: Currency,
+        source: &'static str,
+        idem: Option<Idem>,
+    ) -> Result<Written<Topup>, Error> {
+        self.write_idem(idem, move |c, now| {
+            ops::wallet::topup(c, now, &customer, amount, currency, source)
+        })
+        .await
+    }
+
+    async fn balances(
+        &self,
+        kind: pocket_core::ledger::AccountKind,
+        owner: String,
+    ) -> Result<Vec<Balance>, Error> {
+        self.read(move |c| ops::ledger::balances(c, kind, &owner))
+            .await
+    }
+
+    async fn transactions(
+        &self,
+        kind: pocket_core::ledger::AccountKind,
+        owner: String,
+        page: PageRequest,
+    ) -> Result<Page<Transaction>, Error> {
+        self.read(move |c| ops::ledger::transactions(c, kind, &owner, &page))
+            .await
+    }
+
+    async fn ledger_report(&self) -> Result<LedgerReport, Error> {
+        self.read(ops::ledger::report).await
+    }
+
+    async fn create_product(
+        &self,
+        merchant_id: String,
+        product: Product,
+        idem: Option<Idem>,
+    ) -> Result<Written<Product>, Error> {
+        self.write_idem(idem, move |c, now| {
+            ops::catalog::create(c, now, &merchant_id, &product)
+        })
+        .await
+    }
+
+    async fn update_product(
+        &self,
+        merchant_id: String,
+        sku: String,
+        patch: ProductPatch,
+        idem: Option<Idem>,
+    ) -> Result<Written<Product>, Error> {
+        self.write_idem(idem, move |c, now| {
+            ops::catalog::update(c, now, &merchant_id, &sku, &patch)
+        })
+        .await
+    }
+
+    async fn list_products(
+        &self,
+        merchant_id: String,
+        page: PageRequest,
+    ) -> Result<Page<Product>, Error> {
+        self.read(move |c| ops::catalog::list(c, &merchant_id, &page))
+            .await
+    }
+
+    async fn create_payment(
+        &self,
+        new: NewPayment,
+        idem: Option<Idem>,
+    ) -> Result<Written<Payment>, Error> {
+        self.write_idem(idem, move |c, now| ops::payments::create(c, now, new))
+            .await
+    }
+
+    async fn payment(&self, id: String) -> Result<Option<Payment>, Error> {
+        self.read(move |c| ops::payments::get(c, &id)).await
+    }
+
+    async fn list_payments(
+        &self,
+        owner: crate::PaymentOwner,
+        status: Option<pocket_core::payment::Status>,
+        page: PageRequest,
+    ) -> Result<Page<Payment>, Error> {
+        self.read(move |c| ops::payments::list(c, &owner, status, &page))
+            .await
+    }
+
+    async fn confirm(
+        &self,
+        payment_id: String,
+        customer_id: String,
+        idem: Option<Idem>,
+    ) -> Result<Written<Payment>, Error> {
+        self.writer
+            .run(move |c, now| {
+                ops::idempotency::wrap(c, now, idem, |c| {
+                    ops::payments::confirm(c, now, &payment_id, &customer_id)
+                })
+            })
+            .await?
+    }
+
+    async fn decline(
+        &self,
+        payment_id: String,
+        customer_id: String,
+        idem: Option<Idem>,
+    ) -> Result<Written<Payment>, Error> {
+        self.writer
+            .run(move |c, now| {
+                ops::idempotency::wrap(c, now, idem, |c| {
+                    ops::payments::decline(c, now, &payment_id, &customer_id)
+                })
+            })
+            .await?
+    }
+
+    async fn cancel(
+        &self,
+        payment_id: String,
+        merchant_id: String,
+        idem: Option<Idem>,
+    ) -> Result<Written<Payment>, Error> {
+        self.writer
+            .run(move |c, now| {
+                ops::idempotency::wrap(c, now, idem, |c| {
+                    ops::payments::cancel(c, now, &payment_id, &merchant_id)
+                })
+            })
+            .await?
+    }
+
+    async fn refund(
+        &self,
+        payment_id: String,
+        merchant_id: String,
+        amount: Option<i64>,
+        reason: Option<String>,
+        idem: Option<Idem>,
+    ) -> Result<Written<Refund>, Error> {
+        self.write_idem(idem, move |c, now| {
+            ops::payments::refund(c, now, &payment_id, &merchant_id, amount, reason)
+        })
+        .await
+    }
+
+    async fn next_deadline(&self) -> Result<Option<i64>, Error> {
+        self.read(ops::payments::next_deadline).await
+    }
+
+    async fn expire_due(&self, limit: usize) -> Result<usize, Error> {
+        self.writer
+            .run(move |c, now| ops::payments::expire_due(c, now, limit))
+            .await
+    }
+
+    async fn forget_idempotency_before(
+        &self,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<usize, Error> {
+        self.writer
+            .run(move |c, _| ops::idempotency::forget_before(c, before_ms, limit))
+            .await
+    }
+
+    async fn list_events(
+        &self,
+        merchant_id: String,
+        page: PageRequest,
+    ) -> Result<Page<Event>, Error> {
+        self.read(move |c| ops::events::list(c, &merchant_id, &page))
+            .await
+    }
+}

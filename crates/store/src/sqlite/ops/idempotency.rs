@@ -1,0 +1,99 @@
+//! Durable idempotency records: the first response to `(caller, key)`, kept 24 h,
+//! written in the same transaction as the effect it describes.
+
+use super::Db;
+use crate::model::{Idem, StoredResponse, Written};
+use crate::sweeper::IDEMPOTENCY_TTL_MS;
+use pocket_core::{Error, ErrorKind};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde::Serialize;
+
+pub(in crate::sqlite) fn find(
+    conn: &Connection,
+    caller: &str,
+    key: &str,
+    now: i64,
+) -> Result<Option<(String, StoredResponse)>, Error> {
+    conn.prepare_cached(
+        "SELECT fingerprint, status, body FROM idempotency_keys
+         WHERE caller = ?1 AND key = ?2 AND created_at > ?3",
+    )
+    .db()?
+    .query_row(params![caller, key, now - IDEMPOTENCY_TTL_MS], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            StoredResponse {
+                status: r.get(1)?,
+                body: r.get(2)?,
+            },
+        ))
+    })
+    .optional()
+    .db()
+}
+
+pub fn key_reused() -> Error {
+    Error::new(
+        ErrorKind::Idempotency,
+        "idempotency_key_reused",
+        "This Idempotency-Key was already used with another request; use a new key.",
+    )
+}
+
+/// Runs `f` once per idempotency key: a replay returns the stored response; a key
+/// reused with another request is refused; a fresh success is stored with the effect.
+/// The inner `Result` carries answers that commit but are errors (an expiry).
+pub(in crate::sqlite) fn wrap<T: Serialize>(
+    conn: &Connection,
+    now: i64,
+    idem: Option<Idem>,
+    f: impl FnOnce(&Connection) -> Result<Result<T, Error>, Error>,
+) -> Result<Result<Written<T>, Error>, Error> {
+    if let Some(idem) = &idem
+        && let Some((fingerprint, stored)) = find(conn, &idem.caller, &idem.key, now)?
+    {
+        return Ok(if fingerprint == idem.fingerprint {
+            Ok(Written::Replayed(stored))
+        } else {
+            Err(key_reused())
+        });
+    }
+    let value = match f(conn)? {
+        Ok(v) => v,
+        Err(e) => return Ok(Err(e)),
+    };
+    if let Some(idem) = idem {
+        let body = serde_json::to_string(&value).map_err(|_| Error::internal())?;
+        conn.prepare_cached(
+            "INSERT INTO idempotency_keys (caller, key, fingerprint, status, body, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (caller, key) DO UPDATE SET fingerprint = excluded.fingerprint,
+                 status = excluded.status, body = excluded.body, created_at = excluded.created_at",
+        )
+        .db()?
+        .execute(params![
+            idem.caller,
+            idem.key,
+            idem.fingerprint,
+            idem.status,
+            body,
+            now
+        ])
+        .db()?;
+    }
+    Ok(Ok(Written::Fresh(value)))
+}
+
+pub(in crate::sqlite) fn forget_before(
+    conn: &Connection,
+    before_ms: i64,
+    limit: usize,
+) -> Result<usize, Error> {
+    conn.prepare_cached(
+        "DELETE FROM idempotency_keys WHERE (caller, key) IN
+           (SELECT caller, key FROM idempotency_keys WHERE created_at < ?1 LIMIT ?2)",
+    )
+    .db()?
+    .execute(params![before_ms, limit as i64])
+    .db()
+}

@@ -1,0 +1,242 @@
+//! Ledger accounts and transfers in SQL. Balance arithmetic is `pocket_core::ledger::post`;
+//! the updates are conditional on the balance read (and the table's CHECK keeps
+//! wallets and merchants ≥ 0), so a concurrent writer can never be overwritten.
+
+use super::{Db, cursor_seq, stored_currency};
+use crate::ids::new_id;
+use crate::model::{Balance, CurrencyTotals, LedgerReport, Page, PageRequest, Transaction};
+use pocket_core::ledger::{AccountKind, Conservation, TransferKind, post};
+use pocket_core::{Currency, Error};
+use rusqlite::{Connection, OptionalExtension, params};
+
+/// Owner of the settlement accounts.
+pub(in crate::sqlite) const OPERATOR: &str = "operator";
+
+/// The account's id and balance, creating it at zero on first use.
+fn account(
+    conn: &Connection,
+    kind: AccountKind,
+    owner: &str,
+    currency: Currency,
+) -> Result<(i64, i64), Error> {
+    let select =
+        "SELECT id, balance FROM accounts WHERE kind = ?1 AND owner = ?2 AND currency = ?3";
+    let args = params![kind.as_str(), owner, currency.code()];
+    if let Some(found) = conn
+        .prepare_cached(select)
+        .db()?
+        .query_row(args, |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .db()?
+    {
+        return Ok(found);
+    }
+    conn.prepare_cached(
+        "INSERT INTO accounts (kind, owner, currency, balance) VALUES (?1, ?2, ?3, 0)
+         ON CONFLICT (kind, owner, currency) DO NOTHING",
+    )
+    .db()?
+    .execute(args)
+    .db()?;
+    conn.prepare_cached(select)
+        .db()?
+        .query_row(args, |r| Ok((r.get(0)?, r.get(1)?)))
+        .db()
+}
+
+fn set_balance(conn: &Connection, id: i64, before: i64, after: i64) -> Result<(), Error> {
+    let changed = conn
+        .prepare_cached("UPDATE accounts SET balance = ?3 WHERE id = ?1 AND balance = ?2")
+        .db()?
+        .execute(params![id, before, after])
+        .db()?;
+    if changed != 1 {
+        // Another writer moved this balance between our read and write: abort; the
+        // request is answered 500 and may be retried.
+        tracing::error!(account = id, "balance changed under a transfer");
+        return Err(Error::internal());
+    }
+    Ok(())
+}
+
+/// Moves `amount` from `debit` to `credit` as one immutable transfer.
+#[allow(clippy::too_many_arguments)]
+pub(in crate::sqlite) fn transfer(
+    conn: &Connection,
+    now: i64,
+    debit: (AccountKind, &str),
+    credit: (AccountKind, &str),
+    amount: i64,
+    currency: Currency,
+    kind: TransferKind,
+    reference: &str,
+) -> Result<(), Error> {
+    let (debit_id, debit_before) = account(conn, debit.0, debit.1, currency)?;
+    let (credit_id, credit_before) = account(conn, credit.0, credit.1, currency)?;
+    let posting = post((debit.0, debit_before), (credit.0, credit_before), amount)?;
+    set_balance(conn, debit_id, debit_before, posting.debit_after)?;
+    set_balance(conn, credit_id, credit_before, posting.credit_after)?;
+    conn.prepare_cached(
+        "INSERT INTO transfers (id, debit_account, credit_account, amount, currency, kind, reference,
+                                debit_balance_after, credit_balance_after, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )
+    .db()?
+    .execute(params![
+        new_id("txn"),
+        debit_id,
+        credit_id,
+        amount,
+        currency.code(),
+        kind.as_str(),
+        reference,
+        posting.debit_after,
+        posting.credit_after,
+        now
+    ])
+    .db()?;
+    Ok(())
+}
+
+pub(in crate::sqlite) fn balances(
+    conn: &Connection,
+    kind: AccountKind,
+    owner: &str,
+) -> Result<Vec<Balance>, Error> {
+    let mut stmt = conn
+        .prepare_cached("SELECT currency, balance FROM accounts WHERE kind = ?1 AND owner = ?2 ORDER BY currency")
+        .db()?;
+    let rows = stmt
+        .query_map(params![kind.as_str(), owner], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+        })
+        .db()?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (code, available) = row.db()?;
+        out.push(Balance {
+            currency: stored_currency(&code)?,
+            available,
+        });
+    }
+    Ok(out)
+}
+
+pub(in crate::sqlite) fn transactions(
+    conn: &Connection,
+    kind: AccountKind,
+    owner: &str,
+    page: &PageRequest,
+) -> Result<Page<Transaction>, Error> {
+    let owned = "(SELECT id FROM accounts WHERE kind = ?2 AND owner = ?3)";
+    // The cursor query binds (id, owner); the kind is one of three fixed words.
+    let cursor_owned = format!(
+        "(SELECT id FROM accounts WHERE kind = '{}' AND owner = ?2)",
+        kind.as_str()
+    );
+    let cursor_sql = format!(
+        "SELECT seq FROM transfers WHERE id = ?1 AND (debit_account IN {cursor_owned} OR credit_account IN {cursor_owned})"
+    );
+    let before = cursor_seq(conn, &cursor_sql, page.starting_after.as_deref(), owner)?;
+    let sql = format!(
+        "SELECT t.seq, t.id, t.kind, t.amount, t.currency, t.reference, t.created_at,
+                t.debit_account IN {owned}, t.debit_balance_after, t.credit_balance_after
+         FROM transfers t
+         WHERE (t.debit_account IN {owned} OR t.credit_account IN {owned}) AND t.seq < ?1
+         ORDER BY t.seq DESC LIMIT ?4"
+    );
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    let rows = stmt
+        .query_map(
+            params![before, kind.as_str(), owner, (page.limit + 1) as i64],
+            |r| {
+                Ok((
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, i64>(6)?,
+                    r.get::<_, bool>(7)?,
+                    r.get::<_, i64>(8)?,
+                    r.get::<_, i64>(9)?,
+                ))
+            },
+        )
+        .db()?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, kind, amount, code, reference, created_at, outgoing, debit_after, credit_after) =
+            row.db()?;
+        out.push(Transaction {
+            id,
+            object: "transaction",
+            kind,
+            amount: if outgoing { -amount } else { amount },
+            currency: stored_currency(&code)?,
+            reference,
+            balance_after: if outgoing { debit_after } else { credit_after },
+            created_at,
+        });
+    }
+    Ok(Page::new(out, page.limit))
+}
+
+/// Audits the whole book: per currency, debits = credits, balances sum to zero, and
+/// every account's balance equals the replay of its transfers.
+pub(in crate::sqlite) fn report(conn: &Connection) -> Result<LedgerReport, Error> {
+    let mut audit = Conservation::default();
+    let mut accounts = 0;
+    let mut transfers = 0;
+    {
+        let mut stmt = conn
+            .prepare("SELECT id, kind, currency, balance FROM accounts")
+            .db()?;
+        let mut rows = stmt.query([]).db()?;
+        while let Some(r) = rows.next().db()? {
+            let kind: String = r.get(1).db()?;
+            let code: String = r.get(2).db()?;
+            let kind = AccountKind::parse(&kind).ok_or_else(Error::internal)?;
+            audit.account(
+                r.get(0).db()?,
+                kind,
+                stored_currency(&code)?,
+                r.get(3).db()?,
+            );
+            accounts += 1;
+        }
+    }
+    {
+        let mut stmt = conn
+            .prepare("SELECT debit_account, credit_account, amount, currency FROM transfers")
+            .db()?;
+        let mut rows = stmt.query([]).db()?;
+        while let Some(r) = rows.next().db()? {
+            let code: String = r.get(3).db()?;
+            audit.transfer(
+                r.get(0).db()?,
+                r.get(1).db()?,
+                r.get(2).db()?,
+                stored_currency(&code)?,
+            );
+            transfers += 1;
+        }
+    }
+    let currencies: Vec<CurrencyTotals> = audit
+        .finish()
+        .into_iter()
+        .map(|r| CurrencyTotals {
+            currency: r.currency,
+            total_debits: r.total_debits,
+            total_credits: r.total_credits,
+            sum_of_balances: r.sum_of_balances,
+            balanced: r.balanced,
+        })
+        .collect();
+    Ok(LedgerReport {
+        balanced: currencies.iter().all(|c| c.balanced),
+        currencies,
+        accounts,
+        transfers,
+    })
+}

@@ -1,0 +1,473 @@
+//! Payments: creation (pricing + policy at commit), the transitions out of `pending`,
+//! refunds and expiry. Each transition is a conditional UPDATE (`WHERE status =
+//! 'pending' AND expires_at > now`), so it holds even with several writers.
+
+use super::events::{Subject, emit};
+use super::{Db, catalog, cursor_seq, ledger, resolve_customer, stored_currency, wallet};
+use crate::ids::new_id;
+use crate::model::{Page, PageRequest, Refund};
+use crate::{NewPayment, PaymentOwner};
+use pocket_core::ledger::{AccountKind, TransferKind};
+use pocket_core::payment::{self, Decision, Payment, Status};
+use pocket_core::policy::{Authentication, Policy};
+use pocket_core::pricing::{PricedItem, price_cart};
+use pocket_core::{Error, ErrorKind};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use std::collections::BTreeMap;
+
+const COLS: &str = "id, merchant_id, merchant_name, customer_id, status, amount, currency, items, description,
+    metadata, tier, window_seconds, authentication, created_at, expires_at, completed_at, amount_refunded, failure_code";
+
+/// A payment row as stored, before its text columns are decoded.
+struct RawPayment {
+    id: String,
+    merchant: String,
+    merchant_name: String,
+    customer: Option<String>,
+    status: String,
+    amount: i64,
+    currency: String,
+    items: String,
+    description: Option<String>,
+    metadata: String,
+    tier: String,
+    window_seconds: i64,
+    authentication: String,
+    created_at: i64,
+    expires_at: i64,
+    completed_at: Option<i64>,
+    amount_refunded: i64,
+    failure_code: Option<String>,
+}
+
+fn raw(r: &Row<'_>) -> rusqlite::Result<RawPayment> {
+    Ok(RawPayment {
+        id: r.get(0)?,
+        merchant: r.get(1)?,
+        merchant_name: r.get(2)?,
+        customer: r.get(3)?,
+        status: r.get(4)?,
+        amount: r.get(5)?,
+        currency: r.get(6)?,
+        items: r.get(7)?,
+        description: r.get(8)?,
+        metadata: r.get(9)?,
+        tier: r.get(10)?,
+        window_seconds: r.get(11)?,
+        authentication: r.get(12)?,
+        created_at: r.get(13)?,
+        expires_at: r.get(14)?,
+        completed_at: r.get(15)?,
+        amount_refunded: r.get(16)?,
+        failure_code: r.get(17)?,
+    })
+}
+
+fn decode(r: RawPayment) -> Result<Payment, Error> {
+    let corrupt = |what: &str| {
+        tracing::error!(payment = %r.id, what, "undecodable payment row");
+        Error::internal()
+    };
+    let items: Vec<PricedItem> = serde_json::from_str(&r.items).map_err(|_| corrupt("items"))?;
+    let metadata: BTreeMap<String, String> =
+        serde_json::from_str(&r.metadata).map_err(|_| corrupt("metadata"))?;
+    let status = Status::parse(&r.status).ok_or_else(|| corrupt("status"))?;
+    let authentication =
+        Authentication::parse(&r.authentication).ok_or_else(|| corrupt("authentication"))?;
+    Ok(Payment {
+        object: "payment",
+        merchant: r.merchant,
+        merchant_name: r.merchant_name,
+        customer: r.customer,
+        status,
+        amount: r.amount,
+        currency: stored_currency(&r.currency)?,
+        items,
+        description: r.description,
+        metadata,
+        policy: Policy {
+            tier: r.tier,
+            window_seconds: r.window_seconds,
+            authentication,
+        },
+        created_at: r.created_at,
+        expires_at: r.expires_at,
+        completed_at: r.completed_at,
+        amount_refunded: r.amount_refunded,
+        failure_code: r.failure_code,
+        id: r.id,
+    })
+}
+
+pub(in crate::sqlite) fn get(conn: &Connection, id: &str) -> Result<Option<Payment>, Error> {
+    let sql = format!("SELECT {COLS} FROM payments WHERE id = ?1");
+    conn.prepare_cached(&sql)
+        .db()?
+        .query_row([id], raw)
+        .optional()
+        .db()?
+        .map(decode)
+        .transpose()
+}
+
+fn must_get(conn: &Connection, id: &str) -> Result<Payment, Error> {
+    get(conn, id)?.ok_or_else(|| Error::not_found("payment", id))
+}
+
+fn amount_mismatch(total: i64) -> Error {
+    Error::new(
+        ErrorKind::InvalidRequest,
+        "amount_mismatch",
+        format!("`amount` differs from the cart's total of {total} computed from your catalog."),
+    )
+    .with_param("amount")
+}
+
+pub(in crate::sqlite) fn create(
+    conn: &Connection,
+    now: i64,
+    new: NewPayment,
+) -> Result<Payment, Error> {
+    let merchant_name: String = conn
+        .prepare_cached("SELECT name FROM merchants WHERE id = ?1")
+        .db()?
+        .query_row([&new.merchant_id], |r| r.get(0))
+        .db()?;
+    let customer = match &new.customer {
+        Some(c) => Some(resolve_customer(conn, c, "customer")?),
+        None => None,
+    };
+    let (items, amount) = match (&new.items, new.amount) {
+        (Some(lines), check) => {
+            let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
+            let products = catalog::get_many(conn, &new.merchant_id, &skus)?;
+            let (items, total) = price_cart(lines, new.currency, |sku| products.get(sku))?;
+            if check.is_some_and(|a| a != total) {
+                return Err(amount_mismatch(total));
+            }
+            (items, total)
+        }
+        (None, Some(amount)) => (Vec::new(), amount),
+        (None, None) => return Err(Error::missing("amount").with_param("amount")),
+    };
+    let policy = new.policy.decide(amount, new.currency, "amount")?;
+    let expires_at = payment::deadline_ms(now, &policy, new.expires_in_seconds)?;
+    let p = Payment {
+        id: new_id("pay"),
+        object: "payment",
+        merchant: new.merchant_id,
+        merchant_name,
+        customer,
+        status: Status::Pending,
+        amount,
+        currency: new.currency,
+        items,
+        description: new.description,
+        metadata: new.metadata,
+        policy,
+        created_at: now,
+        expires_at,
+        completed_at: None,
+        amount_refunded: 0,
+        failure_code: None,
+    };
+    let items_json = serde_json::to_string(&p.items).map_err(|_| Error::internal())?;
+    let metadata_json = serde_json::to_string(&p.metadata).map_err(|_| Error::internal())?;
+    conn.prepare_cached(
+        "INSERT INTO payments (id, merchant_id, merchant_name, customer_id, status, amount, currency, items,
+             description, metadata, tier, window_seconds, authentication, created_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+    )
+    .db()?
+    .execute(params![
+        p.id,
+        p.merchant,
+        p.merchant_name,
+        p.customer,
+        p.amount,
+        p.currency.code(),
+        items_json,
+        p.description,
+        metadata_json,
+        p.policy.tier,
+        p.policy.window_seconds,
+        p.policy.authentication.as_str(),
+        p.created_at,
+        p.expires_at
+    ])
+    .db()?;
+    emit_for(conn, now, &p)?;
+    Ok(p)
+}
+
+/// Writes the event of the payment's current status.
+fn emit_for(conn: &Connection, now: i64, p: &Payment) -> Result<(), Error> {
+    emit(
+        conn,
+        now,
+        p.status.event_type(),
+        Subject {
+            merchant_id: &p.merchant,
+            customer_id: p.customer.as_deref(),
+            payment_id: Some(&p.id),
+        },
+        p,
+    )
+}
+
+/// Moves a pending payment to a final status (not `succeeded`: see [`confirm`]).
+/// Returns `false` when it was no longer pending.
+fn finish(conn: &Connection, now: i64, p: &mut Payment, to: Status) -> Result<bool, Error> {
+    debug_assert!(to != Status::Pending && to != Status::Succeeded);
+    let changed = conn
+        .prepare_cached("UPDATE payments SET status = ?2, completed_at = ?3 WHERE id = ?1 AND status = 'pending'")
+        .db()?
+        .execute(params![p.id, to.as_str(), now])
+        .db()?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    p.status = to;
+    p.completed_at = Some(now);
+    emit_for(conn, now, p)?;
+    Ok(true)
+}
+
+/// Expires `p` (committed) and answers `409 payment_expired`.
+fn expire_and_refuse(
+    conn: &Connection,
+    now: i64,
+    mut p: Payment,
+) -> Result<Result<Payment, Error>, Error> {
+    finish(conn, now, &mut p, Status::Expired)?;
+    Ok(Err(payment::payment_expired()))
+}
+
+fn not_pending() -> Error {
+    Error::conflict("payment_not_pending", "This payment is no longer pending.")
+}
+
+pub(in crate::sqlite) fn confirm(
+    conn: &Connection,
+    now: i64,
+    payment_id: &str,
+    customer_id: &str,
+) -> Result<Result<Payment, Error>, Error> {
+    let mut p = must_get(conn, payment_id)?;
+    if payment::decide_confirm(&p, customer_id, now)? == Decision::Expire {
+        return expire_and_refuse(conn, now, p);
+    }
+    // Claim the payment: only one confirm can move it out of pending, and only
+    // before its deadline, whatever else runs concurrently.
+    let claimed = conn
+        .prepare_cached(
+            "UPDATE payments SET status = 'succeeded', customer_id = ?2, completed_at = ?3
+             WHERE id = ?1 AND status = 'pending' AND expires_at > ?3
+               AND (customer_id IS NULL OR customer_id = ?2)",
+        )
+        .db()?
+        .execute(params![p.id, customer_id, now])
+        .db()?;
+    if claimed != 1 {
+        return Err(not_pending());
+    }
+    ledger::transfer(
+        conn,
+        now,
+        (AccountKind::Wallet, customer_id),
+        (AccountKind::Merchant, &p.merchant),
+        p.amount,
+        p.currency,
+        TransferKind::Payment,
+        &p.id,
+    )?;
+    if p.policy.authentication.needs_pin() {
+        wallet::reset_pin_failures(conn, customer_id)?;
+    }
+    p.status = Status::Succeeded;
+    p.customer = Some(customer_id.to_string());
+    p.completed_at = Some(now);
+    emit_for(conn, now, &p)?;
+    Ok(Ok(p))
+}
+
+pub(in crate::sqlite) fn decline(
+    conn: &Connection,
+    now: i64,
+    payment_id: &str,
+    customer_id: &str,
+) -> Result<Result<Payment, Error>, Error> {
+    let mut p = must_get(conn, payment_id)?;
+    if payment::decide_decline(&p, customer_id, now)? == Decision::Expire {
+        return expire_and_refuse(conn, now, p);
+    }
+    if !finish(conn, now, &mut p, Status::Declined)? {
+        return Err(not_pending());
+    }
+    Ok(Ok(p))
+}
+
+pub(in crate::sqlite) fn cancel(
+    conn: &Connection,
+    now: i64,
+    payment_id: &str,
+    merchant_id: &str,
+) -> Result<Result<Payment, Error>, Error> {
+    let mut p = must_get(conn, payment_id)?;
+    if p.merchant != merchant_id {
+        return Err(Error::not_found("payment", payment_id));
+    }
+    if payment::decide_cancel(&p, now)? == Decision::Expire {
+        return expire_and_refuse(conn, now, p);
+    }
+    if !finish(conn, now, &mut p, Status::Canceled)? {
+        return Err(not_pending());
+    }
+    Ok(Ok(p))
+}
+
+pub(in crate::sqlite) fn refund(
+    conn: &Connection,
+    now: i64,
+    payment_id: &str,
+    merchant_id: &str,
+    requested: Option<i64>,
+    reason: Option<String>,
+) -> Result<Refund, Error> {
+    let p = must_get(conn, payment_id)?;
+    if p.merchant != merchant_id {
+        return Err(Error::not_found("payment", payment_id));
+    }
+    let amount = payment::decide_refund(&p, requested)?;
+    let customer = p.customer.clone().ok_or_else(Error::internal)?;
+    // The CHECK (amount_refunded <= amount) and this condition both stop over-refunds.
+    let changed = conn
+        .prepare_cached(
+            "UPDATE payments SET amount_refunded = amount_refunded + ?2
+             WHERE id = ?1 AND status = 'succeeded' AND amount_refunded + ?2 <= amount",
+        )
+        .db()?
+        .execute(params![p.id, amount])
+        .db()?;
+    if changed != 1 {
+        return Err(Error::conflict(
+            "refund_exceeds_payment",
+            "Refunds may not exceed what was paid.",
+        )
+        .with_param("amount"));
+    }
+    let refund = Refund {
+        id: new_id("re"),
+        object: "refund",
+        payment: p.id.clone(),
+        amount,
+        currency: p.currency,
+        reason,
+        status: "succeeded",
+        created_at: now,
+    };
+    conn.prepare_cached(
+        "INSERT INTO refunds (id, payment_id, amount, currency, reason, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .db()?
+    .execute(params![refund.id, p.id, amount, p.currency.code(), refund.reason, now])
+    .db()?;
+    ledger::transfer(
+        conn,
+        now,
+        (AccountKind::Merchant, merchant_id),
+        (AccountKind::Wallet, &customer),
+        amount,
+        p.currency,
+        TransferKind::Refund,
+        &refund.id,
+    )?;
+    emit(
+        conn,
+        now,
+        "refund.succeeded",
+        Subject {
+            merchant_id,
+            customer_id: Some(&customer),
+            payment_id: Some(&p.id),
+        },
+        &refund,
+    )?;
+    Ok(refund)
+}
+
+pub(in crate::sqlite) fn list(
+    conn: &Connection,
+    owner: &PaymentOwner,
+    status: Option<Status>,
+    page: &PageRequest,
+) -> Result<Page<Payment>, Error> {
+    let (column, owner_id) = match owner {
+        PaymentOwner::Merchant(id) => ("merchant_id", id.as_str()),
+        PaymentOwner::Customer(id) => ("customer_id", id.as_str()),
+    };
+    let before = cursor_seq(
+        conn,
+        &format!("SELECT seq FROM payments WHERE id = ?1 AND {column} = ?2"),
+        page.starting_after.as_deref(),
+        owner_id,
+    )?;
+    let status_filter = if status.is_some() {
+        "AND status = ?4"
+    } else {
+        "AND ?4 IS NULL"
+    };
+    let sql = format!(
+        "SELECT {COLS} FROM payments WHERE {column} = ?1 AND seq < ?2 {status_filter} ORDER BY seq DESC LIMIT ?3"
+    );
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    let rows = stmt
+        .query_map(
+            params![
+                owner_id,
+                before,
+                (page.limit + 1) as i64,
+                status.map(|s| s.as_str())
+            ],
+            raw,
+        )
+        .db()?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(decode(row.db()?)?);
+    }
+    Ok(Page::new(out, page.limit))
+}
+
+pub(in crate::sqlite) fn next_deadline(conn: &Connection) -> Result<Option<i64>, Error> {
+    conn.prepare_cached(
+        "SELECT expires_at FROM payments WHERE status = 'pending' ORDER BY expires_at LIMIT 1",
+    )
+    .db()?
+    .query_row([], |r| r.get(0))
+    .optional()
+    .db()
+}
+
+pub(in crate::sqlite) fn expire_due(
+    conn: &Connection,
+    now: i64,
+    limit: usize,
+) -> Result<usize, Error> {
+    let sql = format!(
+        "SELECT {COLS} FROM payments WHERE status = 'pending' AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2"
+    );
+    let due: Vec<RawPayment> = {
+        let mut stmt = conn.prepare_cached(&sql).db()?;
+        let rows = stmt.query_map(params![now, limit as i64], raw).db()?;
+        rows.collect::<rusqlite::Result<_>>().db()?
+    };
+    let mut expired = 0;
+    for r in due {
+        let mut p = decode(r)?;
+        if finish(conn, now, &mut p, Status::Expired)? {
+            expired += 1;
+        }
+    }
+    Ok(expired)
+}

@@ -1,0 +1,207 @@
+//! Customers, their sessions and PIN state, and top-ups.
+
+use super::{Db, ledger, resolve_customer};
+use crate::ids::new_id;
+use crate::model::{Customer, PinState, Topup};
+use pocket_core::ledger::{AccountKind, TransferKind};
+use pocket_core::{Currency, Error};
+use rusqlite::{Connection, OptionalExtension, params};
+
+pub(in crate::sqlite) fn signup(
+    conn: &Connection,
+    now: i64,
+    phone: &str,
+    name: &str,
+    pin_hash: &str,
+    token_digest: &str,
+    session_expires_at: i64,
+) -> Result<Customer, Error> {
+    let taken: Option<i64> = conn
+        .prepare_cached("SELECT 1 FROM customers WHERE phone = ?1")
+        .db()?
+        .query_row([phone], |r| r.get(0))
+        .optional()
+        .db()?;
+    if taken.is_some() {
+        return Err(Error::conflict(
+            "phone_taken",
+            "A wallet with this phone number already exists.",
+        )
+        .with_param("phone"));
+    }
+    let id = new_id("cus");
+    conn.prepare_cached(
+        "INSERT INTO customers (id, phone, name, pin_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .db()?
+    .execute(params![id, phone, name, pin_hash, now])
+    .db()?;
+    insert_session(conn, now, &id, token_digest, session_expires_at)?;
+    Ok(Customer {
+        id,
+        phone: phone.to_string(),
+        name: name.to_string(),
+    })
+}
+
+fn insert_session(
+    conn: &Connection,
+    now: i64,
+    customer_id: &str,
+    token_digest: &str,
+    expires_at: i64,
+) -> Result<(), Error> {
+    conn.prepare_cached("INSERT INTO sessions (token_digest, customer_id, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)")
+        .db()?
+        .execute(params![token_digest, customer_id, now, expires_at])
+        .db()?;
+    Ok(())
+}
+
+/// `by` is the column to look the customer up by: `"id"` or `"phone"`.
+pub(in crate::sqlite) fn pin_state(
+    conn: &Connection,
+    by: &'static str,
+    value: &str,
+) -> Result<Option<PinState>, Error> {
+    let sql = format!(
+        "SELECT id, phone, name, pin_hash, pin_failures, pin_locked_until FROM customers WHERE {by} = ?1"
+    );
+    conn.prepare_cached(&sql)
+        .db()?
+        .query_row([value], |r| {
+            Ok(PinState {
+                customer: Customer {
+                    id: r.get(0)?,
+                    phone: r.get(1)?,
+                    name: r.get(2)?,
+                },
+                pin_hash: r.get(3)?,
+                pin_failures: r.get(4)?,
+                pin_locked_until: r.get(5)?,
+            })
+        })
+        .optional()
+        .db()
+}
+
+pub(in crate::sqlite) fn record_pin_failure(
+    conn: &Connection,
+    now: i64,
+    customer_id: &str,
+    max_failures: i64,
+    lock_ms: i64,
+) -> Result<bool, Error> {
+    let failures: i64 = conn
+        .prepare_cached("UPDATE customers SET pin_failures = pin_failures + 1 WHERE id = ?1 RETURNING pin_failures")
+        .db()?
+        .query_row([customer_id], |r| r.get(0))
+        .db()?;
+    if failures < max_failures {
+        return Ok(false);
+    }
+    conn.prepare_cached(
+        "UPDATE customers SET pin_failures = 0, pin_locked_until = ?2 WHERE id = ?1",
+    )
+    .db()?
+    .execute(params![customer_id, now + lock_ms])
+    .db()?;
+    Ok(true)
+}
+
+/// A correct PIN ends a run of wrong ones.
+pub(in crate::sqlite) fn reset_pin_failures(
+    conn: &Connection,
+    customer_id: &str,
+) -> Result<(), Error> {
+    conn.prepare_cached(
+        "UPDATE customers SET pin_failures = 0 WHERE id = ?1 AND pin_failures <> 0",
+    )
+    .db()?
+    .execute([customer_id])
+    .db()?;
+    Ok(())
+}
+
+pub(in crate::sqlite) fn create_session(
+    conn: &Connection,
+    now: i64,
+    customer_id: &str,
+    token_digest: &str,
+    expires_at: i64,
+) -> Result<Customer, Error> {
+    reset_pin_failures(conn, customer_id)?;
+    insert_session(conn, now, customer_id, token_digest, expires_at)?;
+    pin_state(conn, "id", customer_id)?
+        .map(|s| s.customer)
+        .ok_or_else(|| Error::not_found("customer", customer_id))
+}
+
+pub(in crate::sqlite) fn session(
+    conn: &Connection,
+    token_digest: &str,
+    now: i64,
+) -> Result<Option<Customer>, Error> {
+    conn.prepare_cached(
+        "SELECT c.id, c.phone, c.name FROM sessions s JOIN customers c ON c.id = s.customer_id
+         WHERE s.token_digest = ?1 AND s.expires_at > ?2",
+    )
+    .db()?
+    .query_row(params![token_digest, now], |r| {
+        Ok(Customer {
+            id: r.get(0)?,
+            phone: r.get(1)?,
+            name: r.get(2)?,
+        })
+    })
+    .optional()
+    .db()
+}
+
+pub(in crate::sqlite) fn delete_session(
+    conn: &Connection,
+    token_digest: &str,
+) -> Result<(), Error> {
+    conn.prepare_cached("DELETE FROM sessions WHERE token_digest = ?1")
+        .db()?
+        .execute([token_digest])
+        .db()?;
+    Ok(())
+}
+
+/// Credits a wallet from the operator's settlement account in one ledger transfer.
+pub(in crate::sqlite) fn topup(
+    conn: &Connection,
+    now: i64,
+    customer: &str,
+    amount: i64,
+    currency: Currency,
+    source: &str,
+) -> Result<Topup, Error> {
+    let customer_id = resolve_customer(conn, customer, "customer")?;
+    let id = new_id("top");
+    conn.prepare_cached(
+        "INSERT INTO topups (id, customer_id, amount, currency, source, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .db()?
+    .execute(params![id, customer_id, amount, currency.code(), source, now])
+    .db()?;
+    ledger::transfer(
+        conn,
+        now,
+        (AccountKind::Settlement, ledger::OPERATOR),
+        (AccountKind::Wallet, &customer_id),
+        amount,
+        currency,
+        TransferKind::Topup,
+        &id,
+    )?;
+    Ok(Topup {
+        id,
+        object: "topup",
+        customer: customer_id,
+        amount,
+        currency,
+        created_at: now,
+    })
+}

@@ -1,0 +1,184 @@
+//! The group-committing writer.
+//!
+//! All writes go through one thread. It blocks for the first job, then takes every job
+//! already queued (up to [`MAX_BATCH`]) into one `BEGIN IMMEDIATE … COMMIT`. Each job
+//! runs inside its own `SAVEPOINT`, so a job that fails rolls back alone and its
+//! batch-mates still commit. Answers are sent only after `COMMIT` returned: a reply
+//! means the change is durable. The queue is bounded; a full queue answers `503`.
+
+use crate::clock::Clock;
+use pocket_core::{Error, ErrorKind};
+use rusqlite::Connection;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use tokio::sync::oneshot;
+
+/// Most jobs in one transaction.
+pub const MAX_BATCH: usize = 256;
+
+/// What a job hands back after running: whether to keep its savepoint, and what to do
+/// once the batch's fate (committed or not) is known.
+type Finish = Box<dyn FnOnce(bool) + Send>;
+type Job = Box<dyn FnOnce(&Connection, i64) -> (bool, Finish) + Send>;
+
+/// Counters for benchmarks and `/healthz`-style introspection.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WriterStats {
+    pub batches: u64,
+    pub jobs: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    batches: AtomicU64,
+    jobs: AtomicU64,
+}
+
+pub(super) struct Writer {
+    queue: SyncSender<Job>,
+    counters: Arc<Counters>,
+}
+
+impl Writer {
+    pub(super) fn start(
+        conn: Connection,
+        clock: Arc<dyn Clock>,
+        queue_depth: usize,
+    ) -> std::io::Result<Writer> {
+        let (queue, jobs) = sync_channel::<Job>(queue_depth.max(1));
+        let counters = Arc::new(Counters::default());
+        let c = counters.clone();
+        std::thread::Builder::new()
+            .name("pocket-writer".into())
+            .spawn(move || writer_loop(conn, clock, jobs, c))?;
+        Ok(Writer { queue, counters })
+    }
+
+    pub(super) fn stats(&self) -> WriterStats {
+        WriterStats {
+            batches: self.counters.batches.load(Ordering::Relaxed),
+            jobs: self.counters.jobs.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Runs `f` inside the next batch's transaction with the time read at execution.
+    /// `Err` rolls back this job only. Resolves after the batch is durable.
+    pub(super) async fn run<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, i64) -> Result<T, Error> + Send + 'static,
+    {
+        let (tx, rx) = oneshot::channel::<Result<T, Error>>();
+        let job: Job = Box::new(move |conn, now| {
+            let result = match catch_unwind(AssertUnwindSafe(|| f(conn, now))) {
+                Ok(r) => r,
+                Err(_) => {
+                    tracing::error!("a write job panicked; its changes are rolled back");
+                    Err(Error::internal())
+                }
+            };
+            let keep = result.is_ok();
+            let finish: Finish = Box::new(move |committed| {
+                let answer = if committed || result.is_err() {
+                    result
+                } else {
+                    Err(Error::internal())
+                };
+                // The requester may have gone away (client disconnected): nothing to do.
+                let _ = tx.send(answer);
+            });
+            (keep, finish)
+        });
+        match self.queue.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                return Err(Error::new(
+                    ErrorKind::Unavailable,
+                    "server_busy",
+                    "Pocket is at capacity; retry after a moment.",
+                ));
+            }
+            Err(TrySendError::Disconnected(_)) => return Err(Error::internal()),
+        }
+        rx.await.map_err(|_| Error::internal())?
+    }
+}
+
+fn writer_loop(
+    conn: Connection,
+    clock: Arc<dyn Clock>,
+    jobs: Receiver<Job>,
+    counters: Arc<Counters>,
+) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut finishers: Vec<Finish> = Vec::with_capacity(MAX_BATCH);
+    while let Ok(first) = jobs.recv() {
+        batch.push(first);
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let committed = run_batch(&conn, clock.as_ref(), &mut batch, &mut finishers);
+        counters.batches.fetch_add(1, Ordering::Relaxed);
+        counters
+            .jobs
+            .fetch_add(finishers.len() as u64, Ordering::Relaxed);
+        for finish in finishers.drain(..) {
+            finish(committed);
+        }
+    }
+    tracing::info!("writer stopped: every queued write was committed or answered");
+}
+
+/// Runs one batch; returns whether it committed. Fills `finishers` in job order.
+fn run_batch(
+    conn: &Connection,
+    clock: &dyn Clock,
+    batch: &mut Vec<Job>,
+    finishers: &mut Vec<Finish>,
+) -> bool {
+    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        tracing::error!(error = %e, "cannot begin a write transaction");
+        for job in batch.drain(..) {
+            // Run nothing: answer every job as failed.
+            finishers.push(Box::new(move |_| drop(job)));
+        }
+        return false;
+    }
+    let mut ok = true;
+    for job in batch.drain(..) {
+        if !ok {
+            finishers.push(Box::new(move |_| drop(job)));
+            continue;
+        }
+        if conn.execute_batch("SAVEPOINT job").is_err() {
+            ok = false;
+            finishers.push(Box::new(move |_| drop(job)));
+            continue;
+        }
+        let now = clock.now_ms();
+        let (keep, finish) = job(conn, now);
+        let end = if keep {
+            "RELEASE job"
+        } else {
+            "ROLLBACK TO job; RELEASE job"
+        };
+        if let Err(e) = conn.execute_batch(end) {
+            tracing::error!(error = %e, "cannot end a savepoint");
+            ok = false;
+        }
+        finishers.push(finish);
+    }
+    if ok && let Err(e) = conn.execute_batch("COMMIT") {
+        tracing::error!(error = %e, "commit failed; the batch is rolled back");
+        ok = false;
+    }
+    if !ok {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    ok
+}
