@@ -1,1 +1,126 @@
+//! Pocket's HTTP API: the contract of `../shared/API.md` on axum.
+//!
+//! A request flows: [`router`] → layers (body limit, sandbox header, tracing) →
+//! an auth extractor ([`auth`]) → the strict body/query extractors ([`extract`]) →
+//! a handler in [`routes`] that validates and calls one [`pocket_store::Store`]
+//! method → the answer, or an [`error::ApiError`] in the contract's shape.
+//!
+//! This crate must not touch SQL or decide money rules; it translates HTTP to store
+//! calls and back. The OpenAPI document is generated from the handlers' annotations.
 
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod idem;
+pub mod routes;
+pub mod secrets;
+pub mod settings;
+pub mod validate;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use pocket_store::Store;
+use routes::{admin, merchant, payments, service, wallet};
+pub use settings::{PinHashing, Settings};
+use std::sync::Arc;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// What every handler gets.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub settings: Arc<Settings>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Pocket API", version = "1", description = "Mobile payments: merchants, wallets, time-boxed payment requests and a double-entry ledger. The contract is shared/API.md."),
+    modifiers(&SecuritySchemes),
+    tags((name = "operator"), (name = "wallet"), (name = "merchant"), (name = "payments"), (name = "service"))
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        for (name, format) in [("admin_key", "admin key"), ("secret_key", "sk_…"), ("session_token", "pst_…")] {
+            components.add_security_scheme(
+                name,
+                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format(format).build()),
+            );
+        }
+    }
+}
+
+/// The API's routes and the OpenAPI document describing them.
+fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(admin::create_merchant))
+        .routes(routes!(admin::create_topup))
+        .routes(routes!(admin::ledger))
+        .routes(routes!(wallet::signup))
+        .routes(routes!(wallet::sign_in))
+        .routes(routes!(wallet::sign_out))
+        .routes(routes!(wallet::me))
+        .routes(routes!(wallet::list_payments))
+        .routes(routes!(wallet::get_payment))
+        .routes(routes!(wallet::confirm))
+        .routes(routes!(wallet::decline))
+        .routes(routes!(wallet::topup))
+        .routes(routes!(wallet::transactions))
+        .routes(routes!(merchant::create_product, merchant::list_products))
+        .routes(routes!(merchant::update_product))
+        .routes(routes!(merchant::balance))
+        .routes(routes!(merchant::balance_transactions))
+        .routes(routes!(merchant::events))
+        .routes(routes!(payments::create, payments::list))
+        .routes(routes!(payments::get))
+        .routes(routes!(payments::cancel))
+        .routes(routes!(payments::refund))
+        .routes(routes!(service::healthz))
+        .split_for_parts()
+}
+
+/// The OpenAPI 3.1 document as JSON.
+pub fn openapi_json() -> String {
+    api().1.to_json().unwrap_or_else(|_| String::from("{}"))
+}
+
+async fn sandbox_header(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    response
+        .headers_mut()
+        .insert("pocket-mode", HeaderValue::from_static("sandbox"));
+    response
+}
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let (routes, doc) = api();
+    let doc_json: Arc<str> = doc.to_json().unwrap_or_else(|_| String::from("{}")).into();
+    let sandbox = state.settings.sandbox;
+    let mut app = routes
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || {
+                let doc_json = doc_json.clone();
+                async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], doc_json.to_string()).into_response() }
+            }),
+        )
+        .fallback(error::no_such_route)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .with_state(state);
+    if sandbox {
+        app = app.layer(middleware::from_fn(sandbox_header));
+    }
+    app.layer(tower_http::trace::TraceLayer::new_for_http())
+}

@@ -25,6 +25,7 @@ use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use ops::idempotency::key_reused;
 pub use writer::{MAX_BATCH, WriterStats};
 
 /// Most requests waiting for the writer before new ones get `503`.

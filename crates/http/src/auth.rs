@@ -1,0 +1,86 @@
+//! Who is calling: the operator (admin key), a merchant (`sk_…`) or a customer's
+//! wallet session (`pst_…`), each from `Authorization: Bearer …`.
+//!
+//! Secrets are never compared or stored in clear: the admin key is compared by digest
+//! in constant time; merchant keys and session tokens are looked up by digest.
+
+use crate::AppState;
+use crate::error::ApiError;
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use pocket_core::{Error, ErrorKind};
+use pocket_store::ids::secret_digest;
+use pocket_store::model::Customer;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// Longest credential worth looking at.
+const MAX_CREDENTIAL_LEN: usize = 200;
+
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let token = value.strip_prefix("Bearer ")?.trim();
+    (!token.is_empty() && token.len() <= MAX_CREDENTIAL_LEN).then_some(token)
+}
+
+fn refuse(code: &'static str, message: &str) -> ApiError {
+    ApiError(Error::new(ErrorKind::Authentication, code, message))
+}
+
+/// The operator.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let given = bearer(parts).map(|t| Sha256::digest(t.as_bytes()));
+        match given {
+            Some(d) if bool::from(d.as_slice().ct_eq(&state.settings.admin_key_digest)) => Ok(Admin),
+            _ => Err(refuse("invalid_api_key", "This endpoint needs the operator's admin key.")),
+        }
+    }
+}
+
+/// A merchant, by secret key.
+pub struct MerchantCaller {
+    pub id: String,
+    pub name: String,
+}
+
+impl FromRequestParts<AppState> for MerchantCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let refused = || refuse("invalid_api_key", "This endpoint needs a valid merchant secret key (sk_…).");
+        let key = bearer(parts).filter(|t| t.starts_with("sk_")).ok_or_else(refused)?;
+        let found = state.store.merchant_by_key(secret_digest(key)).await?;
+        let m = found.ok_or_else(refused)?;
+        Ok(MerchantCaller {
+            id: m.merchant_id,
+            name: m.name,
+        })
+    }
+}
+
+/// A signed-in customer, by wallet session token.
+pub struct CustomerCaller {
+    pub customer: Customer,
+    pub token_digest: String,
+}
+
+impl FromRequestParts<AppState> for CustomerCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let refused = || refuse("invalid_token", "This endpoint needs a valid wallet session token.");
+        let token = bearer(parts).filter(|t| t.starts_with("pst_")).ok_or_else(refused)?;
+        let token_digest = secret_digest(token);
+        let customer = state.store.session(token_digest.clone()).await?.ok_or_else(refused)?;
+        Ok(CustomerCaller {
+            customer,
+            token_digest,
+        })
+    }
+}

@@ -1,0 +1,133 @@
+//! Merchant endpoints besides payments: the catalog, the balance and its movements,
+//! and the events list.
+
+use super::{no_status, page};
+use crate::AppState;
+use crate::auth::MerchantCaller;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{Body, ListQuery};
+use crate::idem::{IdempotencyKey, respond};
+use crate::validate;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use pocket_core::ledger::AccountKind;
+use pocket_core::pricing::{Product, check_sku};
+use pocket_core::{Currency, money};
+use pocket_store::ProductPatch;
+use pocket_store::model::{Balance, Event, Transaction};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProduct {
+    pub sku: String,
+    pub name: String,
+    pub unit_amount: i64,
+    pub currency: String,
+    pub active: Option<bool>,
+}
+
+#[utoipa::path(post, path = "/v1/products", tag = "merchant", request_body = CreateProduct,
+    responses((status = 201, body = Product), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("secret_key" = [])))]
+pub async fn create_product(
+    State(state): State<AppState>,
+    merchant: MerchantCaller,
+    key: IdempotencyKey,
+    body: Body<CreateProduct>,
+) -> ApiResult<Response> {
+    let req = body.value;
+    check_sku(&req.sku, "sku")?;
+    validate::text(&req.name, "name", validate::MAX_NAME_CHARS)?;
+    let product = Product {
+        object: "product",
+        unit_amount: money::check_amount(req.unit_amount, "unit_amount")?,
+        currency: Currency::parse(&req.currency, "currency")?,
+        sku: req.sku,
+        name: req.name,
+        active: req.active.unwrap_or(true),
+    };
+    let idem = key.for_caller(&merchant.id, &body.raw, StatusCode::CREATED);
+    let written = state.store.create_product(merchant.id, product, idem).await?;
+    Ok(respond(written, StatusCode::CREATED))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateProduct {
+    pub name: Option<String>,
+    pub unit_amount: Option<i64>,
+    pub active: Option<bool>,
+}
+
+#[utoipa::path(post, path = "/v1/products/{sku}", tag = "merchant", params(("sku" = String, Path)),
+    request_body = UpdateProduct,
+    responses((status = 200, body = Product), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("secret_key" = [])))]
+pub async fn update_product(
+    State(state): State<AppState>,
+    merchant: MerchantCaller,
+    Path(sku): Path<String>,
+    key: IdempotencyKey,
+    body: Body<UpdateProduct>,
+) -> ApiResult<Response> {
+    check_sku(&sku, "sku")?;
+    let req = body.value;
+    if let Some(name) = &req.name {
+        validate::text(name, "name", validate::MAX_NAME_CHARS)?;
+    }
+    let patch = ProductPatch {
+        name: req.name,
+        unit_amount: req.unit_amount.map(|a| money::check_amount(a, "unit_amount")).transpose()?,
+        active: req.active,
+    };
+    let idem = key.for_caller(&merchant.id, &body.raw, StatusCode::OK);
+    let written = state.store.update_product(merchant.id, sku, patch, idem).await?;
+    Ok(respond(written, StatusCode::OK))
+}
+
+#[utoipa::path(get, path = "/v1/products", tag = "merchant",
+    params(("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query, description = "a sku")),
+    responses((status = 200, description = "A list of products", body = [Product])),
+    security(("secret_key" = [])))]
+pub async fn list_products(State(state): State<AppState>, merchant: MerchantCaller, q: ListQuery) -> ApiResult<Response> {
+    no_status(&q)?;
+    let page = page(&q, "")?;
+    Ok(Json(state.store.list_products(merchant.id, page).await?).into_response())
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Balances {
+    pub balances: Vec<Balance>,
+}
+
+#[utoipa::path(get, path = "/v1/balance", tag = "merchant",
+    responses((status = 200, body = Balances)), security(("secret_key" = [])))]
+pub async fn balance(State(state): State<AppState>, merchant: MerchantCaller) -> ApiResult<Json<Balances>> {
+    let balances = state.store.balances(AccountKind::Merchant, merchant.id).await?;
+    Ok(Json(Balances { balances }))
+}
+
+#[utoipa::path(get, path = "/v1/balance/transactions", tag = "merchant",
+    params(("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query)),
+    responses((status = 200, description = "A list of transactions", body = [Transaction])),
+    security(("secret_key" = [])))]
+pub async fn balance_transactions(State(state): State<AppState>, merchant: MerchantCaller, q: ListQuery) -> ApiResult<Response> {
+    no_status(&q)?;
+    let page = page(&q, "txn")?;
+    let list = state.store.transactions(AccountKind::Merchant, merchant.id, page).await?;
+    Ok(Json(list).into_response())
+}
+
+#[utoipa::path(get, path = "/v1/events", tag = "merchant",
+    params(("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query)),
+    responses((status = 200, description = "A list of events", body = [Event])),
+    security(("secret_key" = [])))]
+pub async fn events(State(state): State<AppState>, merchant: MerchantCaller, q: ListQuery) -> ApiResult<Response> {
+    no_status(&q)?;
+    let page = page(&q, "evt")?;
+    Ok(Json(state.store.list_events(merchant.id, page).await?).into_response())
+}

@@ -1,0 +1,52 @@
+//! Endpoint handlers, one module per caller. Each handler: authenticates (extractor),
+//! validates its input (naming the bad parameter), calls one store method, answers.
+
+pub mod admin;
+pub mod merchant;
+pub mod payments;
+pub mod service;
+pub mod wallet;
+
+use crate::error::ApiResult;
+use crate::extract::ListQuery;
+use pocket_core::Error;
+use pocket_core::payment::Status;
+use pocket_store::model::PageRequest;
+
+/// The page a list query asks for; `starting_after` must be an id of `prefix`
+/// (or, with `prefix` empty, any non-empty key such as a sku).
+pub(crate) fn page(q: &ListQuery, prefix: &str) -> ApiResult<PageRequest> {
+    if let Some(after) = &q.starting_after {
+        if prefix.is_empty() {
+            pocket_core::pricing::check_sku(after, "starting_after")?;
+        } else {
+            crate::validate::id(after, prefix, "starting_after")?;
+        }
+    }
+    Ok(PageRequest {
+        limit: q.limit,
+        starting_after: q.starting_after.clone(),
+    })
+}
+
+/// The `status` filter of a payment list.
+pub(crate) fn status_filter(q: &ListQuery) -> ApiResult<Option<Status>> {
+    match &q.status {
+        None => Ok(None),
+        Some(s) => Status::parse(s).map(Some).ok_or_else(|| {
+            Error::invalid(
+                "status",
+                "`status` must be one of pending, succeeded, declined, expired, canceled.",
+            )
+            .into()
+        }),
+    }
+}
+
+/// Refuses a `status` filter on lists that have none.
+pub(crate) fn no_status(q: &ListQuery) -> ApiResult<()> {
+    match q.status {
+        Some(_) => Err(Error::invalid("status", "This list cannot be filtered by status.").into()),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,165 @@
+//! Merchant payment endpoints: create (from a cart or an amount), read, list,
+//! cancel, refund.
+
+use super::{page, status_filter};
+use crate::AppState;
+use crate::auth::MerchantCaller;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::{Body, ListQuery};
+use crate::idem::{IdempotencyKey, respond};
+use crate::validate;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use pocket_core::payment::Payment;
+use pocket_core::pricing::{CartLine, MAX_CART_LINES};
+use pocket_core::{Currency, Error, money};
+use pocket_store::model::Refund;
+use pocket_store::{NewPayment, PaymentOwner};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use utoipa::ToSchema;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePayment {
+    pub currency: String,
+    /// 1–100 lines priced from your catalog; or give `amount` alone.
+    pub items: Option<Vec<CartLine>>,
+    /// The amount in minor units; with `items`, a check against the computed total.
+    pub amount: Option<i64>,
+    /// A customer id (`cus_…`) or E.164 phone: the request is pushed to that wallet.
+    /// Omitted: an open payment that the first confirming customer pays.
+    pub customer: Option<String>,
+    pub description: Option<String>,
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// Seconds to confirm, 1 up to the tier's window.
+    pub expires_in: Option<i64>,
+}
+
+#[utoipa::path(post, path = "/v1/payments", tag = "payments", request_body = CreatePayment,
+    responses((status = 201, body = Payment), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("secret_key" = [])))]
+pub async fn create(
+    State(state): State<AppState>,
+    merchant: MerchantCaller,
+    key: IdempotencyKey,
+    body: Body<CreatePayment>,
+) -> ApiResult<Response> {
+    let req = body.value;
+    let currency = Currency::parse(&req.currency, "currency")?;
+    if let Some(amount) = req.amount {
+        money::check_amount(amount, "amount")?;
+    }
+    match &req.items {
+        Some(items) if items.is_empty() || items.len() > MAX_CART_LINES => {
+            return Err(Error::invalid("items", format!("`items` must have 1 to {MAX_CART_LINES} lines.")).into());
+        }
+        Some(items) => {
+            for (i, line) in items.iter().enumerate() {
+                pocket_core::pricing::check_sku(&line.sku, &format!("items[{i}].sku"))?;
+            }
+        }
+        None if req.amount.is_none() => {
+            return Err(Error::missing("amount").into());
+        }
+        None => {}
+    }
+    if let Some(c) = &req.customer {
+        validate::customer_ref(c, "customer")?;
+    }
+    validate::optional_text(req.description.as_deref(), "description", validate::MAX_DESCRIPTION_CHARS)?;
+    let metadata = req.metadata.unwrap_or_default();
+    validate::metadata(&metadata)?;
+    let idem = key.for_caller(&merchant.id, &body.raw, StatusCode::CREATED);
+    let new = NewPayment {
+        merchant_id: merchant.id,
+        currency,
+        items: req.items,
+        amount: req.amount,
+        customer: req.customer,
+        description: req.description,
+        metadata,
+        expires_in_seconds: req.expires_in,
+        policy: state.settings.policy.clone(),
+    };
+    let written = state.store.create_payment(new, idem).await?;
+    Ok(respond(written, StatusCode::CREATED))
+}
+
+/// The merchant's own payment; another merchant's is `404`.
+async fn own_payment(state: &AppState, merchant_id: &str, id: &str) -> ApiResult<Payment> {
+    validate::id(id, "pay", "id")?;
+    match state.store.payment(id.to_string()).await? {
+        Some(p) if p.merchant == merchant_id => Ok(p),
+        _ => Err(Error::not_found("payment", id).into()),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/payments/{id}", tag = "payments", params(("id" = String, Path)),
+    responses((status = 200, body = Payment), (status = 404, body = ErrorBody)), security(("secret_key" = [])))]
+pub async fn get(State(state): State<AppState>, merchant: MerchantCaller, Path(id): Path<String>) -> ApiResult<Json<Payment>> {
+    Ok(Json(own_payment(&state, &merchant.id, &id).await?))
+}
+
+#[utoipa::path(get, path = "/v1/payments", tag = "payments",
+    params(("status" = Option<String>, Query), ("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query)),
+    responses((status = 200, description = "A list of payments", body = [Payment])),
+    security(("secret_key" = [])))]
+pub async fn list(State(state): State<AppState>, merchant: MerchantCaller, q: ListQuery) -> ApiResult<Response> {
+    let status = status_filter(&q)?;
+    let page = page(&q, "pay")?;
+    let owner = PaymentOwner::Merchant(merchant.id);
+    Ok(Json(state.store.list_payments(owner, status, page).await?).into_response())
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Cancel {}
+
+#[utoipa::path(post, path = "/v1/payments/{id}/cancel", tag = "payments", params(("id" = String, Path)),
+    responses((status = 200, body = Payment), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("secret_key" = [])))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    merchant: MerchantCaller,
+    Path(id): Path<String>,
+    key: IdempotencyKey,
+    body: Body<Cancel>,
+) -> ApiResult<Response> {
+    validate::id(&id, "pay", "id")?;
+    let idem = key.for_caller(&merchant.id, &body.raw, StatusCode::OK);
+    let written = state.store.cancel(id, merchant.id, idem).await?;
+    Ok(respond(written, StatusCode::OK))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRefund {
+    /// Omitted: everything not yet refunded.
+    pub amount: Option<i64>,
+    pub reason: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/payments/{id}/refunds", tag = "payments", params(("id" = String, Path)),
+    request_body = CreateRefund,
+    responses((status = 201, body = Refund), (status = 402, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("secret_key" = [])))]
+pub async fn refund(
+    State(state): State<AppState>,
+    merchant: MerchantCaller,
+    Path(id): Path<String>,
+    key: IdempotencyKey,
+    body: Body<CreateRefund>,
+) -> ApiResult<Response> {
+    validate::id(&id, "pay", "id")?;
+    let req = body.value;
+    if let Some(a) = req.amount {
+        money::check_amount(a, "amount")?;
+    }
+    validate::optional_text(req.reason.as_deref(), "reason", validate::MAX_REASON_CHARS)?;
+    let idem = key.for_caller(&merchant.id, &body.raw, StatusCode::CREATED);
+    let written = state.store.refund(id, merchant.id, req.amount, req.reason, idem).await?;
+    Ok(respond(written, StatusCode::CREATED))
+}

@@ -1,0 +1,112 @@
+//! Secrets Pocket hands out (merchant keys, session tokens) and PINs.
+//!
+//! - A secret is random, except when its request carries an `Idempotency-Key`: then it
+//!   is derived by HMAC from the server key and the idempotency record, so a replayed
+//!   response can carry the same secret without the secret ever being stored.
+//! - PINs are hashed with Argon2id (salted, PHC string) on tokio's blocking threads.
+
+use crate::settings::PinHashing;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use hmac::{Hmac, Mac};
+use pocket_core::Error;
+use pocket_store::ids;
+use pocket_store::model::Idem;
+use rand::RngCore;
+use sha2::Sha256;
+
+/// A new secret `prefix_…`; deterministic for a given idempotency record.
+pub fn issue_secret(server_key: &[u8; 32], prefix: &str, idem: Option<&Idem>) -> String {
+    let Some(idem) = idem else {
+        return ids::new_secret(prefix);
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(server_key) else {
+        return ids::new_secret(prefix);
+    };
+    for part in ["pocket-idempotent-secret:v1", prefix, &idem.caller, &idem.key, &idem.fingerprint] {
+        mac.update(part.as_bytes());
+        mac.update(&[0]);
+    }
+    format!("{prefix}_{}", ids::base62_of(&mac.finalize().into_bytes()))
+}
+
+/// `pin` must be exactly six ASCII digits.
+pub fn check_pin_format(pin: &str) -> Result<(), Error> {
+    if pin.len() == 6 && pin.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(Error::invalid("pin", "`pin` must be exactly 6 digits."))
+    }
+}
+
+fn argon2(p: &PinHashing) -> Result<Argon2<'static>, Error> {
+    let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None).map_err(|_| Error::internal())?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+/// Hashes a PIN (slow on purpose) off the async threads.
+pub async fn hash_pin(params: PinHashing, pin: String) -> Result<String, Error> {
+    tokio::task::spawn_blocking(move || {
+        let mut salt = [0u8; 16];
+        rand::rng().fill_bytes(&mut salt);
+        let salt = SaltString::encode_b64(&salt).map_err(|_| Error::internal())?;
+        let hash = argon2(&params)?
+            .hash_password(pin.as_bytes(), &salt)
+            .map_err(|_| Error::internal())?;
+        Ok(hash.to_string())
+    })
+    .await
+    .map_err(|_| Error::internal())?
+}
+
+/// Checks a PIN against its stored hash (the hash carries its own parameters).
+pub async fn verify_pin(stored_hash: String, pin: String) -> Result<bool, Error> {
+    tokio::task::spawn_blocking(move || {
+        let parsed = PasswordHash::new(&stored_hash).map_err(|_| Error::internal())?;
+        Ok(Argon2::default().verify_password(pin.as_bytes(), &parsed).is_ok())
+    })
+    .await
+    .map_err(|_| Error::internal())?
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idem(key: &str) -> Idem {
+        Idem {
+            caller: "admin".into(),
+            key: key.into(),
+            fingerprint: "f".into(),
+            status: 201,
+        }
+    }
+
+    #[test]
+    fn idempotent_secrets_are_stable_and_distinct() {
+        let k = [7u8; 32];
+        let a = issue_secret(&k, "sk", Some(&idem("a")));
+        assert_eq!(a, issue_secret(&k, "sk", Some(&idem("a"))));
+        assert_ne!(a, issue_secret(&k, "sk", Some(&idem("b"))));
+        assert_ne!(a, issue_secret(&[8u8; 32], "sk", Some(&idem("a"))));
+        assert!(a.starts_with("sk_") && a.len() == 35);
+        assert_ne!(issue_secret(&k, "sk", None), issue_secret(&k, "sk", None));
+    }
+
+    #[test]
+    fn pin_format() {
+        assert!(check_pin_format("012345").is_ok());
+        for bad in ["12345", "1234567", "12345a", "", "１２３４５６"] {
+            assert!(check_pin_format(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn pins_hash_and_verify() {
+        let p = PinHashing { memory_kib: 1024, iterations: 1, parallelism: 1 };
+        let h = hash_pin(p, "123456".into()).await.unwrap();
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_pin(h.clone(), "123456".into()).await.unwrap());
+        assert!(!verify_pin(h, "654321".into()).await.unwrap());
+    }
+}

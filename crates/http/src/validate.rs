@@ -1,0 +1,112 @@
+//! Field checks shared by the endpoints. Each names the parameter it refuses.
+
+use pocket_core::Error;
+use pocket_store::ids;
+use std::collections::BTreeMap;
+
+pub const MAX_NAME_CHARS: usize = 100;
+pub const MAX_DESCRIPTION_CHARS: usize = 500;
+pub const MAX_METADATA_KEYS: usize = 20;
+pub const MAX_METADATA_KEY_CHARS: usize = 40;
+pub const MAX_METADATA_VALUE_CHARS: usize = 500;
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// E.164: `+`, then 8 to 15 digits, the first not 0.
+pub fn phone(value: &str, param: &str) -> Result<(), Error> {
+    let digits = value.strip_prefix('+').unwrap_or("");
+    let ok = (8..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(param, format!("`{param}` must be an E.164 phone number such as +8613800138000.")))
+    }
+}
+
+/// Non-blank text of at most `max_chars` characters, without control characters.
+pub fn text(value: &str, param: &str, max_chars: usize) -> Result<(), Error> {
+    let n = value.chars().count();
+    if value.trim().is_empty() || n > max_chars || value.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            param,
+            format!("`{param}` must be 1 to {max_chars} characters of text."),
+        ));
+    }
+    Ok(())
+}
+
+pub fn optional_text(value: Option<&str>, param: &str, max_chars: usize) -> Result<(), Error> {
+    match value {
+        Some(v) if v.chars().count() > max_chars => Err(Error::invalid(
+            param,
+            format!("`{param}` may be at most {max_chars} characters."),
+        )),
+        _ => Ok(()),
+    }
+}
+
+pub fn metadata(m: &BTreeMap<String, String>) -> Result<(), Error> {
+    if m.len() > MAX_METADATA_KEYS {
+        return Err(Error::invalid("metadata", format!("`metadata` may have at most {MAX_METADATA_KEYS} keys.")));
+    }
+    for (k, v) in m {
+        if k.is_empty() || k.chars().count() > MAX_METADATA_KEY_CHARS {
+            return Err(Error::invalid(
+                "metadata",
+                format!("`metadata` keys must be 1 to {MAX_METADATA_KEY_CHARS} characters."),
+            ));
+        }
+        if v.chars().count() > MAX_METADATA_VALUE_CHARS {
+            return Err(Error::invalid(
+                &format!("metadata.{k}"),
+                format!("`metadata` values may be at most {MAX_METADATA_VALUE_CHARS} characters."),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A `cus_` id or an E.164 phone.
+pub fn customer_ref(value: &str, param: &str) -> Result<(), Error> {
+    if value.starts_with('+') {
+        phone(value, param)
+    } else if ids::is_id(value, "cus") {
+        Ok(())
+    } else {
+        Err(Error::invalid(param, format!("`{param}` must be a customer id (cus_…) or an E.164 phone number.")))
+    }
+}
+
+/// A well-formed id of the given prefix.
+pub fn id(value: &str, prefix: &str, param: &str) -> Result<(), Error> {
+    if ids::is_id(value, prefix) {
+        Ok(())
+    } else {
+        Err(Error::invalid(param, format!("`{param}` must be an id of the form {prefix}_….")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones() {
+        assert!(phone("+8613800138000", "p").is_ok());
+        assert!(phone("+12345678", "p").is_ok());
+        for bad in ["8613800138000", "+1234567", "+1234567890123456", "+0123456789", "+12a4567890", "+"] {
+            assert!(phone(bad, "p").is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn metadata_limits() {
+        let mut m: BTreeMap<String, String> = (0..20).map(|i| (format!("k{i}"), "v".into())).collect();
+        assert!(metadata(&m).is_ok());
+        m.insert("k20".into(), "v".into());
+        assert!(metadata(&m).is_err());
+        let long: BTreeMap<_, _> = [("a".repeat(41), String::new())].into();
+        assert!(metadata(&long).is_err());
+    }
+}
