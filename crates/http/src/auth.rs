@@ -34,11 +34,19 @@ pub struct Admin;
 impl FromRequestParts<AppState> for Admin {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let given = bearer(parts).map(|t| Sha256::digest(t.as_bytes()));
         match given {
-            Some(d) if bool::from(d.as_slice().ct_eq(&state.settings.admin_key_digest)) => Ok(Admin),
-            _ => Err(refuse("invalid_api_key", "This endpoint needs the operator's admin key.")),
+            Some(d) if bool::from(d.as_slice().ct_eq(&state.settings.admin_key_digest)) => {
+                Ok(Admin)
+            }
+            _ => Err(refuse(
+                "invalid_api_key",
+                "This endpoint needs the operator's admin key.",
+            )),
         }
     }
 }
@@ -52,9 +60,19 @@ pub struct MerchantCaller {
 impl FromRequestParts<AppState> for MerchantCaller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let refused = || refuse("invalid_api_key", "This endpoint needs a valid merchant secret key (sk_…).");
-        let key = bearer(parts).filter(|t| t.starts_with("sk_")).ok_or_else(refused)?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let refused = || {
+            refuse(
+                "invalid_api_key",
+                "This endpoint needs a valid merchant secret key (sk_…).",
+            )
+        };
+        let key = bearer(parts)
+            .filter(|t| t.starts_with("sk_"))
+            .ok_or_else(refused)?;
         let found = state.store.merchant_by_key(secret_digest(key)).await?;
         let m = found.ok_or_else(refused)?;
         Ok(MerchantCaller {
@@ -73,11 +91,25 @@ pub struct CustomerCaller {
 impl FromRequestParts<AppState> for CustomerCaller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let refused = || refuse("invalid_token", "This endpoint needs a valid wallet session token.");
-        let token = bearer(parts).filter(|t| t.starts_with("pst_")).ok_or_else(refused)?;
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let refused = || {
+            refuse(
+                "invalid_token",
+                "This endpoint needs a valid wallet session token.",
+            )
+        };
+        let token = bearer(parts)
+            .filter(|t| t.starts_with("pst_"))
+            .ok_or_else(refused)?;
         let token_digest = secret_digest(token);
-        let customer = state.store.session(token_digest.clone()).await?.ok_or_else(refused)?;
+        let customer = state
+            .store
+            .session(token_digest.clone())
+            .await?
+            .ok_or_else(refused)?;
         Ok(CustomerCaller {
             customer,
             token_digest,

@@ -30,10 +30,18 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
             if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
                 body_too_large()
             } else {
-                ApiError(Error::new(ErrorKind::InvalidRequest, "invalid_body", "The request body could not be read."))
+                ApiError(Error::new(
+                    ErrorKind::InvalidRequest,
+                    "invalid_body",
+                    "The request body could not be read.",
+                ))
             }
         })?;
-        let text: &[u8] = if raw.iter().all(u8::is_ascii_whitespace) { b"{}" } else { &raw };
+        let text: &[u8] = if raw.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &raw
+        };
         let value = parse_json(text)?;
         Ok(Body { value, raw })
     }
@@ -43,7 +51,10 @@ pub fn body_too_large() -> ApiError {
     ApiError(Error::new(
         ErrorKind::BodyTooLarge,
         "body_too_large",
-        format!("Request bodies are limited to {} KiB.", MAX_BODY_BYTES / 1024),
+        format!(
+            "Request bodies are limited to {} KiB.",
+            MAX_BODY_BYTES / 1024
+        ),
     ))
 }
 
@@ -54,7 +65,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| ApiError(describe(e)))?;
     // Trailing bytes after the JSON value are malformed input too.
     de.end().map_err(|_| {
-        ApiError(Error::new(ErrorKind::InvalidRequest, "invalid_json", "The request body is not valid JSON."))
+        ApiError(Error::new(
+            ErrorKind::InvalidRequest,
+            "invalid_json",
+            "The request body is not valid JSON.",
+        ))
     })?;
     Ok(value)
 }
@@ -69,21 +84,39 @@ fn describe(e: serde_path_to_error::Error<serde_json::Error>) -> Error {
     let path = e.path().to_string();
     let inner = e.into_inner();
     let msg = inner.to_string();
-    let join = |field: &str| if path == "." || path.is_empty() { field.to_string() } else { format!("{path}.{field}") };
+    let join = |field: &str| {
+        if path == "." || path.is_empty() {
+            field.to_string()
+        } else {
+            format!("{path}.{field}")
+        }
+    };
     if inner.is_syntax() || inner.is_eof() {
-        return Error::new(ErrorKind::InvalidRequest, "invalid_json", "The request body is not valid JSON.");
+        return Error::new(
+            ErrorKind::InvalidRequest,
+            "invalid_json",
+            "The request body is not valid JSON.",
+        );
     }
     if msg.starts_with("unknown field") {
         let field = between_backticks(&msg).unwrap_or("?");
         let param = join(field);
-        return Error::new(ErrorKind::InvalidRequest, "unknown_field", format!("Unknown field `{param}`."))
-            .with_param(param);
+        return Error::new(
+            ErrorKind::InvalidRequest,
+            "unknown_field",
+            format!("Unknown field `{param}`."),
+        )
+        .with_param(param);
     }
     if msg.starts_with("missing field") {
         let param = join(between_backticks(&msg).unwrap_or("?"));
         return Error::missing(&param);
     }
-    let param = if path == "." || path.is_empty() { "body".to_string() } else { path };
+    let param = if path == "." || path.is_empty() {
+        "body".to_string()
+    } else {
+        path
+    };
     let why = if msg.contains("floating point") {
         "must be an integer (amounts are whole minor units; floats are never accepted)"
     } else if msg.contains("invalid type") {
@@ -112,7 +145,12 @@ impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let Query(map) = Query::<HashMap<String, String>>::from_request_parts(parts, state)
             .await
-            .map_err(|_| ApiError(Error::invalid("query", "The query string could not be read.")))?;
+            .map_err(|_| {
+                ApiError(Error::invalid(
+                    "query",
+                    "The query string could not be read.",
+                ))
+            })?;
         let mut q = ListQuery {
             limit: DEFAULT_LIMIT,
             ..ListQuery::default()
@@ -124,14 +162,23 @@ impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
                         .parse::<usize>()
                         .ok()
                         .filter(|l| (1..=MAX_LIMIT).contains(l))
-                        .ok_or_else(|| ApiError(Error::invalid("limit", format!("`limit` must be 1 to {MAX_LIMIT}."))))?;
+                        .ok_or_else(|| {
+                            ApiError(Error::invalid(
+                                "limit",
+                                format!("`limit` must be 1 to {MAX_LIMIT}."),
+                            ))
+                        })?;
                 }
                 "starting_after" => q.starting_after = Some(v),
                 "status" => q.status = Some(v),
                 other => {
                     return Err(ApiError(
-                        Error::new(ErrorKind::InvalidRequest, "unknown_field", format!("Unknown query parameter `{other}`."))
-                            .with_param(other),
+                        Error::new(
+                            ErrorKind::InvalidRequest,
+                            "unknown_field",
+                            format!("Unknown query parameter `{other}`."),
+                        )
+                        .with_param(other),
                     ));
                 }
             }
@@ -168,19 +215,37 @@ mod tests {
     #[test]
     fn names_the_parameter() {
         let e = err(r#"{"amount": 12.5}"#);
-        assert_eq!((e.code, e.param.as_deref()), ("parameter_invalid", Some("amount")));
+        assert_eq!(
+            (e.code, e.param.as_deref()),
+            ("parameter_invalid", Some("amount"))
+        );
         let e = err(r#"{"amount": "12"}"#);
-        assert_eq!((e.code, e.param.as_deref()), ("parameter_invalid", Some("amount")));
+        assert_eq!(
+            (e.code, e.param.as_deref()),
+            ("parameter_invalid", Some("amount"))
+        );
         let e = err(r#"{"amount": 1, "bogus": 1}"#);
-        assert_eq!((e.code, e.param.as_deref()), ("unknown_field", Some("bogus")));
+        assert_eq!(
+            (e.code, e.param.as_deref()),
+            ("unknown_field", Some("bogus"))
+        );
         let e = err(r#"{"items": []}"#);
-        assert_eq!((e.code, e.param.as_deref()), ("parameter_missing", Some("amount")));
+        assert_eq!(
+            (e.code, e.param.as_deref()),
+            ("parameter_missing", Some("amount"))
+        );
         let e = err(r#"{"amount": 1, "items": [{"sku": "a", "quantity": 1.5}]}"#);
         assert_eq!(e.param.as_deref(), Some("items[0].quantity"));
         let e = err(r#"{"amount": 1, "items": [{"sku": "a", "quantity": 1, "x": 2}]}"#);
-        assert_eq!((e.code, e.param.as_deref()), ("unknown_field", Some("items[0].x")));
+        assert_eq!(
+            (e.code, e.param.as_deref()),
+            ("unknown_field", Some("items[0].x"))
+        );
         assert_eq!(err(r#"{"amount": 1"#).code, "invalid_json");
         assert_eq!(err(r#"{"amount": 1} trailing"#).code, "invalid_json");
-        assert_eq!(err(r#"{"amount": 99999999999999999999}"#).code, "parameter_invalid");
+        assert_eq!(
+            err(r#"{"amount": 99999999999999999999}"#).code,
+            "parameter_invalid"
+        );
     }
 }

@@ -70,7 +70,11 @@ impl IdempotencyKey {
 /// again inside the transaction, which is what makes it exact.
 pub async fn precheck(state: &AppState, idem: Option<&Idem>) -> ApiResult<Option<StoredResponse>> {
     let Some(idem) = idem else { return Ok(None) };
-    match state.store.find_idempotent(idem.caller.clone(), idem.key.clone()).await? {
+    match state
+        .store
+        .find_idempotent(idem.caller.clone(), idem.key.clone())
+        .await?
+    {
         Some((fingerprint, stored)) if fingerprint == idem.fingerprint => Ok(Some(stored)),
         Some(_) => Err(ApiError(pocket_store::sqlite::key_reused())),
         None => Ok(None),
@@ -82,7 +86,10 @@ pub fn replay(stored: StoredResponse) -> Response {
     let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
     let mut r = (status, stored.body).into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     h.insert("idempotent-replayed", HeaderValue::from_static("true"));
     r
 }

@@ -51,10 +51,19 @@ struct SecuritySchemes;
 impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
-        for (name, format) in [("admin_key", "admin key"), ("secret_key", "sk_…"), ("session_token", "pst_…")] {
+        for (name, format) in [
+            ("admin_key", "admin key"),
+            ("secret_key", "sk_…"),
+            ("session_token", "pst_…"),
+        ] {
             components.add_security_scheme(
                 name,
-                SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).bearer_format(format).build()),
+                SecurityScheme::Http(
+                    HttpBuilder::new()
+                        .scheme(HttpAuthScheme::Bearer)
+                        .bearer_format(format)
+                        .build(),
+                ),
             );
         }
     }
@@ -112,7 +121,13 @@ pub fn router(state: AppState) -> Router {
             "/openapi.json",
             axum::routing::get(move || {
                 let doc_json = doc_json.clone();
-                async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], doc_json.to_string()).into_response() }
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        doc_json.to_string(),
+                    )
+                        .into_response()
+                }
             }),
         )
         .fallback(error::no_such_route)

@@ -23,7 +23,13 @@ pub fn issue_secret(server_key: &[u8; 32], prefix: &str, idem: Option<&Idem>) ->
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(server_key) else {
         return ids::new_secret(prefix);
     };
-    for part in ["pocket-idempotent-secret:v1", prefix, &idem.caller, &idem.key, &idem.fingerprint] {
+    for part in [
+        "pocket-idempotent-secret:v1",
+        prefix,
+        &idem.caller,
+        &idem.key,
+        &idem.fingerprint,
+    ] {
         mac.update(part.as_bytes());
         mac.update(&[0]);
     }
@@ -40,7 +46,8 @@ pub fn check_pin_format(pin: &str) -> Result<(), Error> {
 }
 
 fn argon2(p: &PinHashing) -> Result<Argon2<'static>, Error> {
-    let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None).map_err(|_| Error::internal())?;
+    let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None)
+        .map_err(|_| Error::internal())?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
@@ -63,7 +70,9 @@ pub async fn hash_pin(params: PinHashing, pin: String) -> Result<String, Error> 
 pub async fn verify_pin(stored_hash: String, pin: String) -> Result<bool, Error> {
     tokio::task::spawn_blocking(move || {
         let parsed = PasswordHash::new(&stored_hash).map_err(|_| Error::internal())?;
-        Ok(Argon2::default().verify_password(pin.as_bytes(), &parsed).is_ok())
+        Ok(Argon2::default()
+            .verify_password(pin.as_bytes(), &parsed)
+            .is_ok())
     })
     .await
     .map_err(|_| Error::internal())?
@@ -103,7 +112,11 @@ mod tests {
 
     #[tokio::test]
     async fn pins_hash_and_verify() {
-        let p = PinHashing { memory_kib: 1024, iterations: 1, parallelism: 1 };
+        let p = PinHashing {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        };
         let h = hash_pin(p, "123456".into()).await.unwrap();
         assert!(h.starts_with("$argon2id$"));
         assert!(verify_pin(h.clone(), "123456".into()).await.unwrap());

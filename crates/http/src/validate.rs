@@ -20,7 +20,10 @@ pub fn phone(value: &str, param: &str) -> Result<(), Error> {
     if ok {
         Ok(())
     } else {
-        Err(Error::invalid(param, format!("`{param}` must be an E.164 phone number such as +8613800138000.")))
+        Err(Error::invalid(
+            param,
+            format!("`{param}` must be an E.164 phone number such as +8613800138000."),
+        ))
     }
 }
 
@@ -48,7 +51,10 @@ pub fn optional_text(value: Option<&str>, param: &str, max_chars: usize) -> Resu
 
 pub fn metadata(m: &BTreeMap<String, String>) -> Result<(), Error> {
     if m.len() > MAX_METADATA_KEYS {
-        return Err(Error::invalid("metadata", format!("`metadata` may have at most {MAX_METADATA_KEYS} keys.")));
+        return Err(Error::invalid(
+            "metadata",
+            format!("`metadata` may have at most {MAX_METADATA_KEYS} keys."),
+        ));
     }
     for (k, v) in m {
         if k.is_empty() || k.chars().count() > MAX_METADATA_KEY_CHARS {
@@ -74,7 +80,10 @@ pub fn customer_ref(value: &str, param: &str) -> Result<(), Error> {
     } else if ids::is_id(value, "cus") {
         Ok(())
     } else {
-        Err(Error::invalid(param, format!("`{param}` must be a customer id (cus_…) or an E.164 phone number.")))
+        Err(Error::invalid(
+            param,
+            format!("`{param}` must be a customer id (cus_…) or an E.164 phone number."),
+        ))
     }
 }
 
@@ -83,7 +92,10 @@ pub fn id(value: &str, prefix: &str, param: &str) -> Result<(), Error> {
     if ids::is_id(value, prefix) {
         Ok(())
     } else {
-        Err(Error::invalid(param, format!("`{param}` must be an id of the form {prefix}_….")))
+        Err(Error::invalid(
+            param,
+            format!("`{param}` must be an id of the form {prefix}_…."),
+        ))
     }
 }
 
@@ -95,14 +107,22 @@ mod tests {
     fn phones() {
         assert!(phone("+8613800138000", "p").is_ok());
         assert!(phone("+12345678", "p").is_ok());
-        for bad in ["8613800138000", "+1234567", "+1234567890123456", "+0123456789", "+12a4567890", "+"] {
+        for bad in [
+            "8613800138000",
+            "+1234567",
+            "+1234567890123456",
+            "+0123456789",
+            "+12a4567890",
+            "+",
+        ] {
             assert!(phone(bad, "p").is_err(), "{bad}");
         }
     }
 
     #[test]
     fn metadata_limits() {
-        let mut m: BTreeMap<String, String> = (0..20).map(|i| (format!("k{i}"), "v".into())).collect();
+        let mut m: BTreeMap<String, String> =
+            (0..20).map(|i| (format!("k{i}"), "v".into())).collect();
         assert!(metadata(&m).is_ok());
         m.insert("k20".into(), "v".into());
         assert!(metadata(&m).is_err());

@@ -1,1 +1,115 @@
-fn main() {}
+//! `pocket`: the one binary. `pocket serve` runs the server on its embedded
+//! database; `pocket demo-data` seeds a merchant, a catalog and two customers;
+//! `pocket openapi` prints the API document.
+
+mod config;
+mod demo;
+mod keys;
+mod serve;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "pocket",
+    version,
+    about = "Pocket: mobile payments with time-boxed payment requests and a double-entry ledger"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags shared by the commands that open the data directory.
+#[derive(clap::Args, Clone, Default)]
+pub struct CommonArgs {
+    /// Directory of the embedded database [default: ./pocket-data]
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Configuration file [default: ./pocket.toml if present]
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the payment server.
+    Serve {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Address and port to listen on [default: 127.0.0.1:8080]
+        #[arg(long)]
+        listen: Option<String>,
+        /// Let wallets top themselves up (no bank yet); responses say `Pocket-Mode: sandbox`.
+        #[arg(long)]
+        sandbox: bool,
+        /// Seed the demo merchant and customers first, if not yet present.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Seed a demo merchant with a catalog and two customers with money, and print
+    /// their credentials.
+    DemoData {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+fn load_config(common: &CommonArgs) -> Result<config::Config, String> {
+    let env = |k: &str| std::env::var(k).ok();
+    let mut c = config::Config::load(common.config.as_deref(), &env).map_err(|e| e.to_string())?;
+    if let Some(d) = &common.data {
+        c.server.data = d.clone();
+    }
+    Ok(c)
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    match cli.command {
+        Command::Serve {
+            common,
+            listen,
+            sandbox,
+            demo,
+        } => {
+            let mut c = load_config(&common)?;
+            if let Some(l) = listen {
+                c.server.listen = l;
+            }
+            c.server.sandbox |= sandbox;
+            c.validate().map_err(|e| e.to_string())?;
+            serve::init_logging(&c.log);
+            runtime()?.block_on(serve::serve(c, demo))
+        }
+        Command::DemoData { common } => {
+            let c = load_config(&common)?;
+            c.validate().map_err(|e| e.to_string())?;
+            runtime()?.block_on(demo::seed_standalone(c))
+        }
+        Command::Openapi => {
+            println!("{}", pocket_http::openapi_json());
+            Ok(())
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("pocket: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -7,10 +7,10 @@ use crate::extract::Body;
 use crate::idem::{IdempotencyKey, precheck, replay, respond};
 use crate::secrets::issue_secret;
 use crate::validate;
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use pocket_core::{Currency, Error, money};
 use pocket_store::ids::secret_digest;
 use pocket_store::model::{LedgerReport, Merchant, Topup, Written};
@@ -38,7 +38,14 @@ pub struct CreatedMerchant {
 
 /// Answers a merchant creation, fresh or replayed, with its (derived) secret key.
 fn merchant_response(merchant: Merchant, secret_key: String) -> Response {
-    (StatusCode::CREATED, Json(CreatedMerchant { merchant, secret_key })).into_response()
+    (
+        StatusCode::CREATED,
+        Json(CreatedMerchant {
+            merchant,
+            secret_key,
+        }),
+    )
+        .into_response()
 }
 
 #[utoipa::path(post, path = "/v1/admin/merchants", tag = "operator",
@@ -65,7 +72,11 @@ pub async fn create_merchant(
     if let Some(stored) = precheck(&state, idem.as_ref()).await? {
         return Ok(with_secret(stored, "secret_key", &secret_key));
     }
-    match state.store.create_merchant(req.name, secret_digest(&secret_key), idem).await? {
+    match state
+        .store
+        .create_merchant(req.name, secret_digest(&secret_key), idem)
+        .await?
+    {
         Written::Fresh(m) => Ok(merchant_response(m, secret_key)),
         Written::Replayed(stored) => Ok(with_secret(stored, "secret_key", &secret_key)),
     }
@@ -73,10 +84,19 @@ pub async fn create_merchant(
 
 /// A replayed response whose stored body lacks its secret (secrets are never
 /// stored): the secret, derived again from the same idempotency record, is put back.
-pub(crate) fn with_secret(stored: pocket_store::model::StoredResponse, field: &str, secret: &str) -> Response {
+pub(crate) fn with_secret(
+    stored: pocket_store::model::StoredResponse,
+    field: &str,
+    secret: &str,
+) -> Response {
     let mut stored = stored;
-    if let Ok(serde_json::Value::Object(mut o)) = serde_json::from_str::<serde_json::Value>(&stored.body) {
-        o.insert(field.to_string(), serde_json::Value::String(secret.to_string()));
+    if let Ok(serde_json::Value::Object(mut o)) =
+        serde_json::from_str::<serde_json::Value>(&stored.body)
+    {
+        o.insert(
+            field.to_string(),
+            serde_json::Value::String(secret.to_string()),
+        );
         stored.body = serde_json::Value::Object(o).to_string();
     }
     replay(stored)
@@ -106,7 +126,10 @@ pub async fn create_topup(
     let currency = Currency::parse(&req.currency, "currency")?;
     let amount = money::check_amount(req.amount, "amount")?;
     let idem = key.for_caller(ADMIN, &body.raw, StatusCode::CREATED);
-    let written = state.store.topup(req.customer, amount, currency, "operator", idem).await?;
+    let written = state
+        .store
+        .topup(req.customer, amount, currency, "operator", idem)
+        .await?;
     Ok(respond(written, StatusCode::CREATED))
 }
 

@@ -51,7 +51,10 @@ pub async fn create_product(
         active: req.active.unwrap_or(true),
     };
     let idem = key.for_caller(&merchant.id, &body.raw, StatusCode::CREATED);
-    let written = state.store.create_product(merchant.id, product, idem).await?;
+    let written = state
+        .store
+        .create_product(merchant.id, product, idem)
+        .await?;
     Ok(respond(written, StatusCode::CREATED))
 }
 
@@ -81,11 +84,17 @@ pub async fn update_product(
     }
     let patch = ProductPatch {
         name: req.name,
-        unit_amount: req.unit_amount.map(|a| money::check_amount(a, "unit_amount")).transpose()?,
+        unit_amount: req
+            .unit_amount
+            .map(|a| money::check_amount(a, "unit_amount"))
+            .transpose()?,
         active: req.active,
     };
     let idem = key.for_caller(&merchant.id, &body.raw, StatusCode::OK);
-    let written = state.store.update_product(merchant.id, sku, patch, idem).await?;
+    let written = state
+        .store
+        .update_product(merchant.id, sku, patch, idem)
+        .await?;
     Ok(respond(written, StatusCode::OK))
 }
 
@@ -93,7 +102,11 @@ pub async fn update_product(
     params(("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query, description = "a sku")),
     responses((status = 200, description = "A list of products", body = [Product])),
     security(("secret_key" = [])))]
-pub async fn list_products(State(state): State<AppState>, merchant: MerchantCaller, q: ListQuery) -> ApiResult<Response> {
+pub async fn list_products(
+    State(state): State<AppState>,
+    merchant: MerchantCaller,
+    q: ListQuery,
+) -> ApiResult<Response> {
     no_status(&q)?;
     let page = page(&q, "")?;
     Ok(Json(state.store.list_products(merchant.id, page).await?).into_response())
@@ -106,8 +119,14 @@ pub struct Balances {
 
 #[utoipa::path(get, path = "/v1/balance", tag = "merchant",
     responses((status = 200, body = Balances)), security(("secret_key" = [])))]
-pub async fn balance(State(state): State<AppState>, merchant: MerchantCaller) -> ApiResult<Json<Balances>> {
-    let balances = state.store.balances(AccountKind::Merchant, merchant.id).await?;
+pub async fn balance(
+    State(state): State<AppState>,
+    merchant: MerchantCaller,
+) -> ApiResult<Json<Balances>> {
+    let balances = state
+        .store
+        .balances(AccountKind::Merchant, merchant.id)
+        .await?;
     Ok(Json(Balances { balances }))
 }
 
@@ -115,10 +134,17 @@ pub async fn balance(State(state): State<AppState>, merchant: MerchantCaller) ->
     params(("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query)),
     responses((status = 200, description = "A list of transactions", body = [Transaction])),
     security(("secret_key" = [])))]
-pub async fn balance_transactions(State(state): State<AppState>, merchant: MerchantCaller, q: ListQuery) -> ApiResult<Response> {
+pub async fn balance_transactions(
+    State(state): State<AppState>,
+    merchant: MerchantCaller,
+    q: ListQuery,
+) -> ApiResult<Response> {
     no_status(&q)?;
     let page = page(&q, "txn")?;
-    let list = state.store.transactions(AccountKind::Merchant, merchant.id, page).await?;
+    let list = state
+        .store
+        .transactions(AccountKind::Merchant, merchant.id, page)
+        .await?;
     Ok(Json(list).into_response())
 }
 
@@ -126,7 +152,11 @@ pub async fn balance_transactions(State(state): State<AppState>, merchant: Merch
     params(("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query)),
     responses((status = 200, description = "A list of events", body = [Event])),
     security(("secret_key" = [])))]
-pub async fn events(State(state): State<AppState>, merchant: MerchantCaller, q: ListQuery) -> ApiResult<Response> {
+pub async fn events(
+    State(state): State<AppState>,
+    merchant: MerchantCaller,
+    q: ListQuery,
+) -> ApiResult<Response> {
     no_status(&q)?;
     let page = page(&q, "evt")?;
     Ok(Json(state.store.list_events(merchant.id, page).await?).into_response())

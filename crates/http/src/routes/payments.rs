@@ -54,7 +54,11 @@ pub async fn create(
     }
     match &req.items {
         Some(items) if items.is_empty() || items.len() > MAX_CART_LINES => {
-            return Err(Error::invalid("items", format!("`items` must have 1 to {MAX_CART_LINES} lines.")).into());
+            return Err(Error::invalid(
+                "items",
+                format!("`items` must have 1 to {MAX_CART_LINES} lines."),
+            )
+            .into());
         }
         Some(items) => {
             for (i, line) in items.iter().enumerate() {
@@ -69,7 +73,11 @@ pub async fn create(
     if let Some(c) = &req.customer {
         validate::customer_ref(c, "customer")?;
     }
-    validate::optional_text(req.description.as_deref(), "description", validate::MAX_DESCRIPTION_CHARS)?;
+    validate::optional_text(
+        req.description.as_deref(),
+        "description",
+        validate::MAX_DESCRIPTION_CHARS,
+    )?;
     let metadata = req.metadata.unwrap_or_default();
     validate::metadata(&metadata)?;
     let idem = key.for_caller(&merchant.id, &body.raw, StatusCode::CREATED);
@@ -99,7 +107,11 @@ async fn own_payment(state: &AppState, merchant_id: &str, id: &str) -> ApiResult
 
 #[utoipa::path(get, path = "/v1/payments/{id}", tag = "payments", params(("id" = String, Path)),
     responses((status = 200, body = Payment), (status = 404, body = ErrorBody)), security(("secret_key" = [])))]
-pub async fn get(State(state): State<AppState>, merchant: MerchantCaller, Path(id): Path<String>) -> ApiResult<Json<Payment>> {
+pub async fn get(
+    State(state): State<AppState>,
+    merchant: MerchantCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Payment>> {
     Ok(Json(own_payment(&state, &merchant.id, &id).await?))
 }
 
@@ -107,7 +119,11 @@ pub async fn get(State(state): State<AppState>, merchant: MerchantCaller, Path(i
     params(("status" = Option<String>, Query), ("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query)),
     responses((status = 200, description = "A list of payments", body = [Payment])),
     security(("secret_key" = [])))]
-pub async fn list(State(state): State<AppState>, merchant: MerchantCaller, q: ListQuery) -> ApiResult<Response> {
+pub async fn list(
+    State(state): State<AppState>,
+    merchant: MerchantCaller,
+    q: ListQuery,
+) -> ApiResult<Response> {
     let status = status_filter(&q)?;
     let page = page(&q, "pay")?;
     let owner = PaymentOwner::Merchant(merchant.id);
@@ -160,6 +176,9 @@ pub async fn refund(
     }
     validate::optional_text(req.reason.as_deref(), "reason", validate::MAX_REASON_CHARS)?;
     let idem = key.for_caller(&merchant.id, &body.raw, StatusCode::CREATED);
-    let written = state.store.refund(id, merchant.id, req.amount, req.reason, idem).await?;
+    let written = state
+        .store
+        .refund(id, merchant.id, req.amount, req.reason, idem)
+        .await?;
     Ok(respond(written, StatusCode::CREATED))
 }

@@ -57,7 +57,11 @@ fn session_replay(stored: pocket_store::model::StoredResponse, token: &str) -> R
 
 #[utoipa::path(post, path = "/v1/wallet/signup", tag = "wallet", request_body = Signup,
     responses((status = 201, body = SessionResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
-pub async fn signup(State(state): State<AppState>, key: IdempotencyKey, body: Body<Signup>) -> ApiResult<Response> {
+pub async fn signup(
+    State(state): State<AppState>,
+    key: IdempotencyKey,
+    body: Body<Signup>,
+) -> ApiResult<Response> {
     let req = body.value;
     validate::phone(&req.phone, "phone")?;
     validate::text(&req.name, "name", validate::MAX_NAME_CHARS)?;
@@ -70,7 +74,11 @@ pub async fn signup(State(state): State<AppState>, key: IdempotencyKey, body: Bo
     let pin_hash = hash_pin(state.settings.pin_hashing, req.pin).await?;
     let expires_at = state.store.now_ms() + state.settings.session_ttl_seconds * MS_PER_SECOND;
     let session = (secret_digest(&token), expires_at);
-    match state.store.signup(req.phone, req.name, pin_hash, session, idem).await? {
+    match state
+        .store
+        .signup(req.phone, req.name, pin_hash, session, idem)
+        .await?
+    {
         Written::Fresh(c) => Ok(session_response(StatusCode::CREATED, c, token)),
         Written::Replayed(stored) => Ok(session_replay(stored, &token)),
     }
@@ -93,7 +101,14 @@ fn pin_locked(until_ms: i64, now_ms: i64) -> ApiError {
 }
 
 fn incorrect_pin() -> ApiError {
-    ApiError(Error::new(ErrorKind::Authentication, "incorrect_pin", "The PIN is not correct.").with_param("pin"))
+    ApiError(
+        Error::new(
+            ErrorKind::Authentication,
+            "incorrect_pin",
+            "The PIN is not correct.",
+        )
+        .with_param("pin"),
+    )
 }
 
 /// The PIN rule shared by sign-in and confirm: refuse while locked, verify (slowly,
@@ -110,7 +125,11 @@ async fn check_pin(state: &AppState, who: &PinState, pin: &str) -> ApiResult<()>
     let s = &state.settings;
     let locked = state
         .store
-        .record_pin_failure(who.customer.id.clone(), s.pin_max_failures, s.pin_lock_seconds * MS_PER_SECOND)
+        .record_pin_failure(
+            who.customer.id.clone(),
+            s.pin_max_failures,
+            s.pin_lock_seconds * MS_PER_SECOND,
+        )
         .await?;
     if locked {
         let now = state.store.now_ms();
@@ -121,7 +140,11 @@ async fn check_pin(state: &AppState, who: &PinState, pin: &str) -> ApiResult<()>
 
 #[utoipa::path(post, path = "/v1/wallet/sessions", tag = "wallet", request_body = SignIn,
     responses((status = 201, body = SessionResponse), (status = 401, body = ErrorBody), (status = 423, body = ErrorBody)))]
-pub async fn sign_in(State(state): State<AppState>, key: IdempotencyKey, body: Body<SignIn>) -> ApiResult<Response> {
+pub async fn sign_in(
+    State(state): State<AppState>,
+    key: IdempotencyKey,
+    body: Body<SignIn>,
+) -> ApiResult<Response> {
     let req = body.value;
     validate::phone(&req.phone, "phone")?;
     let idem = key.for_caller(PUBLIC, &body.raw, StatusCode::CREATED);
@@ -137,7 +160,11 @@ pub async fn sign_in(State(state): State<AppState>, key: IdempotencyKey, body: B
     check_pin(&state, &who, &req.pin).await?;
     let expires_at = state.store.now_ms() + state.settings.session_ttl_seconds * MS_PER_SECOND;
     let session = (secret_digest(&token), expires_at);
-    match state.store.create_session(who.customer.id, session, idem).await? {
+    match state
+        .store
+        .create_session(who.customer.id, session, idem)
+        .await?
+    {
         Written::Fresh(c) => Ok(session_response(StatusCode::CREATED, c, token)),
         Written::Replayed(stored) => Ok(session_replay(stored, &token)),
     }
@@ -145,7 +172,10 @@ pub async fn sign_in(State(state): State<AppState>, key: IdempotencyKey, body: B
 
 #[utoipa::path(delete, path = "/v1/wallet/sessions/current", tag = "wallet",
     responses((status = 204), (status = 401, body = ErrorBody)), security(("session_token" = [])))]
-pub async fn sign_out(State(state): State<AppState>, caller: CustomerCaller) -> ApiResult<StatusCode> {
+pub async fn sign_out(
+    State(state): State<AppState>,
+    caller: CustomerCaller,
+) -> ApiResult<StatusCode> {
     state.store.delete_session(caller.token_digest).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -162,7 +192,10 @@ pub struct Me {
     responses((status = 200, body = Me), (status = 401, body = ErrorBody)), security(("session_token" = [])))]
 pub async fn me(State(state): State<AppState>, caller: CustomerCaller) -> ApiResult<Json<Me>> {
     let c = caller.customer;
-    let balances = state.store.balances(AccountKind::Wallet, c.id.clone()).await?;
+    let balances = state
+        .store
+        .balances(AccountKind::Wallet, c.id.clone())
+        .await?;
     Ok(Json(Me {
         id: c.id,
         phone: c.phone,
@@ -175,7 +208,11 @@ pub async fn me(State(state): State<AppState>, caller: CustomerCaller) -> ApiRes
     params(("status" = Option<String>, Query), ("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query)),
     responses((status = 200, description = "A list of payments"), (status = 400, body = ErrorBody)),
     security(("session_token" = [])))]
-pub async fn list_payments(State(state): State<AppState>, caller: CustomerCaller, q: ListQuery) -> ApiResult<Response> {
+pub async fn list_payments(
+    State(state): State<AppState>,
+    caller: CustomerCaller,
+    q: ListQuery,
+) -> ApiResult<Response> {
     let status = status_filter(&q)?;
     let page = page(&q, "pay")?;
     let owner = PaymentOwner::Customer(caller.customer.id);
@@ -193,8 +230,14 @@ async fn visible_payment(state: &AppState, customer_id: &str, id: &str) -> ApiRe
 
 #[utoipa::path(get, path = "/v1/wallet/payments/{id}", tag = "wallet", params(("id" = String, Path)),
     responses((status = 200, body = Payment), (status = 404, body = ErrorBody)), security(("session_token" = [])))]
-pub async fn get_payment(State(state): State<AppState>, caller: CustomerCaller, Path(id): Path<String>) -> ApiResult<Json<Payment>> {
-    Ok(Json(visible_payment(&state, &caller.customer.id, &id).await?))
+pub async fn get_payment(
+    State(state): State<AppState>,
+    caller: CustomerCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Payment>> {
+    Ok(Json(
+        visible_payment(&state, &caller.customer.id, &id).await?,
+    ))
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -225,8 +268,12 @@ pub async fn confirm(
     if p.policy.authentication.needs_pin() {
         let Some(pin) = body.value.pin.as_deref() else {
             return Err(ApiError(
-                Error::new(ErrorKind::Authentication, "pin_required", "This payment needs the wallet's PIN.")
-                    .with_param("pin"),
+                Error::new(
+                    ErrorKind::Authentication,
+                    "pin_required",
+                    "This payment needs the wallet's PIN.",
+                )
+                .with_param("pin"),
             ));
         };
         let who = state
@@ -287,7 +334,10 @@ pub async fn topup(
     let currency = Currency::parse(&req.currency, "currency")?;
     let amount = money::check_amount(req.amount, "amount")?;
     let idem = key.for_caller(&caller.customer.id, &body.raw, StatusCode::CREATED);
-    let written = state.store.topup(caller.customer.id, amount, currency, "sandbox", idem).await?;
+    let written = state
+        .store
+        .topup(caller.customer.id, amount, currency, "sandbox", idem)
+        .await?;
     Ok(respond(written, StatusCode::CREATED))
 }
 
@@ -295,9 +345,16 @@ pub async fn topup(
     params(("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query)),
     responses((status = 200, description = "A list of transactions", body = [Transaction])),
     security(("session_token" = [])))]
-pub async fn transactions(State(state): State<AppState>, caller: CustomerCaller, q: ListQuery) -> ApiResult<Response> {
+pub async fn transactions(
+    State(state): State<AppState>,
+    caller: CustomerCaller,
+    q: ListQuery,
+) -> ApiResult<Response> {
     no_status(&q)?;
     let page = page(&q, "txn")?;
-    let list = state.store.transactions(AccountKind::Wallet, caller.customer.id, page).await?;
+    let list = state
+        .store
+        .transactions(AccountKind::Wallet, caller.customer.id, page)
+        .await?;
     Ok(Json(list).into_response())
 }

@@ -1,0 +1,322 @@
+//! Configuration: `pocket.toml`, then `POCKET_*` environment variables, then flags.
+//!
+//! Every key is documented in `pocket.example.toml`. Loading never panics: a bad file,
+//! variable or value stops the start with a message naming the key and the reason.
+
+use pocket_core::policy::{PolicyBook, TierTable};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub security: SecurityConfig,
+    pub storage: StorageConfig,
+    pub log: LogConfig,
+    /// `default` and per-currency tier tables.
+    pub tiers: BTreeMap<String, TierTable>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub data: PathBuf,
+    pub public_url: Option<String>,
+    pub sandbox: bool,
+    pub shutdown_grace_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SecurityConfig {
+    pub pin_hash_memory_kib: u32,
+    pub pin_hash_iterations: u32,
+    pub pin_max_failures: i64,
+    pub pin_lock_seconds: i64,
+    pub session_ttl_days: i64,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    pub queue_depth: usize,
+    pub read_connections: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `pretty` or `json`.
+    pub format: String,
+    /// A tracing filter such as `info` or `pocket=debug,info`.
+    pub level: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            data: PathBuf::from("./pocket-data"),
+            public_url: None,
+            sandbox: false,
+            shutdown_grace_seconds: 10,
+        }
+    }
+}
+
+impl Default for SecurityConfig {
+    fn default() -> Self {
+        SecurityConfig {
+            pin_hash_memory_kib: 19 * 1024,
+            pin_hash_iterations: 2,
+            pin_max_failures: 5,
+            pin_lock_seconds: 15 * 60,
+            session_ttl_days: 30,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            queue_depth: pocket_store::sqlite::DEFAULT_QUEUE_DEPTH,
+            read_connections: 4,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: "pretty".into(),
+            level: "info".into(),
+        }
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            server: ServerConfig::default(),
+            security: SecurityConfig::default(),
+            storage: StorageConfig::default(),
+            log: LogConfig::default(),
+            tiers: BTreeMap::new(),
+        }
+    }
+}
+
+/// A configuration problem, naming where it came from.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+fn bad(key: &str, why: impl std::fmt::Display) -> ConfigError {
+    ConfigError(format!("invalid configuration: `{key}`: {why}"))
+}
+
+impl Config {
+    /// Reads `path` (when given, it must exist; otherwise `./pocket.toml` is used if
+    /// present), then applies environment variables from `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Config, ConfigError> {
+        let mut config = match path {
+            Some(p) => Self::from_file(p)?,
+            None if Path::new("pocket.toml").exists() => Self::from_file(Path::new("pocket.toml"))?,
+            None => Config::default(),
+        };
+        config.apply_env(env)?;
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read config file {}: {e}", path.display())))?;
+        toml::from_str(&text)
+            .map_err(|e| ConfigError(format!("invalid config file {}: {e}", path.display())))
+    }
+
+    fn apply_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn parse<T: std::str::FromStr>(var: &str, v: String) -> Result<T, ConfigError>
+        where
+            T::Err: std::fmt::Display,
+        {
+            v.trim()
+                .parse()
+                .map_err(|e| bad(var, format!("cannot read {v:?}: {e}")))
+        }
+        if let Some(v) = env("POCKET_LISTEN") {
+            self.server.listen = v;
+        }
+        if let Some(v) = env("POCKET_DATA") {
+            self.server.data = PathBuf::from(v);
+        }
+        if let Some(v) = env("POCKET_PUBLIC_URL") {
+            self.server.public_url = Some(v);
+        }
+        if let Some(v) = env("POCKET_SANDBOX") {
+            self.server.sandbox = parse("POCKET_SANDBOX", v)?;
+        }
+        if let Some(v) = env("POCKET_PIN_HASH_MEMORY_KIB") {
+            self.security.pin_hash_memory_kib = parse("POCKET_PIN_HASH_MEMORY_KIB", v)?;
+        }
+        if let Some(v) = env("POCKET_PIN_HASH_ITERATIONS") {
+            self.security.pin_hash_iterations = parse("POCKET_PIN_HASH_ITERATIONS", v)?;
+        }
+        if let Some(v) = env("POCKET_QUEUE_DEPTH") {
+            self.storage.queue_depth = parse("POCKET_QUEUE_DEPTH", v)?;
+        }
+        if let Some(v) = env("POCKET_LOG_FORMAT") {
+            self.log.format = v;
+        }
+        if let Some(v) = env("POCKET_LOG") {
+            self.log.level = v;
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
+        self.server.listen.parse().map_err(|e| {
+            bad(
+                "server.listen",
+                format!(
+                    "{:?} is not an address such as 127.0.0.1:8080 ({e})",
+                    self.server.listen
+                ),
+            )
+        })
+    }
+
+    /// The tier tables as a policy book.
+    pub fn policy(&self) -> PolicyBook {
+        let mut book = PolicyBook::default();
+        for (name, table) in &self.tiers {
+            if name == "default" {
+                book.default = table.clone();
+            } else {
+                book.per_currency.insert(name.clone(), table.clone());
+            }
+        }
+        book
+    }
+
+    /// Checks every value; the error names the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.listen_addr()?;
+        if let Some(url) = &self.server.public_url
+            && !(url.starts_with("http://") || url.starts_with("https://"))
+        {
+            return Err(bad(
+                "server.public_url",
+                "must start with http:// or https://",
+            ));
+        }
+        let s = &self.security;
+        if !(1024..=1024 * 1024).contains(&s.pin_hash_memory_kib) {
+            return Err(bad(
+                "security.pin_hash_memory_kib",
+                "must be 1024 to 1048576 (1 MiB to 1 GiB)",
+            ));
+        }
+        if !(1..=10).contains(&s.pin_hash_iterations) {
+            return Err(bad("security.pin_hash_iterations", "must be 1 to 10"));
+        }
+        if !(1..=100).contains(&s.pin_max_failures) {
+            return Err(bad("security.pin_max_failures", "must be 1 to 100"));
+        }
+        if !(1..=86_400).contains(&s.pin_lock_seconds) {
+            return Err(bad("security.pin_lock_seconds", "must be 1 to 86400"));
+        }
+        if !(1..=365).contains(&s.session_ttl_days) {
+            return Err(bad("security.session_ttl_days", "must be 1 to 365"));
+        }
+        if !(1..=1_000_000).contains(&self.storage.queue_depth) {
+            return Err(bad("storage.queue_depth", "must be 1 to 1000000"));
+        }
+        if !(1..=64).contains(&self.storage.read_connections) {
+            return Err(bad("storage.read_connections", "must be 1 to 64"));
+        }
+        if !matches!(self.log.format.as_str(), "pretty" | "json") {
+            return Err(bad("log.format", "must be \"pretty\" or \"json\""));
+        }
+        if self.server.shutdown_grace_seconds > 300 {
+            return Err(bad("server.shutdown_grace_seconds", "must be at most 300"));
+        }
+        self.policy()
+            .validate()
+            .map_err(|e| ConfigError(format!("invalid configuration: `{e}`")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn example_file_is_the_defaults_and_valid() {
+        let example: Config = toml::from_str(include_str!("../../../pocket.example.toml")).unwrap();
+        example.validate().unwrap();
+        let mut defaults = Config::default();
+        defaults
+            .tiers
+            .insert("default".into(), TierTable::contract_default());
+        assert_eq!(example, defaults);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let c: Result<Config, _> = toml::from_str("[server]\nlisten_on = 1");
+        assert!(c.unwrap_err().to_string().contains("listen_on"));
+        let mut c = Config::default();
+        c.server.listen = "nowhere".into();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("server.listen")
+        );
+        let mut c = Config::default();
+        c.log.format = "xml".into();
+        assert!(c.validate().unwrap_err().to_string().contains("log.format"));
+        let c: Config = toml::from_str(
+            "[[tiers.default]]\nname = \"all\"\nup_to_major = 0\nwindow_seconds = 10\nauthentication = \"none\"",
+        )
+        .unwrap();
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("tiers.default")
+        );
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let env = |k: &str| match k {
+            "POCKET_LISTEN" => Some("127.0.0.1:9999".to_string()),
+            "POCKET_SANDBOX" => Some("true".to_string()),
+            _ => None,
+        };
+        let c = Config::load(None, &env).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:9999");
+        assert!(c.server.sandbox);
+        let env = |k: &str| (k == "POCKET_SANDBOX").then(|| "maybe".to_string());
+        assert!(
+            Config::load(None, &env)
+                .unwrap_err()
+                .to_string()
+                .contains("POCKET_SANDBOX")
+        );
+        assert!(Config::load(Some(Path::new("/nonexistent.toml")), &no_env).is_err());
+    }
+}

@@ -1,0 +1,112 @@
+//! Demo data: a merchant with a small catalog and two customers with money, so the
+//! README's tour can start at once. Seeding twice is harmless.
+
+use crate::config::Config;
+use pocket_core::Currency;
+use pocket_core::pricing::Product;
+use pocket_http::Settings;
+use pocket_http::secrets::{hash_pin, issue_secret};
+use pocket_store::Store;
+use pocket_store::ids::secret_digest;
+use pocket_store::model::Written;
+use std::sync::Arc;
+
+pub const CUSTOMERS: [(&str, &str, &str); 2] = [
+    ("+8613800000001", "Li Lei", "123456"),
+    ("+8613800000002", "Han Meimei", "654321"),
+];
+const CATALOG: [(&str, &str, i64); 4] = [
+    ("green-tea", "Green tea", 1299),
+    ("oolong", "Oolong tea", 1899),
+    ("mooncake", "Mooncake", 2500),
+    ("tea-set", "Porcelain tea set", 68_800),
+];
+/// What each demo customer starts with: 1,000.00 CNY.
+const START_BALANCE_MINOR: i64 = 100_000;
+
+fn fresh<T>(w: Written<T>) -> Result<T, String> {
+    match w {
+        Written::Fresh(v) => Ok(v),
+        Written::Replayed(_) => Err("unexpected replay while seeding".into()),
+    }
+}
+
+pub async fn seed(store: &Arc<dyn Store>, settings: &Settings) -> Result<(), String> {
+    let e = |e: pocket_core::Error| format!("seeding demo data failed: {}", e.message);
+    if store
+        .pin_state_by_phone(CUSTOMERS[0].0.into())
+        .await
+        .map_err(e)?
+        .is_some()
+    {
+        println!(
+            "Demo data is already present (customers {} and {}).",
+            CUSTOMERS[0].0, CUSTOMERS[1].0
+        );
+        return Ok(());
+    }
+    let cny = Currency::parse("CNY", "currency").map_err(e)?;
+    let key = issue_secret(&settings.server_key, "sk", None);
+    let merchant = fresh(
+        store
+            .create_merchant("Tea House".into(), secret_digest(&key), None)
+            .await
+            .map_err(e)?,
+    )?;
+    for (sku, name, price) in CATALOG {
+        let p = Product {
+            object: "product",
+            sku: sku.into(),
+            name: name.into(),
+            unit_amount: price,
+            currency: cny,
+            active: true,
+        };
+        store
+            .create_product(merchant.id.clone(), p, None)
+            .await
+            .map_err(e)?;
+    }
+    println!(
+        "Demo merchant \"Tea House\" {}: secret key {key}",
+        merchant.id
+    );
+    println!("  catalog (CNY): green-tea 12.99, oolong 18.99, mooncake 25.00, tea-set 688.00");
+    for (phone, name, pin) in CUSTOMERS {
+        let pin_hash = hash_pin(settings.pin_hashing, pin.into())
+            .await
+            .map_err(e)?;
+        // A session the demo never hands out: sign in with phone and PIN instead.
+        let session = (
+            secret_digest(&issue_secret(&settings.server_key, "pst", None)),
+            0,
+        );
+        let c = fresh(
+            store
+                .signup(phone.into(), name.into(), pin_hash, session, None)
+                .await
+                .map_err(e)?,
+        )?;
+        store
+            .topup(c.id.clone(), START_BALANCE_MINOR, cny, "operator", None)
+            .await
+            .map_err(e)?;
+        println!(
+            "Demo customer {name} {}: phone {phone}, PIN {pin}, balance 1000.00 CNY",
+            c.id
+        );
+    }
+    Ok(())
+}
+
+/// `pocket demo-data`: seeds the data directory without serving.
+pub async fn seed_standalone(config: Config) -> Result<(), String> {
+    let (store, settings, new_admin_key) = crate::serve::open(&config)?;
+    if let Some(key) = new_admin_key {
+        println!(
+            "Admin key (shown once; also saved in {}): {key}",
+            config.server.data.join("admin.key").display()
+        );
+    }
+    seed(&store, &settings).await
+}

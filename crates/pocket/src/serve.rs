@@ -1,0 +1,122 @@
+//! `pocket serve`: open the store, start the sweeper, serve HTTP, shut down gently.
+
+use crate::config::{Config, LogConfig};
+use crate::{demo, keys};
+use pocket_http::{AppState, PinHashing, Settings};
+use pocket_store::Store;
+use pocket_store::clock::SystemClock;
+use pocket_store::sqlite::{SqliteOptions, SqliteStore};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub fn init_logging(log: &LogConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if log.format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+/// Opens the data directory: creates it, the keys and the database.
+pub fn open(config: &Config) -> Result<(Arc<dyn Store>, Settings, Option<String>), String> {
+    let data = &config.server.data;
+    std::fs::create_dir_all(data)
+        .map_err(|e| format!("cannot create data directory {}: {e}", data.display()))?;
+    let (admin_key, admin_key_new) = keys::admin_key(data)?;
+    let server_key = keys::server_key(data)?;
+    let mut options = SqliteOptions::in_dir(data);
+    options.queue_depth = config.storage.queue_depth;
+    options.read_connections = config.storage.read_connections;
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&options, Arc::new(SystemClock))?);
+    let mut settings = Settings::new(Sha256::digest(admin_key.as_bytes()).into(), server_key);
+    let sec = &config.security;
+    settings.policy = Arc::new(config.policy());
+    settings.sandbox = config.server.sandbox;
+    settings.pin_hashing = PinHashing {
+        memory_kib: sec.pin_hash_memory_kib,
+        iterations: sec.pin_hash_iterations,
+        parallelism: 1,
+    };
+    settings.pin_max_failures = sec.pin_max_failures;
+    settings.pin_lock_seconds = sec.pin_lock_seconds;
+    settings.session_ttl_seconds = sec.session_ttl_days * 24 * 3600;
+    Ok((store, settings, admin_key_new.then_some(admin_key)))
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
+    let addr = config.listen_addr().map_err(|e| e.to_string())?;
+    let (store, settings, new_admin_key) = open(&config)?;
+    let settings = Arc::new(settings);
+    if seed_demo {
+        demo::seed(&store, &settings).await?;
+    }
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+        format!(
+            "cannot listen on {addr}: {e} (is another server running? try --listen 127.0.0.1:0)"
+        )
+    })?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    println!("Pocket listening on http://{local}");
+    println!("Data directory: {}", config.server.data.display());
+    if let Some(key) = new_admin_key {
+        println!(
+            "Admin key (shown once; also saved in {}): {key}",
+            config.server.data.join("admin.key").display()
+        );
+    }
+    if settings.sandbox {
+        println!("Sandbox mode: wallets may top themselves up.");
+    }
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let sweeper = tokio::spawn(pocket_store::sweeper::run(store.clone(), stop_rx));
+    let app = pocket_http::router(AppState {
+        store: store.clone(),
+        settings,
+    });
+    let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
+    let (signalled_tx, mut signalled_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        let _ = signalled_tx.send(true);
+    });
+    let deadline = async move {
+        let _ = signalled_rx.wait_for(|s| *s).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        r = server => r.map_err(|e| format!("server error: {e}"))?,
+        _ = deadline => tracing::warn!("grace period over; closing remaining connections"),
+    }
+    let _ = stop_tx.send(true);
+    let _ = sweeper.await;
+    // Dropping the last handle to the store lets the writer finish its queue and stop.
+    drop(store);
+    println!("Pocket stopped.");
+    Ok(())
+}
