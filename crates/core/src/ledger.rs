@@ -256,8 +256,8 @@ mod tests {
         fn any_sequence_conserves_money(ops in proptest::collection::vec(op(), 0..200)) {
             let cny = Currency::parse("CNY", "c").unwrap();
             // ids: 0 settlement, 1..=4 wallets, 5..=6 merchants
-            let mut kinds = vec![S, W, W, W, W, M, M];
-            let mut bal = vec![0i64; 7];
+            let kinds = [S, W, W, W, W, M, M];
+            let mut bal = [0i64; 7];
             let mut transfers = vec![];
             for op in ops {
                 let (d, c, a) = match op {
@@ -279,7 +279,6 @@ mod tests {
             for (d, c, a) in &transfers { audit.transfer(*d as i64, *c as i64, *a, cny); }
             let report = audit.finish();
             prop_assert!(report.iter().all(|r| r.balanced));
-            kinds.clear();
         }
     }
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub server: ServerConfig,
@@ -94,18 +94,6 @@ impl Default for LogConfig {
         LogConfig {
             format: "pretty".into(),
             level: "info".into(),
-        }
-    }
-}
-
-impl Default for Config {
-    fn default() -> Self {
-        Config {
-            server: ServerConfig::default(),
-            security: SecurityConfig::default(),
-            storage: StorageConfig::default(),
-            log: LogConfig::default(),
-            tiers: BTreeMap::new(),
         }
     }
 }

@@ -101,7 +101,11 @@ pub async fn seed(store: &Arc<dyn Store>, settings: &Settings) -> Result<(), Str
 
 /// `pocket demo-data`: seeds the data directory without serving.
 pub async fn seed_standalone(config: Config) -> Result<(), String> {
-    let (store, settings, new_admin_key) = crate::serve::open(&config)?;
+    let crate::serve::Opened {
+        store,
+        settings,
+        new_admin_key,
+    } = crate::serve::open(&config)?;
     if let Some(key) = new_admin_key {
         println!(
             "Admin key (shown once; also saved in {}): {key}",

@@ -23,8 +23,16 @@ pub fn init_logging(log: &LogConfig) {
     };
 }
 
+/// An opened data directory: the store, the HTTP settings, and the admin key when it
+/// was generated just now (to print once).
+pub struct Opened {
+    pub store: Arc<dyn Store>,
+    pub settings: Settings,
+    pub new_admin_key: Option<String>,
+}
+
 /// Opens the data directory: creates it, the keys and the database.
-pub fn open(config: &Config) -> Result<(Arc<dyn Store>, Settings, Option<String>), String> {
+pub fn open(config: &Config) -> Result<Opened, String> {
     let data = &config.server.data;
     std::fs::create_dir_all(data)
         .map_err(|e| format!("cannot create data directory {}: {e}", data.display()))?;
@@ -46,7 +54,11 @@ pub fn open(config: &Config) -> Result<(Arc<dyn Store>, Settings, Option<String>
     settings.pin_max_failures = sec.pin_max_failures;
     settings.pin_lock_seconds = sec.pin_lock_seconds;
     settings.session_ttl_seconds = sec.session_ttl_days * 24 * 3600;
-    Ok((store, settings, admin_key_new.then_some(admin_key)))
+    Ok(Opened {
+        store,
+        settings,
+        new_admin_key: admin_key_new.then_some(admin_key),
+    })
 }
 
 async fn shutdown_signal() {
@@ -69,7 +81,11 @@ async fn shutdown_signal() {
 
 pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
     let addr = config.listen_addr().map_err(|e| e.to_string())?;
-    let (store, settings, new_admin_key) = open(&config)?;
+    let Opened {
+        store,
+        settings,
+        new_admin_key,
+    } = open(&config)?;
     let settings = Arc::new(settings);
     if seed_demo {
         demo::seed(&store, &settings).await?;
