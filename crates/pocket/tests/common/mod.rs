@@ -1,0 +1,321 @@
+//! Test harness: starts the real `pocket` binary on a free port with a temporary data
+//! directory and talks HTTP to it.
+#![allow(dead_code)]
+
+use reqwest::{Client, Method, StatusCode};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub const ADMIN_KEY: &str = "adm_test_key_0123456789abcdef";
+
+pub struct Server {
+    child: Option<Child>,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    pub client: Client,
+    extra_args: Vec<String>,
+}
+
+/// A response: status, headers, and the JSON body (Null when empty or not JSON).
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    /// The error code of an error reply.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    pub fn param(&self) -> Option<&str> {
+        self.body["error"]["param"].as_str()
+    }
+
+    /// Asserts the contract's error shape, status and code.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!(self.status.as_u16(), status, "body: {}", self.text);
+        assert_eq!(self.code(), code, "body: {}", self.text);
+        let e = &self.body["error"];
+        assert!(
+            e["type"].is_string() && e["message"].is_string(),
+            "shape: {}",
+            self.text
+        );
+        assert!(
+            e.get("param").is_some(),
+            "param present (maybe null): {}",
+            self.text
+        );
+    }
+}
+
+fn spawn(dir: &std::path::Path, extra: &[String]) -> (Child, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pocket"));
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(dir)
+        .args(extra)
+        .env("POCKET_ADMIN_KEY", ADMIN_KEY)
+        // Cheap PIN hashes keep the suite fast; production defaults are in pocket.example.toml.
+        .env("POCKET_PIN_HASH_MEMORY_KIB", "1024")
+        .env("POCKET_PIN_HASH_ITERATIONS", "1")
+        .env("POCKET_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = cmd.spawn().expect("start pocket");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("Pocket listening on ")
+                && let Some(tx) = tx.take()
+            {
+                let _ = tx.send(url.trim().to_string());
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("server printed its address");
+    (child, url)
+}
+
+impl Server {
+    pub async fn start() -> Server {
+        Self::start_with(&["--sandbox"]).await
+    }
+
+    pub async fn start_with(args: &[&str]) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let extra: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+        let (child, url) = spawn(dir.path(), &extra);
+        let client = Client::builder()
+            .pool_max_idle_per_host(64)
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
+        Server {
+            child: Some(child),
+            url,
+            dir,
+            client,
+            extra_args: extra,
+        }
+    }
+
+    /// Stops the server with SIGTERM (graceful) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .arg("-TERM")
+                .arg(child.id().to_string())
+                .status();
+            let status = child.wait().expect("wait");
+            assert!(status.success(), "pocket exited with {status}");
+        }
+    }
+
+    /// Stops and starts again on the same data directory (a new port).
+    pub fn restart(&mut self) {
+        self.stop();
+        let (child, url) = spawn(self.dir.path(), &self.extra_args);
+        self.child = Some(child);
+        self.url = url;
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        auth: Option<&str>,
+        body: Option<Value>,
+        idem: Option<&str>,
+    ) -> Reply {
+        let mut req = self.client.request(method, format!("{}{}", self.url, path));
+        if let Some(a) = auth {
+            req = req.bearer_auth(a);
+        }
+        if let Some(k) = idem {
+            req = req.header("Idempotency-Key", k);
+        }
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// Sends raw bytes as the body.
+    pub async fn post_raw(&self, path: &str, auth: &str, body: impl Into<reqwest::Body>) -> Reply {
+        let resp = self
+            .client
+            .post(format!("{}{}", self.url, path))
+            .bearer_auth(auth)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    pub async fn post(&self, path: &str, auth: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(auth), Some(body), None)
+            .await
+    }
+
+    pub async fn get(&self, path: &str, auth: &str) -> Reply {
+        self.call(Method::GET, path, Some(auth), None, None).await
+    }
+
+    /// A new merchant: `(id, secret key)`.
+    pub async fn merchant(&self, name: &str) -> (String, String) {
+        let r = self
+            .post("/v1/admin/merchants", ADMIN_KEY, json!({"name": name}))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        (
+            r.body["id"].as_str().unwrap().into(),
+            r.body["secret_key"].as_str().unwrap().into(),
+        )
+    }
+
+    /// A new customer with `balance` CNY-minor: `(id, session token)`.
+    pub async fn customer(&self, phone: &str, balance: i64) -> (String, String) {
+        let r = self
+            .call(
+                Method::POST,
+                "/v1/wallet/signup",
+                None,
+                Some(json!({"phone": phone, "name": "Test", "pin": "123456"})),
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let id = r.body["customer"]["id"].as_str().unwrap().to_string();
+        if balance > 0 {
+            self.topup(&id, balance, "CNY").await;
+        }
+        (id, r.body["token"].as_str().unwrap().into())
+    }
+
+    pub async fn topup(&self, customer: &str, amount: i64, currency: &str) {
+        let r = self
+            .post(
+                "/v1/admin/topups",
+                ADMIN_KEY,
+                json!({"customer": customer, "amount": amount, "currency": currency}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+
+    pub async fn product(&self, sk: &str, sku: &str, unit_amount: i64, currency: &str) {
+        let r = self
+            .post(
+                "/v1/products",
+                sk,
+                json!({"sku": sku, "name": sku, "unit_amount": unit_amount, "currency": currency}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+
+    /// Creates a payment; panics unless 201.
+    pub async fn payment(&self, sk: &str, body: Value) -> Value {
+        let r = self.post("/v1/payments", sk, body).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body
+    }
+
+    pub async fn confirm(&self, token: &str, payment_id: &str, body: Value) -> Reply {
+        self.post(
+            &format!("/v1/wallet/payments/{payment_id}/confirm"),
+            token,
+            body,
+        )
+        .await
+    }
+
+    /// Available balance of a wallet (by its token) in `currency`, 0 if none.
+    pub async fn wallet_balance(&self, token: &str, currency: &str) -> i64 {
+        let r = self.get("/v1/wallet/me", token).await;
+        balance_of(&r.body["balances"], currency)
+    }
+
+    pub async fn merchant_balance(&self, sk: &str, currency: &str) -> i64 {
+        let r = self.get("/v1/balance", sk).await;
+        balance_of(&r.body["balances"], currency)
+    }
+
+    pub async fn ledger(&self) -> Value {
+        let r = self.get("/v1/admin/ledger", ADMIN_KEY).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        r.body
+    }
+
+    /// Asserts the ledger balances and returns its number of transfers.
+    pub async fn assert_balanced(&self) -> i64 {
+        let l = self.ledger().await;
+        assert_eq!(l["balanced"], true, "ledger: {l}");
+        l["transfers"].as_i64().unwrap()
+    }
+
+    /// Everything a bad request must leave untouched, as seen by one merchant and one
+    /// customer: the ledger, both balances, the merchant's payments and events.
+    pub async fn snapshot(&self, sk: &str, token: &str) -> Value {
+        json!({
+            "ledger": self.ledger().await,
+            "merchant": self.get("/v1/balance", sk).await.body,
+            "wallet": self.get("/v1/wallet/me", token).await.body,
+            "payments": self.get("/v1/payments?limit=100", sk).await.body,
+            "events": self.get("/v1/events?limit=100", sk).await.body,
+            "products": self.get("/v1/products?limit=100", sk).await.body,
+        })
+    }
+}
+
+pub fn balance_of(balances: &Value, currency: &str) -> i64 {
+    balances
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|b| b["currency"] == currency)
+        .and_then(|b| b["available"].as_i64())
+        .unwrap_or(0)
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -1,0 +1,735 @@
+//! The payment flow end to end through HTTP: tour, tiers, PINs, expiry, refunds,
+//! visibility between callers, lists, idempotency across a restart.
+
+mod common;
+
+use common::{ADMIN_KEY, Server, balance_of};
+use reqwest::Method;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn cart_payment_confirm_refund_and_ledger() {
+    let s = Server::start().await;
+    let (merchant_id, sk) = s.merchant("Tea House").await;
+    s.product(&sk, "tea", 1299, "CNY").await;
+    s.product(&sk, "cake", 2500, "CNY").await;
+    let (cus, token) = s.customer("+8613800000001", 10_000).await;
+
+    let p = s
+        .payment(&sk, json!({"currency": "CNY", "items": [{"sku": "tea", "quantity": 2}, {"sku": "cake", "quantity": 1}],
+                             "customer": "+8613800000001", "description": "Table 4", "metadata": {"order": "42"}}))
+        .await;
+    assert_eq!(p["amount"], 2 * 1299 + 2500);
+    assert_eq!(p["status"], "pending");
+    assert_eq!(p["customer"], cus);
+    assert_eq!(p["merchant"], merchant_id);
+    assert_eq!(p["merchant_name"], "Tea House");
+    assert_eq!(p["items"][0]["amount"], 2598);
+    assert_eq!(
+        p["policy"],
+        json!({"tier": "small", "window_seconds": 300, "authentication": "none"})
+    );
+    assert_eq!(p["metadata"]["order"], "42");
+    let created = chrono_ms(p["created_at"].as_str().unwrap());
+    assert_eq!(
+        chrono_ms(p["expires_at"].as_str().unwrap()) - created,
+        300_000
+    );
+    assert!(p["created_at"].as_str().unwrap().ends_with('Z'));
+
+    // The customer sees it as pending.
+    let pending = s.get("/v1/wallet/payments?status=pending", &token).await;
+    assert_eq!(pending.body["data"][0]["id"], p["id"]);
+
+    let id = p["id"].as_str().unwrap();
+    let r = s.confirm(&token, id, json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["status"], "succeeded");
+    assert!(r.body["completed_at"].is_string());
+    assert_eq!(s.wallet_balance(&token, "CNY").await, 10_000 - 5098);
+    assert_eq!(s.merchant_balance(&sk, "CNY").await, 5098);
+
+    // Partial then full refund.
+    let r = s
+        .post(
+            &format!("/v1/payments/{id}/refunds"),
+            &sk,
+            json!({"amount": 1000, "reason": "cold tea"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["amount"], 1000);
+    assert_eq!(r.body["status"], "succeeded");
+    let r = s
+        .post(&format!("/v1/payments/{id}/refunds"), &sk, json!({}))
+        .await;
+    assert_eq!(r.body["amount"], 4098);
+    s.post(&format!("/v1/payments/{id}/refunds"), &sk, json!({}))
+        .await
+        .assert_error(409, "refund_exceeds_payment");
+    assert_eq!(s.wallet_balance(&token, "CNY").await, 10_000);
+    assert_eq!(s.merchant_balance(&sk, "CNY").await, 0);
+    let got = s.get(&format!("/v1/payments/{id}"), &sk).await;
+    assert_eq!(got.body["amount_refunded"], 5098);
+
+    // Movements on both sides, newest first, signed.
+    let w = s.get("/v1/wallet/transactions", &token).await;
+    let kinds: Vec<_> = w.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(kinds, ["refund", "refund", "payment", "topup"]);
+    assert_eq!(w.body["data"][2]["amount"], -5098);
+    assert_eq!(w.body["data"][2]["balance_after"], 10_000 - 5098);
+    let m = s.get("/v1/balance/transactions", &sk).await;
+    assert_eq!(m.body["data"][0]["amount"], -4098);
+
+    // Events: created, succeeded, two refunds.
+    let e = s.get("/v1/events", &sk).await;
+    let types: Vec<_> = e.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "refund.succeeded",
+            "refund.succeeded",
+            "payment.succeeded",
+            "payment.created"
+        ]
+    );
+    assert_eq!(e.body["data"][2]["data"]["object"]["status"], "succeeded");
+
+    let l = s.ledger().await;
+    assert_eq!(l["balanced"], true);
+    assert_eq!(l["transfers"], 4);
+    assert_eq!(l["currencies"][0]["currency"], "CNY");
+    assert_eq!(
+        l["currencies"][0]["total_debits"],
+        l["currencies"][0]["total_credits"]
+    );
+}
+
+fn chrono_ms(s: &str) -> i64 {
+    // "2026-11-25T10:00:00.123Z" → ms, enough for differences within a day.
+    let t = &s[11..23];
+    let h: i64 = t[0..2].parse().unwrap();
+    let m: i64 = t[3..5].parse().unwrap();
+    let sec: i64 = t[6..8].parse().unwrap();
+    let ms: i64 = t[9..12].parse().unwrap();
+    let day: i64 = s[8..10].parse().unwrap();
+    (((day * 24 + h) * 60 + m) * 60 + sec) * 1000 + ms
+}
+
+#[tokio::test]
+async fn tiers_follow_the_currency_exponent() {
+    let s = Server::start().await;
+    let (_, sk) = s.merchant("M").await;
+    let cases = [
+        ("CNY", 20_000, "small", 300, "none"),
+        ("CNY", 20_001, "medium", 120, "pin"),
+        ("CNY", 500_000, "medium", 120, "pin"),
+        ("CNY", 500_001, "large", 60, "pin"),
+        ("JPY", 200, "small", 300, "none"),
+        ("JPY", 201, "medium", 120, "pin"),
+        ("KWD", 200_000, "small", 300, "none"),
+        ("KWD", 50_000_000, "large", 60, "pin"),
+    ];
+    for (currency, amount, tier, window, auth) in cases {
+        let p = s
+            .payment(&sk, json!({"currency": currency, "amount": amount}))
+            .await;
+        assert_eq!(
+            p["policy"],
+            json!({"tier": tier, "window_seconds": window, "authentication": auth}),
+            "{currency} {amount}"
+        );
+        let fetched = s
+            .get(&format!("/v1/payments/{}", p["id"].as_str().unwrap()), &sk)
+            .await;
+        assert_eq!(fetched.body["policy"]["tier"], tier, "policy is stored");
+    }
+    s.post(
+        "/v1/payments",
+        &sk,
+        json!({"currency": "CNY", "amount": 5_000_001}),
+    )
+    .await
+    .assert_error(400, "amount_too_large");
+    s.post(
+        "/v1/payments",
+        &sk,
+        json!({"currency": "JPY", "amount": 50_001}),
+    )
+    .await
+    .assert_error(400, "amount_too_large");
+}
+
+#[tokio::test]
+async fn tiers_come_from_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("pocket.toml");
+    std::fs::write(
+        &cfg,
+        "[[tiers.JPY]]\nname = \"small\"\nup_to_major = 20000\nwindow_seconds = 600\nauthentication = \"none\"\n\
+         [[tiers.JPY]]\nname = \"large\"\nup_to_major = 1000000\nwindow_seconds = 30\nauthentication = \"pin\"\n",
+    )
+    .unwrap();
+    let s = Server::start_with(&["--config", cfg.to_str().unwrap()]).await;
+    let (_, sk) = s.merchant("M").await;
+    let p = s
+        .payment(&sk, json!({"currency": "JPY", "amount": 20_000}))
+        .await;
+    assert_eq!(
+        p["policy"],
+        json!({"tier": "small", "window_seconds": 600, "authentication": "none"})
+    );
+    let p = s
+        .payment(&sk, json!({"currency": "JPY", "amount": 20_001}))
+        .await;
+    assert_eq!(p["policy"]["window_seconds"], 30);
+    // Other currencies keep the contract's defaults.
+    let p = s
+        .payment(&sk, json!({"currency": "CNY", "amount": 20_001}))
+        .await;
+    assert_eq!(p["policy"]["tier"], "medium");
+}
+
+#[tokio::test]
+async fn invalid_config_stops_the_start_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.toml");
+    std::fs::write(&cfg, "[security]\npin_lock_seconds = 0\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pocket"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--data",
+        ])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("security.pin_lock_seconds"), "{err}");
+    std::fs::write(&cfg, "[server]\nlisten = \"127.0.0.1:0\"\nbogus = 1\n").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pocket"))
+        .args(["serve", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("bogus"));
+}
+
+#[tokio::test]
+async fn pin_tier_needs_the_pin_and_locks_after_five_wrong() {
+    let s = Server::start().await;
+    let (_, sk) = s.merchant("M").await;
+    let (cus, token) = s.customer("+8613800000002", 1_000_000).await;
+    let p = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 30_000, "customer": cus}),
+        )
+        .await;
+    let id = p["id"].as_str().unwrap();
+    s.confirm(&token, id, json!({}))
+        .await
+        .assert_error(401, "pin_required");
+    for _ in 0..4 {
+        s.confirm(&token, id, json!({"pin": "000000"}))
+            .await
+            .assert_error(401, "incorrect_pin");
+    }
+    // A correct PIN ends the run of wrong ones.
+    let q = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 30_000, "customer": cus}),
+        )
+        .await;
+    let r = s
+        .confirm(&token, q["id"].as_str().unwrap(), json!({"pin": "123456"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    for _ in 0..4 {
+        s.confirm(&token, id, json!({"pin": "000000"}))
+            .await
+            .assert_error(401, "incorrect_pin");
+    }
+    let got = s.get(&format!("/v1/payments/{id}"), &sk).await;
+    assert_eq!(
+        got.body["status"], "pending",
+        "a wrong PIN leaves the payment payable"
+    );
+    s.confirm(&token, id, json!({"pin": "000000"}))
+        .await
+        .assert_error(423, "pin_locked");
+    // Locked: even the right PIN is refused, and signing in too.
+    s.confirm(&token, id, json!({"pin": "123456"}))
+        .await
+        .assert_error(423, "pin_locked");
+    let r = s
+        .call(
+            Method::POST,
+            "/v1/wallet/sessions",
+            None,
+            Some(json!({"phone": "+8613800000002", "pin": "123456"})),
+            None,
+        )
+        .await;
+    r.assert_error(423, "pin_locked");
+    assert_eq!(s.wallet_balance(&token, "CNY").await, 1_000_000 - 30_000);
+}
+
+#[tokio::test]
+async fn sessions_sign_in_and_out() {
+    let s = Server::start().await;
+    let (_, token) = s.customer("+8613800000003", 0).await;
+    let r = s
+        .call(
+            Method::POST,
+            "/v1/wallet/sessions",
+            None,
+            Some(json!({"phone": "+8613800000003", "pin": "123456"})),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    let second = r.body["token"].as_str().unwrap().to_string();
+    assert!(second.starts_with("pst_"));
+    let r = s
+        .call(
+            Method::POST,
+            "/v1/wallet/sessions",
+            None,
+            Some(json!({"phone": "+8613800000003", "pin": "999999"})),
+            None,
+        )
+        .await;
+    r.assert_error(401, "incorrect_pin");
+    let r = s
+        .call(
+            Method::POST,
+            "/v1/wallet/sessions",
+            None,
+            Some(json!({"phone": "+8613899999999", "pin": "123456"})),
+            None,
+        )
+        .await;
+    r.assert_error(401, "incorrect_pin");
+    let r = s
+        .call(
+            Method::DELETE,
+            "/v1/wallet/sessions/current",
+            Some(&token),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    s.get("/v1/wallet/me", &token)
+        .await
+        .assert_error(401, "invalid_token");
+    assert_eq!(
+        s.get("/v1/wallet/me", &second).await.status,
+        200,
+        "other sessions live on"
+    );
+}
+
+#[tokio::test]
+async fn open_payment_is_paid_by_the_first_confirming_customer() {
+    let s = Server::start().await;
+    let (_, sk) = s.merchant("M").await;
+    let (a, token_a) = s.customer("+8613800000011", 10_000).await;
+    let (_, token_b) = s.customer("+8613800000012", 10_000).await;
+    let p = s
+        .payment(&sk, json!({"currency": "CNY", "amount": 500}))
+        .await;
+    assert_eq!(p["customer"], serde_json::Value::Null);
+    let id = p["id"].as_str().unwrap();
+    // Anyone holding the id sees it; nobody can decline it.
+    assert_eq!(
+        s.get(&format!("/v1/wallet/payments/{id}"), &token_b)
+            .await
+            .status,
+        200
+    );
+    s.post(
+        &format!("/v1/wallet/payments/{id}/decline"),
+        &token_b,
+        json!({}),
+    )
+    .await
+    .assert_error(409, "payment_open");
+    let r = s.confirm(&token_a, id, json!({})).await;
+    assert_eq!(r.body["customer"], a);
+    // Now it is A's: B no longer sees it.
+    s.get(&format!("/v1/wallet/payments/{id}"), &token_b)
+        .await
+        .assert_error(404, "resource_missing");
+    let list = s.get("/v1/wallet/payments", &token_a).await;
+    assert_eq!(list.body["data"][0]["id"], id);
+}
+
+#[tokio::test]
+async fn decline_and_cancel() {
+    let s = Server::start().await;
+    let (_, sk) = s.merchant("M").await;
+    let (cus, token) = s.customer("+8613800000021", 10_000).await;
+    let p = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 500, "customer": cus}),
+        )
+        .await;
+    let id = p["id"].as_str().unwrap();
+    let r = s
+        .post(
+            &format!("/v1/wallet/payments/{id}/decline"),
+            &token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "declined");
+    s.confirm(&token, id, json!({}))
+        .await
+        .assert_error(409, "payment_not_pending");
+    s.post(&format!("/v1/payments/{id}/cancel"), &sk, json!({}))
+        .await
+        .assert_error(409, "payment_not_pending");
+
+    let q = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 500, "customer": cus}),
+        )
+        .await;
+    let qid = q["id"].as_str().unwrap();
+    let r = s
+        .post(&format!("/v1/payments/{qid}/cancel"), &sk, json!({}))
+        .await;
+    assert_eq!(r.body["status"], "canceled");
+    s.confirm(&token, qid, json!({}))
+        .await
+        .assert_error(409, "payment_not_pending");
+    let types: Vec<_> = s.get("/v1/events", &sk).await.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "payment.canceled",
+            "payment.created",
+            "payment.declined",
+            "payment.created"
+        ]
+    );
+    assert_eq!(s.wallet_balance(&token, "CNY").await, 10_000);
+    assert_eq!(s.assert_balanced().await, 1);
+}
+
+#[tokio::test]
+async fn a_payment_expires_by_itself_within_a_second_of_its_deadline() {
+    let s = Server::start().await;
+    let (_, sk) = s.merchant("M").await;
+    let (cus, token) = s.customer("+8613800000031", 10_000).await;
+    let p = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 500, "customer": cus, "expires_in": 1}),
+        )
+        .await;
+    let id = p["id"].as_str().unwrap();
+    let started = Instant::now();
+    let deadline = Duration::from_secs(1);
+    loop {
+        let got = s.get(&format!("/v1/payments/{id}"), &sk).await;
+        if got.body["status"] == "expired" {
+            break;
+        }
+        assert!(
+            started.elapsed() < deadline + Duration::from_millis(1500),
+            "not expired in time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    s.confirm(&token, id, json!({}))
+        .await
+        .assert_error(409, "payment_expired");
+    let e = s.get("/v1/events?limit=1", &sk).await;
+    assert_eq!(e.body["data"][0]["type"], "payment.expired");
+    assert_eq!(s.wallet_balance(&token, "CNY").await, 10_000);
+    assert_eq!(s.assert_balanced().await, 1);
+}
+
+#[tokio::test]
+async fn lists_page_newest_first() {
+    let s = Server::start().await;
+    let (_, sk) = s.merchant("M").await;
+    let mut ids = vec![];
+    for i in 0..5 {
+        ids.push(
+            s.payment(&sk, json!({"currency": "CNY", "amount": 100 + i}))
+                .await["id"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let r = s.get("/v1/payments?limit=2", &sk).await;
+    assert_eq!(r.body["object"], "list");
+    assert_eq!(r.body["has_more"], true);
+    assert_eq!(r.body["data"][0]["id"], ids[4]);
+    assert_eq!(r.body["data"][1]["id"], ids[3]);
+    let r = s
+        .get(
+            &format!("/v1/payments?limit=2&starting_after={}", ids[3]),
+            &sk,
+        )
+        .await;
+    assert_eq!(r.body["data"][0]["id"], ids[2]);
+    let r = s
+        .get(
+            &format!("/v1/payments?limit=10&starting_after={}", ids[1]),
+            &sk,
+        )
+        .await;
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(r.body["has_more"], false);
+    let r = s.get("/v1/payments", &sk).await;
+    assert_eq!(
+        r.body["data"].as_array().unwrap().len(),
+        5,
+        "default limit 10"
+    );
+    let r = s.get("/v1/payments?status=succeeded", &sk).await;
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 0);
+}
+
+#[tokio::test]
+async fn merchants_and_customers_see_only_their_own() {
+    let s = Server::start().await;
+    let (_, sk_a) = s.merchant("A").await;
+    let (_, sk_b) = s.merchant("B").await;
+    let (cus, token) = s.customer("+8613800000041", 10_000).await;
+    let (_, other) = s.customer("+8613800000042", 10_000).await;
+    let p = s
+        .payment(
+            &sk_a,
+            json!({"currency": "CNY", "amount": 500, "customer": cus}),
+        )
+        .await;
+    let id = p["id"].as_str().unwrap();
+    s.get(&format!("/v1/payments/{id}"), &sk_b)
+        .await
+        .assert_error(404, "resource_missing");
+    s.post(&format!("/v1/payments/{id}/cancel"), &sk_b, json!({}))
+        .await
+        .assert_error(404, "resource_missing");
+    s.get(&format!("/v1/wallet/payments/{id}"), &other)
+        .await
+        .assert_error(404, "resource_missing");
+    s.confirm(&other, id, json!({}))
+        .await
+        .assert_error(404, "resource_missing");
+    assert_eq!(
+        s.get("/v1/payments", &sk_b).await.body["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        s.get("/v1/events", &sk_b).await.body["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(
+        s.get("/v1/wallet/payments", &other).await.body["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    assert_eq!(s.confirm(&token, id, json!({})).await.status, 200);
+}
+
+#[tokio::test]
+async fn sandbox_topups_only_in_sandbox() {
+    let s = Server::start_with(&[]).await;
+    let (_, token) = s.customer("+8613800000051", 0).await;
+    let r = s
+        .post(
+            "/v1/wallet/topups",
+            &token,
+            json!({"amount": 500, "currency": "CNY"}),
+        )
+        .await;
+    r.assert_error(403, "sandbox_only");
+    assert!(r.headers.get("pocket-mode").is_none());
+
+    let s = Server::start().await;
+    let (_, token) = s.customer("+8613800000051", 0).await;
+    let r = s
+        .post(
+            "/v1/wallet/topups",
+            &token,
+            json!({"amount": 500, "currency": "CNY"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["object"], "topup");
+    assert_eq!(r.headers.get("pocket-mode").unwrap(), "sandbox");
+    assert_eq!(s.wallet_balance(&token, "CNY").await, 500);
+}
+
+#[tokio::test]
+async fn idempotent_retries_replay_and_survive_a_restart() {
+    let mut s = Server::start().await;
+    let (_, sk) = s.merchant("M").await;
+    let body = json!({"currency": "CNY", "amount": 700});
+    let first = s
+        .call(
+            Method::POST,
+            "/v1/payments",
+            Some(&sk),
+            Some(body.clone()),
+            Some("order-1"),
+        )
+        .await;
+    assert_eq!(first.status, 201);
+    assert!(first.headers.get("idempotent-replayed").is_none());
+    let again = s
+        .call(
+            Method::POST,
+            "/v1/payments",
+            Some(&sk),
+            Some(body.clone()),
+            Some("order-1"),
+        )
+        .await;
+    assert_eq!(again.status, 201);
+    assert_eq!(again.headers.get("idempotent-replayed").unwrap(), "true");
+    assert_eq!(again.text, first.text);
+    // Same key, other body or endpoint: refused.
+    let r = s
+        .call(
+            Method::POST,
+            "/v1/payments",
+            Some(&sk),
+            Some(json!({"currency": "CNY", "amount": 701})),
+            Some("order-1"),
+        )
+        .await;
+    r.assert_error(409, "idempotency_key_reused");
+    assert_eq!(r.body["error"]["type"], "idempotency_error");
+    let r = s
+        .call(
+            Method::POST,
+            "/v1/products",
+            Some(&sk),
+            Some(json!({"sku": "x", "name": "x", "unit_amount": 1, "currency": "CNY"})),
+            Some("order-1"),
+        )
+        .await;
+    r.assert_error(409, "idempotency_key_reused");
+    // Keys are per caller.
+    let (_, sk2) = s.merchant("M2").await;
+    let other = s
+        .call(
+            Method::POST,
+            "/v1/payments",
+            Some(&sk2),
+            Some(body.clone()),
+            Some("order-1"),
+        )
+        .await;
+    assert_ne!(other.body["id"], first.body["id"]);
+
+    s.restart();
+    let after = s
+        .call(
+            Method::POST,
+            "/v1/payments",
+            Some(&sk),
+            Some(body),
+            Some("order-1"),
+        )
+        .await;
+    assert_eq!(after.text, first.text, "the record is durable");
+    assert_eq!(
+        s.get("/v1/payments", &sk).await.body["data"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // Credential-issuing endpoints replay the same secret without storing it.
+    let m1 = s
+        .call(
+            Method::POST,
+            "/v1/admin/merchants",
+            Some(ADMIN_KEY),
+            Some(json!({"name": "Idem"})),
+            Some("m-1"),
+        )
+        .await;
+    let m2 = s
+        .call(
+            Method::POST,
+            "/v1/admin/merchants",
+            Some(ADMIN_KEY),
+            Some(json!({"name": "Idem"})),
+            Some("m-1"),
+        )
+        .await;
+    assert_eq!(m1.body, m2.body);
+    let key = m1.body["secret_key"].as_str().unwrap();
+    assert_eq!(s.get("/v1/balance", key).await.status, 200);
+    let db = std::fs::read(s.dir.path().join("pocket.db")).unwrap();
+    assert!(
+        !db.windows(key.len()).any(|w| w == key.as_bytes()),
+        "secret key stored in clear"
+    );
+}
+
+#[tokio::test]
+async fn service_endpoints_and_openapi() {
+    let s = Server::start().await;
+    let r = s.call(Method::GET, "/healthz", None, None, None).await;
+    assert_eq!(r.body, json!({"status": "ok"}));
+    let r = s.call(Method::GET, "/openapi.json", None, None, None).await;
+    assert_eq!(r.status, 200);
+    assert!(r.body["openapi"].as_str().unwrap().starts_with("3.1"));
+    for path in [
+        "/v1/payments",
+        "/v1/payments/{id}/refunds",
+        "/v1/wallet/payments/{id}/confirm",
+        "/v1/admin/ledger",
+        "/v1/events",
+    ] {
+        assert!(r.body["paths"].get(path).is_some(), "{path} documented");
+    }
+    assert!(r.body["components"]["schemas"].get("Payment").is_some());
+    let r = s.call(Method::GET, "/nope", None, None, None).await;
+    r.assert_error(404, "resource_missing");
+    assert_eq!(s.ledger().await["balanced"], true);
+    let _ = balance_of(&serde_json::Value::Null, "CNY");
+}
