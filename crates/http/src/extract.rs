@@ -62,7 +62,17 @@ pub fn body_too_large() -> ApiError {
 /// `parameter_invalid` or `invalid_json` with the offending parameter's path.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| ApiError(describe(e)))?;
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        // Report broken JSON as such even when a type error came first ("[1,2").
+        if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
+            return ApiError(Error::new(
+                ErrorKind::InvalidRequest,
+                "invalid_json",
+                "The request body is not valid JSON.",
+            ));
+        }
+        ApiError(describe(e))
+    })?;
     // Trailing bytes after the JSON value are malformed input too.
     de.end().map_err(|_| {
         ApiError(Error::new(
@@ -84,9 +94,12 @@ fn describe(e: serde_path_to_error::Error<serde_json::Error>) -> Error {
     let path = e.path().to_string();
     let inner = e.into_inner();
     let msg = inner.to_string();
+    // The path may or may not already end with the field serde complains about.
     let join = |field: &str| {
         if path == "." || path.is_empty() {
             field.to_string()
+        } else if path == field || path.ends_with(&format!(".{field}")) {
+            path.clone()
         } else {
             format!("{path}.{field}")
         }
