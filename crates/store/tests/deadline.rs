@@ -1,0 +1,265 @@
+//! Deadlines with a controllable clock: enforced at commit by the confirm itself,
+//! and by the sweeper, without any test sleeping.
+
+use pocket_core::Currency;
+use pocket_core::payment::Status;
+use pocket_core::policy::PolicyBook;
+use pocket_store::clock::{Clock, ManualClock};
+use pocket_store::model::{PageRequest, Written};
+use pocket_store::sqlite::{SqliteOptions, SqliteStore};
+use pocket_store::{NewPayment, Store};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+const T0: i64 = 1_795_600_800_000;
+
+struct World {
+    store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
+    merchant: String,
+    customer: String,
+    _dir: tempfile::TempDir,
+}
+
+fn fresh<T>(w: Written<T>) -> T {
+    match w {
+        Written::Fresh(v) => v,
+        Written::Replayed(_) => panic!("replay"),
+    }
+}
+
+fn cny() -> Currency {
+    Currency::parse("CNY", "currency").unwrap()
+}
+
+async fn world(balance: i64) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&SqliteOptions::in_dir(dir.path()), clock.clone()).unwrap());
+    let merchant = fresh(
+        store
+            .create_merchant("M".into(), "digest-m".into(), None)
+            .await
+            .unwrap(),
+    )
+    .id;
+    let customer = fresh(
+        store
+            .signup(
+                "+8613800000001".into(),
+                "C".into(),
+                "hash".into(),
+                ("digest-s".into(), T0 + 1),
+                None,
+            )
+            .await
+            .unwrap(),
+    )
+    .id;
+    if balance > 0 {
+        store
+            .topup(customer.clone(), balance, cny(), "operator", None)
+            .await
+            .unwrap();
+    }
+    World {
+        store,
+        clock,
+        merchant,
+        customer,
+        _dir: dir,
+    }
+}
+
+impl World {
+    async fn pay(&self, amount: i64, expires_in: Option<i64>) -> String {
+        let new = NewPayment {
+            merchant_id: self.merchant.clone(),
+            currency: cny(),
+            items: None,
+            amount: Some(amount),
+            customer: Some(self.customer.clone()),
+            description: None,
+            metadata: BTreeMap::new(),
+            expires_in_seconds: expires_in,
+            policy: Arc::new(PolicyBook::default()),
+        };
+        fresh(self.store.create_payment(new, None).await.unwrap()).id
+    }
+
+    async fn status(&self, id: &str) -> Status {
+        self.store.payment(id.into()).await.unwrap().unwrap().status
+    }
+
+    async fn transfers(&self) -> i64 {
+        let r = self.store.ledger_report().await.unwrap();
+        assert!(r.balanced);
+        r.transfers
+    }
+}
+
+#[tokio::test]
+async fn a_confirm_one_millisecond_before_the_deadline_succeeds_at_it_expires() {
+    let w = world(10_000).await;
+    let early = w.pay(100, None).await;
+    let late = w.pay(100, None).await;
+    w.clock.set_ms(T0 + 300_000 - 1);
+    assert!(
+        w.store
+            .confirm(early.clone(), w.customer.clone(), None)
+            .await
+            .is_ok()
+    );
+    w.clock.set_ms(T0 + 300_000);
+    let e = w
+        .store
+        .confirm(late.clone(), w.customer.clone(), None)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "payment_expired");
+    assert_eq!(w.status(&early).await, Status::Succeeded);
+    assert_eq!(
+        w.status(&late).await,
+        Status::Expired,
+        "the refused confirm expired it, committed"
+    );
+    assert_eq!(w.transfers().await, 2, "top-up and one payment");
+    let events = w
+        .store
+        .list_events(
+            w.merchant.clone(),
+            PageRequest {
+                limit: 10,
+                starting_after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(events.data[0].kind, "payment.expired");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn confirms_racing_a_moving_clock_have_exactly_one_outcome() {
+    const TRIALS: usize = 200;
+    let w = Arc::new(world(1_000_000).await);
+    let mut ids = Vec::new();
+    for _ in 0..TRIALS {
+        ids.push(w.pay(100, Some(1)).await);
+    }
+    let before = w.transfers().await;
+    // Confirms and a clock that jumps past every deadline, all at once.
+    let mut tasks = Vec::new();
+    for id in ids.clone() {
+        let w = w.clone();
+        tasks.push(tokio::spawn(async move {
+            tokio::task::yield_now().await;
+            w.store
+                .confirm(id, w.customer.clone(), None)
+                .await
+                .map(|_| ())
+        }));
+    }
+    let ticker = {
+        let w = w.clone();
+        tokio::spawn(async move {
+            for _ in 0..20 {
+                w.clock.advance_ms(60);
+                tokio::task::yield_now().await;
+            }
+        })
+    };
+    let mut answers = Vec::new();
+    for t in tasks {
+        answers.push(t.await.unwrap());
+    }
+    ticker.await.unwrap();
+    w.clock.advance_ms(10_000);
+    while w.store.expire_due(100).await.unwrap() > 0 {}
+    let mut succeeded = 0;
+    for (id, answer) in ids.iter().zip(&answers) {
+        match w.status(id).await {
+            Status::Succeeded => {
+                succeeded += 1;
+                assert!(answer.is_ok());
+            }
+            Status::Expired => assert_eq!(answer.as_ref().unwrap_err().code, "payment_expired"),
+            other => panic!("ended {other:?}"),
+        }
+    }
+    assert_eq!(
+        w.transfers().await,
+        before + succeeded,
+        "one transfer per success, none per expiry"
+    );
+    let balance = w
+        .store
+        .balances(pocket_core::ledger::AccountKind::Wallet, w.customer.clone())
+        .await
+        .unwrap();
+    assert_eq!(balance[0].available, 1_000_000 - 100 * succeeded);
+}
+
+#[tokio::test]
+async fn the_sweeper_query_expires_what_is_due_and_nothing_else() {
+    let w = world(0).await;
+    let mut due = Vec::new();
+    for _ in 0..1200 {
+        due.push(w.pay(100, Some(10)).await);
+    }
+    let later = w.pay(100, Some(20)).await;
+    assert_eq!(w.store.next_deadline().await.unwrap(), Some(T0 + 10_000));
+    w.clock.set_ms(T0 + 9_999);
+    assert_eq!(w.store.expire_due(500).await.unwrap(), 0);
+    w.clock.set_ms(T0 + 10_000);
+    assert_eq!(
+        w.store.expire_due(500).await.unwrap(),
+        500,
+        "bounded batches"
+    );
+    assert_eq!(w.store.expire_due(500).await.unwrap(), 500);
+    assert_eq!(w.store.expire_due(500).await.unwrap(), 200);
+    assert_eq!(w.store.expire_due(500).await.unwrap(), 0);
+    assert_eq!(w.status(&due[0]).await, Status::Expired);
+    assert_eq!(w.status(&later).await, Status::Pending);
+    assert_eq!(w.store.next_deadline().await.unwrap(), Some(T0 + 20_000));
+    let events = w
+        .store
+        .list_events(
+            w.merchant.clone(),
+            PageRequest {
+                limit: 100,
+                starting_after: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        events
+            .data
+            .iter()
+            .take(100)
+            .all(|e| e.kind == "payment.expired")
+    );
+}
+
+#[tokio::test]
+async fn the_sweeper_task_expires_on_time_with_a_manual_clock() {
+    let w = world(0).await;
+    let id = w.pay(100, Some(5)).await;
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let sweeper = tokio::spawn(pocket_store::sweeper::run(w.store.clone(), rx));
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert_eq!(w.status(&id).await, Status::Pending);
+    w.clock.advance_ms(5_000);
+    // The sweeper re-reads the deadline at least every MAX_SLEEP_MS of real time.
+    let mut waited_ms = 0;
+    while w.status(&id).await != Status::Expired {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        waited_ms += 20;
+        assert!(waited_ms <= 1000, "not expired within a second");
+    }
+    stop.send(true).unwrap();
+    sweeper.await.unwrap();
+    assert_eq!(w.clock.now_ms(), T0 + 5_000);
+}
