@@ -41,6 +41,7 @@ async fn fixture() -> Fx {
 impl Fx {
     /// Sends a request that must fail with `status`/`code` (and `param` when given)
     /// and change nothing.
+    #[allow(clippy::too_many_arguments)] // a request and its expected answer, side by side
     async fn refused(
         &self,
         method: Method,
