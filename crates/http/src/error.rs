@@ -51,6 +51,12 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
+        if e.kind == ErrorKind::BodyTooLarge {
+            // The rest of the body is never read: the connection cannot be reused.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if matches!(e.kind, ErrorKind::Unavailable | ErrorKind::RateLimited) {
             response.headers_mut().insert(
                 header::RETRY_AFTER,
