@@ -10,6 +10,7 @@
 //! - [`pricing`]: pricing a cart from a merchant's catalog.
 //! - [`payment`]: the payment object and its state machine.
 //! - [`ledger`]: double-entry postings and the conservation check.
+//! - [`retry`]: the webhook retry schedule.
 //! - [`error`]: the contract's error shape and its stable codes.
 //! - [`time`]: the wire format of timestamps.
 
@@ -19,6 +20,7 @@ pub mod money;
 pub mod payment;
 pub mod policy;
 pub mod pricing;
+pub mod retry;
 pub mod time;
 
 pub use error::{Error, ErrorKind};

@@ -193,6 +193,19 @@ pub fn decide_refund(p: &Payment, requested: Option<i64>) -> Result<i64, Error> 
     Ok(amount)
 }
 
+/// The exact bytes a device key signs to confirm `p`: binding the payment, its
+/// amount, currency, merchant and deadline, so a signature confirms nothing else.
+pub fn confirm_message(p: &Payment) -> String {
+    format!(
+        "pocket-confirm:v1:{}:{}:{}:{}:{}",
+        p.id,
+        p.amount,
+        p.currency,
+        p.merchant,
+        time::rfc3339_ms(p.expires_at)
+    )
+}
+
 /// The deadline of a new payment: `created + window`, or sooner with `expires_in`
 /// (1 ..= the tier's window, in seconds).
 pub fn deadline_ms(
@@ -314,6 +327,15 @@ mod tests {
         assert_eq!(
             decide_refund(&pending, None).unwrap_err().code,
             "payment_not_succeeded"
+        );
+    }
+
+    #[test]
+    fn confirm_message_is_the_contracts() {
+        let p = payment(None, Status::Pending);
+        assert_eq!(
+            confirm_message(&p),
+            "pocket-confirm:v1:pay_1:1000:CNY:mer_1:1970-01-01T00:05:00.000Z"
         );
     }
 

@@ -19,8 +19,7 @@ pub enum Authentication {
     None,
     /// The wallet's 6-digit PIN.
     Pin,
-    /// The PIN and a device-key signature. Device keys come with a later issue; until
-    /// then config validation refuses this value rather than weaken it to `pin`.
+    /// The PIN and a signature by one of the wallet's registered device keys.
     PinAndDevice,
 }
 
@@ -78,7 +77,7 @@ pub const MAX_WINDOW_SECONDS: i64 = 86_400;
 
 impl TierTable {
     /// The contract's defaults: small ≤ 200 / 300 s / none, medium ≤ 5,000 / 120 s / pin,
-    /// large ≤ 50,000 / 60 s / pin.
+    /// large ≤ 50,000 / 60 s / pin and device signature.
     pub fn contract_default() -> TierTable {
         let rule = |name: &str, up_to_major, window_seconds, authentication| TierRule {
             name: name.to_string(),
@@ -89,7 +88,7 @@ impl TierTable {
         TierTable(vec![
             rule("small", 200, 300, Authentication::None),
             rule("medium", 5_000, 120, Authentication::Pin),
-            rule("large", 50_000, 60, Authentication::Pin),
+            rule("large", 50_000, 60, Authentication::PinAndDevice),
         ])
     }
 
@@ -105,12 +104,6 @@ impl TierTable {
             }
             if t.up_to_major <= 0 {
                 return Err(format!("tier '{}': up_to_major must be > 0", t.name));
-            }
-            if t.authentication == Authentication::PinAndDevice {
-                return Err(format!(
-                    "tier '{}': pin_and_device needs device keys, which this version does not support yet",
-                    t.name
-                ));
             }
             if !(1..=MAX_WINDOW_SECONDS).contains(&t.window_seconds) {
                 return Err(format!(
@@ -242,7 +235,7 @@ mod tests {
         let large = book.decide(500_001, cur("CNY"), "amount").unwrap();
         assert_eq!(large.tier, "large");
         assert_eq!(large.window_seconds, 60);
-        assert_eq!(large.authentication, Authentication::Pin);
+        assert_eq!(large.authentication, Authentication::PinAndDevice);
         let e = book.decide(5_000_001, cur("CNY"), "amount").unwrap_err();
         assert_eq!(e.code, "amount_too_large");
     }

@@ -9,6 +9,7 @@
 //! calls and back. The OpenAPI document is generated from the handlers' annotations.
 
 pub mod auth;
+pub mod device_keys;
 pub mod error;
 pub mod extract;
 pub mod idem;
@@ -23,7 +24,7 @@ use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use pocket_store::Store;
-use routes::{admin, merchant, payments, service, wallet};
+use routes::{admin, devices, merchant, payments, service, stream, wallet, webhooks};
 pub use settings::{PinHashing, Settings};
 use std::sync::Arc;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -36,13 +37,26 @@ use utoipa_axum::routes;
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub settings: Arc<Settings>,
+    /// Permits for open wallet event streams (a limit on everything).
+    pub streams: Arc<tokio::sync::Semaphore>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, settings: Arc<Settings>) -> AppState {
+        let streams = Arc::new(tokio::sync::Semaphore::new(settings.max_streams));
+        AppState {
+            store,
+            settings,
+            streams,
+        }
+    }
 }
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Pocket API", version = "1", description = "Mobile payments: merchants, wallets, time-boxed payment requests and a double-entry ledger. The contract is shared/API.md."),
     modifiers(&SecuritySchemes),
-    tags((name = "operator"), (name = "wallet"), (name = "merchant"), (name = "payments"), (name = "service"))
+    tags((name = "operator"), (name = "wallet"), (name = "merchant"), (name = "payments"), (name = "webhooks"), (name = "service"))
 )]
 struct ApiDoc;
 
@@ -73,6 +87,7 @@ impl Modify for SecuritySchemes {
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(admin::create_merchant))
+        .routes(routes!(admin::roll_key))
         .routes(routes!(admin::create_topup))
         .routes(routes!(admin::ledger))
         .routes(routes!(wallet::signup))
@@ -85,6 +100,14 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(wallet::decline))
         .routes(routes!(wallet::topup))
         .routes(routes!(wallet::transactions))
+        .routes(routes!(devices::register, devices::list))
+        .routes(routes!(devices::revoke))
+        .routes(routes!(stream::create_ticket))
+        .routes(routes!(stream::wallet_events))
+        .routes(routes!(webhooks::create, webhooks::list))
+        .routes(routes!(webhooks::delete))
+        .routes(routes!(webhooks::deliveries))
+        .routes(routes!(webhooks::redeliver))
         .routes(routes!(merchant::create_product, merchant::list_products))
         .routes(routes!(merchant::update_product))
         .routes(routes!(merchant::balance))

@@ -3,7 +3,11 @@
 //! - A secret is random, except when its request carries an `Idempotency-Key`: then it
 //!   is derived by HMAC from the server key and the idempotency record, so a replayed
 //!   response can carry the same secret without the secret ever being stored.
-//! - PINs are hashed with Argon2id (salted, PHC string) on tokio's blocking threads.
+//! - Secrets are stored only as keyed digests: HMAC-SHA256 under the server key, which
+//!   lives in the data directory, never in the database. A stolen database alone
+//!   cannot be used to check guesses, and look-ups stay O(1) by digest.
+//! - PINs are hashed with Argon2id (salted, PHC string) with the server key as pepper,
+//!   on tokio's blocking threads.
 
 use crate::settings::PinHashing;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -11,6 +15,7 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use hmac::{Hmac, Mac};
 use pocket_core::Error;
 use pocket_store::ids;
+use pocket_store::KeyDigest;
 use pocket_store::model::Idem;
 use rand::RngCore;
 use sha2::Sha256;
@@ -36,6 +41,30 @@ pub fn issue_secret(server_key: &[u8; 32], prefix: &str, idem: Option<&Idem>) ->
     format!("{prefix}_{}", ids::base62_of(&mac.finalize().into_bytes()))
 }
 
+/// The keyed digest under which a secret is stored and looked up (hex).
+pub fn digest(server_key: &[u8; 32], secret: &str) -> String {
+    match Hmac::<Sha256>::new_from_slice(server_key) {
+        Ok(mut mac) => {
+            mac.update(b"pocket-secret-digest:v1\0");
+            mac.update(secret.as_bytes());
+            hex::encode(mac.finalize().into_bytes())
+        }
+        // HMAC takes keys of any length; this cannot happen.
+        Err(_) => String::new(),
+    }
+}
+
+/// Characters of a secret kept for display (`sk_AbCd`).
+pub const DISPLAY_PREFIX_CHARS: usize = 7;
+
+/// What the store keeps of a secret: its keyed digest and a display prefix.
+pub fn key_digest(server_key: &[u8; 32], secret: &str) -> KeyDigest {
+    KeyDigest {
+        digest: digest(server_key, secret),
+        prefix: secret.chars().take(DISPLAY_PREFIX_CHARS).collect(),
+    }
+}
+
 /// `pin` must be exactly six ASCII digits.
 pub fn check_pin_format(pin: &str) -> Result<(), Error> {
     if pin.len() == 6 && pin.bytes().all(|b| b.is_ascii_digit()) {
@@ -45,19 +74,18 @@ pub fn check_pin_format(pin: &str) -> Result<(), Error> {
     }
 }
 
-fn argon2(p: &PinHashing) -> Result<Argon2<'static>, Error> {
-    let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None)
-        .map_err(|_| Error::internal())?;
-    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+fn argon2<'k>(p: &PinHashing, pepper: &'k [u8; 32]) -> Result<Argon2<'k>, Error> {
+    let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None).map_err(|_| Error::internal())?;
+    Argon2::new_with_secret(pepper, Algorithm::Argon2id, Version::V0x13, params).map_err(|_| Error::internal())
 }
 
 /// Hashes a PIN (slow on purpose) off the async threads.
-pub async fn hash_pin(params: PinHashing, pin: String) -> Result<String, Error> {
+pub async fn hash_pin(params: PinHashing, pepper: [u8; 32], pin: String) -> Result<String, Error> {
     tokio::task::spawn_blocking(move || {
         let mut salt = [0u8; 16];
         rand::rng().fill_bytes(&mut salt);
         let salt = SaltString::encode_b64(&salt).map_err(|_| Error::internal())?;
-        let hash = argon2(&params)?
+        let hash = argon2(&params, &pepper)?
             .hash_password(pin.as_bytes(), &salt)
             .map_err(|_| Error::internal())?;
         Ok(hash.to_string())
@@ -66,13 +94,14 @@ pub async fn hash_pin(params: PinHashing, pin: String) -> Result<String, Error> 
     .map_err(|_| Error::internal())?
 }
 
-/// Checks a PIN against its stored hash (the hash carries its own parameters).
-pub async fn verify_pin(stored_hash: String, pin: String) -> Result<bool, Error> {
+/// Checks a PIN against its stored hash (the hash carries its own cost parameters;
+/// the pepper is the server key).
+pub async fn verify_pin(pepper: [u8; 32], stored_hash: String, pin: String) -> Result<bool, Error> {
     tokio::task::spawn_blocking(move || {
         let parsed = PasswordHash::new(&stored_hash).map_err(|_| Error::internal())?;
-        Ok(Argon2::default()
-            .verify_password(pin.as_bytes(), &parsed)
-            .is_ok())
+        let hasher = Argon2::new_with_secret(&pepper, Algorithm::Argon2id, Version::V0x13, Params::default())
+            .map_err(|_| Error::internal())?;
+        Ok(hasher.verify_password(pin.as_bytes(), &parsed).is_ok())
     })
     .await
     .map_err(|_| Error::internal())?
@@ -103,6 +132,15 @@ mod tests {
     }
 
     #[test]
+    fn digests_are_keyed() {
+        let d = digest(&[1u8; 32], "sk_abc");
+        assert_eq!(d.len(), 64);
+        assert_eq!(d, digest(&[1u8; 32], "sk_abc"));
+        assert_ne!(d, digest(&[2u8; 32], "sk_abc"));
+        assert_eq!(key_digest(&[1u8; 32], "sk_AbCdEfGh").prefix, "sk_AbCd");
+    }
+
+    #[test]
     fn pin_format() {
         assert!(check_pin_format("012345").is_ok());
         for bad in ["12345", "1234567", "12345a", "", "１２３４５６"] {
@@ -117,9 +155,11 @@ mod tests {
             iterations: 1,
             parallelism: 1,
         };
-        let h = hash_pin(p, "123456".into()).await.unwrap();
-        assert!(h.starts_with("$argon2id$"));
-        assert!(verify_pin(h.clone(), "123456".into()).await.unwrap());
-        assert!(!verify_pin(h, "654321".into()).await.unwrap());
+        let pepper = [3u8; 32];
+        let h = hash_pin(p, pepper, "123456".into()).await.unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
+        assert!(verify_pin(pepper, h.clone(), "123456".into()).await.unwrap());
+        assert!(!verify_pin(pepper, h.clone(), "654321".into()).await.unwrap());
+        assert!(!verify_pin([4u8; 32], h, "123456".into()).await.unwrap(), "the pepper matters");
     }
 }

@@ -35,6 +35,10 @@ pub struct Settings {
     pub session_ttl_seconds: i64,
     pub pin_max_failures: i64,
     pub pin_lock_seconds: i64,
+    /// Webhook targets on loopback and private networks are allowed (tests, internal use).
+    pub allow_private_webhooks: bool,
+    /// Most wallet event streams open at once; more get `503`.
+    pub max_streams: usize,
 }
 
 impl Settings {
@@ -49,6 +53,8 @@ impl Settings {
             session_ttl_seconds: 30 * 24 * 3600,
             pin_max_failures: 5,
             pin_lock_seconds: 15 * 60,
+            allow_private_webhooks: false,
+            max_streams: 10_000,
         }
     }
 }

@@ -16,6 +16,7 @@ pub struct Config {
     pub security: SecurityConfig,
     pub storage: StorageConfig,
     pub log: LogConfig,
+    pub webhooks: WebhooksConfig,
     /// `default` and per-currency tier tables.
     pub tiers: BTreeMap<String, TierTable>,
 }
@@ -45,6 +46,31 @@ pub struct SecurityConfig {
 pub struct StorageConfig {
     pub queue_depth: usize,
     pub read_connections: usize,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhooksConfig {
+    /// Allow targets on loopback and private networks (tests, internal deployments).
+    pub allow_private: bool,
+    /// An attempt without a 2xx within this many seconds failed.
+    pub timeout_seconds: u64,
+    pub max_in_flight: usize,
+    pub max_in_flight_per_endpoint: usize,
+    /// Delays after each failed attempt; delivery gives up 3 days after the event.
+    pub retry_schedule_seconds: Vec<i64>,
+}
+
+impl Default for WebhooksConfig {
+    fn default() -> Self {
+        WebhooksConfig {
+            allow_private: false,
+            timeout_seconds: 10,
+            max_in_flight: 32,
+            max_in_flight_per_endpoint: 2,
+            retry_schedule_seconds: pocket_core::retry::DEFAULT_SCHEDULE_SECONDS.to_vec(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -160,6 +186,9 @@ impl Config {
         if let Some(v) = env("POCKET_QUEUE_DEPTH") {
             self.storage.queue_depth = parse("POCKET_QUEUE_DEPTH", v)?;
         }
+        if let Some(v) = env("POCKET_WEBHOOKS_ALLOW_PRIVATE") {
+            self.webhooks.allow_private = parse("POCKET_WEBHOOKS_ALLOW_PRIVATE", v)?;
+        }
         if let Some(v) = env("POCKET_LOG_FORMAT") {
             self.log.format = v;
         }
@@ -232,6 +261,22 @@ impl Config {
         }
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             return Err(bad("log.format", "must be \"pretty\" or \"json\""));
+        }
+        let w = &self.webhooks;
+        if !(1..=60).contains(&w.timeout_seconds) {
+            return Err(bad("webhooks.timeout_seconds", "must be 1 to 60"));
+        }
+        if !(1..=1024).contains(&w.max_in_flight) {
+            return Err(bad("webhooks.max_in_flight", "must be 1 to 1024"));
+        }
+        if !(1..=w.max_in_flight).contains(&w.max_in_flight_per_endpoint) {
+            return Err(bad("webhooks.max_in_flight_per_endpoint", "must be 1 to webhooks.max_in_flight"));
+        }
+        if w.retry_schedule_seconds.is_empty()
+            || w.retry_schedule_seconds.len() > 20
+            || w.retry_schedule_seconds.iter().any(|s| !(1..=86_400).contains(s))
+        {
+            return Err(bad("webhooks.retry_schedule_seconds", "must list 1 to 20 delays of 1 to 86400 seconds"));
         }
         if self.server.shutdown_grace_seconds > 300 {
             return Err(bad("server.shutdown_grace_seconds", "must be at most 300"));

@@ -5,9 +5,8 @@ use crate::config::Config;
 use pocket_core::Currency;
 use pocket_core::pricing::Product;
 use pocket_http::Settings;
-use pocket_http::secrets::{hash_pin, issue_secret};
+use pocket_http::secrets::{digest, hash_pin, issue_secret, key_digest};
 use pocket_store::Store;
-use pocket_store::ids::secret_digest;
 use pocket_store::model::Written;
 use std::sync::Arc;
 
@@ -48,11 +47,11 @@ pub async fn seed(store: &Arc<dyn Store>, settings: &Settings) -> Result<(), Str
     let cny = Currency::parse("CNY", "currency").map_err(e)?;
     let key = issue_secret(&settings.server_key, "sk", None);
     let merchant = fresh(
-        store
-            .create_merchant("Tea House".into(), secret_digest(&key), None)
+        store.create_merchant("Tea House".into(), key_digest(&settings.server_key, &key), None, None)
             .await
             .map_err(e)?,
-    )?;
+    )?
+    .merchant;
     for (sku, name, price) in CATALOG {
         let p = Product {
             object: "product",
@@ -73,12 +72,12 @@ pub async fn seed(store: &Arc<dyn Store>, settings: &Settings) -> Result<(), Str
     );
     println!("  catalog (CNY): green-tea 12.99, oolong 18.99, mooncake 25.00, tea-set 688.00");
     for (phone, name, pin) in CUSTOMERS {
-        let pin_hash = hash_pin(settings.pin_hashing, pin.into())
+        let pin_hash = hash_pin(settings.pin_hashing, settings.server_key, pin.into())
             .await
             .map_err(e)?;
         // A session the demo never hands out: sign in with phone and PIN instead.
         let session = (
-            secret_digest(&issue_secret(&settings.server_key, "pst", None)),
+            digest(&settings.server_key, &issue_secret(&settings.server_key, "pst", None)),
             0,
         );
         let c = fresh(

@@ -6,6 +6,7 @@ use pocket_http::{AppState, PinHashing, Settings};
 use pocket_store::Store;
 use pocket_store::clock::SystemClock;
 use pocket_store::sqlite::{SqliteOptions, SqliteStore};
+use pocket_webhooks::{Dispatcher, DispatcherConfig};
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,6 +55,7 @@ pub fn open(config: &Config) -> Result<Opened, String> {
     settings.pin_max_failures = sec.pin_max_failures;
     settings.pin_lock_seconds = sec.pin_lock_seconds;
     settings.session_ttl_seconds = sec.session_ttl_days * 24 * 3600;
+    settings.allow_private_webhooks = config.webhooks.allow_private;
     Ok(Opened {
         store,
         settings,
@@ -109,11 +111,22 @@ pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
     }
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let sweeper = tokio::spawn(pocket_store::sweeper::run(store.clone(), stop_rx));
-    let app = pocket_http::router(AppState {
-        store: store.clone(),
-        settings,
-    });
+    let sweeper = tokio::spawn(pocket_store::sweeper::run(store.clone(), stop_rx.clone()));
+    let w = &config.webhooks;
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        settings.server_key,
+        DispatcherConfig {
+            timeout_ms: w.timeout_seconds * 1000,
+            max_in_flight: w.max_in_flight,
+            max_in_flight_per_endpoint: w.max_in_flight_per_endpoint,
+            retry_schedule_seconds: w.retry_schedule_seconds.clone(),
+            allow_private: w.allow_private,
+            ..DispatcherConfig::default()
+        },
+    )?;
+    let dispatcher = tokio::spawn(dispatcher.run(stop_rx));
+    let app = pocket_http::router(AppState::new(store.clone(), settings));
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
     let (signalled_tx, mut signalled_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -131,6 +144,7 @@ pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
     }
     let _ = stop_tx.send(true);
     let _ = sweeper.await;
+    let _ = dispatcher.await;
     // Dropping the last handle to the store lets the writer finish its queue and stop.
     drop(store);
     println!("Pocket stopped.");

@@ -135,11 +135,11 @@ async fn tiers_follow_the_currency_exponent() {
         ("CNY", 20_000, "small", 300, "none"),
         ("CNY", 20_001, "medium", 120, "pin"),
         ("CNY", 500_000, "medium", 120, "pin"),
-        ("CNY", 500_001, "large", 60, "pin"),
+        ("CNY", 500_001, "large", 60, "pin_and_device"),
         ("JPY", 200, "small", 300, "none"),
         ("JPY", 201, "medium", 120, "pin"),
         ("KWD", 200_000, "small", 300, "none"),
-        ("KWD", 50_000_000, "large", 60, "pin"),
+        ("KWD", 50_000_000, "large", 60, "pin_and_device"),
     ];
     for (currency, amount, tier, window, auth) in cases {
         let p = s

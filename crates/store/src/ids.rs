@@ -2,10 +2,9 @@
 //!
 //! Ids are a type prefix and 24 random base62 characters (~143 bits): never
 //! sequential, so they cannot be enumerated. Secrets (merchant keys, session tokens)
-//! are 32 random base62 characters and are stored only as their SHA-256 digest.
+//! are 32 random base62 characters; the store only ever sees their keyed digests.
 
 use rand::Rng;
-use sha2::{Digest, Sha256};
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /// Random characters after an id's prefix.
@@ -44,11 +43,6 @@ pub fn base62_of(bytes: &[u8]) -> String {
         .iter()
         .map(|b| BASE62[(*b as usize) % BASE62.len()] as char)
         .collect()
-}
-
-/// The digest under which a secret is stored and looked up (hex SHA-256).
-pub fn secret_digest(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 #[cfg(test)]

@@ -18,6 +18,15 @@ pub struct Merchant {
     pub created_at: i64,
 }
 
+/// A new merchant and, when a `webhook_url` was given, its first webhook endpoint.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct MerchantCreated {
+    #[serde(flatten)]
+    pub merchant: Merchant,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_endpoint: Option<WebhookEndpoint>,
+}
+
 /// Who a merchant secret key belongs to.
 #[derive(Clone, Debug)]
 pub struct MerchantAuth {
@@ -187,4 +196,96 @@ pub struct Idem {
 pub enum Written<T> {
     Fresh(T),
     Replayed(StoredResponse),
+}
+
+/// A committed event, as announced to in-process listeners (wallet streams,
+/// long-polls, the webhook dispatcher) right after its transaction committed.
+#[derive(Clone, Debug)]
+pub struct EventNote {
+    pub seq: i64,
+    pub id: String,
+    pub kind: String,
+    pub merchant_id: String,
+    pub customer_id: Option<String>,
+    pub payment_id: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct WebhookEndpoint {
+    pub id: String,
+    #[schema(value_type = String, example = "webhook_endpoint")]
+    pub object: &'static str,
+    pub url: String,
+    /// Event types sent to this endpoint; `["*"]` means all.
+    pub events: Vec<String>,
+    #[serde(serialize_with = "time::ser")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+}
+
+/// A delivery claimed by the dispatcher: one event for one endpoint.
+#[derive(Clone, Debug)]
+pub struct DeliveryJob {
+    pub delivery_seq: i64,
+    pub event_id: String,
+    pub endpoint_id: String,
+    pub url: String,
+    /// The event exactly as `GET /v1/events` shows it.
+    pub body: String,
+    /// Attempts made before this one.
+    pub attempts: i64,
+    pub event_created_at: i64,
+}
+
+/// What became of one delivery attempt.
+#[derive(Clone, Debug)]
+pub enum AttemptOutcome {
+    Delivered,
+    RetryAt(i64),
+    GiveUp,
+}
+
+#[derive(Clone, Debug)]
+pub struct AttemptRecord {
+    pub delivery_seq: i64,
+    pub event_id: String,
+    pub endpoint_id: String,
+    pub attempted_at: i64,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+    pub duration_ms: i64,
+    pub outcome: AttemptOutcome,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct DeliveryAttempt {
+    #[schema(value_type = String, example = "delivery_attempt")]
+    pub object: &'static str,
+    pub event: String,
+    pub webhook_endpoint: String,
+    #[serde(serialize_with = "time::ser")]
+    #[schema(value_type = String, format = DateTime)]
+    pub attempted_at: i64,
+    /// The endpoint's HTTP status, or null when no response came.
+    pub status_code: Option<u16>,
+    /// Why the attempt failed without a response (timeout, connection refused…).
+    pub error: Option<String>,
+    pub duration_ms: i64,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Device {
+    pub id: String,
+    #[schema(value_type = String, example = "device")]
+    pub object: &'static str,
+    pub name: String,
+    #[serde(serialize_with = "time::ser")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    #[serde(serialize_with = "time::ser_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub revoked_at: Option<i64>,
+    /// The public key as registered (a JWK), for verification; not shown to clients.
+    #[serde(skip)]
+    pub public_key: String,
 }

@@ -39,10 +39,16 @@ async fn world(balance: i64) -> World {
         Arc::new(SqliteStore::open(&SqliteOptions::in_dir(dir.path()), clock.clone()).unwrap());
     let merchant = fresh(
         store
-            .create_merchant("M".into(), "digest-m".into(), None)
+            .create_merchant(
+                "M".into(),
+                pocket_store::KeyDigest { digest: "digest-m".into(), prefix: "sk_test".into() },
+                None,
+                None,
+            )
             .await
             .unwrap(),
     )
+    .merchant
     .id;
     let customer = fresh(
         store
@@ -107,14 +113,14 @@ async fn a_confirm_one_millisecond_before_the_deadline_succeeds_at_it_expires() 
     w.clock.set_ms(T0 + 300_000 - 1);
     assert!(
         w.store
-            .confirm(early.clone(), w.customer.clone(), None)
+            .confirm(early.clone(), w.customer.clone(), None, None)
             .await
             .is_ok()
     );
     w.clock.set_ms(T0 + 300_000);
     let e = w
         .store
-        .confirm(late.clone(), w.customer.clone(), None)
+        .confirm(late.clone(), w.customer.clone(), None, None)
         .await
         .unwrap_err();
     assert_eq!(e.code, "payment_expired");
@@ -155,7 +161,7 @@ async fn confirms_racing_a_moving_clock_have_exactly_one_outcome() {
         tasks.push(tokio::spawn(async move {
             tokio::task::yield_now().await;
             w.store
-                .confirm(id, w.customer.clone(), None)
+                .confirm(id, w.customer.clone(), None, None)
                 .await
                 .map(|_| ())
         }));

@@ -5,15 +5,18 @@ use crate::auth::Admin;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::Body;
 use crate::idem::{IdempotencyKey, precheck, replay, respond};
-use crate::secrets::issue_secret;
+use crate::secrets::{issue_secret, key_digest};
 use crate::validate;
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pocket_core::{Currency, Error, money};
-use pocket_store::ids::secret_digest;
+use crate::routes::webhooks::CreatedWebhookEndpoint;
+use pocket_core::time::MS_PER_SECOND;
 use pocket_store::model::{LedgerReport, Merchant, Topup, Written};
+use pocket_webhooks::signature::endpoint_secret;
+use serde_json::Value;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -24,7 +27,7 @@ const ADMIN: &str = "admin";
 #[serde(deny_unknown_fields)]
 pub struct CreateMerchant {
     pub name: String,
-    /// Webhooks are not available in this version; sending this is refused.
+    /// Creates a webhook endpoint for every event type at this URL.
     pub webhook_url: Option<String>,
 }
 
@@ -34,18 +37,41 @@ pub struct CreatedMerchant {
     pub merchant: Merchant,
     /// Shown only in this response.
     pub secret_key: String,
+    /// Present when `webhook_url` was given; its `secret` is shown only here.
+    pub webhook_endpoint: Option<CreatedWebhookEndpoint>,
 }
 
-/// Answers a merchant creation, fresh or replayed, with its (derived) secret key.
-fn merchant_response(merchant: Merchant, secret_key: String) -> Response {
-    (
-        StatusCode::CREATED,
-        Json(CreatedMerchant {
-            merchant,
-            secret_key,
-        }),
-    )
-        .into_response()
+/// The stored response of a credential-issuing request with its secrets put in: the
+/// same function renders the first answer and every replay, so they are identical.
+/// Secrets are derived (from the idempotency record or the endpoint id), never stored.
+pub(crate) fn with_secrets(mut body: Value, secrets: &[(&str, String)], server_key: &[u8; 32]) -> Value {
+    if let Value::Object(o) = &mut body {
+        for (field, secret) in secrets {
+            o.insert(field.to_string(), Value::String(secret.clone()));
+        }
+        if let Some(Value::Object(endpoint)) = o.get_mut("webhook_endpoint")
+            && let Some(id) = endpoint.get("id").and_then(Value::as_str).map(String::from)
+        {
+            endpoint.insert("secret".into(), Value::String(endpoint_secret(server_key, &id)));
+        }
+    }
+    body
+}
+
+/// Answers with `body` plus secrets, fresh or replayed.
+pub(crate) fn secret_response<T: Serialize>(written: Written<T>, status: StatusCode, secrets: &[(&str, String)], server_key: &[u8; 32]) -> Response {
+    match written {
+        Written::Fresh(v) => {
+            let body = serde_json::to_value(&v).unwrap_or(Value::Null);
+            (status, Json(with_secrets(body, secrets, server_key))).into_response()
+        }
+        Written::Replayed(mut stored) => {
+            if let Ok(body) = serde_json::from_str::<Value>(&stored.body) {
+                stored.body = with_secrets(body, secrets, server_key).to_string();
+            }
+            replay(stored)
+        }
+    }
 }
 
 #[utoipa::path(post, path = "/v1/admin/merchants", tag = "operator",
@@ -60,46 +86,74 @@ pub async fn create_merchant(
 ) -> ApiResult<Response> {
     let req = body.value;
     validate::text(&req.name, "name", validate::MAX_NAME_CHARS)?;
-    if req.webhook_url.is_some() {
+    if let Some(url) = &req.webhook_url {
+        crate::routes::webhooks::check_webhook_url(&state, url, "webhook_url")?;
+    }
+    let idem = key.for_caller(ADMIN, &body.raw, StatusCode::CREATED);
+    let secret_key = issue_secret(&state.settings.server_key, "sk", idem.as_ref());
+    let secrets = [("secret_key", secret_key.clone())];
+    let server_key = &state.settings.server_key;
+    if let Some(stored) = precheck(&state, idem.as_ref()).await? {
+        return Ok(secret_response::<Value>(Written::Replayed(stored), StatusCode::CREATED, &secrets, server_key));
+    }
+    let written = state
+        .store
+        .create_merchant(req.name, key_digest(server_key, &secret_key), req.webhook_url, idem)
+        .await?;
+    Ok(secret_response(written, StatusCode::CREATED, &secrets, server_key))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RollKey {
+    /// Seconds the merchant's current keys keep working (0 to 86400; default 0: at once).
+    pub expire_current_in: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RolledKey {
+    #[serde(flatten)]
+    pub merchant: Merchant,
+    /// The new key, shown only in this response.
+    pub secret_key: String,
+}
+
+/// Longest a rolled-over key may keep working.
+const MAX_KEY_OVERLAP_SECONDS: i64 = 86_400;
+
+#[utoipa::path(post, path = "/v1/admin/merchants/{id}/keys", tag = "operator", params(("id" = String, Path)),
+    request_body = RollKey,
+    responses((status = 201, body = RolledKey), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("admin_key" = [])))]
+pub async fn roll_key(
+    State(state): State<AppState>,
+    _: Admin,
+    Path(id): Path<String>,
+    key: IdempotencyKey,
+    body: Body<RollKey>,
+) -> ApiResult<Response> {
+    validate::id(&id, "mer", "id")?;
+    let overlap = body.value.expire_current_in.unwrap_or(0);
+    if !(0..=MAX_KEY_OVERLAP_SECONDS).contains(&overlap) {
         return Err(Error::invalid(
-            "webhook_url",
-            "Webhook endpoints are not available in this version of Pocket yet.",
+            "expire_current_in",
+            format!("`expire_current_in` must be 0 to {MAX_KEY_OVERLAP_SECONDS} seconds."),
         )
         .into());
     }
     let idem = key.for_caller(ADMIN, &body.raw, StatusCode::CREATED);
     let secret_key = issue_secret(&state.settings.server_key, "sk", idem.as_ref());
+    let secrets = [("secret_key", secret_key.clone())];
+    let server_key = &state.settings.server_key;
     if let Some(stored) = precheck(&state, idem.as_ref()).await? {
-        return Ok(with_secret(stored, "secret_key", &secret_key));
+        return Ok(secret_response::<Value>(Written::Replayed(stored), StatusCode::CREATED, &secrets, server_key));
     }
-    match state
+    let old_expires_at = state.store.now_ms() + overlap * MS_PER_SECOND;
+    let written = state
         .store
-        .create_merchant(req.name, secret_digest(&secret_key), idem)
-        .await?
-    {
-        Written::Fresh(m) => Ok(merchant_response(m, secret_key)),
-        Written::Replayed(stored) => Ok(with_secret(stored, "secret_key", &secret_key)),
-    }
-}
-
-/// A replayed response whose stored body lacks its secret (secrets are never
-/// stored): the secret, derived again from the same idempotency record, is put back.
-pub(crate) fn with_secret(
-    stored: pocket_store::model::StoredResponse,
-    field: &str,
-    secret: &str,
-) -> Response {
-    let mut stored = stored;
-    if let Ok(serde_json::Value::Object(mut o)) =
-        serde_json::from_str::<serde_json::Value>(&stored.body)
-    {
-        o.insert(
-            field.to_string(),
-            serde_json::Value::String(secret.to_string()),
-        );
-        stored.body = serde_json::Value::Object(o).to_string();
-    }
-    replay(stored)
+        .roll_merchant_key(id, key_digest(server_key, &secret_key), old_expires_at, idem)
+        .await?;
+    Ok(secret_response(written, StatusCode::CREATED, &secrets, server_key))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -2,10 +2,13 @@
 //! validates its input (naming the bad parameter), calls one store method, answers.
 
 pub mod admin;
+pub mod devices;
 pub mod merchant;
 pub mod payments;
 pub mod service;
+pub mod stream;
 pub mod wallet;
+pub mod webhooks;
 
 use crate::error::ApiResult;
 use crate::extract::ListQuery;

@@ -9,7 +9,9 @@ use crate::extract::{Body, ListQuery};
 use crate::idem::{IdempotencyKey, respond};
 use crate::validate;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use crate::routes::stream::{MAX_WAIT_SECONDS, wait_while_pending};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pocket_core::payment::Payment;
@@ -105,14 +107,36 @@ async fn own_payment(state: &AppState, merchant_id: &str, id: &str) -> ApiResult
     }
 }
 
-#[utoipa::path(get, path = "/v1/payments/{id}", tag = "payments", params(("id" = String, Path)),
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GetPayment {
+    wait: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/payments/{id}", tag = "payments",
+    params(("id" = String, Path), ("wait" = Option<u64>, Query, description = "seconds (≤ 60) to wait while the payment is pending")),
     responses((status = 200, body = Payment), (status = 404, body = ErrorBody)), security(("secret_key" = [])))]
 pub async fn get(
     State(state): State<AppState>,
     merchant: MerchantCaller,
     Path(id): Path<String>,
+    query: Result<Query<GetPayment>, QueryRejection>,
 ) -> ApiResult<Json<Payment>> {
-    Ok(Json(own_payment(&state, &merchant.id, &id).await?))
+    let Ok(Query(q)) = query else {
+        return Err(Error::invalid("query", "The only query parameter is `wait`.").into());
+    };
+    let wait = match q.wait {
+        None => 0,
+        Some(w) => w.parse::<u64>().ok().filter(|w| *w <= MAX_WAIT_SECONDS).ok_or_else(|| {
+            Error::invalid("wait", format!("`wait` must be 0 to {MAX_WAIT_SECONDS} seconds."))
+        })?,
+    };
+    let p = own_payment(&state, &merchant.id, &id).await?;
+    if wait == 0 {
+        return Ok(Json(p));
+    }
+    let p = wait_while_pending(&state, &id, wait).await?.ok_or_else(|| Error::not_found("payment", &id))?;
+    Ok(Json(p))
 }
 
 #[utoipa::path(get, path = "/v1/payments", tag = "payments",

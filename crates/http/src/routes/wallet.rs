@@ -7,19 +7,19 @@ use crate::auth::CustomerCaller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Body, ListQuery};
 use crate::idem::{IdempotencyKey, precheck, respond};
-use crate::routes::admin::with_secret;
-use crate::secrets::{check_pin_format, hash_pin, issue_secret, verify_pin};
+use crate::secrets::{check_pin_format, digest, hash_pin, issue_secret, verify_pin};
 use crate::validate;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pocket_core::ledger::AccountKind;
-use pocket_core::payment::{Payment, visible_to};
+use crate::device_keys::invalid_signature;
+use pocket_core::payment::{Payment, confirm_message, visible_to};
+use pocket_core::policy::Authentication;
 use pocket_core::time::MS_PER_SECOND;
 use pocket_core::{Currency, Error, ErrorKind, money};
 use pocket_store::PaymentOwner;
-use pocket_store::ids::secret_digest;
 use pocket_store::model::{Balance, Customer, PinState, Topup, Transaction, Written};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -44,15 +44,24 @@ pub struct SessionResponse {
     pub token: String,
 }
 
-fn session_response(status: StatusCode, customer: Customer, token: String) -> Response {
-    (status, Json(SessionResponse { customer, token })).into_response()
+/// `{customer, token}` from the customer record (fresh or stored) and the token.
+fn session_body(customer: serde_json::Value, token: &str) -> serde_json::Value {
+    serde_json::json!({"customer": customer, "token": token})
 }
 
-/// Replays of sign-up and sign-in store only the customer; the token is derived again.
+fn session_response(status: StatusCode, customer: Customer, token: String) -> Response {
+    let customer = serde_json::to_value(&customer).unwrap_or(serde_json::Value::Null);
+    (status, Json(session_body(customer, &token))).into_response()
+}
+
+/// Replays of sign-up and sign-in store only the customer; the token is derived again
+/// from the idempotency record, never stored.
 fn session_replay(stored: pocket_store::model::StoredResponse, token: &str) -> Response {
     let mut stored = stored;
-    stored.body = format!("{{\"customer\":{}}}", stored.body);
-    with_secret(stored, "token", token)
+    if let Ok(customer) = serde_json::from_str(&stored.body) {
+        stored.body = session_body(customer, token).to_string();
+    }
+    crate::idem::replay(stored)
 }
 
 #[utoipa::path(post, path = "/v1/wallet/signup", tag = "wallet", request_body = Signup,
@@ -71,9 +80,9 @@ pub async fn signup(
     if let Some(stored) = precheck(&state, idem.as_ref()).await? {
         return Ok(session_replay(stored, &token));
     }
-    let pin_hash = hash_pin(state.settings.pin_hashing, req.pin).await?;
+    let pin_hash = hash_pin(state.settings.pin_hashing, state.settings.server_key, req.pin).await?;
     let expires_at = state.store.now_ms() + state.settings.session_ttl_seconds * MS_PER_SECOND;
-    let session = (secret_digest(&token), expires_at);
+    let session = (digest(&state.settings.server_key, &token), expires_at);
     match state
         .store
         .signup(req.phone, req.name, pin_hash, session, idem)
@@ -113,13 +122,13 @@ fn incorrect_pin() -> ApiError {
 
 /// The PIN rule shared by sign-in and confirm: refuse while locked, verify (slowly,
 /// off the async threads), count a wrong PIN and lock after too many in a row.
-async fn check_pin(state: &AppState, who: &PinState, pin: &str) -> ApiResult<()> {
+pub(crate) async fn check_pin(state: &AppState, who: &PinState, pin: &str) -> ApiResult<()> {
     let now = state.store.now_ms();
     if let Some(until) = who.pin_locked_until.filter(|u| *u > now) {
         return Err(pin_locked(until, now));
     }
     check_pin_format(pin).map_err(|_| incorrect_pin())?;
-    if verify_pin(who.pin_hash.clone(), pin.to_string()).await? {
+    if verify_pin(state.settings.server_key, who.pin_hash.clone(), pin.to_string()).await? {
         return Ok(());
     }
     let s = &state.settings;
@@ -154,12 +163,12 @@ pub async fn sign_in(
     }
     let Some(who) = state.store.pin_state_by_phone(req.phone).await? else {
         // Same answer (and about the same time) as a wrong PIN: phones are not revealed.
-        let _ = hash_pin(state.settings.pin_hashing, req.pin).await;
+        let _ = hash_pin(state.settings.pin_hashing, state.settings.server_key, req.pin).await;
         return Err(incorrect_pin());
     };
     check_pin(&state, &who, &req.pin).await?;
     let expires_at = state.store.now_ms() + state.settings.session_ttl_seconds * MS_PER_SECOND;
-    let session = (secret_digest(&token), expires_at);
+    let session = (digest(&state.settings.server_key, &token), expires_at);
     match state
         .store
         .create_session(who.customer.id, session, idem)
@@ -243,8 +252,29 @@ pub async fn get_payment(
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Confirm {
-    /// Required when the payment's policy asks for `pin`.
+    /// Required when the payment's policy asks for `pin` or `pin_and_device`.
     pub pin: Option<String>,
+    /// The registered device key (`dev_…`) that made `signature`; for `pin_and_device`.
+    pub device: Option<String>,
+    /// base64url of the raw `r‖s` ECDSA P-256 SHA-256 signature over
+    /// `pocket-confirm:v1:<payment id>:<amount>:<currency>:<merchant id>:<expires_at>`.
+    pub signature: Option<String>,
+}
+
+fn pin_required() -> ApiError {
+    ApiError(Error::new(ErrorKind::Authentication, "pin_required", "This payment needs the wallet's PIN.").with_param("pin"))
+}
+
+/// Checks the device signature of a `pin_and_device` confirm; returns the device id.
+async fn check_device(state: &AppState, customer_id: &str, p: &Payment, device: &str, signature: &str) -> ApiResult<String> {
+    let unknown = || invalid_signature("This device key is not registered to this wallet, or was revoked.");
+    if !pocket_store::ids::is_id(device, "dev") {
+        return Err(unknown().into());
+    }
+    let d = state.store.device(customer_id.to_string(), device.to_string()).await?;
+    let d = d.filter(|d| d.revoked_at.is_none()).ok_or_else(unknown)?;
+    crate::device_keys::verify(&d.public_key, confirm_message(p).as_bytes(), signature)?;
+    Ok(d.id)
 }
 
 #[utoipa::path(post, path = "/v1/wallet/payments/{id}/confirm", tag = "wallet", params(("id" = String, Path)),
@@ -265,17 +295,24 @@ pub async fn confirm(
         return Ok(crate::idem::replay(stored));
     }
     let p = visible_payment(&state, &customer_id, &id).await?;
-    if p.policy.authentication.needs_pin() {
-        let Some(pin) = body.value.pin.as_deref() else {
-            return Err(ApiError(
-                Error::new(
-                    ErrorKind::Authentication,
-                    "pin_required",
-                    "This payment needs the wallet's PIN.",
-                )
-                .with_param("pin"),
-            ));
-        };
+    let req = body.value;
+    let auth = p.policy.authentication;
+    // Refuse incomplete proofs before spending a PIN attempt on them.
+    if auth.needs_pin() && req.pin.is_none() {
+        return Err(pin_required());
+    }
+    let device_proof = match (auth, req.device.as_deref(), req.signature.as_deref()) {
+        (Authentication::PinAndDevice, Some(device), Some(signature)) => Some((device, signature)),
+        (Authentication::PinAndDevice, _, _) => {
+            return Err(ApiError(Error::new(
+                ErrorKind::Authentication,
+                "device_signature_required",
+                "This payment needs the PIN and a signature by one of this wallet's device keys.",
+            )));
+        }
+        _ => None,
+    };
+    if let Some(pin) = req.pin.as_deref().filter(|_| auth.needs_pin()) {
         let who = state
             .store
             .pin_state(customer_id.clone())
@@ -283,7 +320,11 @@ pub async fn confirm(
             .ok_or_else(|| Error::not_found("customer", &customer_id))?;
         check_pin(&state, &who, pin).await?;
     }
-    let written = state.store.confirm(id, customer_id, idem).await?;
+    let device = match device_proof {
+        Some((device, signature)) => Some(check_device(&state, &customer_id, &p, device, signature).await?),
+        None => None,
+    };
+    let written = state.store.confirm(id, customer_id, device, idem).await?;
     Ok(respond(written, StatusCode::OK))
 }
 

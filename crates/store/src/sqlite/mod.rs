@@ -17,7 +17,8 @@ mod writer;
 
 use crate::clock::Clock;
 use crate::model::*;
-use crate::{NewPayment, ProductPatch, Store};
+use crate::{KeyDigest, NewPayment, ProductPatch, Store};
+use tokio::sync::broadcast;
 use pocket_core::payment::Payment;
 use pocket_core::pricing::Product;
 use pocket_core::{Currency, Error};
@@ -50,6 +51,7 @@ impl SqliteOptions {
 }
 
 pub struct SqliteStore {
+    notes: broadcast::Sender<EventNote>,
     writer: writer::Writer,
     readers: pool::Readers,
     clock: Arc<dyn Clock>,
@@ -73,7 +75,11 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// Embedded migrations, applied in order; `PRAGMA user_version` records the last one.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
+
+/// Announcements buffered per listener before a slow one starts missing them (it then
+/// catches up from the database).
+const NOTES_CAPACITY: usize = 4096;
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let current: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
@@ -95,9 +101,11 @@ impl SqliteStore {
         migrate(&mut conn)
             .map_err(|e| format!("cannot migrate {}: {e}", options.path.display()))?;
         let readers = pool::Readers::new(options.path.clone(), options.read_connections);
-        let writer = writer::Writer::start(conn, clock.clone(), options.queue_depth)
+        let (notes, _) = broadcast::channel(NOTES_CAPACITY);
+        let writer = writer::Writer::start(conn, clock.clone(), options.queue_depth, notes.clone())
             .map_err(|e| format!("cannot start the writer: {e}"))?;
         Ok(SqliteStore {
+            notes,
             writer,
             readers,
             clock,
@@ -146,14 +154,21 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn create_merchant(
-        &self,
-        name: String,
-        key_digest: String,
-        idem: Option<Idem>,
-    ) -> Result<Written<Merchant>, Error> {
+    async fn create_merchant(&self, name: String, key: KeyDigest, webhook_url: Option<String>, idem: Option<Idem>) -> Result<Written<MerchantCreated>, Error> {
         self.write_idem(idem, move |c, now| {
-            ops::merchants::create(c, now, &name, &key_digest)
+            let merchant = ops::merchants::create(c, now, &name, &key.digest, &key.prefix)?;
+            let webhook_endpoint = match webhook_url {
+                Some(url) => Some(ops::webhooks::create(c, now, &merchant.id, &url, &None)?),
+                None => None,
+            };
+            Ok(MerchantCreated { merchant, webhook_endpoint })
+        })
+        .await
+    }
+
+    async fn roll_merchant_key(&self, merchant_id: String, key: KeyDigest, old_expires_at: i64, idem: Option<Idem>) -> Result<Written<Merchant>, Error> {
+        self.write_idem(idem, move |c, now| {
+            ops::merchants::roll_key(c, now, &merchant_id, &key.digest, &key.prefix, old_expires_at.max(now))
         })
         .await
     }
@@ -323,12 +338,13 @@ impl Store for SqliteStore {
         &self,
         payment_id: String,
         customer_id: String,
+        device: Option<String>,
         idem: Option<Idem>,
     ) -> Result<Written<Payment>, Error> {
         self.writer
             .run(move |c, now| {
                 ops::idempotency::wrap(c, now, idem, |c| {
-                    ops::payments::confirm(c, now, &payment_id, &customer_id)
+                    ops::payments::confirm(c, now, &payment_id, &customer_id, device.as_deref())
                 })
             })
             .await?
@@ -405,5 +421,81 @@ impl Store for SqliteStore {
     ) -> Result<Page<Event>, Error> {
         self.read(move |c| ops::events::list(c, &merchant_id, &page))
             .await
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<EventNote> {
+        self.notes.subscribe()
+    }
+
+    async fn customer_events(&self, customer_id: String, after_seq: i64, limit: usize) -> Result<Vec<(i64, Event)>, Error> {
+        self.read(move |c| ops::events::for_customer_since(c, &customer_id, after_seq, limit)).await
+    }
+
+    async fn customer_event_seq(&self, customer_id: String, event_id: String) -> Result<Option<i64>, Error> {
+        self.read(move |c| ops::events::customer_event_seq(c, &customer_id, &event_id)).await
+    }
+
+    async fn latest_event_seq(&self) -> Result<i64, Error> {
+        self.read(ops::events::last_seq).await
+    }
+
+    async fn create_webhook_endpoint(&self, merchant_id: String, url: String, events: Option<Vec<String>>, idem: Option<Idem>) -> Result<Written<WebhookEndpoint>, Error> {
+        self.write_idem(idem, move |c, now| ops::webhooks::create(c, now, &merchant_id, &url, &events)).await
+    }
+
+    async fn list_webhook_endpoints(&self, merchant_id: String, page: PageRequest) -> Result<Page<WebhookEndpoint>, Error> {
+        self.read(move |c| ops::webhooks::list(c, &merchant_id, &page)).await
+    }
+
+    async fn delete_webhook_endpoint(&self, merchant_id: String, id: String) -> Result<WebhookEndpoint, Error> {
+        self.writer.run(move |c, now| ops::webhooks::delete(c, now, &merchant_id, &id)).await
+    }
+
+    async fn claim_deliveries(&self, busy: Vec<String>, per_endpoint: usize, limit: usize, lease_ms: i64) -> Result<Vec<DeliveryJob>, Error> {
+        self.writer
+            .run(move |c, now| ops::webhooks::claim(c, now, &busy, per_endpoint, limit, lease_ms))
+            .await
+    }
+
+    async fn record_attempt(&self, attempt: AttemptRecord) -> Result<(), Error> {
+        self.writer.run(move |c, _| ops::webhooks::record_attempt(c, &attempt)).await
+    }
+
+    async fn delivery_attempts(&self, merchant_id: String, event_id: String) -> Result<Vec<DeliveryAttempt>, Error> {
+        self.read(move |c| ops::webhooks::attempts(c, &merchant_id, &event_id)).await
+    }
+
+    async fn redeliver(&self, merchant_id: String, event_id: String) -> Result<usize, Error> {
+        self.writer.run(move |c, now| ops::webhooks::redeliver(c, now, &merchant_id, &event_id)).await
+    }
+
+    async fn next_delivery_at(&self) -> Result<Option<i64>, Error> {
+        self.read(ops::webhooks::next_due).await
+    }
+
+    async fn create_ticket(&self, customer_id: String, digest: String, expires_at: i64) -> Result<(), Error> {
+        self.writer
+            .run(move |c, now| ops::wallet::create_ticket(c, now, &customer_id, &digest, expires_at))
+            .await
+    }
+
+    async fn redeem_ticket(&self, digest: String) -> Result<Option<Customer>, Error> {
+        self.writer.run(move |c, now| ops::wallet::redeem_ticket(c, now, &digest)).await
+    }
+
+    async fn add_device(&self, customer_id: String, name: String, public_key: String, idem: Option<Idem>) -> Result<Written<Device>, Error> {
+        self.write_idem(idem, move |c, now| ops::devices::add(c, now, &customer_id, &name, &public_key)).await
+    }
+
+    async fn list_devices(&self, customer_id: String) -> Result<Vec<Device>, Error> {
+        self.read(move |c| ops::devices::list(c, &customer_id)).await
+    }
+
+    async fn device(&self, customer_id: String, id: String) -> Result<Option<Device>, Error> {
+        self.read(move |c| ops::devices::get(c, &customer_id, &id)).await
+    }
+
+    async fn revoke_device(&self, customer_id: String, id: String) -> Result<Device, Error> {
+        self.writer.run(move |c, now| ops::devices::revoke(c, now, &customer_id, &id)).await
     }
 }

@@ -13,7 +13,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use tokio::sync::oneshot;
+use crate::model::EventNote;
+use tokio::sync::{broadcast, oneshot};
 
 /// Most jobs in one transaction.
 pub const MAX_BATCH: usize = 256;
@@ -46,13 +47,14 @@ impl Writer {
         conn: Connection,
         clock: Arc<dyn Clock>,
         queue_depth: usize,
+        notes: broadcast::Sender<EventNote>,
     ) -> std::io::Result<Writer> {
         let (queue, jobs) = sync_channel::<Job>(queue_depth.max(1));
         let counters = Arc::new(Counters::default());
         let c = counters.clone();
         std::thread::Builder::new()
             .name("pocket-writer".into())
-            .spawn(move || writer_loop(conn, clock, jobs, c))?;
+            .spawn(move || writer_loop(conn, clock, jobs, c, notes))?;
         Ok(Writer { queue, counters })
     }
 
@@ -111,7 +113,9 @@ fn writer_loop(
     clock: Arc<dyn Clock>,
     jobs: Receiver<Job>,
     counters: Arc<Counters>,
+    notes: broadcast::Sender<EventNote>,
 ) {
+    let mut last_seq = super::ops::events::last_seq(&conn).unwrap_or(0);
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut finishers: Vec<Finish> = Vec::with_capacity(MAX_BATCH);
     while let Ok(first) = jobs.recv() {
@@ -130,8 +134,25 @@ fn writer_loop(
         for finish in finishers.drain(..) {
             finish(committed);
         }
+        if committed {
+            announce(&conn, &mut last_seq, &notes);
+        }
     }
     tracing::info!("writer stopped: every queued write was committed or answered");
+}
+
+/// Tells in-process listeners about the events the last batch committed.
+fn announce(conn: &Connection, last_seq: &mut i64, notes: &broadcast::Sender<EventNote>) {
+    match super::ops::events::notes_since(conn, *last_seq) {
+        Ok(new) => {
+            for note in new {
+                *last_seq = (*last_seq).max(note.seq);
+                // No listener is fine: nobody is waiting.
+                let _ = notes.send(note);
+            }
+        }
+        Err(e) => tracing::warn!(code = e.code, "could not announce committed events"),
+    }
 }
 
 /// Runs one batch; returns whether it committed. Fills `finishers` in job order.

@@ -3,9 +3,9 @@
 
 use super::{Db, cursor_seq};
 use crate::ids::new_id;
-use crate::model::{Event, EventData, Page, PageRequest};
+use crate::model::{Event, EventData, EventNote, Page, PageRequest};
 use pocket_core::Error;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::value::RawValue;
 
 /// Who an event concerns.
@@ -23,13 +23,14 @@ pub(in crate::sqlite) fn emit<T: serde::Serialize>(
     object: &T,
 ) -> Result<(), Error> {
     let data = serde_json::to_string(object).map_err(|_| Error::internal())?;
+    let id = new_id("evt");
     conn.prepare_cached(
         "INSERT INTO events (id, type, merchant_id, customer_id, payment_id, data, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )
     .db()?
     .execute(params![
-        new_id("evt"),
+        id,
         kind,
         subject.merchant_id,
         subject.customer_id,
@@ -38,7 +39,106 @@ pub(in crate::sqlite) fn emit<T: serde::Serialize>(
         now
     ])
     .db()?;
+    // The webhook outbox: one delivery per subscribed endpoint, in this transaction.
+    conn.prepare_cached(
+        "INSERT INTO deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at)
+         SELECT ?1, id, 'pending', 0, ?3, ?3 FROM webhook_endpoints
+         WHERE merchant_id = ?2 AND deleted_at IS NULL AND (events = '*' OR events LIKE ?4)",
+    )
+    .db()?
+    .execute(params![id, subject.merchant_id, now, format!("%,{kind},%")])
+    .db()?;
     Ok(())
+}
+
+fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, i64, String)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+}
+
+fn to_event(row: (String, String, i64, String)) -> Result<Event, Error> {
+    let (id, kind, created_at, data) = row;
+    let object = RawValue::from_string(data).map_err(|_| Error::internal())?;
+    Ok(Event {
+        id,
+        object: "event",
+        kind,
+        created_at,
+        data: EventData { object },
+    })
+}
+
+/// Events committed after `after_seq`, oldest first, for announcing them.
+pub(in crate::sqlite) fn notes_since(conn: &Connection, after_seq: i64) -> Result<Vec<EventNote>, Error> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT seq, id, type, merchant_id, customer_id, payment_id FROM events
+             WHERE seq > ?1 ORDER BY seq LIMIT 10000",
+        )
+        .db()?;
+    let rows = stmt
+        .query_map([after_seq], |r| {
+            Ok(EventNote {
+                seq: r.get(0)?,
+                id: r.get(1)?,
+                kind: r.get(2)?,
+                merchant_id: r.get(3)?,
+                customer_id: r.get(4)?,
+                payment_id: r.get(5)?,
+            })
+        })
+        .db()?;
+    rows.collect::<rusqlite::Result<_>>().db()
+}
+
+pub(in crate::sqlite) fn last_seq(conn: &Connection) -> Result<i64, Error> {
+    conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")
+        .db()?
+        .query_row([], |r| r.get(0))
+        .db()
+}
+
+/// A customer's events after `after_seq`, oldest first, with their seq.
+pub(in crate::sqlite) fn for_customer_since(
+    conn: &Connection,
+    customer_id: &str,
+    after_seq: i64,
+    limit: usize,
+) -> Result<Vec<(i64, Event)>, Error> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, type, created_at, data, seq FROM events
+             WHERE customer_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+        )
+        .db()?;
+    let rows = stmt
+        .query_map(params![customer_id, after_seq, limit as i64], |r| Ok((event_row(r)?, r.get::<_, i64>(4)?)))
+        .db()?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (row, seq) = row.db()?;
+        out.push((seq, to_event(row)?));
+    }
+    Ok(out)
+}
+
+/// The seq of `event_id` if it belongs to the customer (for `Last-Event-ID`).
+pub(in crate::sqlite) fn customer_event_seq(conn: &Connection, customer_id: &str, event_id: &str) -> Result<Option<i64>, Error> {
+    conn.prepare_cached("SELECT seq FROM events WHERE id = ?1 AND customer_id = ?2")
+        .db()?
+        .query_row(params![event_id, customer_id], |r| r.get(0))
+        .optional()
+        .db()
+}
+
+/// The merchant's event with `id`, as its webhook body (the `GET /v1/events` shape).
+pub(in crate::sqlite) fn merchant_event(conn: &Connection, merchant_id: &str, id: &str) -> Result<Option<Event>, Error> {
+    conn.prepare_cached("SELECT id, type, created_at, data FROM events WHERE id = ?1 AND merchant_id = ?2")
+        .db()?
+        .query_row(params![id, merchant_id], event_row)
+        .optional()
+        .db()?
+        .map(to_event)
+        .transpose()
 }
 
 pub(in crate::sqlite) fn list(
@@ -59,26 +159,11 @@ pub(in crate::sqlite) fn list(
         )
         .db()?;
     let rows = stmt
-        .query_map(params![merchant_id, before, (page.limit + 1) as i64], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, String>(3)?,
-            ))
-        })
+        .query_map(params![merchant_id, before, (page.limit + 1) as i64], event_row)
         .db()?;
     let mut out = Vec::new();
     for row in rows {
-        let (id, kind, created_at, data) = row.db()?;
-        let object = RawValue::from_string(data).map_err(|_| Error::internal())?;
-        out.push(Event {
-            id,
-            object: "event",
-            kind,
-            created_at,
-            data: EventData { object },
-        });
+        out.push(to_event(row.db()?)?);
     }
     Ok(Page::new(out, page.limit))
 }

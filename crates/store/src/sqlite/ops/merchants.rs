@@ -11,18 +11,14 @@ pub(in crate::sqlite) fn create(
     now: i64,
     name: &str,
     key_digest: &str,
+    key_prefix: &str,
 ) -> Result<Merchant, Error> {
     let id = new_id("mer");
     conn.prepare_cached("INSERT INTO merchants (id, name, created_at) VALUES (?1, ?2, ?3)")
         .db()?
         .execute(params![id, name, now])
         .db()?;
-    conn.prepare_cached(
-        "INSERT INTO api_keys (key_digest, merchant_id, created_at) VALUES (?1, ?2, ?3)",
-    )
-    .db()?
-    .execute(params![key_digest, id, now])
-    .db()?;
+    insert_key(conn, now, &id, key_digest, key_prefix)?;
     Ok(Merchant {
         id,
         object: "merchant",
@@ -49,4 +45,47 @@ pub(in crate::sqlite) fn by_key(
     })
     .optional()
     .db()
+}
+
+fn insert_key(conn: &Connection, now: i64, merchant_id: &str, key_digest: &str, key_prefix: &str) -> Result<(), Error> {
+    conn.prepare_cached("INSERT INTO api_keys (key_digest, merchant_id, created_at, prefix) VALUES (?1, ?2, ?3, ?4)")
+        .db()?
+        .execute(params![key_digest, merchant_id, now, key_prefix])
+        .db()?;
+    Ok(())
+}
+
+/// Issues a new key and lets every older, still valid key live until `old_expires_at`
+/// (`now` for immediate revocation).
+pub(in crate::sqlite) fn roll_key(
+    conn: &Connection,
+    now: i64,
+    merchant_id: &str,
+    key_digest: &str,
+    key_prefix: &str,
+    old_expires_at: i64,
+) -> Result<Merchant, Error> {
+    let merchant = conn
+        .prepare_cached("SELECT id, name, created_at FROM merchants WHERE id = ?1")
+        .db()?
+        .query_row([merchant_id], |r| {
+            Ok(Merchant {
+                id: r.get(0)?,
+                object: "merchant",
+                name: r.get(1)?,
+                created_at: r.get(2)?,
+            })
+        })
+        .optional()
+        .db()?
+        .ok_or_else(|| Error::not_found("merchant", merchant_id))?;
+    conn.prepare_cached(
+        "UPDATE api_keys SET expires_at = ?2
+         WHERE merchant_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+    )
+    .db()?
+    .execute(params![merchant_id, old_expires_at])
+    .db()?;
+    insert_key(conn, now, merchant_id, key_digest, key_prefix)?;
+    Ok(merchant)
 }

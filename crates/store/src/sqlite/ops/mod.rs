@@ -2,12 +2,14 @@
 //! connection (inside the writer's transaction for writes) and the time read there.
 
 pub(super) mod catalog;
+pub(super) mod devices;
 pub(super) mod events;
 pub(super) mod idempotency;
 pub(super) mod ledger;
 pub(super) mod merchants;
 pub(super) mod payments;
 pub(super) mod wallet;
+pub(super) mod webhooks;
 
 use pocket_core::{Currency, Error};
 use rusqlite::{Connection, OptionalExtension, params};

@@ -3,7 +3,7 @@
 //! 'pending' AND expires_at > now`), so it holds even with several writers.
 
 use super::events::{Subject, emit};
-use super::{Db, catalog, cursor_seq, ledger, resolve_customer, stored_currency, wallet};
+use super::{Db, catalog, cursor_seq, devices, ledger, resolve_customer, stored_currency, wallet};
 use crate::ids::new_id;
 use crate::model::{Page, PageRequest, Refund};
 use crate::{NewPayment, PaymentOwner};
@@ -252,10 +252,22 @@ pub(in crate::sqlite) fn confirm(
     now: i64,
     payment_id: &str,
     customer_id: &str,
+    device_id: Option<&str>,
 ) -> Result<Result<Payment, Error>, Error> {
     let mut p = must_get(conn, payment_id)?;
     if payment::decide_confirm(&p, customer_id, now)? == Decision::Expire {
         return expire_and_refuse(conn, now, p);
+    }
+    // A device key revoked after the signature was checked still loses: revocation
+    // is read here, in the committing transaction.
+    if let Some(device) = device_id
+        && !devices::is_active(conn, customer_id, device)?
+    {
+        return Err(Error::new(
+            ErrorKind::Authentication,
+            "invalid_signature",
+            "This device key is not active; register the device again.",
+        ));
     }
     // Claim the payment: only one confirm can move it out of pending, and only
     // before its deadline, whatever else runs concurrently.

@@ -1,0 +1,80 @@
+//! Wallet device keys: register (needs the PIN), list, revoke.
+
+use crate::AppState;
+use crate::auth::CustomerCaller;
+use crate::error::{ApiResult, ErrorBody};
+use crate::extract::Body;
+use crate::idem::{IdempotencyKey, precheck, replay, respond};
+use crate::routes::wallet::check_pin;
+use crate::validate;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use pocket_core::Error;
+use pocket_store::model::Device;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterDevice {
+    pub name: String,
+    /// The ECDSA P-256 public key as a JWK (`crypto.subtle.exportKey("jwk", publicKey)`).
+    #[schema(value_type = Object)]
+    pub public_key: serde_json::Value,
+    /// The wallet's PIN: registering a key is as sensitive as paying.
+    pub pin: String,
+}
+
+#[utoipa::path(post, path = "/v1/wallet/devices", tag = "wallet", request_body = RegisterDevice,
+    responses((status = 201, body = Device), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 423, body = ErrorBody)),
+    security(("session_token" = [])))]
+pub async fn register(
+    State(state): State<AppState>,
+    caller: CustomerCaller,
+    key: IdempotencyKey,
+    body: Body<RegisterDevice>,
+) -> ApiResult<Response> {
+    let customer_id = caller.customer.id;
+    let idem = key.for_caller(&customer_id, &body.raw, StatusCode::CREATED);
+    if let Some(stored) = precheck(&state, idem.as_ref()).await? {
+        return Ok(replay(stored));
+    }
+    let req = body.value;
+    validate::text(&req.name, "name", validate::MAX_NAME_CHARS)?;
+    let public_key = crate::device_keys::parse_public_key(&req.public_key)?;
+    let who = state
+        .store
+        .pin_state(customer_id.clone())
+        .await?
+        .ok_or_else(|| Error::not_found("customer", &customer_id))?;
+    check_pin(&state, &who, &req.pin).await?;
+    let written = state.store.add_device(customer_id, req.name, public_key, idem).await?;
+    Ok(respond(written, StatusCode::CREATED))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Devices {
+    pub object: &'static str,
+    pub data: Vec<Device>,
+    pub has_more: bool,
+}
+
+#[utoipa::path(get, path = "/v1/wallet/devices", tag = "wallet",
+    responses((status = 200, body = Devices)), security(("session_token" = [])))]
+pub async fn list(State(state): State<AppState>, caller: CustomerCaller) -> ApiResult<Json<Devices>> {
+    let data = state.store.list_devices(caller.customer.id).await?;
+    Ok(Json(Devices {
+        object: "list",
+        has_more: false,
+        data,
+    }))
+}
+
+#[utoipa::path(delete, path = "/v1/wallet/devices/{id}", tag = "wallet", params(("id" = String, Path)),
+    responses((status = 200, body = Device), (status = 404, body = ErrorBody)), security(("session_token" = [])))]
+pub async fn revoke(State(state): State<AppState>, caller: CustomerCaller, Path(id): Path<String>) -> ApiResult<Json<Device>> {
+    validate::id(&id, "dev", "id")?;
+    Ok(Json(state.store.revoke_device(caller.customer.id, id).await?))
+}

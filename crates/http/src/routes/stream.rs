@@ -1,0 +1,204 @@
+//! Results as they happen: the wallet's Server-Sent Events stream (with single-use
+//! tickets for browsers), and the long-poll behind `GET /v1/payments/{id}?wait=N`.
+//!
+//! Both wake on the store's post-commit announcements (this process) and also poll
+//! the database every second, so changes made by another node are seen too.
+
+use crate::AppState;
+use crate::auth::CustomerCaller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::secrets::{digest, issue_secret};
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use futures_util::stream::{self, Stream};
+use pocket_core::payment::{Payment, Status};
+use pocket_core::time::{MS_PER_SECOND, rfc3339_ms};
+use pocket_core::{Error, ErrorKind};
+use pocket_store::model::Event;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, broadcast};
+use utoipa::ToSchema;
+
+/// How long a stream ticket is valid.
+pub const TICKET_TTL_SECONDS: i64 = 60;
+/// How often listeners look at the database even without an announcement.
+const POLL_EVERY: Duration = Duration::from_secs(1);
+/// Events fetched per look.
+const BATCH: usize = 100;
+/// Longest `wait` of a long-poll.
+pub const MAX_WAIT_SECONDS: u64 = 60;
+
+#[derive(Serialize, ToSchema)]
+pub struct Ticket {
+    /// Single use; open `GET /v1/wallet/events?ticket=…` within 60 s.
+    pub ticket: String,
+    #[schema(value_type = String, format = DateTime)]
+    pub expires_at: String,
+}
+
+#[utoipa::path(post, path = "/v1/wallet/events/tickets", tag = "wallet",
+    responses((status = 201, body = Ticket), (status = 401, body = ErrorBody)), security(("session_token" = [])))]
+pub async fn create_ticket(State(state): State<AppState>, caller: CustomerCaller) -> ApiResult<(axum::http::StatusCode, Json<Ticket>)> {
+    let ticket = issue_secret(&state.settings.server_key, "stk", None);
+    let expires_at = state.store.now_ms() + TICKET_TTL_SECONDS * MS_PER_SECOND;
+    state
+        .store
+        .create_ticket(caller.customer.id, digest(&state.settings.server_key, &ticket), expires_at)
+        .await?;
+    Ok((
+        axum::http::StatusCode::CREATED,
+        Json(Ticket {
+            ticket,
+            expires_at: rfc3339_ms(expires_at),
+        }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamQuery {
+    ticket: Option<String>,
+}
+
+/// What the stream remembers between two events.
+struct Cursor {
+    state: AppState,
+    customer_id: String,
+    after_seq: i64,
+    ready: VecDeque<Event>,
+    notes: broadcast::Receiver<pocket_store::model::EventNote>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Cursor {
+    /// The next event for this customer, waiting for it as long as it takes.
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            if let Some(e) = self.ready.pop_front() {
+                return Some(e);
+            }
+            match self.state.store.customer_events(self.customer_id.clone(), self.after_seq, BATCH).await {
+                Ok(batch) if !batch.is_empty() => {
+                    for (seq, event) in batch {
+                        self.after_seq = self.after_seq.max(seq);
+                        self.ready.push_back(event);
+                    }
+                    continue;
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(code = e.code, "wallet stream could not read events"),
+            }
+            // Nothing new: wait for an announcement about this customer, or the poll.
+            let wait = async {
+                loop {
+                    match self.notes.recv().await {
+                        Ok(n) if n.customer_id.as_deref() == Some(self.customer_id.as_str()) => return true,
+                        Ok(_) => continue,
+                        Err(broadcast::error::RecvError::Lagged(_)) => return true,
+                        Err(broadcast::error::RecvError::Closed) => return false,
+                    }
+                }
+            };
+            tokio::select! {
+                open = wait => if !open { return None },
+                _ = tokio::time::sleep(POLL_EVERY) => {}
+            }
+        }
+    }
+}
+
+fn sse_event(e: &Event) -> SseEvent {
+    let data = serde_json::to_string(e).unwrap_or_else(|_| String::from("{}"));
+    SseEvent::default().id(e.id.clone()).event(e.kind.clone()).data(data)
+}
+
+#[utoipa::path(get, path = "/v1/wallet/events", tag = "wallet",
+    params(("ticket" = Option<String>, Query, description = "a single-use ticket from POST /v1/wallet/events/tickets, for clients that cannot send headers"),
+           ("Last-Event-ID" = Option<String>, Header, description = "replay what came after this event")),
+    responses((status = 200, description = "text/event-stream of this customer's payment events"), (status = 401, body = ErrorBody)),
+    security(("session_token" = [])))]
+pub async fn wallet_events(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    let Ok(Query(q)) = query else {
+        return Err(Error::invalid("query", "The only query parameter is `ticket`.").into());
+    };
+    let customer = match q.ticket {
+        Some(ticket) => {
+            let refused = || ApiError(Error::new(ErrorKind::Authentication, "invalid_token", "This stream ticket is unknown, used or expired."));
+            if !ticket.starts_with("stk_") || ticket.len() > 64 {
+                return Err(refused());
+            }
+            let d = digest(&state.settings.server_key, &ticket);
+            state.store.redeem_ticket(d).await?.ok_or_else(refused)?
+        }
+        None => CustomerCaller::from_headers(&headers, &state).await?.customer,
+    };
+    let permit = Arc::clone(&state.streams).try_acquire_owned().map_err(|_| {
+        ApiError(Error::new(ErrorKind::Unavailable, "server_busy", "Too many open event streams; retry after a moment."))
+    })?;
+    // Subscribe before reading the start, so nothing committed in between is missed.
+    let notes = state.store.subscribe();
+    let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim);
+    let after_seq = match last_event_id.filter(|id| !id.is_empty()) {
+        Some(id) => {
+            let seq = if pocket_store::ids::is_id(id, "evt") {
+                state.store.customer_event_seq(customer.id.clone(), id.to_string()).await?
+            } else {
+                None
+            };
+            seq.ok_or_else(|| Error::invalid("Last-Event-ID", "`Last-Event-ID` is not one of this wallet's events."))?
+        }
+        None => state.store.latest_event_seq().await?,
+    };
+    let cursor = Cursor {
+        state,
+        customer_id: customer.id,
+        after_seq,
+        ready: VecDeque::new(),
+        notes,
+        _permit: permit,
+    };
+    let events = stream::unfold(cursor, |mut c| async move {
+        let e = c.next().await?;
+        Some((Ok(sse_event(&e)), c))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// Reads the payment, and while it is pending waits up to `wait_seconds` for it to
+/// change, then reads it again.
+pub async fn wait_while_pending(state: &AppState, id: &str, wait_seconds: u64) -> ApiResult<Option<Payment>> {
+    let mut notes = state.store.subscribe();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait_seconds.min(MAX_WAIT_SECONDS));
+    loop {
+        let p = state.store.payment(id.to_string()).await?;
+        let pending = p.as_ref().is_some_and(|p| p.status == Status::Pending);
+        if !pending || tokio::time::Instant::now() >= deadline {
+            return Ok(p);
+        }
+        let about_it = async {
+            loop {
+                match notes.recv().await {
+                    Ok(n) if n.payment_id.as_deref() == Some(id) => return,
+                    Ok(_) => continue,
+                    Err(broadcast::error::RecvError::Lagged(_)) => return,
+                    Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
+                }
+            }
+        };
+        tokio::select! {
+            _ = about_it => {}
+            _ = tokio::time::sleep(POLL_EVERY) => {}
+            _ = tokio::time::sleep_until(deadline) => {}
+        }
+    }
+}
