@@ -13,6 +13,8 @@ pub mod device_keys;
 pub mod error;
 pub mod extract;
 pub mod idem;
+pub mod limits;
+pub mod request_id;
 pub mod routes;
 pub mod secrets;
 pub mod settings;
@@ -39,15 +41,18 @@ pub struct AppState {
     pub settings: Arc<Settings>,
     /// Permits for open wallet event streams (a limit on everything).
     pub streams: Arc<tokio::sync::Semaphore>,
+    pub limits: Arc<limits::RateLimits>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, settings: Arc<Settings>) -> AppState {
         let streams = Arc::new(tokio::sync::Semaphore::new(settings.max_streams));
+        let limits = Arc::new(limits::RateLimits::new(settings.rate_per_ip, settings.rate_per_credential));
         AppState {
             store,
             settings,
             streams,
+            limits,
         }
     }
 }
@@ -134,7 +139,8 @@ async fn sandbox_header(request: Request, next: Next) -> Response {
     response
 }
 
-/// The whole HTTP application.
+/// The whole HTTP application. Serve it with
+/// `into_make_service_with_connect_info::<SocketAddr>()` so per-IP limits see the peer.
 pub fn router(state: AppState) -> Router {
     let (routes, doc) = api();
     let doc_json: Arc<str> = doc.to_json().unwrap_or_else(|_| String::from("{}")).into();
@@ -144,21 +150,16 @@ pub fn router(state: AppState) -> Router {
             "/openapi.json",
             axum::routing::get(move || {
                 let doc_json = doc_json.clone();
-                async move {
-                    (
-                        [(axum::http::header::CONTENT_TYPE, "application/json")],
-                        doc_json.to_string(),
-                    )
-                        .into_response()
-                }
+                async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], doc_json.to_string()).into_response() }
             }),
         )
         .fallback(error::no_such_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .layer(middleware::from_fn_with_state(state.clone(), limits::enforce))
         .with_state(state);
     if sandbox {
         app = app.layer(middleware::from_fn(sandbox_header));
     }
-    app.layer(tower_http::trace::TraceLayer::new_for_http())
+    app.layer(middleware::from_fn(request_id::tag))
 }

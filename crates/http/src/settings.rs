@@ -1,5 +1,6 @@
 //! What the HTTP layer needs to know from configuration, already validated.
 
+use crate::limits::Rate;
 use pocket_core::policy::PolicyBook;
 use std::sync::Arc;
 
@@ -39,6 +40,8 @@ pub struct Settings {
     pub allow_private_webhooks: bool,
     /// Most wallet event streams open at once; more get `503`.
     pub max_streams: usize,
+    pub rate_per_ip: Rate,
+    pub rate_per_credential: Rate,
 }
 
 impl Settings {
@@ -55,6 +58,8 @@ impl Settings {
             pin_lock_seconds: 15 * 60,
             allow_private_webhooks: false,
             max_streams: 10_000,
+            rate_per_ip: Rate { per_second: 1_000, burst: 2_000 },
+            rate_per_credential: Rate { per_second: 500, burst: 1_000 },
         }
     }
 }

@@ -17,6 +17,7 @@ pub struct Config {
     pub storage: StorageConfig,
     pub log: LogConfig,
     pub webhooks: WebhooksConfig,
+    pub limits: LimitsConfig,
     /// `default` and per-currency tier tables.
     pub tiers: BTreeMap<String, TierTable>,
 }
@@ -29,6 +30,40 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     pub sandbox: bool,
     pub shutdown_grace_seconds: u64,
+    /// Serve HTTPS (HTTP/1.1 and HTTP/2) with this certificate chain and key (PEM).
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Requests per second (and burst) from one client IP; 0 turns the limit off.
+    pub per_ip_per_second: u32,
+    pub per_ip_burst: u32,
+    /// Requests per second (and burst) with one credential; 0 turns the limit off.
+    pub per_credential_per_second: u32,
+    pub per_credential_burst: u32,
+    /// Wallet event streams open at once.
+    pub max_event_streams: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            per_ip_per_second: 1_000,
+            per_ip_burst: 2_000,
+            per_credential_per_second: 500,
+            per_credential_burst: 1_000,
+            max_event_streams: 10_000,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -90,6 +125,7 @@ impl Default for ServerConfig {
             public_url: None,
             sandbox: false,
             shutdown_grace_seconds: 10,
+            tls: None,
         }
     }
 }
@@ -189,6 +225,12 @@ impl Config {
         if let Some(v) = env("POCKET_WEBHOOKS_ALLOW_PRIVATE") {
             self.webhooks.allow_private = parse("POCKET_WEBHOOKS_ALLOW_PRIVATE", v)?;
         }
+        if let Some(v) = env("POCKET_RATE_PER_IP") {
+            self.limits.per_ip_per_second = parse("POCKET_RATE_PER_IP", v)?;
+        }
+        if let Some(v) = env("POCKET_RATE_PER_CREDENTIAL") {
+            self.limits.per_credential_per_second = parse("POCKET_RATE_PER_CREDENTIAL", v)?;
+        }
         if let Some(v) = env("POCKET_LOG_FORMAT") {
             self.log.format = v;
         }
@@ -261,6 +303,16 @@ impl Config {
         }
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             return Err(bad("log.format", "must be \"pretty\" or \"json\""));
+        }
+        if let Some(t) = &self.server.tls {
+            for (key, path) in [("server.tls.cert", &t.cert), ("server.tls.key", &t.key)] {
+                if !path.is_file() {
+                    return Err(bad(key, format!("{} is not a readable file", path.display())));
+                }
+            }
+        }
+        if !(1..=1_000_000).contains(&self.limits.max_event_streams) {
+            return Err(bad("limits.max_event_streams", "must be 1 to 1000000"));
         }
         let w = &self.webhooks;
         if !(1..=60).contains(&w.timeout_seconds) {

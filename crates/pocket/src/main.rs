@@ -48,6 +48,12 @@ enum Command {
         /// Seed the demo merchant and customers first, if not yet present.
         #[arg(long)]
         demo: bool,
+        /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
     },
     /// Seed a demo merchant with a catalog and two customers with money, and print
     /// their credentials.
@@ -75,10 +81,15 @@ fn run(cli: Cli) -> Result<(), String> {
             listen,
             sandbox,
             demo,
+            tls_cert,
+            tls_key,
         } => {
             let mut c = load_config(&common)?;
             if let Some(l) = listen {
                 c.server.listen = l;
+            }
+            if let (Some(cert), Some(key)) = (tls_cert, tls_key) {
+                c.server.tls = Some(config::TlsConfig { cert, key });
             }
             c.server.sandbox |= sandbox;
             c.validate().map_err(|e| e.to_string())?;

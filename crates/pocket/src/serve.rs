@@ -8,6 +8,9 @@ use pocket_store::clock::SystemClock;
 use pocket_store::sqlite::{SqliteOptions, SqliteStore};
 use pocket_webhooks::{Dispatcher, DispatcherConfig};
 use sha2::{Digest, Sha256};
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -56,6 +59,16 @@ pub fn open(config: &Config) -> Result<Opened, String> {
     settings.pin_lock_seconds = sec.pin_lock_seconds;
     settings.session_ttl_seconds = sec.session_ttl_days * 24 * 3600;
     settings.allow_private_webhooks = config.webhooks.allow_private;
+    let l = &config.limits;
+    settings.rate_per_ip = pocket_http::limits::Rate {
+        per_second: l.per_ip_per_second,
+        burst: l.per_ip_burst,
+    };
+    settings.rate_per_credential = pocket_http::limits::Rate {
+        per_second: l.per_credential_per_second,
+        burst: l.per_credential_burst,
+    };
+    settings.max_streams = l.max_event_streams;
     Ok(Opened {
         store,
         settings,
@@ -81,7 +94,19 @@ async fn shutdown_signal() {
     }
 }
 
+/// Forgets rate-limit state of idle clients once a minute.
+async fn forget_idle_clients(limits: Arc<pocket_http::limits::RateLimits>, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(60)) => limits.forget_idle(),
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
+    // One TLS crypto provider for the server and the webhook client.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let addr = config.listen_addr().map_err(|e| e.to_string())?;
     let Opened {
         store,
@@ -92,13 +117,20 @@ pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
     if seed_demo {
         demo::seed(&store, &settings).await?;
     }
-    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
-        format!(
-            "cannot listen on {addr}: {e} (is another server running? try --listen 127.0.0.1:0)"
-        )
-    })?;
+    let listener = std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|_| l))
+        .map_err(|e| format!("cannot listen on {addr}: {e} (is another server running? try --listen 127.0.0.1:0)"))?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    println!("Pocket listening on http://{local}");
+    let tls = match &config.server.tls {
+        Some(t) => Some(
+            RustlsConfig::from_pem_file(&t.cert, &t.key)
+                .await
+                .map_err(|e| format!("invalid configuration: `server.tls`: cannot load {} / {}: {e}", t.cert.display(), t.key.display()))?,
+        ),
+        None => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("Pocket listening on {scheme}://{local}");
     println!("Data directory: {}", config.server.data.display());
     if let Some(key) = new_admin_key {
         println!(
@@ -125,26 +157,30 @@ pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
             ..DispatcherConfig::default()
         },
     )?;
-    let dispatcher = tokio::spawn(dispatcher.run(stop_rx));
-    let app = pocket_http::router(AppState::new(store.clone(), settings));
+    let dispatcher = tokio::spawn(dispatcher.run(stop_rx.clone()));
+    let state = AppState::new(store.clone(), settings);
+    let limits = state.limits.clone();
+    let forget = tokio::spawn(forget_idle_clients(limits, stop_rx));
+    let app = pocket_http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+
+    // SIGINT/SIGTERM: stop accepting, let in-flight requests finish (up to the grace).
+    let handle = Handle::new();
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
-    let (signalled_tx, mut signalled_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let on_signal = handle.clone();
+    tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down: finishing in-flight requests");
-        let _ = signalled_tx.send(true);
+        on_signal.graceful_shutdown(Some(grace));
     });
-    let deadline = async move {
-        let _ = signalled_rx.wait_for(|s| *s).await;
-        tokio::time::sleep(grace).await;
+    let served = match tls {
+        Some(tls) => axum_server::from_tcp_rustls(listener, tls).handle(handle).serve(app).await,
+        None => axum_server::from_tcp(listener).handle(handle).serve(app).await,
     };
-    tokio::select! {
-        r = server => r.map_err(|e| format!("server error: {e}"))?,
-        _ = deadline => tracing::warn!("grace period over; closing remaining connections"),
-    }
+    served.map_err(|e| format!("server error: {e}"))?;
     let _ = stop_tx.send(true);
     let _ = sweeper.await;
     let _ = dispatcher.await;
+    let _ = forget.await;
     // Dropping the last handle to the store lets the writer finish its queue and stop.
     drop(store);
     println!("Pocket stopped.");
