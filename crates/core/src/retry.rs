@@ -4,7 +4,8 @@
 use crate::time::MS_PER_SECOND;
 
 /// Delays after the 1st, 2nd, … failed attempt (seconds). They add up to ~2.9 days.
-pub const DEFAULT_SCHEDULE_SECONDS: [i64; 9] = [15, 60, 300, 1_800, 7_200, 21_600, 43_200, 86_400, 86_400];
+pub const DEFAULT_SCHEDULE_SECONDS: [i64; 9] =
+    [15, 60, 300, 1_800, 7_200, 21_600, 43_200, 86_400, 86_400];
 /// No attempt is made later than this after the event.
 pub const GIVE_UP_AFTER_MS: i64 = 3 * 86_400 * MS_PER_SECOND;
 /// Jitter spreads retries by up to ±10 % so failed endpoints are not hit in waves.
@@ -40,7 +41,11 @@ mod tests {
         assert_eq!(next_attempt_ms(s, 1, 0, 0, -100), Some(13_500));
         assert_eq!(next_attempt_ms(s, 10, 0, 0, 0), None, "schedule exhausted");
         assert_eq!(next_attempt_ms(s, 0, 0, 0, 0), None);
-        assert_eq!(next_attempt_ms(s, 9, GIVE_UP_AFTER_MS, 0, 0), None, "past three days");
+        assert_eq!(
+            next_attempt_ms(s, 9, GIVE_UP_AFTER_MS, 0, 0),
+            None,
+            "past three days"
+        );
         assert!(s.iter().sum::<i64>() * 1000 < GIVE_UP_AFTER_MS);
     }
 

@@ -6,11 +6,11 @@
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::secrets::digest;
 use axum::extract::FromRequestParts;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use pocket_core::{Error, ErrorKind};
-use crate::secrets::digest;
 use pocket_store::model::Customer;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -73,7 +73,10 @@ impl FromRequestParts<AppState> for MerchantCaller {
         let key = bearer(parts)
             .filter(|t| t.starts_with("sk_"))
             .ok_or_else(refused)?;
-        let found = state.store.merchant_by_key(digest(&state.settings.server_key, key)).await?;
+        let found = state
+            .store
+            .merchant_by_key(digest(&state.settings.server_key, key))
+            .await?;
         let m = found.ok_or_else(refused)?;
         Ok(MerchantCaller {
             id: m.merchant_id,
@@ -90,8 +93,16 @@ pub struct CustomerCaller {
 
 impl CustomerCaller {
     /// The customer whose session token is in the `Authorization` header.
-    pub async fn from_headers(headers: &axum::http::HeaderMap, state: &AppState) -> Result<Self, ApiError> {
-        let refused = || refuse("invalid_token", "This endpoint needs a valid wallet session token.");
+    pub async fn from_headers(
+        headers: &axum::http::HeaderMap,
+        state: &AppState,
+    ) -> Result<Self, ApiError> {
+        let refused = || {
+            refuse(
+                "invalid_token",
+                "This endpoint needs a valid wallet session token.",
+            )
+        };
         let token = headers
             .get(AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
@@ -100,7 +111,11 @@ impl CustomerCaller {
             .filter(|t| t.starts_with("pst_") && t.len() <= MAX_CREDENTIAL_LEN)
             .ok_or_else(refused)?;
         let token_digest = digest(&state.settings.server_key, token);
-        let customer = state.store.session(token_digest.clone()).await?.ok_or_else(refused)?;
+        let customer = state
+            .store
+            .session(token_digest.clone())
+            .await?
+            .ok_or_else(refused)?;
         Ok(CustomerCaller {
             customer,
             token_digest,
@@ -111,7 +126,10 @@ impl CustomerCaller {
 impl FromRequestParts<AppState> for CustomerCaller {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         CustomerCaller::from_headers(&parts.headers, state).await
     }
 }

@@ -20,19 +20,28 @@ fn bad_key(why: &str) -> Error {
 /// Checks that `jwk` is an ECDSA P-256 public key and returns its canonical JWK.
 pub fn parse_public_key(jwk: &Value) -> Result<String, Error> {
     let Some(o) = jwk.as_object() else {
-        return Err(bad_key("must be a JWK object such as WebCrypto's exportKey(\"jwk\") gives."));
+        return Err(bad_key(
+            "must be a JWK object such as WebCrypto's exportKey(\"jwk\") gives.",
+        ));
     };
-    if o.get("kty").and_then(Value::as_str) != Some("EC") || o.get("crv").and_then(Value::as_str) != Some("P-256") {
-        return Err(bad_key("must be an EC key on curve P-256 (kty \"EC\", crv \"P-256\")."));
+    if o.get("kty").and_then(Value::as_str) != Some("EC")
+        || o.get("crv").and_then(Value::as_str) != Some("P-256")
+    {
+        return Err(bad_key(
+            "must be an EC key on curve P-256 (kty \"EC\", crv \"P-256\").",
+        ));
     }
     if o.contains_key("d") {
-        return Err(bad_key("contains a private key (\"d\"); send only the public key."));
+        return Err(bad_key(
+            "contains a private key (\"d\"); send only the public key.",
+        ));
     }
     let text = jwk.to_string();
     if text.len() > MAX_JWK_BYTES {
         return Err(bad_key("is too large."));
     }
-    let key = PublicKey::from_jwk_str(&text).map_err(|_| bad_key("is not a valid P-256 public key."))?;
+    let key =
+        PublicKey::from_jwk_str(&text).map_err(|_| bad_key("is not a valid P-256 public key."))?;
     Ok(key.to_jwk_string())
 }
 
@@ -45,9 +54,12 @@ pub fn verify(public_key_jwk: &str, message: &[u8], signature: &str) -> Result<(
     let raw = URL_SAFE_NO_PAD
         .decode(signature.trim_end_matches('='))
         .or_else(|_| URL_SAFE.decode(signature))
-        .map_err(|_| invalid_signature("`signature` must be base64url of the raw 64-byte r‖s signature."))?;
-    let sig = Signature::from_slice(&raw)
-        .map_err(|_| invalid_signature("`signature` must be base64url of the raw 64-byte r‖s signature."))?;
+        .map_err(|_| {
+            invalid_signature("`signature` must be base64url of the raw 64-byte r‖s signature.")
+        })?;
+    let sig = Signature::from_slice(&raw).map_err(|_| {
+        invalid_signature("`signature` must be base64url of the raw 64-byte r‖s signature.")
+    })?;
     let key = PublicKey::from_jwk_str(public_key_jwk).map_err(|_| Error::internal())?;
     VerifyingKey::from(&key)
         .verify(message, &sig)
@@ -82,9 +94,18 @@ mod tests {
         assert!(verify(&public, b"pocket-confirm:v1:pay_a:101:CNY:mer_a:x", &sig).is_err());
         assert!(verify(&public, b"pocket-confirm:v1:pay_b:100:CNY:mer_a:x", &sig).is_err());
         let other = sign(&key(8), "pocket-confirm:v1:pay_a:100:CNY:mer_a:x");
-        assert_eq!(verify(&public, b"pocket-confirm:v1:pay_a:100:CNY:mer_a:x", &other).unwrap_err().code, "invalid_signature");
+        assert_eq!(
+            verify(&public, b"pocket-confirm:v1:pay_a:100:CNY:mer_a:x", &other)
+                .unwrap_err()
+                .code,
+            "invalid_signature"
+        );
         for bad in ["", "not base64!", "AAAA", &"A".repeat(86)] {
-            assert_eq!(verify(&public, b"m", bad).unwrap_err().code, "invalid_signature", "{bad}");
+            assert_eq!(
+                verify(&public, b"m", bad).unwrap_err().code,
+                "invalid_signature",
+                "{bad}"
+            );
         }
     }
 
@@ -98,8 +119,19 @@ mod tests {
         let mut off_curve = good.clone();
         off_curve["y"] = off_curve["x"].clone();
         let rsa = serde_json::json!({"kty": "RSA", "n": "AQAB", "e": "AQAB"});
-        for bad in [private, other_curve, off_curve, rsa, Value::String("x".into()), serde_json::json!({"kty": "EC", "crv": "P-256"})] {
-            assert_eq!(parse_public_key(&bad).unwrap_err().param.as_deref(), Some("public_key"), "{bad}");
+        for bad in [
+            private,
+            other_curve,
+            off_curve,
+            rsa,
+            Value::String("x".into()),
+            serde_json::json!({"kty": "EC", "crv": "P-256"}),
+        ] {
+            assert_eq!(
+                parse_public_key(&bad).unwrap_err().param.as_deref(),
+                Some("public_key"),
+                "{bad}"
+            );
         }
     }
 }

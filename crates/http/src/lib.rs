@@ -47,7 +47,10 @@ pub struct AppState {
 impl AppState {
     pub fn new(store: Arc<dyn Store>, settings: Arc<Settings>) -> AppState {
         let streams = Arc::new(tokio::sync::Semaphore::new(settings.max_streams));
-        let limits = Arc::new(limits::RateLimits::new(settings.rate_per_ip, settings.rate_per_credential));
+        let limits = Arc::new(limits::RateLimits::new(
+            settings.rate_per_ip,
+            settings.rate_per_credential,
+        ));
         AppState {
             store,
             settings,
@@ -150,13 +153,22 @@ pub fn router(state: AppState) -> Router {
             "/openapi.json",
             axum::routing::get(move || {
                 let doc_json = doc_json.clone();
-                async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], doc_json.to_string()).into_response() }
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        doc_json.to_string(),
+                    )
+                        .into_response()
+                }
             }),
         )
         .fallback(error::no_such_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
-        .layer(middleware::from_fn_with_state(state.clone(), limits::enforce))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::enforce,
+        ))
         .with_state(state);
     if sandbox {
         app = app.layer(middleware::from_fn(sandbox_header));

@@ -31,7 +31,9 @@ pub struct RateLimits {
 fn limiter<K: std::hash::Hash + Eq + Clone>(rate: Rate) -> Option<DefaultKeyedRateLimiter<K>> {
     let per_second = NonZeroU32::new(rate.per_second)?;
     let burst = NonZeroU32::new(rate.burst.max(rate.per_second)).unwrap_or(per_second);
-    Some(RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)))
+    Some(RateLimiter::keyed(
+        Quota::per_second(per_second).allow_burst(burst),
+    ))
 }
 
 impl RateLimits {
@@ -55,7 +57,8 @@ impl RateLimits {
     /// `Err(seconds to wait)` when over a limit.
     fn check(&self, ip: Option<IpAddr>, credential: Option<&[u8]>) -> Result<(), u64> {
         let clock = DefaultClock::default();
-        let wait = |not_until: governor::NotUntil<_>| not_until.wait_time_from(clock.now()).as_secs() + 1;
+        let wait =
+            |not_until: governor::NotUntil<_>| not_until.wait_time_from(clock.now()).as_secs() + 1;
         if let (Some(l), Some(ip)) = (&self.per_ip, ip) {
             l.check_key(&ip).map_err(wait)?;
         }
@@ -76,7 +79,10 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    let credential = request.headers().get(AUTHORIZATION).map(|v| v.as_bytes().to_vec());
+    let credential = request
+        .headers()
+        .get(AUTHORIZATION)
+        .map(|v| v.as_bytes().to_vec());
     if let Err(retry_after) = state.limits.check(ip, credential.as_deref()) {
         let mut r = ApiError(Error::new(
             ErrorKind::RateLimited,

@@ -21,7 +21,11 @@ pub async fn tag(request: Request, next: Next) -> Response {
     let mut response = next.run(request).instrument(span.clone()).await;
     let status = response.status().as_u16();
     span.in_scope(|| {
-        tracing::info!(status, duration_ms = started.elapsed().as_millis() as u64, "answered");
+        tracing::info!(
+            status,
+            duration_ms = started.elapsed().as_millis() as u64,
+            "answered"
+        );
     });
     if let Ok(v) = HeaderValue::from_str(&id) {
         response.headers_mut().insert("request-id", v);

@@ -14,8 +14,8 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use hmac::{Hmac, Mac};
 use pocket_core::Error;
-use pocket_store::ids;
 use pocket_store::KeyDigest;
+use pocket_store::ids;
 use pocket_store::model::Idem;
 use rand::RngCore;
 use sha2::Sha256;
@@ -75,8 +75,10 @@ pub fn check_pin_format(pin: &str) -> Result<(), Error> {
 }
 
 fn argon2<'k>(p: &PinHashing, pepper: &'k [u8; 32]) -> Result<Argon2<'k>, Error> {
-    let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None).map_err(|_| Error::internal())?;
-    Argon2::new_with_secret(pepper, Algorithm::Argon2id, Version::V0x13, params).map_err(|_| Error::internal())
+    let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None)
+        .map_err(|_| Error::internal())?;
+    Argon2::new_with_secret(pepper, Algorithm::Argon2id, Version::V0x13, params)
+        .map_err(|_| Error::internal())
 }
 
 /// Hashes a PIN (slow on purpose) off the async threads.
@@ -99,8 +101,13 @@ pub async fn hash_pin(params: PinHashing, pepper: [u8; 32], pin: String) -> Resu
 pub async fn verify_pin(pepper: [u8; 32], stored_hash: String, pin: String) -> Result<bool, Error> {
     tokio::task::spawn_blocking(move || {
         let parsed = PasswordHash::new(&stored_hash).map_err(|_| Error::internal())?;
-        let hasher = Argon2::new_with_secret(&pepper, Algorithm::Argon2id, Version::V0x13, Params::default())
-            .map_err(|_| Error::internal())?;
+        let hasher = Argon2::new_with_secret(
+            &pepper,
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::default(),
+        )
+        .map_err(|_| Error::internal())?;
         Ok(hasher.verify_password(pin.as_bytes(), &parsed).is_ok())
     })
     .await
@@ -158,8 +165,19 @@ mod tests {
         let pepper = [3u8; 32];
         let h = hash_pin(p, pepper, "123456".into()).await.unwrap();
         assert!(h.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
-        assert!(verify_pin(pepper, h.clone(), "123456".into()).await.unwrap());
-        assert!(!verify_pin(pepper, h.clone(), "654321".into()).await.unwrap());
-        assert!(!verify_pin([4u8; 32], h, "123456".into()).await.unwrap(), "the pepper matters");
+        assert!(
+            verify_pin(pepper, h.clone(), "123456".into())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !verify_pin(pepper, h.clone(), "654321".into())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !verify_pin([4u8; 32], h, "123456".into()).await.unwrap(),
+            "the pepper matters"
+        );
     }
 }

@@ -58,8 +58,14 @@ impl Settings {
             pin_lock_seconds: 15 * 60,
             allow_private_webhooks: false,
             max_streams: 10_000,
-            rate_per_ip: Rate { per_second: 1_000, burst: 2_000 },
-            rate_per_credential: Rate { per_second: 500, burst: 1_000 },
+            rate_per_ip: Rate {
+                per_second: 1_000,
+                burst: 2_000,
+            },
+            rate_per_credential: Rate {
+                per_second: 500,
+                burst: 1_000,
+            },
         }
     }
 }

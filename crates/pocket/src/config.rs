@@ -307,7 +307,10 @@ impl Config {
         if let Some(t) = &self.server.tls {
             for (key, path) in [("server.tls.cert", &t.cert), ("server.tls.key", &t.key)] {
                 if !path.is_file() {
-                    return Err(bad(key, format!("{} is not a readable file", path.display())));
+                    return Err(bad(
+                        key,
+                        format!("{} is not a readable file", path.display()),
+                    ));
                 }
             }
         }
@@ -322,13 +325,21 @@ impl Config {
             return Err(bad("webhooks.max_in_flight", "must be 1 to 1024"));
         }
         if !(1..=w.max_in_flight).contains(&w.max_in_flight_per_endpoint) {
-            return Err(bad("webhooks.max_in_flight_per_endpoint", "must be 1 to webhooks.max_in_flight"));
+            return Err(bad(
+                "webhooks.max_in_flight_per_endpoint",
+                "must be 1 to webhooks.max_in_flight",
+            ));
         }
         if w.retry_schedule_seconds.is_empty()
             || w.retry_schedule_seconds.len() > 20
-            || w.retry_schedule_seconds.iter().any(|s| !(1..=86_400).contains(s))
+            || w.retry_schedule_seconds
+                .iter()
+                .any(|s| !(1..=86_400).contains(s))
         {
-            return Err(bad("webhooks.retry_schedule_seconds", "must list 1 to 20 delays of 1 to 86400 seconds"));
+            return Err(bad(
+                "webhooks.retry_schedule_seconds",
+                "must list 1 to 20 delays of 1 to 86400 seconds",
+            ));
         }
         if self.server.shutdown_grace_seconds > 300 {
             return Err(bad("server.shutdown_grace_seconds", "must be at most 300"));

@@ -47,7 +47,13 @@ pub async fn seed(store: &Arc<dyn Store>, settings: &Settings) -> Result<(), Str
     let cny = Currency::parse("CNY", "currency").map_err(e)?;
     let key = issue_secret(&settings.server_key, "sk", None);
     let merchant = fresh(
-        store.create_merchant("Tea House".into(), key_digest(&settings.server_key, &key), None, None)
+        store
+            .create_merchant(
+                "Tea House".into(),
+                key_digest(&settings.server_key, &key),
+                None,
+                None,
+            )
             .await
             .map_err(e)?,
     )?
@@ -77,7 +83,10 @@ pub async fn seed(store: &Arc<dyn Store>, settings: &Settings) -> Result<(), Str
             .map_err(e)?;
         // A session the demo never hands out: sign in with phone and PIN instead.
         let session = (
-            digest(&settings.server_key, &issue_secret(&settings.server_key, "pst", None)),
+            digest(
+                &settings.server_key,
+                &issue_secret(&settings.server_key, "pst", None),
+            ),
             0,
         );
         let c = fresh(

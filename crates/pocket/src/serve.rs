@@ -2,14 +2,14 @@
 
 use crate::config::{Config, LogConfig};
 use crate::{demo, keys};
+use axum_server::Handle;
+use axum_server::tls_rustls::RustlsConfig;
 use pocket_http::{AppState, PinHashing, Settings};
 use pocket_store::Store;
 use pocket_store::clock::SystemClock;
 use pocket_store::sqlite::{SqliteOptions, SqliteStore};
 use pocket_webhooks::{Dispatcher, DispatcherConfig};
 use sha2::{Digest, Sha256};
-use axum_server::Handle;
-use axum_server::tls_rustls::RustlsConfig;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -95,7 +95,10 @@ async fn shutdown_signal() {
 }
 
 /// Forgets rate-limit state of idle clients once a minute.
-async fn forget_idle_clients(limits: Arc<pocket_http::limits::RateLimits>, mut stop: tokio::sync::watch::Receiver<bool>) {
+async fn forget_idle_clients(
+    limits: Arc<pocket_http::limits::RateLimits>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_secs(60)) => limits.forget_idle(),
@@ -119,13 +122,23 @@ pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
     }
     let listener = std::net::TcpListener::bind(addr)
         .and_then(|l| l.set_nonblocking(true).map(|_| l))
-        .map_err(|e| format!("cannot listen on {addr}: {e} (is another server running? try --listen 127.0.0.1:0)"))?;
+        .map_err(|e| {
+            format!(
+                "cannot listen on {addr}: {e} (is another server running? try --listen 127.0.0.1:0)"
+            )
+        })?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let tls = match &config.server.tls {
         Some(t) => Some(
             RustlsConfig::from_pem_file(&t.cert, &t.key)
                 .await
-                .map_err(|e| format!("invalid configuration: `server.tls`: cannot load {} / {}: {e}", t.cert.display(), t.key.display()))?,
+                .map_err(|e| {
+                    format!(
+                        "invalid configuration: `server.tls`: cannot load {} / {}: {e}",
+                        t.cert.display(),
+                        t.key.display()
+                    )
+                })?,
         ),
         None => None,
     };
@@ -173,8 +186,18 @@ pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
         on_signal.graceful_shutdown(Some(grace));
     });
     let served = match tls {
-        Some(tls) => axum_server::from_tcp_rustls(listener, tls).handle(handle).serve(app).await,
-        None => axum_server::from_tcp(listener).handle(handle).serve(app).await,
+        Some(tls) => {
+            axum_server::from_tcp_rustls(listener, tls)
+                .handle(handle)
+                .serve(app)
+                .await
+        }
+        None => {
+            axum_server::from_tcp(listener)
+                .handle(handle)
+                .serve(app)
+                .await
+        }
     };
     served.map_err(|e| format!("server error: {e}"))?;
     let _ = stop_tx.send(true);

@@ -68,9 +68,21 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<(String, StoredResponse)>, Error>;
 
     /// A merchant with its first key, and a webhook endpoint for `webhook_url`, in one transaction.
-    async fn create_merchant(&self, name: String, key: KeyDigest, webhook_url: Option<String>, idem: Option<Idem>) -> Result<Written<MerchantCreated>, Error>;
+    async fn create_merchant(
+        &self,
+        name: String,
+        key: KeyDigest,
+        webhook_url: Option<String>,
+        idem: Option<Idem>,
+    ) -> Result<Written<MerchantCreated>, Error>;
     /// A new secret key for the merchant; older keys stay valid until `old_expires_at`.
-    async fn roll_merchant_key(&self, merchant_id: String, key: KeyDigest, old_expires_at: i64, idem: Option<Idem>) -> Result<Written<Merchant>, Error>;
+    async fn roll_merchant_key(
+        &self,
+        merchant_id: String,
+        key: KeyDigest,
+        old_expires_at: i64,
+        idem: Option<Idem>,
+    ) -> Result<Written<Merchant>, Error>;
     async fn merchant_by_key(&self, key_digest: String) -> Result<Option<MerchantAuth>, Error>;
 
     /// Creates a customer and a first session (`(token digest, expires_at)`).
@@ -155,7 +167,13 @@ pub trait Store: Send + Sync + 'static {
     /// deadline has passed at commit (`409 payment_expired`, committed).
     /// `device`: the device key whose signature was verified; it must still be
     /// active when the confirm commits.
-    async fn confirm(&self, payment_id: String, customer_id: String, device: Option<String>, idem: Option<Idem>) -> Result<Written<Payment>, Error>;
+    async fn confirm(
+        &self,
+        payment_id: String,
+        customer_id: String,
+        device: Option<String>,
+        idem: Option<Idem>,
+    ) -> Result<Written<Payment>, Error>;
     async fn decline(
         &self,
         payment_id: String,
@@ -184,32 +202,80 @@ pub trait Store: Send + Sync + 'static {
     async fn forget_idempotency_before(&self, before_ms: i64, limit: usize)
     -> Result<usize, Error>;
 
-    async fn list_events(&self, merchant_id: String, page: PageRequest) -> Result<Page<Event>, Error>;
+    async fn list_events(
+        &self,
+        merchant_id: String,
+        page: PageRequest,
+    ) -> Result<Page<Event>, Error>;
 
     /// Events announced right after their commit by this process. Listeners also
     /// poll (`customer_events`, `next_delivery_at`) to see other nodes' events.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<EventNote>;
     /// A customer's events after `after_seq`, oldest first, with their seq.
-    async fn customer_events(&self, customer_id: String, after_seq: i64, limit: usize) -> Result<Vec<(i64, Event)>, Error>;
+    async fn customer_events(
+        &self,
+        customer_id: String,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Event)>, Error>;
     /// The seq of one of the customer's events (for `Last-Event-ID`).
-    async fn customer_event_seq(&self, customer_id: String, event_id: String) -> Result<Option<i64>, Error>;
+    async fn customer_event_seq(
+        &self,
+        customer_id: String,
+        event_id: String,
+    ) -> Result<Option<i64>, Error>;
     async fn latest_event_seq(&self) -> Result<i64, Error>;
 
-    async fn create_webhook_endpoint(&self, merchant_id: String, url: String, events: Option<Vec<String>>, idem: Option<Idem>) -> Result<Written<WebhookEndpoint>, Error>;
-    async fn list_webhook_endpoints(&self, merchant_id: String, page: PageRequest) -> Result<Page<WebhookEndpoint>, Error>;
-    async fn delete_webhook_endpoint(&self, merchant_id: String, id: String) -> Result<WebhookEndpoint, Error>;
+    async fn create_webhook_endpoint(
+        &self,
+        merchant_id: String,
+        url: String,
+        events: Option<Vec<String>>,
+        idem: Option<Idem>,
+    ) -> Result<Written<WebhookEndpoint>, Error>;
+    async fn list_webhook_endpoints(
+        &self,
+        merchant_id: String,
+        page: PageRequest,
+    ) -> Result<Page<WebhookEndpoint>, Error>;
+    async fn delete_webhook_endpoint(
+        &self,
+        merchant_id: String,
+        id: String,
+    ) -> Result<WebhookEndpoint, Error>;
     /// Leases due deliveries (see `sqlite::ops::webhooks::claim`).
-    async fn claim_deliveries(&self, busy: Vec<String>, per_endpoint: usize, limit: usize, lease_ms: i64) -> Result<Vec<DeliveryJob>, Error>;
+    async fn claim_deliveries(
+        &self,
+        busy: Vec<String>,
+        per_endpoint: usize,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<DeliveryJob>, Error>;
     async fn record_attempt(&self, attempt: AttemptRecord) -> Result<(), Error>;
-    async fn delivery_attempts(&self, merchant_id: String, event_id: String) -> Result<Vec<DeliveryAttempt>, Error>;
+    async fn delivery_attempts(
+        &self,
+        merchant_id: String,
+        event_id: String,
+    ) -> Result<Vec<DeliveryAttempt>, Error>;
     async fn redeliver(&self, merchant_id: String, event_id: String) -> Result<usize, Error>;
     async fn next_delivery_at(&self) -> Result<Option<i64>, Error>;
 
-    async fn create_ticket(&self, customer_id: String, digest: String, expires_at: i64) -> Result<(), Error>;
+    async fn create_ticket(
+        &self,
+        customer_id: String,
+        digest: String,
+        expires_at: i64,
+    ) -> Result<(), Error>;
     /// Uses up a stream ticket; `None` when unknown, used or expired.
     async fn redeem_ticket(&self, digest: String) -> Result<Option<Customer>, Error>;
 
-    async fn add_device(&self, customer_id: String, name: String, public_key: String, idem: Option<Idem>) -> Result<Written<Device>, Error>;
+    async fn add_device(
+        &self,
+        customer_id: String,
+        name: String,
+        public_key: String,
+        idem: Option<Idem>,
+    ) -> Result<Written<Device>, Error>;
     async fn list_devices(&self, customer_id: String) -> Result<Vec<Device>, Error>;
     async fn device(&self, customer_id: String, id: String) -> Result<Option<Device>, Error>;
     async fn revoke_device(&self, customer_id: String, id: String) -> Result<Device, Error>;

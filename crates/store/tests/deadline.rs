@@ -41,7 +41,10 @@ async fn world(balance: i64) -> World {
         store
             .create_merchant(
                 "M".into(),
-                pocket_store::KeyDigest { digest: "digest-m".into(), prefix: "sk_test".into() },
+                pocket_store::KeyDigest {
+                    digest: "digest-m".into(),
+                    prefix: "sk_test".into(),
+                },
                 None,
                 None,
             )

@@ -56,7 +56,11 @@ const MIN_LOOK_SPACING: Duration = Duration::from_millis(20);
 const MAX_ERROR_CHARS: usize = 120;
 
 impl Dispatcher {
-    pub fn new(store: Arc<dyn Store>, server_key: [u8; 32], config: DispatcherConfig) -> Result<Dispatcher, String> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        server_key: [u8; 32],
+        config: DispatcherConfig,
+    ) -> Result<Dispatcher, String> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_millis(config.timeout_ms))
@@ -127,7 +131,9 @@ impl Dispatcher {
                 continue;
             }
             let wait_ms = match this.store.next_delivery_at().await {
-                Ok(Some(at)) => (at - this.store.now_ms()).clamp(1, this.config.poll_ms as i64) as u64,
+                Ok(Some(at)) => {
+                    (at - this.store.now_ms()).clamp(1, this.config.poll_ms as i64) as u64
+                }
                 _ => this.config.poll_ms,
             };
             tokio::select! {
@@ -155,10 +161,17 @@ impl Dispatcher {
         let outcome = if delivered {
             AttemptOutcome::Delivered
         } else {
-            let jitter = rand::rng().random_range(-retry::MAX_JITTER_PERMILLE..=retry::MAX_JITTER_PERMILLE);
+            let jitter =
+                rand::rng().random_range(-retry::MAX_JITTER_PERMILLE..=retry::MAX_JITTER_PERMILLE);
             let failed = (job.attempts + 1) as usize;
             let now = self.store.now_ms();
-            match retry::next_attempt_ms(&self.config.retry_schedule_seconds, failed, now, job.event_created_at, jitter) {
+            match retry::next_attempt_ms(
+                &self.config.retry_schedule_seconds,
+                failed,
+                now,
+                job.event_created_at,
+                jitter,
+            ) {
                 Some(at) => AttemptOutcome::RetryAt(at),
                 None => AttemptOutcome::GiveUp,
             }
@@ -192,7 +205,11 @@ impl Dispatcher {
             return (None, Some(format!("destination refused: {why}")));
         }
         let secret = signature::endpoint_secret(&self.server_key, &job.endpoint_id);
-        let header = signature::header(&secret, attempted_at_ms.div_euclid(1000), job.body.as_bytes());
+        let header = signature::header(
+            &secret,
+            attempted_at_ms.div_euclid(1000),
+            job.body.as_bytes(),
+        );
         let result = self
             .client
             .post(&job.url)

@@ -17,7 +17,10 @@ pub fn endpoint_secret(server_key: &[u8; 32], endpoint_id: &str) -> String {
     mac.update(b"pocket-webhook-secret:v1\0");
     mac.update(endpoint_id.as_bytes());
     let bytes = mac.finalize().into_bytes();
-    let tail: String = bytes.iter().map(|b| BASE62[(*b as usize) % BASE62.len()] as char).collect();
+    let tail: String = bytes
+        .iter()
+        .map(|b| BASE62[(*b as usize) % BASE62.len()] as char)
+        .collect();
     format!("whsec_{tail}")
 }
 
@@ -30,7 +33,10 @@ pub fn header(secret: &str, unix_seconds: i64, body: &[u8]) -> String {
     mac.update(unix_seconds.to_string().as_bytes());
     mac.update(b".");
     mac.update(body);
-    format!("t={unix_seconds},v1={}", hex::encode(mac.finalize().into_bytes()))
+    format!(
+        "t={unix_seconds},v1={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
 }
 
 #[cfg(test)]

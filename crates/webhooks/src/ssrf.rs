@@ -55,7 +55,8 @@ pub fn check_url(raw: &str, allow_private: bool) -> Result<Url, String> {
     if raw.chars().count() > MAX_URL_CHARS {
         return Err(format!("must be at most {MAX_URL_CHARS} characters"));
     }
-    let url = Url::parse(raw).map_err(|_| "must be an absolute http:// or https:// URL".to_string())?;
+    let url =
+        Url::parse(raw).map_err(|_| "must be an absolute http:// or https:// URL".to_string())?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err("must use http:// or https://".into());
     }
@@ -72,7 +73,9 @@ pub fn check_url(raw: &str, allow_private: bool) -> Result<Url, String> {
         }
     };
     if forbidden && !allow_private {
-        return Err("points to a loopback or private network, which this server does not allow".into());
+        return Err(
+            "points to a loopback or private network, which this server does not allow".into(),
+        );
     }
     Ok(url)
 }
@@ -94,7 +97,9 @@ impl Resolve for GuardedResolver {
                 .filter(|a| allow_private || !is_forbidden(a.ip()))
                 .collect();
             if allowed.is_empty() {
-                return Err("the webhook host resolves only to addresses this server may not call".into());
+                return Err(
+                    "the webhook host resolves only to addresses this server may not call".into(),
+                );
             }
             let addrs: Addrs = Box::new(allowed.into_iter());
             Ok(addrs)
@@ -123,9 +128,17 @@ mod tests {
             "http://100.64.0.1/",
         ] {
             assert!(check_url(bad, false).is_err(), "{bad}");
-            assert!(check_url(bad, true).is_ok(), "{bad} allowed when private targets are allowed");
+            assert!(
+                check_url(bad, true).is_ok(),
+                "{bad} allowed when private targets are allowed"
+            );
         }
-        for bad in ["ftp://example.com/", "/relative", "http://user:pw@example.com/", "not a url"] {
+        for bad in [
+            "ftp://example.com/",
+            "/relative",
+            "http://user:pw@example.com/",
+            "not a url",
+        ] {
             assert!(check_url(bad, true).is_err(), "{bad}");
         }
         assert!(check_url("https://hooks.example.com/pocket?x=1", false).is_ok());

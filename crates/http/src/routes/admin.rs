@@ -5,19 +5,19 @@ use crate::auth::Admin;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::Body;
 use crate::idem::{IdempotencyKey, precheck, replay, respond};
+use crate::routes::webhooks::CreatedWebhookEndpoint;
 use crate::secrets::{issue_secret, key_digest};
 use crate::validate;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use pocket_core::{Currency, Error, money};
-use crate::routes::webhooks::CreatedWebhookEndpoint;
 use pocket_core::time::MS_PER_SECOND;
+use pocket_core::{Currency, Error, money};
 use pocket_store::model::{LedgerReport, Merchant, Topup, Written};
 use pocket_webhooks::signature::endpoint_secret;
-use serde_json::Value;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 /// The caller name under which operator idempotency keys are kept.
@@ -44,7 +44,11 @@ pub struct CreatedMerchant {
 /// The stored response of a credential-issuing request with its secrets put in: the
 /// same function renders the first answer and every replay, so they are identical.
 /// Secrets are derived (from the idempotency record or the endpoint id), never stored.
-pub(crate) fn with_secrets(mut body: Value, secrets: &[(&str, String)], server_key: &[u8; 32]) -> Value {
+pub(crate) fn with_secrets(
+    mut body: Value,
+    secrets: &[(&str, String)],
+    server_key: &[u8; 32],
+) -> Value {
     if let Value::Object(o) = &mut body {
         for (field, secret) in secrets {
             o.insert(field.to_string(), Value::String(secret.clone()));
@@ -52,14 +56,22 @@ pub(crate) fn with_secrets(mut body: Value, secrets: &[(&str, String)], server_k
         if let Some(Value::Object(endpoint)) = o.get_mut("webhook_endpoint")
             && let Some(id) = endpoint.get("id").and_then(Value::as_str).map(String::from)
         {
-            endpoint.insert("secret".into(), Value::String(endpoint_secret(server_key, &id)));
+            endpoint.insert(
+                "secret".into(),
+                Value::String(endpoint_secret(server_key, &id)),
+            );
         }
     }
     body
 }
 
 /// Answers with `body` plus secrets, fresh or replayed.
-pub(crate) fn secret_response<T: Serialize>(written: Written<T>, status: StatusCode, secrets: &[(&str, String)], server_key: &[u8; 32]) -> Response {
+pub(crate) fn secret_response<T: Serialize>(
+    written: Written<T>,
+    status: StatusCode,
+    secrets: &[(&str, String)],
+    server_key: &[u8; 32],
+) -> Response {
     match written {
         Written::Fresh(v) => {
             let body = serde_json::to_value(&v).unwrap_or(Value::Null);
@@ -94,13 +106,28 @@ pub async fn create_merchant(
     let secrets = [("secret_key", secret_key.clone())];
     let server_key = &state.settings.server_key;
     if let Some(stored) = precheck(&state, idem.as_ref()).await? {
-        return Ok(secret_response::<Value>(Written::Replayed(stored), StatusCode::CREATED, &secrets, server_key));
+        return Ok(secret_response::<Value>(
+            Written::Replayed(stored),
+            StatusCode::CREATED,
+            &secrets,
+            server_key,
+        ));
     }
     let written = state
         .store
-        .create_merchant(req.name, key_digest(server_key, &secret_key), req.webhook_url, idem)
+        .create_merchant(
+            req.name,
+            key_digest(server_key, &secret_key),
+            req.webhook_url,
+            idem,
+        )
         .await?;
-    Ok(secret_response(written, StatusCode::CREATED, &secrets, server_key))
+    Ok(secret_response(
+        written,
+        StatusCode::CREATED,
+        &secrets,
+        server_key,
+    ))
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -146,14 +173,29 @@ pub async fn roll_key(
     let secrets = [("secret_key", secret_key.clone())];
     let server_key = &state.settings.server_key;
     if let Some(stored) = precheck(&state, idem.as_ref()).await? {
-        return Ok(secret_response::<Value>(Written::Replayed(stored), StatusCode::CREATED, &secrets, server_key));
+        return Ok(secret_response::<Value>(
+            Written::Replayed(stored),
+            StatusCode::CREATED,
+            &secrets,
+            server_key,
+        ));
     }
     let old_expires_at = state.store.now_ms() + overlap * MS_PER_SECOND;
     let written = state
         .store
-        .roll_merchant_key(id, key_digest(server_key, &secret_key), old_expires_at, idem)
+        .roll_merchant_key(
+            id,
+            key_digest(server_key, &secret_key),
+            old_expires_at,
+            idem,
+        )
         .await?;
-    Ok(secret_response(written, StatusCode::CREATED, &secrets, server_key))
+    Ok(secret_response(
+        written,
+        StatusCode::CREATED,
+        &secrets,
+        server_key,
+    ))
 }
 
 #[derive(Deserialize, ToSchema)]

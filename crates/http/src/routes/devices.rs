@@ -50,7 +50,10 @@ pub async fn register(
         .await?
         .ok_or_else(|| Error::not_found("customer", &customer_id))?;
     check_pin(&state, &who, &req.pin).await?;
-    let written = state.store.add_device(customer_id, req.name, public_key, idem).await?;
+    let written = state
+        .store
+        .add_device(customer_id, req.name, public_key, idem)
+        .await?;
     Ok(respond(written, StatusCode::CREATED))
 }
 
@@ -63,7 +66,10 @@ pub struct Devices {
 
 #[utoipa::path(get, path = "/v1/wallet/devices", tag = "wallet",
     responses((status = 200, body = Devices)), security(("session_token" = [])))]
-pub async fn list(State(state): State<AppState>, caller: CustomerCaller) -> ApiResult<Json<Devices>> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: CustomerCaller,
+) -> ApiResult<Json<Devices>> {
     let data = state.store.list_devices(caller.customer.id).await?;
     Ok(Json(Devices {
         object: "list",
@@ -74,7 +80,13 @@ pub async fn list(State(state): State<AppState>, caller: CustomerCaller) -> ApiR
 
 #[utoipa::path(delete, path = "/v1/wallet/devices/{id}", tag = "wallet", params(("id" = String, Path)),
     responses((status = 200, body = Device), (status = 404, body = ErrorBody)), security(("session_token" = [])))]
-pub async fn revoke(State(state): State<AppState>, caller: CustomerCaller, Path(id): Path<String>) -> ApiResult<Json<Device>> {
+pub async fn revoke(
+    State(state): State<AppState>,
+    caller: CustomerCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Device>> {
     validate::id(&id, "dev", "id")?;
-    Ok(Json(state.store.revoke_device(caller.customer.id, id).await?))
+    Ok(Json(
+        state.store.revoke_device(caller.customer.id, id).await?,
+    ))
 }

@@ -7,11 +7,11 @@ use crate::auth::MerchantCaller;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Body, ListQuery};
 use crate::idem::{IdempotencyKey, respond};
+use crate::routes::stream::{MAX_WAIT_SECONDS, wait_while_pending};
 use crate::validate;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use crate::routes::stream::{MAX_WAIT_SECONDS, wait_while_pending};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pocket_core::payment::Payment;
@@ -127,15 +127,24 @@ pub async fn get(
     };
     let wait = match q.wait {
         None => 0,
-        Some(w) => w.parse::<u64>().ok().filter(|w| *w <= MAX_WAIT_SECONDS).ok_or_else(|| {
-            Error::invalid("wait", format!("`wait` must be 0 to {MAX_WAIT_SECONDS} seconds."))
-        })?,
+        Some(w) => w
+            .parse::<u64>()
+            .ok()
+            .filter(|w| *w <= MAX_WAIT_SECONDS)
+            .ok_or_else(|| {
+                Error::invalid(
+                    "wait",
+                    format!("`wait` must be 0 to {MAX_WAIT_SECONDS} seconds."),
+                )
+            })?,
     };
     let p = own_payment(&state, &merchant.id, &id).await?;
     if wait == 0 {
         return Ok(Json(p));
     }
-    let p = wait_while_pending(&state, &id, wait).await?.ok_or_else(|| Error::not_found("payment", &id))?;
+    let p = wait_while_pending(&state, &id, wait)
+        .await?
+        .ok_or_else(|| Error::not_found("payment", &id))?;
     Ok(Json(p))
 }
 

@@ -44,12 +44,19 @@ pub struct Ticket {
 
 #[utoipa::path(post, path = "/v1/wallet/events/tickets", tag = "wallet",
     responses((status = 201, body = Ticket), (status = 401, body = ErrorBody)), security(("session_token" = [])))]
-pub async fn create_ticket(State(state): State<AppState>, caller: CustomerCaller) -> ApiResult<(axum::http::StatusCode, Json<Ticket>)> {
+pub async fn create_ticket(
+    State(state): State<AppState>,
+    caller: CustomerCaller,
+) -> ApiResult<(axum::http::StatusCode, Json<Ticket>)> {
     let ticket = issue_secret(&state.settings.server_key, "stk", None);
     let expires_at = state.store.now_ms() + TICKET_TTL_SECONDS * MS_PER_SECOND;
     state
         .store
-        .create_ticket(caller.customer.id, digest(&state.settings.server_key, &ticket), expires_at)
+        .create_ticket(
+            caller.customer.id,
+            digest(&state.settings.server_key, &ticket),
+            expires_at,
+        )
         .await?;
     Ok((
         axum::http::StatusCode::CREATED,
@@ -83,7 +90,12 @@ impl Cursor {
             if let Some(e) = self.ready.pop_front() {
                 return Some(e);
             }
-            match self.state.store.customer_events(self.customer_id.clone(), self.after_seq, BATCH).await {
+            match self
+                .state
+                .store
+                .customer_events(self.customer_id.clone(), self.after_seq, BATCH)
+                .await
+            {
                 Ok(batch) if !batch.is_empty() => {
                     for (seq, event) in batch {
                         self.after_seq = self.after_seq.max(seq);
@@ -98,7 +110,9 @@ impl Cursor {
             let wait = async {
                 loop {
                     match self.notes.recv().await {
-                        Ok(n) if n.customer_id.as_deref() == Some(self.customer_id.as_str()) => return true,
+                        Ok(n) if n.customer_id.as_deref() == Some(self.customer_id.as_str()) => {
+                            return true;
+                        }
                         Ok(_) => continue,
                         Err(broadcast::error::RecvError::Lagged(_)) => return true,
                         Err(broadcast::error::RecvError::Closed) => return false,
@@ -115,7 +129,10 @@ impl Cursor {
 
 fn sse_event(e: &Event) -> SseEvent {
     let data = serde_json::to_string(e).unwrap_or_else(|_| String::from("{}"));
-    SseEvent::default().id(e.id.clone()).event(e.kind.clone()).data(data)
+    SseEvent::default()
+        .id(e.id.clone())
+        .event(e.kind.clone())
+        .data(data)
 }
 
 #[utoipa::path(get, path = "/v1/wallet/events", tag = "wallet",
@@ -133,29 +150,56 @@ pub async fn wallet_events(
     };
     let customer = match q.ticket {
         Some(ticket) => {
-            let refused = || ApiError(Error::new(ErrorKind::Authentication, "invalid_token", "This stream ticket is unknown, used or expired."));
+            let refused = || {
+                ApiError(Error::new(
+                    ErrorKind::Authentication,
+                    "invalid_token",
+                    "This stream ticket is unknown, used or expired.",
+                ))
+            };
             if !ticket.starts_with("stk_") || ticket.len() > 64 {
                 return Err(refused());
             }
             let d = digest(&state.settings.server_key, &ticket);
             state.store.redeem_ticket(d).await?.ok_or_else(refused)?
         }
-        None => CustomerCaller::from_headers(&headers, &state).await?.customer,
+        None => {
+            CustomerCaller::from_headers(&headers, &state)
+                .await?
+                .customer
+        }
     };
-    let permit = Arc::clone(&state.streams).try_acquire_owned().map_err(|_| {
-        ApiError(Error::new(ErrorKind::Unavailable, "server_busy", "Too many open event streams; retry after a moment."))
-    })?;
+    let permit = Arc::clone(&state.streams)
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError(Error::new(
+                ErrorKind::Unavailable,
+                "server_busy",
+                "Too many open event streams; retry after a moment.",
+            ))
+        })?;
     // Subscribe before reading the start, so nothing committed in between is missed.
     let notes = state.store.subscribe();
-    let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok()).map(str::trim);
+    let last_event_id = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
     let after_seq = match last_event_id.filter(|id| !id.is_empty()) {
         Some(id) => {
             let seq = if pocket_store::ids::is_id(id, "evt") {
-                state.store.customer_event_seq(customer.id.clone(), id.to_string()).await?
+                state
+                    .store
+                    .customer_event_seq(customer.id.clone(), id.to_string())
+                    .await?
             } else {
                 None
             };
-            seq.ok_or_else(|| Error::invalid("Last-Event-ID", "`Last-Event-ID` is not one of this wallet's events."))?
+            seq.ok_or_else(|| {
+                Error::invalid(
+                    "Last-Event-ID",
+                    "`Last-Event-ID` is not one of this wallet's events.",
+                )
+            })?
         }
         None => state.store.latest_event_seq().await?,
     };
@@ -176,9 +220,14 @@ pub async fn wallet_events(
 
 /// Reads the payment, and while it is pending waits up to `wait_seconds` for it to
 /// change, then reads it again.
-pub async fn wait_while_pending(state: &AppState, id: &str, wait_seconds: u64) -> ApiResult<Option<Payment>> {
+pub async fn wait_while_pending(
+    state: &AppState,
+    id: &str,
+    wait_seconds: u64,
+) -> ApiResult<Option<Payment>> {
     let mut notes = state.store.subscribe();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(wait_seconds.min(MAX_WAIT_SECONDS));
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(wait_seconds.min(MAX_WAIT_SECONDS));
     loop {
         let p = state.store.payment(id.to_string()).await?;
         let pending = p.as_ref().is_some_and(|p| p.status == Status::Pending);

@@ -4,6 +4,7 @@
 use super::{no_status, page, status_filter};
 use crate::AppState;
 use crate::auth::CustomerCaller;
+use crate::device_keys::invalid_signature;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Body, ListQuery};
 use crate::idem::{IdempotencyKey, precheck, respond};
@@ -14,7 +15,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pocket_core::ledger::AccountKind;
-use crate::device_keys::invalid_signature;
 use pocket_core::payment::{Payment, confirm_message, visible_to};
 use pocket_core::policy::Authentication;
 use pocket_core::time::MS_PER_SECOND;
@@ -80,7 +80,12 @@ pub async fn signup(
     if let Some(stored) = precheck(&state, idem.as_ref()).await? {
         return Ok(session_replay(stored, &token));
     }
-    let pin_hash = hash_pin(state.settings.pin_hashing, state.settings.server_key, req.pin).await?;
+    let pin_hash = hash_pin(
+        state.settings.pin_hashing,
+        state.settings.server_key,
+        req.pin,
+    )
+    .await?;
     let expires_at = state.store.now_ms() + state.settings.session_ttl_seconds * MS_PER_SECOND;
     let session = (digest(&state.settings.server_key, &token), expires_at);
     match state
@@ -128,7 +133,13 @@ pub(crate) async fn check_pin(state: &AppState, who: &PinState, pin: &str) -> Ap
         return Err(pin_locked(until, now));
     }
     check_pin_format(pin).map_err(|_| incorrect_pin())?;
-    if verify_pin(state.settings.server_key, who.pin_hash.clone(), pin.to_string()).await? {
+    if verify_pin(
+        state.settings.server_key,
+        who.pin_hash.clone(),
+        pin.to_string(),
+    )
+    .await?
+    {
         return Ok(());
     }
     let s = &state.settings;
@@ -163,7 +174,12 @@ pub async fn sign_in(
     }
     let Some(who) = state.store.pin_state_by_phone(req.phone).await? else {
         // Same answer (and about the same time) as a wrong PIN: phones are not revealed.
-        let _ = hash_pin(state.settings.pin_hashing, state.settings.server_key, req.pin).await;
+        let _ = hash_pin(
+            state.settings.pin_hashing,
+            state.settings.server_key,
+            req.pin,
+        )
+        .await;
         return Err(incorrect_pin());
     };
     check_pin(&state, &who, &req.pin).await?;
@@ -262,16 +278,33 @@ pub struct Confirm {
 }
 
 fn pin_required() -> ApiError {
-    ApiError(Error::new(ErrorKind::Authentication, "pin_required", "This payment needs the wallet's PIN.").with_param("pin"))
+    ApiError(
+        Error::new(
+            ErrorKind::Authentication,
+            "pin_required",
+            "This payment needs the wallet's PIN.",
+        )
+        .with_param("pin"),
+    )
 }
 
 /// Checks the device signature of a `pin_and_device` confirm; returns the device id.
-async fn check_device(state: &AppState, customer_id: &str, p: &Payment, device: &str, signature: &str) -> ApiResult<String> {
-    let unknown = || invalid_signature("This device key is not registered to this wallet, or was revoked.");
+async fn check_device(
+    state: &AppState,
+    customer_id: &str,
+    p: &Payment,
+    device: &str,
+    signature: &str,
+) -> ApiResult<String> {
+    let unknown =
+        || invalid_signature("This device key is not registered to this wallet, or was revoked.");
     if !pocket_store::ids::is_id(device, "dev") {
         return Err(unknown().into());
     }
-    let d = state.store.device(customer_id.to_string(), device.to_string()).await?;
+    let d = state
+        .store
+        .device(customer_id.to_string(), device.to_string())
+        .await?;
     let d = d.filter(|d| d.revoked_at.is_none()).ok_or_else(unknown)?;
     crate::device_keys::verify(&d.public_key, confirm_message(p).as_bytes(), signature)?;
     Ok(d.id)
@@ -321,7 +354,9 @@ pub async fn confirm(
         check_pin(&state, &who, pin).await?;
     }
     let device = match device_proof {
-        Some((device, signature)) => Some(check_device(&state, &customer_id, &p, device, signature).await?),
+        Some((device, signature)) => {
+            Some(check_device(&state, &customer_id, &p, device, signature).await?)
+        }
         None => None,
     };
     let written = state.store.confirm(id, customer_id, device, idem).await?;

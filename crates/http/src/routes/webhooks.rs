@@ -63,36 +63,64 @@ pub async fn create(
     check_webhook_url(&state, &req.url, "url")?;
     if let Some(events) = &req.events {
         if events.is_empty() || events.len() > EVENT_TYPES.len() {
-            return Err(Error::invalid("events", "`events` must list 1 to 6 event types, or \"*\".").into());
+            return Err(Error::invalid(
+                "events",
+                "`events` must list 1 to 6 event types, or \"*\".",
+            )
+            .into());
         }
         for (i, e) in events.iter().enumerate() {
             if e != "*" && !EVENT_TYPES.contains(&e.as_str()) {
-                return Err(Error::invalid(&format!("events[{i}]"), format!("Unknown event type \"{e}\".")).into());
+                return Err(Error::invalid(
+                    &format!("events[{i}]"),
+                    format!("Unknown event type \"{e}\"."),
+                )
+                .into());
             }
         }
     }
     let idem = key.for_caller(&merchant.id, &body.raw, StatusCode::CREATED);
-    let written = state.store.create_webhook_endpoint(merchant.id, req.url, req.events, idem).await?;
+    let written = state
+        .store
+        .create_webhook_endpoint(merchant.id, req.url, req.events, idem)
+        .await?;
     // The endpoint's secret is derived from its id; `with_secrets` adds it.
     let id = match &written {
         pocket_store::model::Written::Fresh(e) => e.id.clone(),
-        pocket_store::model::Written::Replayed(stored) => serde_json::from_str::<serde_json::Value>(&stored.body)
-            .ok()
-            .and_then(|v| v["id"].as_str().map(String::from))
-            .unwrap_or_default(),
+        pocket_store::model::Written::Replayed(stored) => {
+            serde_json::from_str::<serde_json::Value>(&stored.body)
+                .ok()
+                .and_then(|v| v["id"].as_str().map(String::from))
+                .unwrap_or_default()
+        }
     };
     let secret = pocket_webhooks::signature::endpoint_secret(&state.settings.server_key, &id);
-    Ok(secret_response(written, StatusCode::CREATED, &[("secret", secret)], &state.settings.server_key))
+    Ok(secret_response(
+        written,
+        StatusCode::CREATED,
+        &[("secret", secret)],
+        &state.settings.server_key,
+    ))
 }
 
 #[utoipa::path(get, path = "/v1/webhook_endpoints", tag = "webhooks",
     params(("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query)),
     responses((status = 200, description = "A list of webhook endpoints", body = [WebhookEndpoint])),
     security(("secret_key" = [])))]
-pub async fn list(State(state): State<AppState>, merchant: MerchantCaller, q: ListQuery) -> ApiResult<Response> {
+pub async fn list(
+    State(state): State<AppState>,
+    merchant: MerchantCaller,
+    q: ListQuery,
+) -> ApiResult<Response> {
     no_status(&q)?;
     let page = page(&q, "we")?;
-    Ok(Json(state.store.list_webhook_endpoints(merchant.id, page).await?).into_response())
+    Ok(Json(
+        state
+            .store
+            .list_webhook_endpoints(merchant.id, page)
+            .await?,
+    )
+    .into_response())
 }
 
 #[derive(Serialize, ToSchema)]
@@ -105,7 +133,11 @@ pub struct Deleted {
 #[utoipa::path(delete, path = "/v1/webhook_endpoints/{id}", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, body = Deleted), (status = 404, body = ErrorBody)),
     security(("secret_key" = [])))]
-pub async fn delete(State(state): State<AppState>, merchant: MerchantCaller, Path(id): Path<String>) -> ApiResult<Json<Deleted>> {
+pub async fn delete(
+    State(state): State<AppState>,
+    merchant: MerchantCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Deleted>> {
     validate::id(&id, "we", "id")?;
     let e = state.store.delete_webhook_endpoint(merchant.id, id).await?;
     Ok(Json(Deleted {
@@ -125,7 +157,11 @@ pub struct Attempts {
 #[utoipa::path(get, path = "/v1/events/{id}/deliveries", tag = "webhooks", params(("id" = String, Path)),
     responses((status = 200, body = Attempts), (status = 404, body = ErrorBody)),
     security(("secret_key" = [])))]
-pub async fn deliveries(State(state): State<AppState>, merchant: MerchantCaller, Path(id): Path<String>) -> ApiResult<Json<Attempts>> {
+pub async fn deliveries(
+    State(state): State<AppState>,
+    merchant: MerchantCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Attempts>> {
     validate::id(&id, "evt", "id")?;
     let data = state.store.delivery_attempts(merchant.id, id).await?;
     Ok(Json(Attempts {

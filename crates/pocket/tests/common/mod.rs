@@ -8,6 +8,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+pub mod receiver;
+
 pub const ADMIN_KEY: &str = "adm_test_key_0123456789abcdef";
 
 pub struct Server {
@@ -15,7 +17,18 @@ pub struct Server {
     pub url: String,
     pub dir: tempfile::TempDir,
     pub client: Client,
-    extra_args: Vec<String>,
+    options: Options,
+}
+
+/// How to start a server beyond the defaults.
+#[derive(Clone, Default)]
+pub struct Options {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    /// Write the server's log (stderr) to this file instead of the test's stderr.
+    pub log_file: Option<std::path::PathBuf>,
+    /// Text of a pocket.toml to pass with --config.
+    pub config: Option<String>,
 }
 
 /// A response: status, headers, and the JSON body (Null when empty or not JSON).
@@ -55,18 +68,38 @@ impl Reply {
     }
 }
 
-fn spawn(dir: &std::path::Path, extra: &[String]) -> (Child, String) {
+fn spawn(dir: &std::path::Path, options: &Options) -> (Child, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pocket"));
     cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir)
-        .args(extra)
-        .env("POCKET_ADMIN_KEY", ADMIN_KEY)
+        .arg(dir.join("data"))
+        .args(&options.args);
+    if let Some(text) = &options.config {
+        let path = dir.join("pocket.toml");
+        std::fs::write(&path, text).expect("write config");
+        cmd.arg("--config").arg(path);
+    }
+    cmd.env("POCKET_ADMIN_KEY", ADMIN_KEY)
         // Cheap PIN hashes keep the suite fast; production defaults are in pocket.example.toml.
         .env("POCKET_PIN_HASH_MEMORY_KIB", "1024")
         .env("POCKET_PIN_HASH_ITERATIONS", "1")
         .env("POCKET_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+        // Tests run receivers on loopback.
+        .env("POCKET_WEBHOOKS_ALLOW_PRIVATE", "true")
+        .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::piped());
+    match &options.log_file {
+        Some(path) => {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .expect("log file");
+            cmd.stderr(f);
+        }
+        None => {
+            cmd.stderr(Stdio::inherit());
+        }
+    }
     let mut child = cmd.spawn().expect("start pocket");
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = std::sync::mpsc::channel();
@@ -92,9 +125,16 @@ impl Server {
     }
 
     pub async fn start_with(args: &[&str]) -> Server {
+        Self::start_options(Options {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            ..Options::default()
+        })
+        .await
+    }
+
+    pub async fn start_options(options: Options) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        let extra: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let (child, url) = spawn(dir.path(), &extra);
+        let (child, url) = spawn(dir.path(), &options);
         let client = Client::builder()
             .pool_max_idle_per_host(64)
             .timeout(Duration::from_secs(30))
@@ -105,7 +145,7 @@ impl Server {
             url,
             dir,
             client,
-            extra_args: extra,
+            options,
         }
     }
 
@@ -124,7 +164,7 @@ impl Server {
     /// Stops and starts again on the same data directory (a new port).
     pub fn restart(&mut self) {
         self.stop();
-        let (child, url) = spawn(self.dir.path(), &self.extra_args);
+        let (child, url) = spawn(self.dir.path(), &self.options);
         self.child = Some(child);
         self.url = url;
     }

@@ -18,13 +18,13 @@ mod writer;
 use crate::clock::Clock;
 use crate::model::*;
 use crate::{KeyDigest, NewPayment, ProductPatch, Store};
-use tokio::sync::broadcast;
 use pocket_core::payment::Payment;
 use pocket_core::pricing::Product;
 use pocket_core::{Currency, Error};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use tokio::sync::broadcast;
 
 pub use ops::idempotency::key_reused;
 pub use writer::{MAX_BATCH, WriterStats};
@@ -154,21 +154,43 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn create_merchant(&self, name: String, key: KeyDigest, webhook_url: Option<String>, idem: Option<Idem>) -> Result<Written<MerchantCreated>, Error> {
+    async fn create_merchant(
+        &self,
+        name: String,
+        key: KeyDigest,
+        webhook_url: Option<String>,
+        idem: Option<Idem>,
+    ) -> Result<Written<MerchantCreated>, Error> {
         self.write_idem(idem, move |c, now| {
             let merchant = ops::merchants::create(c, now, &name, &key.digest, &key.prefix)?;
             let webhook_endpoint = match webhook_url {
                 Some(url) => Some(ops::webhooks::create(c, now, &merchant.id, &url, &None)?),
                 None => None,
             };
-            Ok(MerchantCreated { merchant, webhook_endpoint })
+            Ok(MerchantCreated {
+                merchant,
+                webhook_endpoint,
+            })
         })
         .await
     }
 
-    async fn roll_merchant_key(&self, merchant_id: String, key: KeyDigest, old_expires_at: i64, idem: Option<Idem>) -> Result<Written<Merchant>, Error> {
+    async fn roll_merchant_key(
+        &self,
+        merchant_id: String,
+        key: KeyDigest,
+        old_expires_at: i64,
+        idem: Option<Idem>,
+    ) -> Result<Written<Merchant>, Error> {
         self.write_idem(idem, move |c, now| {
-            ops::merchants::roll_key(c, now, &merchant_id, &key.digest, &key.prefix, old_expires_at.max(now))
+            ops::merchants::roll_key(
+                c,
+                now,
+                &merchant_id,
+                &key.digest,
+                &key.prefix,
+                old_expires_at.max(now),
+            )
         })
         .await
     }
@@ -427,75 +449,143 @@ impl Store for SqliteStore {
         self.notes.subscribe()
     }
 
-    async fn customer_events(&self, customer_id: String, after_seq: i64, limit: usize) -> Result<Vec<(i64, Event)>, Error> {
-        self.read(move |c| ops::events::for_customer_since(c, &customer_id, after_seq, limit)).await
+    async fn customer_events(
+        &self,
+        customer_id: String,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Event)>, Error> {
+        self.read(move |c| ops::events::for_customer_since(c, &customer_id, after_seq, limit))
+            .await
     }
 
-    async fn customer_event_seq(&self, customer_id: String, event_id: String) -> Result<Option<i64>, Error> {
-        self.read(move |c| ops::events::customer_event_seq(c, &customer_id, &event_id)).await
+    async fn customer_event_seq(
+        &self,
+        customer_id: String,
+        event_id: String,
+    ) -> Result<Option<i64>, Error> {
+        self.read(move |c| ops::events::customer_event_seq(c, &customer_id, &event_id))
+            .await
     }
 
     async fn latest_event_seq(&self) -> Result<i64, Error> {
         self.read(ops::events::last_seq).await
     }
 
-    async fn create_webhook_endpoint(&self, merchant_id: String, url: String, events: Option<Vec<String>>, idem: Option<Idem>) -> Result<Written<WebhookEndpoint>, Error> {
-        self.write_idem(idem, move |c, now| ops::webhooks::create(c, now, &merchant_id, &url, &events)).await
+    async fn create_webhook_endpoint(
+        &self,
+        merchant_id: String,
+        url: String,
+        events: Option<Vec<String>>,
+        idem: Option<Idem>,
+    ) -> Result<Written<WebhookEndpoint>, Error> {
+        self.write_idem(idem, move |c, now| {
+            ops::webhooks::create(c, now, &merchant_id, &url, &events)
+        })
+        .await
     }
 
-    async fn list_webhook_endpoints(&self, merchant_id: String, page: PageRequest) -> Result<Page<WebhookEndpoint>, Error> {
-        self.read(move |c| ops::webhooks::list(c, &merchant_id, &page)).await
+    async fn list_webhook_endpoints(
+        &self,
+        merchant_id: String,
+        page: PageRequest,
+    ) -> Result<Page<WebhookEndpoint>, Error> {
+        self.read(move |c| ops::webhooks::list(c, &merchant_id, &page))
+            .await
     }
 
-    async fn delete_webhook_endpoint(&self, merchant_id: String, id: String) -> Result<WebhookEndpoint, Error> {
-        self.writer.run(move |c, now| ops::webhooks::delete(c, now, &merchant_id, &id)).await
+    async fn delete_webhook_endpoint(
+        &self,
+        merchant_id: String,
+        id: String,
+    ) -> Result<WebhookEndpoint, Error> {
+        self.writer
+            .run(move |c, now| ops::webhooks::delete(c, now, &merchant_id, &id))
+            .await
     }
 
-    async fn claim_deliveries(&self, busy: Vec<String>, per_endpoint: usize, limit: usize, lease_ms: i64) -> Result<Vec<DeliveryJob>, Error> {
+    async fn claim_deliveries(
+        &self,
+        busy: Vec<String>,
+        per_endpoint: usize,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<DeliveryJob>, Error> {
         self.writer
             .run(move |c, now| ops::webhooks::claim(c, now, &busy, per_endpoint, limit, lease_ms))
             .await
     }
 
     async fn record_attempt(&self, attempt: AttemptRecord) -> Result<(), Error> {
-        self.writer.run(move |c, _| ops::webhooks::record_attempt(c, &attempt)).await
+        self.writer
+            .run(move |c, _| ops::webhooks::record_attempt(c, &attempt))
+            .await
     }
 
-    async fn delivery_attempts(&self, merchant_id: String, event_id: String) -> Result<Vec<DeliveryAttempt>, Error> {
-        self.read(move |c| ops::webhooks::attempts(c, &merchant_id, &event_id)).await
+    async fn delivery_attempts(
+        &self,
+        merchant_id: String,
+        event_id: String,
+    ) -> Result<Vec<DeliveryAttempt>, Error> {
+        self.read(move |c| ops::webhooks::attempts(c, &merchant_id, &event_id))
+            .await
     }
 
     async fn redeliver(&self, merchant_id: String, event_id: String) -> Result<usize, Error> {
-        self.writer.run(move |c, now| ops::webhooks::redeliver(c, now, &merchant_id, &event_id)).await
+        self.writer
+            .run(move |c, now| ops::webhooks::redeliver(c, now, &merchant_id, &event_id))
+            .await
     }
 
     async fn next_delivery_at(&self) -> Result<Option<i64>, Error> {
         self.read(ops::webhooks::next_due).await
     }
 
-    async fn create_ticket(&self, customer_id: String, digest: String, expires_at: i64) -> Result<(), Error> {
+    async fn create_ticket(
+        &self,
+        customer_id: String,
+        digest: String,
+        expires_at: i64,
+    ) -> Result<(), Error> {
         self.writer
-            .run(move |c, now| ops::wallet::create_ticket(c, now, &customer_id, &digest, expires_at))
+            .run(move |c, now| {
+                ops::wallet::create_ticket(c, now, &customer_id, &digest, expires_at)
+            })
             .await
     }
 
     async fn redeem_ticket(&self, digest: String) -> Result<Option<Customer>, Error> {
-        self.writer.run(move |c, now| ops::wallet::redeem_ticket(c, now, &digest)).await
+        self.writer
+            .run(move |c, now| ops::wallet::redeem_ticket(c, now, &digest))
+            .await
     }
 
-    async fn add_device(&self, customer_id: String, name: String, public_key: String, idem: Option<Idem>) -> Result<Written<Device>, Error> {
-        self.write_idem(idem, move |c, now| ops::devices::add(c, now, &customer_id, &name, &public_key)).await
+    async fn add_device(
+        &self,
+        customer_id: String,
+        name: String,
+        public_key: String,
+        idem: Option<Idem>,
+    ) -> Result<Written<Device>, Error> {
+        self.write_idem(idem, move |c, now| {
+            ops::devices::add(c, now, &customer_id, &name, &public_key)
+        })
+        .await
     }
 
     async fn list_devices(&self, customer_id: String) -> Result<Vec<Device>, Error> {
-        self.read(move |c| ops::devices::list(c, &customer_id)).await
+        self.read(move |c| ops::devices::list(c, &customer_id))
+            .await
     }
 
     async fn device(&self, customer_id: String, id: String) -> Result<Option<Device>, Error> {
-        self.read(move |c| ops::devices::get(c, &customer_id, &id)).await
+        self.read(move |c| ops::devices::get(c, &customer_id, &id))
+            .await
     }
 
     async fn revoke_device(&self, customer_id: String, id: String) -> Result<Device, Error> {
-        self.writer.run(move |c, now| ops::devices::revoke(c, now, &customer_id, &id)).await
+        self.writer
+            .run(move |c, now| ops::devices::revoke(c, now, &customer_id, &id))
+            .await
     }
 }

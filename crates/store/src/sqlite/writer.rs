@@ -7,13 +7,13 @@
 //! means the change is durable. The queue is bounded; a full queue answers `503`.
 
 use crate::clock::Clock;
+use crate::model::EventNote;
 use pocket_core::{Error, ErrorKind};
 use rusqlite::Connection;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use crate::model::EventNote;
 use tokio::sync::{broadcast, oneshot};
 
 /// Most jobs in one transaction.

@@ -22,16 +22,26 @@ fn device(r: &Row<'_>) -> rusqlite::Result<Device> {
 
 const COLS: &str = "id, name, created_at, revoked_at, public_key";
 
-pub(in crate::sqlite) fn add(conn: &Connection, now: i64, customer_id: &str, name: &str, public_key: &str) -> Result<Device, Error> {
+pub(in crate::sqlite) fn add(
+    conn: &Connection,
+    now: i64,
+    customer_id: &str,
+    name: &str,
+    public_key: &str,
+) -> Result<Device, Error> {
     let active: i64 = conn
-        .prepare_cached("SELECT COUNT(*) FROM devices WHERE customer_id = ?1 AND revoked_at IS NULL")
+        .prepare_cached(
+            "SELECT COUNT(*) FROM devices WHERE customer_id = ?1 AND revoked_at IS NULL",
+        )
         .db()?
         .query_row([customer_id], |r| r.get(0))
         .db()?;
     if active >= MAX_DEVICES_PER_CUSTOMER {
         return Err(Error::invalid(
             "public_key",
-            format!("A wallet may have at most {MAX_DEVICES_PER_CUSTOMER} device keys; revoke one first."),
+            format!(
+                "A wallet may have at most {MAX_DEVICES_PER_CUSTOMER} device keys; revoke one first."
+            ),
         ));
     }
     let d = Device {
@@ -52,13 +62,18 @@ pub(in crate::sqlite) fn add(conn: &Connection, now: i64, customer_id: &str, nam
 }
 
 pub(in crate::sqlite) fn list(conn: &Connection, customer_id: &str) -> Result<Vec<Device>, Error> {
-    let sql = format!("SELECT {COLS} FROM devices WHERE customer_id = ?1 ORDER BY seq DESC LIMIT 100");
+    let sql =
+        format!("SELECT {COLS} FROM devices WHERE customer_id = ?1 ORDER BY seq DESC LIMIT 100");
     let mut stmt = conn.prepare_cached(&sql).db()?;
     let rows = stmt.query_map([customer_id], device).db()?;
     rows.collect::<rusqlite::Result<_>>().db()
 }
 
-pub(in crate::sqlite) fn get(conn: &Connection, customer_id: &str, id: &str) -> Result<Option<Device>, Error> {
+pub(in crate::sqlite) fn get(
+    conn: &Connection,
+    customer_id: &str,
+    id: &str,
+) -> Result<Option<Device>, Error> {
     let sql = format!("SELECT {COLS} FROM devices WHERE id = ?1 AND customer_id = ?2");
     conn.prepare_cached(&sql)
         .db()?
@@ -67,15 +82,22 @@ pub(in crate::sqlite) fn get(conn: &Connection, customer_id: &str, id: &str) -> 
         .db()
 }
 
-pub(in crate::sqlite) fn revoke(conn: &Connection, now: i64, customer_id: &str, id: &str) -> Result<Device, Error> {
+pub(in crate::sqlite) fn revoke(
+    conn: &Connection,
+    now: i64,
+    customer_id: &str,
+    id: &str,
+) -> Result<Device, Error> {
     let Some(mut d) = get(conn, customer_id, id)? else {
         return Err(Error::not_found("device", id));
     };
     if d.revoked_at.is_none() {
-        conn.prepare_cached("UPDATE devices SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
-            .db()?
-            .execute(params![id, now])
-            .db()?;
+        conn.prepare_cached(
+            "UPDATE devices SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        )
+        .db()?
+        .execute(params![id, now])
+        .db()?;
         d.revoked_at = Some(now);
     }
     Ok(d)
@@ -83,6 +105,10 @@ pub(in crate::sqlite) fn revoke(conn: &Connection, now: i64, customer_id: &str, 
 
 /// Inside a confirm: is the device still active? (Revocation wins over a signature
 /// made before it.)
-pub(in crate::sqlite) fn is_active(conn: &Connection, customer_id: &str, id: &str) -> Result<bool, Error> {
+pub(in crate::sqlite) fn is_active(
+    conn: &Connection,
+    customer_id: &str,
+    id: &str,
+) -> Result<bool, Error> {
     Ok(get(conn, customer_id, id)?.is_some_and(|d| d.revoked_at.is_none()))
 }

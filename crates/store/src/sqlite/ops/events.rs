@@ -68,7 +68,10 @@ fn to_event(row: (String, String, i64, String)) -> Result<Event, Error> {
 }
 
 /// Events committed after `after_seq`, oldest first, for announcing them.
-pub(in crate::sqlite) fn notes_since(conn: &Connection, after_seq: i64) -> Result<Vec<EventNote>, Error> {
+pub(in crate::sqlite) fn notes_since(
+    conn: &Connection,
+    after_seq: i64,
+) -> Result<Vec<EventNote>, Error> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT seq, id, type, merchant_id, customer_id, payment_id FROM events
@@ -111,7 +114,9 @@ pub(in crate::sqlite) fn for_customer_since(
         )
         .db()?;
     let rows = stmt
-        .query_map(params![customer_id, after_seq, limit as i64], |r| Ok((event_row(r)?, r.get::<_, i64>(4)?)))
+        .query_map(params![customer_id, after_seq, limit as i64], |r| {
+            Ok((event_row(r)?, r.get::<_, i64>(4)?))
+        })
         .db()?;
     let mut out = Vec::new();
     for row in rows {
@@ -122,7 +127,11 @@ pub(in crate::sqlite) fn for_customer_since(
 }
 
 /// The seq of `event_id` if it belongs to the customer (for `Last-Event-ID`).
-pub(in crate::sqlite) fn customer_event_seq(conn: &Connection, customer_id: &str, event_id: &str) -> Result<Option<i64>, Error> {
+pub(in crate::sqlite) fn customer_event_seq(
+    conn: &Connection,
+    customer_id: &str,
+    event_id: &str,
+) -> Result<Option<i64>, Error> {
     conn.prepare_cached("SELECT seq FROM events WHERE id = ?1 AND customer_id = ?2")
         .db()?
         .query_row(params![event_id, customer_id], |r| r.get(0))
@@ -131,14 +140,20 @@ pub(in crate::sqlite) fn customer_event_seq(conn: &Connection, customer_id: &str
 }
 
 /// The merchant's event with `id`, as its webhook body (the `GET /v1/events` shape).
-pub(in crate::sqlite) fn merchant_event(conn: &Connection, merchant_id: &str, id: &str) -> Result<Option<Event>, Error> {
-    conn.prepare_cached("SELECT id, type, created_at, data FROM events WHERE id = ?1 AND merchant_id = ?2")
-        .db()?
-        .query_row(params![id, merchant_id], event_row)
-        .optional()
-        .db()?
-        .map(to_event)
-        .transpose()
+pub(in crate::sqlite) fn merchant_event(
+    conn: &Connection,
+    merchant_id: &str,
+    id: &str,
+) -> Result<Option<Event>, Error> {
+    conn.prepare_cached(
+        "SELECT id, type, created_at, data FROM events WHERE id = ?1 AND merchant_id = ?2",
+    )
+    .db()?
+    .query_row(params![id, merchant_id], event_row)
+    .optional()
+    .db()?
+    .map(to_event)
+    .transpose()
 }
 
 pub(in crate::sqlite) fn list(
@@ -159,7 +174,10 @@ pub(in crate::sqlite) fn list(
         )
         .db()?;
     let rows = stmt
-        .query_map(params![merchant_id, before, (page.limit + 1) as i64], event_row)
+        .query_map(
+            params![merchant_id, before, (page.limit + 1) as i64],
+            event_row,
+        )
         .db()?;
     let mut out = Vec::new();
     for row in rows {

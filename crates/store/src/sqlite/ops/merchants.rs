@@ -47,7 +47,13 @@ pub(in crate::sqlite) fn by_key(
     .db()
 }
 
-fn insert_key(conn: &Connection, now: i64, merchant_id: &str, key_digest: &str, key_prefix: &str) -> Result<(), Error> {
+fn insert_key(
+    conn: &Connection,
+    now: i64,
+    merchant_id: &str,
+    key_digest: &str,
+    key_prefix: &str,
+) -> Result<(), Error> {
     conn.prepare_cached("INSERT INTO api_keys (key_digest, merchant_id, created_at, prefix) VALUES (?1, ?2, ?3, ?4)")
         .db()?
         .execute(params![key_digest, merchant_id, now, key_prefix])

@@ -206,21 +206,33 @@ pub(in crate::sqlite) fn topup(
     })
 }
 
-pub(in crate::sqlite) fn create_ticket(conn: &Connection, now: i64, customer_id: &str, digest: &str, expires_at: i64) -> Result<(), Error> {
+pub(in crate::sqlite) fn create_ticket(
+    conn: &Connection,
+    now: i64,
+    customer_id: &str,
+    digest: &str,
+    expires_at: i64,
+) -> Result<(), Error> {
     // Forget expired tickets while here: the table stays small.
     conn.prepare_cached("DELETE FROM stream_tickets WHERE expires_at <= ?1")
         .db()?
         .execute([now])
         .db()?;
-    conn.prepare_cached("INSERT INTO stream_tickets (ticket_digest, customer_id, expires_at) VALUES (?1, ?2, ?3)")
-        .db()?
-        .execute(params![digest, customer_id, expires_at])
-        .db()?;
+    conn.prepare_cached(
+        "INSERT INTO stream_tickets (ticket_digest, customer_id, expires_at) VALUES (?1, ?2, ?3)",
+    )
+    .db()?
+    .execute(params![digest, customer_id, expires_at])
+    .db()?;
     Ok(())
 }
 
 /// Uses a ticket up: valid once, before it expires.
-pub(in crate::sqlite) fn redeem_ticket(conn: &Connection, now: i64, digest: &str) -> Result<Option<Customer>, Error> {
+pub(in crate::sqlite) fn redeem_ticket(
+    conn: &Connection,
+    now: i64,
+    digest: &str,
+) -> Result<Option<Customer>, Error> {
     let customer_id: Option<String> = conn
         .prepare_cached("DELETE FROM stream_tickets WHERE ticket_digest = ?1 AND expires_at > ?2 RETURNING customer_id")
         .db()?

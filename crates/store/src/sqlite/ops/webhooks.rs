@@ -4,7 +4,9 @@
 
 use super::{Db, cursor_seq, events};
 use crate::ids::new_id;
-use crate::model::{AttemptOutcome, AttemptRecord, DeliveryAttempt, DeliveryJob, Page, PageRequest, WebhookEndpoint};
+use crate::model::{
+    AttemptOutcome, AttemptRecord, DeliveryAttempt, DeliveryJob, Page, PageRequest, WebhookEndpoint,
+};
 use pocket_core::Error;
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
@@ -15,7 +17,11 @@ fn decode_events(stored: &str) -> Vec<String> {
     if stored == "*" {
         return vec!["*".to_string()];
     }
-    stored.split(',').filter(|s| !s.is_empty()).map(String::from).collect()
+    stored
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
 }
 
 fn encode_events(events: &Option<Vec<String>>) -> String {
@@ -44,7 +50,9 @@ pub(in crate::sqlite) fn create(
     events: &Option<Vec<String>>,
 ) -> Result<WebhookEndpoint, Error> {
     let count: i64 = conn
-        .prepare_cached("SELECT COUNT(*) FROM webhook_endpoints WHERE merchant_id = ?1 AND deleted_at IS NULL")
+        .prepare_cached(
+            "SELECT COUNT(*) FROM webhook_endpoints WHERE merchant_id = ?1 AND deleted_at IS NULL",
+        )
         .db()?
         .query_row([merchant_id], |r| r.get(0))
         .db()?;
@@ -70,7 +78,11 @@ pub(in crate::sqlite) fn create(
     Ok(e)
 }
 
-pub(in crate::sqlite) fn list(conn: &Connection, merchant_id: &str, page: &PageRequest) -> Result<Page<WebhookEndpoint>, Error> {
+pub(in crate::sqlite) fn list(
+    conn: &Connection,
+    merchant_id: &str,
+    page: &PageRequest,
+) -> Result<Page<WebhookEndpoint>, Error> {
     let before = cursor_seq(
         conn,
         "SELECT seq FROM webhook_endpoints WHERE id = ?1 AND merchant_id = ?2 AND deleted_at IS NULL",
@@ -83,12 +95,25 @@ pub(in crate::sqlite) fn list(conn: &Connection, merchant_id: &str, page: &PageR
              WHERE merchant_id = ?1 AND deleted_at IS NULL AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
         )
         .db()?;
-    let rows = stmt.query_map(params![merchant_id, before, (page.limit + 1) as i64], endpoint).db()?;
-    Ok(Page::new(rows.collect::<rusqlite::Result<_>>().db()?, page.limit))
+    let rows = stmt
+        .query_map(
+            params![merchant_id, before, (page.limit + 1) as i64],
+            endpoint,
+        )
+        .db()?;
+    Ok(Page::new(
+        rows.collect::<rusqlite::Result<_>>().db()?,
+        page.limit,
+    ))
 }
 
 /// Deletes an endpoint: nothing more is sent to it, pending deliveries are dropped.
-pub(in crate::sqlite) fn delete(conn: &Connection, now: i64, merchant_id: &str, id: &str) -> Result<WebhookEndpoint, Error> {
+pub(in crate::sqlite) fn delete(
+    conn: &Connection,
+    now: i64,
+    merchant_id: &str,
+    id: &str,
+) -> Result<WebhookEndpoint, Error> {
     let found = conn
         .prepare_cached(
             "SELECT id, url, events, created_at FROM webhook_endpoints
@@ -103,10 +128,12 @@ pub(in crate::sqlite) fn delete(conn: &Connection, now: i64, merchant_id: &str, 
         .db()?
         .execute(params![id, now])
         .db()?;
-    conn.prepare_cached("UPDATE deliveries SET status = 'failed' WHERE endpoint_id = ?1 AND status = 'pending'")
-        .db()?
-        .execute([id])
-        .db()?;
+    conn.prepare_cached(
+        "UPDATE deliveries SET status = 'failed' WHERE endpoint_id = ?1 AND status = 'pending'",
+    )
+    .db()?
+    .execute([id])
+    .db()?;
     Ok(found)
 }
 
@@ -136,9 +163,15 @@ pub(in crate::sqlite) fn claim(
     );
     let seqs: Vec<i64> = {
         let mut stmt = conn.prepare(&sql).db()?;
-        let mut args: Vec<rusqlite::types::Value> = vec![now.into(), (per_endpoint as i64).into(), (limit as i64).into()];
+        let mut args: Vec<rusqlite::types::Value> = vec![
+            now.into(),
+            (per_endpoint as i64).into(),
+            (limit as i64).into(),
+        ];
         args.extend(busy.iter().map(|b| rusqlite::types::Value::from(b.clone())));
-        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| r.get(0)).db()?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args.iter()), |r| r.get(0))
+            .db()?;
         rows.collect::<rusqlite::Result<_>>().db()?
     };
     let mut jobs = Vec::with_capacity(seqs.len());
@@ -172,7 +205,8 @@ pub(in crate::sqlite) fn claim(
             })
             .db()?;
         let (event_id, endpoint_id, url, attempts, merchant_id, event_created_at) = row;
-        let event = events::merchant_event(conn, &merchant_id, &event_id)?.ok_or_else(Error::internal)?;
+        let event =
+            events::merchant_event(conn, &merchant_id, &event_id)?.ok_or_else(Error::internal)?;
         jobs.push(DeliveryJob {
             delivery_seq: seq,
             body: serde_json::to_string(&event).map_err(|_| Error::internal())?,
@@ -190,7 +224,10 @@ pub(in crate::sqlite) fn claim(
 const MAX_ERROR_CHARS: usize = 200;
 
 pub(in crate::sqlite) fn record_attempt(conn: &Connection, a: &AttemptRecord) -> Result<(), Error> {
-    let error: Option<String> = a.error.as_ref().map(|e| e.chars().take(MAX_ERROR_CHARS).collect());
+    let error: Option<String> = a
+        .error
+        .as_ref()
+        .map(|e| e.chars().take(MAX_ERROR_CHARS).collect());
     conn.prepare_cached(
         "INSERT INTO delivery_attempts (delivery_seq, event_id, endpoint_id, attempted_at, status_code, error, duration_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -214,7 +251,11 @@ pub(in crate::sqlite) fn record_attempt(conn: &Connection, a: &AttemptRecord) ->
     Ok(())
 }
 
-pub(in crate::sqlite) fn attempts(conn: &Connection, merchant_id: &str, event_id: &str) -> Result<Vec<DeliveryAttempt>, Error> {
+pub(in crate::sqlite) fn attempts(
+    conn: &Connection,
+    merchant_id: &str,
+    event_id: &str,
+) -> Result<Vec<DeliveryAttempt>, Error> {
     if events::merchant_event(conn, merchant_id, event_id)?.is_none() {
         return Err(Error::not_found("event", event_id));
     }
@@ -241,7 +282,12 @@ pub(in crate::sqlite) fn attempts(conn: &Connection, merchant_id: &str, event_id
 }
 
 /// Sends an event again to every endpoint currently subscribed to it.
-pub(in crate::sqlite) fn redeliver(conn: &Connection, now: i64, merchant_id: &str, event_id: &str) -> Result<usize, Error> {
+pub(in crate::sqlite) fn redeliver(
+    conn: &Connection,
+    now: i64,
+    merchant_id: &str,
+    event_id: &str,
+) -> Result<usize, Error> {
     let Some(event) = events::merchant_event(conn, merchant_id, event_id)? else {
         return Err(Error::not_found("event", event_id));
     };
