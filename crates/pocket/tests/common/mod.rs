@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 pub mod receiver;
+pub mod sse;
 
 pub const ADMIN_KEY: &str = "adm_test_key_0123456789abcdef";
 
