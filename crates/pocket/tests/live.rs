@@ -10,13 +10,22 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 async fn open_stream(s: &Server, token: &str, last_event_id: Option<&str>) -> SseReader {
-    let mut req = s.client.get(format!("{}/v1/wallet/events", s.url)).bearer_auth(token).timeout(Duration::from_secs(600));
+    let mut req = s
+        .client
+        .get(format!("{}/v1/wallet/events", s.url))
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(600));
     if let Some(id) = last_event_id {
         req = req.header("Last-Event-ID", id);
     }
     let resp = req.send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     SseReader::new(resp)
 }
 
@@ -32,7 +41,12 @@ async fn a_payment_reaches_the_open_wallet_within_100_ms() {
     let mut worst = Duration::ZERO;
     for i in 0..10 {
         let sent = Instant::now();
-        let p = s.payment(&sk, json!({"currency": "CNY", "amount": 100 + i, "customer": cus})).await;
+        let p = s
+            .payment(
+                &sk,
+                json!({"currency": "CNY", "amount": 100 + i, "customer": cus}),
+            )
+            .await;
         let e = stream.next(Duration::from_secs(2)).await.expect("event");
         let latency = sent.elapsed();
         worst = worst.max(latency);
@@ -42,9 +56,17 @@ async fn a_payment_reaches_the_open_wallet_within_100_ms() {
         assert_eq!(e.id, data["id"].as_str().unwrap());
     }
     // The creating request's own round trip is included, so this is an upper bound.
-    assert!(worst < Duration::from_millis(100), "slowest push took {worst:?}");
+    assert!(
+        worst < Duration::from_millis(100),
+        "slowest push took {worst:?}"
+    );
     // Every later change follows.
-    let p = s.payment(&sk, json!({"currency": "CNY", "amount": 999, "customer": cus})).await;
+    let p = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 999, "customer": cus}),
+        )
+        .await;
     let id = p["id"].as_str().unwrap();
     stream.next(Duration::from_secs(2)).await.unwrap();
     assert_eq!(s.confirm(&token, id, json!({})).await.status, 200);
@@ -61,13 +83,24 @@ async fn a_reconnecting_client_misses_nothing() {
     let (cus, token) = s.customer("+8613800000003", 100_000).await;
     let mut stream = open_stream(&s, &token, None).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
-    s.payment(&sk, json!({"currency": "CNY", "amount": 100, "customer": cus})).await;
+    s.payment(
+        &sk,
+        json!({"currency": "CNY", "amount": 100, "customer": cus}),
+    )
+    .await;
     let first = stream.next(Duration::from_secs(2)).await.unwrap();
     drop(stream);
     // While disconnected: three more events.
     let mut ids = vec![];
     for i in 0..3 {
-        ids.push(s.payment(&sk, json!({"currency": "CNY", "amount": 200 + i, "customer": cus})).await["id"].clone());
+        ids.push(
+            s.payment(
+                &sk,
+                json!({"currency": "CNY", "amount": 200 + i, "customer": cus}),
+            )
+            .await["id"]
+                .clone(),
+        );
     }
     let mut again = open_stream(&s, &token, Some(&first.id)).await;
     for id in ids {
@@ -75,7 +108,10 @@ async fn a_reconnecting_client_misses_nothing() {
         let data: Value = serde_json::from_str(&e.data).unwrap();
         assert_eq!(data["data"]["object"]["id"], id);
     }
-    assert!(again.next(Duration::from_millis(300)).await.is_none(), "nothing twice");
+    assert!(
+        again.next(Duration::from_millis(300)).await.is_none(),
+        "nothing twice"
+    );
     // An id that is not this wallet's is refused.
     let r = s
         .client
@@ -93,22 +129,54 @@ async fn browsers_use_single_use_tickets() {
     let s = Server::start().await;
     let (_, sk) = s.merchant("M").await;
     let (cus, token) = s.customer("+8613800000004", 0).await;
-    let r = s.call(Method::POST, "/v1/wallet/events/tickets", Some(&token), None, None).await;
+    let r = s
+        .call(
+            Method::POST,
+            "/v1/wallet/events/tickets",
+            Some(&token),
+            None,
+            None,
+        )
+        .await;
     assert_eq!(r.status, 201, "{}", r.text);
     let ticket = r.body["ticket"].as_str().unwrap().to_string();
-    let resp = s.client.get(format!("{}/v1/wallet/events?ticket={ticket}", s.url)).send().await.unwrap();
+    let resp = s
+        .client
+        .get(format!("{}/v1/wallet/events?ticket={ticket}", s.url))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let mut stream = SseReader::new(resp);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    s.payment(&sk, json!({"currency": "CNY", "amount": 100, "customer": cus})).await;
-    assert_eq!(stream.next(Duration::from_secs(2)).await.unwrap().event, "payment.created");
+    s.payment(
+        &sk,
+        json!({"currency": "CNY", "amount": 100, "customer": cus}),
+    )
+    .await;
+    assert_eq!(
+        stream.next(Duration::from_secs(2)).await.unwrap().event,
+        "payment.created"
+    );
     // Used once: refused the second time; garbage and no credential are refused too.
-    for url in [format!("/v1/wallet/events?ticket={ticket}"), "/v1/wallet/events?ticket=stk_nope".into(), "/v1/wallet/events".into()] {
+    for url in [
+        format!("/v1/wallet/events?ticket={ticket}"),
+        "/v1/wallet/events?ticket=stk_nope".into(),
+        "/v1/wallet/events".into(),
+    ] {
         let r = s.call(Method::GET, &url, None, None, None).await;
         r.assert_error(401, "invalid_token");
     }
     // A merchant key is not a wallet credential.
-    s.call(Method::POST, "/v1/wallet/events/tickets", Some(&sk), None, None).await.assert_error(401, "invalid_token");
+    s.call(
+        Method::POST,
+        "/v1/wallet/events/tickets",
+        Some(&sk),
+        None,
+        None,
+    )
+    .await
+    .assert_error(401, "invalid_token");
 }
 
 #[tokio::test]
@@ -116,13 +184,23 @@ async fn long_poll_answers_when_the_payment_changes() {
     let s = Server::start().await;
     let (_, sk) = s.merchant("M").await;
     let (cus, token) = s.customer("+8613800000005", 100_000).await;
-    let p = s.payment(&sk, json!({"currency": "CNY", "amount": 100, "customer": cus})).await;
+    let p = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 100, "customer": cus}),
+        )
+        .await;
     let id = p["id"].as_str().unwrap().to_string();
     let poll = {
         let (client, url, sk, id) = (s.client.clone(), s.url.clone(), sk.clone(), id.clone());
         tokio::spawn(async move {
             let started = Instant::now();
-            let r = client.get(format!("{url}/v1/payments/{id}?wait=30")).bearer_auth(sk).send().await.unwrap();
+            let r = client
+                .get(format!("{url}/v1/payments/{id}?wait=30"))
+                .bearer_auth(sk)
+                .send()
+                .await
+                .unwrap();
             let body: Value = r.json().await.unwrap();
             (body, Instant::now(), started)
         })
@@ -132,14 +210,31 @@ async fn long_poll_answers_when_the_payment_changes() {
     assert_eq!(s.confirm(&token, &id, json!({})).await.status, 200);
     let (body, answered, started) = poll.await.unwrap();
     assert_eq!(body["status"], "succeeded");
-    assert!(answered - started >= Duration::from_millis(250), "it waited");
-    assert!(answered.duration_since(confirmed) < Duration::from_millis(500), "and answered at once");
+    assert!(
+        answered - started >= Duration::from_millis(250),
+        "it waited"
+    );
+    assert!(
+        answered.duration_since(confirmed) < Duration::from_millis(500),
+        "and answered at once"
+    );
     // A pending payment comes back as it is after `wait` seconds.
-    let q = s.payment(&sk, json!({"currency": "CNY", "amount": 100})).await;
+    let q = s
+        .payment(&sk, json!({"currency": "CNY", "amount": 100}))
+        .await;
     let started = Instant::now();
-    let r = s.get(&format!("/v1/payments/{}?wait=1", q["id"].as_str().unwrap()), &sk).await;
+    let r = s
+        .get(
+            &format!("/v1/payments/{}?wait=1", q["id"].as_str().unwrap()),
+            &sk,
+        )
+        .await;
     assert_eq!(r.body["status"], "pending");
     assert!(started.elapsed() >= Duration::from_millis(950));
-    s.get(&format!("/v1/payments/{id}?wait=61"), &sk).await.assert_error(400, "parameter_invalid");
-    s.get(&format!("/v1/payments/{id}?wait=soon"), &sk).await.assert_error(400, "parameter_invalid");
+    s.get(&format!("/v1/payments/{id}?wait=61"), &sk)
+        .await
+        .assert_error(400, "parameter_invalid");
+    s.get(&format!("/v1/payments/{id}?wait=soon"), &sk)
+        .await
+        .assert_error(400, "parameter_invalid");
 }

@@ -30,7 +30,11 @@ impl SseReader {
         loop {
             while let Some(end) = self.buffer.find("\n\n") {
                 let block: String = self.buffer.drain(..end + 2).collect();
-                let mut e = SseEvent { id: String::new(), event: String::new(), data: String::new() };
+                let mut e = SseEvent {
+                    id: String::new(),
+                    event: String::new(),
+                    data: String::new(),
+                };
                 for line in block.lines() {
                     if let Some(v) = line.strip_prefix("id:") {
                         e.id = v.trim().to_string();
@@ -44,7 +48,10 @@ impl SseReader {
                     return Some(e);
                 }
             }
-            let chunk = tokio::time::timeout_at(deadline, self.stream.next()).await.ok()??.ok()?;
+            let chunk = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .ok()??
+                .ok()?;
             self.buffer.push_str(&String::from_utf8_lossy(&chunk));
         }
     }
