@@ -11,14 +11,22 @@ use std::time::Instant;
 async fn main() {
     let params = PinHashing::default();
     let pepper = [7u8; 32];
-    let hash = hash_pin(params, pepper, "123456".into()).await.expect("hash");
+    let hash = hash_pin(params, pepper, "123456".into())
+        .await
+        .expect("hash");
     const N: u32 = 50;
     let started = Instant::now();
     for _ in 0..N {
-        assert!(verify_pin(pepper, hash.clone(), "123456".into()).await.expect("verify"));
+        assert!(
+            verify_pin(pepper, hash.clone(), "123456".into())
+                .await
+                .expect("verify")
+        );
     }
     let per = started.elapsed() / N;
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     println!(
         "Argon2id m={} KiB t={} p={}: {:.1} ms per verification, {:.0}/s per core, ~{:.0}/s on {cores} cores",
         params.memory_kib,

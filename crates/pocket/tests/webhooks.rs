@@ -422,3 +422,47 @@ async fn private_targets_are_refused_unless_allowed() {
         201
     );
 }
+
+/// The README's Python verifier, run as written against a real delivery.
+#[tokio::test]
+async fn the_readme_python_verifier_accepts_real_deliveries_and_refuses_tampering() {
+    if std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("python3 is not installed: README verifier not exercised");
+        return;
+    }
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    let block = &readme[readme.find("<!-- verify:start -->").unwrap()
+        ..readme.find("<!-- verify:end -->").unwrap()];
+    let code = &block[block.find("```python\n").unwrap() + 10..block.rfind("```").unwrap()];
+    let s = Server::start().await;
+    let rx = Receiver::start(vec![], Answer::Ok).await;
+    let (_, sk) = s.merchant("M").await;
+    let (_, secret) = endpoint(&s, &sk, &rx.url).await;
+    s.payment(&sk, json!({"currency": "CNY", "amount": 500}))
+        .await;
+    let got = rx.wait_for(Duration::from_secs(5), |g| !g.is_empty()).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("body"), &got[0].body).unwrap();
+    let script = format!(
+        "{code}\nimport sys\nbody = open(sys.argv[3], 'rb').read()\nprint(verify(sys.argv[1], sys.argv[2], body))\n\
+         print(verify(sys.argv[1], sys.argv[2], body + b' '))\nprint(verify('whsec_other', sys.argv[2], body))\n"
+    );
+    std::fs::write(dir.path().join("verify.py"), script).unwrap();
+    let out = std::process::Command::new("python3")
+        .arg(dir.path().join("verify.py"))
+        .args([&secret, &got[0].signature])
+        .arg(dir.path().join("body"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "True\nFalse\nFalse\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
