@@ -11,9 +11,11 @@
 //! - [`payment`]: the payment object and its state machine.
 //! - [`ledger`]: double-entry postings and the conservation check.
 //! - [`retry`]: the webhook retry schedule.
+//! - [`emv`]: the EMVCo QR payload of a payment.
 //! - [`error`]: the contract's error shape and its stable codes.
 //! - [`time`]: the wire format of timestamps.
 
+pub mod emv;
 pub mod error;
 pub mod ledger;
 pub mod money;

@@ -91,6 +91,8 @@ pub struct Payment {
     pub completed_at: Option<i64>,
     pub amount_refunded: i64,
     pub failure_code: Option<String>,
+    /// The EMVCo QR payload that opens this payment in any wallet.
+    pub qr_payload: String,
 }
 
 /// What a command does to a pending payment, decided at commit time.
@@ -257,6 +259,7 @@ mod tests {
             completed_at: None,
             amount_refunded: 0,
             failure_code: None,
+            qr_payload: String::new(),
         }
     }
 

@@ -26,7 +26,7 @@ use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use pocket_store::Store;
-use routes::{admin, devices, merchant, payments, service, stream, wallet, webhooks};
+use routes::{admin, devices, merchant, payments, qr, service, stream, wallet, webhooks};
 pub use settings::{PinHashing, Settings};
 use std::sync::Arc;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -125,6 +125,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(payments::get))
         .routes(routes!(payments::cancel))
         .routes(routes!(payments::refund))
+        .routes(routes!(qr::qr))
         .routes(routes!(service::healthz))
         .split_for_parts()
 }

@@ -1,7 +1,9 @@
 //! What the HTTP layer needs to know from configuration, already validated.
 
 use crate::limits::Rate;
+use pocket_core::emv::QrPlace;
 use pocket_core::policy::PolicyBook;
+use pocket_store::QrContext;
 use std::sync::Arc;
 
 /// Argon2id cost of PIN hashes.
@@ -42,6 +44,8 @@ pub struct Settings {
     pub max_streams: usize,
     pub rate_per_ip: Rate,
     pub rate_per_credential: Rate,
+    /// Base URL of payment pages and the merchant's place, for QR codes.
+    pub qr: Arc<QrContext>,
 }
 
 impl Settings {
@@ -66,6 +70,13 @@ impl Settings {
                 per_second: 500,
                 burst: 1_000,
             },
+            qr: Arc::new(QrContext {
+                base_url: "http://127.0.0.1:8080".into(),
+                place: QrPlace {
+                    country: "CN".into(),
+                    city: "Shanghai".into(),
+                },
+            }),
         }
     }
 }

@@ -18,6 +18,7 @@ pub struct Config {
     pub log: LogConfig,
     pub webhooks: WebhooksConfig,
     pub limits: LimitsConfig,
+    pub qr: QrConfig,
     /// `default` and per-currency tier tables.
     pub tiers: BTreeMap<String, TierTable>,
 }
@@ -40,6 +41,27 @@ pub struct TlsConfig {
     pub cert: PathBuf,
     pub key: PathBuf,
 }
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QrConfig {
+    /// ISO 3166-1 alpha-2 country of the merchants (EMV tag 58).
+    pub country: String,
+    /// City (EMV tag 60, at most 15 characters).
+    pub city: String,
+}
+
+impl Default for QrConfig {
+    fn default() -> Self {
+        QrConfig {
+            country: "CN".into(),
+            city: "Shanghai".into(),
+        }
+    }
+}
+
+/// Longest public URL: payment links must fit in the QR's template 26.
+pub const MAX_PUBLIC_URL_LEN: usize = pocket_core::emv::MAX_URL_LEN - "/pay/pay_".len() - 24;
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -271,10 +293,18 @@ impl Config {
         if let Some(url) = &self.server.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            return Err(bad(
-                "server.public_url",
-                "must start with http:// or https://",
-            ));
+            return Err(bad("server.public_url", "must start with http:// or https://"));
+        }
+        if let Some(url) = &self.server.public_url
+            && url.trim_end_matches('/').len() > MAX_PUBLIC_URL_LEN
+        {
+            return Err(bad("server.public_url", format!("must be at most {MAX_PUBLIC_URL_LEN} characters (it goes into QR codes)")));
+        }
+        if self.qr.country.len() != 2 || !self.qr.country.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(bad("qr.country", "must be an ISO 3166-1 alpha-2 code such as \"CN\""));
+        }
+        if self.qr.city.is_empty() || self.qr.city.len() > 15 || !self.qr.city.is_ascii() {
+            return Err(bad("qr.city", "must be 1 to 15 ASCII characters"));
         }
         let s = &self.security;
         if !(1024..=1024 * 1024).contains(&s.pin_hash_memory_kib) {

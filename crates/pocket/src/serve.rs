@@ -116,7 +116,7 @@ pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
         settings,
         new_admin_key,
     } = open(&config)?;
-    let settings = Arc::new(settings);
+    let mut settings = settings;
     if seed_demo {
         demo::seed(&store, &settings).await?;
     }
@@ -143,6 +143,18 @@ pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
         None => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let base_url = match &config.server.public_url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => format!("{scheme}://{local}"),
+    };
+    settings.qr = Arc::new(pocket_store::QrContext {
+        base_url,
+        place: pocket_core::emv::QrPlace {
+            country: config.qr.country.clone(),
+            city: config.qr.city.clone(),
+        },
+    });
+    let settings = Arc::new(settings);
     println!("Pocket listening on {scheme}://{local}");
     println!("Data directory: {}", config.server.data.display());
     if let Some(key) = new_admin_key {

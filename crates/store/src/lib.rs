@@ -39,6 +39,14 @@ pub struct NewPayment {
     pub metadata: BTreeMap<String, String>,
     pub expires_in_seconds: Option<i64>,
     pub policy: Arc<PolicyBook>,
+    /// Where payment pages live (`<base>/pay/<id>`) and where the merchant is, for the QR.
+    pub qr: Arc<QrContext>,
+}
+
+#[derive(Clone, Debug)]
+pub struct QrContext {
+    pub base_url: String,
+    pub place: pocket_core::emv::QrPlace,
 }
 
 #[derive(Clone, Debug, Default)]

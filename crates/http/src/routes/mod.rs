@@ -5,6 +5,7 @@ pub mod admin;
 pub mod devices;
 pub mod merchant;
 pub mod payments;
+pub mod qr;
 pub mod service;
 pub mod stream;
 pub mod wallet;

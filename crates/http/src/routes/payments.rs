@@ -93,13 +93,14 @@ pub async fn create(
         metadata,
         expires_in_seconds: req.expires_in,
         policy: state.settings.policy.clone(),
+        qr: state.settings.qr.clone(),
     };
     let written = state.store.create_payment(new, idem).await?;
     Ok(respond(written, StatusCode::CREATED))
 }
 
 /// The merchant's own payment; another merchant's is `404`.
-async fn own_payment(state: &AppState, merchant_id: &str, id: &str) -> ApiResult<Payment> {
+pub(crate) async fn own_payment(state: &AppState, merchant_id: &str, id: &str) -> ApiResult<Payment> {
     validate::id(id, "pay", "id")?;
     match state.store.payment(id.to_string()).await? {
         Some(p) if p.merchant == merchant_id => Ok(p),

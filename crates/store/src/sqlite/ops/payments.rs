@@ -16,7 +16,8 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::collections::BTreeMap;
 
 const COLS: &str = "id, merchant_id, merchant_name, customer_id, status, amount, currency, items, description,
-    metadata, tier, window_seconds, authentication, created_at, expires_at, completed_at, amount_refunded, failure_code";
+    metadata, tier, window_seconds, authentication, created_at, expires_at, completed_at, amount_refunded, failure_code,
+    qr_payload";
 
 /// A payment row as stored, before its text columns are decoded.
 struct RawPayment {
@@ -38,6 +39,7 @@ struct RawPayment {
     completed_at: Option<i64>,
     amount_refunded: i64,
     failure_code: Option<String>,
+    qr_payload: String,
 }
 
 fn raw(r: &Row<'_>) -> rusqlite::Result<RawPayment> {
@@ -60,6 +62,7 @@ fn raw(r: &Row<'_>) -> rusqlite::Result<RawPayment> {
         completed_at: r.get(15)?,
         amount_refunded: r.get(16)?,
         failure_code: r.get(17)?,
+        qr_payload: r.get(18)?,
     })
 }
 
@@ -95,6 +98,7 @@ fn decode(r: RawPayment) -> Result<Payment, Error> {
         completed_at: r.completed_at,
         amount_refunded: r.amount_refunded,
         failure_code: r.failure_code,
+        qr_payload: r.qr_payload,
         id: r.id,
     })
 }
@@ -152,8 +156,16 @@ pub(in crate::sqlite) fn create(
     };
     let policy = new.policy.decide(amount, new.currency, "amount")?;
     let expires_at = payment::deadline_ms(now, &policy, new.expires_in_seconds)?;
+    let id = new_id("pay");
+    let qr_payload = pocket_core::emv::payload(
+        &format!("{}/pay/{id}", new.qr.base_url),
+        amount,
+        new.currency,
+        &merchant_name,
+        &new.qr.place,
+    );
     let p = Payment {
-        id: new_id("pay"),
+        id,
         object: "payment",
         merchant: new.merchant_id,
         merchant_name,
@@ -170,13 +182,14 @@ pub(in crate::sqlite) fn create(
         completed_at: None,
         amount_refunded: 0,
         failure_code: None,
+        qr_payload,
     };
     let items_json = serde_json::to_string(&p.items).map_err(|_| Error::internal())?;
     let metadata_json = serde_json::to_string(&p.metadata).map_err(|_| Error::internal())?;
     conn.prepare_cached(
         "INSERT INTO payments (id, merchant_id, merchant_name, customer_id, status, amount, currency, items,
-             description, metadata, tier, window_seconds, authentication, created_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             description, metadata, tier, window_seconds, authentication, created_at, expires_at, qr_payload)
+         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )
     .db()?
     .execute(params![
@@ -193,7 +206,8 @@ pub(in crate::sqlite) fn create(
         p.policy.window_seconds,
         p.policy.authentication.as_str(),
         p.created_at,
-        p.expires_at
+        p.expires_at,
+        p.qr_payload
     ])
     .db()?;
     emit_for(conn, now, &p)?;
