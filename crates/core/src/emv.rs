@@ -36,11 +36,21 @@ fn ans(text: &str, max: usize, fallback: &str) -> String {
         .take(max)
         .collect();
     let s = s.trim().to_string();
-    if s.is_empty() { fallback.to_string() } else { s }
+    if s.is_empty() {
+        fallback.to_string()
+    } else {
+        s
+    }
 }
 
 /// The payload of a dynamic QR for one payment whose page is `url`.
-pub fn payload(url: &str, amount_minor: i64, currency: Currency, merchant_name: &str, place: &QrPlace) -> String {
+pub fn payload(
+    url: &str,
+    amount_minor: i64,
+    currency: Currency,
+    merchant_name: &str,
+    place: &QrPlace,
+) -> String {
     let mut template = String::new();
     field(&mut template, "00", GUID);
     field(&mut template, "01", url);
@@ -88,10 +98,25 @@ mod tests {
     #[test]
     fn payload_has_the_contract_tags_and_a_valid_crc() {
         let cny = Currency::parse("CNY", "c").unwrap();
-        let place = QrPlace { country: "CN".into(), city: "Shanghai".into() };
-        let p = payload("http://127.0.0.1:8080/pay/pay_abc", 2598, cny, "Tea House 茶馆", &place);
+        let place = QrPlace {
+            country: "CN".into(),
+            city: "Shanghai".into(),
+        };
+        let p = payload(
+            "http://127.0.0.1:8080/pay/pay_abc",
+            2598,
+            cny,
+            "Tea House 茶馆",
+            &place,
+        );
         let fields = parse(&p);
-        let get = |id: &str| fields.iter().find(|(i, _)| i == id).map(|(_, v)| v.clone()).unwrap();
+        let get = |id: &str| {
+            fields
+                .iter()
+                .find(|(i, _)| i == id)
+                .map(|(_, v)| v.clone())
+                .unwrap()
+        };
         assert_eq!(get("00"), "01");
         assert_eq!(get("01"), "12");
         assert_eq!(get("53"), "156");

@@ -19,6 +19,7 @@ pub mod routes;
 pub mod secrets;
 pub mod settings;
 pub mod validate;
+pub mod web;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -163,6 +164,7 @@ pub fn router(state: AppState) -> Router {
                 }
             }),
         )
+        .merge(web::routes())
         .fallback(error::no_such_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
@@ -174,5 +176,6 @@ pub fn router(state: AppState) -> Router {
     if sandbox {
         app = app.layer(middleware::from_fn(sandbox_header));
     }
-    app.layer(middleware::from_fn(request_id::tag))
+    app.layer(middleware::from_fn(web::security_headers))
+        .layer(middleware::from_fn(request_id::tag))
 }

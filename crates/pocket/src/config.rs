@@ -293,15 +293,24 @@ impl Config {
         if let Some(url) = &self.server.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {
-            return Err(bad("server.public_url", "must start with http:// or https://"));
+            return Err(bad(
+                "server.public_url",
+                "must start with http:// or https://",
+            ));
         }
         if let Some(url) = &self.server.public_url
             && url.trim_end_matches('/').len() > MAX_PUBLIC_URL_LEN
         {
-            return Err(bad("server.public_url", format!("must be at most {MAX_PUBLIC_URL_LEN} characters (it goes into QR codes)")));
+            return Err(bad(
+                "server.public_url",
+                format!("must be at most {MAX_PUBLIC_URL_LEN} characters (it goes into QR codes)"),
+            ));
         }
         if self.qr.country.len() != 2 || !self.qr.country.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(bad("qr.country", "must be an ISO 3166-1 alpha-2 code such as \"CN\""));
+            return Err(bad(
+                "qr.country",
+                "must be an ISO 3166-1 alpha-2 code such as \"CN\"",
+            ));
         }
         if self.qr.city.is_empty() || self.qr.city.len() > 15 || !self.qr.city.is_ascii() {
             return Err(bad("qr.city", "must be 1 to 15 ASCII characters"));

@@ -733,3 +733,36 @@ async fn service_endpoints_and_openapi() {
     assert_eq!(s.ledger().await["balanced"], true);
     let _ = balance_of(&serde_json::Value::Null, "CNY");
 }
+
+#[tokio::test]
+async fn qr_code_and_payload() {
+    let s = Server::start().await;
+    let (merchant_id, sk) = s.merchant("Tea House").await;
+    let p = s
+        .payment(&sk, json!({"currency": "JPY", "amount": 500}))
+        .await;
+    let id = p["id"].as_str().unwrap();
+    let payload = p["qr_payload"].as_str().unwrap();
+    assert!(payload.starts_with("000201010212"), "{payload}");
+    assert!(payload.contains(&format!("{}/pay/{id}", s.url)));
+    assert!(
+        payload.contains("5303392")
+            && payload.contains("5403500")
+            && payload.contains("5909Tea House")
+    );
+    let r = s
+        .client
+        .get(format!("{}/v1/payments/{id}/qr", s.url))
+        .bearer_auth(&sk)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["content-type"], "image/svg+xml");
+    let svg = r.text().await.unwrap();
+    assert!(svg.contains("<svg") && svg.contains("</svg>"));
+    let (_, other) = s.merchant("Other").await;
+    s.get(&format!("/v1/payments/{id}/qr"), &other)
+        .await
+        .assert_error(404, "resource_missing");
+    let _ = merchant_id;
+}

@@ -95,7 +95,10 @@ impl World {
             policy: Arc::new(PolicyBook::default()),
             qr: Arc::new(pocket_store::QrContext {
                 base_url: "http://127.0.0.1:8080".into(),
-                place: pocket_core::emv::QrPlace { country: "CN".into(), city: "Shanghai".into() },
+                place: pocket_core::emv::QrPlace {
+                    country: "CN".into(),
+                    city: "Shanghai".into(),
+                },
             }),
         };
         fresh(self.store.create_payment(new, None).await.unwrap()).id

@@ -74,7 +74,10 @@ async fn retries_wait_for_the_schedule_not_the_wall_clock() {
         policy: Arc::new(PolicyBook::default()),
         qr: Arc::new(pocket_store::QrContext {
             base_url: "http://127.0.0.1:8080".into(),
-            place: pocket_core::emv::QrPlace { country: "CN".into(), city: "Shanghai".into() },
+            place: pocket_core::emv::QrPlace {
+                country: "CN".into(),
+                city: "Shanghai".into(),
+            },
         }),
     };
     store.create_payment(new, None).await.unwrap();

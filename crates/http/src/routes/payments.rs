@@ -100,7 +100,11 @@ pub async fn create(
 }
 
 /// The merchant's own payment; another merchant's is `404`.
-pub(crate) async fn own_payment(state: &AppState, merchant_id: &str, id: &str) -> ApiResult<Payment> {
+pub(crate) async fn own_payment(
+    state: &AppState,
+    merchant_id: &str,
+    id: &str,
+) -> ApiResult<Payment> {
     validate::id(id, "pay", "id")?;
     match state.store.payment(id.to_string()).await? {
         Some(p) if p.merchant == merchant_id => Ok(p),

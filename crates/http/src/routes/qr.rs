@@ -13,7 +13,8 @@ use qrcode::{EcLevel, QrCode};
 
 /// Renders `payload` as an SVG QR code (error correction M, 8 px modules).
 pub fn svg_of(payload: &str) -> Result<String, Error> {
-    let code = QrCode::with_error_correction_level(payload.as_bytes(), EcLevel::M).map_err(|_| Error::internal())?;
+    let code = QrCode::with_error_correction_level(payload.as_bytes(), EcLevel::M)
+        .map_err(|_| Error::internal())?;
     Ok(code
         .render::<svg::Color>()
         .min_dimensions(256, 256)
@@ -26,8 +27,19 @@ pub fn svg_of(payload: &str) -> Result<String, Error> {
 #[utoipa::path(get, path = "/v1/payments/{id}/qr", tag = "payments", params(("id" = String, Path)),
     responses((status = 200, content_type = "image/svg+xml", description = "QR code of the payment's EMVCo payload"), (status = 404, body = ErrorBody)),
     security(("secret_key" = [])))]
-pub async fn qr(State(state): State<AppState>, merchant: MerchantCaller, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn qr(
+    State(state): State<AppState>,
+    merchant: MerchantCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     let p = own_payment(&state, &merchant.id, &id).await?;
     let svg = svg_of(&p.qr_payload)?;
-    Ok(([(header::CONTENT_TYPE, "image/svg+xml"), (header::CACHE_CONTROL, "private, max-age=300")], svg).into_response())
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/svg+xml"),
+            (header::CACHE_CONTROL, "private, max-age=300"),
+        ],
+        svg,
+    )
+        .into_response())
 }

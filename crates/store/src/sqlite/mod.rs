@@ -75,7 +75,9 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
 }
 
 /// Embedded migrations, applied in order; `PRAGMA user_version` records the last one.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql"),
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema_v1.sql"),
+    include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
 ];
 

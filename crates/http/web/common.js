@@ -1,0 +1,116 @@
+// What the wallet and the console share: the API client, money and time formatting,
+// and small DOM helpers. Tokens live in sessionStorage only, never in a URL.
+import { locale, t } from "./i18n.js";
+
+export class ApiError extends Error {
+  constructor(status, body) {
+    const e = (body && body.error) || {};
+    super(e.message || `HTTP ${status}`);
+    this.status = status;
+    this.code = e.code || "unknown";
+    this.param = e.param || null;
+  }
+}
+
+/** Calls the API with a bearer credential; throws ApiError on a non-2xx answer. */
+export async function api(method, path, credential, body, idempotencyKey) {
+  const headers = {};
+  if (credential) headers["Authorization"] = `Bearer ${credential}`;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (idempotencyKey) headers["Idempotency-Key"] = idempotencyKey;
+  const resp = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await resp.text();
+  let json = null;
+  try { json = text ? JSON.parse(text) : null; } catch { json = null; }
+  if (!resp.ok) throw new ApiError(resp.status, json);
+  return json;
+}
+
+/** The ISO 4217 exponent of a currency, from Intl (CNY 2, JPY 0, KWD 3). */
+export function exponent(currency) {
+  try {
+    return new Intl.NumberFormat("en", { style: "currency", currency }).resolvedOptions().maximumFractionDigits;
+  } catch { return 2; }
+}
+
+/** Minor units → an exact decimal string in major units ("25.98"), no floats. */
+export function toMajor(amountMinor, currency) {
+  const exp = exponent(currency);
+  const neg = amountMinor < 0;
+  const digits = String(Math.abs(amountMinor)).padStart(exp + 1, "0");
+  const major = exp === 0 ? digits : `${digits.slice(0, -exp)}.${digits.slice(-exp)}`;
+  return (neg ? "-" : "") + major;
+}
+
+/** Major-unit text typed by a person → minor units (integer), or null. */
+export function toMinor(text, currency) {
+  const exp = exponent(currency);
+  const m = String(text).trim().match(/^(\d+)(?:[.,](\d+))?$/);
+  if (!m || (m[2] && m[2].length > exp)) return null;
+  const frac = (m[2] || "").padEnd(exp, "0");
+  const n = Number(m[1] + frac);
+  return Number.isSafeInteger(n) && n > 0 ? n : null;
+}
+
+export function money(amountMinor, currency) {
+  const exp = exponent(currency);
+  return new Intl.NumberFormat(locale(), { style: "currency", currency, minimumFractionDigits: exp, maximumFractionDigits: exp })
+    .format(toMajor(amountMinor, currency));
+}
+
+export function when(iso) {
+  return new Intl.DateTimeFormat(locale(), { dateStyle: "medium", timeStyle: "medium" }).format(new Date(iso));
+}
+
+/** "4:05" until `expiresAt`, or null when it has passed. */
+export function remaining(expiresAt) {
+  const ms = new Date(expiresAt).getTime() - Date.now();
+  if (ms <= 0) return null;
+  const s = Math.ceil(ms / 1000);
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
+/** Creates an element: el("li", {class: "x"}, "text", child…). */
+export function el(tag, attrs = {}, ...children) {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else if (k === "class") e.className = v;
+    else e.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined) e.append(c instanceof Node ? c : String(c));
+  return e;
+}
+
+export function statusBadge(status) {
+  return el("span", { class: `status ${status}`, "data-status": status }, t(`status_${status}`));
+}
+
+export function showError(target, err) {
+  target.textContent = err ? (err.message || String(err)) : "";
+}
+
+export function newKey() {
+  return crypto.randomUUID();
+}
+
+/** Keeps every [data-expires] countdown current; turns them into "Expired". */
+export function tickCountdowns(onExpired) {
+  for (const c of document.querySelectorAll("[data-expires]")) {
+    const left = remaining(c.dataset.expires);
+    if (left) {
+      c.textContent = t("expires_in", { t: left });
+    } else if (!c.classList.contains("expired")) {
+      c.textContent = t("expired");
+      c.classList.add("expired");
+      if (onExpired) onExpired(c);
+    }
+  }
+}
+
+/** The payment id in a link (…/pay/pay_…), an EMV QR payload or a bare id. */
+export function paymentIdFrom(text) {
+  const m = String(text).match(/pay_[0-9A-Za-z]{24}/);
+  return m ? m[0] : null;
+}

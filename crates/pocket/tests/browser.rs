@@ -1,0 +1,43 @@
+//! Runs the browser tests (`e2e/`, Playwright driving Debian's Chromium) against this
+//! build of `pocket`. They need Node.js, `npm ci --prefix e2e` and `/usr/bin/chromium`;
+//! `.ci/run` installs them. Without them the test says so and, under CI, fails.
+
+use std::path::Path;
+use std::process::Command;
+
+#[test]
+fn browser_tests_pass() {
+    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../e2e");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let ready = e2e.join("node_modules/playwright-core").is_dir()
+        && Path::new(&chromium).exists()
+        && Command::new("node").arg("--version").output().is_ok();
+    if !ready {
+        let why = "browser tests need Node.js, `npm ci --prefix e2e` and Chromium (apt-get install chromium)";
+        assert!(std::env::var("CI").is_err(), "{why}");
+        eprintln!("SKIPPED: {why}");
+        return;
+    }
+    let out = Command::new("node")
+        .args(["--test", "--test-concurrency=1", "tests/"])
+        .current_dir(&e2e)
+        .env("POCKET_BIN", env!("CARGO_BIN_EXE_pocket"))
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("# ") || l.starts_with("not ok"))
+        .collect();
+    eprintln!("{}", summary.join("\n"));
+    assert!(
+        out.status.success(),
+        "browser tests failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("# pass 6"),
+        "expected 6 passing browser tests:\n{stdout}"
+    );
+}

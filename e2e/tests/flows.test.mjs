@@ -1,0 +1,181 @@
+// The browser tests of issue 4: both sides of a payment in a real Chromium, against the
+// real server. Each step writes a screenshot into e2e/screenshots/.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import {
+  startServer, call, merchant, customer, browser, phone, screenshot, walletSignIn, consoleSignIn,
+  sellOne, enterPin, decodeQr, emvFields, crc16,
+} from "./helpers.mjs";
+
+let server, b, url;
+const PRODUCTS = [["tea", "Green tea", 1299], ["tea-set", "Tea set", 68800], ["jade", "Jade teapot", 1_000_000]];
+
+before(async () => {
+  server = await startServer();
+  url = server.url;
+  b = await browser();
+});
+after(async () => {
+  await b?.close();
+  server?.stop();
+});
+
+const balanceText = (page, currency) => page.locator(`[data-balance="${currency}"]`).first().textContent();
+
+test("merchant builds a cart, the open wallet shows it live, PIN confirm, both sides succeed", async () => {
+  const sk = await merchant(url, "Tea House", PRODUCTS);
+  const c = await customer(url, "+8613900000001", 200_000);
+  const wallet = await phone(b);
+  const shop = await phone(b);
+  await walletSignIn(wallet, url, c);
+  await consoleSignIn(shop, url, sk);
+  assert.equal(await balanceText(wallet, "CNY"), "CN¥2,000.00");
+  await screenshot(wallet, "wallet-signed-in");
+  const id = await sellOne(shop, "tea-set", { phone: c.phone });
+  assert.match(await shop.locator("#current-card .amount").textContent(), /688\.00/, "the total is the server's");
+  await screenshot(shop, "console-cart-created");
+  // Live: no reload.
+  const card = wallet.locator(`#requests [data-payment="${id}"]`);
+  await card.waitFor({ timeout: 3000 });
+  assert.match(await card.textContent(), /Tea House/);
+  assert.match(await card.textContent(), /Tea set × 1/);
+  assert.match(await card.textContent(), /688\.00/);
+  assert.match(await card.locator(".countdown").textContent(), /Expires in [0-9]:[0-9]{2}/);
+  await screenshot(wallet, "wallet-request-arrived");
+  await card.getByRole("button", { name: "Pay" }).click();
+  await enterPin(wallet, c.pin);
+  await wallet.locator(`#history [data-payment="${id}"] [data-status="succeeded"]`).waitFor();
+  await screenshot(wallet, "wallet-paid");
+  await shop.locator(`#current-card [data-status="succeeded"]`).waitFor({ timeout: 5000 });
+  await screenshot(shop, "console-succeeded");
+  assert.equal(await balanceText(wallet, "CNY"), "CN¥1,312.00");
+  await shop.reload();
+  await shop.locator("#balance [data-balance=CNY]").waitFor();
+  assert.equal(await balanceText(shop, "CNY"), "CN¥688.00");
+  // Both languages.
+  await wallet.getByRole("button", { name: "中文" }).click();
+  await wallet.getByRole("heading", { name: "余额" }).waitFor();
+  assert.equal(await wallet.locator("html").getAttribute("lang"), "zh-CN");
+  assert.equal(await balanceText(wallet, "CNY"), "¥1,312.00");
+  await screenshot(wallet, "wallet-chinese");
+});
+
+test("a payment left alone turns expired on screen at its deadline", async () => {
+  const sk = await merchant(url, "Noodle Bar", PRODUCTS);
+  const c = await customer(url, "+8613900000002", 10_000);
+  const wallet = await phone(b);
+  const shop = await phone(b);
+  await walletSignIn(wallet, url, c);
+  await consoleSignIn(shop, url, sk);
+  const id = await sellOne(shop, "tea", { phone: c.phone, expiresIn: 3 });
+  const card = wallet.locator(`[data-payment="${id}"]`).first();
+  await card.waitFor();
+  assert.equal(await card.getByRole("button", { name: "Pay" }).count(), 1);
+  await screenshot(wallet, "wallet-before-deadline");
+  // At the deadline the countdown turns into "Expired" (and, once the server's
+  // payment.expired arrives, the card moves to the history marked expired).
+  const expired = wallet.locator(`[data-payment="${id}"]`, { hasText: "Expired" }).first();
+  await expired.waitFor({ timeout: 5000 });
+  assert.equal(await wallet.locator(`[data-payment="${id}"]`).getByRole("button", { name: "Pay" }).count(), 0, "confirming is no longer offered");
+  await screenshot(wallet, "wallet-expired");
+  await shop.locator(`#current-card [data-status="expired"]`).waitFor({ timeout: 5000 });
+  await screenshot(shop, "console-expired");
+});
+
+test("an open payment shown as a QR code is paid by a second customer from the decoded link", async () => {
+  const sk = await merchant(url, "Dumplings", PRODUCTS);
+  const first = await customer(url, "+8613900000003", 10_000);
+  const second = await customer(url, "+8613900000004", 10_000);
+  const shop = await phone(b);
+  await consoleSignIn(shop, url, sk);
+  const id = await sellOne(shop, "tea", { quantity: 2 });
+  const qr = shop.locator("#qr");
+  await qr.waitFor({ state: "visible" });
+  await shop.waitForFunction(() => document.getElementById("qr").complete && document.getElementById("qr").naturalWidth > 0);
+  await screenshot(shop, "console-qr");
+  const payload = await decodeQr(qr);
+  const f = emvFields(payload);
+  assert.equal(f["00"], "01");
+  assert.equal(f["01"], "12");
+  assert.equal(f["53"], "156");
+  assert.equal(f["54"], "25.98");
+  assert.equal(payload.slice(-4), crc16(payload.slice(0, -4)), "CRC-16/CCITT-FALSE over the payload including 6304");
+  const link = emvFields(f["26"])["01"];
+  assert.equal(link, `${url}/pay/${id}`);
+  // The second customer opens the link and pays; the first never sees it as theirs.
+  const wallet = await phone(b);
+  await walletSignIn(wallet, url, second);
+  await wallet.goto(link);
+  const card = wallet.locator(`#open-card [data-payment="${id}"]`);
+  await card.waitFor();
+  await screenshot(wallet, "wallet-open-payment");
+  await card.getByRole("button", { name: "Pay" }).click();
+  await wallet.locator(`#history [data-payment="${id}"] [data-status="succeeded"]`).waitFor();
+  await screenshot(wallet, "wallet-paid-by-qr");
+  await shop.locator(`#current-card [data-status="succeeded"]`).waitFor({ timeout: 5000 });
+  const p = await call(url, "GET", `/v1/payments/${id}`, sk);
+  assert.equal(p.customer, (await call(url, "POST", "/v1/wallet/sessions", null, { phone: second.phone, pin: second.pin })).customer.id);
+  assert.notEqual(p.customer, first.id);
+});
+
+test("a wrong PIN shows a clear error and the payment stays payable", async () => {
+  const sk = await merchant(url, "Bakery", PRODUCTS);
+  const c = await customer(url, "+8613900000005", 200_000);
+  const wallet = await phone(b);
+  const shop = await phone(b);
+  await walletSignIn(wallet, url, c);
+  await consoleSignIn(shop, url, sk);
+  const id = await sellOne(shop, "tea-set", { phone: c.phone });
+  const card = wallet.locator(`#requests [data-payment="${id}"]`);
+  await card.waitFor();
+  await card.getByRole("button", { name: "Pay" }).click();
+  await enterPin(wallet, "000000");
+  await card.locator(".error", { hasText: "The PIN is not correct." }).waitFor();
+  await screenshot(wallet, "wallet-wrong-pin");
+  assert.equal(await card.getByRole("button", { name: "Pay" }).count(), 1, "still payable");
+  assert.equal((await call(url, "GET", `/v1/payments/${id}`, sk)).status, "pending");
+  await card.getByRole("button", { name: "Pay" }).click();
+  await enterPin(wallet, c.pin);
+  await wallet.locator(`#history [data-payment="${id}"] [data-status="succeeded"]`).waitFor();
+  await screenshot(wallet, "wallet-right-pin");
+});
+
+test("a large payment is confirmed with the PIN and a WebCrypto device key", async () => {
+  const sk = await merchant(url, "Jade Shop", PRODUCTS);
+  const c = await customer(url, "+8613900000006", 2_000_000);
+  const wallet = await phone(b);
+  const shop = await phone(b);
+  await walletSignIn(wallet, url, c);
+  await consoleSignIn(shop, url, sk);
+  const id = await sellOne(shop, "jade", { phone: c.phone });
+  const payment = await call(url, "GET", `/v1/payments/${id}`, sk);
+  assert.equal(payment.policy.authentication, "pin_and_device");
+  const card = wallet.locator(`#requests [data-payment="${id}"]`);
+  await card.waitFor();
+  await card.getByRole("button", { name: "Pay" }).click();
+  await enterPin(wallet, c.pin);
+  await wallet.locator(`#history [data-payment="${id}"] [data-status="succeeded"]`).waitFor({ timeout: 5000 });
+  await screenshot(wallet, "wallet-large-paid-with-device-key");
+  const token = (await call(url, "POST", "/v1/wallet/sessions", null, { phone: c.phone, pin: c.pin })).token;
+  const devices = await call(url, "GET", "/v1/wallet/devices", token);
+  assert.equal(devices.data.length, 1, "the key pair was made and registered on first use");
+  assert.equal(await balanceText(wallet, "CNY"), "CN¥10,000.00");
+});
+
+test("pages carry a strict Content-Security-Policy and no inline code", async () => {
+  const r = await fetch(url + "/");
+  const csp = r.headers.get("content-security-policy");
+  assert.match(csp, /script-src 'self'/);
+  assert.match(csp, /frame-ancestors 'none'/);
+  assert.doesNotMatch(csp, /unsafe-inline/);
+  assert.equal(r.headers.get("x-content-type-options"), "nosniff");
+  assert.equal(r.headers.get("referrer-policy"), "no-referrer");
+  const html = await r.text();
+  assert.doesNotMatch(html, /<script>|<script type="module">|style=/, "no inline script or style");
+  const page = await phone(b);
+  const violations = [];
+  page.on("console", (m) => { if (/Content Security Policy/.test(m.text())) violations.push(m.text()); });
+  await page.goto(url + "/merchant");
+  await page.goto(url + "/");
+  assert.deepEqual(violations, []);
+});

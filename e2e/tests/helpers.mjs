@@ -1,0 +1,149 @@
+// Starts the real pocket binary on a free port with a temporary data directory, and
+// drives Debian's Chromium with playwright-core in a phone-sized viewport.
+import { spawn } from "node:child_process";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { chromium } from "playwright-core";
+import jsQR from "jsqr";
+import { PNG } from "pngjs";
+
+const here = dirname(fileURLToPath(import.meta.url));
+export const ADMIN = "adm_e2e_key_0123456789abcdef";
+export const SCREENSHOTS = join(here, "..", "screenshots");
+rmSync(SCREENSHOTS, { recursive: true, force: true });
+mkdirSync(SCREENSHOTS, { recursive: true });
+
+export async function startServer() {
+  const bin = process.env.POCKET_BIN || join(here, "..", "..", "target", "debug", "pocket");
+  const data = mkdtempSync(join(tmpdir(), "pocket-e2e-"));
+  const child = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--data", data, "--sandbox"], {
+    env: { ...process.env, POCKET_ADMIN_KEY: ADMIN, POCKET_PIN_HASH_MEMORY_KIB: "1024", POCKET_PIN_HASH_ITERATIONS: "1", POCKET_LOG: "warn" },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const url = await new Promise((resolve, reject) => {
+    let out = "";
+    const timer = setTimeout(() => reject(new Error("pocket did not start")), 30000);
+    child.stdout.on("data", (chunk) => {
+      out += chunk;
+      const m = out.match(/Pocket listening on (\S+)/);
+      if (m) { clearTimeout(timer); resolve(m[1]); }
+    });
+    child.on("exit", (code) => reject(new Error(`pocket exited with ${code}`)));
+  });
+  return { url, stop: () => child.kill("SIGTERM") };
+}
+
+export async function call(url, method, path, credential, body) {
+  const headers = { "content-type": "application/json" };
+  if (credential) headers.authorization = `Bearer ${credential}`;
+  const r = await fetch(url + path, { method, headers, body: body ? JSON.stringify(body) : undefined });
+  const json = await r.json().catch(() => null);
+  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${JSON.stringify(json)}`);
+  return json;
+}
+
+/** A merchant with products; returns its secret key. */
+export async function merchant(url, name, products) {
+  const m = await call(url, "POST", "/v1/admin/merchants", ADMIN, { name });
+  for (const [sku, pname, unit_amount] of products) {
+    await call(url, "POST", "/v1/products", m.secret_key, { sku, name: pname, unit_amount, currency: "CNY" });
+  }
+  return m.secret_key;
+}
+
+/** A customer with `balance` CNY-minor; returns {id, phone, pin}. */
+export async function customer(url, phone, balance) {
+  const pin = "246810";
+  const c = await call(url, "POST", "/v1/wallet/signup", null, { phone, name: "Li Lei", pin });
+  if (balance) await call(url, "POST", "/v1/admin/topups", ADMIN, { customer: c.customer.id, amount: balance, currency: "CNY" });
+  return { id: c.customer.id, phone, pin };
+}
+
+export async function browser() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+}
+
+/** A phone-sized page. */
+export async function phone(b, lang = "en-US") {
+  const context = await b.newContext({ viewport: { width: 390, height: 844 }, locale: lang, deviceScaleFactor: 1 });
+  const page = await context.newPage();
+  page.on("pageerror", (e) => console.error("page error:", e.message));
+  return page;
+}
+
+let shot = 0;
+export async function screenshot(page, name) {
+  shot += 1;
+  await page.screenshot({ path: join(SCREENSHOTS, `${String(shot).padStart(2, "0")}-${name}.png`), fullPage: true });
+}
+
+export async function walletSignIn(page, url, c) {
+  await page.goto(url + "/");
+  await page.getByLabel(/Phone/).fill(c.phone);
+  await page.getByLabel(/PIN/).first().fill(c.pin);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.locator("#requests").waitFor();
+  await page.locator("#live", { hasText: "Live" }).waitFor();
+}
+
+export async function consoleSignIn(page, url, sk) {
+  await page.goto(url + "/merchant");
+  await page.getByLabel(/Secret key/).fill(sk);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.locator("#products tr").first().waitFor();
+}
+
+/** Builds a cart of one line in the console and creates the payment; returns its id. */
+export async function sellOne(page, sku, { phone: to, quantity = 1, expiresIn } = {}) {
+  await page.locator("#line-0-sku").selectOption(sku);
+  await page.locator("#line-0-qty").fill(String(quantity));
+  await page.getByLabel(/Customer phone/).fill(to || "");
+  await page.getByLabel(/Expires in/).fill(expiresIn ? String(expiresIn) : "");
+  await page.getByRole("button", { name: "Create payment" }).click();
+  const card = page.locator("#current-card [data-payment]");
+  await card.waitFor();
+  return card.getAttribute("data-payment");
+}
+
+/** Types a PIN on the wallet's PIN pad and presses OK. */
+export async function enterPin(page, pin) {
+  const dialog = page.locator("#pin-dialog");
+  await dialog.waitFor({ state: "visible" });
+  for (const d of pin) await dialog.getByRole("button", { name: d, exact: true }).click();
+  await dialog.getByRole("button", { name: "OK" }).click();
+}
+
+/** Decodes the QR code shown by `locator` (an <img> of the server's SVG). */
+export async function decodeQr(locator) {
+  const png = PNG.sync.read(await locator.screenshot());
+  const code = jsQR(new Uint8ClampedArray(png.data), png.width, png.height);
+  if (!code) throw new Error("no QR code found");
+  return code.data;
+}
+
+/** Reads EMV tag-length-value fields. */
+export function emvFields(payload) {
+  const out = {};
+  for (let i = 0; i < payload.length;) {
+    const id = payload.slice(i, i + 2);
+    const len = Number(payload.slice(i + 2, i + 4));
+    out[id] = payload.slice(i + 4, i + 4 + len);
+    i += 4 + len;
+  }
+  return out;
+}
+
+/** CRC-16/CCITT-FALSE, written here to check the server's. */
+export function crc16(text) {
+  let crc = 0xffff;
+  for (const byte of Buffer.from(text, "utf8")) {
+    crc ^= byte << 8;
+    for (let k = 0; k < 8; k++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc.toString(16).toUpperCase().padStart(4, "0");
+}
