@@ -63,6 +63,41 @@ enum Command {
     },
     /// Print the OpenAPI document.
     Openapi,
+    /// Drive a server with concurrent clients and report throughput, latency, errors,
+    /// memory and a ledger check.
+    Bench {
+        /// A running server's base URL; without it (or with --spawn) a server is
+        /// started on a temporary data directory.
+        #[arg(long, conflicts_with = "spawn")]
+        url: Option<String>,
+        /// Start a server for the run (the default when --url is not given).
+        #[arg(long)]
+        spawn: bool,
+        /// The operator's key of the --url server.
+        #[arg(long, env = "POCKET_ADMIN_KEY", hide_env_values = true)]
+        admin_key: Option<String>,
+        /// The --url server's pid, to report its memory.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Concurrent clients, each with a keep-alive connection.
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// How long to run, in seconds.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Stop after this many iterations instead.
+        #[arg(long)]
+        count: Option<u64>,
+        /// Shares of other kinds of iteration, e.g. refund=0.05,decline=0.02,expire=0.01,insufficient=0.02,retry=0.05,pin=0.01
+        #[arg(long, default_value = "")]
+        mix: String,
+        /// Merchants the clients are spread over.
+        #[arg(long, default_value_t = 8)]
+        merchants: usize,
+        /// Also write the report as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
 }
 
 fn load_config(common: &CommonArgs) -> Result<config::Config, String> {
@@ -100,6 +135,45 @@ fn run(cli: Cli) -> Result<(), String> {
             let c = load_config(&common)?;
             c.validate().map_err(|e| e.to_string())?;
             runtime()?.block_on(demo::seed_standalone(c))
+        }
+        Command::Bench {
+            url,
+            spawn: _,
+            admin_key,
+            pid,
+            clients,
+            seconds,
+            count,
+            mix,
+            merchants,
+            json,
+        } => {
+            if !(1..=4096).contains(&clients) {
+                return Err("--clients must be 1 to 4096".into());
+            }
+            let opts = pocket_bench::Options {
+                url,
+                admin_key,
+                pid,
+                clients,
+                duration: std::time::Duration::from_secs(seconds),
+                count,
+                mix: pocket_bench::mix::Mix::parse(&mix)?,
+                merchants,
+                exe: std::env::current_exe().map_err(|e| format!("cannot find the pocket executable: {e}"))?,
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            };
+            let report = runtime()?.block_on(pocket_bench::run(opts))?;
+            report.print();
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+                std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            }
+            if report.ok {
+                Ok(())
+            } else {
+                Err("the benchmark saw unexpected answers or a ledger problem".into())
+            }
         }
         Command::Openapi => {
             println!("{}", pocket_http::openapi_json());

@@ -171,6 +171,10 @@ pub struct LedgerReport {
     pub accounts: i64,
     pub transfers: i64,
     pub balanced: bool,
+    /// Payments whose `payment` transfers are not exactly one if succeeded, none otherwise.
+    pub payment_transfer_mismatches: i64,
+    /// Refunds without exactly one `refund` transfer.
+    pub refund_transfer_mismatches: i64,
 }
 
 /// An earlier response to replay for an `Idempotency-Key`.

@@ -233,7 +233,19 @@ pub(in crate::sqlite) fn report(conn: &Connection) -> Result<LedgerReport, Error
             balanced: r.balanced,
         })
         .collect();
+    let count = |sql: &str| -> Result<i64, Error> { conn.query_row(sql, [], |r| r.get(0)).db() };
+    let payment_transfer_mismatches = count(
+        "SELECT COUNT(*) FROM payments p WHERE
+           (SELECT COUNT(*) FROM transfers t WHERE t.reference = p.id AND t.kind = 'payment')
+           <> (CASE WHEN p.status = 'succeeded' THEN 1 ELSE 0 END)",
+    )?;
+    let refund_transfer_mismatches = count(
+        "SELECT COUNT(*) FROM refunds r WHERE
+           (SELECT COUNT(*) FROM transfers t WHERE t.reference = r.id AND t.kind = 'refund') <> 1",
+    )?;
     Ok(LedgerReport {
+        payment_transfer_mismatches,
+        refund_transfer_mismatches,
         balanced: currencies.iter().all(|c| c.balanced),
         currencies,
         accounts,

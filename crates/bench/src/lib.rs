@@ -1,0 +1,236 @@
+//! `pocket bench`: drives a running Pocket (or one it spawns on a temporary data dir)
+//! with N concurrent keep-alive clients, then reports payments/s, requests/s, latency
+//! percentiles per endpoint (HDR histograms), error counts by code, the server's peak
+//! memory, and a final ledger check.
+//!
+//! - [`mix`]: what each client does per iteration and which answers are expected.
+//! - [`client`]: the HTTP calls, timed.
+//! - [`server`]: spawning a server and sampling its memory.
+//! - [`report`]: aggregation and printing (text or JSON).
+
+pub mod client;
+pub mod mix;
+pub mod report;
+pub mod server;
+
+use client::Client;
+use mix::{Mix, Op};
+use report::{Recorder, Report};
+use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// A running server; `None` spawns one.
+    pub url: Option<String>,
+    pub admin_key: Option<String>,
+    /// With `url`: the server's pid, to report its memory.
+    pub pid: Option<u32>,
+    pub clients: usize,
+    pub duration: Duration,
+    /// Stop after this many iterations in all (instead of the duration).
+    pub count: Option<u64>,
+    pub mix: Mix,
+    pub merchants: usize,
+    /// The `pocket` executable, for spawning.
+    pub exe: std::path::PathBuf,
+    pub progress: bool,
+}
+
+/// Money each bench customer starts with (minor units): enough never to run out.
+const START_BALANCE: i64 = 1_000_000_000_000;
+const PRODUCTS: [(&str, &str, i64); 3] = [("tea", "Green tea", 1299), ("cake", "Mooncake", 2500), ("bun", "Pork bun", 450)];
+const PIN: &str = "135790";
+
+struct Customer {
+    id: String,
+    token: String,
+}
+
+/// Runs the benchmark; `Err` when setup fails or answers were not what the mix expects.
+pub async fn run(opts: Options) -> Result<Report, String> {
+    let spawned = match &opts.url {
+        Some(_) => None,
+        None => Some(server::Spawned::start(&opts.exe).await?),
+    };
+    let url = opts.url.clone().or_else(|| spawned.as_ref().map(|s| s.url.clone())).ok_or("no url")?;
+    let admin = opts
+        .admin_key
+        .clone()
+        .or_else(|| spawned.as_ref().map(|s| s.admin_key.clone()))
+        .ok_or("--admin-key is needed with --url")?;
+    let pid = opts.pid.or_else(|| spawned.as_ref().map(|s| s.pid));
+    let client = Client::new(&url, opts.clients)?;
+
+    // Setup: merchants with a catalog, one rich and one broke customer per client.
+    let mut merchants = Vec::new();
+    for i in 0..opts.merchants.max(1) {
+        let m = client.post_json("/v1/admin/merchants", &admin, json!({"name": format!("Bench shop {i}")})).await?;
+        let sk = m["secret_key"].as_str().ok_or("no secret key")?.to_string();
+        for (sku, name, price) in PRODUCTS {
+            client
+                .post_json("/v1/products", &sk, json!({"sku": sku, "name": name, "unit_amount": price, "currency": "CNY"}))
+                .await?;
+        }
+        merchants.push(sk);
+    }
+    let run_tag: u32 = rand::random::<u32>() % 1_000_000;
+    let mut rich = Vec::new();
+    let mut broke = Vec::new();
+    for i in 0..opts.clients {
+        for (list, balance) in [(&mut rich, START_BALANCE), (&mut broke, 0)] {
+            let phone = format!("+86{:03}{:06}{:02}", 100 + list.len() % 800, run_tag, (i * 2 + (balance == 0) as usize) % 100);
+            let r = client.post_json("/v1/wallet/signup", "", json!({"phone": phone, "name": "Bench", "pin": PIN})).await?;
+            let id = r["customer"]["id"].as_str().ok_or("no customer")?.to_string();
+            if balance > 0 {
+                client
+                    .post_json("/v1/admin/topups", &admin, json!({"customer": id, "amount": balance, "currency": "CNY"}))
+                    .await?;
+            }
+            list.push(Customer {
+                id,
+                token: r["token"].as_str().ok_or("no token")?.to_string(),
+            });
+        }
+    }
+
+    // The run.
+    let memory = pid.map(server::MemorySampler::start);
+    let stop = Arc::new(AtomicBool::new(false));
+    let iterations = Arc::new(AtomicU64::new(0));
+    let requests = Arc::new(AtomicU64::new(0));
+    let progress = report::Progress::start(opts.progress, opts.duration, opts.count, requests.clone());
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, (me, poor)) in rich.into_iter().zip(broke).enumerate() {
+        let ctx = Worker {
+            client: client.clone(),
+            sk: merchants[i % merchants.len()].clone(),
+            me,
+            poor,
+            mix: opts.mix.clone(),
+            stop: stop.clone(),
+            iterations: iterations.clone(),
+            requests: requests.clone(),
+            count: opts.count,
+            seed: i as u64,
+        };
+        tasks.push(tokio::spawn(ctx.run()));
+    }
+    if opts.count.is_none() {
+        tokio::time::sleep(opts.duration).await;
+        stop.store(true, Ordering::SeqCst);
+    }
+    let mut recorder = Recorder::default();
+    for t in tasks {
+        recorder.merge(t.await.map_err(|e| format!("a client failed: {e}"))?);
+    }
+    let elapsed = started.elapsed();
+    progress.finish();
+    let memory = memory.map(|m| m.stop());
+
+    // Let expiries land, then check the ledger.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let ledger = client.get_json("/v1/admin/ledger", &admin).await?;
+    let report = Report::new(&opts, elapsed, recorder, memory, ledger);
+    if let Some(s) = spawned {
+        s.stop();
+    }
+    Ok(report)
+}
+
+struct Worker {
+    client: Client,
+    sk: String,
+    me: Customer,
+    poor: Customer,
+    mix: Mix,
+    stop: Arc<AtomicBool>,
+    iterations: Arc<AtomicU64>,
+    requests: Arc<AtomicU64>,
+    count: Option<u64>,
+    seed: u64,
+}
+
+impl Worker {
+    async fn run(self) -> Recorder {
+        let mut rec = Recorder::default();
+        let mut rng = mix::Rng::new(self.seed);
+        let mut n: u64 = 0;
+        loop {
+            if self.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            if let Some(limit) = self.count
+                && self.iterations.fetch_add(1, Ordering::Relaxed) >= limit
+            {
+                break;
+            }
+            n += 1;
+            let op = self.mix.pick(&mut rng);
+            let before = rec.requests();
+            self.iteration(op, n, &mut rng, &mut rec).await;
+            self.requests.fetch_add(rec.requests() - before, Ordering::Relaxed);
+        }
+        rec
+    }
+
+    async fn iteration(&self, op: Op, n: u64, rng: &mut mix::Rng, rec: &mut Recorder) {
+        let c = &self.client;
+        let lines = if rng.below(2) == 0 {
+            json!([{"sku": "tea", "quantity": 1 + rng.below(3)}])
+        } else {
+            json!([{"sku": "cake", "quantity": 1}, {"sku": "bun", "quantity": 1 + rng.below(4)}])
+        };
+        let (customer, extra) = match op {
+            Op::Insufficient => (&self.poor, json!({})),
+            Op::Expire => (&self.me, json!({"expires_in": 1})),
+            _ => (&self.me, json!({})),
+        };
+        let mut body = json!({"currency": "CNY", "items": lines, "customer": customer.id});
+        if op == Op::Pin {
+            // A medium-tier payment (above 200.00 CNY): the PIN is required.
+            body = json!({"currency": "CNY", "items": [{"sku": "cake", "quantity": 9}], "customer": customer.id});
+        }
+        if let (Some(o), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+            o.extend(e.clone());
+        }
+        let idem = (op == Op::Retry).then(|| format!("bench-{}-{n}", self.seed));
+        let Some(p) = c.call(rec, "POST /v1/payments", "/v1/payments", &self.sk, Some(&body), idem.as_deref(), &[201]).await else {
+            return;
+        };
+        let id = p["id"].as_str().unwrap_or_default().to_string();
+        if op == Op::Retry {
+            // The same request again: replayed, nothing done twice.
+            c.call(rec, "POST /v1/payments (retry)", "/v1/payments", &self.sk, Some(&body), idem.as_deref(), &[201]).await;
+        }
+        let confirm = format!("/v1/wallet/payments/{id}/confirm");
+        match op {
+            Op::Expire => rec.count_expiry(),
+            Op::Decline => {
+                c.call(rec, "POST /decline", &format!("/v1/wallet/payments/{id}/decline"), &customer.token, Some(&json!({})), None, &[200])
+                    .await;
+            }
+            Op::Insufficient => {
+                c.call(rec, "POST /confirm (402)", &confirm, &customer.token, Some(&json!({})), None, &[402]).await;
+            }
+            Op::Pin => {
+                if c.call(rec, "POST /confirm (pin)", &confirm, &customer.token, Some(&json!({"pin": PIN})), None, &[200]).await.is_some() {
+                    rec.count_payment();
+                }
+            }
+            Op::Pay | Op::Retry | Op::Refund => {
+                if c.call(rec, "POST /confirm", &confirm, &customer.token, Some(&json!({})), None, &[200]).await.is_some() {
+                    rec.count_payment();
+                    if op == Op::Refund {
+                        c.call(rec, "POST /refunds", &format!("/v1/payments/{id}/refunds"), &self.sk, Some(&json!({"amount": 100})), None, &[201])
+                            .await;
+                    }
+                }
+            }
+        }
+    }
+}
