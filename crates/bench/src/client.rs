@@ -25,7 +25,14 @@ impl Client {
         })
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, credential: &str, body: Option<&Value>, idem: Option<&str>) -> reqwest::Result<(u16, String)> {
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        credential: &str,
+        body: Option<&Value>,
+        idem: Option<&str>,
+    ) -> reqwest::Result<(u16, String)> {
         let mut req = self.http.request(method, format!("{}{path}", self.base));
         if !credential.is_empty() {
             req = req.bearer_auth(credential);
@@ -34,7 +41,9 @@ impl Client {
             req = req.header("Idempotency-Key", k);
         }
         if let Some(b) = body {
-            req = req.header("content-type", "application/json").body(b.to_string());
+            req = req
+                .header("content-type", "application/json")
+                .body(b.to_string());
         }
         let resp = req.send().await?;
         let status = resp.status().as_u16();
@@ -42,7 +51,12 @@ impl Client {
     }
 
     /// Setup calls: any failure stops the benchmark with a message.
-    pub async fn post_json(&self, path: &str, credential: &str, body: Value) -> Result<Value, String> {
+    pub async fn post_json(
+        &self,
+        path: &str,
+        credential: &str,
+        body: Value,
+    ) -> Result<Value, String> {
         let (status, text) = self
             .send(reqwest::Method::POST, path, credential, Some(&body), None)
             .await
@@ -78,7 +92,9 @@ impl Client {
         expected: &[u16],
     ) -> Option<Value> {
         let started = Instant::now();
-        let result = self.send(reqwest::Method::POST, path, credential, body, idem).await;
+        let result = self
+            .send(reqwest::Method::POST, path, credential, body, idem)
+            .await;
         rec.latency(name, started.elapsed());
         match result {
             Ok((status, text)) => {
@@ -89,13 +105,20 @@ impl Client {
                     }
                     Some(json)
                 } else {
-                    let code = json["error"]["code"].as_str().unwrap_or("no_code").to_string();
+                    let code = json["error"]["code"]
+                        .as_str()
+                        .unwrap_or("no_code")
+                        .to_string();
                     rec.unexpected(&format!("{status} {code}"));
                     None
                 }
             }
             Err(e) => {
-                rec.unexpected(if e.is_timeout() { "timeout" } else { "connection" });
+                rec.unexpected(if e.is_timeout() {
+                    "timeout"
+                } else {
+                    "connection"
+                });
                 None
             }
         }

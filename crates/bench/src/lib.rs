@@ -42,7 +42,11 @@ pub struct Options {
 
 /// Money each bench customer starts with (minor units): enough never to run out.
 const START_BALANCE: i64 = 1_000_000_000_000;
-const PRODUCTS: [(&str, &str, i64); 3] = [("tea", "Green tea", 1299), ("cake", "Mooncake", 2500), ("bun", "Pork bun", 450)];
+const PRODUCTS: [(&str, &str, i64); 3] = [
+    ("tea", "Green tea", 1299),
+    ("cake", "Mooncake", 2500),
+    ("bun", "Pork bun", 450),
+];
 const PIN: &str = "135790";
 
 struct Customer {
@@ -56,7 +60,11 @@ pub async fn run(opts: Options) -> Result<Report, String> {
         Some(_) => None,
         None => Some(server::Spawned::start(&opts.exe).await?),
     };
-    let url = opts.url.clone().or_else(|| spawned.as_ref().map(|s| s.url.clone())).ok_or("no url")?;
+    let url = opts
+        .url
+        .clone()
+        .or_else(|| spawned.as_ref().map(|s| s.url.clone()))
+        .ok_or("no url")?;
     let admin = opts
         .admin_key
         .clone()
@@ -68,11 +76,21 @@ pub async fn run(opts: Options) -> Result<Report, String> {
     // Setup: merchants with a catalog, one rich and one broke customer per client.
     let mut merchants = Vec::new();
     for i in 0..opts.merchants.max(1) {
-        let m = client.post_json("/v1/admin/merchants", &admin, json!({"name": format!("Bench shop {i}")})).await?;
+        let m = client
+            .post_json(
+                "/v1/admin/merchants",
+                &admin,
+                json!({"name": format!("Bench shop {i}")}),
+            )
+            .await?;
         let sk = m["secret_key"].as_str().ok_or("no secret key")?.to_string();
         for (sku, name, price) in PRODUCTS {
             client
-                .post_json("/v1/products", &sk, json!({"sku": sku, "name": name, "unit_amount": price, "currency": "CNY"}))
+                .post_json(
+                    "/v1/products",
+                    &sk,
+                    json!({"sku": sku, "name": name, "unit_amount": price, "currency": "CNY"}),
+                )
                 .await?;
         }
         merchants.push(sk);
@@ -82,12 +100,30 @@ pub async fn run(opts: Options) -> Result<Report, String> {
     let mut broke = Vec::new();
     for i in 0..opts.clients {
         for (list, balance) in [(&mut rich, START_BALANCE), (&mut broke, 0)] {
-            let phone = format!("+86{:03}{:06}{:02}", 100 + list.len() % 800, run_tag, (i * 2 + (balance == 0) as usize) % 100);
-            let r = client.post_json("/v1/wallet/signup", "", json!({"phone": phone, "name": "Bench", "pin": PIN})).await?;
-            let id = r["customer"]["id"].as_str().ok_or("no customer")?.to_string();
+            let phone = format!(
+                "+86{:03}{:06}{:02}",
+                100 + list.len() % 800,
+                run_tag,
+                (i * 2 + (balance == 0) as usize) % 100
+            );
+            let r = client
+                .post_json(
+                    "/v1/wallet/signup",
+                    "",
+                    json!({"phone": phone, "name": "Bench", "pin": PIN}),
+                )
+                .await?;
+            let id = r["customer"]["id"]
+                .as_str()
+                .ok_or("no customer")?
+                .to_string();
             if balance > 0 {
                 client
-                    .post_json("/v1/admin/topups", &admin, json!({"customer": id, "amount": balance, "currency": "CNY"}))
+                    .post_json(
+                        "/v1/admin/topups",
+                        &admin,
+                        json!({"customer": id, "amount": balance, "currency": "CNY"}),
+                    )
                     .await?;
             }
             list.push(Customer {
@@ -102,7 +138,8 @@ pub async fn run(opts: Options) -> Result<Report, String> {
     let stop = Arc::new(AtomicBool::new(false));
     let iterations = Arc::new(AtomicU64::new(0));
     let requests = Arc::new(AtomicU64::new(0));
-    let progress = report::Progress::start(opts.progress, opts.duration, opts.count, requests.clone());
+    let progress =
+        report::Progress::start(opts.progress, opts.duration, opts.count, requests.clone());
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (i, (me, poor)) in rich.into_iter().zip(broke).enumerate() {
@@ -173,7 +210,8 @@ impl Worker {
             let op = self.mix.pick(&mut rng);
             let before = rec.requests();
             self.iteration(op, n, &mut rng, &mut rec).await;
-            self.requests.fetch_add(rec.requests() - before, Ordering::Relaxed);
+            self.requests
+                .fetch_add(rec.requests() - before, Ordering::Relaxed);
         }
         rec
     }
@@ -199,35 +237,102 @@ impl Worker {
             o.extend(e.clone());
         }
         let idem = (op == Op::Retry).then(|| format!("bench-{}-{n}", self.seed));
-        let Some(p) = c.call(rec, "POST /v1/payments", "/v1/payments", &self.sk, Some(&body), idem.as_deref(), &[201]).await else {
+        let Some(p) = c
+            .call(
+                rec,
+                "POST /v1/payments",
+                "/v1/payments",
+                &self.sk,
+                Some(&body),
+                idem.as_deref(),
+                &[201],
+            )
+            .await
+        else {
             return;
         };
         let id = p["id"].as_str().unwrap_or_default().to_string();
         if op == Op::Retry {
             // The same request again: replayed, nothing done twice.
-            c.call(rec, "POST /v1/payments (retry)", "/v1/payments", &self.sk, Some(&body), idem.as_deref(), &[201]).await;
+            c.call(
+                rec,
+                "POST /v1/payments (retry)",
+                "/v1/payments",
+                &self.sk,
+                Some(&body),
+                idem.as_deref(),
+                &[201],
+            )
+            .await;
         }
         let confirm = format!("/v1/wallet/payments/{id}/confirm");
         match op {
             Op::Expire => rec.count_expiry(),
             Op::Decline => {
-                c.call(rec, "POST /decline", &format!("/v1/wallet/payments/{id}/decline"), &customer.token, Some(&json!({})), None, &[200])
-                    .await;
+                c.call(
+                    rec,
+                    "POST /decline",
+                    &format!("/v1/wallet/payments/{id}/decline"),
+                    &customer.token,
+                    Some(&json!({})),
+                    None,
+                    &[200],
+                )
+                .await;
             }
             Op::Insufficient => {
-                c.call(rec, "POST /confirm (402)", &confirm, &customer.token, Some(&json!({})), None, &[402]).await;
+                c.call(
+                    rec,
+                    "POST /confirm (402)",
+                    &confirm,
+                    &customer.token,
+                    Some(&json!({})),
+                    None,
+                    &[402],
+                )
+                .await;
             }
             Op::Pin => {
-                if c.call(rec, "POST /confirm (pin)", &confirm, &customer.token, Some(&json!({"pin": PIN})), None, &[200]).await.is_some() {
+                if c.call(
+                    rec,
+                    "POST /confirm (pin)",
+                    &confirm,
+                    &customer.token,
+                    Some(&json!({"pin": PIN})),
+                    None,
+                    &[200],
+                )
+                .await
+                .is_some()
+                {
                     rec.count_payment();
                 }
             }
             Op::Pay | Op::Retry | Op::Refund => {
-                if c.call(rec, "POST /confirm", &confirm, &customer.token, Some(&json!({})), None, &[200]).await.is_some() {
+                if c.call(
+                    rec,
+                    "POST /confirm",
+                    &confirm,
+                    &customer.token,
+                    Some(&json!({})),
+                    None,
+                    &[200],
+                )
+                .await
+                .is_some()
+                {
                     rec.count_payment();
                     if op == Op::Refund {
-                        c.call(rec, "POST /refunds", &format!("/v1/payments/{id}/refunds"), &self.sk, Some(&json!({"amount": 100})), None, &[201])
-                            .await;
+                        c.call(
+                            rec,
+                            "POST /refunds",
+                            &format!("/v1/payments/{id}/refunds"),
+                            &self.sk,
+                            Some(&json!({"amount": 100})),
+                            None,
+                            &[201],
+                        )
+                        .await;
                     }
                 }
             }

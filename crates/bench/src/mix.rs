@@ -35,8 +35,13 @@ impl Mix {
     pub fn parse(text: &str) -> Result<Mix, String> {
         let mut m = Mix::default();
         for part in text.split(',').filter(|p| !p.trim().is_empty()) {
-            let (k, v) = part.split_once('=').ok_or_else(|| format!("--mix: expected name=fraction, got {part:?}"))?;
-            let f: f64 = v.trim().parse().map_err(|_| format!("--mix: {v:?} is not a fraction"))?;
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| format!("--mix: expected name=fraction, got {part:?}"))?;
+            let f: f64 = v
+                .trim()
+                .parse()
+                .map_err(|_| format!("--mix: {v:?} is not a fraction"))?;
             if !(0.0..=1.0).contains(&f) {
                 return Err(format!("--mix: {k} must be between 0 and 1"));
             }
@@ -48,7 +53,11 @@ impl Mix {
                 "insufficient" => m.insufficient = per_mille,
                 "retry" => m.retry = per_mille,
                 "pin" => m.pin = per_mille,
-                other => return Err(format!("--mix: unknown kind {other:?} (refund, decline, expire, insufficient, retry, pin)")),
+                other => {
+                    return Err(format!(
+                        "--mix: unknown kind {other:?} (refund, decline, expire, insufficient, retry, pin)"
+                    ));
+                }
             }
         }
         if m.total() > 1000 {

@@ -27,10 +27,10 @@ const MAX_LATENCY_US: u64 = 60_000_000;
 impl Recorder {
     pub fn latency(&mut self, name: &'static str, d: Duration) {
         self.requests += 1;
-        let h = self
-            .latencies_us
-            .entry(name)
-            .or_insert_with(|| Histogram::new_with_bounds(1, MAX_LATENCY_US, 3).unwrap_or_else(|_| Histogram::new(3).expect("histogram")));
+        let h = self.latencies_us.entry(name).or_insert_with(|| {
+            Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
+                .unwrap_or_else(|_| Histogram::new(3).expect("histogram"))
+        });
         let _ = h.record((d.as_micros() as u64).clamp(1, MAX_LATENCY_US));
     }
     pub fn requests(&self) -> u64 {
@@ -114,7 +114,13 @@ fn latency(h: &Histogram<u64>) -> Latency {
 }
 
 impl Report {
-    pub fn new(opts: &Options, elapsed: Duration, rec: Recorder, memory: Option<Memory>, ledger: Value) -> Report {
+    pub fn new(
+        opts: &Options,
+        elapsed: Duration,
+        rec: Recorder,
+        memory: Option<Memory>,
+        ledger: Value,
+    ) -> Report {
         let secs = elapsed.as_secs_f64().max(1e-9);
         let mut all: Option<Histogram<u64>> = None;
         for h in rec.latencies_us.values() {
@@ -125,7 +131,14 @@ impl Report {
                 None => all = Some(h.clone()),
             }
         }
-        let overall = all.as_ref().map(latency).unwrap_or(Latency { count: 0, p50_ms: 0.0, p90_ms: 0.0, p99_ms: 0.0, p999_ms: 0.0, max_ms: 0.0 });
+        let overall = all.as_ref().map(latency).unwrap_or(Latency {
+            count: 0,
+            p50_ms: 0.0,
+            p90_ms: 0.0,
+            p99_ms: 0.0,
+            p999_ms: 0.0,
+            max_ms: 0.0,
+        });
         let ledger_ok = ledger["balanced"] == true
             && ledger["payment_transfer_mismatches"].as_i64() == Some(0)
             && ledger["refund_transfer_mismatches"].as_i64() == Some(0);
@@ -139,7 +152,11 @@ impl Report {
             requests_per_s: rec.requests as f64 / secs,
             expiries_requested: rec.expiries,
             latency: overall,
-            endpoints: rec.latencies_us.iter().map(|(k, h)| (k.to_string(), latency(h))).collect(),
+            endpoints: rec
+                .latencies_us
+                .iter()
+                .map(|(k, h)| (k.to_string(), latency(h)))
+                .collect(),
             expected_errors: rec.expected_errors,
             ok: rec.unexpected.is_empty() && ledger_ok,
             unexpected_errors: rec.unexpected,
@@ -151,9 +168,17 @@ impl Report {
     pub fn print(&self) {
         println!(
             "\n{} clients, {:.1} s: {} payments ({:.0}/s), {} requests ({:.0}/s)",
-            self.clients, self.duration_s, self.payments, self.payments_per_s, self.requests, self.requests_per_s
+            self.clients,
+            self.duration_s,
+            self.payments,
+            self.payments_per_s,
+            self.requests,
+            self.requests_per_s
         );
-        println!("\n{:<28} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}", "endpoint", "count", "p50 ms", "p90", "p99", "p99.9", "max");
+        println!(
+            "\n{:<28} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}",
+            "endpoint", "count", "p50 ms", "p90", "p99", "p99.9", "max"
+        );
         let row = |name: &str, l: &Latency| {
             println!(
                 "{name:<28} {:>9} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
@@ -173,11 +198,17 @@ impl Report {
         if let Some(m) = &self.memory {
             let first = m.samples_mib.first().copied().unwrap_or(0.0);
             let last = m.samples_mib.last().copied().unwrap_or(0.0);
-            println!("\nserver memory: peak RSS {:.1} MiB (first sample {first:.1}, last {last:.1})", m.peak_rss_mib);
+            println!(
+                "\nserver memory: peak RSS {:.1} MiB (first sample {first:.1}, last {last:.1})",
+                m.peak_rss_mib
+            );
         }
         println!(
             "ledger: balanced={} transfers={} payment_transfer_mismatches={} refund_transfer_mismatches={}",
-            self.ledger["balanced"], self.ledger["transfers"], self.ledger["payment_transfer_mismatches"], self.ledger["refund_transfer_mismatches"]
+            self.ledger["balanced"],
+            self.ledger["transfers"],
+            self.ledger["payment_transfer_mismatches"],
+            self.ledger["refund_transfer_mismatches"]
         );
         println!("{}", if self.ok { "OK" } else { "FAILED" });
     }
@@ -190,7 +221,12 @@ pub struct Progress {
 }
 
 impl Progress {
-    pub fn start(show: bool, duration: Duration, count: Option<u64>, requests: Arc<AtomicU64>) -> Progress {
+    pub fn start(
+        show: bool,
+        duration: Duration,
+        count: Option<u64>,
+        requests: Arc<AtomicU64>,
+    ) -> Progress {
         let stop = Arc::new(AtomicBool::new(false));
         if !show {
             return Progress { stop, handle: None };
@@ -200,8 +236,10 @@ impl Progress {
             None => indicatif::ProgressBar::new(duration.as_secs().max(1)),
         };
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] {wide_bar} {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         let s = stop.clone();
         let handle = tokio::spawn(async move {
@@ -215,7 +253,10 @@ impl Progress {
             }
             bar.finish_and_clear();
         });
-        Progress { stop, handle: Some(handle) }
+        Progress {
+            stop,
+            handle: Some(handle),
+        }
     }
 
     pub fn finish(self) {

@@ -51,7 +51,10 @@ impl Spawned {
     }
 
     pub fn stop(mut self) {
-        let _ = Command::new("kill").arg("-TERM").arg(self.pid.to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid.to_string())
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -97,7 +100,9 @@ impl MemorySampler {
     pub fn stop(self) -> Memory {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         let samples = self.handle.join().unwrap_or_default();
-        let peak = status_kib(self.pid, "VmHWM:").or_else(|| samples.iter().copied().max()).unwrap_or(0);
+        let peak = status_kib(self.pid, "VmHWM:")
+            .or_else(|| samples.iter().copied().max())
+            .unwrap_or(0);
         Memory {
             peak_rss_mib: peak as f64 / 1024.0,
             samples_mib: samples.iter().map(|k| *k as f64 / 1024.0).collect(),

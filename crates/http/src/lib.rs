@@ -9,6 +9,7 @@
 //! calls and back. The OpenAPI document is generated from the handlers' annotations.
 
 pub mod auth;
+pub mod auth_cache;
 pub mod device_keys;
 pub mod error;
 pub mod extract;
@@ -43,6 +44,9 @@ pub struct AppState {
     /// Permits for open wallet event streams (a limit on everything).
     pub streams: Arc<tokio::sync::Semaphore>,
     pub limits: Arc<limits::RateLimits>,
+    /// Recently verified merchant keys and wallet sessions, by digest.
+    pub merchants: Arc<auth_cache::AuthCache<pocket_store::model::MerchantAuth>>,
+    pub sessions: Arc<auth_cache::AuthCache<pocket_store::model::Customer>>,
 }
 
 impl AppState {
@@ -57,6 +61,8 @@ impl AppState {
             settings,
             streams,
             limits,
+            merchants: Arc::default(),
+            sessions: Arc::default(),
         }
     }
 }

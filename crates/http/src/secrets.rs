@@ -81,9 +81,60 @@ fn argon2<'k>(p: &PinHashing, pepper: &'k [u8; 32]) -> Result<Argon2<'k>, Error>
         .map_err(|_| Error::internal())
 }
 
+/// PIN hashing runs on a few dedicated threads (one per core), never on tokio's
+/// blocking pool: each Argon2id hash takes `memory_kib` of memory, and the allocator
+/// keeps per-thread arenas, so a bounded set of threads bounds the memory they keep.
+struct PinWorkers {
+    jobs: std::sync::mpsc::SyncSender<Box<dyn FnOnce() + Send>>,
+}
+
+fn pin_workers() -> &'static PinWorkers {
+    static WORKERS: std::sync::OnceLock<PinWorkers> = std::sync::OnceLock::new();
+    WORKERS.get_or_init(|| {
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        // Queue depth: a limit on everything; a full queue waits (back-pressure).
+        let (jobs, rx) = std::sync::mpsc::sync_channel::<Box<dyn FnOnce() + Send>>(1024);
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..threads {
+            let rx = rx.clone();
+            let _ = std::thread::Builder::new()
+                .name(format!("pocket-pin-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(r) => r.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+        }
+        PinWorkers { jobs }
+    })
+}
+
+/// Runs `f` on a PIN worker and waits for it without blocking the async threads.
+async fn on_pin_worker<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: Box<dyn FnOnce() + Send> = Box::new(move || {
+        let _ = tx.send(f());
+    });
+    let workers = pin_workers();
+    // `send` blocks only when 1024 hashes are already queued.
+    tokio::task::block_in_place(|| workers.jobs.send(job)).map_err(|_| Error::internal())?;
+    rx.await.map_err(|_| Error::internal())?
+}
+
 /// Hashes a PIN (slow on purpose) off the async threads.
 pub async fn hash_pin(params: PinHashing, pepper: [u8; 32], pin: String) -> Result<String, Error> {
-    tokio::task::spawn_blocking(move || {
+    on_pin_worker(move || {
         let mut salt = [0u8; 16];
         rand::rng().fill_bytes(&mut salt);
         let salt = SaltString::encode_b64(&salt).map_err(|_| Error::internal())?;
@@ -93,13 +144,12 @@ pub async fn hash_pin(params: PinHashing, pepper: [u8; 32], pin: String) -> Resu
         Ok(hash.to_string())
     })
     .await
-    .map_err(|_| Error::internal())?
 }
 
 /// Checks a PIN against its stored hash (the hash carries its own cost parameters;
 /// the pepper is the server key).
 pub async fn verify_pin(pepper: [u8; 32], stored_hash: String, pin: String) -> Result<bool, Error> {
-    tokio::task::spawn_blocking(move || {
+    on_pin_worker(move || {
         let parsed = PasswordHash::new(&stored_hash).map_err(|_| Error::internal())?;
         let hasher = Argon2::new_with_secret(
             &pepper,
@@ -111,7 +161,6 @@ pub async fn verify_pin(pepper: [u8; 32], stored_hash: String, pin: String) -> R
         Ok(hasher.verify_password(pin.as_bytes(), &parsed).is_ok())
     })
     .await
-    .map_err(|_| Error::internal())?
 }
 
 #[cfg(test)]
@@ -155,7 +204,7 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread")]
     async fn pins_hash_and_verify() {
         let p = PinHashing {
             memory_kib: 1024,

@@ -168,7 +168,7 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             queue_depth: pocket_store::sqlite::DEFAULT_QUEUE_DEPTH,
-            read_connections: 4,
+            read_connections: 8,
         }
     }
 }

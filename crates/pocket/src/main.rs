@@ -160,14 +160,16 @@ fn run(cli: Cli) -> Result<(), String> {
                 count,
                 mix: pocket_bench::mix::Mix::parse(&mix)?,
                 merchants,
-                exe: std::env::current_exe().map_err(|e| format!("cannot find the pocket executable: {e}"))?,
+                exe: std::env::current_exe()
+                    .map_err(|e| format!("cannot find the pocket executable: {e}"))?,
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
             };
             let report = runtime()?.block_on(pocket_bench::run(opts))?;
             report.print();
             if let Some(path) = json {
                 let text = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
-                std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                std::fs::write(&path, text)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
             }
             if report.ok {
                 Ok(())
@@ -189,7 +191,19 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
+/// Large allocations (a PIN hash takes ~19 MiB) go straight to mmap and back to the
+/// system when freed; glibc would otherwise raise its mmap threshold after the first
+/// one and keep every later one in per-thread arenas.
+fn return_large_allocations_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 fn main() -> ExitCode {
+    return_large_allocations_to_the_system();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

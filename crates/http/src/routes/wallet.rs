@@ -201,6 +201,7 @@ pub async fn sign_out(
     State(state): State<AppState>,
     caller: CustomerCaller,
 ) -> ApiResult<StatusCode> {
+    state.sessions.remove(&caller.token_digest);
     state.store.delete_session(caller.token_digest).await?;
     Ok(StatusCode::NO_CONTENT)
 }

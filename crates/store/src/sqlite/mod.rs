@@ -11,6 +11,7 @@
 //!   `pocket-core`; every check that must hold under concurrency (balance ≥ 0, single
 //!   confirmation, deadline) is also a conditional statement or constraint in SQL.
 
+mod checkpointer;
 mod ops;
 mod pool;
 mod writer;
@@ -45,7 +46,7 @@ impl SqliteOptions {
         SqliteOptions {
             path: dir.join("pocket.db"),
             queue_depth: DEFAULT_QUEUE_DEPTH,
-            read_connections: 4,
+            read_connections: 8,
         }
     }
 }
@@ -104,7 +105,11 @@ impl SqliteStore {
             .map_err(|e| format!("cannot open {}: {e}", options.path.display()))?;
         migrate(&mut conn)
             .map_err(|e| format!("cannot migrate {}: {e}", options.path.display()))?;
-        let readers = pool::Readers::new(options.path.clone(), options.read_connections);
+        // Checkpoints run on their own thread, not inside the writer's commits.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(|e| format!("cannot configure {}: {e}", options.path.display()))?;
+        checkpointer::start(&options.path)?;
+        let readers = pool::Readers::new(options.path.clone(), options.read_connections)?;
         let (notes, _) = broadcast::channel(NOTES_CAPACITY);
         let writer = writer::Writer::start(conn, clock.clone(), options.queue_depth, notes.clone())
             .map_err(|e| format!("cannot start the writer: {e}"))?;

@@ -1,25 +1,36 @@
-//! A small pool of read-only connections used from tokio's blocking threads.
-//! In WAL mode readers see the last commit and never wait for the writer.
+//! A fixed pool of read-only connections used from tokio's blocking threads. In WAL
+//! mode readers see the last commit and never wait for the writer. The pool is
+//! bounded: a read waits for a free connection rather than opening another one
+//! (opening a connection costs far more than waiting for one).
 
 use pocket_core::Error;
 use rusqlite::{Connection, OpenFlags};
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex};
 
 pub(super) struct Readers {
-    path: PathBuf,
-    idle: Arc<Mutex<Vec<Connection>>>,
-    /// Most idle connections kept; more may exist briefly under load.
-    max_idle: usize,
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    idle: Mutex<Vec<Connection>>,
+    freed: Condvar,
 }
 
 impl Readers {
-    pub(super) fn new(path: PathBuf, max_idle: usize) -> Readers {
-        Readers {
-            path,
-            idle: Arc::new(Mutex::new(Vec::new())),
-            max_idle: max_idle.max(1),
+    pub(super) fn new(path: PathBuf, size: usize) -> Result<Readers, String> {
+        let mut idle = Vec::with_capacity(size.max(1));
+        for _ in 0..size.max(1) {
+            idle.push(
+                open_reader(&path).map_err(|e| format!("cannot open a read connection: {e}"))?,
+            );
         }
+        Ok(Readers {
+            shared: Arc::new(Shared {
+                idle: Mutex::new(idle),
+                freed: Condvar::new(),
+            }),
+        })
     }
 
     pub(super) async fn run<T, F>(&self, f: F) -> Result<T, Error>
@@ -27,20 +38,23 @@ impl Readers {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, Error> + Send + 'static,
     {
-        let idle = self.idle.clone();
-        let path = self.path.clone();
-        let max_idle = self.max_idle;
+        let shared = self.shared.clone();
         let job = move || {
-            let pooled = idle.lock().ok().and_then(|mut v| v.pop());
-            let conn = match pooled {
-                Some(c) => c,
-                None => open_reader(&path).map_err(super::sql_error)?,
+            let conn = {
+                let mut idle = shared.idle.lock().map_err(|_| Error::internal())?;
+                loop {
+                    if let Some(c) = idle.pop() {
+                        break c;
+                    }
+                    idle = shared.freed.wait(idle).map_err(|_| Error::internal())?;
+                }
             };
             let out = f(&conn);
-            if let Ok(mut v) = idle.lock()
-                && v.len() < max_idle
-            {
-                v.push(conn);
+            // A connection whose statement panicked or failed is still usable: SQLite
+            // resets statements on drop.
+            if let Ok(mut idle) = shared.idle.lock() {
+                idle.push(conn);
+                shared.freed.notify_one();
             }
             out
         };
@@ -51,7 +65,7 @@ impl Readers {
     }
 }
 
-fn open_reader(path: &std::path::Path) -> rusqlite::Result<Connection> {
+fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY
@@ -59,5 +73,6 @@ fn open_reader(path: &std::path::Path) -> rusqlite::Result<Connection> {
             | OpenFlags::SQLITE_OPEN_URI,
     )?;
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
