@@ -26,6 +26,8 @@ pub struct Rate {
 pub struct RateLimits {
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     per_credential: Option<DefaultKeyedRateLimiter<[u8; 16]>>,
+    /// Made once: creating a clock calibrates it, which is far too slow per request.
+    clock: DefaultClock,
 }
 
 fn limiter<K: std::hash::Hash + Eq + Clone>(rate: Rate) -> Option<DefaultKeyedRateLimiter<K>> {
@@ -41,6 +43,7 @@ impl RateLimits {
         RateLimits {
             per_ip: limiter(per_ip),
             per_credential: limiter(per_credential),
+            clock: DefaultClock::default(),
         }
     }
 
@@ -56,9 +59,9 @@ impl RateLimits {
 
     /// `Err(seconds to wait)` when over a limit.
     fn check(&self, ip: Option<IpAddr>, credential: Option<&[u8]>) -> Result<(), u64> {
-        let clock = DefaultClock::default();
-        let wait =
-            |not_until: governor::NotUntil<_>| not_until.wait_time_from(clock.now()).as_secs() + 1;
+        let wait = |not_until: governor::NotUntil<_>| {
+            not_until.wait_time_from(self.clock.now()).as_secs() + 1
+        };
         if let (Some(l), Some(ip)) = (&self.per_ip, ip) {
             l.check_key(&ip).map_err(wait)?;
         }

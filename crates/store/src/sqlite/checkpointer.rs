@@ -1,14 +1,14 @@
 //! WAL checkpoints off the write path. The writer's connection has auto-checkpoints
-//! off; this thread copies committed pages from the WAL into the database file
-//! (`PASSIVE`: it never blocks the writer or readers) every [`EVERY`], and truncates
-//! the WAL when it has grown past [`TRUNCATE_ABOVE_PAGES`] and nothing reads it.
+//! off; this thread copies committed pages from the WAL into the database file every
+//! [`EVERY`] with `PASSIVE` checkpoints, which never block the writer or readers.
+//! Once a checkpoint has caught up, the writer starts the WAL over from its
+//! beginning by itself (and `journal_size_limit` trims the file then).
 
 use rusqlite::Connection;
 use std::path::Path;
 use std::time::Duration;
 
 const EVERY: Duration = Duration::from_millis(500);
-const TRUNCATE_ABOVE_PAGES: i64 = 20_000;
 
 pub(super) fn start(path: &Path) -> Result<(), String> {
     let conn = Connection::open(path)
@@ -20,17 +20,8 @@ pub(super) fn start(path: &Path) -> Result<(), String> {
         .spawn(move || {
             loop {
                 std::thread::sleep(EVERY);
-                // (busy, pages in the WAL, pages checkpointed)
-                let r: rusqlite::Result<(i64, i64, i64)> =
-                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-                    });
-                match r {
-                    Ok((_, log, done)) if log > TRUNCATE_ABOVE_PAGES && done == log => {
-                        let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::debug!(error = %e, "checkpoint skipped"),
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::debug!(error = %e, "checkpoint skipped");
                 }
             }
         })

@@ -138,7 +138,16 @@ fn writer_loop(
             announce(&conn, &mut last_seq, &notes);
         }
     }
-    tracing::info!("writer stopped: every queued write was committed or answered");
+    let (batches, jobs) = (
+        counters.batches.load(Ordering::Relaxed),
+        counters.jobs.load(Ordering::Relaxed),
+    );
+    tracing::info!(
+        batches,
+        jobs,
+        jobs_per_batch = jobs as f64 / batches.max(1) as f64,
+        "writer stopped: every queued write was committed or answered"
+    );
 }
 
 /// Tells in-process listeners about the events the last batch committed.
@@ -155,6 +164,11 @@ fn announce(conn: &Connection, last_seq: &mut i64, notes: &broadcast::Sender<Eve
     }
 }
 
+/// Runs a transaction-control statement, prepared once.
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
 /// Runs one batch; returns whether it committed. Fills `finishers` in job order.
 fn run_batch(
     conn: &Connection,
@@ -162,7 +176,7 @@ fn run_batch(
     batch: &mut Vec<Job>,
     finishers: &mut Vec<Finish>,
 ) -> bool {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+    if let Err(e) = run(conn, "BEGIN IMMEDIATE") {
         tracing::error!(error = %e, "cannot begin a write transaction");
         for job in batch.drain(..) {
             // Run nothing: answer every job as failed.
@@ -176,7 +190,7 @@ fn run_batch(
             finishers.push(Box::new(move |_| drop(job)));
             continue;
         }
-        if conn.execute_batch("SAVEPOINT job").is_err() {
+        if run(conn, "SAVEPOINT job").is_err() {
             ok = false;
             finishers.push(Box::new(move |_| drop(job)));
             continue;
@@ -194,7 +208,7 @@ fn run_batch(
         }
         finishers.push(finish);
     }
-    if ok && let Err(e) = conn.execute_batch("COMMIT") {
+    if ok && let Err(e) = run(conn, "COMMIT") {
         tracing::error!(error = %e, "commit failed; the batch is rolled back");
         ok = false;
     }

@@ -40,14 +40,28 @@ pub(in crate::sqlite) fn emit<T: serde::Serialize>(
     ])
     .db()?;
     // The webhook outbox: one delivery per subscribed endpoint, in this transaction.
-    conn.prepare_cached(
-        "INSERT INTO deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at)
-         SELECT ?1, id, 'pending', 0, ?3, ?3 FROM webhook_endpoints
-         WHERE merchant_id = ?2 AND deleted_at IS NULL AND (events = '*' OR events LIKE ?4)",
-    )
-    .db()?
-    .execute(params![id, subject.merchant_id, now, format!("%,{kind},%")])
-    .db()?;
+    // (Filtered here rather than with `LIKE ?`, which makes SQLite re-prepare.)
+    let endpoints: Vec<(String, String)> = {
+        let mut stmt = conn
+            .prepare_cached("SELECT id, events FROM webhook_endpoints WHERE merchant_id = ?1 AND deleted_at IS NULL")
+            .db()?;
+        let rows = stmt
+            .query_map([subject.merchant_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .db()?;
+        rows.collect::<rusqlite::Result<_>>().db()?
+    };
+    let wanted = format!(",{kind},");
+    for (endpoint, events) in endpoints {
+        if events == "*" || events.contains(&wanted) {
+            conn.prepare_cached(
+                "INSERT INTO deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at)
+                 VALUES (?1, ?2, 'pending', 0, ?3, ?3)",
+            )
+            .db()?
+            .execute(params![id, endpoint, now])
+            .db()?;
+        }
+    }
     Ok(())
 }
 
