@@ -1,0 +1,81 @@
+//! The pure money rules, timed: `cargo bench -p pocket-core`.
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use pocket_core::Currency;
+use pocket_core::ledger::{AccountKind, post};
+use pocket_core::payment::{Payment, Status, decide_confirm, decide_refund};
+use pocket_core::policy::PolicyBook;
+use pocket_core::pricing::{CartLine, Product, price_cart};
+use std::collections::{BTreeMap, HashMap};
+use std::hint::black_box;
+
+fn cny() -> Currency {
+    Currency::parse("CNY", "currency").expect("CNY")
+}
+
+fn catalog() -> HashMap<String, Product> {
+    (0..50)
+        .map(|i| {
+            let sku = format!("sku-{i}");
+            let p = Product {
+                object: "product",
+                sku: sku.clone(),
+                name: format!("Product {i}"),
+                unit_amount: 100 + i,
+                currency: cny(),
+                active: true,
+            };
+            (sku, p)
+        })
+        .collect()
+}
+
+fn payment() -> Payment {
+    let policy = PolicyBook::default().decide(2598, cny(), "amount").expect("policy");
+    Payment {
+        id: "pay_AAAAAAAAAAAAAAAAAAAAAAAA".into(),
+        object: "payment",
+        merchant: "mer_AAAAAAAAAAAAAAAAAAAAAAAA".into(),
+        merchant_name: "Tea House".into(),
+        customer: Some("cus_AAAAAAAAAAAAAAAAAAAAAAAA".into()),
+        status: Status::Pending,
+        amount: 2598,
+        currency: cny(),
+        items: vec![],
+        description: None,
+        metadata: BTreeMap::new(),
+        policy,
+        created_at: 0,
+        expires_at: 300_000,
+        completed_at: None,
+        amount_refunded: 0,
+        failure_code: None,
+        qr_payload: String::new(),
+    }
+}
+
+fn benches(c: &mut Criterion) {
+    let cat = catalog();
+    let cart: Vec<CartLine> = (0..10).map(|i| CartLine { sku: format!("sku-{}", i * 3), quantity: 1 + i }).collect();
+    c.bench_function("pricing: 10-line cart", |b| {
+        b.iter(|| price_cart(black_box(&cart), cny(), |s| cat.get(s)).expect("priced"))
+    });
+    let book = PolicyBook::default();
+    c.bench_function("policy: decide a tier", |b| b.iter(|| book.decide(black_box(250_000), cny(), "amount").expect("tier")));
+    c.bench_function("ledger: post a transfer", |b| {
+        b.iter(|| post((AccountKind::Wallet, black_box(10_000)), (AccountKind::Merchant, black_box(5)), black_box(2598)).expect("posted"))
+    });
+    let mut p = payment();
+    c.bench_function("payment: decide a confirm", |b| {
+        b.iter(|| decide_confirm(black_box(&p), "cus_AAAAAAAAAAAAAAAAAAAAAAAA", black_box(1_000)).expect("decided"))
+    });
+    p.status = Status::Succeeded;
+    c.bench_function("payment: decide a refund", |b| b.iter(|| decide_refund(black_box(&p), Some(100)).expect("refund")));
+    let place = pocket_core::emv::QrPlace { country: "CN".into(), city: "Shanghai".into() };
+    c.bench_function("emv: QR payload", |b| {
+        b.iter(|| pocket_core::emv::payload("http://127.0.0.1:8080/pay/pay_AAAAAAAAAAAAAAAAAAAAAAAA", black_box(2598), cny(), "Tea House", &place))
+    });
+}
+
+criterion_group!(core, benches);
+criterion_main!(core);
