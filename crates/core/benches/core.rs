@@ -31,7 +31,9 @@ fn catalog() -> HashMap<String, Product> {
 }
 
 fn payment() -> Payment {
-    let policy = PolicyBook::default().decide(2598, cny(), "amount").expect("policy");
+    let policy = PolicyBook::default()
+        .decide(2598, cny(), "amount")
+        .expect("policy");
     Payment {
         id: "pay_AAAAAAAAAAAAAAAAAAAAAAAA".into(),
         object: "payment",
@@ -56,24 +58,61 @@ fn payment() -> Payment {
 
 fn benches(c: &mut Criterion) {
     let cat = catalog();
-    let cart: Vec<CartLine> = (0..10).map(|i| CartLine { sku: format!("sku-{}", i * 3), quantity: 1 + i }).collect();
+    let cart: Vec<CartLine> = (0..10)
+        .map(|i| CartLine {
+            sku: format!("sku-{}", i * 3),
+            quantity: 1 + i,
+        })
+        .collect();
     c.bench_function("pricing: 10-line cart", |b| {
         b.iter(|| price_cart(black_box(&cart), cny(), |s| cat.get(s)).expect("priced"))
     });
     let book = PolicyBook::default();
-    c.bench_function("policy: decide a tier", |b| b.iter(|| book.decide(black_box(250_000), cny(), "amount").expect("tier")));
+    c.bench_function("policy: decide a tier", |b| {
+        b.iter(|| {
+            book.decide(black_box(250_000), cny(), "amount")
+                .expect("tier")
+        })
+    });
     c.bench_function("ledger: post a transfer", |b| {
-        b.iter(|| post((AccountKind::Wallet, black_box(10_000)), (AccountKind::Merchant, black_box(5)), black_box(2598)).expect("posted"))
+        b.iter(|| {
+            post(
+                (AccountKind::Wallet, black_box(10_000)),
+                (AccountKind::Merchant, black_box(5)),
+                black_box(2598),
+            )
+            .expect("posted")
+        })
     });
     let mut p = payment();
     c.bench_function("payment: decide a confirm", |b| {
-        b.iter(|| decide_confirm(black_box(&p), "cus_AAAAAAAAAAAAAAAAAAAAAAAA", black_box(1_000)).expect("decided"))
+        b.iter(|| {
+            decide_confirm(
+                black_box(&p),
+                "cus_AAAAAAAAAAAAAAAAAAAAAAAA",
+                black_box(1_000),
+            )
+            .expect("decided")
+        })
     });
     p.status = Status::Succeeded;
-    c.bench_function("payment: decide a refund", |b| b.iter(|| decide_refund(black_box(&p), Some(100)).expect("refund")));
-    let place = pocket_core::emv::QrPlace { country: "CN".into(), city: "Shanghai".into() };
+    c.bench_function("payment: decide a refund", |b| {
+        b.iter(|| decide_refund(black_box(&p), Some(100)).expect("refund"))
+    });
+    let place = pocket_core::emv::QrPlace {
+        country: "CN".into(),
+        city: "Shanghai".into(),
+    };
     c.bench_function("emv: QR payload", |b| {
-        b.iter(|| pocket_core::emv::payload("http://127.0.0.1:8080/pay/pay_AAAAAAAAAAAAAAAAAAAAAAAA", black_box(2598), cny(), "Tea House", &place))
+        b.iter(|| {
+            pocket_core::emv::payload(
+                "http://127.0.0.1:8080/pay/pay_AAAAAAAAAAAAAAAAAAAAAAAA",
+                black_box(2598),
+                cny(),
+                "Tea House",
+                &place,
+            )
+        })
     });
 }
 
