@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pocket_core::time::MS_PER_SECOND;
 use pocket_core::{Currency, Error, money};
-use pocket_store::model::{LedgerReport, Merchant, Topup, Written};
+use pocket_store::model::{Idem, LedgerReport, Merchant, Topup, Written};
 use pocket_webhooks::signature::endpoint_secret;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -86,6 +86,32 @@ pub(crate) fn secret_response<T: Serialize>(
     }
 }
 
+/// A merchant secret key for a key-issuing request: new (derived from the
+/// idempotency record when there is one), or the first answer when this is a retry.
+enum Issued {
+    New {
+        idem: Option<Idem>,
+        secret_key: String,
+    },
+    Replay(Response),
+}
+
+async fn issue_key(state: &AppState, key: &IdempotencyKey, raw: &[u8]) -> ApiResult<Issued> {
+    let idem = key.for_caller(ADMIN, raw, StatusCode::CREATED);
+    let secret_key = issue_secret(&state.settings.server_key, "sk", idem.as_ref());
+    if let Some(stored) = precheck(state, idem.as_ref()).await? {
+        let secrets = [("secret_key", secret_key)];
+        let replayed = secret_response::<Value>(
+            Written::Replayed(stored),
+            StatusCode::CREATED,
+            &secrets,
+            &state.settings.server_key,
+        );
+        return Ok(Issued::Replay(replayed));
+    }
+    Ok(Issued::New { idem, secret_key })
+}
+
 #[utoipa::path(post, path = "/v1/admin/merchants", tag = "operator",
     request_body = CreateMerchant,
     responses((status = 201, body = CreatedMerchant), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
@@ -101,18 +127,13 @@ pub async fn create_merchant(
     if let Some(url) = &req.webhook_url {
         crate::routes::webhooks::check_webhook_url(&state, url, "webhook_url")?;
     }
-    let idem = key.for_caller(ADMIN, &body.raw, StatusCode::CREATED);
-    let secret_key = issue_secret(&state.settings.server_key, "sk", idem.as_ref());
+    let issued = issue_key(&state, &key, &body.raw).await?;
+    let (idem, secret_key) = match issued {
+        Issued::New { idem, secret_key } => (idem, secret_key),
+        Issued::Replay(r) => return Ok(r),
+    };
     let secrets = [("secret_key", secret_key.clone())];
     let server_key = &state.settings.server_key;
-    if let Some(stored) = precheck(&state, idem.as_ref()).await? {
-        return Ok(secret_response::<Value>(
-            Written::Replayed(stored),
-            StatusCode::CREATED,
-            &secrets,
-            server_key,
-        ));
-    }
     let written = state
         .store
         .create_merchant(
@@ -168,18 +189,13 @@ pub async fn roll_key(
         )
         .into());
     }
-    let idem = key.for_caller(ADMIN, &body.raw, StatusCode::CREATED);
-    let secret_key = issue_secret(&state.settings.server_key, "sk", idem.as_ref());
+    let issued = issue_key(&state, &key, &body.raw).await?;
+    let (idem, secret_key) = match issued {
+        Issued::New { idem, secret_key } => (idem, secret_key),
+        Issued::Replay(r) => return Ok(r),
+    };
     let secrets = [("secret_key", secret_key.clone())];
     let server_key = &state.settings.server_key;
-    if let Some(stored) = precheck(&state, idem.as_ref()).await? {
-        return Ok(secret_response::<Value>(
-            Written::Replayed(stored),
-            StatusCode::CREATED,
-            &secrets,
-            server_key,
-        ));
-    }
     let old_expires_at = state.store.now_ms() + overlap * MS_PER_SECOND;
     let written = state
         .store
