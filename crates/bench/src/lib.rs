@@ -251,7 +251,7 @@ impl Worker {
         else {
             return;
         };
-        let id = p["id"].as_str().unwrap_or_default().to_string();
+        let id = p.id.unwrap_or_default();
         if op == Op::Retry {
             // The same request again: replayed, nothing done twice.
             c.call(
