@@ -10,9 +10,9 @@
 //! Every function here takes `now_ms` from its caller: the store passes the time it
 //! reads inside the committing transaction, so deadlines are enforced at commit.
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::money::Currency;
-use crate::policy::Policy;
+use crate::policy::{Authentication, Policy};
 use crate::pricing::PricedItem;
 use crate::time;
 use serde::Serialize;
@@ -148,6 +148,42 @@ pub fn decide_confirm(p: &Payment, customer: &str, now_ms: i64) -> Result<Decisi
         return Err(Error::not_found("payment", &p.id));
     }
     pending_decision(p, now_ms)
+}
+
+/// What the confirming customer has proven; the shell verifies the PIN hash and the
+/// device signature, this records that it did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Proof {
+    pub pin: bool,
+    pub device: bool,
+}
+
+pub fn pin_required() -> Error {
+    Error::new(
+        ErrorKind::Authentication,
+        "pin_required",
+        "This payment needs the wallet's PIN.",
+    )
+    .with_param("pin")
+}
+
+pub fn device_signature_required() -> Error {
+    Error::new(
+        ErrorKind::Authentication,
+        "device_signature_required",
+        "This payment needs the PIN and a signature by one of this wallet's device keys.",
+    )
+}
+
+/// Does `proof` satisfy the payment's policy? Checked again inside the confirming
+/// transaction, whatever the HTTP layer checked before.
+pub fn check_proof(p: &Payment, proof: Proof) -> Result<(), Error> {
+    match p.policy.authentication {
+        Authentication::None => Ok(()),
+        Authentication::Pin | Authentication::PinAndDevice if !proof.pin => Err(pin_required()),
+        Authentication::PinAndDevice if !proof.device => Err(device_signature_required()),
+        _ => Ok(()),
+    }
 }
 
 /// A decline: only the addressed customer, never an open payment.
@@ -330,6 +366,62 @@ mod tests {
         assert_eq!(
             decide_refund(&pending, None).unwrap_err().code,
             "payment_not_succeeded"
+        );
+    }
+
+    #[test]
+    fn proof_must_match_the_policy() {
+        let mut p = payment(None, Status::Pending);
+        assert_eq!(check_proof(&p, Proof::default()), Ok(()));
+        p.policy.authentication = Authentication::Pin;
+        assert_eq!(
+            check_proof(&p, Proof::default()).unwrap_err().code,
+            "pin_required"
+        );
+        assert_eq!(
+            check_proof(
+                &p,
+                Proof {
+                    pin: true,
+                    device: false
+                }
+            ),
+            Ok(())
+        );
+        p.policy.authentication = Authentication::PinAndDevice;
+        assert_eq!(
+            check_proof(
+                &p,
+                Proof {
+                    pin: false,
+                    device: true
+                }
+            )
+            .unwrap_err()
+            .code,
+            "pin_required"
+        );
+        assert_eq!(
+            check_proof(
+                &p,
+                Proof {
+                    pin: true,
+                    device: false
+                }
+            )
+            .unwrap_err()
+            .code,
+            "device_signature_required"
+        );
+        assert_eq!(
+            check_proof(
+                &p,
+                Proof {
+                    pin: true,
+                    device: true
+                }
+            ),
+            Ok(())
         );
     }
 

@@ -17,7 +17,7 @@ pub mod sweeper;
 
 use model::*;
 use pocket_core::ledger::AccountKind;
-use pocket_core::payment::{Payment, Status};
+use pocket_core::payment::{Payment, Proof, Status};
 use pocket_core::policy::PolicyBook;
 use pocket_core::pricing::{CartLine, Product};
 use pocket_core::{Currency, Error};
@@ -179,6 +179,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         payment_id: String,
         customer_id: String,
+        proof: Proof,
         device: Option<String>,
         idem: Option<Idem>,
     ) -> Result<Written<Payment>, Error>;

@@ -123,14 +123,26 @@ async fn a_confirm_one_millisecond_before_the_deadline_succeeds_at_it_expires() 
     w.clock.set_ms(T0 + 300_000 - 1);
     assert!(
         w.store
-            .confirm(early.clone(), w.customer.clone(), None, None)
+            .confirm(
+                early.clone(),
+                w.customer.clone(),
+                Default::default(),
+                None,
+                None
+            )
             .await
             .is_ok()
     );
     w.clock.set_ms(T0 + 300_000);
     let e = w
         .store
-        .confirm(late.clone(), w.customer.clone(), None, None)
+        .confirm(
+            late.clone(),
+            w.customer.clone(),
+            Default::default(),
+            None,
+            None,
+        )
         .await
         .unwrap_err();
     assert_eq!(e.code, "payment_expired");
@@ -171,7 +183,7 @@ async fn confirms_racing_a_moving_clock_have_exactly_one_outcome() {
         tasks.push(tokio::spawn(async move {
             tokio::task::yield_now().await;
             w.store
-                .confirm(id, w.customer.clone(), None, None)
+                .confirm(id, w.customer.clone(), Default::default(), None, None)
                 .await
                 .map(|_| ())
         }));

@@ -15,7 +15,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pocket_core::ledger::AccountKind;
-use pocket_core::payment::{Payment, confirm_message, visible_to};
+use pocket_core::payment::{
+    Payment, Proof, confirm_message, device_signature_required, pin_required, visible_to,
+};
 use pocket_core::policy::Authentication;
 use pocket_core::time::MS_PER_SECOND;
 use pocket_core::{Currency, Error, ErrorKind, money};
@@ -278,17 +280,6 @@ pub struct Confirm {
     pub signature: Option<String>,
 }
 
-fn pin_required() -> ApiError {
-    ApiError(
-        Error::new(
-            ErrorKind::Authentication,
-            "pin_required",
-            "This payment needs the wallet's PIN.",
-        )
-        .with_param("pin"),
-    )
-}
-
 /// Checks the device signature of a `pin_and_device` confirm; returns the device id.
 async fn check_device(
     state: &AppState,
@@ -328,24 +319,29 @@ pub async fn confirm(
     if let Some(stored) = precheck(&state, idem.as_ref()).await? {
         return Ok(crate::idem::replay(stored));
     }
-    let p = visible_payment(&state, &customer_id, &id).await?;
     let req = body.value;
+    if req.pin.is_none() && req.device.is_none() && req.signature.is_none() {
+        // A tap: nothing to verify here. The confirming transaction checks that the
+        // payment's policy asks for nothing more (`pin_required` otherwise).
+        validate::id(&id, "pay", "id")?;
+        let written = state
+            .store
+            .confirm(id, customer_id, Proof::default(), None, idem)
+            .await?;
+        return Ok(respond(written, StatusCode::OK));
+    }
+    let p = visible_payment(&state, &customer_id, &id).await?;
     let auth = p.policy.authentication;
     // Refuse incomplete proofs before spending a PIN attempt on them.
     if auth.needs_pin() && req.pin.is_none() {
-        return Err(pin_required());
+        return Err(pin_required().into());
     }
     let device_proof = match (auth, req.device.as_deref(), req.signature.as_deref()) {
         (Authentication::PinAndDevice, Some(device), Some(signature)) => Some((device, signature)),
-        (Authentication::PinAndDevice, _, _) => {
-            return Err(ApiError(Error::new(
-                ErrorKind::Authentication,
-                "device_signature_required",
-                "This payment needs the PIN and a signature by one of this wallet's device keys.",
-            )));
-        }
+        (Authentication::PinAndDevice, _, _) => return Err(device_signature_required().into()),
         _ => None,
     };
+    let mut proof = Proof::default();
     if let Some(pin) = req.pin.as_deref().filter(|_| auth.needs_pin()) {
         let who = state
             .store
@@ -353,6 +349,7 @@ pub async fn confirm(
             .await?
             .ok_or_else(|| Error::not_found("customer", &customer_id))?;
         check_pin(&state, &who, pin).await?;
+        proof.pin = true;
     }
     let device = match device_proof {
         Some((device, signature)) => {
@@ -360,7 +357,11 @@ pub async fn confirm(
         }
         None => None,
     };
-    let written = state.store.confirm(id, customer_id, device, idem).await?;
+    proof.device = device.is_some();
+    let written = state
+        .store
+        .confirm(id, customer_id, proof, device, idem)
+        .await?;
     Ok(respond(written, StatusCode::OK))
 }
 

@@ -378,13 +378,21 @@ impl Store for SqliteStore {
         &self,
         payment_id: String,
         customer_id: String,
+        proof: pocket_core::payment::Proof,
         device: Option<String>,
         idem: Option<Idem>,
     ) -> Result<Written<Payment>, Error> {
         self.writer
             .run(move |c, now| {
                 ops::idempotency::wrap(c, now, idem, |c| {
-                    ops::payments::confirm(c, now, &payment_id, &customer_id, device.as_deref())
+                    ops::payments::confirm(
+                        c,
+                        now,
+                        &payment_id,
+                        &customer_id,
+                        proof,
+                        device.as_deref(),
+                    )
                 })
             })
             .await?

@@ -266,12 +266,14 @@ pub(in crate::sqlite) fn confirm(
     now: i64,
     payment_id: &str,
     customer_id: &str,
+    proof: payment::Proof,
     device_id: Option<&str>,
 ) -> Result<Result<Payment, Error>, Error> {
     let mut p = must_get(conn, payment_id)?;
     if payment::decide_confirm(&p, customer_id, now)? == Decision::Expire {
         return expire_and_refuse(conn, now, p);
     }
+    payment::check_proof(&p, proof)?;
     // A device key revoked after the signature was checked still loses: revocation
     // is read here, in the committing transaction.
     if let Some(device) = device_id
