@@ -8,6 +8,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::secrets::digest;
 use axum::extract::FromRequestParts;
+use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use pocket_core::{Error, ErrorKind};
@@ -18,8 +19,8 @@ use subtle::ConstantTimeEq;
 /// Longest credential worth looking at.
 const MAX_CREDENTIAL_LEN: usize = 200;
 
-fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
     let token = value.strip_prefix("Bearer ")?.trim();
     (!token.is_empty() && token.len() <= MAX_CREDENTIAL_LEN).then_some(token)
 }
@@ -38,7 +39,7 @@ impl FromRequestParts<AppState> for Admin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let given = bearer(parts).map(|t| Sha256::digest(t.as_bytes()));
+        let given = bearer(&parts.headers).map(|t| Sha256::digest(t.as_bytes()));
         match given {
             Some(d) if bool::from(d.as_slice().ct_eq(&state.settings.admin_key_digest)) => {
                 Ok(Admin)
@@ -70,7 +71,7 @@ impl FromRequestParts<AppState> for MerchantCaller {
                 "This endpoint needs a valid merchant secret key (sk_…).",
             )
         };
-        let key = bearer(parts)
+        let key = bearer(&parts.headers)
             .filter(|t| t.starts_with("sk_"))
             .ok_or_else(refused)?;
         let found = state
@@ -93,22 +94,15 @@ pub struct CustomerCaller {
 
 impl CustomerCaller {
     /// The customer whose session token is in the `Authorization` header.
-    pub async fn from_headers(
-        headers: &axum::http::HeaderMap,
-        state: &AppState,
-    ) -> Result<Self, ApiError> {
+    pub async fn from_headers(headers: &HeaderMap, state: &AppState) -> Result<Self, ApiError> {
         let refused = || {
             refuse(
                 "invalid_token",
                 "This endpoint needs a valid wallet session token.",
             )
         };
-        let token = headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| t.starts_with("pst_") && t.len() <= MAX_CREDENTIAL_LEN)
+        let token = bearer(headers)
+            .filter(|t| t.starts_with("pst_"))
             .ok_or_else(refused)?;
         let token_digest = digest(&state.settings.server_key, token);
         let customer = state
