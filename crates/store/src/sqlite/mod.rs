@@ -28,7 +28,7 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 
 pub use ops::idempotency::key_reused;
-pub use writer::{MAX_BATCH, WriterStats};
+pub use writer::MAX_BATCH;
 
 /// Most requests waiting for the writer before new ones get `503`.
 pub const DEFAULT_QUEUE_DEPTH: usize = 8192;
@@ -128,10 +128,6 @@ impl SqliteStore {
             readers,
             clock,
         })
-    }
-
-    pub fn writer_stats(&self) -> WriterStats {
-        self.writer.stats()
     }
 
     /// Runs `f` on a read connection in the blocking pool.

@@ -12,7 +12,6 @@ use pocket_core::{Error, ErrorKind};
 use rusqlite::Connection;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use tokio::sync::{broadcast, oneshot};
 
@@ -24,22 +23,8 @@ pub const MAX_BATCH: usize = 256;
 type Finish = Box<dyn FnOnce(bool) + Send>;
 type Job = Box<dyn FnOnce(&Connection, i64) -> (bool, Finish) + Send>;
 
-/// Counters for benchmarks and `/healthz`-style introspection.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct WriterStats {
-    pub batches: u64,
-    pub jobs: u64,
-}
-
-#[derive(Default)]
-struct Counters {
-    batches: AtomicU64,
-    jobs: AtomicU64,
-}
-
 pub(super) struct Writer {
     queue: SyncSender<Job>,
-    counters: Arc<Counters>,
 }
 
 impl Writer {
@@ -50,19 +35,10 @@ impl Writer {
         notes: broadcast::Sender<EventNote>,
     ) -> std::io::Result<Writer> {
         let (queue, jobs) = sync_channel::<Job>(queue_depth.max(1));
-        let counters = Arc::new(Counters::default());
-        let c = counters.clone();
         std::thread::Builder::new()
             .name("pocket-writer".into())
-            .spawn(move || writer_loop(conn, clock, jobs, c, notes))?;
-        Ok(Writer { queue, counters })
-    }
-
-    pub(super) fn stats(&self) -> WriterStats {
-        WriterStats {
-            batches: self.counters.batches.load(Ordering::Relaxed),
-            jobs: self.counters.jobs.load(Ordering::Relaxed),
-        }
+            .spawn(move || writer_loop(conn, clock, jobs, notes))?;
+        Ok(Writer { queue })
     }
 
     /// Runs `f` inside the next batch's transaction with the time read at execution.
@@ -112,12 +88,13 @@ fn writer_loop(
     conn: Connection,
     clock: Arc<dyn Clock>,
     jobs: Receiver<Job>,
-    counters: Arc<Counters>,
     notes: broadcast::Sender<EventNote>,
 ) {
     let mut last_seq = super::ops::events::last_seq(&conn).unwrap_or(0);
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     let mut finishers: Vec<Finish> = Vec::with_capacity(MAX_BATCH);
+    // Counted for the shutdown log line: how well commits were shared.
+    let (mut batches, mut jobs_done) = (0u64, 0u64);
     while let Ok(first) = jobs.recv() {
         batch.push(first);
         while batch.len() < MAX_BATCH {
@@ -127,10 +104,8 @@ fn writer_loop(
             }
         }
         let committed = run_batch(&conn, clock.as_ref(), &mut batch, &mut finishers);
-        counters.batches.fetch_add(1, Ordering::Relaxed);
-        counters
-            .jobs
-            .fetch_add(finishers.len() as u64, Ordering::Relaxed);
+        batches += 1;
+        jobs_done += finishers.len() as u64;
         for finish in finishers.drain(..) {
             finish(committed);
         }
@@ -138,14 +113,10 @@ fn writer_loop(
             announce(&conn, &mut last_seq, &notes);
         }
     }
-    let (batches, jobs) = (
-        counters.batches.load(Ordering::Relaxed),
-        counters.jobs.load(Ordering::Relaxed),
-    );
     tracing::info!(
         batches,
-        jobs,
-        jobs_per_batch = jobs as f64 / batches.max(1) as f64,
+        jobs = jobs_done,
+        jobs_per_batch = jobs_done as f64 / batches.max(1) as f64,
         "writer stopped: every queued write was committed or answered"
     );
 }
