@@ -16,7 +16,7 @@ use futures_util::stream::{self, Stream};
 use pocket_core::payment::{Payment, Status};
 use pocket_core::time::{MS_PER_SECOND, rfc3339_ms};
 use pocket_core::{Error, ErrorKind};
-use pocket_store::model::Event;
+use pocket_store::model::{Event, EventNote};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -79,7 +79,7 @@ struct Cursor {
     customer_id: String,
     after_seq: i64,
     ready: VecDeque<Event>,
-    notes: broadcast::Receiver<pocket_store::model::EventNote>,
+    notes: broadcast::Receiver<EventNote>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -107,18 +107,10 @@ impl Cursor {
                 Err(e) => tracing::warn!(code = e.code, "wallet stream could not read events"),
             }
             // Nothing new: wait for an announcement about this customer, or the poll.
-            let wait = async {
-                loop {
-                    match self.notes.recv().await {
-                        Ok(n) if n.customer_id.as_deref() == Some(self.customer_id.as_str()) => {
-                            return true;
-                        }
-                        Ok(_) => continue,
-                        Err(broadcast::error::RecvError::Lagged(_)) => return true,
-                        Err(broadcast::error::RecvError::Closed) => return false,
-                    }
-                }
-            };
+            let customer = self.customer_id.as_str();
+            let wait = next_note(&mut self.notes, |n| {
+                n.customer_id.as_deref() == Some(customer)
+            });
             tokio::select! {
                 open = wait => if !open { return None },
                 _ = tokio::time::sleep(POLL_EVERY) => {}
@@ -218,6 +210,22 @@ pub async fn wallet_events(
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
 }
 
+/// Waits for an announcement that `about` accepts (or for missed ones: a lagging
+/// listener must look at the database anyway). `false` when announcements stop.
+async fn next_note(
+    notes: &mut broadcast::Receiver<EventNote>,
+    about: impl Fn(&EventNote) -> bool,
+) -> bool {
+    loop {
+        match notes.recv().await {
+            Ok(n) if about(&n) => return true,
+            Ok(_) => continue,
+            Err(broadcast::error::RecvError::Lagged(_)) => return true,
+            Err(broadcast::error::RecvError::Closed) => return false,
+        }
+    }
+}
+
 /// Reads the payment, and while it is pending waits up to `wait_seconds` for it to
 /// change, then reads it again.
 pub async fn wait_while_pending(
@@ -235,13 +243,9 @@ pub async fn wait_while_pending(
             return Ok(p);
         }
         let about_it = async {
-            loop {
-                match notes.recv().await {
-                    Ok(n) if n.payment_id.as_deref() == Some(id) => return,
-                    Ok(_) => continue,
-                    Err(broadcast::error::RecvError::Lagged(_)) => return,
-                    Err(broadcast::error::RecvError::Closed) => std::future::pending::<()>().await,
-                }
+            if !next_note(&mut notes, |n| n.payment_id.as_deref() == Some(id)).await {
+                // No more announcements: rely on the poll and the deadline.
+                std::future::pending::<()>().await;
             }
         };
         tokio::select! {
