@@ -41,6 +41,19 @@ pub struct Reply {
 }
 
 impl Reply {
+    async fn read(resp: reqwest::Response) -> Reply {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Reply {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
     /// The error code of an error reply.
     pub fn code(&self) -> &str {
         self.body["error"]["code"].as_str().unwrap_or("")
@@ -191,16 +204,7 @@ impl Server {
                 .body(b.to_string());
         }
         let resp = req.send().await.expect("request");
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-            text,
-        }
+        Reply::read(resp).await
     }
 
     /// Sends raw bytes as the body.
@@ -214,16 +218,7 @@ impl Server {
             .send()
             .await
             .expect("request");
-        let status = resp.status();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Reply {
-            status,
-            headers,
-            body,
-            text,
-        }
+        Reply::read(resp).await
     }
 
     pub async fn post(&self, path: &str, auth: &str, body: Value) -> Reply {
