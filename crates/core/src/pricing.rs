@@ -45,21 +45,16 @@ pub struct PricedItem {
     pub amount: i64,
 }
 
-/// Prices `lines` in `currency`, looking products up with `catalog`. Returns the lines
-/// and their total. Errors name the offending line (`items[3].sku`).
-pub fn price_cart<'a>(
-    lines: &[CartLine],
-    currency: Currency,
-    catalog: impl Fn(&str) -> Option<&'a Product>,
-) -> Result<(Vec<PricedItem>, i64), Error> {
+/// The shape of a cart, without the catalog: 1 to 100 lines, well-formed skus,
+/// quantities 1 to 10,000. The HTTP layer calls it to refuse bad carts early;
+/// [`price_cart`] calls it again, so pricing never depends on that.
+pub fn check_lines(lines: &[CartLine]) -> Result<(), Error> {
     if lines.is_empty() || lines.len() > MAX_CART_LINES {
         return Err(Error::invalid(
             "items",
             format!("`items` must have 1 to {MAX_CART_LINES} lines."),
         ));
     }
-    let mut priced = Vec::with_capacity(lines.len());
-    let mut total: i64 = 0;
     for (i, line) in lines.iter().enumerate() {
         if !(1..=MAX_QUANTITY).contains(&line.quantity) {
             return Err(Error::invalid(
@@ -67,6 +62,22 @@ pub fn price_cart<'a>(
                 format!("Quantity must be 1 to {MAX_QUANTITY}."),
             ));
         }
+        check_sku(&line.sku, &format!("items[{i}].sku"))?;
+    }
+    Ok(())
+}
+
+/// Prices `lines` in `currency`, looking products up with `catalog`. Returns the lines
+/// and their total. Errors name the offending line (`items[3].sku`).
+pub fn price_cart<'a>(
+    lines: &[CartLine],
+    currency: Currency,
+    catalog: impl Fn(&str) -> Option<&'a Product>,
+) -> Result<(Vec<PricedItem>, i64), Error> {
+    check_lines(lines)?;
+    let mut priced = Vec::with_capacity(lines.len());
+    let mut total: i64 = 0;
+    for (i, line) in lines.iter().enumerate() {
         let param = format!("items[{i}].sku");
         let product = match catalog(&line.sku) {
             Some(p) if p.active => p,

@@ -15,7 +15,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pocket_core::payment::Payment;
-use pocket_core::pricing::{CartLine, MAX_CART_LINES};
+use pocket_core::pricing::CartLine;
 use pocket_core::{Currency, Error, money};
 use pocket_store::model::Refund;
 use pocket_store::{NewPayment, PaymentOwner};
@@ -55,21 +55,8 @@ pub async fn create(
         money::check_amount(amount, "amount")?;
     }
     match &req.items {
-        Some(items) if items.is_empty() || items.len() > MAX_CART_LINES => {
-            return Err(Error::invalid(
-                "items",
-                format!("`items` must have 1 to {MAX_CART_LINES} lines."),
-            )
-            .into());
-        }
-        Some(items) => {
-            for (i, line) in items.iter().enumerate() {
-                pocket_core::pricing::check_sku(&line.sku, &format!("items[{i}].sku"))?;
-            }
-        }
-        None if req.amount.is_none() => {
-            return Err(Error::missing("amount").into());
-        }
+        Some(items) => pocket_core::pricing::check_lines(items)?,
+        None if req.amount.is_none() => return Err(Error::missing("amount").into()),
         None => {}
     }
     if let Some(c) = &req.customer {
