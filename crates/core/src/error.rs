@@ -1,7 +1,7 @@
 //! The error every layer speaks: a kind (which decides HTTP status and `type`), a
 //! stable machine `code`, a human sentence and the offending parameter.
 //!
-//! The codes are the contract's (`../shared/API.md`, "Errors"); clients branch on them.
+//! The codes are the contract's (`docs/API.md`, "Errors"); clients branch on them.
 
 use std::fmt;
 

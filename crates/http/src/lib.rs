@@ -1,4 +1,4 @@
-//! Pocket's HTTP API: the contract of `../shared/API.md` on axum.
+//! Pocket's HTTP API: the contract of `docs/API.md` on axum.
 //!
 //! A request flows: [`router`] → layers (body limit, sandbox header, tracing) →
 //! an auth extractor ([`auth`]) → the strict body/query extractors ([`extract`]) →
@@ -69,7 +69,7 @@ impl AppState {
 
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "Pocket API", version = "1", description = "Mobile payments: merchants, wallets, time-boxed payment requests and a double-entry ledger. The contract is shared/API.md."),
+    info(title = "Pocket API", version = "1", description = "Mobile payments: merchants, wallets, time-boxed payment requests and a double-entry ledger. The contract is docs/API.md."),
     modifiers(&SecuritySchemes),
     tags((name = "operator"), (name = "wallet"), (name = "merchant"), (name = "payments"), (name = "webhooks"), (name = "service"))
 )]
