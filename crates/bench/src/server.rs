@@ -23,6 +23,8 @@ impl Spawned {
             .env("POCKET_ADMIN_KEY", &admin_key)
             .env("POCKET_RATE_PER_IP", "0")
             .env("POCKET_RATE_PER_CREDENTIAL", "0")
+            .env("POCKET_PIN_PER_IP_PER_MINUTE", "0")
+            .env("POCKET_PIN_PER_PHONE_PER_MINUTE", "0")
             .env("POCKET_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

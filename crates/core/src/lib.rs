@@ -10,6 +10,7 @@
 //! - [`pricing`]: pricing a cart from a merchant's catalog.
 //! - [`payment`]: the payment object and its state machine.
 //! - [`ledger`]: double-entry postings and the conservation check.
+//! - [`lockout`]: how many wrong PINs may be verified before a PIN locks.
 //! - [`retry`]: the webhook retry schedule.
 //! - [`emv`]: the EMVCo QR payload of a payment.
 //! - [`error`]: the contract's error shape and its stable codes.
@@ -18,6 +19,7 @@
 pub mod emv;
 pub mod error;
 pub mod ledger;
+pub mod lockout;
 pub mod money;
 pub mod payment;
 pub mod policy;

@@ -4,24 +4,17 @@
 //! `cargo run --release -p pocket-http --example pin_cost`
 
 use pocket_http::PinHashing;
-use pocket_http::secrets::{hash_pin, verify_pin};
+use pocket_http::pins::{hash_pin_now, verify_pin_now};
 use std::time::Instant;
 
-#[tokio::main(flavor = "multi_thread")]
-async fn main() {
+fn main() {
     let params = PinHashing::default();
     let pepper = [7u8; 32];
-    let hash = hash_pin(params, pepper, "123456".into())
-        .await
-        .expect("hash");
+    let hash = hash_pin_now(params, &pepper, "123456").expect("hash");
     const N: u32 = 50;
     let started = Instant::now();
     for _ in 0..N {
-        assert!(
-            verify_pin(pepper, hash.clone(), "123456".into())
-                .await
-                .expect("verify")
-        );
+        assert!(verify_pin_now(&pepper, &hash, "123456").expect("verify"));
     }
     let per = started.elapsed() / N;
     let cores = std::thread::available_parallelism()

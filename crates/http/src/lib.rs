@@ -9,12 +9,12 @@
 //! calls and back. The OpenAPI document is generated from the handlers' annotations.
 
 pub mod auth;
-pub mod auth_cache;
 pub mod device_keys;
 pub mod error;
 pub mod extract;
 pub mod idem;
 pub mod limits;
+pub mod pins;
 pub mod request_id;
 pub mod routes;
 pub mod secrets;
@@ -44,9 +44,8 @@ pub struct AppState {
     /// Permits for open wallet event streams (a limit on everything).
     pub streams: Arc<tokio::sync::Semaphore>,
     pub limits: Arc<limits::RateLimits>,
-    /// Recently verified merchant keys and wallet sessions, by digest.
-    pub merchants: Arc<auth_cache::AuthCache<pocket_store::model::MerchantAuth>>,
-    pub sessions: Arc<auth_cache::AuthCache<pocket_store::model::Customer>>,
+    /// PIN hashing, budgets and lockout guards.
+    pub pins: Arc<pins::PinGate>,
 }
 
 impl AppState {
@@ -56,13 +55,18 @@ impl AppState {
             settings.rate_per_ip,
             settings.rate_per_credential,
         ));
+        let pins = Arc::new(pins::PinGate::new(
+            settings.pin_queue_depth,
+            settings.pin_budget_per_ip,
+            settings.pin_budget_per_phone,
+            settings.pin_lock,
+        ));
         AppState {
             store,
             settings,
             streams,
             limits,
-            merchants: Arc::default(),
-            sessions: Arc::default(),
+            pins,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! What the HTTP layer needs to know from configuration, already validated.
 
 use crate::limits::Rate;
+use crate::pins::Budget;
 use pocket_core::emv::QrPlace;
+use pocket_core::lockout::LockRule;
 use pocket_core::policy::PolicyBook;
 use pocket_store::QrContext;
 use std::sync::Arc;
@@ -25,6 +27,22 @@ impl Default for PinHashing {
     }
 }
 
+/// PIN hashes waiting or running at once: at ~20 ms each on 2 cores, a full queue
+/// is answered within about half a second.
+pub const DEFAULT_PIN_QUEUE_DEPTH: usize = 64;
+/// One client IP may have a PIN verified about once a second (bursts of 30): a
+/// few percent of what 2 cores can verify, plenty for the people behind one address.
+pub const DEFAULT_PIN_BUDGET_PER_IP: Budget = Budget {
+    per_minute: 60,
+    burst: 30,
+};
+/// One wallet's PIN (sign-ins, confirms, device keys together) about once every 3 s,
+/// in bursts of 10.
+pub const DEFAULT_PIN_BUDGET_PER_PHONE: Budget = Budget {
+    per_minute: 20,
+    burst: 10,
+};
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub policy: Arc<PolicyBook>,
@@ -36,8 +54,14 @@ pub struct Settings {
     pub server_key: [u8; 32],
     pub pin_hashing: PinHashing,
     pub session_ttl_seconds: i64,
-    pub pin_max_failures: i64,
-    pub pin_lock_seconds: i64,
+    /// Wrong PINs before a lock, and how long it lasts (one guard for sign-ins, one
+    /// for the signed-in holder).
+    pub pin_lock: LockRule,
+    /// Most PIN hashes waiting or running; more get `503`.
+    pub pin_queue_depth: usize,
+    /// PIN verifications per client IP and per target phone.
+    pub pin_budget_per_ip: Budget,
+    pub pin_budget_per_phone: Budget,
     /// Webhook targets on loopback and private networks are allowed (tests, internal use).
     pub allow_private_webhooks: bool,
     /// Most wallet event streams open at once; more get `503`.
@@ -58,8 +82,10 @@ impl Settings {
             server_key,
             pin_hashing: PinHashing::default(),
             session_ttl_seconds: 30 * 24 * 3600,
-            pin_max_failures: 5,
-            pin_lock_seconds: 15 * 60,
+            pin_lock: LockRule::default(),
+            pin_queue_depth: DEFAULT_PIN_QUEUE_DEPTH,
+            pin_budget_per_ip: DEFAULT_PIN_BUDGET_PER_IP,
+            pin_budget_per_phone: DEFAULT_PIN_BUDGET_PER_PHONE,
             allow_private_webhooks: false,
             max_streams: 10_000,
             rate_per_ip: Rate {

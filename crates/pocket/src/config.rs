@@ -4,6 +4,7 @@
 //! variable or value stops the start with a message naming the key and the reason.
 
 use pocket_core::policy::{PolicyBook, TierTable};
+use pocket_http::settings;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -95,6 +96,14 @@ pub struct SecurityConfig {
     pub pin_hash_iterations: u32,
     pub pin_max_failures: i64,
     pub pin_lock_seconds: i64,
+    /// PIN hashes waiting or running at once; more get `503`.
+    pub pin_queue_depth: usize,
+    /// PIN verifications per minute (and burst) from one client IP; 0 turns it off.
+    pub pin_per_ip_per_minute: u32,
+    pub pin_per_ip_burst: u32,
+    /// PIN verifications per minute (and burst) for one wallet; 0 turns it off.
+    pub pin_per_phone_per_minute: u32,
+    pub pin_per_phone_burst: u32,
     pub session_ttl_days: i64,
 }
 
@@ -159,6 +168,11 @@ impl Default for SecurityConfig {
             pin_hash_iterations: 2,
             pin_max_failures: 5,
             pin_lock_seconds: 15 * 60,
+            pin_queue_depth: settings::DEFAULT_PIN_QUEUE_DEPTH,
+            pin_per_ip_per_minute: settings::DEFAULT_PIN_BUDGET_PER_IP.per_minute,
+            pin_per_ip_burst: settings::DEFAULT_PIN_BUDGET_PER_IP.burst,
+            pin_per_phone_per_minute: settings::DEFAULT_PIN_BUDGET_PER_PHONE.per_minute,
+            pin_per_phone_burst: settings::DEFAULT_PIN_BUDGET_PER_PHONE.burst,
             session_ttl_days: 30,
         }
     }
@@ -240,6 +254,12 @@ impl Config {
         }
         if let Some(v) = env("POCKET_PIN_HASH_ITERATIONS") {
             self.security.pin_hash_iterations = parse("POCKET_PIN_HASH_ITERATIONS", v)?;
+        }
+        if let Some(v) = env("POCKET_PIN_PER_IP_PER_MINUTE") {
+            self.security.pin_per_ip_per_minute = parse("POCKET_PIN_PER_IP_PER_MINUTE", v)?;
+        }
+        if let Some(v) = env("POCKET_PIN_PER_PHONE_PER_MINUTE") {
+            self.security.pin_per_phone_per_minute = parse("POCKET_PIN_PER_PHONE_PER_MINUTE", v)?;
         }
         if let Some(v) = env("POCKET_QUEUE_DEPTH") {
             self.storage.queue_depth = parse("POCKET_QUEUE_DEPTH", v)?;
@@ -330,6 +350,28 @@ impl Config {
         }
         if !(1..=86_400).contains(&s.pin_lock_seconds) {
             return Err(bad("security.pin_lock_seconds", "must be 1 to 86400"));
+        }
+        if !(1..=100_000).contains(&s.pin_queue_depth) {
+            return Err(bad("security.pin_queue_depth", "must be 1 to 100000"));
+        }
+        for (key, per_minute, burst) in [
+            (
+                "security.pin_per_ip_burst",
+                s.pin_per_ip_per_minute,
+                s.pin_per_ip_burst,
+            ),
+            (
+                "security.pin_per_phone_burst",
+                s.pin_per_phone_per_minute,
+                s.pin_per_phone_burst,
+            ),
+        ] {
+            if per_minute > 0 && burst == 0 {
+                return Err(bad(
+                    key,
+                    "must be at least 1 when its per-minute budget is on",
+                ));
+            }
         }
         if !(1..=365).contains(&s.session_ttl_days) {
             return Err(bad("security.session_ttl_days", "must be 1 to 365"));

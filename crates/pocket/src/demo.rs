@@ -5,7 +5,8 @@ use crate::config::Config;
 use pocket_core::Currency;
 use pocket_core::pricing::Product;
 use pocket_http::Settings;
-use pocket_http::secrets::{digest, hash_pin, issue_secret, key_digest};
+use pocket_http::pins::hash_pin_now;
+use pocket_http::secrets::{digest, issue_secret, key_digest};
 use pocket_store::Store;
 use pocket_store::model::Written;
 use std::sync::Arc;
@@ -78,9 +79,7 @@ pub async fn seed(store: &Arc<dyn Store>, settings: &Settings) -> Result<(), Str
     );
     println!("  catalog (CNY): green-tea 12.99, oolong 18.99, mooncake 25.00, tea-set 688.00");
     for (phone, name, pin) in CUSTOMERS {
-        let pin_hash = hash_pin(settings.pin_hashing, settings.server_key, pin.into())
-            .await
-            .map_err(e)?;
+        let pin_hash = hash_pin_now(settings.pin_hashing, &settings.server_key, pin).map_err(e)?;
         // A session the demo never hands out: sign in with phone and PIN instead.
         let session = (
             digest(

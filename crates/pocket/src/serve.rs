@@ -55,8 +55,20 @@ pub fn open(config: &Config) -> Result<Opened, String> {
         iterations: sec.pin_hash_iterations,
         parallelism: 1,
     };
-    settings.pin_max_failures = sec.pin_max_failures;
-    settings.pin_lock_seconds = sec.pin_lock_seconds;
+    settings.pin_lock = pocket_core::lockout::LockRule {
+        max_failures: sec.pin_max_failures as u32,
+        lock_ms: sec.pin_lock_seconds * 1000,
+        ..pocket_core::lockout::LockRule::default()
+    };
+    settings.pin_queue_depth = sec.pin_queue_depth;
+    settings.pin_budget_per_ip = pocket_http::pins::Budget {
+        per_minute: sec.pin_per_ip_per_minute,
+        burst: sec.pin_per_ip_burst,
+    };
+    settings.pin_budget_per_phone = pocket_http::pins::Budget {
+        per_minute: sec.pin_per_phone_per_minute,
+        burst: sec.pin_per_phone_burst,
+    };
     settings.session_ttl_seconds = sec.session_ttl_days * 24 * 3600;
     settings.allow_private_webhooks = config.webhooks.allow_private;
     let l = &config.limits;
@@ -94,14 +106,14 @@ async fn shutdown_signal() {
     }
 }
 
-/// Forgets rate-limit state of idle clients once a minute.
-async fn forget_idle_clients(
-    limits: Arc<pocket_http::limits::RateLimits>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+/// Forgets rate-limit and PIN-budget state of idle clients once a minute.
+async fn forget_idle_clients(state: AppState, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(60)) => limits.forget_idle(),
+            _ = tokio::time::sleep(Duration::from_secs(60)) => {
+                state.limits.forget_idle();
+                state.pins.forget_idle();
+            }
             _ = stop.changed() => return,
         }
     }
@@ -184,8 +196,7 @@ pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
     )?;
     let dispatcher = tokio::spawn(dispatcher.run(stop_rx.clone()));
     let state = AppState::new(store.clone(), settings);
-    let limits = state.limits.clone();
-    let forget = tokio::spawn(forget_idle_clients(limits, stop_rx));
+    let forget = tokio::spawn(forget_idle_clients(state.clone(), stop_rx));
     let app = pocket_http::router(state).into_make_service_with_connect_info::<SocketAddr>();
 
     // SIGINT/SIGTERM: stop accepting, let in-flight requests finish (up to the grace).

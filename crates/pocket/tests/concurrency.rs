@@ -2,26 +2,11 @@
 
 mod common;
 
-use common::Server;
+use common::{Server, all};
 use reqwest::Method;
 use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// Runs `n` copies of `f` at once and collects their results in order.
-async fn all<F, Fut, T>(n: usize, f: F) -> Vec<T>
-where
-    F: Fn(usize) -> Fut,
-    Fut: std::future::Future<Output = T> + Send + 'static,
-    T: Send + 'static,
-{
-    let handles: Vec<_> = (0..n).map(|i| tokio::spawn(f(i))).collect();
-    let mut out = Vec::with_capacity(n);
-    for h in handles {
-        out.push(h.await.expect("task"));
-    }
-    out
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_parallel_confirms_of_one_payment() {

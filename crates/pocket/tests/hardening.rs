@@ -5,27 +5,12 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{ADMIN_KEY, Options, Server};
+use common::{ADMIN_KEY, Options, Server, jwk, new_key};
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
-use rand::RngCore;
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::time::Duration;
-
-fn new_key() -> SigningKey {
-    loop {
-        let mut b = [0u8; 32];
-        rand::rng().fill_bytes(&mut b);
-        if let Ok(k) = SigningKey::from_bytes(&b.into()) {
-            return k;
-        }
-    }
-}
-
-fn jwk(k: &SigningKey) -> Value {
-    serde_json::from_str(&p256::PublicKey::from(k.verifying_key()).to_jwk_string()).unwrap()
-}
 
 /// The contract's message, built here from the payment's fields.
 fn message(p: &Value) -> String {

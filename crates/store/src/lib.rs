@@ -104,19 +104,20 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Written<Customer>, Error>;
     async fn pin_state_by_phone(&self, phone: String) -> Result<Option<PinState>, Error>;
     async fn pin_state(&self, customer_id: String) -> Result<Option<PinState>, Error>;
-    /// Counts a wrong PIN; after `max_failures` in a row locks it for `lock_ms`.
-    /// Returns whether the PIN is now locked.
-    async fn record_pin_failure(
-        &self,
-        customer_id: String,
-        max_failures: i64,
-        lock_ms: i64,
-    ) -> Result<bool, Error>;
-    /// A new session after a correct PIN (also resets the failure count).
+    /// Reserves a PIN attempt under its guard before the PIN is verified
+    /// (`423 pin_locked` when the guard refuses). Every reservation is then settled:
+    /// wrong by [`Store::settle_wrong_pin`], never verified by [`Store::abandon_pin`],
+    /// right by the write it authorises (which checks the lock as it commits).
+    async fn reserve_pin(&self, attempt: PinAttempt) -> Result<(), Error>;
+    /// Counts a wrong PIN; the error to answer (`incorrect_pin` or `pin_locked`).
+    async fn settle_wrong_pin(&self, attempt: PinAttempt) -> Result<Error, Error>;
+    async fn abandon_pin(&self, attempt: PinAttempt) -> Result<(), Error>;
+    /// A new session after a correct PIN, if the sign-in guard is not locked.
     async fn create_session(
         &self,
         customer_id: String,
         session: (String, i64),
+        pin: PinAttempt,
         idem: Option<Idem>,
     ) -> Result<Written<Customer>, Error>;
     async fn session(&self, token_digest: String) -> Result<Option<Customer>, Error>;
@@ -174,13 +175,15 @@ pub trait Store: Send + Sync + 'static {
     /// Moves the money and marks the payment succeeded, or expires it when the
     /// deadline has passed at commit (`409 payment_expired`, committed).
     /// `device`: the device key whose signature was verified; it must still be
-    /// active when the confirm commits.
+    /// active when the confirm commits. `pin`: the attempt of a verified PIN, settled
+    /// in the same transaction (refused if its guard locked meanwhile).
     async fn confirm(
         &self,
         payment_id: String,
         customer_id: String,
         proof: Proof,
         device: Option<String>,
+        pin: Option<PinAttempt>,
         idem: Option<Idem>,
     ) -> Result<Written<Payment>, Error>;
     async fn decline(
@@ -210,6 +213,8 @@ pub trait Store: Send + Sync + 'static {
     async fn expire_due(&self, limit: usize) -> Result<usize, Error>;
     async fn forget_idempotency_before(&self, before_ms: i64, limit: usize)
     -> Result<usize, Error>;
+    /// Deletes PIN guards untouched for `idle_ms` whose lock and reservations ran out.
+    async fn forget_idle_pin_guards(&self, idle_ms: i64, limit: usize) -> Result<usize, Error>;
 
     async fn list_events(
         &self,
@@ -283,6 +288,7 @@ pub trait Store: Send + Sync + 'static {
         customer_id: String,
         name: String,
         public_key: String,
+        pin: PinAttempt,
         idem: Option<Idem>,
     ) -> Result<Written<Device>, Error>;
     async fn list_devices(&self, customer_id: String) -> Result<Vec<Device>, Error>;

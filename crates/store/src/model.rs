@@ -46,8 +46,6 @@ pub struct Customer {
 pub struct PinState {
     pub customer: Customer,
     pub pin_hash: String,
-    pub pin_failures: i64,
-    pub pin_locked_until: Option<i64>,
 }
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -184,8 +182,9 @@ pub struct StoredResponse {
     pub body: String,
 }
 
-/// The idempotency context of a write: who, which key, and a digest of the request
-/// (method, path and body) so a reused key with another request is caught.
+/// The idempotency context of a write: who, which key, and a keyed digest of the
+/// request (method, path and canonical body) so a reused key with another request is
+/// caught. The digest is an HMAC under the server key: bodies carry PINs.
 #[derive(Clone, Debug)]
 pub struct Idem {
     pub caller: String,
@@ -193,6 +192,15 @@ pub struct Idem {
     pub fingerprint: String,
     /// The status the first response had (stored with its body).
     pub status: u16,
+}
+
+/// The fingerprint of records written before fingerprints were keyed (schema v4).
+pub const LEGACY_FINGERPRINT: &str = "legacy";
+
+/// Whether a stored fingerprint matches a request's: equal, or a legacy record (which
+/// replays whatever comes under its key until it ages out).
+pub fn fingerprints_match(stored: &str, given: &str) -> bool {
+    stored == given || stored == LEGACY_FINGERPRINT
 }
 
 /// The result of an idempotent write: done now, or a replay of the first response.
@@ -292,4 +300,12 @@ pub struct Device {
     /// The public key as registered (a JWK), for verification; not shown to clients.
     #[serde(skip)]
     pub public_key: String,
+}
+
+/// A PIN attempt under a lockout guard (`pocket_core::lockout`): the guard's subject
+/// (`signin:<keyed digest of the phone>` or `holder:<customer id>`) and its rule.
+#[derive(Clone, Debug)]
+pub struct PinAttempt {
+    pub subject: String,
+    pub rule: pocket_core::lockout::LockRule,
 }

@@ -128,6 +128,7 @@ async fn a_confirm_one_millisecond_before_the_deadline_succeeds_at_it_expires() 
                 w.customer.clone(),
                 Default::default(),
                 None,
+                None,
                 None
             )
             .await
@@ -140,6 +141,7 @@ async fn a_confirm_one_millisecond_before_the_deadline_succeeds_at_it_expires() 
             late.clone(),
             w.customer.clone(),
             Default::default(),
+            None,
             None,
             None,
         )
@@ -183,7 +185,7 @@ async fn confirms_racing_a_moving_clock_have_exactly_one_outcome() {
         tasks.push(tokio::spawn(async move {
             tokio::task::yield_now().await;
             w.store
-                .confirm(id, w.customer.clone(), Default::default(), None, None)
+                .confirm(id, w.customer.clone(), Default::default(), None, None, None)
                 .await
                 .map(|_| ())
         }));

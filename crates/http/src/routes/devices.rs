@@ -5,13 +5,13 @@ use crate::auth::CustomerCaller;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::Body;
 use crate::idem::{IdempotencyKey, precheck, replay, respond};
-use crate::routes::wallet::check_pin;
+use crate::limits::ClientIp;
+use crate::pins::check_holder_pin;
 use crate::validate;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use pocket_core::Error;
 use pocket_store::model::Device;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -32,27 +32,23 @@ pub struct RegisterDevice {
     security(("session_token" = [])))]
 pub async fn register(
     State(state): State<AppState>,
+    ip: ClientIp,
     caller: CustomerCaller,
     key: IdempotencyKey,
     body: Body<RegisterDevice>,
 ) -> ApiResult<Response> {
-    let customer_id = caller.customer.id;
-    let idem = key.for_caller(&customer_id, &body.raw, StatusCode::CREATED);
+    let customer = caller.customer;
+    let idem = key.for_caller(&customer.id, &body.raw, StatusCode::CREATED);
     if let Some(stored) = precheck(&state, idem.as_ref()).await? {
         return Ok(replay(stored));
     }
     let req = body.value;
     validate::text(&req.name, "name", validate::MAX_NAME_CHARS)?;
     let public_key = crate::device_keys::parse_public_key(&req.public_key)?;
-    let who = state
-        .store
-        .pin_state(customer_id.clone())
-        .await?
-        .ok_or_else(|| Error::not_found("customer", &customer_id))?;
-    check_pin(&state, &who, &req.pin).await?;
+    let attempt = check_holder_pin(&state, ip, &customer, &req.pin).await?;
     let written = state
         .store
-        .add_device(customer_id, req.name, public_key, idem)
+        .add_device(customer.id, req.name, public_key, attempt, idem)
         .await?;
     Ok(respond(written, StatusCode::CREATED))
 }

@@ -8,7 +8,9 @@ use crate::device_keys::invalid_signature;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Body, ListQuery};
 use crate::idem::{IdempotencyKey, precheck, respond};
-use crate::secrets::{check_pin_format, digest, hash_pin, issue_secret, verify_pin};
+use crate::limits::ClientIp;
+use crate::pins::{Guess, check_holder_pin, check_pin_format, phone_scope, signin_subject};
+use crate::secrets::{digest, issue_secret};
 use crate::validate;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -22,12 +24,9 @@ use pocket_core::policy::Authentication;
 use pocket_core::time::MS_PER_SECOND;
 use pocket_core::{Currency, Error, ErrorKind, money};
 use pocket_store::PaymentOwner;
-use pocket_store::model::{Balance, Customer, PinState, Topup, Transaction, Written};
+use pocket_store::model::{Balance, Customer, Topup, Transaction, Written};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-
-/// Idempotency keys of requests without a caller yet (sign-up, sign-in).
-const PUBLIC: &str = "public";
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -57,17 +56,34 @@ fn session_response(status: StatusCode, customer: Customer, token: String) -> Re
 }
 
 /// Replays of sign-up and sign-in store only the customer; the token is derived again
-/// from the idempotency record, never stored.
-fn session_replay(stored: pocket_store::model::StoredResponse, token: &str) -> Response {
+/// from the idempotency record, never stored. A session that has ended since (signed
+/// out, expired) is not handed out again: `409 session_ended`.
+async fn session_replay(
+    state: &AppState,
+    stored: pocket_store::model::StoredResponse,
+    token: &str,
+) -> ApiResult<Response> {
+    let alive = state
+        .store
+        .session(digest(&state.settings.server_key, token))
+        .await?;
+    if alive.is_none() {
+        return Err(ApiError(Error::new(
+            ErrorKind::Idempotency,
+            "session_ended",
+            "The session this request created has ended (signed out or expired); sign in again with a new Idempotency-Key.",
+        )));
+    }
     let mut stored = stored;
     if let Ok(customer) = serde_json::from_str(&stored.body) {
         stored.body = session_body(customer, token).to_string();
     }
-    crate::idem::replay(stored)
+    Ok(crate::idem::replay(stored))
 }
 
 #[utoipa::path(post, path = "/v1/wallet/signup", tag = "wallet", request_body = Signup,
-    responses((status = 201, body = SessionResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 201, body = SessionResponse), (status = 400, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 503, body = ErrorBody)))]
 pub async fn signup(
     State(state): State<AppState>,
     key: IdempotencyKey,
@@ -77,26 +93,30 @@ pub async fn signup(
     validate::phone(&req.phone, "phone")?;
     validate::text(&req.name, "name", validate::MAX_NAME_CHARS)?;
     check_pin_format(&req.pin)?;
-    let idem = key.for_caller(PUBLIC, &body.raw, StatusCode::CREATED);
-    let token = issue_secret(&state.settings.server_key, "pst", idem.as_ref());
+    let server_key = state.settings.server_key;
+    let idem = key.for_caller(
+        &phone_scope(&server_key, &req.phone),
+        &body.raw,
+        StatusCode::CREATED,
+    );
+    let token = issue_secret(&server_key, "pst", idem.as_ref());
     if let Some(stored) = precheck(&state, idem.as_ref()).await? {
-        return Ok(session_replay(stored, &token));
+        return session_replay(&state, stored, &token).await;
     }
-    let pin_hash = hash_pin(
-        state.settings.pin_hashing,
-        state.settings.server_key,
-        req.pin,
-    )
-    .await?;
+    let pin_hash = state
+        .pins
+        .workers
+        .hash(state.settings.pin_hashing, server_key, req.pin)
+        .await?;
     let expires_at = state.store.now_ms() + state.settings.session_ttl_seconds * MS_PER_SECOND;
-    let session = (digest(&state.settings.server_key, &token), expires_at);
+    let session = (digest(&server_key, &token), expires_at);
     match state
         .store
         .signup(req.phone, req.name, pin_hash, session, idem)
         .await?
     {
         Written::Fresh(c) => Ok(session_response(StatusCode::CREATED, c, token)),
-        Written::Replayed(stored) => Ok(session_replay(stored, &token)),
+        Written::Replayed(stored) => session_replay(&state, stored, &token).await,
     }
 }
 
@@ -107,93 +127,55 @@ pub struct SignIn {
     pub pin: String,
 }
 
-fn pin_locked(until_ms: i64, now_ms: i64) -> ApiError {
-    let minutes = ((until_ms - now_ms) / 60_000).max(1);
-    ApiError(Error::new(
-        ErrorKind::Locked,
-        "pin_locked",
-        format!("Too many wrong PINs; the PIN is locked for about {minutes} more minute(s)."),
-    ))
-}
-
-fn incorrect_pin() -> ApiError {
-    ApiError(
-        Error::new(
-            ErrorKind::Authentication,
-            "incorrect_pin",
-            "The PIN is not correct.",
-        )
-        .with_param("pin"),
-    )
-}
-
-/// The PIN rule shared by sign-in and confirm: refuse while locked, verify (slowly,
-/// off the async threads), count a wrong PIN and lock after too many in a row.
-pub(crate) async fn check_pin(state: &AppState, who: &PinState, pin: &str) -> ApiResult<()> {
-    let now = state.store.now_ms();
-    if let Some(until) = who.pin_locked_until.filter(|u| *u > now) {
-        return Err(pin_locked(until, now));
-    }
-    check_pin_format(pin).map_err(|_| incorrect_pin())?;
-    if verify_pin(
-        state.settings.server_key,
-        who.pin_hash.clone(),
-        pin.to_string(),
-    )
-    .await?
-    {
-        return Ok(());
-    }
-    let s = &state.settings;
-    let locked = state
-        .store
-        .record_pin_failure(
-            who.customer.id.clone(),
-            s.pin_max_failures,
-            s.pin_lock_seconds * MS_PER_SECOND,
-        )
-        .await?;
-    if locked {
-        let now = state.store.now_ms();
-        return Err(pin_locked(now + s.pin_lock_seconds * MS_PER_SECOND, now));
-    }
-    Err(incorrect_pin())
-}
-
 #[utoipa::path(post, path = "/v1/wallet/sessions", tag = "wallet", request_body = SignIn,
-    responses((status = 201, body = SessionResponse), (status = 401, body = ErrorBody), (status = 423, body = ErrorBody)))]
+    responses((status = 201, body = SessionResponse), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody),
+              (status = 423, body = ErrorBody), (status = 429, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn sign_in(
     State(state): State<AppState>,
+    ip: ClientIp,
     key: IdempotencyKey,
     body: Body<SignIn>,
 ) -> ApiResult<Response> {
     let req = body.value;
     validate::phone(&req.phone, "phone")?;
-    let idem = key.for_caller(PUBLIC, &body.raw, StatusCode::CREATED);
-    let token = issue_secret(&state.settings.server_key, "pst", idem.as_ref());
+    let server_key = state.settings.server_key;
+    let idem = key.for_caller(
+        &phone_scope(&server_key, &req.phone),
+        &body.raw,
+        StatusCode::CREATED,
+    );
+    let token = issue_secret(&server_key, "pst", idem.as_ref());
     if let Some(stored) = precheck(&state, idem.as_ref()).await? {
-        return Ok(session_replay(stored, &token));
+        return session_replay(&state, stored, &token).await;
     }
-    let Some(who) = state.store.pin_state_by_phone(req.phone).await? else {
-        // Same answer (and about the same time) as a wrong PIN: phones are not revealed.
-        let _ = hash_pin(
-            state.settings.pin_hashing,
-            state.settings.server_key,
-            req.pin,
-        )
-        .await;
-        return Err(incorrect_pin());
+    // Known and unknown numbers go through the same guard, budgets and wait, and
+    // answer alike; only a known one costs a hash.
+    let who = state.store.pin_state_by_phone(req.phone.clone()).await?;
+    let customer_id = who.as_ref().map(|w| w.customer.id.clone());
+    let guess = Guess {
+        subject: signin_subject(&server_key, &req.phone),
+        phone: &req.phone,
+        ip: ip.0,
+        pin_hash: who.map(|w| w.pin_hash),
+        pin: &req.pin,
     };
-    check_pin(&state, &who, &req.pin).await?;
+    let attempt = state
+        .pins
+        .check(state.store.as_ref(), server_key, guess)
+        .await?;
+    let Some(customer_id) = customer_id else {
+        // A PIN never matches a wallet that does not exist.
+        return Err(ApiError(Error::internal()));
+    };
     let expires_at = state.store.now_ms() + state.settings.session_ttl_seconds * MS_PER_SECOND;
-    let session = (digest(&state.settings.server_key, &token), expires_at);
+    let session = (digest(&server_key, &token), expires_at);
     match state
         .store
-        .create_session(who.customer.id, session, idem)
+        .create_session(customer_id, session, attempt, idem)
         .await?
     {
         Written::Fresh(c) => Ok(session_response(StatusCode::CREATED, c, token)),
-        Written::Replayed(stored) => Ok(session_replay(stored, &token)),
+        Written::Replayed(stored) => session_replay(&state, stored, &token).await,
     }
 }
 
@@ -203,7 +185,6 @@ pub async fn sign_out(
     State(state): State<AppState>,
     caller: CustomerCaller,
 ) -> ApiResult<StatusCode> {
-    state.sessions.remove(&caller.token_digest);
     state.store.delete_session(caller.token_digest).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -309,13 +290,14 @@ async fn check_device(
     security(("session_token" = [])))]
 pub async fn confirm(
     State(state): State<AppState>,
+    ip: ClientIp,
     caller: CustomerCaller,
     Path(id): Path<String>,
     key: IdempotencyKey,
     body: Body<Confirm>,
 ) -> ApiResult<Response> {
-    let customer_id = caller.customer.id;
-    let idem = key.for_caller(&customer_id, &body.raw, StatusCode::OK);
+    let customer = caller.customer;
+    let idem = key.for_caller(&customer.id, &body.raw, StatusCode::OK);
     if let Some(stored) = precheck(&state, idem.as_ref()).await? {
         return Ok(crate::idem::replay(stored));
     }
@@ -326,11 +308,11 @@ pub async fn confirm(
         validate::id(&id, "pay", "id")?;
         let written = state
             .store
-            .confirm(id, customer_id, Proof::default(), None, idem)
+            .confirm(id, customer.id, Proof::default(), None, None, idem)
             .await?;
         return Ok(respond(written, StatusCode::OK));
     }
-    let p = visible_payment(&state, &customer_id, &id).await?;
+    let p = visible_payment(&state, &customer.id, &id).await?;
     let auth = p.policy.authentication;
     // Refuse incomplete proofs before spending a PIN attempt on them.
     if auth.needs_pin() && req.pin.is_none() {
@@ -341,26 +323,25 @@ pub async fn confirm(
         (Authentication::PinAndDevice, _, _) => return Err(device_signature_required().into()),
         _ => None,
     };
-    let mut proof = Proof::default();
-    if let Some(pin) = req.pin.as_deref().filter(|_| auth.needs_pin()) {
-        let who = state
-            .store
-            .pin_state(customer_id.clone())
-            .await?
-            .ok_or_else(|| Error::not_found("customer", &customer_id))?;
-        check_pin(&state, &who, pin).await?;
-        proof.pin = true;
-    }
+    // The signature first: it costs little and spends no PIN attempt.
     let device = match device_proof {
         Some((device, signature)) => {
-            Some(check_device(&state, &customer_id, &p, device, signature).await?)
+            Some(check_device(&state, &customer.id, &p, device, signature).await?)
         }
         None => None,
     };
-    proof.device = device.is_some();
+    let mut proof = Proof {
+        device: device.is_some(),
+        ..Proof::default()
+    };
+    let mut attempt = None;
+    if let Some(pin) = req.pin.as_deref().filter(|_| auth.needs_pin()) {
+        attempt = Some(check_holder_pin(&state, ip, &customer, pin).await?);
+        proof.pin = true;
+    }
     let written = state
         .store
-        .confirm(id, customer_id, proof, device, idem)
+        .confirm(id, customer.id, proof, device, attempt, idem)
         .await?;
     Ok(respond(written, StatusCode::OK))
 }

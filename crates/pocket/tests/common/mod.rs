@@ -97,6 +97,9 @@ fn spawn(dir: &std::path::Path, options: &Options) -> (Child, String) {
         .env("POCKET_PIN_HASH_MEMORY_KIB", "1024")
         .env("POCKET_PIN_HASH_ITERATIONS", "1")
         .env("POCKET_LOG", "warn")
+        // Every test talks from 127.0.0.1: PIN budgets are tested on their own.
+        .env("POCKET_PIN_PER_IP_PER_MINUTE", "0")
+        .env("POCKET_PIN_PER_PHONE_PER_MINUTE", "0")
         // Tests run receivers on loopback.
         .env("POCKET_WEBHOOKS_ALLOW_PRIVATE", "true")
         .envs(options.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -354,4 +357,36 @@ impl Drop for Server {
             let _ = c.wait();
         }
     }
+}
+
+/// Runs `n` copies of `f` at once and collects their results in order.
+pub async fn all<F, Fut, T>(n: usize, f: F) -> Vec<T>
+where
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    let handles: Vec<_> = (0..n).map(|i| tokio::spawn(f(i))).collect();
+    let mut out = Vec::with_capacity(n);
+    for h in handles {
+        out.push(h.await.expect("task"));
+    }
+    out
+}
+
+/// A new ECDSA P-256 device key.
+pub fn new_key() -> p256::ecdsa::SigningKey {
+    use rand::RngCore;
+    loop {
+        let mut b = [0u8; 32];
+        rand::rng().fill_bytes(&mut b);
+        if let Ok(k) = p256::ecdsa::SigningKey::from_bytes(&b.into()) {
+            return k;
+        }
+    }
+}
+
+/// Its public key as a JWK, as WebCrypto exports it.
+pub fn jwk(k: &p256::ecdsa::SigningKey) -> Value {
+    serde_json::from_str(&p256::PublicKey::from(k.verifying_key()).to_jwk_string()).unwrap()
 }

@@ -89,6 +89,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v1.sql"),
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
+    include_str!("schema_v4.sql"),
 ];
 
 /// Announcements buffered per listener before a slow one starts missing them (it then
@@ -97,6 +98,9 @@ const NOTES_CAPACITY: usize = 4096;
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     let current: usize = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    // What a migration replaces or deletes is overwritten on disk, not left in free
+    // pages (v4 removes unkeyed digests of request bodies).
+    conn.pragma_update(None, "secure_delete", "ON")?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
@@ -104,6 +108,7 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         tx.commit()?;
         tracing::info!(version = i + 1, "applied schema migration");
     }
+    conn.pragma_update(None, "secure_delete", "OFF")?;
     Ok(())
 }
 
@@ -239,16 +244,25 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn record_pin_failure(
-        &self,
-        customer_id: String,
-        max_failures: i64,
-        lock_ms: i64,
-    ) -> Result<bool, Error> {
+    async fn reserve_pin(&self, attempt: PinAttempt) -> Result<(), Error> {
+        self.writer
+            .run(move |c, now| ops::pins::reserve(c, now, &attempt))
+            .await
+    }
+
+    async fn settle_wrong_pin(&self, attempt: PinAttempt) -> Result<Error, Error> {
         self.writer
             .run(move |c, now| {
-                ops::wallet::record_pin_failure(c, now, &customer_id, max_failures, lock_ms)
+                let verdict = ops::pins::settle(c, now, &attempt, false)?;
+                // A wrong PIN never comes out accepted.
+                Ok(verdict.error(now).unwrap_or_else(Error::internal))
             })
+            .await
+    }
+
+    async fn abandon_pin(&self, attempt: PinAttempt) -> Result<(), Error> {
+        self.writer
+            .run(move |c, now| ops::pins::abandon(c, now, &attempt))
             .await
     }
 
@@ -256,12 +270,19 @@ impl Store for SqliteStore {
         &self,
         customer_id: String,
         session: (String, i64),
+        pin: PinAttempt,
         idem: Option<Idem>,
     ) -> Result<Written<Customer>, Error> {
-        self.write_idem(idem, move |c, now| {
-            ops::wallet::create_session(c, now, &customer_id, &session.0, session.1)
-        })
-        .await
+        self.writer
+            .run(move |c, now| {
+                ops::pins::with_correct_pin(c, now, Some(&pin), |c| {
+                    ops::idempotency::wrap(c, now, idem, |c| {
+                        ops::wallet::create_session(c, now, &customer_id, &session.0, session.1)
+                            .map(Ok)
+                    })
+                })
+            })
+            .await?
     }
 
     async fn session(&self, token_digest: String) -> Result<Option<Customer>, Error> {
@@ -376,19 +397,22 @@ impl Store for SqliteStore {
         customer_id: String,
         proof: pocket_core::payment::Proof,
         device: Option<String>,
+        pin: Option<PinAttempt>,
         idem: Option<Idem>,
     ) -> Result<Written<Payment>, Error> {
         self.writer
             .run(move |c, now| {
-                ops::idempotency::wrap(c, now, idem, |c| {
-                    ops::payments::confirm(
-                        c,
-                        now,
-                        &payment_id,
-                        &customer_id,
-                        proof,
-                        device.as_deref(),
-                    )
+                ops::pins::with_correct_pin(c, now, pin.as_ref(), |c| {
+                    ops::idempotency::wrap(c, now, idem, |c| {
+                        ops::payments::confirm(
+                            c,
+                            now,
+                            &payment_id,
+                            &customer_id,
+                            proof,
+                            device.as_deref(),
+                        )
+                    })
                 })
             })
             .await?
@@ -455,6 +479,12 @@ impl Store for SqliteStore {
     ) -> Result<usize, Error> {
         self.writer
             .run(move |c, _| ops::idempotency::forget_before(c, before_ms, limit))
+            .await
+    }
+
+    async fn forget_idle_pin_guards(&self, idle_ms: i64, limit: usize) -> Result<usize, Error> {
+        self.writer
+            .run(move |c, now| ops::pins::forget_idle(c, now, idle_ms, limit))
             .await
     }
 
@@ -587,12 +617,18 @@ impl Store for SqliteStore {
         customer_id: String,
         name: String,
         public_key: String,
+        pin: PinAttempt,
         idem: Option<Idem>,
     ) -> Result<Written<Device>, Error> {
-        self.write_idem(idem, move |c, now| {
-            ops::devices::add(c, now, &customer_id, &name, &public_key)
-        })
-        .await
+        self.writer
+            .run(move |c, now| {
+                ops::pins::with_correct_pin(c, now, Some(&pin), |c| {
+                    ops::idempotency::wrap(c, now, idem, |c| {
+                        ops::devices::add(c, now, &customer_id, &name, &public_key).map(Ok)
+                    })
+                })
+            })
+            .await?
     }
 
     async fn list_devices(&self, customer_id: String) -> Result<Vec<Device>, Error> {

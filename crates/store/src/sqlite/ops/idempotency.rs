@@ -52,11 +52,13 @@ pub(in crate::sqlite) fn wrap<T: Serialize>(
     if let Some(idem) = &idem
         && let Some((fingerprint, stored)) = find(conn, &idem.caller, &idem.key, now)?
     {
-        return Ok(if fingerprint == idem.fingerprint {
-            Ok(Written::Replayed(stored))
-        } else {
-            Err(key_reused())
-        });
+        return Ok(
+            if crate::model::fingerprints_match(&fingerprint, &idem.fingerprint) {
+                Ok(Written::Replayed(stored))
+            } else {
+                Err(key_reused())
+            },
+        );
     }
     let value = match f(conn)? {
         Ok(v) => v,

@@ -8,6 +8,7 @@ pub(super) mod idempotency;
 pub(super) mod ledger;
 pub(super) mod merchants;
 pub(super) mod payments;
+pub(super) mod pins;
 pub(super) mod wallet;
 pub(super) mod webhooks;
 

@@ -3,7 +3,7 @@
 //! 'pending' AND expires_at > now`), so it holds even with several writers.
 
 use super::events::{Subject, emit};
-use super::{Db, catalog, cursor_seq, devices, ledger, resolve_customer, stored_currency, wallet};
+use super::{Db, catalog, cursor_seq, devices, ledger, resolve_customer, stored_currency};
 use crate::ids::new_id;
 use crate::model::{Page, PageRequest, Refund};
 use crate::{NewPayment, PaymentOwner};
@@ -309,9 +309,6 @@ pub(in crate::sqlite) fn confirm(
         TransferKind::Payment,
         &p.id,
     )?;
-    if p.policy.authentication.needs_pin() {
-        wallet::reset_pin_failures(conn, customer_id)?;
-    }
     p.status = Status::Succeeded;
     p.customer = Some(customer_id.to_string());
     p.completed_at = Some(now);

@@ -64,9 +64,7 @@ pub(in crate::sqlite) fn pin_state(
     by: &'static str,
     value: &str,
 ) -> Result<Option<PinState>, Error> {
-    let sql = format!(
-        "SELECT id, phone, name, pin_hash, pin_failures, pin_locked_until FROM customers WHERE {by} = ?1"
-    );
+    let sql = format!("SELECT id, phone, name, pin_hash FROM customers WHERE {by} = ?1");
     conn.prepare_cached(&sql)
         .db()?
         .query_row([value], |r| {
@@ -77,50 +75,10 @@ pub(in crate::sqlite) fn pin_state(
                     name: r.get(2)?,
                 },
                 pin_hash: r.get(3)?,
-                pin_failures: r.get(4)?,
-                pin_locked_until: r.get(5)?,
             })
         })
         .optional()
         .db()
-}
-
-pub(in crate::sqlite) fn record_pin_failure(
-    conn: &Connection,
-    now: i64,
-    customer_id: &str,
-    max_failures: i64,
-    lock_ms: i64,
-) -> Result<bool, Error> {
-    let failures: i64 = conn
-        .prepare_cached("UPDATE customers SET pin_failures = pin_failures + 1 WHERE id = ?1 RETURNING pin_failures")
-        .db()?
-        .query_row([customer_id], |r| r.get(0))
-        .db()?;
-    if failures < max_failures {
-        return Ok(false);
-    }
-    conn.prepare_cached(
-        "UPDATE customers SET pin_failures = 0, pin_locked_until = ?2 WHERE id = ?1",
-    )
-    .db()?
-    .execute(params![customer_id, now + lock_ms])
-    .db()?;
-    Ok(true)
-}
-
-/// A correct PIN ends a run of wrong ones.
-pub(in crate::sqlite) fn reset_pin_failures(
-    conn: &Connection,
-    customer_id: &str,
-) -> Result<(), Error> {
-    conn.prepare_cached(
-        "UPDATE customers SET pin_failures = 0 WHERE id = ?1 AND pin_failures <> 0",
-    )
-    .db()?
-    .execute([customer_id])
-    .db()?;
-    Ok(())
 }
 
 pub(in crate::sqlite) fn create_session(
@@ -130,7 +88,6 @@ pub(in crate::sqlite) fn create_session(
     token_digest: &str,
     expires_at: i64,
 ) -> Result<Customer, Error> {
-    reset_pin_failures(conn, customer_id)?;
     insert_session(conn, now, customer_id, token_digest, expires_at)?;
     pin_state(conn, "id", customer_id)?
         .map(|s| s.customer)

@@ -1,0 +1,401 @@
+//! PIN checks: hashing and verification on a bounded pool of threads, work budgets
+//! per client IP and per target phone, and the lockout guard around every guess.
+//!
+//! A guess goes: budget (`429`) → admission to the PIN queue (`503` when full) →
+//! reservation of an attempt under its guard, in the writer (`423` when refused) →
+//! Argon2id verification → settlement: a wrong PIN is counted at once; a right one is
+//! settled by the write it authorises, which checks the lock as it commits
+//! (`pocket_core::lockout` has the rule). So at most the configured number of wrong
+//! guesses is ever verified per lock period, whatever the concurrency, and a guess
+//! whose reservation cannot be written (a full disk) is never verified.
+//!
+//! Sign-in guards are keyed by a digest of the phone number, known or not: an unknown
+//! number locks, answers and takes as long as a known one, but costs no hash (it
+//! waits for the typical duration of a real check instead).
+
+use crate::error::ApiError;
+use crate::settings::PinHashing;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use pocket_core::lockout::LockRule;
+use pocket_core::{Error, ErrorKind};
+use pocket_store::Store;
+use pocket_store::model::PinAttempt;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// `pin` must be exactly six ASCII digits.
+pub fn check_pin_format(pin: &str) -> Result<(), Error> {
+    if pin.len() == 6 && pin.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(Error::invalid("pin", "`pin` must be exactly 6 digits."))
+    }
+}
+
+fn argon2<'k>(p: &PinHashing, pepper: &'k [u8; 32]) -> Result<Argon2<'k>, Error> {
+    let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None)
+        .map_err(|_| Error::internal())?;
+    Argon2::new_with_secret(pepper, Algorithm::Argon2id, Version::V0x13, params)
+        .map_err(|_| Error::internal())
+}
+
+/// Hashes a PIN (slow on purpose) on the calling thread.
+pub fn hash_pin_now(params: PinHashing, pepper: &[u8; 32], pin: &str) -> Result<String, Error> {
+    let mut salt = [0u8; 16];
+    rand::rng().fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt).map_err(|_| Error::internal())?;
+    let hash = argon2(&params, pepper)?
+        .hash_password(pin.as_bytes(), &salt)
+        .map_err(|_| Error::internal())?;
+    Ok(hash.to_string())
+}
+
+/// Checks a PIN against its stored hash on the calling thread (the hash carries its
+/// own cost parameters; the pepper is the server key).
+pub fn verify_pin_now(pepper: &[u8; 32], stored_hash: &str, pin: &str) -> Result<bool, Error> {
+    let parsed = PasswordHash::new(stored_hash).map_err(|_| Error::internal())?;
+    let hasher = Argon2::new_with_secret(
+        pepper,
+        Algorithm::Argon2id,
+        Version::V0x13,
+        Params::default(),
+    )
+    .map_err(|_| Error::internal())?;
+    Ok(hasher.verify_password(pin.as_bytes(), &parsed).is_ok())
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+/// A few dedicated threads (one per core) for PIN hashes, never tokio's blocking pool:
+/// each Argon2id hash takes `memory_kib` of memory, and the allocator keeps per-thread
+/// arenas, so a bounded set of threads bounds the memory they keep. Admission is
+/// bounded too: at most `depth` hashes wait or run; more are refused at once.
+pub struct PinWorkers {
+    jobs: std::sync::mpsc::SyncSender<Job>,
+    admission: Arc<Semaphore>,
+    /// Moving average, in µs, of admission-to-answer time of real verifications.
+    typical_us: AtomicU64,
+}
+
+/// What an Argon2id check of the default cost takes on this kind of machine, until
+/// real checks have been measured.
+const INITIAL_TYPICAL_US: u64 = 20_000;
+
+impl PinWorkers {
+    pub fn start(depth: usize) -> PinWorkers {
+        let depth = depth.max(1);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        // Never full: admission lets at most `depth` jobs in.
+        let (jobs, rx) = std::sync::mpsc::sync_channel::<Job>(depth);
+        let rx = Arc::new(std::sync::Mutex::new(rx));
+        for i in 0..threads {
+            let rx = rx.clone();
+            let _ = std::thread::Builder::new()
+                .name(format!("pocket-pin-{i}"))
+                .spawn(move || {
+                    loop {
+                        let job = match rx.lock() {
+                            Ok(r) => r.recv(),
+                            Err(_) => return,
+                        };
+                        match job {
+                            Ok(job) => job(),
+                            Err(_) => return,
+                        }
+                    }
+                });
+        }
+        PinWorkers {
+            jobs,
+            admission: Arc::new(Semaphore::new(depth)),
+            typical_us: AtomicU64::new(INITIAL_TYPICAL_US),
+        }
+    }
+
+    /// A place in the PIN queue, or `503 server_busy` when it is full.
+    pub fn admit(&self) -> Result<Admitted, Error> {
+        match self.admission.clone().try_acquire_owned() {
+            Ok(permit) => Ok(Admitted {
+                _permit: permit,
+                since: Instant::now(),
+            }),
+            Err(_) => Err(Error::new(
+                ErrorKind::Unavailable,
+                "server_busy",
+                "PIN checks are at capacity; retry after a moment.",
+            )),
+        }
+    }
+
+    /// Runs `f` on a PIN thread in the admitted place; resolves when it is done.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        admitted: Admitted,
+        f: impl FnOnce() -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = tx.send(f());
+        });
+        self.jobs.try_send(job).map_err(|_| Error::internal())?;
+        let result = rx.await.map_err(|_| Error::internal())?;
+        let took_us = admitted.since.elapsed().as_micros() as u64;
+        // Moving average over ~16 checks.
+        let old = self.typical_us.load(Ordering::Relaxed);
+        self.typical_us
+            .store(old - old / 16 + took_us / 16, Ordering::Relaxed);
+        drop(admitted);
+        result
+    }
+
+    /// How long a real check takes at the moment (queue wait included).
+    pub fn typical(&self) -> Duration {
+        Duration::from_micros(self.typical_us.load(Ordering::Relaxed))
+    }
+
+    /// Hashes a new PIN off the async threads.
+    pub async fn hash(
+        &self,
+        params: PinHashing,
+        pepper: [u8; 32],
+        pin: String,
+    ) -> Result<String, Error> {
+        let admitted = self.admit()?;
+        self.run(admitted, move || hash_pin_now(params, &pepper, &pin))
+            .await
+    }
+}
+
+/// A place in the PIN queue, held until the check is done.
+pub struct Admitted {
+    _permit: OwnedSemaphorePermit,
+    since: Instant,
+}
+
+/// PIN verifications allowed per minute, with a burst; `per_minute = 0` is no limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    pub per_minute: u32,
+    pub burst: u32,
+}
+
+fn budget_limiter<K: std::hash::Hash + Eq + Clone>(
+    b: Budget,
+) -> Option<DefaultKeyedRateLimiter<K>> {
+    let per_minute = NonZeroU32::new(b.per_minute)?;
+    let burst = NonZeroU32::new(b.burst).unwrap_or(per_minute);
+    Some(RateLimiter::keyed(
+        Quota::per_minute(per_minute).allow_burst(burst),
+    ))
+}
+
+/// Everything a PIN guess goes through.
+pub struct PinGate {
+    pub workers: PinWorkers,
+    per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    per_phone: Option<DefaultKeyedRateLimiter<[u8; 16]>>,
+    pub rule: LockRule,
+}
+
+/// Whose PIN is guessed, and where the guess comes from.
+pub struct Guess<'a> {
+    /// The guard: `signin:…` or `holder:…` (see [`signin_subject`], [`holder_subject`]).
+    pub subject: String,
+    /// The wallet's phone number (the per-phone budget), known to exist or not.
+    pub phone: &'a str,
+    pub ip: Option<IpAddr>,
+    /// The stored hash; `None` for a phone number without a wallet.
+    pub pin_hash: Option<String>,
+    pub pin: &'a str,
+}
+
+fn phone_digest(server_key: &[u8; 32], phone: &str) -> String {
+    crate::secrets::digest(server_key, &format!("phone:{phone}"))
+}
+
+/// The sign-in guard of a phone number, by its keyed digest (numbers never stored).
+pub fn signin_subject(server_key: &[u8; 32], phone: &str) -> String {
+    format!("signin:{}", phone_digest(server_key, phone))
+}
+
+/// Whose idempotency keys sign-up and sign-in use: the phone number's (by digest), so
+/// two people never share a key space before they have a credential.
+pub fn phone_scope(server_key: &[u8; 32], phone: &str) -> String {
+    format!("phone:{}", phone_digest(server_key, phone))
+}
+
+/// The guard of a signed-in holder's confirms and device registrations.
+pub fn holder_subject(customer_id: &str) -> String {
+    format!("holder:{customer_id}")
+}
+
+impl PinGate {
+    pub fn new(depth: usize, per_ip: Budget, per_phone: Budget, rule: LockRule) -> PinGate {
+        PinGate {
+            workers: PinWorkers::start(depth),
+            per_ip: budget_limiter(per_ip),
+            per_phone: budget_limiter(per_phone),
+            rule,
+        }
+    }
+
+    /// Drops the budgets of clients that have been idle (call periodically).
+    pub fn forget_idle(&self) {
+        if let Some(l) = &self.per_ip {
+            l.retain_recent();
+        }
+        if let Some(l) = &self.per_phone {
+            l.retain_recent();
+        }
+    }
+
+    fn spend_budget(&self, ip: Option<IpAddr>, phone: &str) -> Result<(), ApiError> {
+        let over = || {
+            ApiError(Error::new(
+                ErrorKind::RateLimited,
+                "rate_limited",
+                "Too many PIN attempts from here or for this wallet; retry after the time in Retry-After.",
+            ))
+        };
+        if let (Some(l), Some(ip)) = (&self.per_ip, ip) {
+            l.check_key(&ip).map_err(|_| over())?;
+        }
+        if let Some(l) = &self.per_phone {
+            let d = Sha256::digest(phone.as_bytes());
+            let mut key = [0u8; 16];
+            key.copy_from_slice(&d[..16]);
+            l.check_key(&key).map_err(|_| over())?;
+        }
+        Ok(())
+    }
+
+    /// Checks a guess. `Ok` means the PIN is right: the returned attempt is reserved
+    /// and must be handed to the write it authorises, which settles it as it commits.
+    /// Every refusal has already been settled (counted, or released uncounted).
+    pub async fn check(
+        &self,
+        store: &dyn Store,
+        pepper: [u8; 32],
+        guess: Guess<'_>,
+    ) -> Result<PinAttempt, ApiError> {
+        self.spend_budget(guess.ip, guess.phone)?;
+        check_pin_format(guess.pin)
+            .map_err(|_| ApiError(pocket_core::lockout::incorrect_pin(0)))?;
+        let admitted = self.workers.admit()?;
+        let attempt = PinAttempt {
+            subject: guess.subject,
+            rule: self.rule,
+        };
+        store.reserve_pin(attempt.clone()).await?;
+        let correct = match guess.pin_hash {
+            Some(hash) => {
+                let pin = guess.pin.to_string();
+                self.workers
+                    .run(admitted, move || verify_pin_now(&pepper, &hash, &pin))
+                    .await
+            }
+            None => {
+                // As long as a real check, without the work: the place in the queue
+                // is given back at once.
+                drop(admitted);
+                tokio::time::sleep(self.workers.typical()).await;
+                Ok(false)
+            }
+        };
+        match correct {
+            Ok(true) => Ok(attempt),
+            Ok(false) => Err(ApiError(store.settle_wrong_pin(attempt).await?)),
+            Err(e) => {
+                // Not verified: the attempt is not counted.
+                let _ = store.abandon_pin(attempt).await;
+                Err(ApiError(e))
+            }
+        }
+    }
+}
+
+/// Checks the PIN of the signed-in holder (confirms, device keys) under the holder's
+/// guard; the attempt returned must go to the write it authorises.
+pub(crate) async fn check_holder_pin(
+    state: &crate::AppState,
+    ip: crate::limits::ClientIp,
+    customer: &pocket_store::model::Customer,
+    pin: &str,
+) -> Result<PinAttempt, ApiError> {
+    let who = state
+        .store
+        .pin_state(customer.id.clone())
+        .await?
+        .ok_or_else(|| Error::not_found("customer", &customer.id))?;
+    let guess = Guess {
+        subject: holder_subject(&customer.id),
+        phone: &customer.phone,
+        ip: ip.0,
+        pin_hash: Some(who.pin_hash),
+        pin,
+    };
+    state
+        .pins
+        .check(state.store.as_ref(), state.settings.server_key, guess)
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pin_format() {
+        assert!(check_pin_format("012345").is_ok());
+        for bad in ["12345", "1234567", "12345a", "", "１２３４５６"] {
+            assert!(check_pin_format(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn pins_hash_and_verify() {
+        let p = PinHashing {
+            memory_kib: 1024,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let pepper = [3u8; 32];
+        let h = hash_pin_now(p, &pepper, "123456").unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
+        assert!(verify_pin_now(&pepper, &h, "123456").unwrap());
+        assert!(!verify_pin_now(&pepper, &h, "654321").unwrap());
+        assert!(
+            !verify_pin_now(&[4u8; 32], &h, "123456").unwrap(),
+            "the pepper matters"
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_full_pin_queue_refuses_at_once() {
+        let workers = PinWorkers::start(2);
+        let a = workers.admit().unwrap();
+        let _b = workers.admit().unwrap();
+        let refused = workers.admit().err().expect("full");
+        assert_eq!((refused.http_status(), refused.code), (503, "server_busy"));
+        assert_eq!(workers.run(a, || Ok(7)).await.unwrap(), 7);
+        assert!(workers.admit().is_ok(), "a finished check frees its place");
+    }
+
+    #[test]
+    fn signin_subjects_are_keyed_digests_of_the_phone() {
+        let a = signin_subject(&[1u8; 32], "+8613800000001");
+        assert!(a.starts_with("signin:") && !a.contains("138"));
+        assert_ne!(a, signin_subject(&[2u8; 32], "+8613800000001"));
+        assert_ne!(a, signin_subject(&[1u8; 32], "+8613800000002"));
+    }
+}

@@ -1,0 +1,512 @@
+//! PINs under attack, the way an adversary would try them: many guesses at once,
+//! strangers locking owners out, unknown numbers as an oracle, floods from one
+//! address, and a stolen database.
+
+mod common;
+
+use common::{Options, Server, all, jwk, new_key};
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// `(status, code)` of a sign-in.
+async fn sign_in(s: &Server, phone: &str, pin: &str) -> (u16, String) {
+    let r = s
+        .call(
+            Method::POST,
+            "/v1/wallet/sessions",
+            None,
+            Some(json!({"phone": phone, "pin": pin})),
+            None,
+        )
+        .await;
+    (r.status.as_u16(), r.code().to_string())
+}
+
+/// `n` PINs: the right one at `right_at`, the rest distinct wrong ones.
+fn guesses(n: usize, right: &str, right_at: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            if i == right_at {
+                right.to_string()
+            } else {
+                format!("{:06}", 900_000 + i)
+            }
+        })
+        .collect()
+}
+
+/// What came back from a burst of guesses: verified wrong (401), accepted (2xx),
+/// refused unverified (423), anything else.
+#[derive(Debug, Default)]
+struct Tally {
+    wrong: usize,
+    accepted: usize,
+    locked: usize,
+    other: Vec<(u16, String)>,
+}
+
+fn tally(replies: &[(u16, String)]) -> Tally {
+    let mut t = Tally::default();
+    for (status, code) in replies {
+        match (*status, code.as_str()) {
+            (401, "incorrect_pin") => t.wrong += 1,
+            (200 | 201, _) => t.accepted += 1,
+            (423, "pin_locked") => t.locked += 1,
+            _ => t.other.push((*status, code.clone())),
+        }
+    }
+    t
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_sign_in_guesses_verify_at_most_five() {
+    let s = Arc::new(Server::start().await);
+    for (trial, n) in [16usize, 64, 128].into_iter().enumerate() {
+        let phone = format!("+861380000100{trial}");
+        s.customer(&phone, 0).await;
+        // The right PIN last: it is sent after every wrong one has been.
+        let pins = guesses(n, "123456", n - 1);
+        let replies = all(n, |i| {
+            let (s, phone, pin) = (s.clone(), phone.clone(), pins[i].clone());
+            async move { sign_in(&s, &phone, &pin).await }
+        })
+        .await;
+        let t = tally(&replies);
+        assert!(t.other.is_empty(), "n={n}: {t:?}");
+        assert!(
+            t.wrong + t.accepted <= 5,
+            "n={n}: {} guesses verified: {t:?}",
+            t.wrong + t.accepted
+        );
+        if t.wrong == 5 {
+            assert_eq!(t.accepted, 0, "n={n}: the lock came first: {t:?}");
+            assert_eq!(
+                sign_in(&s, &phone, "123456").await,
+                (423, "pin_locked".into()),
+                "n={n}: locked after five wrong"
+            );
+        }
+        eprintln!("n={n}: {t:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_pin_confirms_verify_at_most_five_and_pay_once() {
+    let s = Arc::new(Server::start().await);
+    let (_, sk) = s.merchant("M").await;
+    let (cus, token) = s.customer("+8613800001101", 1_000_000).await;
+    let p = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 30_000, "customer": cus}),
+        )
+        .await;
+    let id = p["id"].as_str().unwrap().to_string();
+    let n = 64;
+    let pins = guesses(n, "123456", n - 1);
+    let replies = all(n, |i| {
+        let (s, token, id, pin) = (s.clone(), token.clone(), id.clone(), pins[i].clone());
+        async move {
+            let r = s.confirm(&token, &id, json!({"pin": pin})).await;
+            (r.status.as_u16(), r.code().to_string())
+        }
+    })
+    .await;
+    let t = tally(&replies);
+    assert!(t.other.is_empty(), "{t:?}");
+    assert!(t.wrong + t.accepted <= 5, "{t:?}");
+    let paid = s.get(&format!("/v1/payments/{id}"), &sk).await;
+    let expected = if t.accepted == 1 {
+        "succeeded"
+    } else {
+        "pending"
+    };
+    assert_eq!(paid.body["status"], expected, "{t:?}");
+    assert_eq!(
+        s.wallet_balance(&token, "CNY").await,
+        1_000_000 - 30_000 * t.accepted as i64
+    );
+    s.assert_balanced().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_device_registrations_verify_at_most_five() {
+    let s = Arc::new(Server::start().await);
+    let (_, token) = s.customer("+8613800001201", 0).await;
+    let key = jwk(&new_key());
+    let n = 32;
+    let pins = guesses(n, "123456", n - 1);
+    let replies = all(n, |i| {
+        let (s, token, key, pin) = (s.clone(), token.clone(), key.clone(), pins[i].clone());
+        async move {
+            let r = s
+                .post(
+                    "/v1/wallet/devices",
+                    &token,
+                    json!({"name": format!("phone {i}"), "public_key": key, "pin": pin}),
+                )
+                .await;
+            (r.status.as_u16(), r.code().to_string())
+        }
+    })
+    .await;
+    let t = tally(&replies);
+    assert!(t.other.is_empty(), "{t:?}");
+    assert!(t.wrong + t.accepted <= 5, "{t:?}");
+    let devices = s.get("/v1/wallet/devices", &token).await;
+    assert_eq!(
+        devices.body["data"].as_array().unwrap().len(),
+        t.accepted,
+        "{t:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_strangers_sign_in_guesses_never_stop_the_owner_paying() {
+    let s = Server::start().await;
+    let (_, sk) = s.merchant("M").await;
+    let phone = "+8613800001301";
+    let (cus, token) = s.customer(phone, 1_000_000).await;
+    for _ in 0..4 {
+        assert_eq!(sign_in(&s, phone, "000000").await.0, 401);
+    }
+    assert_eq!(
+        sign_in(&s, phone, "000000").await,
+        (423, "pin_locked".into())
+    );
+    // Sign-in is locked, for the owner too, but the owner's session still pays.
+    assert_eq!(
+        sign_in(&s, phone, "123456").await,
+        (423, "pin_locked".into())
+    );
+    let p = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 30_000, "customer": cus}),
+        )
+        .await;
+    let r = s
+        .confirm(&token, p["id"].as_str().unwrap(), json!({"pin": "123456"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+#[tokio::test]
+async fn unknown_phones_answer_exactly_like_known_ones() {
+    let s = Server::start().await;
+    s.customer("+8613800001401", 0).await;
+    let mut answers = Vec::new();
+    for phone in ["+8613800001401", "+8613800001499"] {
+        let mut seq = Vec::new();
+        for _ in 0..7 {
+            let r = s
+                .call(
+                    Method::POST,
+                    "/v1/wallet/sessions",
+                    None,
+                    Some(json!({"phone": phone, "pin": "000000"})),
+                    None,
+                )
+                .await;
+            let mut headers: Vec<String> = r
+                .headers
+                .keys()
+                .map(|k| k.to_string())
+                .filter(|k| k != "request-id" && k != "date")
+                .collect();
+            headers.sort();
+            // Messages carry "about N minutes": the same for both within a test.
+            seq.push((r.status.as_u16(), r.body["error"].clone(), headers));
+        }
+        answers.push(seq);
+    }
+    assert_eq!(
+        answers[0], answers[1],
+        "a known and an unknown phone differ"
+    );
+    assert_eq!(answers[0][4].0, 423, "both lock after five wrong");
+}
+
+/// The body digests an old database held: SHA-256 of the body, and of method, path
+/// and body, as hex and as raw bytes.
+fn unkeyed_digests(method_and_path: &str, body: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for input in [
+        body.to_string(),
+        format!("{method_and_path}\n{body}"),
+        format!("{method_and_path}{body}"),
+    ] {
+        let d = Sha256::digest(input.as_bytes());
+        out.push(hex::encode(d).into_bytes());
+        out.push(hex::encode_upper(d).into_bytes());
+        out.push(d.to_vec());
+    }
+    out
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[tokio::test]
+async fn no_unkeyed_digest_of_a_request_body_is_stored() {
+    let s = Server::start().await;
+    let (_, sk) = s.merchant("M").await;
+    let phone = "+8613800001501";
+    let (cus, token) = s.customer(phone, 1_000_000).await;
+    let p = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 30_000, "customer": cus}),
+        )
+        .await;
+    let pay_id = p["id"].as_str().unwrap();
+    let key = jwk(&new_key());
+    let bodies: Vec<(String, String)> = vec![
+        (
+            "POST /v1/wallet/sessions".into(),
+            json!({"phone": phone, "pin": "123456"}).to_string(),
+        ),
+        (
+            format!("POST /v1/wallet/payments/{pay_id}/confirm"),
+            json!({"pin": "123456"}).to_string(),
+        ),
+        (
+            "POST /v1/wallet/devices".into(),
+            json!({"name": "phone", "public_key": key, "pin": "123456"}).to_string(),
+        ),
+    ];
+    for (i, (mp, body)) in bodies.iter().enumerate() {
+        let path = mp.strip_prefix("POST ").unwrap();
+        let auth = (i > 0).then_some(token.as_str());
+        let r = s
+            .call(
+                Method::POST,
+                path,
+                auth,
+                Some(serde_json::from_str(body).unwrap()),
+                Some(&format!("key-{i}")),
+            )
+            .await;
+        assert!(r.status.is_success(), "{mp}: {}", r.text);
+    }
+    let data = s.dir.path().join("data");
+    let mut searched = 0;
+    for entry in std::fs::read_dir(&data).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.to_string_lossy().contains("pocket.db") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).unwrap();
+        searched += bytes.len();
+        for (mp, body) in &bodies {
+            for d in unkeyed_digests(mp, body) {
+                assert!(
+                    !contains(&bytes, &d),
+                    "{} holds an unkeyed digest of the body of {mp}",
+                    path.display()
+                );
+            }
+        }
+    }
+    assert!(searched > 0, "the database files were read");
+}
+
+#[tokio::test]
+async fn idempotency_keys_are_scoped_and_bodies_compared_by_meaning() {
+    let s = Server::start().await;
+    // Two people signing up with the same key do not collide.
+    for phone in ["+8613800001601", "+8613800001602"] {
+        let r = s
+            .call(
+                Method::POST,
+                "/v1/wallet/signup",
+                None,
+                Some(json!({"phone": phone, "name": "A", "pin": "123456"})),
+                Some("same-key"),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{phone}: {}", r.text);
+    }
+    // A confirm without a body and one with `{}` are the same request.
+    let (_, sk) = s.merchant("M").await;
+    let (cus, token) = s.customer("+8613800001603", 100_000).await;
+    let p = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 100, "customer": cus}),
+        )
+        .await;
+    let path = format!("/v1/wallet/payments/{}/confirm", p["id"].as_str().unwrap());
+    let first = s
+        .call(Method::POST, &path, Some(&token), None, Some("confirm-1"))
+        .await;
+    assert_eq!(first.status, 200, "{}", first.text);
+    let again = s
+        .call(
+            Method::POST,
+            &path,
+            Some(&token),
+            Some(json!({})),
+            Some("confirm-1"),
+        )
+        .await;
+    assert_eq!(again.status, 200, "{}", again.text);
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(again.body, first.body);
+}
+
+#[tokio::test]
+async fn a_sign_in_replayed_after_sign_out_gives_no_dead_token() {
+    let s = Server::start().await;
+    let phone = "+8613800001701";
+    s.customer(phone, 0).await;
+    let body = json!({"phone": phone, "pin": "123456"});
+    let call = |key: &'static str| {
+        s.call(
+            Method::POST,
+            "/v1/wallet/sessions",
+            None,
+            Some(body.clone()),
+            Some(key),
+        )
+    };
+    let first = call("signin-1").await;
+    assert_eq!(first.status, 201);
+    let token = first.body["token"].as_str().unwrap().to_string();
+    let replay = call("signin-1").await;
+    assert_eq!(replay.status, 201);
+    assert_eq!(
+        replay.body["token"],
+        token.as_str(),
+        "a live session replays"
+    );
+    let out = s
+        .call(
+            Method::DELETE,
+            "/v1/wallet/sessions/current",
+            Some(&token),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(out.status, 204);
+    call("signin-1").await.assert_error(409, "session_ended");
+    assert_eq!(
+        s.get("/v1/wallet/me", &token).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_flood_from_one_address_leaves_others_their_pins() {
+    // Real budgets and a real hash cost; the flood comes from 127.0.0.1, the owner
+    // from 127.0.0.2.
+    let s = Arc::new(
+        Server::start_options(Options {
+            env: vec![
+                ("POCKET_PIN_PER_IP_PER_MINUTE".into(), "60".into()),
+                ("POCKET_PIN_PER_PHONE_PER_MINUTE".into(), "20".into()),
+                ("POCKET_PIN_HASH_MEMORY_KIB".into(), "19456".into()),
+                ("POCKET_PIN_HASH_ITERATIONS".into(), "2".into()),
+            ],
+            ..Options::default()
+        })
+        .await,
+    );
+    s.customer("+8613800001801", 0).await;
+    let flood_started = Instant::now();
+    let flood = all(400, |i| {
+        let s = s.clone();
+        async move { sign_in(&s, &format!("+86139{:08}", i), "000000").await }
+    });
+    let owner = tokio::spawn({
+        let url = s.url.clone();
+        async move {
+            // Let the flood start first.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let client = reqwest::Client::builder()
+                .local_address(std::net::IpAddr::from([127, 0, 0, 2]))
+                .build()
+                .unwrap();
+            let started = Instant::now();
+            let r = client
+                .post(format!("{url}/v1/wallet/sessions"))
+                .json(&json!({"phone": "+8613800001801", "pin": "123456"}))
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), started.elapsed())
+        }
+    });
+    let flood = flood.await;
+    let flood_seconds = flood_started.elapsed().as_secs() as usize;
+    let (status, took) = owner.await.unwrap();
+    let limited = flood
+        .iter()
+        .filter(|r| *r == &(429, "rate_limited".to_string()))
+        .count();
+    let verified = flood.iter().filter(|r| r.0 == 401 || r.0 == 423).count();
+    eprintln!("flood: {verified} answered, {limited} over budget; owner: {status} in {took:?}");
+    assert_eq!(status, 201, "the owner signs in during the flood");
+    // A burst of 30, then one a second.
+    assert!(
+        verified <= 30 + flood_seconds + 1,
+        "one address got {verified} PIN checks in {flood_seconds} s"
+    );
+    assert_eq!(
+        verified + limited,
+        400,
+        "every flooded request got 401/423 or 429"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_pin_queue_answers_503_with_retry_after() {
+    let s = Arc::new(
+        Server::start_options(Options {
+            config: Some("[security]\npin_queue_depth = 2\n".into()),
+            env: vec![
+                ("POCKET_PIN_HASH_MEMORY_KIB".into(), "19456".into()),
+                ("POCKET_PIN_HASH_ITERATIONS".into(), "2".into()),
+            ],
+            ..Options::default()
+        })
+        .await,
+    );
+    s.customer("+8613800001901", 0).await;
+    let replies: Vec<(u16, String, Option<String>)> = all(40, |_| {
+        let s = s.clone();
+        async move {
+            let r = s
+                .call(
+                    Method::POST,
+                    "/v1/wallet/sessions",
+                    None,
+                    Some(json!({"phone": "+8613800001901", "pin": "123456"})),
+                    None,
+                )
+                .await;
+            let retry = r
+                .headers
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            (r.status.as_u16(), r.code().to_string(), retry)
+        }
+    })
+    .await;
+    let busy: Vec<_> = replies.iter().filter(|r| r.0 == 503).collect();
+    assert!(!busy.is_empty(), "{replies:?}");
+    for b in &busy {
+        assert_eq!((b.1.as_str(), b.2.as_deref()), ("server_busy", Some("1")));
+    }
+    assert!(
+        replies.iter().all(|r| r.0 == 201 || r.0 == 503),
+        "{replies:?}"
+    );
+    // Refused for load, not counted as guesses: the PIN still works.
+    assert_eq!(sign_in(&s, "+8613800001901", "123456").await.0, 201);
+}

@@ -1,0 +1,150 @@
+//! PIN lockout guards: the stored side of `pocket_core::lockout`. Every change reads
+//! the guard and writes the core's answer inside the writer's transaction, so
+//! reservations are serialised however many guesses arrive at once.
+
+use super::Db;
+use crate::model::PinAttempt;
+use pocket_core::Error;
+use pocket_core::lockout::{Guard, Verdict};
+use rusqlite::{Connection, OptionalExtension, params};
+
+fn load(conn: &Connection, subject: &str) -> Result<Guard, Error> {
+    let guard = conn
+        .prepare_cached(
+            "SELECT failures, pending, pending_until, last_failure_at, locked_until
+             FROM pin_guards WHERE subject = ?1",
+        )
+        .db()?
+        .query_row([subject], |r| {
+            Ok(Guard {
+                failures: r.get(0)?,
+                pending: r.get(1)?,
+                pending_until_ms: r.get(2)?,
+                last_failure_ms: r.get(3)?,
+                locked_until_ms: r.get(4)?,
+            })
+        })
+        .optional()
+        .db()?;
+    Ok(guard.unwrap_or_default())
+}
+
+/// Stores the guard, or forgets it when there is nothing left to remember.
+fn save(conn: &Connection, now: i64, subject: &str, g: &Guard) -> Result<(), Error> {
+    if g.is_empty() {
+        conn.prepare_cached("DELETE FROM pin_guards WHERE subject = ?1")
+            .db()?
+            .execute([subject])
+            .db()?;
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "INSERT INTO pin_guards (subject, failures, pending, pending_until, last_failure_at, locked_until, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (subject) DO UPDATE SET failures = excluded.failures, pending = excluded.pending,
+             pending_until = excluded.pending_until, last_failure_at = excluded.last_failure_at,
+             locked_until = excluded.locked_until, updated_at = excluded.updated_at",
+    )
+    .db()?
+    .execute(params![
+        subject,
+        g.failures,
+        g.pending,
+        g.pending_until_ms,
+        g.last_failure_ms,
+        g.locked_until_ms,
+        now
+    ])
+    .db()?;
+    Ok(())
+}
+
+/// Reserves one attempt before a PIN is verified; `Err` is `423 pin_locked`.
+pub(in crate::sqlite) fn reserve(
+    conn: &Connection,
+    now: i64,
+    attempt: &PinAttempt,
+) -> Result<(), Error> {
+    let guard = load(conn, &attempt.subject)?;
+    match guard.reserve(&attempt.rule, now) {
+        Ok(g) => save(conn, now, &attempt.subject, &g),
+        Err(refused) => Err(refused.error(now).unwrap_or_else(Error::internal)),
+    }
+}
+
+/// Settles a reserved attempt with the verification's result.
+pub(in crate::sqlite) fn settle(
+    conn: &Connection,
+    now: i64,
+    attempt: &PinAttempt,
+    correct: bool,
+) -> Result<Verdict, Error> {
+    let (g, verdict) = load(conn, &attempt.subject)?.settle(&attempt.rule, now, correct);
+    save(conn, now, &attempt.subject, &g)?;
+    Ok(verdict)
+}
+
+/// Releases a reserved attempt that was never verified.
+pub(in crate::sqlite) fn abandon(
+    conn: &Connection,
+    now: i64,
+    attempt: &PinAttempt,
+) -> Result<(), Error> {
+    let g = load(conn, &attempt.subject)?.abandon(&attempt.rule, now);
+    save(conn, now, &attempt.subject, &g)
+}
+
+/// Settles a verified-correct attempt, then runs `action` in the same transaction,
+/// only if the guard is not locked at this moment. The settlement commits whatever
+/// the action answers (its changes roll back alone when it fails), so a right PIN
+/// with, say, too little money still ends the run of wrong ones and frees its
+/// reservation. Errors inside the `Ok` are answers that commit.
+pub(in crate::sqlite) fn with_correct_pin<T>(
+    conn: &Connection,
+    now: i64,
+    attempt: Option<&PinAttempt>,
+    action: impl FnOnce(&Connection) -> Result<Result<T, Error>, Error>,
+) -> Result<Result<T, Error>, Error> {
+    let Some(attempt) = attempt else {
+        return action(conn);
+    };
+    if let Some(refused) = settle(conn, now, attempt, true)?.error(now) {
+        return Ok(Err(refused));
+    }
+    conn.prepare_cached("SAVEPOINT pin_action")
+        .db()?
+        .execute([])
+        .db()?;
+    let result = action(conn);
+    let end = match result {
+        Ok(_) => "RELEASE pin_action",
+        Err(_) => "ROLLBACK TO pin_action",
+    };
+    conn.prepare_cached(end).db()?.execute([]).db()?;
+    if result.is_err() {
+        conn.prepare_cached("RELEASE pin_action")
+            .db()?
+            .execute([])
+            .db()?;
+    }
+    Ok(result.unwrap_or_else(Err))
+}
+
+/// Forgets guards untouched for longer than `idle_ms` whose state has run out.
+pub(in crate::sqlite) fn forget_idle(
+    conn: &Connection,
+    now: i64,
+    idle_ms: i64,
+    limit: usize,
+) -> Result<usize, Error> {
+    conn.prepare_cached(
+        "DELETE FROM pin_guards WHERE subject IN (
+             SELECT subject FROM pin_guards
+             WHERE updated_at < ?1 AND (locked_until IS NULL OR locked_until <= ?2)
+               AND pending_until <= ?2
+             ORDER BY updated_at LIMIT ?3)",
+    )
+    .db()?
+    .execute(params![now - idle_ms, now, limit as i64])
+    .db()
+}
