@@ -16,6 +16,8 @@ pub enum ErrorKind {
     Conflict,
     Idempotency,
     BodyTooLarge,
+    /// The request (its body) did not arrive in time.
+    Timeout,
     Locked,
     RateLimited,
     Unavailable,
@@ -32,6 +34,7 @@ impl ErrorKind {
             ErrorKind::NotFound => 404,
             ErrorKind::Conflict | ErrorKind::Idempotency => 409,
             ErrorKind::BodyTooLarge => 413,
+            ErrorKind::Timeout => 408,
             ErrorKind::Locked => 423,
             ErrorKind::RateLimited => 429,
             ErrorKind::Unavailable => 503,
@@ -44,7 +47,8 @@ impl ErrorKind {
             ErrorKind::InvalidRequest
             | ErrorKind::NotFound
             | ErrorKind::Conflict
-            | ErrorKind::BodyTooLarge => "invalid_request_error",
+            | ErrorKind::BodyTooLarge
+            | ErrorKind::Timeout => "invalid_request_error",
             ErrorKind::Authentication | ErrorKind::Locked => "authentication_error",
             ErrorKind::Payment => "payment_error",
             ErrorKind::Permission => "permission_error",

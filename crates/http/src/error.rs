@@ -51,7 +51,7 @@ impl IntoResponse for ApiError {
             },
         };
         let mut response = (status, axum::Json(body)).into_response();
-        if e.kind == ErrorKind::BodyTooLarge {
+        if matches!(e.kind, ErrorKind::BodyTooLarge | ErrorKind::Timeout) {
             // The rest of the body is never read: the connection cannot be reused.
             response
                 .headers_mut()

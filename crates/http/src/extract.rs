@@ -15,6 +15,20 @@ use std::collections::HashMap;
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// Longest a request body may take to arrive once its head has (`408` after), by default.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Whether `e` or one of its causes is a `C`.
+fn caused_by<C: std::error::Error + 'static>(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        if c.is::<C>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
 
 /// A strictly parsed JSON body, with the raw bytes kept for idempotency fingerprints.
 pub struct Body<T> {
@@ -22,20 +36,54 @@ pub struct Body<T> {
     pub raw: Bytes,
 }
 
+/// Why a body could not be read: too large (`413`), stalled (`408`), or broken (`400`).
+fn unreadable(e: &(dyn std::error::Error + 'static), too_large: bool) -> ApiError {
+    if too_large {
+        body_too_large()
+    } else if caused_by::<tower_http::timeout::TimeoutError>(e) {
+        ApiError(Error::new(
+            ErrorKind::Timeout,
+            "body_timeout",
+            "The request body did not arrive in time.",
+        ))
+    } else {
+        ApiError(Error::new(
+            ErrorKind::InvalidRequest,
+            "invalid_body",
+            "The request body could not be read.",
+        ))
+    }
+}
+
+/// Middleware: reads the whole request body (up to [`MAX_BODY_BYTES`]) before any
+/// handler or credential check runs, so a request refused early (a `401` before its
+/// body was looked at) leaves nothing unread and its keep-alive connection stays
+/// usable. A body that cannot be read is answered here, with `Connection: close`.
+pub async fn buffer_body(
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(bytes) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+        Err(e) => {
+            let too_large = caused_by::<http_body_util::LengthLimitError>(&e);
+            unreadable(&e, too_large).into_response()
+        }
+    }
+}
+
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let raw = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                body_too_large()
-            } else {
-                ApiError(Error::new(
-                    ErrorKind::InvalidRequest,
-                    "invalid_body",
-                    "The request body could not be read.",
-                ))
-            }
+            let too_large = rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE;
+            unreadable(&rejection, too_large)
         })?;
         let text: &[u8] = if raw.iter().all(u8::is_ascii_whitespace) {
             b"{}"

@@ -178,6 +178,11 @@ pub fn router(state: AppState) -> Router {
         .fallback(error::no_such_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
+        .layer(middleware::from_fn(extract::buffer_body))
+        // A body that stalls is not waited for: `408`, and the connection closes.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            state.settings.body_read_timeout,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             limits::enforce,

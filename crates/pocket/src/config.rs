@@ -75,6 +75,13 @@ pub struct LimitsConfig {
     pub per_credential_burst: u32,
     /// Wallet event streams open at once.
     pub max_event_streams: usize,
+    /// Connections open at once (beyond: `503` and closed); by default 10,000 or what
+    /// the file-descriptor limit leaves room for.
+    pub max_connections: Option<usize>,
+    /// A connection that sends no complete request head within this many seconds
+    /// (also between requests) is closed; a body that stalls this long gets `408`.
+    pub header_read_timeout_seconds: u64,
+    pub body_read_timeout_seconds: u64,
 }
 
 impl Default for LimitsConfig {
@@ -85,6 +92,9 @@ impl Default for LimitsConfig {
             per_credential_per_second: 500,
             per_credential_burst: 1_000,
             max_event_streams: 10_000,
+            max_connections: None,
+            header_read_timeout_seconds: crate::connections::HEADER_READ_TIMEOUT.as_secs(),
+            body_read_timeout_seconds: pocket_http::extract::BODY_READ_TIMEOUT.as_secs(),
         }
     }
 }
@@ -394,6 +404,25 @@ impl Config {
                     ));
                 }
             }
+        }
+        for (key, v) in [
+            (
+                "limits.header_read_timeout_seconds",
+                self.limits.header_read_timeout_seconds,
+            ),
+            (
+                "limits.body_read_timeout_seconds",
+                self.limits.body_read_timeout_seconds,
+            ),
+        ] {
+            if !(1..=600).contains(&v) {
+                return Err(bad(key, "must be 1 to 600"));
+            }
+        }
+        if let Some(n) = self.limits.max_connections
+            && !(1..=1_000_000).contains(&n)
+        {
+            return Err(bad("limits.max_connections", "must be 1 to 1000000"));
         }
         if !(1..=1_000_000).contains(&self.limits.max_event_streams) {
             return Err(bad("limits.max_event_streams", "must be 1 to 1000000"));

@@ -3,6 +3,7 @@
 //! `pocket openapi` prints the API document.
 
 mod config;
+mod connections;
 mod demo;
 mod keys;
 mod serve;
@@ -204,6 +205,12 @@ fn return_large_allocations_to_the_system() {
 
 fn main() -> ExitCode {
     return_large_allocations_to_the_system();
+    // A write past a file-size limit fails (and is answered 503) instead of killing
+    // the process.
+    // SAFETY: setting a signal's disposition to "ignore" has no preconditions.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {

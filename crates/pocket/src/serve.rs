@@ -1,6 +1,7 @@
 //! `pocket serve`: open the store, start the sweeper, serve HTTP, shut down gently.
 
 use crate::config::{Config, LogConfig};
+use crate::connections::{self, Capped, FirstBytesDeadline};
 use crate::{demo, keys};
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
@@ -81,6 +82,7 @@ pub fn open(config: &Config) -> Result<Opened, String> {
         burst: l.per_credential_burst,
     };
     settings.max_streams = l.max_event_streams;
+    settings.body_read_timeout = Duration::from_secs(l.body_read_timeout_seconds);
     Ok(Opened {
         store,
         settings,
@@ -208,18 +210,41 @@ pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
         tracing::info!("shutting down: finishing in-flight requests");
         on_signal.graceful_shutdown(Some(grace));
     });
+    let descriptors = connections::raise_descriptor_limit();
+    let cap = connections::max_connections(config.limits.max_connections, descriptors);
+    tracing::info!(descriptors, max_connections = cap, "connection limits");
+    let header_timeout = Duration::from_secs(config.limits.header_read_timeout_seconds);
+    let http = |builder: &mut hyper_util::server::conn::auto::Builder<_>| {
+        builder
+            .http1()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_timeout);
+        // HTTP/2 peers that stop answering pings are dropped.
+        builder
+            .http2()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .keep_alive_interval(Some(Duration::from_secs(20)))
+            .keep_alive_timeout(Duration::from_secs(10));
+    };
     let served = match tls {
         Some(tls) => {
-            axum_server::from_tcp_rustls(listener, tls)
-                .handle(handle)
-                .serve(app)
-                .await
+            let mut server = axum_server::from_tcp_rustls(listener, tls)
+                .map(|tls| {
+                    FirstBytesDeadline::new(tls.acceptor(Capped::new(cap, false)), header_timeout)
+                })
+                .handle(handle);
+            http(server.http_builder());
+            server.serve(app).await
         }
         None => {
-            axum_server::from_tcp(listener)
-                .handle(handle)
-                .serve(app)
-                .await
+            let mut server = axum_server::from_tcp(listener)
+                .acceptor(FirstBytesDeadline::new(
+                    Capped::new(cap, true),
+                    header_timeout,
+                ))
+                .handle(handle);
+            http(server.http_builder());
+            server.serve(app).await
         }
     };
     served.map_err(|e| format!("server error: {e}"))?;

@@ -14,6 +14,7 @@ pub mod ids;
 pub mod model;
 pub mod sqlite;
 pub mod sweeper;
+pub mod throttle;
 
 use model::*;
 use pocket_core::ledger::AccountKind;

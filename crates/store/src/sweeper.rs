@@ -21,38 +21,111 @@ pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
 /// How often old idempotency records are forgotten.
 const CLEANUP_EVERY_MS: i64 = 60_000;
 
+/// How long PIN guards are kept after their last change once nothing in them is
+/// live (longer than any configurable lock, 24 h).
+pub const PIN_GUARD_IDLE_MS: i64 = 24 * 3600 * 1000 + 60_000;
+/// First and longest wait after a failure (a full disk, an unreachable database):
+/// doubling in between, so a failing store is not hammered.
+const BACKOFF_FIRST_MS: i64 = 100;
+const BACKOFF_MAX_MS: i64 = 5_000;
+
+/// Exponential backoff while the store fails; one log line per interval with a count.
+struct Backoff {
+    wait_ms: i64,
+    log: crate::throttle::Throttle,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff {
+            wait_ms: 0,
+            log: crate::throttle::Throttle::new(crate::throttle::LOG_EVERY_MS),
+        }
+    }
+
+    /// A failure: how long to wait before the next try.
+    fn failed(&mut self, what: &str, e: &pocket_core::Error) -> i64 {
+        self.wait_ms = (self.wait_ms * 2).clamp(BACKOFF_FIRST_MS, BACKOFF_MAX_MS);
+        if let Some(times) = self.log.hit(crate::throttle::wall_ms()) {
+            tracing::warn!(
+                code = e.code,
+                times,
+                retry_in_ms = self.wait_ms,
+                "sweeper could not {what}"
+            );
+        }
+        self.wait_ms
+    }
+
+    fn succeeded(&mut self) {
+        if self.wait_ms > 0 {
+            tracing::info!("sweeper: the store answers again");
+        }
+        self.wait_ms = 0;
+    }
+}
+
 /// Runs until `shutdown` turns true.
 pub async fn run(store: Arc<dyn Store>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let mut last_cleanup_ms = 0;
+    let mut backoff = Backoff::new();
     while !*shutdown.borrow() {
         let now = store.now_ms();
         if now - last_cleanup_ms > CLEANUP_EVERY_MS {
             last_cleanup_ms = now;
-            if let Err(e) = store
+            let forgotten = match store
                 .forget_idempotency_before(now - IDEMPOTENCY_TTL_MS, 10_000)
                 .await
             {
-                tracing::warn!(code = e.code, "could not forget old idempotency keys");
+                Ok(_) => {
+                    store
+                        .forget_idle_pin_guards(PIN_GUARD_IDLE_MS, 10_000)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = forgotten {
+                tracing::warn!(
+                    code = e.code,
+                    "could not forget old idempotency keys and PIN guards"
+                );
             }
         }
         let sleep_ms = match store.next_deadline().await {
-            Ok(Some(deadline)) if deadline <= now => {
-                match store.expire_due(EXPIRE_BATCH).await {
-                    Ok(n) => tracing::debug!(expired = n, "expired overdue payments"),
-                    Err(e) => tracing::warn!(code = e.code, "sweeper could not expire payments"),
+            Ok(Some(deadline)) if deadline <= now => match store.expire_due(EXPIRE_BATCH).await {
+                Ok(n) => {
+                    backoff.succeeded();
+                    tracing::debug!(expired = n, "expired overdue payments");
+                    continue;
                 }
-                continue;
+                Err(e) => backoff.failed("expire payments", &e),
+            },
+            Ok(next) => {
+                backoff.succeeded();
+                next.map_or(MAX_SLEEP_MS, |deadline| {
+                    (deadline - now).clamp(1, MAX_SLEEP_MS)
+                })
             }
-            Ok(Some(deadline)) => (deadline - now).clamp(1, MAX_SLEEP_MS),
-            Ok(None) => MAX_SLEEP_MS,
-            Err(e) => {
-                tracing::warn!(code = e.code, "sweeper could not read the next deadline");
-                MAX_SLEEP_MS
-            }
+            Err(e) => backoff.failed("read the next deadline", &e),
         };
         tokio::select! {
             _ = tokio::time::sleep(Duration::from_millis(sleep_ms as u64)) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_to_a_ceiling_and_resets() {
+        let mut b = Backoff::new();
+        let e = pocket_core::Error::internal();
+        let waits: Vec<i64> = (0..8).map(|_| b.failed("x", &e)).collect();
+        assert_eq!(waits, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
+        b.succeeded();
+        assert_eq!(b.failed("x", &e), 100);
     }
 }

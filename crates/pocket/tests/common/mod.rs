@@ -154,6 +154,8 @@ impl Server {
         let (child, url) = spawn(dir.path(), &options);
         let client = Client::builder()
             .pool_max_idle_per_host(64)
+            // Shorter than the server's keep-alive timeout, as a client's should be.
+            .pool_idle_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(30))
             .build()
             .unwrap();
@@ -164,6 +166,16 @@ impl Server {
             client,
             options,
         }
+    }
+
+    /// The server process's id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// `host:port` of the server.
+    pub fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_string()
     }
 
     /// Stops the server with SIGTERM (graceful) and waits for it.

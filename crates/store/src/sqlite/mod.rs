@@ -21,7 +21,7 @@ use crate::model::*;
 use crate::{KeyDigest, NewPayment, ProductPatch, Store};
 use pocket_core::payment::Payment;
 use pocket_core::pricing::Product;
-use pocket_core::{Currency, Error};
+use pocket_core::{Currency, Error, ErrorKind};
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -58,8 +58,51 @@ pub struct SqliteStore {
     clock: Arc<dyn Clock>,
 }
 
+/// `503 storage_unavailable`: the database cannot be used right now (a full disk, an
+/// I/O error, a lock held too long); nothing was changed and the request may be retried.
+pub fn storage_unavailable() -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        "storage_unavailable",
+        "Pocket cannot use its storage right now; nothing was changed. Retry after a moment.",
+    )
+}
+
+/// Whether a SQLite error is the surroundings failing (retry later) rather than a bug.
+fn is_unavailable(e: &rusqlite::Error) -> bool {
+    use rusqlite::ErrorCode::*;
+    matches!(
+        e.sqlite_error_code(),
+        Some(
+            DiskFull
+                | SystemIoFailure
+                | CannotOpen
+                | DatabaseBusy
+                | DatabaseLocked
+                | OutOfMemory
+                | ReadOnly
+                | FileLockingProtocolFailed
+        )
+    )
+}
+
+static UNAVAILABLE_LOG: crate::throttle::Throttle =
+    crate::throttle::Throttle::new(crate::throttle::LOG_EVERY_MS);
+static INTERNAL_LOG: crate::throttle::Throttle =
+    crate::throttle::Throttle::new(crate::throttle::LOG_EVERY_MS);
+
+/// Maps a SQLite error to the contract's answer, logging it once per interval.
 fn sql_error(e: rusqlite::Error) -> Error {
-    tracing::error!(error = %e, "sqlite error");
+    let now = crate::throttle::wall_ms();
+    if is_unavailable(&e) {
+        if let Some(times) = UNAVAILABLE_LOG.hit(now) {
+            tracing::error!(error = %e, times, "storage unavailable; answering 503");
+        }
+        return storage_unavailable();
+    }
+    if let Some(times) = INTERNAL_LOG.hit(now) {
+        tracing::error!(error = %e, times, "sqlite error");
+    }
     Error::internal()
 }
 

@@ -62,7 +62,9 @@ impl Writer {
                 let answer = if committed || result.is_err() {
                     result
                 } else {
-                    Err(Error::internal())
+                    // The batch did not commit (a full disk, an I/O error): nothing
+                    // of this job was written.
+                    Err(super::storage_unavailable())
                 };
                 // The requester may have gone away (client disconnected): nothing to do.
                 let _ = tx.send(answer);
@@ -78,9 +80,10 @@ impl Writer {
                     "Pocket is at capacity; retry after a moment.",
                 ));
             }
-            Err(TrySendError::Disconnected(_)) => return Err(Error::internal()),
+            Err(TrySendError::Disconnected(_)) => return Err(super::storage_unavailable()),
         }
-        rx.await.map_err(|_| Error::internal())?
+        // A job dropped unanswered never ran (its batch could not begin).
+        rx.await.map_err(|_| super::storage_unavailable())?
     }
 }
 
@@ -140,6 +143,10 @@ fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
     conn.prepare_cached(sql)?.execute([]).map(|_| ())
 }
 
+/// Failed batches, logged once per interval.
+static BATCH_LOG: crate::throttle::Throttle =
+    crate::throttle::Throttle::new(crate::throttle::LOG_EVERY_MS);
+
 /// Runs one batch; returns whether it committed. Fills `finishers` in job order.
 fn run_batch(
     conn: &Connection,
@@ -148,7 +155,9 @@ fn run_batch(
     finishers: &mut Vec<Finish>,
 ) -> bool {
     if let Err(e) = run(conn, "BEGIN IMMEDIATE") {
-        tracing::error!(error = %e, "cannot begin a write transaction");
+        if let Some(times) = BATCH_LOG.hit(crate::throttle::wall_ms()) {
+            tracing::error!(error = %e, times, "cannot begin a write transaction");
+        }
         for job in batch.drain(..) {
             // Run nothing: answer every job as failed.
             finishers.push(Box::new(move |_| drop(job)));
@@ -174,13 +183,17 @@ fn run_batch(
             "ROLLBACK TO job; RELEASE job"
         };
         if let Err(e) = conn.execute_batch(end) {
-            tracing::error!(error = %e, "cannot end a savepoint");
+            if let Some(times) = BATCH_LOG.hit(crate::throttle::wall_ms()) {
+                tracing::error!(error = %e, times, "cannot end a savepoint");
+            }
             ok = false;
         }
         finishers.push(finish);
     }
     if ok && let Err(e) = run(conn, "COMMIT") {
-        tracing::error!(error = %e, "commit failed; the batch is rolled back");
+        if let Some(times) = BATCH_LOG.hit(crate::throttle::wall_ms()) {
+            tracing::error!(error = %e, times, "commit failed; the batch is rolled back");
+        }
         ok = false;
     }
     if !ok {
