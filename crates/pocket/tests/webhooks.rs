@@ -466,3 +466,59 @@ async fn the_readme_python_verifier_accepts_real_deliveries_and_refuses_tamperin
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// A proxy in the server's environment would connect to the webhook host for it, past
+/// the guarded resolver; it is never used.
+#[tokio::test]
+async fn a_proxy_from_the_environment_is_never_used() {
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_url = format!("http://{}", proxy.local_addr().unwrap());
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = proxy.accept().await {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(socket);
+        }
+    });
+    let mut options = Options {
+        config: Some(FAST.into()),
+        ..Options::default()
+    };
+    for var in [
+        "HTTP_PROXY",
+        "HTTPS_PROXY",
+        "http_proxy",
+        "https_proxy",
+        "ALL_PROXY",
+    ] {
+        options.env.push((var.into(), proxy_url.clone()));
+    }
+    options
+        .env
+        .push(("POCKET_WEBHOOKS_ALLOW_PRIVATE".into(), "false".into()));
+    let s = Server::start_options(options).await;
+    let (_, sk) = s.merchant("M").await;
+    endpoint(&s, &sk, "http://hooks.example.com/pocket").await;
+    s.payment(&sk, json!({"currency": "CNY", "amount": 500}))
+        .await;
+    let events = s.get("/v1/events?limit=1", &sk).await;
+    let evt = events.body["data"][0]["id"].as_str().unwrap().to_string();
+    let started = std::time::Instant::now();
+    loop {
+        let d = s.get(&format!("/v1/events/{evt}/deliveries"), &sk).await;
+        if !d.body["data"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "no attempt recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        connections.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the delivery went through the proxy"
+    );
+}

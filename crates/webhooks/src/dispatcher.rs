@@ -63,6 +63,9 @@ impl Dispatcher {
     ) -> Result<Dispatcher, String> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A proxy from the environment (`HTTP(S)_PROXY`) would be asked to connect
+            // for us, past the guarded resolver: never use one.
+            .no_proxy()
             .timeout(Duration::from_millis(config.timeout_ms))
             .connect_timeout(Duration::from_millis(config.timeout_ms.min(5_000)))
             .dns_resolver(Arc::new(ssrf::GuardedResolver {

@@ -14,6 +14,13 @@ use url::{Host, Url};
 pub const MAX_URL_CHARS: usize = 2048;
 
 /// Is `ip` somewhere a webhook must not go without permission?
+///
+/// The special-purpose ranges come from IANA's registries (RFC 6890 and its
+/// successors, as kept by the `iprfc` crate), not from a hand-written list. IPv6 is
+/// allowed only in global unicast space (`2000::/3`): that also refuses deprecated
+/// forms that carry an IPv4 address inside (`::127.0.0.1`), site-local `fec0::/10`
+/// and NAT64 `64:ff9b::/96`; 6to4 `2002::/16` and Teredo are special-purpose blocks
+/// inside `2000::/3`. IPv4 also refuses multicast, which the registry leaves out.
 pub fn is_forbidden(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => forbidden_v4(v4),
@@ -25,28 +32,12 @@ pub fn is_forbidden(ip: IpAddr) -> bool {
 }
 
 fn forbidden_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
-    ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local()
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-        || ip.is_multicast()
-        || ip.is_documentation()
-        || a == 0
-        || (a == 100 && (64..128).contains(&b)) // carrier-grade NAT
-        || (a == 198 && (b == 18 || b == 19)) // benchmarking
-        || a >= 240 // reserved
+    ip.is_multicast() || iprfc::RFC6890.contains(&IpAddr::V4(ip))
 }
 
 fn forbidden_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
-    ip.is_loopback()
-        || ip.is_unspecified()
-        || ip.is_multicast()
-        || (first & 0xfe00) == 0xfc00 // unique local
-        || (first & 0xffc0) == 0xfe80 // link local
-        || first == 0x2001 && ip.segments()[1] == 0x0db8 // documentation
+    let global_unicast = (ip.segments()[0] & 0xe000) == 0x2000;
+    !global_unicast || iprfc::RFC6890.contains(&IpAddr::V6(ip))
 }
 
 /// Checks a webhook URL: `http(s)`, a host, no credentials, and — unless
@@ -126,6 +117,19 @@ mod tests {
             "http://[::ffff:127.0.0.1]/",
             "http://0.0.0.0/",
             "http://100.64.0.1/",
+            "http://[::127.0.0.1]/",
+            "http://[64:ff9b::7f00:1]/",
+            "http://[64:ff9b::a00:1]/",
+            "http://[2002:7f00:1::]/",
+            "http://[2002:a00:1::1]/",
+            "http://[fec0::1]/",
+            "http://[2001:db8::1]/",
+            "http://[2001::1]/",
+            "http://[ff02::1]/",
+            "http://224.0.0.1/",
+            "http://240.0.0.1/",
+            "http://255.255.255.255/",
+            "http://198.18.0.1/",
         ] {
             assert!(check_url(bad, false).is_err(), "{bad}");
             assert!(
@@ -143,5 +147,6 @@ mod tests {
         }
         assert!(check_url("https://hooks.example.com/pocket?x=1", false).is_ok());
         assert!(check_url("http://93.184.216.34/", false).is_ok());
+        assert!(check_url("http://[2606:2800:220:1:248:1893:25c8:1946]/", false).is_ok());
     }
 }
