@@ -56,6 +56,16 @@ impl FromRequestParts<AppState> for Admin {
 pub struct MerchantCaller {
     pub id: String,
     pub name: String,
+    /// The keyed digest of the key it called with.
+    pub key_digest: String,
+}
+
+/// `401 invalid_api_key` for a missing, unknown, rolled or expired merchant key.
+pub fn invalid_merchant_key() -> ApiError {
+    refuse(
+        "invalid_api_key",
+        "This endpoint needs a valid merchant secret key (sk_…).",
+    )
 }
 
 impl FromRequestParts<AppState> for MerchantCaller {
@@ -65,23 +75,16 @@ impl FromRequestParts<AppState> for MerchantCaller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let refused = || {
-            refuse(
-                "invalid_api_key",
-                "This endpoint needs a valid merchant secret key (sk_…).",
-            )
-        };
         let key = bearer(&parts.headers)
             .filter(|t| t.starts_with("sk_"))
-            .ok_or_else(refused)?;
-        let found = state
-            .store
-            .merchant_by_key(digest(&state.settings.server_key, key))
-            .await?;
-        let m = found.ok_or_else(refused)?;
+            .ok_or_else(invalid_merchant_key)?;
+        let key_digest = digest(&state.settings.server_key, key);
+        let found = state.store.merchant_by_key(key_digest.clone()).await?;
+        let m = found.ok_or_else(invalid_merchant_key)?;
         Ok(MerchantCaller {
             id: m.merchant_id,
             name: m.name,
+            key_digest,
         })
     }
 }

@@ -238,3 +238,89 @@ async fn long_poll_answers_when_the_payment_changes() {
         .await
         .assert_error(400, "parameter_invalid");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_out_ends_open_streams_within_a_second() {
+    let s = Server::start().await;
+    let (_, token) = s.customer("+8613800000041", 0).await;
+    // One stream by header, one by a ticket the same session took.
+    let mut by_header = open_stream(&s, &token, None).await;
+    let r = s
+        .call(
+            Method::POST,
+            "/v1/wallet/events/tickets",
+            Some(&token),
+            None,
+            None,
+        )
+        .await;
+    let ticket = r.body["ticket"].as_str().unwrap().to_string();
+    let resp = s
+        .client
+        .get(format!("{}/v1/wallet/events?ticket={ticket}", s.url))
+        .timeout(Duration::from_secs(600))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut by_ticket = SseReader::new(resp);
+    assert!(
+        !by_header.ends_within(Duration::from_millis(1500)).await,
+        "open while signed in"
+    );
+    let out = s
+        .call(
+            Method::DELETE,
+            "/v1/wallet/sessions/current",
+            Some(&token),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(out.status, 204);
+    let started = Instant::now();
+    assert!(
+        by_header.ends_within(Duration::from_secs(3)).await,
+        "header stream outlived sign-out"
+    );
+    assert!(
+        by_ticket.ends_within(Duration::from_secs(3)).await,
+        "ticket stream outlived sign-out"
+    );
+    eprintln!("streams ended {:?} after sign-out", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolled_key_ends_its_long_polls() {
+    let s = Server::start().await;
+    let (mer, sk) = s.merchant("M").await;
+    let p = s
+        .payment(&sk, json!({"currency": "CNY", "amount": 100}))
+        .await;
+    let id = p["id"].as_str().unwrap().to_string();
+    let poll = {
+        let (client, url, sk) = (s.client.clone(), s.url.clone(), sk.clone());
+        tokio::spawn(async move {
+            let r = client
+                .get(format!("{url}/v1/payments/{id}?wait=30"))
+                .bearer_auth(sk)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), Instant::now())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rolled = s
+        .post(
+            &format!("/v1/admin/merchants/{mer}/keys"),
+            common::ADMIN_KEY,
+            json!({}),
+        )
+        .await;
+    assert_eq!(rolled.status, 201, "{}", rolled.text);
+    let rolled_at = Instant::now();
+    let (status, at) = poll.await.unwrap();
+    assert_eq!(status, 401, "the long-poll ends with the key");
+    assert!(at.duration_since(rolled_at) < Duration::from_secs(3));
+}

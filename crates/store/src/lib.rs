@@ -275,14 +275,17 @@ pub trait Store: Send + Sync + 'static {
     async fn redeliver(&self, merchant_id: String, event_id: String) -> Result<usize, Error>;
     async fn next_delivery_at(&self) -> Result<Option<i64>, Error>;
 
+    /// A single-use stream ticket, taken by the session `session_digest`.
     async fn create_ticket(
         &self,
         customer_id: String,
         digest: String,
+        session_digest: String,
         expires_at: i64,
     ) -> Result<(), Error>;
-    /// Uses up a stream ticket; `None` when unknown, used or expired.
-    async fn redeem_ticket(&self, digest: String) -> Result<Option<Customer>, Error>;
+    /// Uses up a stream ticket: its customer and the digest of the session that took
+    /// it; `None` when unknown, used or expired.
+    async fn redeem_ticket(&self, digest: String) -> Result<Option<(Customer, String)>, Error>;
 
     async fn add_device(
         &self,

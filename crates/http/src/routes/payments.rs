@@ -134,7 +134,7 @@ pub async fn get(
     if wait == 0 {
         return Ok(Json(p));
     }
-    let p = wait_while_pending(&state, &id, wait)
+    let p = wait_while_pending(&state, &id, wait, &merchant.key_digest)
         .await?
         .ok_or_else(|| Error::not_found("payment", &id))?;
     Ok(Json(p))

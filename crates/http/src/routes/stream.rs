@@ -55,6 +55,7 @@ pub async fn create_ticket(
         .create_ticket(
             caller.customer.id,
             digest(&state.settings.server_key, &ticket),
+            caller.token_digest,
             expires_at,
         )
         .await?;
@@ -77,6 +78,8 @@ pub struct StreamQuery {
 struct Cursor {
     state: AppState,
     customer_id: String,
+    /// The session the stream lives by: signed out (on any node), the stream ends.
+    session_digest: String,
     after_seq: i64,
     ready: VecDeque<Event>,
     notes: broadcast::Receiver<EventNote>,
@@ -84,11 +87,24 @@ struct Cursor {
 }
 
 impl Cursor {
-    /// The next event for this customer, waiting for it as long as it takes.
+    /// Whether the stream's session is still signed in (a failing store keeps the
+    /// stream; the next look decides).
+    async fn session_alive(&self) -> bool {
+        match self.state.store.session(self.session_digest.clone()).await {
+            Ok(found) => found.is_some(),
+            Err(_) => true,
+        }
+    }
+
+    /// The next event for this customer, waiting for it as long as it takes; `None`
+    /// ends the stream (signed out, or the server stopping).
     async fn next(&mut self) -> Option<Event> {
         loop {
             if let Some(e) = self.ready.pop_front() {
                 return Some(e);
+            }
+            if !self.session_alive().await {
+                return None;
             }
             match self
                 .state
@@ -140,7 +156,7 @@ pub async fn wallet_events(
     let Ok(Query(q)) = query else {
         return Err(Error::invalid("query", "The only query parameter is `ticket`.").into());
     };
-    let customer = match q.ticket {
+    let (customer, session_digest) = match q.ticket {
         Some(ticket) => {
             let refused = || {
                 ApiError(Error::new(
@@ -156,9 +172,8 @@ pub async fn wallet_events(
             state.store.redeem_ticket(d).await?.ok_or_else(refused)?
         }
         None => {
-            CustomerCaller::from_headers(&headers, &state)
-                .await?
-                .customer
+            let caller = CustomerCaller::from_headers(&headers, &state).await?;
+            (caller.customer, caller.token_digest)
         }
     };
     let permit = Arc::clone(&state.streams)
@@ -198,6 +213,7 @@ pub async fn wallet_events(
     let cursor = Cursor {
         state,
         customer_id: customer.id,
+        session_digest,
         after_seq,
         ready: VecDeque::new(),
         notes,
@@ -227,11 +243,14 @@ async fn next_note(
 }
 
 /// Reads the payment, and while it is pending waits up to `wait_seconds` for it to
-/// change, then reads it again.
+/// change, then reads it again. The merchant key the long-poll came with is looked at
+/// again at every wake: a key that stops working (rolled, on any node) ends the wait
+/// with `401` within a second.
 pub async fn wait_while_pending(
     state: &AppState,
     id: &str,
     wait_seconds: u64,
+    key_digest: &str,
 ) -> ApiResult<Option<Payment>> {
     let mut notes = state.store.subscribe();
     let deadline =
@@ -241,6 +260,14 @@ pub async fn wait_while_pending(
         let pending = p.as_ref().is_some_and(|p| p.status == Status::Pending);
         if !pending || tokio::time::Instant::now() >= deadline {
             return Ok(p);
+        }
+        if state
+            .store
+            .merchant_by_key(key_digest.to_string())
+            .await?
+            .is_none()
+        {
+            return Err(crate::auth::invalid_merchant_key());
         }
         let about_it = async {
             if !next_note(&mut notes, |n| n.payment_id.as_deref() == Some(id)).await {

@@ -640,16 +640,24 @@ impl Store for SqliteStore {
         &self,
         customer_id: String,
         digest: String,
+        session_digest: String,
         expires_at: i64,
     ) -> Result<(), Error> {
         self.writer
             .run(move |c, now| {
-                ops::wallet::create_ticket(c, now, &customer_id, &digest, expires_at)
+                ops::wallet::create_ticket(
+                    c,
+                    now,
+                    &customer_id,
+                    &digest,
+                    &session_digest,
+                    expires_at,
+                )
             })
             .await
     }
 
-    async fn redeem_ticket(&self, digest: String) -> Result<Option<Customer>, Error> {
+    async fn redeem_ticket(&self, digest: String) -> Result<Option<(Customer, String)>, Error> {
         self.writer
             .run(move |c, now| ops::wallet::redeem_ticket(c, now, &digest))
             .await

@@ -25,3 +25,7 @@ ALTER TABLE customers DROP COLUMN pin_locked_until;
 -- responses (so a retry still replays instead of acting twice) but lose the digest;
 -- `legacy` matches any request under the same key until the record ages out (24 h).
 UPDATE idempotency_keys SET fingerprint = 'legacy';
+
+-- A stream opened with a ticket lives as long as the session that took the ticket
+-- (tickets from before this version name none: their streams end at the next look).
+ALTER TABLE stream_tickets ADD COLUMN session_digest TEXT NOT NULL DEFAULT '';

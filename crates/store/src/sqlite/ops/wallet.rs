@@ -168,6 +168,7 @@ pub(in crate::sqlite) fn create_ticket(
     now: i64,
     customer_id: &str,
     digest: &str,
+    session_digest: &str,
     expires_at: i64,
 ) -> Result<(), Error> {
     // Forget expired tickets while here: the table stays small.
@@ -176,10 +177,11 @@ pub(in crate::sqlite) fn create_ticket(
         .execute([now])
         .db()?;
     conn.prepare_cached(
-        "INSERT INTO stream_tickets (ticket_digest, customer_id, expires_at) VALUES (?1, ?2, ?3)",
+        "INSERT INTO stream_tickets (ticket_digest, customer_id, session_digest, expires_at)
+         VALUES (?1, ?2, ?3, ?4)",
     )
     .db()?
-    .execute(params![digest, customer_id, expires_at])
+    .execute(params![digest, customer_id, session_digest, expires_at])
     .db()?;
     Ok(())
 }
@@ -189,15 +191,18 @@ pub(in crate::sqlite) fn redeem_ticket(
     conn: &Connection,
     now: i64,
     digest: &str,
-) -> Result<Option<Customer>, Error> {
-    let customer_id: Option<String> = conn
-        .prepare_cached("DELETE FROM stream_tickets WHERE ticket_digest = ?1 AND expires_at > ?2 RETURNING customer_id")
+) -> Result<Option<(Customer, String)>, Error> {
+    let redeemed: Option<(String, String)> = conn
+        .prepare_cached(
+            "DELETE FROM stream_tickets WHERE ticket_digest = ?1 AND expires_at > ?2
+             RETURNING customer_id, session_digest",
+        )
         .db()?
-        .query_row(params![digest, now], |r| r.get(0))
+        .query_row(params![digest, now], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()
         .db()?;
-    match customer_id {
-        Some(id) => Ok(pin_state(conn, "id", &id)?.map(|s| s.customer)),
+    match redeemed {
+        Some((id, session)) => Ok(pin_state(conn, "id", &id)?.map(|s| (s.customer, session))),
         None => Ok(None),
     }
 }
