@@ -171,7 +171,9 @@ pub async fn run(opts: Options) -> Result<Report, String> {
 
     // Let expiries land, then check the ledger.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let ledger = client.get_json("/v1/admin/ledger", &admin).await?;
+    let ledger = client
+        .get_json("/v1/admin/ledger?audit=full", &admin)
+        .await?;
     let report = Report::new(&opts, elapsed, recorder, memory, ledger);
     if let Some(s) = spawned {
         s.stop();

@@ -140,7 +140,8 @@ pub trait Store: Send + Sync + 'static {
         owner: String,
         page: PageRequest,
     ) -> Result<Page<Transaction>, Error>;
-    async fn ledger_report(&self) -> Result<LedgerReport, Error>;
+    /// The book from its running totals, or (`full`) audited by reading everything.
+    async fn ledger_report(&self, full: bool) -> Result<LedgerReport, Error>;
 
     async fn create_product(
         &self,

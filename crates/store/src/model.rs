@@ -123,9 +123,10 @@ pub struct Event {
     pub data: EventData,
 }
 
-/// A page of a list, newest first.
-#[derive(Clone, Debug, Serialize)]
+/// A page of a list, newest first: the contract's list envelope.
+#[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Page<T> {
+    #[schema(value_type = String, example = "list")]
     pub object: &'static str,
     pub data: Vec<T>,
     pub has_more: bool,
@@ -165,14 +166,24 @@ pub struct CurrencyTotals {
 
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct LedgerReport {
+    /// `running_totals` (kept with every transfer, checked as it commits; no scan) or
+    /// `full` (`?audit=full`: every account and transfer read and replayed).
+    #[schema(value_type = String, example = "running_totals")]
+    pub audit: &'static str,
     pub currencies: Vec<CurrencyTotals>,
     pub accounts: i64,
     pub transfers: i64,
     pub balanced: bool,
-    /// Payments whose `payment` transfers are not exactly one if succeeded, none otherwise.
-    pub payment_transfer_mismatches: i64,
-    /// Refunds without exactly one `refund` transfer.
-    pub refund_transfer_mismatches: i64,
+    /// Full audit: payments whose `payment` transfers are not exactly one if
+    /// succeeded, none otherwise.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_transfer_mismatches: Option<i64>,
+    /// Full audit: refunds without exactly one `refund` transfer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund_transfer_mismatches: Option<i64>,
+    /// Full audit: whether the running totals agree with the replayed book.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub running_totals_match: Option<bool>,
 }
 
 /// An earlier response to replay for an `Idempotency-Key`.

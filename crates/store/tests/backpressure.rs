@@ -45,7 +45,7 @@ async fn a_full_queue_refuses_new_writes_instead_of_buffering_them() {
     );
     assert!(ok > 0);
     // Every admitted write is there; nothing refused was half-done.
-    let report = store.ledger_report().await.unwrap();
+    let report = store.ledger_report(true).await.unwrap();
     assert!(report.balanced);
     let mut found = 0;
     for i in 0..300 {

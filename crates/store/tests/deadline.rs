@@ -109,8 +109,9 @@ impl World {
     }
 
     async fn transfers(&self) -> i64 {
-        let r = self.store.ledger_report().await.unwrap();
-        assert!(r.balanced);
+        let r = self.store.ledger_report(true).await.unwrap();
+        assert!(r.balanced, "{r:?}");
+        assert_eq!(r.running_totals_match, Some(true));
         r.transfers
     }
 }

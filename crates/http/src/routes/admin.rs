@@ -245,9 +245,26 @@ pub async fn create_topup(
     Ok(respond(written, StatusCode::CREATED))
 }
 
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerQuery {
+    audit: Option<String>,
+}
+
 #[utoipa::path(get, path = "/v1/admin/ledger", tag = "operator",
-    responses((status = 200, body = LedgerReport), (status = 401, body = ErrorBody)),
+    params(("audit" = Option<String>, Query, description = "`full` reads and replays the whole book (slow on a big one); by default the running totals, kept and checked with every transfer, are reported")),
+    responses((status = 200, body = LedgerReport), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
     security(("admin_key" = [])))]
-pub async fn ledger(State(state): State<AppState>, _: Admin) -> ApiResult<Json<LedgerReport>> {
-    Ok(Json(state.store.ledger_report().await?))
+pub async fn ledger(
+    State(state): State<AppState>,
+    _: Admin,
+    query: Result<axum::extract::Query<LedgerQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<LedgerReport>> {
+    let bad = || Error::invalid("audit", "`audit` may only be `full` or `running_totals`.");
+    let full = match query.map_err(|_| bad())?.0.audit.as_deref() {
+        None | Some("running_totals") => false,
+        Some("full") => true,
+        Some(_) => return Err(bad().into()),
+    };
+    Ok(Json(state.store.ledger_report(full).await?))
 }

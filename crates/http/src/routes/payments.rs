@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use pocket_core::payment::Payment;
 use pocket_core::pricing::CartLine;
 use pocket_core::{Currency, Error, money};
-use pocket_store::model::Refund;
+use pocket_store::model::{Page, Refund};
 use pocket_store::{NewPayment, PaymentOwner};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -142,7 +142,7 @@ pub async fn get(
 
 #[utoipa::path(get, path = "/v1/payments", tag = "payments",
     params(("status" = Option<String>, Query), ("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query)),
-    responses((status = 200, description = "A list of payments", body = [Payment])),
+    responses((status = 200, description = "A list of payments", body = Page<Payment>)),
     security(("secret_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,

@@ -24,7 +24,7 @@ use pocket_core::policy::Authentication;
 use pocket_core::time::MS_PER_SECOND;
 use pocket_core::{Currency, Error, ErrorKind, money};
 use pocket_store::PaymentOwner;
-use pocket_store::model::{Balance, Customer, Topup, Transaction, Written};
+use pocket_store::model::{Balance, Customer, Page, Topup, Transaction, Written};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -215,7 +215,7 @@ pub async fn me(State(state): State<AppState>, caller: CustomerCaller) -> ApiRes
 
 #[utoipa::path(get, path = "/v1/wallet/payments", tag = "wallet",
     params(("status" = Option<String>, Query), ("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query)),
-    responses((status = 200, description = "A list of payments"), (status = 400, body = ErrorBody)),
+    responses((status = 200, description = "A list of payments", body = Page<Payment>), (status = 400, body = ErrorBody)),
     security(("session_token" = [])))]
 pub async fn list_payments(
     State(state): State<AppState>,
@@ -402,7 +402,7 @@ pub async fn topup(
 
 #[utoipa::path(get, path = "/v1/wallet/transactions", tag = "wallet",
     params(("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query)),
-    responses((status = 200, description = "A list of transactions", body = [Transaction])),
+    responses((status = 200, description = "A list of transactions", body = Page<Transaction>)),
     security(("session_token" = [])))]
 pub async fn transactions(
     State(state): State<AppState>,

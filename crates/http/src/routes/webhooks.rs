@@ -13,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pocket_core::Error;
-use pocket_store::model::{DeliveryAttempt, WebhookEndpoint};
+use pocket_store::model::{DeliveryAttempt, Page, WebhookEndpoint};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -105,7 +105,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/v1/webhook_endpoints", tag = "webhooks",
     params(("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query)),
-    responses((status = 200, description = "A list of webhook endpoints", body = [WebhookEndpoint])),
+    responses((status = 200, description = "A list of webhook endpoints", body = Page<WebhookEndpoint>)),
     security(("secret_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,

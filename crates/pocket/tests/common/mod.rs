@@ -325,16 +325,27 @@ impl Server {
         balance_of(&r.body["balances"], currency)
     }
 
+    /// The full audit of the book.
     pub async fn ledger(&self) -> Value {
-        let r = self.get("/v1/admin/ledger", ADMIN_KEY).await;
+        let r = self.get("/v1/admin/ledger?audit=full", ADMIN_KEY).await;
         assert_eq!(r.status, 200, "{}", r.text);
         r.body
     }
 
-    /// Asserts the ledger balances and returns its number of transfers.
+    /// Asserts the ledger balances (full audit, running totals included, and the
+    /// running-totals report saying the same) and returns its number of transfers.
     pub async fn assert_balanced(&self) -> i64 {
         let l = self.ledger().await;
         assert_eq!(l["balanced"], true, "ledger: {l}");
+        assert_eq!(l["running_totals_match"], true, "ledger: {l}");
+        let kept = self.get("/v1/admin/ledger", ADMIN_KEY).await.body;
+        assert_eq!(kept["audit"], "running_totals");
+        for field in ["currencies", "accounts", "transfers", "balanced"] {
+            assert_eq!(
+                kept[field], l[field],
+                "running totals vs full audit: {field}"
+            );
+        }
         l["transfers"].as_i64().unwrap()
     }
 

@@ -373,8 +373,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn ledger_report(&self) -> Result<LedgerReport, Error> {
-        self.read(ops::ledger::report).await
+    async fn ledger_report(&self, full: bool) -> Result<LedgerReport, Error> {
+        if full {
+            self.read(ops::ledger::report).await
+        } else {
+            self.read(ops::ledger::report_from_totals).await
+        }
     }
 
     async fn create_product(

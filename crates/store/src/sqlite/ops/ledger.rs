@@ -12,6 +12,74 @@ use rusqlite::{Connection, OptionalExtension, params};
 /// Owner of the settlement accounts.
 pub(in crate::sqlite) const OPERATOR: &str = "operator";
 
+/// The running totals of one currency (schema v4's `ledger_totals`).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(in crate::sqlite) struct Totals {
+    pub debits: i128,
+    pub credits: i128,
+    pub sum_of_balances: i128,
+    pub transfers: i64,
+    pub accounts: i64,
+}
+
+fn parse_sum(text: String) -> Result<i128, Error> {
+    text.parse().map_err(|_| {
+        tracing::error!("unreadable running total in ledger_totals");
+        Error::internal()
+    })
+}
+
+pub(in crate::sqlite) fn load_totals(conn: &Connection, currency: &str) -> Result<Totals, Error> {
+    let row = conn
+        .prepare_cached(
+            "SELECT total_debits, total_credits, sum_of_balances, transfers, accounts
+             FROM ledger_totals WHERE currency = ?1",
+        )
+        .db()?
+        .query_row([currency], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
+        })
+        .optional()
+        .db()?;
+    match row {
+        None => Ok(Totals::default()),
+        Some((d, c, s, transfers, accounts)) => Ok(Totals {
+            debits: parse_sum(d)?,
+            credits: parse_sum(c)?,
+            sum_of_balances: parse_sum(s)?,
+            transfers,
+            accounts,
+        }),
+    }
+}
+
+fn save_totals(conn: &Connection, currency: &str, t: &Totals) -> Result<(), Error> {
+    conn.prepare_cached(
+        "INSERT INTO ledger_totals (currency, total_debits, total_credits, sum_of_balances, transfers, accounts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (currency) DO UPDATE SET total_debits = excluded.total_debits,
+             total_credits = excluded.total_credits, sum_of_balances = excluded.sum_of_balances,
+             transfers = excluded.transfers, accounts = excluded.accounts",
+    )
+    .db()?
+    .execute(params![
+        currency,
+        t.debits.to_string(),
+        t.credits.to_string(),
+        t.sum_of_balances.to_string(),
+        t.transfers,
+        t.accounts
+    ])
+    .db()?;
+    Ok(())
+}
+
 /// The account's id and balance, creating it at zero on first use.
 fn account(
     conn: &Connection,
@@ -31,13 +99,19 @@ fn account(
     {
         return Ok(found);
     }
-    conn.prepare_cached(
-        "INSERT INTO accounts (kind, owner, currency, balance) VALUES (?1, ?2, ?3, 0)
-         ON CONFLICT (kind, owner, currency) DO NOTHING",
-    )
-    .db()?
-    .execute(args)
-    .db()?;
+    let created = conn
+        .prepare_cached(
+            "INSERT INTO accounts (kind, owner, currency, balance) VALUES (?1, ?2, ?3, 0)
+             ON CONFLICT (kind, owner, currency) DO NOTHING",
+        )
+        .db()?
+        .execute(args)
+        .db()?;
+    if created == 1 {
+        let mut totals = load_totals(conn, currency.code())?;
+        totals.accounts += 1;
+        save_totals(conn, currency.code(), &totals)?;
+    }
     conn.prepare_cached(select)
         .db()?
         .query_row(args, |r| Ok((r.get(0)?, r.get(1)?)))
@@ -76,6 +150,25 @@ pub(in crate::sqlite) fn transfer(
     let posting = post((debit.0, debit_before), (credit.0, credit_before), amount)?;
     set_balance(conn, debit_id, debit_before, posting.debit_after)?;
     set_balance(conn, credit_id, credit_before, posting.credit_after)?;
+    // The book's sums, kept and checked with every posting: a transfer that would
+    // leave debits ≠ credits or balances not summing to zero rolls back.
+    let mut totals = load_totals(conn, currency.code())?;
+    let amount_wide = i128::from(amount);
+    totals.debits += amount_wide;
+    totals.credits += amount_wide;
+    totals.sum_of_balances += i128::from(posting.debit_after) - i128::from(debit_before)
+        + i128::from(posting.credit_after)
+        - i128::from(credit_before);
+    totals.transfers += 1;
+    if totals.debits != totals.credits || totals.sum_of_balances != 0 {
+        tracing::error!(
+            currency = currency.code(),
+            reference,
+            "a posting would unbalance the book; rolled back"
+        );
+        return Err(Error::internal());
+    }
+    save_totals(conn, currency.code(), &totals)?;
     conn.prepare_cached(
         "INSERT INTO transfers (id, debit_account, credit_account, amount, currency, kind, reference,
                                 debit_balance_after, credit_balance_after, created_at)
@@ -182,8 +275,45 @@ pub(in crate::sqlite) fn transactions(
     Ok(Page::new(out, page.limit))
 }
 
+/// The book from its running totals: no scan, whatever its size.
+pub(in crate::sqlite) fn report_from_totals(conn: &Connection) -> Result<LedgerReport, Error> {
+    let mut stmt = conn
+        .prepare_cached("SELECT currency FROM ledger_totals ORDER BY currency")
+        .db()?;
+    let codes: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .db()?
+        .collect::<Result<_, _>>()
+        .db()?;
+    let (mut accounts, mut transfers) = (0, 0);
+    let mut currencies = Vec::with_capacity(codes.len());
+    for code in codes {
+        let t = load_totals(conn, &code)?;
+        accounts += t.accounts;
+        transfers += t.transfers;
+        currencies.push(CurrencyTotals {
+            currency: stored_currency(&code)?,
+            total_debits: t.debits,
+            total_credits: t.credits,
+            sum_of_balances: t.sum_of_balances,
+            balanced: t.debits == t.credits && t.sum_of_balances == 0,
+        });
+    }
+    Ok(LedgerReport {
+        audit: "running_totals",
+        balanced: currencies.iter().all(|c| c.balanced),
+        currencies,
+        accounts,
+        transfers,
+        payment_transfer_mismatches: None,
+        refund_transfer_mismatches: None,
+        running_totals_match: None,
+    })
+}
+
 /// Audits the whole book: per currency, debits = credits, balances sum to zero, and
-/// every account's balance equals the replay of its transfers.
+/// every account's balance equals the replay of its transfers; every succeeded
+/// payment and refund has its one transfer; the running totals agree with all this.
 pub(in crate::sqlite) fn report(conn: &Connection) -> Result<LedgerReport, Error> {
     let mut audit = Conservation::default();
     let mut accounts = 0;
@@ -243,10 +373,25 @@ pub(in crate::sqlite) fn report(conn: &Connection) -> Result<LedgerReport, Error
         "SELECT COUNT(*) FROM refunds r WHERE
            (SELECT COUNT(*) FROM transfers t WHERE t.reference = r.id AND t.kind = 'refund') <> 1",
     )?;
+    let kept = report_from_totals(conn)?;
+    let running_totals_match = kept.accounts == accounts
+        && kept.transfers == transfers
+        && kept.currencies.len() == currencies.len()
+        && kept.currencies.iter().zip(&currencies).all(|(k, c)| {
+            k.currency == c.currency
+                && k.total_debits == c.total_debits
+                && k.total_credits == c.total_credits
+                && k.sum_of_balances == c.sum_of_balances
+        });
     Ok(LedgerReport {
-        payment_transfer_mismatches,
-        refund_transfer_mismatches,
-        balanced: currencies.iter().all(|c| c.balanced),
+        audit: "full",
+        balanced: currencies.iter().all(|c| c.balanced)
+            && payment_transfer_mismatches == 0
+            && refund_transfer_mismatches == 0
+            && running_totals_match,
+        payment_transfer_mismatches: Some(payment_transfer_mismatches),
+        refund_transfer_mismatches: Some(refund_transfer_mismatches),
+        running_totals_match: Some(running_totals_match),
         currencies,
         accounts,
         transfers,
