@@ -102,9 +102,80 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// The error answers any operation may give beyond those its handler names: every
+/// request may be refused by rate limits (`429`) or a failing store (`503`); one with
+/// a credential may find it refused (`401`); one with a path id may find nothing
+/// (`404`); one with a body may send a bad (`400`), oversized (`413`) or stalled
+/// (`408`) one, or reuse an idempotency key (`409`). The document says so on each.
+struct CommonErrors;
+
+impl Modify for CommonErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let has_id = path.contains('{');
+            for (method, op) in [
+                ("get", item.get.as_mut()),
+                ("post", item.post.as_mut()),
+                ("delete", item.delete.as_mut()),
+            ] {
+                let Some(op) = op else { continue };
+                let secured = op.security.as_ref().is_some_and(|s| !s.is_empty());
+                let mut add = vec![
+                    (
+                        "400",
+                        "Invalid request (a parameter, the query or the body)",
+                    ),
+                    ("429", "Rate limited; see Retry-After"),
+                    ("500", "Internal error; the request may be retried"),
+                    (
+                        "503",
+                        "Busy, or the store is unavailable; nothing was done; see Retry-After",
+                    ),
+                ];
+                if secured {
+                    add.push((
+                        "401",
+                        "The credential is missing, wrong, or of the wrong kind",
+                    ));
+                }
+                if has_id {
+                    add.push(("404", "No such object (or not this caller's)"));
+                }
+                if method == "post" {
+                    add.push(("408", "The request body did not arrive in time"));
+                    add.push((
+                        "409",
+                        "Conflict, or an Idempotency-Key reused with another request",
+                    ));
+                    add.push(("413", "The request body is too large"));
+                }
+                for (status, description) in add {
+                    if !op.responses.responses.contains_key(status) {
+                        op.responses
+                            .responses
+                            .insert(status.to_string(), error(description).into());
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The API's routes and the OpenAPI document describing them.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let router = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(admin::create_merchant))
         .routes(routes!(admin::roll_key))
         .routes(routes!(admin::create_topup))
@@ -137,8 +208,11 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(payments::cancel))
         .routes(routes!(payments::refund))
         .routes(routes!(qr::qr))
-        .routes(routes!(service::healthz))
-        .split_for_parts()
+        .routes(routes!(service::healthz));
+    let (router, mut doc) = router.split_for_parts();
+    // After the routes are in: it looks at every operation.
+    CommonErrors.modify(&mut doc);
+    (router, doc)
 }
 
 /// The OpenAPI 3.1 document as JSON.
