@@ -190,6 +190,44 @@ impl Server {
         }
     }
 
+    /// Kills the server with SIGKILL (no shutdown at all) and waits for it to die.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same data directory (a new port), after
+    /// [`Server::kill9`] or [`Server::stop`].
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "the server is still running");
+        let (child, url) = spawn(self.dir.path(), &self.options);
+        self.child = Some(child);
+        self.url = url;
+    }
+
+    /// The data directory.
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Runs `pocket <args> --data <data dir>`: `(success, stdout + stderr)`.
+    pub fn pocket(&self, args: &[&str]) -> (bool, String) {
+        let out = Command::new(env!("CARGO_BIN_EXE_pocket"))
+            .args(args)
+            .arg("--data")
+            .arg(self.data_dir())
+            .output()
+            .expect("run pocket");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    }
+
     /// Stops and starts again on the same data directory (a new port).
     pub fn restart(&mut self) {
         self.stop();

@@ -12,6 +12,7 @@
 //!   confirmation, deadline) is also a conditional statement or constraint in SQL.
 
 mod checkpointer;
+pub mod offline;
 mod ops;
 mod pool;
 mod writer;
