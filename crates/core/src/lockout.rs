@@ -4,9 +4,10 @@
 //! granted only while `failures + pending < max_failures`. So however many guesses
 //! arrive at once, at most `max_failures` of them are ever in flight or counted wrong
 //! in a run, and a run of `max_failures` wrong ones locks the guard for `lock_ms`.
-//! Every reservation is **settled** once: wrong (counted), correct (ends the run, only
-//! if the guard is not locked at that moment: the lock is checked where the success
-//! commits) or abandoned (not verified after all: released uncounted).
+//! Every reservation is **settled** once: wrong (counted), correct (accepted only if
+//! the guard is not locked at that moment: the lock is checked where the success
+//! commits; it ends the run once no other guess is in flight) or abandoned (not
+//! verified after all: released uncounted).
 //!
 //! A reservation that is never settled (the process died while verifying) counts as a
 //! wrong guess once `reservation_ms` has passed, so crashes cannot be used to guess
@@ -135,7 +136,12 @@ impl Guard {
             return (g, Verdict::Locked { until_ms });
         }
         if correct {
-            g.failures = 0;
+            // A right PIN ends the run of wrong ones, but not while other guesses are
+            // in flight with it: those are counted against the same run, so a burst
+            // that holds the right PIN still gets no more than the limit verified.
+            if g.pending == 0 {
+                g.failures = 0;
+            }
             return (g, Verdict::Accepted);
         }
         g.failures = g.failures.saturating_add(1);
@@ -253,6 +259,25 @@ mod tests {
             Err(Verdict::Locked { until_ms: 60_000 })
         );
         assert_eq!(g.settle(&RULE, 0, true).1, Verdict::Accepted);
+        // The right PIN settling first, with wrong ones still in flight, does not
+        // reopen the run for more guesses.
+        let mut g = Guard::default().reserve(&RULE, 0).unwrap();
+        for _ in 0..4 {
+            g = g.reserve(&RULE, 0).unwrap();
+        }
+        let (g, v) = g.settle(&RULE, 0, true);
+        assert_eq!((v, g.failures, g.pending), (Verdict::Accepted, 0, 4));
+        // The four settle wrong: they and one more make the run's five.
+        let mut g = g.settle(&RULE, 0, false).0;
+        g = g
+            .reserve(&RULE, 0)
+            .expect("one more: 1 wrong + 4 in flight");
+        assert!(g.reserve(&RULE, 0).is_err(), "the run is full");
+        for _ in 0..3 {
+            g = g.settle(&RULE, 0, false).0;
+        }
+        let (_, v) = g.settle(&RULE, 0, false);
+        assert_eq!(v, Verdict::Locked { until_ms: 900_000 });
     }
 
     #[test]
@@ -339,6 +364,40 @@ mod tests {
                 // never exceed the limit.
                 let recent = granted_at.iter().filter(|t| **t > now - RULE.lock_ms).count();
                 prop_assert!(recent <= RULE.max_failures as usize, "{recent} guesses in one period");
+            }
+        }
+
+        /// With the clock stopped, a burst that holds right PINs too gets at most the
+        /// limit of wrong guesses verified between two moments when nothing was in
+        /// flight and a right PIN ended the run.
+        #[test]
+        fn a_burst_with_the_right_pin_still_verifies_at_most_the_limit(steps in steps()) {
+            let mut g = Guard::default();
+            let mut in_flight = 0u32;
+            let mut wrong_since_reset = 0u32;
+            for step in steps {
+                match step {
+                    Step::Reserve => if let Ok(next) = g.reserve(&RULE, 0) {
+                        g = next;
+                        in_flight += 1;
+                    },
+                    Step::Settle { correct } if in_flight > 0 => {
+                        let (next, v) = g.settle(&RULE, 0, correct);
+                        g = next;
+                        in_flight -= 1;
+                        if !correct {
+                            wrong_since_reset += 1;
+                        } else if v == Verdict::Accepted && in_flight == 0 {
+                            wrong_since_reset = 0;
+                        }
+                    }
+                    Step::Abandon if in_flight > 0 => {
+                        g = g.abandon(&RULE, 0);
+                        in_flight -= 1;
+                    }
+                    _ => {}
+                }
+                prop_assert!(wrong_since_reset <= RULE.max_failures);
             }
         }
 
