@@ -14,6 +14,7 @@ pub mod error;
 pub mod extract;
 pub mod idem;
 pub mod limits;
+pub mod metrics;
 pub mod pins;
 pub mod request_id;
 pub mod routes;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub limits: Arc<limits::RateLimits>,
     /// PIN hashing, budgets and lockout guards.
     pub pins: Arc<pins::PinGate>,
+    /// What `GET /metrics` renders (`None` when no recorder could be installed).
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl AppState {
@@ -67,6 +70,7 @@ impl AppState {
             streams,
             limits,
             pins,
+            metrics: metrics::install(),
         }
     }
 }
@@ -208,7 +212,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(payments::cancel))
         .routes(routes!(payments::refund))
         .routes(routes!(qr::qr))
-        .routes(routes!(service::healthz));
+        .routes(routes!(service::healthz))
+        .routes(routes!(metrics::metrics));
     let (router, mut doc) = router.split_for_parts();
     // After the routes are in: it looks at every operation.
     CommonErrors.modify(&mut doc);
@@ -261,6 +266,7 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             limits::enforce,
         ))
+        .layer(middleware::from_fn(metrics::track))
         .with_state(state);
     if sandbox {
         app = app.layer(middleware::from_fn(sandbox_header));

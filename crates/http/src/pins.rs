@@ -312,6 +312,12 @@ impl PinGate {
                 Ok(false)
             }
         };
+        let result = match correct {
+            Ok(true) => "right",
+            Ok(false) => "wrong",
+            Err(_) => "not_checked",
+        };
+        metrics::counter!("pocket_pin_checks_total", "result" => result).increment(1);
         match correct {
             Ok(true) => Ok(attempt),
             Ok(false) => Err(ApiError(store.settle_wrong_pin(attempt).await?)),

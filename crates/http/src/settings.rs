@@ -64,6 +64,8 @@ pub struct Settings {
     pub pin_budget_per_phone: Budget,
     /// Webhook targets on loopback and private networks are allowed (tests, internal use).
     pub allow_private_webhooks: bool,
+    /// `GET /metrics` without the admin key.
+    pub metrics_public: bool,
     /// A request body that takes longer than this to arrive gets `408`.
     pub body_read_timeout: std::time::Duration,
     /// Most wallet event streams open at once; more get `503`.
@@ -91,6 +93,7 @@ impl Settings {
             allow_private_webhooks: false,
             max_streams: 10_000,
             body_read_timeout: crate::extract::BODY_READ_TIMEOUT,
+            metrics_public: false,
             rate_per_ip: Rate {
                 per_second: 1_000,
                 burst: 2_000,

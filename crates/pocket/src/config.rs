@@ -20,6 +20,7 @@ pub struct Config {
     pub webhooks: WebhooksConfig,
     pub limits: LimitsConfig,
     pub qr: QrConfig,
+    pub metrics: MetricsConfig,
     /// `default` and per-currency tier tables.
     pub tiers: BTreeMap<String, TierTable>,
 }
@@ -41,6 +42,13 @@ pub struct ServerConfig {
 pub struct TlsConfig {
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// `GET /metrics` without the admin key (for a scraper on a private network).
+    pub public: bool,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]

@@ -82,6 +82,7 @@ pub fn open(config: &Config) -> Result<Opened, String> {
         burst: l.per_credential_burst,
     };
     settings.max_streams = l.max_event_streams;
+    settings.metrics_public = config.metrics.public;
     settings.body_read_timeout = Duration::from_secs(l.body_read_timeout_seconds);
     Ok(Opened {
         store,

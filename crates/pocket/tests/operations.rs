@@ -97,3 +97,74 @@ async fn a_backup_taken_while_serving_is_consistent_and_complete() {
     }
     let _ = sk;
 }
+
+#[tokio::test]
+async fn metrics_need_the_admin_key_and_carry_the_figures() {
+    let s = Server::start().await;
+    let (sk, _) = some_business(&s).await;
+    // One payment expires, so the sweeper reports its lag.
+    let p = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 100, "expires_in": 1}),
+        )
+        .await;
+    let id = p["id"].as_str().unwrap().to_string();
+    for _ in 0..50 {
+        if s.get(&format!("/v1/payments/{id}"), &sk).await.body["status"] == "expired" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let r = s
+        .client
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = s
+        .client
+        .get(format!("{}/metrics", s.url))
+        .bearer_auth(common::ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = r.text().await.unwrap();
+    for needle in [
+        "pocket_http_requests_total{route=\"/v1/payments\",method=\"POST\",status=\"201\"}",
+        "pocket_http_request_duration_seconds",
+        "pocket_payments{status=\"succeeded\",tier=\"small\"} 3",
+        "pocket_payments{status=\"expired\",tier=\"small\"} 1",
+        "pocket_expiry_lag_seconds",
+        "pocket_webhook_delivery_backlog",
+        "pocket_writer_batch_jobs",
+        "pocket_writer_queue_depth",
+        "pocket_event_streams_open",
+    ] {
+        assert!(text.contains(needle), "{needle} missing from:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn metrics_may_be_public() {
+    let s = Server::start_options(common::Options {
+        config: Some("[metrics]\npublic = true\n".into()),
+        ..common::Options::default()
+    })
+    .await;
+    let r = s
+        .client
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

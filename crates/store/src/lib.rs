@@ -142,6 +142,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Page<Transaction>, Error>;
     /// The book from its running totals, or (`full`) audited by reading everything.
     async fn ledger_report(&self, full: bool) -> Result<LedgerReport, Error>;
+    /// Payments by status and tier and the webhook backlog, for `GET /metrics` (a
+    /// scan of the payments: scraped every few seconds at most, not per request).
+    async fn figures(&self) -> Result<StoreFigures, Error>;
 
     async fn create_product(
         &self,

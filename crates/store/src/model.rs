@@ -313,6 +313,15 @@ pub struct Device {
     pub public_key: String,
 }
 
+/// Figures read from the database when metrics are scraped.
+#[derive(Clone, Debug, Default)]
+pub struct StoreFigures {
+    /// `(status, tier, count)` of every payment.
+    pub payments: Vec<(String, String, i64)>,
+    /// Webhook deliveries not yet delivered nor given up.
+    pub delivery_backlog: i64,
+}
+
 /// A PIN attempt under a lockout guard (`pocket_core::lockout`): the guard's subject
 /// (`signin:<keyed digest of the phone>` or `holder:<customer id>`) and its rule.
 #[derive(Clone, Debug)]

@@ -95,6 +95,11 @@ pub async fn run(store: Arc<dyn Store>, mut shutdown: tokio::sync::watch::Receiv
             Ok(Some(deadline)) if deadline <= now => match store.expire_due(EXPIRE_BATCH).await {
                 Ok(n) => {
                     backoff.succeeded();
+                    // The batch's earliest deadline: the longest any of it waited.
+                    let lag_ms = (store.now_ms() - deadline).max(0);
+                    metrics::histogram!("pocket_expiry_lag_seconds").record(lag_ms as f64 / 1000.0);
+                    metrics::counter!("pocket_payments_expired_by_sweeper_total")
+                        .increment(n as u64);
                     tracing::debug!(expired = n, "expired overdue payments");
                     continue;
                 }

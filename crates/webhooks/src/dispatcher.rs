@@ -179,6 +179,13 @@ impl Dispatcher {
                 None => AttemptOutcome::GiveUp,
             }
         };
+        let result = match outcome {
+            AttemptOutcome::Delivered => "delivered",
+            AttemptOutcome::RetryAt(_) => "retry",
+            AttemptOutcome::GiveUp => "given_up",
+        };
+        metrics::counter!("pocket_webhook_attempts_total", "result" => result).increment(1);
+        metrics::histogram!("pocket_webhook_attempt_seconds").record(duration_ms as f64 / 1000.0);
         tracing::info!(
             event = %job.event_id,
             endpoint = %job.endpoint_id,

@@ -374,6 +374,31 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn figures(&self) -> Result<StoreFigures, Error> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare_cached("SELECT status, tier, COUNT(*) FROM payments GROUP BY status, tier")
+                .map_err(sql_error)?;
+            let payments = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .map_err(sql_error)?
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map_err(sql_error)?;
+            let delivery_backlog = c
+                .query_row(
+                    "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(sql_error)?;
+            Ok(StoreFigures {
+                payments,
+                delivery_backlog,
+            })
+        })
+        .await
+    }
+
     async fn ledger_report(&self, full: bool) -> Result<LedgerReport, Error> {
         if full {
             self.read(ops::ledger::report).await

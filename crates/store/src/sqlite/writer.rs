@@ -25,6 +25,8 @@ type Job = Box<dyn FnOnce(&Connection, i64) -> (bool, Finish) + Send>;
 
 pub(super) struct Writer {
     queue: SyncSender<Job>,
+    /// Jobs waiting for the writer (the `pocket_writer_queue_depth` gauge).
+    waiting: Arc<std::sync::atomic::AtomicI64>,
 }
 
 impl Writer {
@@ -35,10 +37,12 @@ impl Writer {
         notes: broadcast::Sender<EventNote>,
     ) -> std::io::Result<Writer> {
         let (queue, jobs) = sync_channel::<Job>(queue_depth.max(1));
+        let waiting = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let taken = waiting.clone();
         std::thread::Builder::new()
             .name("pocket-writer".into())
-            .spawn(move || writer_loop(conn, clock, jobs, notes))?;
-        Ok(Writer { queue })
+            .spawn(move || writer_loop(conn, clock, jobs, notes, taken))?;
+        Ok(Writer { queue, waiting })
     }
 
     /// Runs `f` inside the next batch's transaction with the time read at execution.
@@ -72,7 +76,10 @@ impl Writer {
             (keep, finish)
         });
         match self.queue.try_send(job) {
-            Ok(()) => {}
+            Ok(()) => {
+                self.waiting
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
             Err(TrySendError::Full(_)) => {
                 return Err(Error::new(
                     ErrorKind::Unavailable,
@@ -92,6 +99,7 @@ fn writer_loop(
     clock: Arc<dyn Clock>,
     jobs: Receiver<Job>,
     notes: broadcast::Sender<EventNote>,
+    waiting: Arc<std::sync::atomic::AtomicI64>,
 ) {
     let mut last_seq = super::ops::events::last_seq(&conn).unwrap_or(0);
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
@@ -106,7 +114,14 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
+        let left = waiting.fetch_sub(batch.len() as i64, std::sync::atomic::Ordering::Relaxed)
+            - batch.len() as i64;
+        metrics::gauge!("pocket_writer_queue_depth").set(left.max(0) as f64);
+        metrics::histogram!("pocket_writer_batch_jobs").record(batch.len() as f64);
         let committed = run_batch(&conn, clock.as_ref(), &mut batch, &mut finishers);
+        if !committed {
+            metrics::counter!("pocket_writer_failed_batches_total").increment(1);
+        }
         batches += 1;
         jobs_done += finishers.len() as u64;
         for finish in finishers.drain(..) {
