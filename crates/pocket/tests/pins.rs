@@ -25,6 +25,29 @@ async fn sign_in(s: &Server, phone: &str, pin: &str) -> (u16, String) {
     (r.status.as_u16(), r.code().to_string())
 }
 
+/// PINs checked so far (right and wrong), from the server's own count in `/metrics`:
+/// what an answer cannot tell (the fifth wrong PIN is answered `423`, like a guess
+/// refused unchecked).
+async fn pins_checked(s: &Server) -> u64 {
+    let text = s
+        .client
+        .get(format!("{}/metrics", s.url))
+        .bearer_auth(common::ADMIN_KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| {
+            l.starts_with("pocket_pin_checks_total{result=\"right\"}")
+                || l.starts_with("pocket_pin_checks_total{result=\"wrong\"}")
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+        .sum()
+}
+
 /// `n` PINs: the right one at `right_at`, the rest distinct wrong ones.
 fn guesses(n: usize, right: &str, right_at: usize) -> Vec<String> {
     (0..n)
@@ -69,12 +92,15 @@ async fn parallel_sign_in_guesses_verify_at_most_five() {
         s.customer(&phone, 0).await;
         // The right PIN last: it is sent after every wrong one has been.
         let pins = guesses(n, "123456", n - 1);
+        let checked_before = pins_checked(&s).await;
         let replies = all(n, |i| {
             let (s, phone, pin) = (s.clone(), phone.clone(), pins[i].clone());
             async move { sign_in(&s, &phone, &pin).await }
         })
         .await;
         let t = tally(&replies);
+        let checked = pins_checked(&s).await - checked_before;
+        assert!(checked <= 5, "n={n}: {checked} PINs checked: {t:?}");
         assert!(t.other.is_empty(), "n={n}: {t:?}");
         assert!(
             t.wrong + t.accepted <= 5,
@@ -107,6 +133,7 @@ async fn parallel_pin_confirms_verify_at_most_five_and_pay_once() {
     let id = p["id"].as_str().unwrap().to_string();
     let n = 64;
     let pins = guesses(n, "123456", n - 1);
+    let checked_before = pins_checked(&s).await;
     let replies = all(n, |i| {
         let (s, token, id, pin) = (s.clone(), token.clone(), id.clone(), pins[i].clone());
         async move {
@@ -116,6 +143,8 @@ async fn parallel_pin_confirms_verify_at_most_five_and_pay_once() {
     })
     .await;
     let t = tally(&replies);
+    let checked = pins_checked(&s).await - checked_before;
+    assert!(checked <= 5, "{checked} PINs checked: {t:?}");
     assert!(t.other.is_empty(), "{t:?}");
     assert!(t.wrong + t.accepted <= 5, "{t:?}");
     let paid = s.get(&format!("/v1/payments/{id}"), &sk).await;
@@ -139,6 +168,7 @@ async fn parallel_device_registrations_verify_at_most_five() {
     let key = jwk(&new_key());
     let n = 32;
     let pins = guesses(n, "123456", n - 1);
+    let checked_before = pins_checked(&s).await;
     let replies = all(n, |i| {
         let (s, token, key, pin) = (s.clone(), token.clone(), key.clone(), pins[i].clone());
         async move {
@@ -154,6 +184,8 @@ async fn parallel_device_registrations_verify_at_most_five() {
     })
     .await;
     let t = tally(&replies);
+    let checked = pins_checked(&s).await - checked_before;
+    assert!(checked <= 5, "{checked} PINs checked: {t:?}");
     assert!(t.other.is_empty(), "{t:?}");
     assert!(t.wrong + t.accepted <= 5, "{t:?}");
     let devices = s.get("/v1/wallet/devices", &token).await;
