@@ -78,9 +78,9 @@ impl Capped {
 }
 
 impl<S: Send + 'static> Accept<TcpStream, S> for Capped {
-    type Stream = CappedStream;
+    type Stream = Guarded<TcpStream>;
     type Service = S;
-    type Future = Pin<Box<dyn Future<Output = io::Result<(CappedStream, S)>> + Send>>;
+    type Future = Pin<Box<dyn Future<Output = io::Result<(Guarded<TcpStream>, S)>> + Send>>;
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
         let permit = self.permits.clone().try_acquire_owned();
@@ -89,9 +89,10 @@ impl<S: Send + 'static> Accept<TcpStream, S> for Capped {
             let _ = stream.set_nodelay(true);
             match permit {
                 Ok(permit) => Ok((
-                    CappedStream {
+                    Guarded {
                         inner: stream,
-                        _permit: permit,
+                        _permit: Some(permit),
+                        deadline: None,
                     },
                     service,
                 )),
@@ -104,52 +105,6 @@ impl<S: Send + 'static> Accept<TcpStream, S> for Capped {
                 }
             }
         })
-    }
-}
-
-/// An admitted connection; its place is given back when it closes.
-pub struct CappedStream {
-    inner: TcpStream,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl AsyncRead for CappedStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for CappedStream {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
     }
 }
 
@@ -175,7 +130,7 @@ where
     A::Stream: Send + 'static,
     A::Service: Send + 'static,
 {
-    type Stream = Deadlined<A::Stream>;
+    type Stream = Guarded<A::Stream>;
     type Service = A::Service;
     type Future = Pin<Box<dyn Future<Output = io::Result<(Self::Stream, A::Service)>> + Send>>;
 
@@ -185,8 +140,9 @@ where
         Box::pin(async move {
             let (stream, service) = accepted.await?;
             Ok((
-                Deadlined {
+                Guarded {
                     inner: stream,
+                    _permit: None,
                     deadline: Some(Box::pin(tokio::time::sleep(timeout))),
                 },
                 service,
@@ -195,14 +151,17 @@ where
     }
 }
 
-/// A stream that fails its reads with `TimedOut` if nothing was read before its deadline.
-pub struct Deadlined<S> {
+/// An accepted connection: it may hold a place under the cap (given back when it
+/// closes), and may have a deadline for its first bytes (its reads fail with
+/// `TimedOut` if nothing came before it).
+pub struct Guarded<S> {
     inner: S,
+    _permit: Option<OwnedSemaphorePermit>,
     /// Until the first bytes arrive.
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
-impl<S: AsyncRead + Unpin> AsyncRead for Deadlined<S> {
+impl<S: AsyncRead + Unpin> AsyncRead for Guarded<S> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -228,7 +187,7 @@ impl<S: AsyncRead + Unpin> AsyncRead for Deadlined<S> {
     }
 }
 
-impl<S: AsyncWrite + Unpin> AsyncWrite for Deadlined<S> {
+impl<S: AsyncWrite + Unpin> AsyncWrite for Guarded<S> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
