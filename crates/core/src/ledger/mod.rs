@@ -4,7 +4,11 @@
 //! arrives in the credit account, in one currency. Customer wallets and merchant
 //! balances never go below zero; the operator's bank settlement account may (it
 //! mirrors money held at the bank), so the balances of one currency always sum to zero.
-//! [`post`] is the only arithmetic on balances; [`Conservation`] audits a whole book.
+//! [`post`] is the only arithmetic on balances of one-phase transfers, [`pending`] that
+//! of two-phase ones (reserve, then post or void when a bank answers);
+//! [`Conservation`] audits a whole book.
+
+pub mod pending;
 
 use crate::error::{Error, ErrorKind};
 use crate::money::Currency;
@@ -18,6 +22,9 @@ pub enum AccountKind {
     Merchant,
     /// The operator's bank settlement account: the other side of top-ups.
     Settlement,
+    /// Money in flight with one connector (bank) in one currency: the other side of
+    /// card top-ups, withdrawals and payouts. It mirrors the bank, so it may be negative.
+    Clearing,
 }
 
 impl AccountKind {
@@ -26,6 +33,7 @@ impl AccountKind {
             AccountKind::Wallet => "wallet",
             AccountKind::Merchant => "merchant",
             AccountKind::Settlement => "settlement",
+            AccountKind::Clearing => "clearing",
         }
     }
 
@@ -34,12 +42,13 @@ impl AccountKind {
             "wallet" => Some(AccountKind::Wallet),
             "merchant" => Some(AccountKind::Merchant),
             "settlement" => Some(AccountKind::Settlement),
+            "clearing" => Some(AccountKind::Clearing),
             _ => None,
         }
     }
 
     pub fn may_go_negative(self) -> bool {
-        self == AccountKind::Settlement
+        matches!(self, AccountKind::Settlement | AccountKind::Clearing)
     }
 }
 
