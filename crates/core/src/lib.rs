@@ -5,6 +5,7 @@
 //! read state, call these functions, and write what they decide. That keeps every
 //! rule testable deterministically, with any clock a test wants.
 //!
+//! - [`card`]: card numbers (Luhn, brand), expiry and CVC checks.
 //! - [`money`]: currencies (ISO 4217) and amounts in minor units.
 //! - [`policy`]: amount tiers → time window and required authentication.
 //! - [`pricing`]: pricing a cart from a merchant's catalog.
@@ -16,6 +17,7 @@
 //! - [`error`]: the contract's error shape and its stable codes.
 //! - [`time`]: the wire format of timestamps.
 
+pub mod card;
 pub mod emv;
 pub mod error;
 pub mod ledger;
