@@ -18,6 +18,13 @@ pub fn rfc3339_ms(at_ms: i64) -> String {
 }
 
 /// serde helper: `#[serde(serialize_with = "time::ser")]` on an `i64` millisecond field.
+/// The UTC calendar date (`YYYY-MM-DD`) of an instant: the day of a statement.
+pub fn utc_date(at_ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(at_ms)
+        .map(|t| t.date_naive().to_string())
+        .unwrap_or_default()
+}
+
 pub fn ser<S: Serializer>(at_ms: &i64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&rfc3339_ms(*at_ms))
 }
@@ -33,6 +40,14 @@ pub fn ser_opt<S: Serializer>(at_ms: &Option<i64>, s: S) -> Result<S::Ok, S::Err
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(utc_date(0), "1970-01-01");
+        assert_eq!(utc_date(1_764_000_000_000), "2025-11-24");
+        assert_eq!(utc_date(951_782_400_000), "2000-02-29");
+        assert_eq!(utc_date(86_399_999), "1970-01-01");
+    }
 
     #[test]
     fn formats_with_millis_and_z() {

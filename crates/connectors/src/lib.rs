@@ -1,0 +1,139 @@
+//! Connectors: how Pocket reaches banks and card processors.
+//!
+//! A [`Connector`] binds cards, charges them (top-ups), pays out (withdrawals to a
+//! card, payouts to a bank account), answers for any operation by its id, and gives
+//! a daily statement. Every operation carries Pocket's operation id, and a connector
+//! must treat a repeat of an id as the same operation: a retry never charges twice.
+//! Answers may be final at once or `pending` (final later, by a notification or a
+//! status query); a transport failure or a timeout means *unknown*, never *failed*:
+//! the caller asks [`Connector::status`] until it knows.
+//!
+//! - [`protocol`]: the Pocket Connector Protocol's messages and signatures (what an
+//!   out-of-process connector speaks; `docs/CONNECTORS.md`).
+//! - [`sandbox`]: the sandbox bank, in the process, behaving as the contract's card
+//!   table says.
+//!
+//! Must not: store a card number or CVC, log one, or decide money rules (the ledger's
+//! two-phase transfers are in `pocket_core::ledger::pending`).
+
+pub mod protocol;
+pub mod sandbox;
+
+use pocket_core::card::CardNumber;
+use serde::{Deserialize, Serialize};
+
+/// A card to bind. The number and CVC live only as long as this request.
+pub struct CardDetails {
+    pub number: CardNumber,
+    pub exp_month: u32,
+    pub exp_year: u32,
+    pub cvc: String,
+    pub holder_name: Option<String>,
+}
+
+impl std::fmt::Debug for CardDetails {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the number or the CVC.
+        write!(
+            f,
+            "CardDetails({:?}, {}/{})",
+            self.number, self.exp_month, self.exp_year
+        )
+    }
+}
+
+/// What the bank keeps for Pocket: a token to charge or pay out to later.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoundCard {
+    pub token: String,
+    pub brand: String,
+    pub last4: String,
+}
+
+/// Where a payout goes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Destination {
+    Card {
+        token: String,
+    },
+    BankAccount {
+        account_number: String,
+        bank_code: String,
+        holder_name: String,
+    },
+}
+
+/// Money moving through a connector, named by Pocket's operation id.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Operation {
+    pub operation_id: String,
+    /// Minor units of `currency`.
+    pub amount: i64,
+    pub currency: String,
+}
+
+/// An operation's state at the bank.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum OpStatus {
+    /// Accepted; the final answer comes later.
+    Pending,
+    Succeeded,
+    Failed {
+        decline_code: String,
+    },
+}
+
+impl OpStatus {
+    pub fn is_final(&self) -> bool {
+        !matches!(self, OpStatus::Pending)
+    }
+}
+
+/// Which way an operation moved money.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    /// Money in: a card was charged.
+    Charge,
+    /// Money out: to a card or a bank account.
+    Payout,
+}
+
+/// One line of a daily statement: what the bank says it did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatementLine {
+    pub operation_id: String,
+    pub kind: OpKind,
+    pub amount: i64,
+    pub currency: String,
+    pub status: OpStatus,
+}
+
+/// Why a connector call did not give an answer about the operation itself.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConnectorError {
+    /// The bank refused the request outright (a binding declined, a card unknown).
+    Declined { decline_code: String },
+    /// No answer, or not a trustworthy one (timeout, 5xx, bad signature): the
+    /// operation's outcome is unknown; ask for its status later.
+    Unavailable { why: String },
+    /// The operation id is unknown to the bank.
+    UnknownOperation,
+}
+
+pub type Result<T> = std::result::Result<T, ConnectorError>;
+
+/// A bank, reached one way or another.
+#[async_trait::async_trait]
+pub trait Connector: Send + Sync + 'static {
+    /// The name it is configured under (`[[connectors]] name`).
+    fn name(&self) -> &str;
+    async fn bind_card(&self, operation_id: &str, card: &CardDetails) -> Result<BoundCard>;
+    async fn charge(&self, op: &Operation, card_token: &str) -> Result<OpStatus>;
+    async fn payout(&self, op: &Operation, to: &Destination) -> Result<OpStatus>;
+    async fn status(&self, operation_id: &str) -> Result<(OpKind, Operation, OpStatus)>;
+    /// Everything the bank did on `date` (`YYYY-MM-DD`, UTC).
+    async fn statement(&self, date: &str) -> Result<Vec<StatementLine>>;
+}
