@@ -130,7 +130,8 @@ test("a wrong PIN shows a clear error and the payment stays payable", async () =
   await card.waitFor();
   await card.getByRole("button", { name: "Pay" }).click();
   await enterPin(wallet, "000000");
-  await card.locator(".error", { hasText: "The PIN is not correct." }).waitFor();
+  // The server says how many tries are left before the lock.
+  await card.locator(".error", { hasText: "The PIN is not correct; 4 more wrong PINs lock it." }).waitFor();
   await screenshot(wallet, "wallet-wrong-pin");
   assert.equal(await card.getByRole("button", { name: "Pay" }).count(), 1, "still payable");
   assert.equal((await call(url, "GET", `/v1/payments/${id}`, sk)).status, "pending");
