@@ -21,6 +21,44 @@ pub mod sandbox;
 
 use pocket_core::card::CardNumber;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// The configured connectors, by name, with the currencies each may move.
+#[derive(Clone, Default)]
+pub struct Registry {
+    by_name: BTreeMap<String, (Arc<dyn Connector>, Vec<String>)>,
+}
+
+impl Registry {
+    pub fn add(&mut self, connector: Arc<dyn Connector>, currencies: Vec<String>) {
+        self.by_name
+            .insert(connector.name().to_string(), (connector, currencies));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    /// The connector called `name`, or without a name the first one configured.
+    pub fn pick(&self, name: Option<&str>) -> Option<Arc<dyn Connector>> {
+        match name {
+            Some(n) => self.by_name.get(n).map(|c| c.0.clone()),
+            None => self.by_name.values().next().map(|c| c.0.clone()),
+        }
+    }
+
+    /// Whether `name` may move `currency`.
+    pub fn moves(&self, name: &str, currency: &str) -> bool {
+        self.by_name
+            .get(name)
+            .is_some_and(|c| c.1.iter().any(|k| k == currency))
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.by_name.keys().cloned().collect()
+    }
+}
 
 /// A card to bind. The number and CVC live only as long as this request.
 pub struct CardDetails {

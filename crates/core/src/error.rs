@@ -66,6 +66,8 @@ pub struct Error {
     pub code: &'static str,
     pub message: String,
     pub param: Option<String>,
+    /// Why a bank refused (`402 card_declined`): `insufficient_funds`, `expired_card`…
+    pub decline_code: Option<String>,
 }
 
 impl Error {
@@ -75,7 +77,13 @@ impl Error {
             code,
             message: message.into(),
             param: None,
+            decline_code: None,
         }
+    }
+
+    pub fn with_decline_code(mut self, code: impl Into<String>) -> Self {
+        self.decline_code = Some(code.into());
+        self
     }
 
     pub fn with_param(mut self, param: impl Into<String>) -> Self {

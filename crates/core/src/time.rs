@@ -18,6 +18,14 @@ pub fn rfc3339_ms(at_ms: i64) -> String {
 }
 
 /// serde helper: `#[serde(serialize_with = "time::ser")]` on an `i64` millisecond field.
+/// The UTC `(year, month)` of an instant: what a card's expiry is compared with.
+pub fn utc_year_month(at_ms: i64) -> (u32, u32) {
+    use chrono::Datelike;
+    DateTime::<Utc>::from_timestamp_millis(at_ms)
+        .map(|t| (t.year().max(0) as u32, t.month()))
+        .unwrap_or((1970, 1))
+}
+
 /// The UTC calendar date (`YYYY-MM-DD`) of an instant: the day of a statement.
 pub fn utc_date(at_ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(at_ms)
@@ -47,6 +55,7 @@ mod tests {
         assert_eq!(utc_date(1_764_000_000_000), "2025-11-24");
         assert_eq!(utc_date(951_782_400_000), "2000-02-29");
         assert_eq!(utc_date(86_399_999), "1970-01-01");
+        assert_eq!(utc_year_month(1_764_000_000_000), (2025, 11));
     }
 
     #[test]

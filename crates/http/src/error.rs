@@ -20,6 +20,9 @@ pub struct ErrorDetail {
     pub code: &'static str,
     pub message: String,
     pub param: Option<String>,
+    /// Only on `402 card_declined`: why the bank refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decline_code: Option<String>,
 }
 
 /// Wrapper so handlers can return `Result<_, ApiError>` and use `?` on core errors.
@@ -48,6 +51,7 @@ impl IntoResponse for ApiError {
                 code: e.code,
                 message: e.message,
                 param: e.param,
+                decline_code: e.decline_code,
             },
         };
         let mut response = (status, axum::Json(body)).into_response();

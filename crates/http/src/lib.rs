@@ -29,7 +29,7 @@ use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use pocket_store::Store;
-use routes::{admin, devices, merchant, payments, qr, service, stream, wallet, webhooks};
+use routes::{admin, cards, devices, merchant, payments, qr, service, stream, wallet, webhooks};
 pub use settings::{PinHashing, Settings};
 use std::sync::Arc;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -49,6 +49,8 @@ pub struct AppState {
     pub pins: Arc<pins::PinGate>,
     /// What `GET /metrics` renders (`None` when no recorder could be installed).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// The banks, by connector name.
+    pub connectors: Arc<pocket_connectors::Registry>,
 }
 
 impl AppState {
@@ -71,6 +73,7 @@ impl AppState {
             limits,
             pins,
             metrics: metrics::install(),
+            connectors: Arc::default(),
         }
     }
 }
@@ -196,6 +199,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(wallet::transactions))
         .routes(routes!(devices::register, devices::list))
         .routes(routes!(devices::revoke))
+        .routes(routes!(cards::bind, cards::list))
+        .routes(routes!(cards::unbind))
         .routes(routes!(stream::create_ticket))
         .routes(routes!(stream::wallet_events))
         .routes(routes!(webhooks::create, webhooks::list))

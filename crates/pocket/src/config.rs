@@ -21,6 +21,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     pub qr: QrConfig,
     pub metrics: MetricsConfig,
+    /// Banks, reached through connectors (`[[connectors]]`).
+    pub connectors: Vec<ConnectorConfig>,
     /// `default` and per-currency tier tables.
     pub tiers: BTreeMap<String, TierTable>,
 }
@@ -42,6 +44,29 @@ pub struct ServerConfig {
 pub struct TlsConfig {
     pub cert: PathBuf,
     pub key: PathBuf,
+}
+
+/// One `[[connectors]]` entry.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorConfig {
+    pub name: String,
+    /// `sandbox` (the built-in sandbox bank) or `http` (the Pocket Connector Protocol).
+    pub kind: String,
+    pub currencies: Vec<String>,
+    pub url: Option<String>,
+    pub secret: Option<String>,
+}
+
+/// The sandbox connector `--demo` and `--sandbox` configure when none is.
+pub fn default_sandbox_connector() -> ConnectorConfig {
+    ConnectorConfig {
+        name: "sandbox".into(),
+        kind: "sandbox".into(),
+        currencies: ["CNY", "USD", "EUR", "JPY"].map(String::from).to_vec(),
+        url: None,
+        secret: None,
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
@@ -425,6 +450,45 @@ impl Config {
         ] {
             if !(1..=600).contains(&v) {
                 return Err(bad(key, "must be 1 to 600"));
+            }
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for c in &self.connectors {
+            if c.name.is_empty()
+                || c.name.len() > 40
+                || !c
+                    .name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+            {
+                return Err(bad(
+                    "connectors.name",
+                    "must be 1 to 40 letters, digits, '-' or '_'",
+                ));
+            }
+            if !names.insert(c.name.clone()) {
+                return Err(bad(
+                    "connectors.name",
+                    format!("'{}' is configured twice", c.name),
+                ));
+            }
+            match c.kind.as_str() {
+                "sandbox" => {}
+                "http" => {
+                    return Err(bad(
+                        "connectors.kind",
+                        "\"http\" connectors are not served yet (docs/CONNECTORS.md); use \"sandbox\"",
+                    ));
+                }
+                _ => return Err(bad("connectors.kind", "must be \"sandbox\" or \"http\"")),
+            }
+            for code in &c.currencies {
+                if pocket_core::Currency::parse(code, "currencies").is_err() {
+                    return Err(bad(
+                        "connectors.currencies",
+                        format!("'{code}' is not an ISO 4217 currency"),
+                    ));
+                }
             }
         }
         if let Some(n) = self.limits.max_connections

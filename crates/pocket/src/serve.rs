@@ -7,7 +7,7 @@ use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 use pocket_http::{AppState, PinHashing, Settings};
 use pocket_store::Store;
-use pocket_store::clock::SystemClock;
+use pocket_store::clock::{Clock, SystemClock};
 use pocket_store::sqlite::{SqliteOptions, SqliteStore};
 use pocket_webhooks::{Dispatcher, DispatcherConfig};
 use sha2::{Digest, Sha256};
@@ -89,6 +89,25 @@ pub fn open(config: &Config) -> Result<Opened, String> {
         settings,
         new_admin_key: admin_key_new.then_some(admin_key),
     })
+}
+
+/// The configured connectors; with none configured, `--demo` and `--sandbox` get the
+/// built-in sandbox bank.
+fn connectors(config: &Config, demo: bool) -> pocket_connectors::Registry {
+    let mut list = config.connectors.clone();
+    if list.is_empty() && (config.server.sandbox || demo) {
+        list.push(crate::config::default_sandbox_connector());
+    }
+    let mut registry = pocket_connectors::Registry::default();
+    for c in list {
+        // `validate` admits only the kinds built so far.
+        if c.kind == "sandbox" {
+            let clock: pocket_connectors::sandbox::Clock = Arc::new(|| SystemClock.now_ms());
+            let bank = pocket_connectors::sandbox::SandboxBank::new(&c.name, 5_000, 0.0, clock);
+            registry.add(Arc::new(bank), c.currencies);
+        }
+    }
+    registry
 }
 
 async fn shutdown_signal() {
@@ -198,7 +217,8 @@ pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
         },
     )?;
     let dispatcher = tokio::spawn(dispatcher.run(stop_rx.clone()));
-    let state = AppState::new(store.clone(), settings);
+    let mut state = AppState::new(store.clone(), settings);
+    state.connectors = Arc::new(connectors(&config, seed_demo));
     let forget = tokio::spawn(forget_idle_clients(state.clone(), stop_rx));
     let app = pocket_http::router(state).into_make_service_with_connect_info::<SocketAddr>();
 

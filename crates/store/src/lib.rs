@@ -300,6 +300,22 @@ pub trait Store: Send + Sync + 'static {
         idem: Option<Idem>,
     ) -> Result<Written<Device>, Error>;
     async fn list_devices(&self, customer_id: String) -> Result<Vec<Device>, Error>;
+
+    /// Settles a right PIN whose action did not happen (the bank declined a card): ends
+    /// the run, frees the reservation; `pin_locked` if the guard locked meanwhile.
+    async fn settle_right_pin(&self, attempt: PinAttempt) -> Result<(), Error>;
+    /// Whether the wallet has a card with this fingerprint bound now.
+    async fn card_bound(&self, customer_id: String, fingerprint: String) -> Result<bool, Error>;
+    /// Binds a card the bank accepted, settling the PIN attempt that authorised it.
+    async fn add_card(
+        &self,
+        customer_id: String,
+        card: NewCard,
+        pin: PinAttempt,
+        idem: Option<Idem>,
+    ) -> Result<Written<Card>, Error>;
+    async fn list_cards(&self, customer_id: String) -> Result<Vec<Card>, Error>;
+    async fn remove_card(&self, customer_id: String, id: String) -> Result<Card, Error>;
     async fn device(&self, customer_id: String, id: String) -> Result<Option<Device>, Error>;
     async fn revoke_device(&self, customer_id: String, id: String) -> Result<Device, Error>;
 }

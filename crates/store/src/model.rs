@@ -313,6 +313,35 @@ pub struct Device {
     pub public_key: String,
 }
 
+/// A bank card bound to a wallet, as the API shows it (never the number).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Card {
+    pub id: String,
+    #[schema(value_type = String, example = "card")]
+    pub object: &'static str,
+    pub brand: String,
+    pub last4: String,
+    pub exp_month: u32,
+    pub exp_year: u32,
+    /// The connector (bank) that holds it.
+    pub connector: String,
+    #[serde(serialize_with = "pocket_core::time::ser")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+}
+
+/// A card the bank accepted, to bind: its token and a keyed fingerprint of the number.
+#[derive(Clone, Debug)]
+pub struct NewCard {
+    pub connector: String,
+    pub token: String,
+    pub brand: String,
+    pub last4: String,
+    pub exp_month: u32,
+    pub exp_year: u32,
+    pub fingerprint: String,
+}
+
 /// Figures read from the database when metrics are scraped.
 #[derive(Clone, Debug, Default)]
 pub struct StoreFigures {

@@ -134,6 +134,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v2.sql"),
     include_str!("schema_v3.sql"),
     include_str!("schema_v4.sql"),
+    include_str!("schema_v5.sql"),
 ];
 
 /// Announcements buffered per listener before a slow one starts missing them (it then
@@ -710,6 +711,45 @@ impl Store for SqliteStore {
                 })
             })
             .await?
+    }
+
+    async fn settle_right_pin(&self, attempt: PinAttempt) -> Result<(), Error> {
+        self.writer
+            .run(move |c, now| ops::pins::with_correct_pin(c, now, Some(&attempt), |_| Ok(Ok(()))))
+            .await?
+    }
+
+    async fn card_bound(&self, customer_id: String, fingerprint: String) -> Result<bool, Error> {
+        self.read(move |c| ops::cards::is_bound(c, &customer_id, &fingerprint))
+            .await
+    }
+
+    async fn add_card(
+        &self,
+        customer_id: String,
+        card: NewCard,
+        pin: PinAttempt,
+        idem: Option<Idem>,
+    ) -> Result<Written<Card>, Error> {
+        self.writer
+            .run(move |c, now| {
+                ops::pins::with_correct_pin(c, now, Some(&pin), |c| {
+                    ops::idempotency::wrap(c, now, idem, |c| {
+                        ops::cards::add(c, now, &customer_id, &card).map(Ok)
+                    })
+                })
+            })
+            .await?
+    }
+
+    async fn list_cards(&self, customer_id: String) -> Result<Vec<Card>, Error> {
+        self.read(move |c| ops::cards::list(c, &customer_id)).await
+    }
+
+    async fn remove_card(&self, customer_id: String, id: String) -> Result<Card, Error> {
+        self.writer
+            .run(move |c, now| ops::cards::remove(c, now, &customer_id, &id))
+            .await
     }
 
     async fn list_devices(&self, customer_id: String) -> Result<Vec<Device>, Error> {

@@ -1,0 +1,179 @@
+//! Wallet bank cards: bind (with the PIN, through a connector), list, unbind. The
+//! number and CVC are checked here (Luhn, expiry, length) before any bank is asked,
+//! handed to the connector, and then forgotten: only the bank's token, the brand, the
+//! last four digits, the expiry and a keyed fingerprint are kept.
+
+use crate::AppState;
+use crate::auth::CustomerCaller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::Body;
+use crate::idem::{IdempotencyKey, precheck, replay, respond};
+use crate::limits::ClientIp;
+use crate::pins::check_holder_pin;
+use crate::secrets::digest;
+use crate::validate;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use pocket_connectors::{CardDetails, ConnectorError};
+use pocket_core::card::{check_cvc, check_expiry, parse_number};
+use pocket_core::{Error, ErrorKind};
+use pocket_store::model::{Card, NewCard, Page};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BindCard {
+    /// The card number (12 to 19 digits; spaces and dashes allowed). Never stored.
+    pub number: String,
+    pub exp_month: u32,
+    pub exp_year: u32,
+    /// Never stored.
+    pub cvc: String,
+    pub holder_name: Option<String>,
+    /// The wallet's PIN.
+    pub pin: String,
+    /// Which connector (bank) to bind it with; the first configured by default.
+    pub connector: Option<String>,
+}
+
+fn no_connector(name: Option<&str>) -> ApiError {
+    ApiError(
+        Error::invalid(
+            "connector",
+            match name {
+                Some(n) => format!("No connector called '{n}' is configured."),
+                None => "No bank connector is configured on this server.".to_string(),
+            },
+        )
+        .with_param("connector"),
+    )
+}
+
+#[utoipa::path(post, path = "/v1/wallet/cards", tag = "wallet", request_body = BindCard,
+    responses((status = 201, body = Card), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 402, body = ErrorBody), (status = 409, body = ErrorBody), (status = 423, body = ErrorBody),
+              (status = 503, body = ErrorBody)),
+    security(("session_token" = [])))]
+pub async fn bind(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    caller: CustomerCaller,
+    key: IdempotencyKey,
+    body: Body<BindCard>,
+) -> ApiResult<Response> {
+    let customer = caller.customer;
+    let idem = key.for_caller(&customer.id, &body.raw, StatusCode::CREATED);
+    if let Some(stored) = precheck(&state, idem.as_ref()).await? {
+        return Ok(replay(stored));
+    }
+    let req = body.value;
+    let number = parse_number(&req.number)?;
+    let today = pocket_core::time::utc_year_month(state.store.now_ms());
+    check_expiry(req.exp_month, req.exp_year, today)?;
+    check_cvc(&req.cvc, number.brand)?;
+    if let Some(name) = &req.holder_name {
+        validate::text(name, "holder_name", validate::MAX_NAME_CHARS)?;
+    }
+    let connector = state
+        .connectors
+        .pick(req.connector.as_deref())
+        .ok_or_else(|| no_connector(req.connector.as_deref()))?;
+    let fingerprint = digest(
+        &state.settings.server_key,
+        &format!("card-number:{}", number.digits()),
+    );
+    // The PIN first: whether a card is bound is not told to someone without it.
+    let attempt = check_holder_pin(&state, ip, &customer, &req.pin).await?;
+    let refused = if state
+        .store
+        .card_bound(customer.id.clone(), fingerprint.clone())
+        .await?
+    {
+        Some(
+            Error::conflict(
+                "card_already_bound",
+                "This card is already bound to this wallet.",
+            )
+            .with_param("number"),
+        )
+    } else {
+        None
+    };
+    let details = CardDetails {
+        number,
+        exp_month: req.exp_month,
+        exp_year: req.exp_year,
+        cvc: req.cvc,
+        holder_name: req.holder_name,
+    };
+    let bound = match refused {
+        Some(e) => Err(e),
+        None => connector
+            .bind_card(&pocket_store::ids::new_id("op"), &details)
+            .await
+            .map_err(|e| match e {
+                ConnectorError::Declined { decline_code } => Error::new(
+                    ErrorKind::Payment,
+                    "card_declined",
+                    "The bank refused this card.",
+                )
+                .with_param("number")
+                .with_decline_code(decline_code),
+                ConnectorError::Unavailable { .. } | ConnectorError::UnknownOperation => {
+                    Error::new(
+                        ErrorKind::Unavailable,
+                        "connector_unavailable",
+                        "The bank did not answer; nothing was bound. Retry after a moment.",
+                    )
+                }
+            }),
+    };
+    drop(details);
+    let bound = match bound {
+        Ok(b) => b,
+        Err(e) => {
+            // The PIN was right: its attempt is settled as such.
+            state.store.settle_right_pin(attempt).await?;
+            return Err(ApiError(e));
+        }
+    };
+    let card = NewCard {
+        connector: connector.name().to_string(),
+        token: bound.token,
+        brand: bound.brand,
+        last4: bound.last4,
+        exp_month: req.exp_month,
+        exp_year: req.exp_year,
+        fingerprint,
+    };
+    let written = state
+        .store
+        .add_card(customer.id, card, attempt, idem)
+        .await?;
+    Ok(respond(written, StatusCode::CREATED))
+}
+
+#[utoipa::path(get, path = "/v1/wallet/cards", tag = "wallet",
+    responses((status = 200, body = Page<Card>)), security(("session_token" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: CustomerCaller,
+) -> ApiResult<Json<Page<Card>>> {
+    let data = state.store.list_cards(caller.customer.id).await?;
+    let n = data.len();
+    Ok(Json(Page::new(data, n)))
+}
+
+#[utoipa::path(delete, path = "/v1/wallet/cards/{id}", tag = "wallet", params(("id" = String, Path)),
+    responses((status = 200, body = Card), (status = 404, body = ErrorBody)), security(("session_token" = [])))]
+pub async fn unbind(
+    State(state): State<AppState>,
+    caller: CustomerCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Card>> {
+    validate::id(&id, "card", "id")?;
+    Ok(Json(state.store.remove_card(caller.customer.id, id).await?))
+}
