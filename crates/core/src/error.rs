@@ -68,6 +68,8 @@ pub struct Error {
     pub param: Option<String>,
     /// Why a bank refused (`402 card_declined`): `insufficient_funds`, `expired_card`…
     pub decline_code: Option<String>,
+    /// For `429`/`503`: how long to wait before retrying, when known (else 1 s).
+    pub retry_after_seconds: Option<u64>,
 }
 
 impl Error {
@@ -78,7 +80,13 @@ impl Error {
             message: message.into(),
             param: None,
             decline_code: None,
+            retry_after_seconds: None,
         }
+    }
+
+    pub fn with_retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after_seconds = Some(seconds.max(1));
+        self
     }
 
     pub fn with_decline_code(mut self, code: impl Into<String>) -> Self {

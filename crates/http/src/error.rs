@@ -43,6 +43,7 @@ const RETRY_AFTER_SECONDS: &str = "1";
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = self.0;
+        let retry_after = e.retry_after_seconds;
         let status =
             StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = ErrorBody {
@@ -62,10 +63,12 @@ impl IntoResponse for ApiError {
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         if matches!(e.kind, ErrorKind::Unavailable | ErrorKind::RateLimited) {
-            response.headers_mut().insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECONDS),
-            );
+            let value = match retry_after {
+                Some(s) => HeaderValue::from_str(&s.to_string())
+                    .unwrap_or(HeaderValue::from_static(RETRY_AFTER_SECONDS)),
+                None => HeaderValue::from_static(RETRY_AFTER_SECONDS),
+            };
+            response.headers_mut().insert(header::RETRY_AFTER, value);
         }
         response
     }

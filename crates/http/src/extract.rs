@@ -36,16 +36,10 @@ pub struct Body<T> {
     pub raw: Bytes,
 }
 
-/// Why a body could not be read: too large (`413`), stalled (`408`), or broken (`400`).
-fn unreadable(e: &(dyn std::error::Error + 'static), too_large: bool) -> ApiError {
+/// Why a body could not be read: too large (`413`) or broken (`400`).
+fn unreadable(too_large: bool) -> ApiError {
     if too_large {
         body_too_large()
-    } else if caused_by::<tower_http::timeout::TimeoutError>(e) {
-        ApiError(Error::new(
-            ErrorKind::Timeout,
-            "body_timeout",
-            "The request body did not arrive in time.",
-        ))
     } else {
         ApiError(Error::new(
             ErrorKind::InvalidRequest,
@@ -59,21 +53,32 @@ fn unreadable(e: &(dyn std::error::Error + 'static), too_large: bool) -> ApiErro
 /// handler or credential check runs, so a request refused early (a `401` before its
 /// body was looked at) leaves nothing unread and its keep-alive connection stays
 /// usable. A body that cannot be read is answered here, with `Connection: close`.
+///
+/// The whole body must arrive within the body-read timeout (not only each piece of
+/// it: a body sent a byte at a time would otherwise hold its connection forever).
 pub async fn buffer_body(
+    axum::extract::State(state): axum::extract::State<crate::AppState>,
     request: Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let (parts, body) = request.into_parts();
-    match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(bytes) => {
+    let read = axum::body::to_bytes(body, MAX_BODY_BYTES);
+    match tokio::time::timeout(state.settings.body_read_timeout, read).await {
+        Ok(Ok(bytes)) => {
             next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
                 .await
         }
-        Err(e) => {
+        Ok(Err(e)) => {
             let too_large = caused_by::<http_body_util::LengthLimitError>(&e);
-            unreadable(&e, too_large).into_response()
+            unreadable(too_large).into_response()
         }
+        Err(_) => ApiError(Error::new(
+            ErrorKind::Timeout,
+            "body_timeout",
+            "The request body did not arrive in time.",
+        ))
+        .into_response(),
     }
 }
 
@@ -83,7 +88,7 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let raw = Bytes::from_request(req, state).await.map_err(|rejection| {
             let too_large = rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE;
-            unreadable(&rejection, too_large)
+            unreadable(too_large)
         })?;
         let text: &[u8] = if raw.iter().all(u8::is_ascii_whitespace) {
             b"{}"

@@ -62,6 +62,7 @@ impl AppState {
         ));
         let pins = Arc::new(pins::PinGate::new(
             settings.pin_queue_depth,
+            settings.pin_hashing,
             settings.pin_budget_per_ip,
             settings.pin_budget_per_phone,
             settings.pin_lock,
@@ -262,10 +263,9 @@ pub fn router(state: AppState) -> Router {
         .fallback(error::no_such_route)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(extract::MAX_BODY_BYTES))
-        .layer(middleware::from_fn(extract::buffer_body))
-        // A body that stalls is not waited for: `408`, and the connection closes.
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            state.settings.body_read_timeout,
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            extract::buffer_body,
         ))
         .layer(middleware::from_fn_with_state(
             state.clone(),

@@ -82,7 +82,7 @@ pub struct PinWorkers {
     jobs: std::sync::mpsc::SyncSender<Job>,
     admission: Arc<Semaphore>,
     /// Moving average, in µs, of admission-to-answer time of real verifications.
-    typical_us: AtomicU64,
+    typical_us: Arc<AtomicU64>,
 }
 
 /// What an Argon2id check of the default cost takes on this kind of machine, until
@@ -118,8 +118,24 @@ impl PinWorkers {
         PinWorkers {
             jobs,
             admission: Arc::new(Semaphore::new(depth)),
-            typical_us: AtomicU64::new(INITIAL_TYPICAL_US),
+            typical_us: Arc::new(AtomicU64::new(INITIAL_TYPICAL_US)),
         }
+    }
+
+    /// Measures a real check at the configured cost, in the background, so that the
+    /// wait of unknown phones matches real checks from the first request on.
+    pub fn calibrate(&self, params: PinHashing) {
+        let typical = self.typical_us.clone();
+        let job: Job = Box::new(move || {
+            let pepper = [0u8; 32];
+            if let Ok(hash) = hash_pin_now(params, &pepper, "000000") {
+                let started = Instant::now();
+                let _ = verify_pin_now(&pepper, &hash, "000001");
+                typical.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            }
+        });
+        // The queue is empty at start; a full one only means no calibration.
+        let _ = self.jobs.try_send(job);
     }
 
     /// A place in the PIN queue, or `503 server_busy` when it is full.
@@ -137,25 +153,27 @@ impl PinWorkers {
         }
     }
 
-    /// Runs `f` on a PIN thread in the admitted place; resolves when it is done.
+    /// Runs `f` on a PIN thread in the admitted place; resolves when it is done. The
+    /// place travels with the job and is given back only when the job has run, even
+    /// if the caller stopped waiting (a client that hung up): the queue's bound holds.
     pub async fn run<T: Send + 'static>(
         &self,
         admitted: Admitted,
         f: impl FnOnce() -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Error> {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let typical = self.typical_us.clone();
         let job: Job = Box::new(move || {
-            let _ = tx.send(f());
+            let result = f();
+            let took_us = admitted.since.elapsed().as_micros() as u64;
+            // Moving average over ~16 checks.
+            let old = typical.load(Ordering::Relaxed);
+            typical.store(old - old / 16 + took_us / 16, Ordering::Relaxed);
+            drop(admitted);
+            let _ = tx.send(result);
         });
         self.jobs.try_send(job).map_err(|_| Error::internal())?;
-        let result = rx.await.map_err(|_| Error::internal())?;
-        let took_us = admitted.since.elapsed().as_micros() as u64;
-        // Moving average over ~16 checks.
-        let old = self.typical_us.load(Ordering::Relaxed);
-        self.typical_us
-            .store(old - old / 16 + took_us / 16, Ordering::Relaxed);
-        drop(admitted);
-        result
+        rx.await.map_err(|_| Error::internal())?
     }
 
     /// How long a real check takes at the moment (queue wait included).
@@ -205,14 +223,14 @@ pub struct PinGate {
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     per_phone: Option<DefaultKeyedRateLimiter<[u8; 16]>>,
     pub rule: LockRule,
+    /// Made once: making a clock calibrates it, too slow per request.
+    clock: governor::clock::DefaultClock,
 }
 
 /// Whose PIN is guessed, and where the guess comes from.
 pub struct Guess<'a> {
     /// The guard: `signin:…` or `holder:…` (see [`signin_subject`], [`holder_subject`]).
     pub subject: String,
-    /// The wallet's phone number (the per-phone budget), known to exist or not.
-    pub phone: &'a str,
     pub ip: Option<IpAddr>,
     /// The stored hash; `None` for a phone number without a wallet.
     pub pin_hash: Option<String>,
@@ -240,12 +258,21 @@ pub fn holder_subject(customer_id: &str) -> String {
 }
 
 impl PinGate {
-    pub fn new(depth: usize, per_ip: Budget, per_phone: Budget, rule: LockRule) -> PinGate {
+    pub fn new(
+        depth: usize,
+        hashing: PinHashing,
+        per_ip: Budget,
+        per_phone: Budget,
+        rule: LockRule,
+    ) -> PinGate {
+        let workers = PinWorkers::start(depth);
+        workers.calibrate(hashing);
         PinGate {
-            workers: PinWorkers::start(depth),
+            workers,
             per_ip: budget_limiter(per_ip),
             per_phone: budget_limiter(per_phone),
             rule,
+            clock: governor::clock::DefaultClock::default(),
         }
     }
 
@@ -259,22 +286,31 @@ impl PinGate {
         }
     }
 
-    fn spend_budget(&self, ip: Option<IpAddr>, phone: &str) -> Result<(), ApiError> {
-        let over = || {
-            ApiError(Error::new(
-                ErrorKind::RateLimited,
-                "rate_limited",
-                "Too many PIN attempts from here or for this wallet; retry after the time in Retry-After.",
-            ))
+    /// Spends one unit of PIN work from the client IP's budget and from the budget of
+    /// `whose` (a guard's subject: a stranger's sign-ins spend the sign-in guard's,
+    /// never the signed-in holder's). Over either: `429` with the real wait.
+    pub fn spend_budget(&self, ip: Option<IpAddr>, whose: &str) -> Result<(), ApiError> {
+        let over = |wait: Duration| {
+            ApiError(
+                Error::new(
+                    ErrorKind::RateLimited,
+                    "rate_limited",
+                    "Too many PIN attempts from here or for this wallet; retry after the time in Retry-After.",
+                )
+                .with_retry_after(wait.as_secs() + 1),
+            )
         };
+        let now = || governor::clock::Clock::now(&self.clock);
         if let (Some(l), Some(ip)) = (&self.per_ip, ip) {
-            l.check_key(&ip).map_err(|_| over())?;
+            l.check_key(&ip)
+                .map_err(|n| over(n.wait_time_from(now())))?;
         }
         if let Some(l) = &self.per_phone {
-            let d = Sha256::digest(phone.as_bytes());
+            let d = Sha256::digest(whose.as_bytes());
             let mut key = [0u8; 16];
             key.copy_from_slice(&d[..16]);
-            l.check_key(&key).map_err(|_| over())?;
+            l.check_key(&key)
+                .map_err(|n| over(n.wait_time_from(now())))?;
         }
         Ok(())
     }
@@ -288,7 +324,7 @@ impl PinGate {
         pepper: [u8; 32],
         guess: Guess<'_>,
     ) -> Result<PinAttempt, ApiError> {
-        self.spend_budget(guess.ip, guess.phone)?;
+        self.spend_budget(guess.ip, &guess.subject)?;
         check_pin_format(guess.pin)
             .map_err(|_| ApiError(pocket_core::lockout::incorrect_pin(0)))?;
         let admitted = self.workers.admit()?;
@@ -330,6 +366,56 @@ impl PinGate {
     }
 }
 
+/// The idempotency pre-check of a request that carries a PIN. Its fingerprint covers
+/// the PIN, so telling a replay (same body) from a reused key (another body) would
+/// tell whether a guessed PIN is the one first sent: with a known key, a PIN oracle
+/// outside every guard. So when a record exists, the comparison is a guarded guess
+/// under `subject`: budgeted, reserved, and a mismatch counted as a wrong PIN (the
+/// answer stays `409 idempotency_key_reused`, or `423` once it locks).
+pub async fn guarded_precheck(
+    state: &crate::AppState,
+    ip: crate::limits::ClientIp,
+    subject: String,
+    idem: Option<&pocket_store::model::Idem>,
+) -> Result<Option<pocket_store::model::StoredResponse>, ApiError> {
+    let Some(idem) = idem else { return Ok(None) };
+    let Some((fingerprint, stored)) = state
+        .store
+        .find_idempotent(idem.caller.clone(), idem.key.clone())
+        .await?
+    else {
+        return Ok(None);
+    };
+    let gate = &state.pins;
+    gate.spend_budget(ip.0, &subject)?;
+    let attempt = PinAttempt {
+        subject,
+        rule: gate.rule,
+    };
+    state.store.reserve_pin(attempt.clone()).await?;
+    if pocket_store::model::fingerprints_match(&fingerprint, &idem.fingerprint) {
+        state.store.settle_right_pin(attempt).await?;
+        return Ok(Some(stored));
+    }
+    metrics::counter!("pocket_pin_checks_total", "result" => "wrong").increment(1);
+    let refused = state.store.settle_wrong_pin(attempt).await?;
+    if refused.code == "pin_locked" {
+        return Err(ApiError(refused));
+    }
+    Err(ApiError(pocket_store::sqlite::key_reused()))
+}
+
+/// Runs a request that checks a PIN to its end even if its client goes away: every
+/// attempt it reserves is settled, not left to go stale and count as wrong.
+pub async fn to_completion<F>(request: F) -> Result<axum::response::Response, ApiError>
+where
+    F: std::future::Future<Output = Result<axum::response::Response, ApiError>> + Send + 'static,
+{
+    tokio::spawn(request)
+        .await
+        .unwrap_or_else(|_| Err(ApiError(Error::internal())))
+}
+
 /// Checks the PIN of the signed-in holder (confirms, device keys) under the holder's
 /// guard; the attempt returned must go to the write it authorises.
 pub(crate) async fn check_holder_pin(
@@ -345,7 +431,6 @@ pub(crate) async fn check_holder_pin(
         .ok_or_else(|| Error::not_found("customer", &customer.id))?;
     let guess = Guess {
         subject: holder_subject(&customer.id),
-        phone: &customer.phone,
         ip: ip.0,
         pin_hash: Some(who.pin_hash),
         pin,

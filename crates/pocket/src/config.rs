@@ -115,6 +115,10 @@ pub struct LimitsConfig {
     /// (also between requests) is closed; a body that stalls this long gets `408`.
     pub header_read_timeout_seconds: u64,
     pub body_read_timeout_seconds: u64,
+    /// Connections from one client address at once; by default a quarter of the cap.
+    pub max_connections_per_ip: Option<usize>,
+    /// A connection over which nothing passes either way for this long is closed.
+    pub idle_timeout_seconds: u64,
 }
 
 impl Default for LimitsConfig {
@@ -128,6 +132,8 @@ impl Default for LimitsConfig {
             max_connections: None,
             header_read_timeout_seconds: crate::connections::HEADER_READ_TIMEOUT.as_secs(),
             body_read_timeout_seconds: pocket_http::extract::BODY_READ_TIMEOUT.as_secs(),
+            max_connections_per_ip: None,
+            idle_timeout_seconds: crate::connections::IDLE_TIMEOUT.as_secs(),
         }
     }
 }
@@ -447,6 +453,10 @@ impl Config {
                 "limits.body_read_timeout_seconds",
                 self.limits.body_read_timeout_seconds,
             ),
+            (
+                "limits.idle_timeout_seconds",
+                self.limits.idle_timeout_seconds,
+            ),
         ] {
             if !(1..=600).contains(&v) {
                 return Err(bad(key, "must be 1 to 600"));
@@ -495,6 +505,11 @@ impl Config {
             && !(1..=1_000_000).contains(&n)
         {
             return Err(bad("limits.max_connections", "must be 1 to 1000000"));
+        }
+        if let Some(n) = self.limits.max_connections_per_ip
+            && !(1..=1_000_000).contains(&n)
+        {
+            return Err(bad("limits.max_connections_per_ip", "must be 1 to 1000000"));
         }
         if !(1..=1_000_000).contains(&self.limits.max_event_streams) {
             return Err(bad("limits.max_event_streams", "must be 1 to 1000000"));

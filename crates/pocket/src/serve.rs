@@ -1,7 +1,7 @@
 //! `pocket serve`: open the store, start the sweeper, serve HTTP, shut down gently.
 
 use crate::config::{Config, LogConfig};
-use crate::connections::{self, Capped, FirstBytesDeadline};
+use crate::connections::{self, Capped, Deadlines};
 use crate::{demo, keys};
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
@@ -233,25 +233,33 @@ pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
     });
     let descriptors = connections::raise_descriptor_limit();
     let cap = connections::max_connections(config.limits.max_connections, descriptors);
-    tracing::info!(descriptors, max_connections = cap, "connection limits");
+    let per_ip = config
+        .limits
+        .max_connections_per_ip
+        .unwrap_or_else(|| connections::default_per_ip(cap));
+    tracing::info!(
+        descriptors,
+        max_connections = cap,
+        per_ip,
+        "connection limits"
+    );
     let header_timeout = Duration::from_secs(config.limits.header_read_timeout_seconds);
+    let idle_timeout = Duration::from_secs(config.limits.idle_timeout_seconds);
     let http = |builder: &mut hyper_util::server::conn::auto::Builder<_>| {
         builder
             .http1()
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(header_timeout);
-        // HTTP/2 peers that stop answering pings are dropped.
-        builder
-            .http2()
-            .timer(hyper_util::rt::TokioTimer::new())
-            .keep_alive_interval(Some(Duration::from_secs(20)))
-            .keep_alive_timeout(Duration::from_secs(10));
+        // No HTTP/2 keep-alive pings: they would keep an idle connection busy past its
+        // idle deadline (`connections::Deadlines`), which closes idle and dead peers.
+        builder.http2().timer(hyper_util::rt::TokioTimer::new());
     };
     let served = match tls {
         Some(tls) => {
             let mut server = axum_server::from_tcp_rustls(listener, tls)
                 .map(|tls| {
-                    FirstBytesDeadline::new(tls.acceptor(Capped::new(cap, false)), header_timeout)
+                    let tls = tls.acceptor(Capped::new(cap, per_ip, false));
+                    Deadlines::new(tls, header_timeout, idle_timeout)
                 })
                 .handle(handle);
             http(server.http_builder());
@@ -259,9 +267,10 @@ pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
         }
         None => {
             let mut server = axum_server::from_tcp(listener)
-                .acceptor(FirstBytesDeadline::new(
-                    Capped::new(cap, true),
+                .acceptor(Deadlines::new(
+                    Capped::new(cap, per_ip, true),
                     header_timeout,
+                    idle_timeout,
                 ))
                 .handle(handle);
             http(server.http_builder());

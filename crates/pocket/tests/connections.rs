@@ -154,7 +154,10 @@ async fn an_early_401_keeps_the_connection_usable() {
 #[tokio::test]
 async fn beyond_the_connection_cap_new_clients_get_a_clear_503() {
     let s = Server::start_options(Options {
-        config: Some("[limits]\nmax_connections = 20\nheader_read_timeout_seconds = 60\n".into()),
+        config: Some(
+            "[limits]\nmax_connections = 20\nmax_connections_per_ip = 20\nheader_read_timeout_seconds = 60\n"
+                .into(),
+        ),
         ..Options::default()
     })
     .await;
@@ -190,4 +193,84 @@ async fn the_descriptor_limit_is_raised_at_start() {
         fields[3], fields[4],
         "soft limit raised to the hard one: {line}"
     );
+}
+
+#[tokio::test]
+async fn one_address_gets_only_its_share_of_the_connections() {
+    let s = Server::start_options(Options {
+        config: Some("[limits]\nmax_connections = 20\nheader_read_timeout_seconds = 60\n".into()),
+        ..Options::default()
+    })
+    .await;
+    // A quarter of 20 by default.
+    let held: Vec<TcpStream> = (0..5).map(|_| connect(&s)).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let mut sixth = connect(&s);
+    let (got, _) = read_to_close(&mut sixth);
+    assert!(got.starts_with("HTTP/1.1 503"), "{got:?}");
+    // Another address is served.
+    let mut other = socket_from("127.0.0.2", &s.addr()).await;
+    other
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    assert!(read_response(&mut other).starts_with("HTTP/1.1 200"));
+    drop(held);
+}
+
+/// A connection from a given local address.
+async fn socket_from(local: &str, to: &str) -> TcpStream {
+    let local: std::net::SocketAddr = format!("{local}:0").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(local).unwrap();
+    let stream = socket.connect(to.parse().unwrap()).await.unwrap();
+    let stream = stream.into_std().unwrap();
+    stream.set_nonblocking(false).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+#[tokio::test]
+async fn a_body_sent_a_byte_at_a_time_is_cut_off() {
+    let s = server("").await;
+    let (_, sk) = s.merchant("M").await;
+    let mut c = connect(&s);
+    write!(
+        c,
+        "POST /v1/payments HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {sk}\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n"
+    )
+    .unwrap();
+    // One byte every 200 ms: each piece in time, the whole far too slow.
+    let started = Instant::now();
+    let writer = {
+        let mut c = c.try_clone().unwrap();
+        std::thread::spawn(move || {
+            for _ in 0..200 {
+                if c.write_all(b" ").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    let (got, _) = read_to_close(&mut c);
+    assert!(got.starts_with("HTTP/1.1 408"), "{got}");
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "cut off after {:?}",
+        started.elapsed()
+    );
+    drop(writer);
+}
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed() {
+    let s = server("idle_timeout_seconds = 2\n").await;
+    let mut c = connect(&s);
+    // The HTTP/2 preface and an empty SETTINGS frame, then nothing.
+    c.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").unwrap();
+    c.write_all(&[0, 0, 0, 4, 0, 0, 0, 0, 0]).unwrap();
+    let (_, took) = read_to_close(&mut c);
+    assert!(took < Duration::from_secs(8), "closed after {took:?}");
 }

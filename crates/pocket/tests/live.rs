@@ -324,3 +324,36 @@ async fn a_rolled_key_ends_its_long_polls() {
     assert_eq!(status, 401, "the long-poll ends with the key");
     assert!(at.duration_since(rolled_at) < Duration::from_secs(3));
 }
+
+#[tokio::test]
+async fn a_ticket_dies_with_the_session_that_took_it() {
+    let s = Server::start().await;
+    let (_, token) = s.customer("+8613800000042", 0).await;
+    let r = s
+        .call(
+            Method::POST,
+            "/v1/wallet/events/tickets",
+            Some(&token),
+            None,
+            None,
+        )
+        .await;
+    let ticket = r.body["ticket"].as_str().unwrap().to_string();
+    let out = s
+        .call(
+            Method::DELETE,
+            "/v1/wallet/sessions/current",
+            Some(&token),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(out.status, 204);
+    let resp = s
+        .client
+        .get(format!("{}/v1/wallet/events?ticket={ticket}", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 401);
+}

@@ -168,3 +168,29 @@ async fn metrics_may_be_public() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_full_audit_reads_one_snapshot_under_load() {
+    let s = std::sync::Arc::new(Server::start().await);
+    let (cus, _) = s.customer("+8613800002101", 0).await;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..6)
+        .map(|_| {
+            let (s, cus, stop) = (s.clone(), cus.clone(), stop.clone());
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    s.topup(&cus, 100, "CNY").await;
+                }
+            })
+        })
+        .collect();
+    for _ in 0..40 {
+        let l = s.ledger().await;
+        assert_eq!(l["balanced"], true, "{l}");
+        assert_eq!(l["running_totals_match"], true, "{l}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for w in writers {
+        w.await.unwrap();
+    }
+}

@@ -25,9 +25,9 @@ async fn sign_in(s: &Server, phone: &str, pin: &str) -> (u16, String) {
     (r.status.as_u16(), r.code().to_string())
 }
 
-/// PINs checked so far (right and wrong), from the server's own count in `/metrics`:
-/// what an answer cannot tell (the fifth wrong PIN is answered `423`, like a guess
-/// refused unchecked).
+/// Wrong PINs checked so far, from the server's own count in `/metrics` (what an
+/// answer cannot tell: the fifth wrong PIN is answered `423`, like a guess refused
+/// unchecked). The limit is on wrong ones; a right one in the same burst is checked too.
 async fn pins_checked(s: &Server) -> u64 {
     let text = s
         .client
@@ -40,10 +40,7 @@ async fn pins_checked(s: &Server) -> u64 {
         .await
         .unwrap();
     text.lines()
-        .filter(|l| {
-            l.starts_with("pocket_pin_checks_total{result=\"right\"}")
-                || l.starts_with("pocket_pin_checks_total{result=\"wrong\"}")
-        })
+        .filter(|l| l.starts_with("pocket_pin_checks_total{result=\"wrong\"}"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
         .sum()
 }
@@ -100,7 +97,7 @@ async fn parallel_sign_in_guesses_verify_at_most_five() {
         .await;
         let t = tally(&replies);
         let checked = pins_checked(&s).await - checked_before;
-        assert!(checked <= 5, "n={n}: {checked} PINs checked: {t:?}");
+        assert!(checked <= 5, "n={n}: {checked} wrong PINs checked: {t:?}");
         assert!(t.other.is_empty(), "n={n}: {t:?}");
         assert!(
             t.wrong + t.accepted <= 5,
@@ -144,7 +141,7 @@ async fn parallel_pin_confirms_verify_at_most_five_and_pay_once() {
     .await;
     let t = tally(&replies);
     let checked = pins_checked(&s).await - checked_before;
-    assert!(checked <= 5, "{checked} PINs checked: {t:?}");
+    assert!(checked <= 5, "{checked} wrong PINs checked: {t:?}");
     assert!(t.other.is_empty(), "{t:?}");
     assert!(t.wrong + t.accepted <= 5, "{t:?}");
     let paid = s.get(&format!("/v1/payments/{id}"), &sk).await;
@@ -185,7 +182,7 @@ async fn parallel_device_registrations_verify_at_most_five() {
     .await;
     let t = tally(&replies);
     let checked = pins_checked(&s).await - checked_before;
-    assert!(checked <= 5, "{checked} PINs checked: {t:?}");
+    assert!(checked <= 5, "{checked} wrong PINs checked: {t:?}");
     assert!(t.other.is_empty(), "{t:?}");
     assert!(t.wrong + t.accepted <= 5, "{t:?}");
     let devices = s.get("/v1/wallet/devices", &token).await;
@@ -541,4 +538,206 @@ async fn a_full_pin_queue_answers_503_with_retry_after() {
     );
     // Refused for load, not counted as guesses: the PIN still works.
     assert_eq!(sign_in(&s, "+8613800001901", "123456").await.0, 201);
+}
+
+/// A server with the real PIN budgets (the harness turns them off).
+async fn budgeted(extra_env: &[(&str, &str)]) -> Server {
+    let mut env: Vec<(String, String)> = vec![
+        ("POCKET_PIN_PER_IP_PER_MINUTE".into(), "60".into()),
+        ("POCKET_PIN_PER_PHONE_PER_MINUTE".into(), "20".into()),
+    ];
+    env.extend(
+        extra_env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
+    Server::start_options(Options {
+        env,
+        ..Options::default()
+    })
+    .await
+}
+
+async fn sign_in_from(s: &Server, local: [u8; 4], phone: &str, pin: &str) -> (u16, String) {
+    let client = reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(local))
+        .build()
+        .unwrap();
+    let r = client
+        .post(format!("{}/v1/wallet/sessions", s.url))
+        .json(&json!({"phone": phone, "pin": pin}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let body: serde_json::Value = r.json().await.unwrap_or_default();
+    (
+        status,
+        body["error"]["code"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+#[tokio::test]
+async fn a_strangers_guesses_spend_no_budget_of_the_owners_session() {
+    let s = budgeted(&[]).await;
+    let (_, sk) = s.merchant("M").await;
+    let phone = "+8613800001311";
+    let (cus, token) = s.customer(phone, 1_000_000).await;
+    // A stranger, from another address, well past the sign-in guard's budget.
+    let mut limited = 0;
+    for _ in 0..15 {
+        if sign_in_from(&s, [127, 0, 0, 2], phone, "000000").await.0 == 429 {
+            limited += 1;
+        }
+    }
+    assert!(limited > 0, "the stranger's guesses were budgeted");
+    let p = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 30_000, "customer": cus}),
+        )
+        .await;
+    let r = s
+        .confirm(&token, p["id"].as_str().unwrap(), json!({"pin": "123456"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sign_ups_are_pin_work_with_a_budget() {
+    let s = Arc::new(budgeted(&[]).await);
+    s.customer("+8613800001321", 0).await;
+    let replies = all(60, |i| {
+        let s = s.clone();
+        async move {
+            let phone = if i % 2 == 0 {
+                "+8613800001321".to_string()
+            } else {
+                format!("+86139200{i:05}")
+            };
+            let r = s
+                .call(
+                    Method::POST,
+                    "/v1/wallet/signup",
+                    None,
+                    Some(json!({"phone": phone, "name": "X", "pin": "123456"})),
+                    None,
+                )
+                .await;
+            (r.status.as_u16(), r.code().to_string())
+        }
+    })
+    .await;
+    let limited = replies.iter().filter(|r| r.0 == 429).count();
+    assert!(limited >= 25, "{replies:?}");
+    assert!(
+        replies.iter().all(|r| matches!(r.0, 201 | 409 | 429)),
+        "{replies:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_known_idempotency_key_is_no_pin_oracle() {
+    let s = Server::start().await;
+    let phone = "+8613800001331";
+    s.customer(phone, 0).await;
+    let first = s
+        .call(
+            Method::POST,
+            "/v1/wallet/sessions",
+            None,
+            Some(json!({"phone": phone, "pin": "123456"})),
+            Some("owner-key-123"),
+        )
+        .await;
+    assert_eq!(first.status, 201);
+    let checked_before = pins_checked(&s).await;
+    let mut answers = Vec::new();
+    for i in 0..8 {
+        let r = s
+            .call(
+                Method::POST,
+                "/v1/wallet/sessions",
+                None,
+                Some(json!({"phone": phone, "pin": format!("{:06}", 900_000 + i)})),
+                Some("owner-key-123"),
+            )
+            .await;
+        answers.push((r.status.as_u16(), r.code().to_string()));
+    }
+    // Each comparison is a guarded guess: five, then the lock, whatever the key.
+    assert_eq!(answers[0], (409, "idempotency_key_reused".to_string()));
+    assert!(answers[4..].iter().all(|a| a.0 == 423), "{answers:?}");
+    assert_eq!(pins_checked(&s).await - checked_before, 5, "{answers:?}");
+    // Even the right one is refused while locked.
+    let r = s
+        .call(
+            Method::POST,
+            "/v1/wallet/sessions",
+            None,
+            Some(json!({"phone": phone, "pin": "123456"})),
+            Some("owner-key-123"),
+        )
+        .await;
+    r.assert_error(423, "pin_locked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clients_that_hang_up_neither_overfill_the_queue_nor_leave_guesses_unsettled() {
+    let s = Arc::new(
+        Server::start_options(Options {
+            config: Some("[security]\npin_queue_depth = 4\n".into()),
+            env: vec![
+                ("POCKET_PIN_HASH_MEMORY_KIB".into(), "19456".into()),
+                ("POCKET_PIN_HASH_ITERATIONS".into(), "2".into()),
+            ],
+            ..Options::default()
+        })
+        .await,
+    );
+    let phone = "+8613800001341";
+    s.customer(phone, 0).await;
+    let checked_before = pins_checked(&s).await;
+    // Sign-ins with the right PIN whose clients give up after 5 ms, and others that wait.
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(5))
+        .build()
+        .unwrap();
+    let hang_ups = all(12, |i| {
+        let (client, url) = (impatient.clone(), s.url.clone());
+        async move {
+            let request = if i % 2 == 0 {
+                let phone = format!("+8613999{:06}", rand::random::<u32>() % 1_000_000);
+                client
+                    .post(format!("{url}/v1/wallet/signup"))
+                    .json(&json!({"phone": phone, "name": "X", "pin": "123456"}))
+            } else {
+                client
+                    .post(format!("{url}/v1/wallet/sessions"))
+                    .json(&json!({"phone": "+8613800001341", "pin": "123456"}))
+            };
+            let _ = request.send().await;
+        }
+    });
+    let patient = all(8, |_| {
+        let s = s.clone();
+        async move { sign_in(&s, "+8613800001341", "123456").await }
+    });
+    let (_, replies) = tokio::join!(hang_ups, patient);
+    assert!(
+        replies.iter().all(|r| r.0 == 201
+            || r == &(503, "server_busy".into())
+            || r == &(423, "pin_locked".into())),
+        "never a 500: {replies:?}"
+    );
+    // Give the abandoned work time to finish: no right PIN was counted as wrong.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(pins_checked(&s).await - checked_before, 0);
+    // And no attempt was left reserved: four at once all get through the guard.
+    let again = all(4, |_| {
+        let s = s.clone();
+        async move { sign_in(&s, "+8613800001341", "123456").await }
+    })
+    .await;
+    assert!(again.iter().all(|r| r.0 == 201), "{again:?}");
 }

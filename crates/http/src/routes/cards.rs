@@ -7,9 +7,9 @@ use crate::AppState;
 use crate::auth::CustomerCaller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Body;
-use crate::idem::{IdempotencyKey, precheck, replay, respond};
+use crate::idem::{IdempotencyKey, replay, respond};
 use crate::limits::ClientIp;
-use crate::pins::check_holder_pin;
+use crate::pins::{check_holder_pin, guarded_precheck, holder_subject, to_completion};
 use crate::secrets::digest;
 use crate::validate;
 use axum::Json;
@@ -64,96 +64,100 @@ pub async fn bind(
     key: IdempotencyKey,
     body: Body<BindCard>,
 ) -> ApiResult<Response> {
-    let customer = caller.customer;
-    let idem = key.for_caller(&customer.id, &body.raw, StatusCode::CREATED);
-    if let Some(stored) = precheck(&state, idem.as_ref()).await? {
-        return Ok(replay(stored));
-    }
-    let req = body.value;
-    let number = parse_number(&req.number)?;
-    let today = pocket_core::time::utc_year_month(state.store.now_ms());
-    check_expiry(req.exp_month, req.exp_year, today)?;
-    check_cvc(&req.cvc, number.brand)?;
-    if let Some(name) = &req.holder_name {
-        validate::text(name, "holder_name", validate::MAX_NAME_CHARS)?;
-    }
-    let connector = state
-        .connectors
-        .pick(req.connector.as_deref())
-        .ok_or_else(|| no_connector(req.connector.as_deref()))?;
-    let fingerprint = digest(
-        &state.settings.server_key,
-        &format!("card-number:{}", number.digits()),
-    );
-    // The PIN first: whether a card is bound is not told to someone without it.
-    let attempt = check_holder_pin(&state, ip, &customer, &req.pin).await?;
-    let refused = if state
-        .store
-        .card_bound(customer.id.clone(), fingerprint.clone())
-        .await?
-    {
-        Some(
-            Error::conflict(
-                "card_already_bound",
-                "This card is already bound to this wallet.",
-            )
-            .with_param("number"),
-        )
-    } else {
-        None
-    };
-    let details = CardDetails {
-        number,
-        exp_month: req.exp_month,
-        exp_year: req.exp_year,
-        cvc: req.cvc,
-        holder_name: req.holder_name,
-    };
-    let bound = match refused {
-        Some(e) => Err(e),
-        None => connector
-            .bind_card(&pocket_store::ids::new_id("op"), &details)
-            .await
-            .map_err(|e| match e {
-                ConnectorError::Declined { decline_code } => Error::new(
-                    ErrorKind::Payment,
-                    "card_declined",
-                    "The bank refused this card.",
-                )
-                .with_param("number")
-                .with_decline_code(decline_code),
-                ConnectorError::Unavailable { .. } | ConnectorError::UnknownOperation => {
-                    Error::new(
-                        ErrorKind::Unavailable,
-                        "connector_unavailable",
-                        "The bank did not answer; nothing was bound. Retry after a moment.",
-                    )
-                }
-            }),
-    };
-    drop(details);
-    let bound = match bound {
-        Ok(b) => b,
-        Err(e) => {
-            // The PIN was right: its attempt is settled as such.
-            state.store.settle_right_pin(attempt).await?;
-            return Err(ApiError(e));
+    to_completion(async move {
+        let customer = caller.customer;
+        let idem = key.for_caller(&customer.id, &body.raw, StatusCode::CREATED);
+        let subject = holder_subject(&customer.id);
+        if let Some(stored) = guarded_precheck(&state, ip, subject, idem.as_ref()).await? {
+            return Ok(replay(stored));
         }
-    };
-    let card = NewCard {
-        connector: connector.name().to_string(),
-        token: bound.token,
-        brand: bound.brand,
-        last4: bound.last4,
-        exp_month: req.exp_month,
-        exp_year: req.exp_year,
-        fingerprint,
-    };
-    let written = state
-        .store
-        .add_card(customer.id, card, attempt, idem)
-        .await?;
-    Ok(respond(written, StatusCode::CREATED))
+        let req = body.value;
+        let number = parse_number(&req.number)?;
+        let today = pocket_core::time::utc_year_month(state.store.now_ms());
+        check_expiry(req.exp_month, req.exp_year, today)?;
+        check_cvc(&req.cvc, number.brand)?;
+        if let Some(name) = &req.holder_name {
+            validate::text(name, "holder_name", validate::MAX_NAME_CHARS)?;
+        }
+        let connector = state
+            .connectors
+            .pick(req.connector.as_deref())
+            .ok_or_else(|| no_connector(req.connector.as_deref()))?;
+        let fingerprint = digest(
+            &state.settings.server_key,
+            &format!("card-number:{}", number.digits()),
+        );
+        // The PIN first: whether a card is bound is not told to someone without it.
+        let attempt = check_holder_pin(&state, ip, &customer, &req.pin).await?;
+        let refused = if state
+            .store
+            .card_bound(customer.id.clone(), fingerprint.clone())
+            .await?
+        {
+            Some(
+                Error::conflict(
+                    "card_already_bound",
+                    "This card is already bound to this wallet.",
+                )
+                .with_param("number"),
+            )
+        } else {
+            None
+        };
+        let details = CardDetails {
+            number,
+            exp_month: req.exp_month,
+            exp_year: req.exp_year,
+            cvc: req.cvc,
+            holder_name: req.holder_name,
+        };
+        let bound = match refused {
+            Some(e) => Err(e),
+            None => connector
+                .bind_card(&pocket_store::ids::new_id("op"), &details)
+                .await
+                .map_err(|e| match e {
+                    ConnectorError::Declined { decline_code } => Error::new(
+                        ErrorKind::Payment,
+                        "card_declined",
+                        "The bank refused this card.",
+                    )
+                    .with_param("number")
+                    .with_decline_code(decline_code),
+                    ConnectorError::Unavailable { .. } | ConnectorError::UnknownOperation => {
+                        Error::new(
+                            ErrorKind::Unavailable,
+                            "connector_unavailable",
+                            "The bank did not answer; nothing was bound. Retry after a moment.",
+                        )
+                    }
+                }),
+        };
+        drop(details);
+        let bound = match bound {
+            Ok(b) => b,
+            Err(e) => {
+                // The PIN was right: its attempt is settled as such.
+                state.store.settle_right_pin(attempt).await?;
+                return Err(ApiError(e));
+            }
+        };
+        let card = NewCard {
+            connector: connector.name().to_string(),
+            token: bound.token,
+            brand: bound.brand,
+            last4: bound.last4,
+            exp_month: req.exp_month,
+            exp_year: req.exp_year,
+            fingerprint,
+        };
+        let written = state
+            .store
+            .add_card(customer.id, card, attempt, idem)
+            .await?;
+        Ok(respond(written, StatusCode::CREATED))
+    })
+    .await
 }
 
 #[utoipa::path(get, path = "/v1/wallet/cards", tag = "wallet",

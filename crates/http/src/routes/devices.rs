@@ -4,9 +4,9 @@ use crate::AppState;
 use crate::auth::CustomerCaller;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::Body;
-use crate::idem::{IdempotencyKey, precheck, replay, respond};
+use crate::idem::{IdempotencyKey, replay, respond};
 use crate::limits::ClientIp;
-use crate::pins::check_holder_pin;
+use crate::pins::{check_holder_pin, guarded_precheck, holder_subject, to_completion};
 use crate::validate;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -37,20 +37,24 @@ pub async fn register(
     key: IdempotencyKey,
     body: Body<RegisterDevice>,
 ) -> ApiResult<Response> {
-    let customer = caller.customer;
-    let idem = key.for_caller(&customer.id, &body.raw, StatusCode::CREATED);
-    if let Some(stored) = precheck(&state, idem.as_ref()).await? {
-        return Ok(replay(stored));
-    }
-    let req = body.value;
-    validate::text(&req.name, "name", validate::MAX_NAME_CHARS)?;
-    let public_key = crate::device_keys::parse_public_key(&req.public_key)?;
-    let attempt = check_holder_pin(&state, ip, &customer, &req.pin).await?;
-    let written = state
-        .store
-        .add_device(customer.id, req.name, public_key, attempt, idem)
-        .await?;
-    Ok(respond(written, StatusCode::CREATED))
+    to_completion(async move {
+        let customer = caller.customer;
+        let idem = key.for_caller(&customer.id, &body.raw, StatusCode::CREATED);
+        let subject = holder_subject(&customer.id);
+        if let Some(stored) = guarded_precheck(&state, ip, subject, idem.as_ref()).await? {
+            return Ok(replay(stored));
+        }
+        let req = body.value;
+        validate::text(&req.name, "name", validate::MAX_NAME_CHARS)?;
+        let public_key = crate::device_keys::parse_public_key(&req.public_key)?;
+        let attempt = check_holder_pin(&state, ip, &customer, &req.pin).await?;
+        let written = state
+            .store
+            .add_device(customer.id, req.name, public_key, attempt, idem)
+            .await?;
+        Ok(respond(written, StatusCode::CREATED))
+    })
+    .await
 }
 
 #[derive(Serialize, ToSchema)]

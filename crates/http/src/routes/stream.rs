@@ -169,7 +169,12 @@ pub async fn wallet_events(
                 return Err(refused());
             }
             let d = digest(&state.settings.server_key, &ticket);
-            state.store.redeem_ticket(d).await?.ok_or_else(refused)?
+            let (customer, session) = state.store.redeem_ticket(d).await?.ok_or_else(refused)?;
+            // A ticket lives no longer than the session that took it.
+            if state.store.session(session.clone()).await?.is_none() {
+                return Err(refused());
+            }
+            (customer, session)
         }
         None => {
             let caller = CustomerCaller::from_headers(&headers, &state).await?;

@@ -9,7 +9,10 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Body, ListQuery};
 use crate::idem::{IdempotencyKey, precheck, respond};
 use crate::limits::ClientIp;
-use crate::pins::{Guess, check_holder_pin, check_pin_format, phone_scope, signin_subject};
+use crate::pins::{
+    Guess, check_holder_pin, check_pin_format, guarded_precheck, holder_subject, phone_scope,
+    signin_subject, to_completion,
+};
 use crate::secrets::{digest, issue_secret};
 use crate::validate;
 use axum::Json;
@@ -86,38 +89,63 @@ async fn session_replay(
               (status = 503, body = ErrorBody)))]
 pub async fn signup(
     State(state): State<AppState>,
+    ip: ClientIp,
     key: IdempotencyKey,
     body: Body<Signup>,
 ) -> ApiResult<Response> {
-    let req = body.value;
-    validate::phone(&req.phone, "phone")?;
-    validate::text(&req.name, "name", validate::MAX_NAME_CHARS)?;
-    check_pin_format(&req.pin)?;
-    let server_key = state.settings.server_key;
-    let idem = key.for_caller(
-        &phone_scope(&server_key, &req.phone),
-        &body.raw,
-        StatusCode::CREATED,
-    );
-    let token = issue_secret(&server_key, "pst", idem.as_ref());
-    if let Some(stored) = precheck(&state, idem.as_ref()).await? {
-        return session_replay(&state, stored, &token).await;
-    }
-    let pin_hash = state
-        .pins
-        .workers
-        .hash(state.settings.pin_hashing, server_key, req.pin)
-        .await?;
-    let expires_at = state.store.now_ms() + state.settings.session_ttl_seconds * MS_PER_SECOND;
-    let session = (digest(&server_key, &token), expires_at);
-    match state
-        .store
-        .signup(req.phone, req.name, pin_hash, session, idem)
-        .await?
-    {
-        Written::Fresh(c) => Ok(session_response(StatusCode::CREATED, c, token)),
-        Written::Replayed(stored) => session_replay(&state, stored, &token).await,
-    }
+    to_completion(async move {
+        let req = body.value;
+        validate::phone(&req.phone, "phone")?;
+        validate::text(&req.name, "name", validate::MAX_NAME_CHARS)?;
+        check_pin_format(&req.pin)?;
+        let server_key = state.settings.server_key;
+        let idem = key.for_caller(
+            &phone_scope(&server_key, &req.phone),
+            &body.raw,
+            StatusCode::CREATED,
+        );
+        let token = issue_secret(&server_key, "pst", idem.as_ref());
+        // Hashing a PIN is PIN work: budgeted per client and per phone like a check.
+        state.pins.spend_budget(
+            ip.0,
+            &format!("signup:{}", phone_scope(&server_key, &req.phone)),
+        )?;
+        let subject = signin_subject(&server_key, &req.phone);
+        if let Some(stored) = guarded_precheck(&state, ip, subject, idem.as_ref()).await? {
+            return session_replay(&state, stored, &token).await;
+        }
+        // A taken phone costs no hash (the writer checks again as it commits).
+        if state
+            .store
+            .pin_state_by_phone(req.phone.clone())
+            .await?
+            .is_some()
+        {
+            return Err(ApiError(
+                Error::conflict(
+                    "phone_taken",
+                    "A wallet with this phone number already exists.",
+                )
+                .with_param("phone"),
+            ));
+        }
+        let pin_hash = state
+            .pins
+            .workers
+            .hash(state.settings.pin_hashing, server_key, req.pin)
+            .await?;
+        let expires_at = state.store.now_ms() + state.settings.session_ttl_seconds * MS_PER_SECOND;
+        let session = (digest(&server_key, &token), expires_at);
+        match state
+            .store
+            .signup(req.phone, req.name, pin_hash, session, idem)
+            .await?
+        {
+            Written::Fresh(c) => Ok(session_response(StatusCode::CREATED, c, token)),
+            Written::Replayed(stored) => session_replay(&state, stored, &token).await,
+        }
+    })
+    .await
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -136,47 +164,50 @@ pub async fn sign_in(
     key: IdempotencyKey,
     body: Body<SignIn>,
 ) -> ApiResult<Response> {
-    let req = body.value;
-    validate::phone(&req.phone, "phone")?;
-    let server_key = state.settings.server_key;
-    let idem = key.for_caller(
-        &phone_scope(&server_key, &req.phone),
-        &body.raw,
-        StatusCode::CREATED,
-    );
-    let token = issue_secret(&server_key, "pst", idem.as_ref());
-    if let Some(stored) = precheck(&state, idem.as_ref()).await? {
-        return session_replay(&state, stored, &token).await;
-    }
-    // Known and unknown numbers go through the same guard, budgets and wait, and
-    // answer alike; only a known one costs a hash.
-    let who = state.store.pin_state_by_phone(req.phone.clone()).await?;
-    let customer_id = who.as_ref().map(|w| w.customer.id.clone());
-    let guess = Guess {
-        subject: signin_subject(&server_key, &req.phone),
-        phone: &req.phone,
-        ip: ip.0,
-        pin_hash: who.map(|w| w.pin_hash),
-        pin: &req.pin,
-    };
-    let attempt = state
-        .pins
-        .check(state.store.as_ref(), server_key, guess)
-        .await?;
-    let Some(customer_id) = customer_id else {
-        // A PIN never matches a wallet that does not exist.
-        return Err(ApiError(Error::internal()));
-    };
-    let expires_at = state.store.now_ms() + state.settings.session_ttl_seconds * MS_PER_SECOND;
-    let session = (digest(&server_key, &token), expires_at);
-    match state
-        .store
-        .create_session(customer_id, session, attempt, idem)
-        .await?
-    {
-        Written::Fresh(c) => Ok(session_response(StatusCode::CREATED, c, token)),
-        Written::Replayed(stored) => session_replay(&state, stored, &token).await,
-    }
+    to_completion(async move {
+        let req = body.value;
+        validate::phone(&req.phone, "phone")?;
+        let server_key = state.settings.server_key;
+        let idem = key.for_caller(
+            &phone_scope(&server_key, &req.phone),
+            &body.raw,
+            StatusCode::CREATED,
+        );
+        let token = issue_secret(&server_key, "pst", idem.as_ref());
+        let subject = signin_subject(&server_key, &req.phone);
+        if let Some(stored) = guarded_precheck(&state, ip, subject, idem.as_ref()).await? {
+            return session_replay(&state, stored, &token).await;
+        }
+        // Known and unknown numbers go through the same guard, budgets and wait, and
+        // answer alike; only a known one costs a hash.
+        let who = state.store.pin_state_by_phone(req.phone.clone()).await?;
+        let customer_id = who.as_ref().map(|w| w.customer.id.clone());
+        let guess = Guess {
+            subject: signin_subject(&server_key, &req.phone),
+            ip: ip.0,
+            pin_hash: who.map(|w| w.pin_hash),
+            pin: &req.pin,
+        };
+        let attempt = state
+            .pins
+            .check(state.store.as_ref(), server_key, guess)
+            .await?;
+        let Some(customer_id) = customer_id else {
+            // A PIN never matches a wallet that does not exist.
+            return Err(ApiError(Error::internal()));
+        };
+        let expires_at = state.store.now_ms() + state.settings.session_ttl_seconds * MS_PER_SECOND;
+        let session = (digest(&server_key, &token), expires_at);
+        match state
+            .store
+            .create_session(customer_id, session, attempt, idem)
+            .await?
+        {
+            Written::Fresh(c) => Ok(session_response(StatusCode::CREATED, c, token)),
+            Written::Replayed(stored) => session_replay(&state, stored, &token).await,
+        }
+    })
+    .await
 }
 
 #[utoipa::path(delete, path = "/v1/wallet/sessions/current", tag = "wallet",
@@ -296,54 +327,65 @@ pub async fn confirm(
     key: IdempotencyKey,
     body: Body<Confirm>,
 ) -> ApiResult<Response> {
-    let customer = caller.customer;
-    let idem = key.for_caller(&customer.id, &body.raw, StatusCode::OK);
-    if let Some(stored) = precheck(&state, idem.as_ref()).await? {
-        return Ok(crate::idem::replay(stored));
-    }
-    let req = body.value;
-    if req.pin.is_none() && req.device.is_none() && req.signature.is_none() {
-        // A tap: nothing to verify here. The confirming transaction checks that the
-        // payment's policy asks for nothing more (`pin_required` otherwise).
-        validate::id(&id, "pay", "id")?;
+    to_completion(async move {
+        let customer = caller.customer;
+        let idem = key.for_caller(&customer.id, &body.raw, StatusCode::OK);
+        let req = body.value;
+        let stored = if req.pin.is_some() {
+            let subject = holder_subject(&customer.id);
+            guarded_precheck(&state, ip, subject, idem.as_ref()).await?
+        } else {
+            precheck(&state, idem.as_ref()).await?
+        };
+        if let Some(stored) = stored {
+            return Ok(crate::idem::replay(stored));
+        }
+        if req.pin.is_none() && req.device.is_none() && req.signature.is_none() {
+            // A tap: nothing to verify here. The confirming transaction checks that the
+            // payment's policy asks for nothing more (`pin_required` otherwise).
+            validate::id(&id, "pay", "id")?;
+            let written = state
+                .store
+                .confirm(id, customer.id, Proof::default(), None, None, idem)
+                .await?;
+            return Ok(respond(written, StatusCode::OK));
+        }
+        let p = visible_payment(&state, &customer.id, &id).await?;
+        let auth = p.policy.authentication;
+        // Refuse incomplete proofs before spending a PIN attempt on them.
+        if auth.needs_pin() && req.pin.is_none() {
+            return Err(pin_required().into());
+        }
+        let device_proof = match (auth, req.device.as_deref(), req.signature.as_deref()) {
+            (Authentication::PinAndDevice, Some(device), Some(signature)) => {
+                Some((device, signature))
+            }
+            (Authentication::PinAndDevice, _, _) => return Err(device_signature_required().into()),
+            _ => None,
+        };
+        // The signature first: it costs little and spends no PIN attempt.
+        let device = match device_proof {
+            Some((device, signature)) => {
+                Some(check_device(&state, &customer.id, &p, device, signature).await?)
+            }
+            None => None,
+        };
+        let mut proof = Proof {
+            device: device.is_some(),
+            ..Proof::default()
+        };
+        let mut attempt = None;
+        if let Some(pin) = req.pin.as_deref().filter(|_| auth.needs_pin()) {
+            attempt = Some(check_holder_pin(&state, ip, &customer, pin).await?);
+            proof.pin = true;
+        }
         let written = state
             .store
-            .confirm(id, customer.id, Proof::default(), None, None, idem)
+            .confirm(id, customer.id, proof, device, attempt, idem)
             .await?;
-        return Ok(respond(written, StatusCode::OK));
-    }
-    let p = visible_payment(&state, &customer.id, &id).await?;
-    let auth = p.policy.authentication;
-    // Refuse incomplete proofs before spending a PIN attempt on them.
-    if auth.needs_pin() && req.pin.is_none() {
-        return Err(pin_required().into());
-    }
-    let device_proof = match (auth, req.device.as_deref(), req.signature.as_deref()) {
-        (Authentication::PinAndDevice, Some(device), Some(signature)) => Some((device, signature)),
-        (Authentication::PinAndDevice, _, _) => return Err(device_signature_required().into()),
-        _ => None,
-    };
-    // The signature first: it costs little and spends no PIN attempt.
-    let device = match device_proof {
-        Some((device, signature)) => {
-            Some(check_device(&state, &customer.id, &p, device, signature).await?)
-        }
-        None => None,
-    };
-    let mut proof = Proof {
-        device: device.is_some(),
-        ..Proof::default()
-    };
-    let mut attempt = None;
-    if let Some(pin) = req.pin.as_deref().filter(|_| auth.needs_pin()) {
-        attempt = Some(check_holder_pin(&state, ip, &customer, pin).await?);
-        proof.pin = true;
-    }
-    let written = state
-        .store
-        .confirm(id, customer.id, proof, device, attempt, idem)
-        .await?;
-    Ok(respond(written, StatusCode::OK))
+        Ok(respond(written, StatusCode::OK))
+    })
+    .await
 }
 
 #[derive(Deserialize, ToSchema, Default)]

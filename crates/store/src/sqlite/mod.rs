@@ -402,7 +402,14 @@ impl Store for SqliteStore {
 
     async fn ledger_report(&self, full: bool) -> Result<LedgerReport, Error> {
         if full {
-            self.read(ops::ledger::report).await
+            // One read transaction: every figure from the same snapshot of the book.
+            self.read(|c| {
+                c.execute_batch("BEGIN").map_err(sql_error)?;
+                let report = ops::ledger::report(c);
+                let _ = c.execute_batch("COMMIT");
+                report
+            })
+            .await
         } else {
             self.read(ops::ledger::report_from_totals).await
         }
