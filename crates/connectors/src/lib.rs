@@ -12,10 +12,12 @@
 //!   out-of-process connector speaks; `docs/CONNECTORS.md`).
 //! - [`sandbox`]: the sandbox bank, in the process, behaving as the contract's card
 //!   table says.
+//! - [`operations`]: driving top-ups, withdrawals and payouts to their final answer.
 //!
 //! Must not: store a card number or CVC, log one, or decide money rules (the ledger's
 //! two-phase transfers are in `pocket_core::ledger::pending`).
 
+pub mod operations;
 pub mod protocol;
 pub mod sandbox;
 

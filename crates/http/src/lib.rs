@@ -29,7 +29,9 @@ use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use pocket_store::Store;
-use routes::{admin, cards, devices, merchant, payments, qr, service, stream, wallet, webhooks};
+use routes::{
+    admin, bank, cards, devices, merchant, payments, qr, service, stream, wallet, webhooks,
+};
 pub use settings::{PinHashing, Settings};
 use std::sync::Arc;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -196,7 +198,10 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(wallet::get_payment))
         .routes(routes!(wallet::confirm))
         .routes(routes!(wallet::decline))
-        .routes(routes!(wallet::topup))
+        .routes(routes!(bank::topup, bank::list_topups))
+        .routes(routes!(bank::get_topup))
+        .routes(routes!(bank::withdraw, bank::list_withdrawals))
+        .routes(routes!(bank::get_withdrawal))
         .routes(routes!(wallet::transactions))
         .routes(routes!(devices::register, devices::list))
         .routes(routes!(devices::revoke))

@@ -56,6 +56,8 @@ pub struct ConnectorConfig {
     pub currencies: Vec<String>,
     pub url: Option<String>,
     pub secret: Option<String>,
+    /// `sandbox` only: how long its asynchronous card (…3220) takes to succeed.
+    pub async_delay_seconds: Option<u64>,
 }
 
 /// The sandbox connector `--demo` and `--sandbox` configure when none is.
@@ -66,6 +68,7 @@ pub fn default_sandbox_connector() -> ConnectorConfig {
         currencies: ["CNY", "USD", "EUR", "JPY"].map(String::from).to_vec(),
         url: None,
         secret: None,
+        async_delay_seconds: None,
     }
 }
 

@@ -103,7 +103,8 @@ fn connectors(config: &Config, demo: bool) -> pocket_connectors::Registry {
         // `validate` admits only the kinds built so far.
         if c.kind == "sandbox" {
             let clock: pocket_connectors::sandbox::Clock = Arc::new(|| SystemClock.now_ms());
-            let bank = pocket_connectors::sandbox::SandboxBank::new(&c.name, 5_000, 0.0, clock);
+            let delay_ms = c.async_delay_seconds.unwrap_or(5) as i64 * 1000;
+            let bank = pocket_connectors::sandbox::SandboxBank::new(&c.name, delay_ms, 0.0, clock);
             registry.add(Arc::new(bank), c.currencies);
         }
     }
@@ -219,6 +220,11 @@ pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
     let dispatcher = tokio::spawn(dispatcher.run(stop_rx.clone()));
     let mut state = AppState::new(store.clone(), settings);
     state.connectors = Arc::new(connectors(&config, seed_demo));
+    let operations = tokio::spawn(pocket_connectors::operations::run(
+        store.clone(),
+        state.connectors.clone(),
+        stop_rx.clone(),
+    ));
     let forget = tokio::spawn(forget_idle_clients(state.clone(), stop_rx));
     let app = pocket_http::router(state).into_make_service_with_connect_info::<SocketAddr>();
 
@@ -281,6 +287,7 @@ pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
     let _ = stop_tx.send(true);
     let _ = sweeper.await;
     let _ = dispatcher.await;
+    let _ = operations.await;
     let _ = forget.await;
     // Dropping the last handle to the store lets the writer finish its queue and stop.
     drop(store);

@@ -315,6 +315,45 @@ pub trait Store: Send + Sync + 'static {
         idem: Option<Idem>,
     ) -> Result<Written<Card>, Error>;
     async fn list_cards(&self, customer_id: String) -> Result<Vec<Card>, Error>;
+    /// A bound card of this wallet with its connector token (`None`: no such card).
+    async fn card_token(
+        &self,
+        customer_id: String,
+        card_id: String,
+    ) -> Result<Option<(Card, String)>, Error>;
+
+    /// Begins a card top-up, withdrawal or payout (a withdrawal or payout reserves its
+    /// amount now), settling the PIN attempt that authorised it when there is one.
+    async fn begin_bank_operation(
+        &self,
+        new: NewBankOperation,
+        pin: Option<PinAttempt>,
+        idem: Option<Idem>,
+    ) -> Result<Written<BankOperation>, Error>;
+    /// Applies a bank's final answer to an operation, once (later answers change nothing).
+    async fn apply_bank_answer(
+        &self,
+        id: String,
+        succeeded: bool,
+        failure_code: Option<String>,
+    ) -> Result<Option<BankOperation>, Error>;
+    /// No final answer yet: look again later (backing off).
+    async fn reschedule_bank_operation(&self, id: String) -> Result<(), Error>;
+    /// Leases operations due for a look.
+    async fn claim_bank_operations(
+        &self,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<BankOperation>, Error>;
+    async fn bank_operation(&self, id: String) -> Result<Option<BankOperation>, Error>;
+    async fn list_bank_operations(
+        &self,
+        owner: String,
+        kind: &'static str,
+        limit: usize,
+    ) -> Result<Vec<BankOperation>, Error>;
+    /// The connector token of a card, for asking the bank again about an operation.
+    async fn token_of_card(&self, card_id: String) -> Result<Option<String>, Error>;
     async fn remove_card(&self, customer_id: String, id: String) -> Result<Card, Error>;
     async fn device(&self, customer_id: String, id: String) -> Result<Option<Device>, Error>;
     async fn revoke_device(&self, customer_id: String, id: String) -> Result<Device, Error>;

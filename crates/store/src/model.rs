@@ -82,7 +82,10 @@ pub struct Refund {
 pub struct Balance {
     #[schema(value_type = String, example = "CNY")]
     pub currency: Currency,
+    /// What may be spent now.
     pub available: i64,
+    /// Held by withdrawals or payouts the bank has not answered yet.
+    pub reserved: i64,
 }
 
 /// One ledger movement seen from a wallet or a merchant balance.
@@ -328,6 +331,60 @@ pub struct Card {
     #[serde(serialize_with = "pocket_core::time::ser")]
     #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
+}
+
+/// A card top-up, withdrawal or payout: money a bank answers for.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct BankOperation {
+    /// `top_…`, `wd_…` or `po_…`; also the operation id the connector sees.
+    pub id: String,
+    #[schema(value_type = String, example = "withdrawal")]
+    pub object: &'static str,
+    pub amount: i64,
+    #[schema(value_type = String, example = "CNY")]
+    pub currency: Currency,
+    /// `processing`, then `succeeded` or `failed` (for payouts, `paid` or `failed`).
+    pub status: String,
+    pub failure_code: Option<String>,
+    /// The card (`card_…`) of a top-up or withdrawal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub card: Option<String>,
+    /// The bank account (`ba_…`) of a payout.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bank_account: Option<String>,
+    pub connector: String,
+    #[serde(serialize_with = "pocket_core::time::ser")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    #[serde(serialize_with = "pocket_core::time::ser_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub completed_at: Option<i64>,
+    #[serde(skip)]
+    pub owner_kind: pocket_core::ledger::AccountKind,
+    #[serde(skip)]
+    pub owner: String,
+    /// Two-phase state of what a withdrawal or payout reserved.
+    #[serde(skip)]
+    pub reservation: Option<String>,
+    #[serde(skip)]
+    pub checks: i64,
+}
+
+/// An operation to begin.
+#[derive(Clone, Debug)]
+pub struct NewBankOperation {
+    pub id: String,
+    /// `topup`, `withdrawal` or `payout`.
+    pub kind: &'static str,
+    pub connector: String,
+    pub owner_kind: pocket_core::ledger::AccountKind,
+    pub owner: String,
+    pub card: Option<String>,
+    pub bank_account: Option<String>,
+    pub amount: i64,
+    pub currency: Currency,
+    /// Without a final answer by then, the bank is asked where it stands.
+    pub answer_within_ms: i64,
 }
 
 /// A card the bank accepted, to bind: its token and a keyed fingerprint of the number.

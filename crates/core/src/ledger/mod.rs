@@ -58,6 +58,10 @@ pub enum TransferKind {
     Topup,
     Payment,
     Refund,
+    /// Money out of a wallet to a card, through a connector.
+    Withdrawal,
+    /// Money out of a merchant balance to a bank account, through a connector.
+    Payout,
 }
 
 impl TransferKind {
@@ -66,6 +70,8 @@ impl TransferKind {
             TransferKind::Topup => "topup",
             TransferKind::Payment => "payment",
             TransferKind::Refund => "refund",
+            TransferKind::Withdrawal => "withdrawal",
+            TransferKind::Payout => "payout",
         }
     }
 }

@@ -2,6 +2,7 @@
 //! validates its input (naming the bad parameter), calls one store method, answers.
 
 pub mod admin;
+pub mod bank;
 pub mod cards;
 pub mod devices;
 pub mod merchant;

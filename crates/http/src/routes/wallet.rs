@@ -25,9 +25,9 @@ use pocket_core::payment::{
 };
 use pocket_core::policy::Authentication;
 use pocket_core::time::MS_PER_SECOND;
-use pocket_core::{Currency, Error, ErrorKind, money};
+use pocket_core::{Error, ErrorKind};
 use pocket_store::PaymentOwner;
-use pocket_store::model::{Balance, Customer, Page, Topup, Transaction, Written};
+use pocket_store::model::{Balance, Customer, Page, Transaction, Written};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -406,40 +406,6 @@ pub async fn decline(
     let idem = key.for_caller(&caller.customer.id, &body.raw, StatusCode::OK);
     let written = state.store.decline(id, caller.customer.id, idem).await?;
     Ok(respond(written, StatusCode::OK))
-}
-
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct WalletTopup {
-    pub amount: i64,
-    pub currency: String,
-}
-
-#[utoipa::path(post, path = "/v1/wallet/topups", tag = "wallet", request_body = WalletTopup,
-    responses((status = 201, body = Topup), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody)),
-    security(("session_token" = [])))]
-pub async fn topup(
-    State(state): State<AppState>,
-    caller: CustomerCaller,
-    key: IdempotencyKey,
-    body: Body<WalletTopup>,
-) -> ApiResult<Response> {
-    if !state.settings.sandbox {
-        return Err(ApiError(Error::new(
-            ErrorKind::Permission,
-            "sandbox_only",
-            "Wallets can add money themselves only on a server started with --sandbox.",
-        )));
-    }
-    let req = body.value;
-    let currency = Currency::parse(&req.currency, "currency")?;
-    let amount = money::check_amount(req.amount, "amount")?;
-    let idem = key.for_caller(&caller.customer.id, &body.raw, StatusCode::CREATED);
-    let written = state
-        .store
-        .topup(caller.customer.id, amount, currency, "sandbox", idem)
-        .await?;
-    Ok(respond(written, StatusCode::CREATED))
 }
 
 #[utoipa::path(get, path = "/v1/wallet/transactions", tag = "wallet",

@@ -135,6 +135,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v3.sql"),
     include_str!("schema_v4.sql"),
     include_str!("schema_v5.sql"),
+    include_str!("schema_v6.sql"),
 ];
 
 /// Announcements buffered per listener before a slow one starts missing them (it then
@@ -146,6 +147,9 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
     // What a migration replaces or deletes is overwritten on disk, not left in free
     // pages (v4 removes unkeyed digests of request bodies).
     conn.pragma_update(None, "secure_delete", "ON")?;
+    // Rebuilding a table others refer to (v6) needs foreign keys off; they are checked
+    // once every migration has run.
+    conn.pragma_update(None, "foreign_keys", "OFF")?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
@@ -154,6 +158,18 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
         tracing::info!(version = i + 1, "applied schema migration");
     }
     conn.pragma_update(None, "secure_delete", "OFF")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    let broken: i64 = conn.query_row("SELECT COUNT(*) FROM pragma_foreign_key_check", [], |r| {
+        r.get(0)
+    })?;
+    if broken > 0 {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY),
+            Some(format!(
+                "{broken} rows refer to rows that do not exist after migrating"
+            )),
+        ));
+    }
     Ok(())
 }
 
@@ -751,6 +767,80 @@ impl Store for SqliteStore {
 
     async fn list_cards(&self, customer_id: String) -> Result<Vec<Card>, Error> {
         self.read(move |c| ops::cards::list(c, &customer_id)).await
+    }
+
+    async fn card_token(
+        &self,
+        customer_id: String,
+        card_id: String,
+    ) -> Result<Option<(Card, String)>, Error> {
+        self.read(move |c| ops::cards::with_token(c, &customer_id, &card_id))
+            .await
+    }
+
+    async fn begin_bank_operation(
+        &self,
+        new: NewBankOperation,
+        pin: Option<PinAttempt>,
+        idem: Option<Idem>,
+    ) -> Result<Written<BankOperation>, Error> {
+        self.writer
+            .run(move |c, now| {
+                ops::pins::with_correct_pin(c, now, pin.as_ref(), |c| {
+                    ops::idempotency::wrap(c, now, idem, |c| ops::bank::begin(c, now, &new).map(Ok))
+                })
+            })
+            .await?
+    }
+
+    async fn apply_bank_answer(
+        &self,
+        id: String,
+        succeeded: bool,
+        failure_code: Option<String>,
+    ) -> Result<Option<BankOperation>, Error> {
+        let outcome = if succeeded {
+            pocket_core::ledger::pending::Outcome::Succeeded
+        } else {
+            pocket_core::ledger::pending::Outcome::Failed
+        };
+        self.writer
+            .run(move |c, now| ops::bank::apply(c, now, &id, outcome, failure_code.as_deref()))
+            .await
+    }
+
+    async fn reschedule_bank_operation(&self, id: String) -> Result<(), Error> {
+        self.writer
+            .run(move |c, now| ops::bank::reschedule(c, now, &id))
+            .await
+    }
+
+    async fn claim_bank_operations(
+        &self,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<BankOperation>, Error> {
+        self.writer
+            .run(move |c, now| ops::bank::claim_due(c, now, limit, lease_ms))
+            .await
+    }
+
+    async fn bank_operation(&self, id: String) -> Result<Option<BankOperation>, Error> {
+        self.read(move |c| ops::bank::get(c, &id)).await
+    }
+
+    async fn list_bank_operations(
+        &self,
+        owner: String,
+        kind: &'static str,
+        limit: usize,
+    ) -> Result<Vec<BankOperation>, Error> {
+        self.read(move |c| ops::bank::list(c, &owner, kind, limit))
+            .await
+    }
+
+    async fn token_of_card(&self, card_id: String) -> Result<Option<String>, Error> {
+        self.read(move |c| ops::bank::card_token(c, &card_id)).await
     }
 
     async fn remove_card(&self, customer_id: String, id: String) -> Result<Card, Error> {

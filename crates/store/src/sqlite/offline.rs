@@ -92,7 +92,7 @@ pub fn verify(db: &Path) -> Result<Verification, String> {
     v.refunds = count(&conn, "SELECT COUNT(*) FROM refunds").map_err(e)?;
     let checks: &[(&str, &str)] = &[
         (
-            "SELECT COUNT(*) FROM accounts WHERE kind <> 'settlement' AND balance < 0",
+            "SELECT COUNT(*) FROM accounts WHERE kind NOT IN ('settlement', 'clearing') AND balance - reserved < 0",
             "wallet or merchant balances below zero",
         ),
         (
@@ -134,6 +134,19 @@ pub fn verify(db: &Path) -> Result<Verification, String> {
         (
             "SELECT COUNT(*) FROM (SELECT e.id FROM events e GROUP BY e.id HAVING COUNT(*) > 1)",
             "events recorded twice",
+        ),
+        (
+            "SELECT COUNT(*) FROM accounts a WHERE a.reserved <>
+               (SELECT COALESCE(SUM(b.amount), 0) FROM bank_operations b
+                WHERE b.owner = a.owner AND b.owner_kind = a.kind AND b.currency = a.currency
+                  AND b.reservation = 'reserved')",
+            "accounts whose reserved amount is not their open withdrawals and payouts",
+        ),
+        (
+            "SELECT COUNT(*) FROM bank_operations b WHERE
+               (SELECT COUNT(*) FROM transfers t WHERE t.reference = b.id)
+               <> (CASE WHEN b.status = 'succeeded' THEN 1 ELSE 0 END)",
+            "bank operations whose transfers are not one if succeeded and none otherwise",
         ),
     ];
     for (sql, what) in checks {

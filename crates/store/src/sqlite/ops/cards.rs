@@ -101,6 +101,22 @@ pub(in crate::sqlite) fn add(
     })
 }
 
+/// A bound card of this wallet, with the connector's token for it.
+pub(in crate::sqlite) fn with_token(
+    conn: &Connection,
+    customer_id: &str,
+    card_id: &str,
+) -> Result<Option<(Card, String)>, Error> {
+    let sql = format!(
+        "SELECT {COLS}, token FROM cards WHERE id = ?1 AND customer_id = ?2 AND removed_at IS NULL"
+    );
+    conn.prepare_cached(&sql)
+        .db()?
+        .query_row(params![card_id, customer_id], |r| Ok((row(r)?, r.get(7)?)))
+        .optional()
+        .db()
+}
+
 pub(in crate::sqlite) fn list(conn: &Connection, customer_id: &str) -> Result<Vec<Card>, Error> {
     let sql = format!(
         "SELECT {COLS} FROM cards WHERE customer_id = ?1 AND removed_at IS NULL ORDER BY seq DESC"

@@ -5,6 +5,9 @@
 use super::{Db, cursor_seq, stored_currency};
 use crate::ids::new_id;
 use crate::model::{Balance, CurrencyTotals, LedgerReport, Page, PageRequest, Transaction};
+use pocket_core::ledger::pending::{
+    Holding, post_pending, reserve as reserve_holding, void_pending,
+};
 use pocket_core::ledger::{AccountKind, Conservation, TransferKind, post};
 use pocket_core::{Currency, Error};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -80,20 +83,19 @@ fn save_totals(conn: &Connection, currency: &str, t: &Totals) -> Result<(), Erro
     Ok(())
 }
 
-/// The account's id and balance, creating it at zero on first use.
+/// The account's id, balance and reserved part, creating it at zero on first use.
 fn account(
     conn: &Connection,
     kind: AccountKind,
     owner: &str,
     currency: Currency,
-) -> Result<(i64, i64), Error> {
-    let select =
-        "SELECT id, balance FROM accounts WHERE kind = ?1 AND owner = ?2 AND currency = ?3";
+) -> Result<(i64, i64, i64), Error> {
+    let select = "SELECT id, balance, reserved FROM accounts WHERE kind = ?1 AND owner = ?2 AND currency = ?3";
     let args = params![kind.as_str(), owner, currency.code()];
     if let Some(found) = conn
         .prepare_cached(select)
         .db()?
-        .query_row(args, |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(args, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()
         .db()?
     {
@@ -114,7 +116,7 @@ fn account(
     }
     conn.prepare_cached(select)
         .db()?
-        .query_row(args, |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(args, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .db()
 }
 
@@ -145,11 +147,51 @@ pub(in crate::sqlite) fn transfer(
     kind: TransferKind,
     reference: &str,
 ) -> Result<(), Error> {
-    let (debit_id, debit_before) = account(conn, debit.0, debit.1, currency)?;
-    let (credit_id, credit_before) = account(conn, credit.0, credit.1, currency)?;
-    let posting = post((debit.0, debit_before), (credit.0, credit_before), amount)?;
+    let (debit_id, debit_before, debit_reserved) = account(conn, debit.0, debit.1, currency)?;
+    let (credit_id, credit_before, _) = account(conn, credit.0, credit.1, currency)?;
+    // What is reserved for pending withdrawals and payouts cannot be spent again.
+    let posting = post(
+        (debit.0, debit_before - debit_reserved),
+        (credit.0, credit_before),
+        amount,
+    )?;
+    let posting = pocket_core::ledger::Posting {
+        debit_after: posting.debit_after + debit_reserved,
+        ..posting
+    };
     set_balance(conn, debit_id, debit_before, posting.debit_after)?;
     set_balance(conn, credit_id, credit_before, posting.credit_after)?;
+    record(
+        conn,
+        now,
+        (debit_id, debit_before, posting.debit_after),
+        (credit_id, credit_before, posting.credit_after),
+        amount,
+        currency,
+        kind,
+        reference,
+    )
+}
+
+/// Writes a transfer that moved balances (one-phase, or a posted two-phase one), and
+/// keeps and checks the currency's running totals with it.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    conn: &Connection,
+    now: i64,
+    debit: (i64, i64, i64),
+    credit: (i64, i64, i64),
+    amount: i64,
+    currency: Currency,
+    kind: TransferKind,
+    reference: &str,
+) -> Result<(), Error> {
+    let (debit_id, debit_before, debit_after) = debit;
+    let (credit_id, credit_before, credit_after) = credit;
+    let posting = pocket_core::ledger::Posting {
+        debit_after,
+        credit_after,
+    };
     // The book's sums, kept and checked with every posting: a transfer that would
     // leave debits ≠ credits or balances not summing to zero rolls back.
     let mut totals = load_totals(conn, currency.code())?;
@@ -191,25 +233,115 @@ pub(in crate::sqlite) fn transfer(
     Ok(())
 }
 
+/// Sets an account's reserved part, conditional on what was read.
+fn set_reserved(conn: &Connection, id: i64, before: i64, after: i64) -> Result<(), Error> {
+    let changed = conn
+        .prepare_cached("UPDATE accounts SET reserved = ?3 WHERE id = ?1 AND reserved = ?2")
+        .db()?
+        .execute(params![id, before, after])
+        .db()?;
+    if changed != 1 {
+        tracing::error!(
+            account = id,
+            "reservation changed under a two-phase transfer"
+        );
+        return Err(Error::internal());
+    }
+    Ok(())
+}
+
+/// Reserves `amount` on an account: a two-phase transfer begins (`402
+/// insufficient_funds` when not available).
+pub(in crate::sqlite) fn reserve(
+    conn: &Connection,
+    debit: (AccountKind, &str),
+    amount: i64,
+    currency: Currency,
+) -> Result<(), Error> {
+    let (id, balance, reserved) = account(conn, debit.0, debit.1, currency)?;
+    let after = reserve_holding(Holding::new(debit.0, balance, reserved), amount)?;
+    set_reserved(conn, id, reserved, after.reserved)
+}
+
+/// Posts a reserved amount: it leaves the debit account (and its reservation) and
+/// reaches the credit account, as one transfer.
+#[allow(clippy::too_many_arguments)]
+pub(in crate::sqlite) fn post_reserved(
+    conn: &Connection,
+    now: i64,
+    debit: (AccountKind, &str),
+    credit: (AccountKind, &str),
+    amount: i64,
+    currency: Currency,
+    kind: TransferKind,
+    reference: &str,
+) -> Result<(), Error> {
+    let (debit_id, debit_before, debit_reserved) = account(conn, debit.0, debit.1, currency)?;
+    let (credit_id, credit_before, credit_reserved) = account(conn, credit.0, credit.1, currency)?;
+    if debit_reserved < amount {
+        tracing::error!(account = debit_id, "posting more than was reserved");
+        return Err(Error::internal());
+    }
+    let (d, c) = post_pending(
+        Holding::new(debit.0, debit_before, debit_reserved),
+        Holding::new(credit.0, credit_before, credit_reserved),
+        amount,
+    )?;
+    set_reserved(conn, debit_id, debit_reserved, d.reserved)?;
+    set_balance(conn, debit_id, debit_before, d.balance)?;
+    set_balance(conn, credit_id, credit_before, c.balance)?;
+    record(
+        conn,
+        now,
+        (debit_id, debit_before, d.balance),
+        (credit_id, credit_before, c.balance),
+        amount,
+        currency,
+        kind,
+        reference,
+    )
+}
+
+/// Voids a reservation: nothing moves.
+pub(in crate::sqlite) fn void_reserved(
+    conn: &Connection,
+    debit: (AccountKind, &str),
+    amount: i64,
+    currency: Currency,
+) -> Result<(), Error> {
+    let (id, balance, reserved) = account(conn, debit.0, debit.1, currency)?;
+    if reserved < amount {
+        tracing::error!(account = id, "voiding more than was reserved");
+        return Err(Error::internal());
+    }
+    let after = void_pending(Holding::new(debit.0, balance, reserved), amount);
+    set_reserved(conn, id, reserved, after.reserved)
+}
+
 pub(in crate::sqlite) fn balances(
     conn: &Connection,
     kind: AccountKind,
     owner: &str,
 ) -> Result<Vec<Balance>, Error> {
     let mut stmt = conn
-        .prepare_cached("SELECT currency, balance FROM accounts WHERE kind = ?1 AND owner = ?2 ORDER BY currency")
+        .prepare_cached("SELECT currency, balance, reserved FROM accounts WHERE kind = ?1 AND owner = ?2 ORDER BY currency")
         .db()?;
     let rows = stmt
         .query_map(params![kind.as_str(), owner], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })
         .db()?;
     let mut out = Vec::new();
     for row in rows {
-        let (code, available) = row.db()?;
+        let (code, balance, reserved) = row.db()?;
         out.push(Balance {
             currency: stored_currency(&code)?,
-            available,
+            available: balance - reserved,
+            reserved,
         });
     }
     Ok(out)

@@ -1,6 +1,7 @@
 //! The SQL of every store operation, one module per area. Functions take a
 //! connection (inside the writer's transaction for writes) and the time read there.
 
+pub(super) mod bank;
 pub(super) mod cards;
 pub(super) mod catalog;
 pub(super) mod devices;

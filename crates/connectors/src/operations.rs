@@ -1,0 +1,126 @@
+//! Driving bank operations to their end: ask the connector, apply its final answer
+//! once, and while there is none, look again later — also after a restart, and on
+//! whichever node holds the operation's lease (state in the database, not memory).
+
+use crate::{ConnectorError, Destination, OpStatus, Operation, Registry};
+use pocket_store::Store;
+use pocket_store::model::BankOperation;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a node holds an operation it is asking about.
+const LEASE_MS: i64 = 30_000;
+/// Most operations looked at per round.
+const BATCH: usize = 32;
+/// Longest pause between two rounds.
+const POLL_EVERY: Duration = Duration::from_millis(500);
+
+/// What the bank said, as the store applies it.
+async fn record(store: &dyn Store, op: &BankOperation, answer: Result<OpStatus, ConnectorError>) {
+    let applied = match answer {
+        Ok(OpStatus::Succeeded) => store.apply_bank_answer(op.id.clone(), true, None).await,
+        Ok(OpStatus::Failed { decline_code }) | Err(ConnectorError::Declined { decline_code }) => {
+            store
+                .apply_bank_answer(op.id.clone(), false, Some(decline_code))
+                .await
+        }
+        Ok(OpStatus::Pending) | Err(_) => {
+            // No final answer (yet): ask again later. Unknown is never failed.
+            store
+                .reschedule_bank_operation(op.id.clone())
+                .await
+                .map(|_| None)
+        }
+    };
+    if let Err(e) = applied {
+        tracing::warn!(code = e.code, operation = %op.id, "could not record a bank answer");
+    }
+}
+
+fn request(op: &BankOperation) -> Operation {
+    Operation {
+        operation_id: op.id.clone(),
+        amount: op.amount,
+        currency: op.currency.code().to_string(),
+    }
+}
+
+/// Sends an operation to its connector (again, with the same id, if need be) and
+/// records what comes back.
+pub async fn send(store: &dyn Store, connectors: &Registry, op: &BankOperation) {
+    let Some(connector) = connectors.pick(Some(&op.connector)) else {
+        tracing::warn!(operation = %op.id, connector = %op.connector, "no such connector configured");
+        record(
+            store,
+            op,
+            Err(ConnectorError::Unavailable {
+                why: "not configured".into(),
+            }),
+        )
+        .await;
+        return;
+    };
+    let token = match &op.card {
+        Some(card) => store.token_of_card(card.clone()).await.ok().flatten(),
+        None => None,
+    };
+    let answer = match (op.object, token) {
+        ("topup", Some(token)) => connector.charge(&request(op), &token).await,
+        ("withdrawal", Some(token)) => {
+            connector
+                .payout(&request(op), &Destination::Card { token })
+                .await
+        }
+        _ => Err(ConnectorError::Unavailable {
+            why: "the operation's destination is unknown".into(),
+        }),
+    };
+    record(store, op, answer).await;
+}
+
+/// Asks where an operation stands; one the bank never received is sent again.
+pub async fn look(store: &dyn Store, connectors: &Registry, op: &BankOperation) {
+    let Some(connector) = connectors.pick(Some(&op.connector)) else {
+        record(
+            store,
+            op,
+            Err(ConnectorError::Unavailable {
+                why: "not configured".into(),
+            }),
+        )
+        .await;
+        return;
+    };
+    match connector.status(&op.id).await {
+        Ok((_, _, status)) => record(store, op, Ok(status)).await,
+        Err(ConnectorError::UnknownOperation) => send(store, connectors, op).await,
+        Err(e) => record(store, op, Err(e)).await,
+    }
+}
+
+/// Runs until `shutdown` turns true: every round, leases the operations due for a
+/// look and asks their banks, with backoff between looks (`ops::bank::reschedule`).
+pub async fn run(
+    store: Arc<dyn Store>,
+    connectors: Arc<Registry>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    while !*shutdown.borrow() {
+        match store.claim_bank_operations(BATCH, LEASE_MS).await {
+            Ok(due) => {
+                let looks = due.into_iter().map(|op| {
+                    let (store, connectors) = (store.clone(), connectors.clone());
+                    tokio::spawn(async move { look(store.as_ref(), &connectors, &op).await })
+                });
+                for look in looks.collect::<Vec<_>>() {
+                    let _ = look.await;
+                }
+            }
+            Err(e) => tracing::warn!(code = e.code, "could not claim bank operations"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(POLL_EVERY) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! Money in and out of wallets through banks: top-ups (from a bound card, or by the
+//! wallet itself on a sandbox server) and withdrawals to a card. Each card operation
+//! is written first (a withdrawal reserves its amount in that transaction), then its
+//! connector is asked; an answer that is not final yet is looked for again by the
+//! operations poller (`pocket_connectors::operations`), on any node, after a restart.
+
+use crate::AppState;
+use crate::auth::CustomerCaller;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::Body;
+use crate::idem::{IdempotencyKey, respond};
+use crate::limits::ClientIp;
+use crate::pins::{check_holder_pin, guarded_precheck, holder_subject, to_completion};
+use crate::validate;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use pocket_core::ledger::AccountKind;
+use pocket_core::{Currency, Error, ErrorKind, money};
+use pocket_store::model::{BankOperation, NewBankOperation, Page, Topup, Written};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+/// Without a final answer from the bank by then, Pocket asks it where things stand.
+const ANSWER_WITHIN_MS: i64 = 10_000;
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WalletTopup {
+    pub amount: i64,
+    pub currency: String,
+    /// A bound card (`card_…`) to take the money from; without it, only a sandbox
+    /// server lets a wallet top itself up.
+    pub card: Option<String>,
+    /// The wallet's PIN (with `card`).
+    pub pin: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Withdrawal {
+    pub amount: i64,
+    pub currency: String,
+    /// The bound card (`card_…`) to send the money to.
+    pub card: String,
+    pub pin: String,
+}
+
+/// Begins a card operation for the caller's wallet and asks the bank at once.
+#[allow(clippy::too_many_arguments)]
+async fn card_operation(
+    state: AppState,
+    ip: ClientIp,
+    caller: CustomerCaller,
+    key: IdempotencyKey,
+    raw: &[u8],
+    kind: &'static str,
+    prefix: &str,
+    (amount, currency, card, pin): (i64, String, String, String),
+) -> ApiResult<Response> {
+    let customer = caller.customer;
+    let idem = key.for_caller(&customer.id, raw, StatusCode::CREATED);
+    let subject = holder_subject(&customer.id);
+    if let Some(stored) = guarded_precheck(&state, ip, subject, idem.as_ref()).await? {
+        return Ok(crate::idem::replay(stored));
+    }
+    let currency = Currency::parse(&currency, "currency")?;
+    let amount = money::check_amount(amount, "amount")?;
+    validate::id(&card, "card", "card")?;
+    let (found, _) = state
+        .store
+        .card_token(customer.id.clone(), card.clone())
+        .await?
+        .ok_or_else(|| Error::not_found("card", &card).with_param("card"))?;
+    if !state.connectors.moves(&found.connector, currency.code()) {
+        return Err(ApiError(
+            Error::new(
+                ErrorKind::InvalidRequest,
+                "currency_unsupported",
+                format!("The bank of this card does not move {}.", currency.code()),
+            )
+            .with_param("currency"),
+        ));
+    }
+    let attempt = check_holder_pin(&state, ip, &customer, &pin).await?;
+    let new = NewBankOperation {
+        id: pocket_store::ids::new_id(prefix),
+        kind,
+        connector: found.connector,
+        owner_kind: AccountKind::Wallet,
+        owner: customer.id,
+        card: Some(card),
+        bank_account: None,
+        amount,
+        currency,
+        answer_within_ms: ANSWER_WITHIN_MS,
+    };
+    let written = state
+        .store
+        .begin_bank_operation(new, Some(attempt), idem)
+        .await?;
+    let op = match written {
+        Written::Replayed(stored) => return Ok(crate::idem::replay(stored)),
+        Written::Fresh(op) => op,
+    };
+    pocket_connectors::operations::send(state.store.as_ref(), &state.connectors, &op).await;
+    // As it stands now: final, or still processing (the poller takes it from here).
+    let now = state
+        .store
+        .bank_operation(op.id.clone())
+        .await?
+        .unwrap_or(op);
+    Ok((StatusCode::CREATED, Json(now)).into_response())
+}
+
+#[utoipa::path(post, path = "/v1/wallet/topups", tag = "wallet", request_body = WalletTopup,
+    responses((status = 201, description = "The top-up: a card top-up (`top_…`, with `status`) or, on a sandbox server without `card`, an instant one", body = BankOperation),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("session_token" = [])))]
+pub async fn topup(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    caller: CustomerCaller,
+    key: IdempotencyKey,
+    body: Body<WalletTopup>,
+) -> ApiResult<Response> {
+    to_completion(async move {
+        let raw = body.raw.clone();
+        let req = body.value;
+        if let Some(card) = req.card {
+            let pin = req.pin.ok_or_else(|| Error::missing("pin"))?;
+            let op = (req.amount, req.currency, card, pin);
+            return card_operation(state, ip, caller, key, &raw, "topup", "top", op).await;
+        }
+        if req.pin.is_some() {
+            return Err(Error::invalid("pin", "`pin` goes with `card`.").into());
+        }
+        if !state.settings.sandbox {
+            return Err(ApiError(Error::new(
+                ErrorKind::Permission,
+                "sandbox_only",
+                "Wallets can add money themselves only on a server started with --sandbox.",
+            )));
+        }
+        let currency = Currency::parse(&req.currency, "currency")?;
+        let amount = money::check_amount(req.amount, "amount")?;
+        let idem = key.for_caller(&caller.customer.id, &raw, StatusCode::CREATED);
+        let written: Written<Topup> = state
+            .store
+            .topup(caller.customer.id, amount, currency, "sandbox", idem)
+            .await?;
+        Ok(respond(written, StatusCode::CREATED))
+    })
+    .await
+}
+
+#[utoipa::path(post, path = "/v1/wallet/withdrawals", tag = "wallet", request_body = Withdrawal,
+    responses((status = 201, body = BankOperation), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 402, body = ErrorBody), (status = 404, body = ErrorBody), (status = 423, body = ErrorBody)),
+    security(("session_token" = [])))]
+pub async fn withdraw(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    caller: CustomerCaller,
+    key: IdempotencyKey,
+    body: Body<Withdrawal>,
+) -> ApiResult<Response> {
+    to_completion(async move {
+        let raw = body.raw.clone();
+        let r = body.value;
+        let op = (r.amount, r.currency, r.card, r.pin);
+        card_operation(state, ip, caller, key, &raw, "withdrawal", "wd", op).await
+    })
+    .await
+}
+
+/// One of the caller's operations of `kind`.
+async fn own(
+    state: &AppState,
+    customer_id: &str,
+    id: &str,
+    kind: &'static str,
+) -> ApiResult<Json<BankOperation>> {
+    let prefix = if kind == "topup" { "top" } else { "wd" };
+    validate::id(id, prefix, "id")?;
+    match state.store.bank_operation(id.to_string()).await? {
+        Some(op) if op.owner == customer_id && op.object == kind => Ok(Json(op)),
+        _ => Err(Error::not_found(kind, id).into()),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/wallet/topups/{id}", tag = "wallet", params(("id" = String, Path)),
+    responses((status = 200, body = BankOperation), (status = 404, body = ErrorBody)), security(("session_token" = [])))]
+pub async fn get_topup(
+    State(state): State<AppState>,
+    caller: CustomerCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<BankOperation>> {
+    own(&state, &caller.customer.id, &id, "topup").await
+}
+
+#[utoipa::path(get, path = "/v1/wallet/withdrawals/{id}", tag = "wallet", params(("id" = String, Path)),
+    responses((status = 200, body = BankOperation), (status = 404, body = ErrorBody)), security(("session_token" = [])))]
+pub async fn get_withdrawal(
+    State(state): State<AppState>,
+    caller: CustomerCaller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<BankOperation>> {
+    own(&state, &caller.customer.id, &id, "withdrawal").await
+}
+
+/// Most operations a list shows.
+const LIST_LIMIT: usize = 100;
+
+#[utoipa::path(get, path = "/v1/wallet/topups", tag = "wallet",
+    responses((status = 200, body = Page<BankOperation>)), security(("session_token" = [])))]
+pub async fn list_topups(
+    State(state): State<AppState>,
+    caller: CustomerCaller,
+) -> ApiResult<Json<Page<BankOperation>>> {
+    let ops = state
+        .store
+        .list_bank_operations(caller.customer.id, "topup", LIST_LIMIT + 1)
+        .await?;
+    Ok(Json(Page::new(ops, LIST_LIMIT)))
+}
+
+#[utoipa::path(get, path = "/v1/wallet/withdrawals", tag = "wallet",
+    responses((status = 200, body = Page<BankOperation>)), security(("session_token" = [])))]
+pub async fn list_withdrawals(
+    State(state): State<AppState>,
+    caller: CustomerCaller,
+) -> ApiResult<Json<Page<BankOperation>>> {
+    let ops = state
+        .store
+        .list_bank_operations(caller.customer.id, "withdrawal", LIST_LIMIT + 1)
+        .await?;
+    Ok(Json(Page::new(ops, LIST_LIMIT)))
+}

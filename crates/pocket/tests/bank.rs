@@ -1,0 +1,244 @@
+//! Money in and out through the sandbox bank: card top-ups and withdrawals for every
+//! card of the contract's table that matters, two-phase reservations, answers that
+//! come late or not at all, parallel withdrawals, retries and a kill -9 mid-way.
+
+mod common;
+
+use common::{Options, Server, all};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SANDBOX: &str = "[[connectors]]\nname = \"sandbox\"\nkind = \"sandbox\"\ncurrencies = [\"CNY\", \"USD\"]\nasync_delay_seconds = 1\n";
+
+async fn server() -> Server {
+    Server::start_options(Options {
+        config: Some(SANDBOX.into()),
+        ..Options::default()
+    })
+    .await
+}
+
+async fn bind(s: &Server, token: &str, number: &str) -> String {
+    let r = s
+        .post(
+            "/v1/wallet/cards",
+            token,
+            json!({"number": number, "exp_month": 12, "exp_year": 2031, "cvc": "123", "pin": "123456"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body["id"].as_str().unwrap().to_string()
+}
+
+/// Polls an operation until it is final (the poller's backoff: 1 s, 2 s, 4 s…).
+async fn final_state(s: &Server, token: &str, path: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let r = s.get(path, token).await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        if r.body["status"] != "processing" {
+            return r.body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "still processing: {}",
+            r.text
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn balance(me: &Value, field: &str) -> i64 {
+    me["balances"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|b| b["currency"] == "CNY")
+        .and_then(|b| b[field].as_i64())
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn card_top_ups_follow_the_sandbox_table() {
+    let s = server().await;
+    let cases = [
+        ("4242424242424242", "succeeded", None),
+        ("4000000000000002", "failed", Some("card_declined")),
+        ("4000000000009995", "failed", Some("insufficient_funds")),
+        ("4000000000000119", "succeeded", None),
+        ("4000000000003220", "succeeded", None),
+        ("4000000000000259", "succeeded", None),
+    ];
+    for (i, (number, status, code)) in cases.into_iter().enumerate() {
+        // A wallet per card: at most five cards to a wallet.
+        let (_, token) = s.customer(&format!("+86138000050{i:02}"), 0).await;
+        let card = bind(&s, &token, number).await;
+        let r = s
+            .post(
+                "/v1/wallet/topups",
+                &token,
+                json!({"amount": 10_000, "currency": "CNY", "card": card, "pin": "123456"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{number}: {}", r.text);
+        assert_eq!(r.body["object"], "topup");
+        assert_eq!(r.body["card"], card.as_str());
+        let id = r.body["id"].as_str().unwrap();
+        assert!(id.starts_with("top_"));
+        let done = final_state(&s, &token, &format!("/v1/wallet/topups/{id}")).await;
+        assert_eq!(done["status"], status, "{number}: {done}");
+        assert_eq!(done["failure_code"].as_str(), code, "{number}: {done}");
+        let expected = if status == "succeeded" { 10_000 } else { 0 };
+        // Credited once, when and only when the bank took the money.
+        assert_eq!(
+            balance(&s.get("/v1/wallet/me", &token).await.body, "available"),
+            expected,
+            "{number}"
+        );
+        let list = s.get("/v1/wallet/topups", &token).await;
+        assert_eq!(list.body["data"].as_array().unwrap().len(), 1);
+    }
+    s.assert_balanced().await;
+    let (ok, out) = s.pocket(&["verify"]);
+    assert!(ok, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn withdrawals_reserve_at_once_and_post_or_release_once() {
+    let s = server().await;
+    let (cus, token) = s.customer("+8613800005101", 0).await;
+    s.topup(&cus, 100_000, "CNY").await;
+    let ok = bind(&s, &token, "4242424242424242").await;
+    let closed = bind(&s, &token, "4000000000000341").await;
+    let flaky = bind(&s, &token, "4000000000000119").await;
+    let withdraw = |card: &str, amount: i64| json!({"amount": amount, "currency": "CNY", "card": card, "pin": "123456"});
+    let r = s
+        .post("/v1/wallet/withdrawals", &token, withdraw(&ok, 30_000))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["object"], "withdrawal");
+    assert_eq!(r.body["status"], "succeeded");
+    let me = s.get("/v1/wallet/me", &token).await.body;
+    assert_eq!(
+        (balance(&me, "available"), balance(&me, "reserved")),
+        (70_000, 0)
+    );
+    // The bank fails it: the reservation is released, nothing moves.
+    let r = s
+        .post("/v1/wallet/withdrawals", &token, withdraw(&closed, 20_000))
+        .await;
+    assert_eq!(r.body["status"], "failed", "{}", r.text);
+    assert_eq!(r.body["failure_code"], "account_closed");
+    assert_eq!(
+        balance(&s.get("/v1/wallet/me", &token).await.body, "available"),
+        70_000
+    );
+    // No answer at first: reserved at once, posted once the poller hears.
+    let r = s
+        .post("/v1/wallet/withdrawals", &token, withdraw(&flaky, 50_000))
+        .await;
+    assert_eq!(r.body["status"], "processing", "{}", r.text);
+    let me = s.get("/v1/wallet/me", &token).await.body;
+    assert_eq!(
+        (balance(&me, "available"), balance(&me, "reserved")),
+        (20_000, 50_000)
+    );
+    // The reserved money cannot be spent meanwhile.
+    s.post("/v1/wallet/withdrawals", &token, withdraw(&ok, 20_001))
+        .await
+        .assert_error(402, "insufficient_funds");
+    let id = r.body["id"].as_str().unwrap();
+    let done = final_state(&s, &token, &format!("/v1/wallet/withdrawals/{id}")).await;
+    assert_eq!(done["status"], "succeeded");
+    let me = s.get("/v1/wallet/me", &token).await.body;
+    assert_eq!(
+        (balance(&me, "available"), balance(&me, "reserved")),
+        (20_000, 0)
+    );
+    // A retry with its key is the same withdrawal.
+    let key = "wd-retry-1";
+    let first = s
+        .call(
+            reqwest::Method::POST,
+            "/v1/wallet/withdrawals",
+            Some(&token),
+            Some(withdraw(&ok, 1_000)),
+            Some(key),
+        )
+        .await;
+    let again = s
+        .call(
+            reqwest::Method::POST,
+            "/v1/wallet/withdrawals",
+            Some(&token),
+            Some(withdraw(&ok, 1_000)),
+            Some(key),
+        )
+        .await;
+    assert_eq!(first.body["id"], again.body["id"]);
+    assert_eq!(
+        balance(&s.get("/v1/wallet/me", &token).await.body, "available"),
+        19_000
+    );
+    s.assert_balanced().await;
+    let (ok, out) = s.pocket(&["verify"]);
+    assert!(ok, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_withdrawals_never_reserve_more_than_there_is() {
+    let s = Arc::new(server().await);
+    let (cus, token) = s.customer("+8613800005201", 0).await;
+    s.topup(&cus, 20_000, "CNY").await;
+    let card = bind(&s, &token, "4242424242424242").await;
+    // Five at once (a wallet's PIN guard lets five checks run together).
+    let replies = all(5, |_| {
+        let (s, token, card) = (s.clone(), token.clone(), card.clone());
+        async move {
+            let r = s
+                .post(
+                    "/v1/wallet/withdrawals",
+                    &token,
+                    json!({"amount": 10_000, "currency": "CNY", "card": card, "pin": "123456"}),
+                )
+                .await;
+            (r.status.as_u16(), r.code().to_string())
+        }
+    })
+    .await;
+    let made = replies.iter().filter(|r| r.0 == 201).count();
+    let refused = replies
+        .iter()
+        .filter(|r| *r == &(402, "insufficient_funds".to_string()))
+        .count();
+    assert_eq!((made, refused), (2, 3), "{replies:?}");
+    let me = s.get("/v1/wallet/me", &token).await.body;
+    assert_eq!(balance(&me, "available") + balance(&me, "reserved"), 0);
+    s.assert_balanced().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_operation_in_flight_survives_a_kill_9() {
+    let mut s = server().await;
+    let (_, token) = s.customer("+8613800005301", 0).await;
+    let card = bind(&s, &token, "4000000000003220").await;
+    let r = s
+        .post(
+            "/v1/wallet/topups",
+            &token,
+            json!({"amount": 10_000, "currency": "CNY", "card": card, "pin": "123456"}),
+        )
+        .await;
+    assert_eq!(r.body["status"], "processing", "{}", r.text);
+    let id = r.body["id"].as_str().unwrap().to_string();
+    s.kill9();
+    s.start_again();
+    let done = final_state(&s, &token, &format!("/v1/wallet/topups/{id}")).await;
+    assert_eq!(done["status"], "succeeded");
+    assert_eq!(
+        balance(&s.get("/v1/wallet/me", &token).await.body, "available"),
+        10_000
+    );
+    s.assert_balanced().await;
+}
