@@ -64,12 +64,24 @@ pub async fn send(store: &dyn Store, connectors: &Registry, op: &BankOperation) 
         Some(card) => store.token_of_card(card.clone()).await.ok().flatten(),
         None => None,
     };
-    let answer = match (op.object, token) {
-        ("topup", Some(token)) => connector.charge(&request(op), &token).await,
-        ("withdrawal", Some(token)) => {
+    let account = match &op.bank_account {
+        Some(id) => store.bank_account(id.clone()).await.ok().flatten(),
+        None => None,
+    };
+    let answer = match (op.object, token, account) {
+        ("topup", Some(token), _) => connector.charge(&request(op), &token).await,
+        ("withdrawal", Some(token), _) => {
             connector
                 .payout(&request(op), &Destination::Card { token })
                 .await
+        }
+        ("payout", _, Some((account, account_number, holder_name))) => {
+            let to = Destination::BankAccount {
+                account_number,
+                bank_code: account.bank_code,
+                holder_name,
+            };
+            connector.payout(&request(op), &to).await
         }
         _ => Err(ConnectorError::Unavailable {
             why: "the operation's destination is unknown".into(),

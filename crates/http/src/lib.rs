@@ -30,7 +30,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use pocket_store::Store;
 use routes::{
-    admin, bank, cards, devices, merchant, payments, qr, service, stream, wallet, webhooks,
+    admin, bank, cards, devices, merchant, payments, payouts, qr, service, stream, wallet, webhooks,
 };
 pub use settings::{PinHashing, Settings};
 use std::sync::Arc;
@@ -202,6 +202,9 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(bank::get_topup))
         .routes(routes!(bank::withdraw, bank::list_withdrawals))
         .routes(routes!(bank::get_withdrawal))
+        .routes(routes!(payouts::create_account, payouts::list_accounts))
+        .routes(routes!(payouts::create_payout, payouts::list_payouts))
+        .routes(routes!(payouts::get_payout))
         .routes(routes!(wallet::transactions))
         .routes(routes!(devices::register, devices::list))
         .routes(routes!(devices::revoke))

@@ -242,3 +242,74 @@ async fn an_operation_in_flight_survives_a_kill_9() {
     );
     s.assert_balanced().await;
 }
+
+#[tokio::test]
+async fn merchants_pay_themselves_out_to_their_bank_accounts() {
+    let s = server().await;
+    let (_, sk) = s.merchant("Tea House").await;
+    let (cus, token) = s.customer("+8613800005401", 100_000).await;
+    for _ in 0..3 {
+        let p = s
+            .payment(
+                &sk,
+                json!({"currency": "CNY", "amount": 20_000, "customer": cus}),
+            )
+            .await;
+        assert_eq!(
+            s.confirm(&token, p["id"].as_str().unwrap(), json!({}))
+                .await
+                .status,
+            200
+        );
+    }
+    let account = |number: &str| json!({"holder_name": "Tea House", "account_number": number, "bank_code": "ICBC", "currency": "CNY"});
+    let r = s
+        .post("/v1/bank_accounts", &sk, account("6222 0200 0000 1234"))
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["last4"], "1234");
+    assert!(!r.text.contains("62220200"), "{}", r.text);
+    let good = r.body["id"].as_str().unwrap().to_string();
+    let closed = s
+        .post("/v1/bank_accounts", &sk, account("6222020000000000"))
+        .await
+        .body["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.post("/v1/bank_accounts", &sk, account("12"))
+        .await
+        .assert_error(400, "parameter_invalid");
+    let payout =
+        |to: &str, amount: i64| json!({"amount": amount, "currency": "CNY", "bank_account": to});
+    let r = s.post("/v1/payouts", &sk, payout(&good, 30_000)).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(
+        (r.body["object"].as_str(), r.body["status"].as_str()),
+        (Some("payout"), Some("paid"))
+    );
+    assert_eq!(s.merchant_balance(&sk, "CNY").await, 30_000);
+    let r = s.post("/v1/payouts", &sk, payout(&closed, 10_000)).await;
+    assert_eq!(
+        (r.body["status"].as_str(), r.body["failure_code"].as_str()),
+        (Some("failed"), Some("account_closed"))
+    );
+    assert_eq!(s.merchant_balance(&sk, "CNY").await, 30_000, "released");
+    s.post("/v1/payouts", &sk, payout(&good, 30_001))
+        .await
+        .assert_error(402, "insufficient_funds");
+    let list = s.get("/v1/payouts", &sk).await;
+    assert_eq!(list.body["data"].as_array().unwrap().len(), 2);
+    let id = list.body["data"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(s.get(&format!("/v1/payouts/{id}"), &sk).await.status, 200);
+    let (_, other) = s.merchant("Other").await;
+    s.get(&format!("/v1/payouts/{id}"), &other)
+        .await
+        .assert_error(404, "resource_missing");
+    s.post("/v1/payouts", &other, payout(&good, 1))
+        .await
+        .assert_error(404, "resource_missing");
+    s.assert_balanced().await;
+    let (ok, out) = s.pocket(&["verify"]);
+    assert!(ok, "{out}");
+}

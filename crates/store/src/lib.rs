@@ -352,6 +352,18 @@ pub trait Store: Send + Sync + 'static {
         kind: &'static str,
         limit: usize,
     ) -> Result<Vec<BankOperation>, Error>;
+    async fn add_bank_account(
+        &self,
+        merchant_id: String,
+        new: NewBankAccount,
+        idem: Option<Idem>,
+    ) -> Result<Written<BankAccount>, Error>;
+    /// A bank account with its full number and holder's name (to pay out to it).
+    async fn bank_account(
+        &self,
+        id: String,
+    ) -> Result<Option<(BankAccount, String, String)>, Error>;
+    async fn list_bank_accounts(&self, merchant_id: String) -> Result<Vec<BankAccount>, Error>;
     /// The connector token of a card, for asking the bank again about an operation.
     async fn token_of_card(&self, card_id: String) -> Result<Option<String>, Error>;
     async fn remove_card(&self, customer_id: String, id: String) -> Result<Card, Error>;

@@ -370,6 +370,34 @@ pub struct BankOperation {
     pub checks: i64,
 }
 
+/// A merchant's bank account, as the API shows it (the number's last four digits).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct BankAccount {
+    pub id: String,
+    #[schema(value_type = String, example = "bank_account")]
+    pub object: &'static str,
+    #[serde(skip)]
+    pub merchant: String,
+    pub last4: String,
+    pub bank_code: String,
+    #[schema(value_type = String, example = "CNY")]
+    pub currency: Currency,
+    pub connector: String,
+    #[serde(serialize_with = "pocket_core::time::ser")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+}
+
+/// A bank account to register.
+#[derive(Clone, Debug)]
+pub struct NewBankAccount {
+    pub connector: String,
+    pub holder_name: String,
+    pub account_number: String,
+    pub bank_code: String,
+    pub currency: Currency,
+}
+
 /// An operation to begin.
 #[derive(Clone, Debug)]
 pub struct NewBankOperation {

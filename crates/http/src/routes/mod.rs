@@ -7,6 +7,7 @@ pub mod cards;
 pub mod devices;
 pub mod merchant;
 pub mod payments;
+pub mod payouts;
 pub mod qr;
 pub mod service;
 pub mod stream;

@@ -136,6 +136,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v4.sql"),
     include_str!("schema_v5.sql"),
     include_str!("schema_v6.sql"),
+    include_str!("schema_v7.sql"),
 ];
 
 /// Announcements buffered per listener before a slow one starts missing them (it then
@@ -836,6 +837,30 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<BankOperation>, Error> {
         self.read(move |c| ops::bank::list(c, &owner, kind, limit))
+            .await
+    }
+
+    async fn add_bank_account(
+        &self,
+        merchant_id: String,
+        new: NewBankAccount,
+        idem: Option<Idem>,
+    ) -> Result<Written<BankAccount>, Error> {
+        self.write_idem(idem, move |c, now| {
+            ops::bank_accounts::add(c, now, &merchant_id, &new)
+        })
+        .await
+    }
+
+    async fn bank_account(
+        &self,
+        id: String,
+    ) -> Result<Option<(BankAccount, String, String)>, Error> {
+        self.read(move |c| ops::bank_accounts::get(c, &id)).await
+    }
+
+    async fn list_bank_accounts(&self, merchant_id: String) -> Result<Vec<BankAccount>, Error> {
+        self.read(move |c| ops::bank_accounts::list(c, &merchant_id))
             .await
     }
 

@@ -2,6 +2,7 @@
 //! connection (inside the writer's transaction for writes) and the time read there.
 
 pub(super) mod bank;
+pub(super) mod bank_accounts;
 pub(super) mod cards;
 pub(super) mod catalog;
 pub(super) mod devices;
