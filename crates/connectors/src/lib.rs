@@ -19,6 +19,7 @@
 
 pub mod operations;
 pub mod protocol;
+pub mod reconcile;
 pub mod sandbox;
 
 use pocket_core::card::CardNumber;

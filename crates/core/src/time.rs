@@ -26,6 +26,16 @@ pub fn utc_year_month(at_ms: i64) -> (u32, u32) {
         .unwrap_or((1970, 1))
 }
 
+/// The instants `[start, end)` of a UTC calendar day given as `YYYY-MM-DD`.
+pub fn utc_day_range(date: &str) -> Option<(i64, i64)> {
+    let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
+    if date.len() != 10 {
+        return None;
+    }
+    let start = day.and_hms_opt(0, 0, 0)?.and_utc().timestamp_millis();
+    Some((start, start + 86_400_000))
+}
+
 /// The UTC calendar date (`YYYY-MM-DD`) of an instant: the day of a statement.
 pub fn utc_date(at_ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(at_ms)
@@ -56,6 +66,9 @@ mod tests {
         assert_eq!(utc_date(951_782_400_000), "2000-02-29");
         assert_eq!(utc_date(86_399_999), "1970-01-01");
         assert_eq!(utc_year_month(1_764_000_000_000), (2025, 11));
+        assert_eq!(utc_day_range("1970-01-02"), Some((86_400_000, 172_800_000)));
+        assert_eq!(utc_day_range("2026-13-01"), None);
+        assert_eq!(utc_day_range("2026-1-01"), None);
     }
 
     #[test]

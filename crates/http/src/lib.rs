@@ -190,6 +190,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::roll_key))
         .routes(routes!(admin::create_topup))
         .routes(routes!(admin::ledger))
+        .routes(routes!(admin::reconciliation))
         .routes(routes!(wallet::signup))
         .routes(routes!(wallet::sign_in))
         .routes(routes!(wallet::sign_out))

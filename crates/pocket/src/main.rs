@@ -71,6 +71,24 @@ enum Command {
         #[command(flatten)]
         common: CommonArgs,
     },
+    /// Reconcile a connector's operations of one day against its statement, through
+    /// the running server (`GET /v1/admin/reconciliation`). Exits non-zero on any
+    /// difference.
+    Reconcile {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[arg(long)]
+        connector: String,
+        /// The day, YYYY-MM-DD (UTC).
+        #[arg(long)]
+        date: String,
+        /// The server's base URL [default: http://<server.listen>].
+        #[arg(long)]
+        url: Option<String>,
+        /// Print CSV instead of JSON.
+        #[arg(long)]
+        csv: bool,
+    },
     /// Write a consistent copy of the database to FILE while the server runs. The
     /// keys in the data directory (server.key, admin.key) are not in it: keep them too.
     Backup {
@@ -218,6 +236,72 @@ fn run(cli: Cli) -> Result<(), String> {
                     println!("FAULT: {f}");
                 }
                 Err(format!("{} fault(s) found", v.faults.len()))
+            }
+        }
+        Command::Reconcile {
+            common,
+            connector,
+            date,
+            url,
+            csv,
+        } => {
+            let c = load_config(&common)?;
+            let base = url.unwrap_or_else(|| format!("http://{}", c.server.listen));
+            let admin = match std::env::var("POCKET_ADMIN_KEY") {
+                Ok(k) => k,
+                Err(_) => std::fs::read_to_string(c.server.data.join("admin.key"))
+                    .map(|k| k.trim().to_string())
+                    .map_err(|e| {
+                        format!(
+                            "no admin key (POCKET_ADMIN_KEY or {}): {e}",
+                            c.server.data.join("admin.key").display()
+                        )
+                    })?,
+            };
+            let format = if csv { "csv" } else { "json" };
+            let (status, body) = runtime()?.block_on(async {
+                let r = reqwest::Client::new()
+                    .get(format!(
+                        "{}/v1/admin/reconciliation",
+                        base.trim_end_matches('/')
+                    ))
+                    .query(&[
+                        ("connector", connector.as_str()),
+                        ("date", date.as_str()),
+                        ("format", format),
+                    ])
+                    .bearer_auth(admin)
+                    .send()
+                    .await
+                    .map_err(|e| format!("cannot reach {base}: {e}"))?;
+                let status = r.status();
+                let body = r.text().await.map_err(|e| e.to_string())?;
+                Ok::<_, String>((status, body))
+            })?;
+            if !status.is_success() {
+                return Err(format!("the server answered {status}: {body}"));
+            }
+            print!("{body}");
+            let clean = if csv {
+                body.lines().count() <= 1
+            } else {
+                serde_json::from_str::<serde_json::Value>(&body)
+                    .map(|v| {
+                        [
+                            "missing_at_connector",
+                            "missing_in_pocket",
+                            "amount_mismatches",
+                            "status_mismatches",
+                        ]
+                        .iter()
+                        .all(|k| v[k].as_array().is_some_and(|a| a.is_empty()))
+                    })
+                    .unwrap_or(false)
+            };
+            if clean {
+                Ok(())
+            } else {
+                Err("the books differ".into())
             }
         }
         Command::Backup { common, to } => {

@@ -313,3 +313,95 @@ async fn merchants_pay_themselves_out_to_their_bank_accounts() {
     let (ok, out) = s.pocket(&["verify"]);
     assert!(ok, "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_day_reconciles_against_the_banks_statement() {
+    let s = server().await;
+    let (cus, token) = s.customer("+8613800005501", 0).await;
+    s.topup(&cus, 50_000, "CNY").await;
+    let ok = bind(&s, &token, "4242424242424242").await;
+    let declined = bind(&s, &token, "4000000000000002").await;
+    let closed = bind(&s, &token, "4000000000000341").await;
+    let body =
+        |card: &str| json!({"amount": 1_000, "currency": "CNY", "card": card, "pin": "123456"});
+    for card in [&ok, &declined] {
+        s.post("/v1/wallet/topups", &token, body(card)).await;
+    }
+    for card in [&ok, &closed] {
+        s.post("/v1/wallet/withdrawals", &token, body(card)).await;
+    }
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let today = pocket_core::time::utc_date(now_ms);
+    let path = format!("/v1/admin/reconciliation?connector=sandbox&date={today}");
+    let r = s.get(&path, common::ADMIN_KEY).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["matched"], 4, "{}", r.text);
+    for list in [
+        "missing_at_connector",
+        "missing_in_pocket",
+        "amount_mismatches",
+        "status_mismatches",
+    ] {
+        assert_eq!(r.body[list], json!([]), "{list}: {}", r.text);
+    }
+    let csv = s
+        .client
+        .get(format!("{}{path}&format=csv", s.url))
+        .bearer_auth(common::ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert_eq!(
+        csv.text().await.unwrap().lines().count(),
+        1,
+        "only the header"
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pocket"))
+        .args([
+            "reconcile",
+            "--connector",
+            "sandbox",
+            "--date",
+            &today,
+            "--url",
+            &s.url,
+        ])
+        .env("POCKET_ADMIN_KEY", common::ADMIN_KEY)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"matched\":4"));
+    // Bad questions.
+    for (q, param) in [
+        ("connector=sandbox", "date"),
+        ("connector=sandbox&date=2026-02-30", "date"),
+        ("connector=nope&date=2026-01-01", "connector"),
+        (
+            &*format!("connector=sandbox&date={today}&format=xml"),
+            "format",
+        ),
+    ] {
+        let r = s
+            .get(&format!("/v1/admin/reconciliation?{q}"), common::ADMIN_KEY)
+            .await;
+        assert_eq!(
+            (r.status.as_u16(), r.param()),
+            (400, Some(param)),
+            "{q}: {}",
+            r.text
+        );
+    }
+}

@@ -346,6 +346,13 @@ pub trait Store: Send + Sync + 'static {
         lease_ms: i64,
     ) -> Result<Vec<BankOperation>, Error>;
     async fn bank_operation(&self, id: String) -> Result<Option<BankOperation>, Error>;
+    /// A connector's operations created in `[from_ms, to_ms)` (a day, to reconcile).
+    async fn bank_operations_between(
+        &self,
+        connector: String,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<BankOperation>, Error>;
     async fn list_bank_operations(
         &self,
         owner: String,

@@ -13,7 +13,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pocket_core::time::MS_PER_SECOND;
-use pocket_core::{Currency, Error, money};
+use pocket_core::{Currency, Error, ErrorKind, money};
 use pocket_store::model::{Idem, LedgerReport, Merchant, Topup, Written};
 use pocket_webhooks::signature::endpoint_secret;
 use serde::{Deserialize, Serialize};
@@ -267,4 +267,84 @@ pub async fn ledger(
         Some(_) => return Err(bad().into()),
     };
     Ok(Json(state.store.ledger_report(full).await?))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconciliationQuery {
+    connector: Option<String>,
+    date: Option<String>,
+    format: Option<String>,
+}
+
+#[utoipa::path(get, path = "/v1/admin/reconciliation", tag = "operator",
+    params(("connector" = String, Query), ("date" = String, Query, description = "YYYY-MM-DD (UTC)"),
+           ("format" = Option<String>, Query, description = "`json` (default) or `csv`")),
+    responses((status = 200, body = pocket_connectors::reconcile::Report), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)),
+    security(("admin_key" = [])))]
+pub async fn reconciliation(
+    State(state): State<AppState>,
+    _: Admin,
+    query: Result<
+        axum::extract::Query<ReconciliationQuery>,
+        axum::extract::rejection::QueryRejection,
+    >,
+) -> ApiResult<Response> {
+    use pocket_connectors::reconcile::{Line, line_of, reconcile};
+    let q = query
+        .map_err(|_| {
+            Error::invalid(
+                "query",
+                "Expected `connector`, `date` and optionally `format`.",
+            )
+        })?
+        .0;
+    let name = q.connector.ok_or_else(|| Error::missing("connector"))?;
+    let date = q.date.ok_or_else(|| Error::missing("date"))?;
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(Error::invalid("format", "`format` may be `json` or `csv`.").into()),
+    };
+    let (from, to) = pocket_core::time::utc_day_range(&date)
+        .ok_or_else(|| Error::invalid("date", "`date` must be YYYY-MM-DD."))?;
+    let connector = state.connectors.pick(Some(&name)).ok_or_else(|| {
+        Error::invalid(
+            "connector",
+            format!("No connector called '{name}' is configured."),
+        )
+    })?;
+    let statement = connector.statement(&date).await.map_err(|_| {
+        Error::new(
+            ErrorKind::Unavailable,
+            "connector_unavailable",
+            "The bank did not give its statement; retry after a moment.",
+        )
+    })?;
+    let ours: Vec<Line> = state
+        .store
+        .bank_operations_between(name.clone(), from, to)
+        .await?
+        .into_iter()
+        .map(|op| Line {
+            operation_id: op.id,
+            amount: op.amount,
+            currency: op.currency.code().to_string(),
+            status: if op.status == "paid" {
+                "succeeded".into()
+            } else {
+                op.status
+            },
+        })
+        .collect();
+    let report = reconcile(&name, &date, ours, statement.iter().map(line_of).collect());
+    if csv {
+        return Ok((
+            [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            report.csv(),
+        )
+            .into_response());
+    }
+    Ok(Json(report).into_response())
 }

@@ -830,6 +830,16 @@ impl Store for SqliteStore {
         self.read(move |c| ops::bank::get(c, &id)).await
     }
 
+    async fn bank_operations_between(
+        &self,
+        connector: String,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<BankOperation>, Error> {
+        self.read(move |c| ops::bank::between(c, &connector, from_ms, to_ms))
+            .await
+    }
+
     async fn list_bank_operations(
         &self,
         owner: String,

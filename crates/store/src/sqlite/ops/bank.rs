@@ -114,6 +114,25 @@ pub(in crate::sqlite) fn list(
     raws.into_iter().map(decode).collect()
 }
 
+/// A connector's operations created in `[from_ms, to_ms)`, oldest first.
+pub(in crate::sqlite) fn between(
+    conn: &Connection,
+    connector: &str,
+    from_ms: i64,
+    to_ms: i64,
+) -> Result<Vec<BankOperation>, Error> {
+    let sql = format!(
+        "SELECT {COLS} FROM bank_operations WHERE connector = ?1 AND created_at >= ?2 AND created_at < ?3 ORDER BY seq"
+    );
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    let raws: Vec<RawOp> = stmt
+        .query_map(params![connector, from_ms, to_ms], row)
+        .db()?
+        .collect::<rusqlite::Result<_>>()
+        .db()?;
+    raws.into_iter().map(decode).collect()
+}
+
 /// Begins an operation: written as `processing`; a withdrawal or payout reserves its
 /// amount now (`402 insufficient_funds` when it is not available), in this
 /// transaction. The connector is asked afterwards, with the operation's id.
