@@ -17,6 +17,7 @@
 //! Must not: store a card number or CVC, log one, or decide money rules (the ledger's
 //! two-phase transfers are in `pocket_core::ledger::pending`).
 
+pub mod http;
 pub mod operations;
 pub mod protocol;
 pub mod reconcile;
@@ -31,12 +32,24 @@ use std::sync::Arc;
 #[derive(Clone, Default)]
 pub struct Registry {
     by_name: BTreeMap<String, (Arc<dyn Connector>, Vec<String>)>,
+    /// The secrets of `http` connectors, which sign their notifications.
+    secrets: BTreeMap<String, String>,
 }
 
 impl Registry {
     pub fn add(&mut self, connector: Arc<dyn Connector>, currencies: Vec<String>) {
         self.by_name
             .insert(connector.name().to_string(), (connector, currencies));
+    }
+
+    /// Remembers the secret that signs `name`'s notifications.
+    pub fn set_secret(&mut self, name: &str, secret: &str) {
+        self.secrets.insert(name.to_string(), secret.to_string());
+    }
+
+    /// The secret of an `http` connector (`None` for unknown or built-in ones).
+    pub fn secret(&self, name: &str) -> Option<&str> {
+        self.secrets.get(name).map(String::as_str)
     }
 
     pub fn is_empty(&self) -> bool {

@@ -203,6 +203,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(bank::get_topup))
         .routes(routes!(bank::withdraw, bank::list_withdrawals))
         .routes(routes!(bank::get_withdrawal))
+        .routes(routes!(bank::notification))
         .routes(routes!(payouts::create_account, payouts::list_accounts))
         .routes(routes!(payouts::create_payout, payouts::list_payouts))
         .routes(routes!(payouts::get_payout))

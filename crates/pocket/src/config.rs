@@ -488,10 +488,22 @@ impl Config {
             match c.kind.as_str() {
                 "sandbox" => {}
                 "http" => {
-                    return Err(bad(
-                        "connectors.kind",
-                        "\"http\" connectors are not served yet (docs/CONNECTORS.md); use \"sandbox\"",
-                    ));
+                    let url_ok = c
+                        .url
+                        .as_deref()
+                        .is_some_and(|u| u.starts_with("http://") || u.starts_with("https://"));
+                    if !url_ok {
+                        return Err(bad(
+                            "connectors.url",
+                            "an http connector needs an http(s):// url",
+                        ));
+                    }
+                    if c.secret.as_deref().is_none_or(|s| s.len() < 16) {
+                        return Err(bad(
+                            "connectors.secret",
+                            "an http connector needs a secret of at least 16 characters",
+                        ));
+                    }
                 }
                 _ => return Err(bad("connectors.kind", "must be \"sandbox\" or \"http\"")),
             }

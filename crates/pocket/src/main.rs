@@ -6,6 +6,7 @@ mod config;
 mod connections;
 mod demo;
 mod keys;
+mod sandbox_bank;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -88,6 +89,25 @@ enum Command {
         /// Print CSV instead of JSON.
         #[arg(long)]
         csv: bool,
+    },
+    /// Run the sandbox bank as a process of its own, speaking the Pocket Connector
+    /// Protocol (docs/CONNECTORS.md), for an `http` connector.
+    SandboxBank {
+        /// Address and port to listen on.
+        #[arg(long, default_value = "127.0.0.1:9099")]
+        listen: String,
+        /// The secret shared with Pocket (`[[connectors]] secret`).
+        #[arg(long, env = "POCKET_SANDBOX_BANK_SECRET", hide_env_values = true)]
+        secret: String,
+        /// Where to post notifications: `<Pocket>/v1/connectors/<name>/notifications`.
+        #[arg(long)]
+        notify: Option<String>,
+        /// How long the asynchronous card (4000000000003220) takes, in seconds.
+        #[arg(long, default_value_t = 5)]
+        async_delay: u64,
+        /// Share of requests answered with 500 before anything is done (0 to 1).
+        #[arg(long, default_value_t = 0.0)]
+        fail_rate: f64,
     },
     /// Write a consistent copy of the database to FILE while the server runs. The
     /// keys in the data directory (server.key, admin.key) are not in it: keep them too.
@@ -303,6 +323,27 @@ fn run(cli: Cli) -> Result<(), String> {
             } else {
                 Err("the books differ".into())
             }
+        }
+        Command::SandboxBank {
+            listen,
+            secret,
+            notify,
+            async_delay,
+            fail_rate,
+        } => {
+            if !(0.0..=1.0).contains(&fail_rate) {
+                return Err("--fail-rate must be 0 to 1".into());
+            }
+            if secret.len() < 16 {
+                return Err("--secret must be at least 16 characters".into());
+            }
+            runtime()?.block_on(sandbox_bank::run(sandbox_bank::Options {
+                listen,
+                secret,
+                notify,
+                async_delay_seconds: async_delay,
+                fail_rate,
+            }))
         }
         Command::Backup { common, to } => {
             let c = load_config(&common)?;

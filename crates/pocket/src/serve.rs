@@ -100,12 +100,23 @@ fn connectors(config: &Config, demo: bool) -> pocket_connectors::Registry {
     }
     let mut registry = pocket_connectors::Registry::default();
     for c in list {
-        // `validate` admits only the kinds built so far.
-        if c.kind == "sandbox" {
-            let clock: pocket_connectors::sandbox::Clock = Arc::new(|| SystemClock.now_ms());
-            let delay_ms = c.async_delay_seconds.unwrap_or(5) as i64 * 1000;
-            let bank = pocket_connectors::sandbox::SandboxBank::new(&c.name, delay_ms, 0.0, clock);
-            registry.add(Arc::new(bank), c.currencies);
+        match (c.kind.as_str(), c.url.as_deref(), c.secret.as_deref()) {
+            ("http", Some(url), Some(secret)) => {
+                match pocket_connectors::http::HttpConnector::new(&c.name, url, secret) {
+                    Ok(connector) => {
+                        registry.add(Arc::new(connector), c.currencies);
+                        registry.set_secret(&c.name, secret);
+                    }
+                    Err(e) => tracing::error!(connector = %c.name, "{e}"),
+                }
+            }
+            _ => {
+                let clock: pocket_connectors::sandbox::Clock = Arc::new(|| SystemClock.now_ms());
+                let delay_ms = c.async_delay_seconds.unwrap_or(5) as i64 * 1000;
+                let bank =
+                    pocket_connectors::sandbox::SandboxBank::new(&c.name, delay_ms, 0.0, clock);
+                registry.add(Arc::new(bank), c.currencies);
+            }
         }
     }
     registry

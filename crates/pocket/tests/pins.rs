@@ -65,6 +65,7 @@ struct Tally {
     wrong: usize,
     accepted: usize,
     locked: usize,
+    busy: usize,
     other: Vec<(u16, String)>,
 }
 
@@ -75,6 +76,8 @@ fn tally(replies: &[(u16, String)]) -> Tally {
             (401, "incorrect_pin") => t.wrong += 1,
             (200 | 201, _) => t.accepted += 1,
             (423, "pin_locked") => t.locked += 1,
+            // The PIN queue was full: refused unchecked, as the contract allows.
+            (503, "server_busy") => t.busy += 1,
             _ => t.other.push((*status, code.clone())),
         }
     }

@@ -238,3 +238,80 @@ pub async fn list_withdrawals(
         .await?;
     Ok(Json(Page::new(ops, LIST_LIMIT)))
 }
+
+/// What a connector tells Pocket when an operation becomes final.
+#[derive(Deserialize, ToSchema)]
+pub struct Notification {
+    pub operation_id: String,
+    pub amount: i64,
+    pub currency: String,
+    /// `pending`, `succeeded` or `failed`.
+    pub status: String,
+    pub decline_code: Option<String>,
+}
+
+#[utoipa::path(post, path = "/v1/connectors/{name}/notifications", tag = "connectors", params(("name" = String, Path)),
+    request_body = Notification,
+    responses((status = 200, description = "Recorded (or already known)"), (status = 401, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn notification(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    raw: axum::body::Bytes,
+) -> ApiResult<Response> {
+    use pocket_connectors::protocol;
+    let secret = state
+        .connectors
+        .secret(&name)
+        .ok_or_else(|| Error::not_found("connector", &name).with_param("name"))?;
+    let header = headers.get(protocol::HEADER).and_then(|v| v.to_str().ok());
+    let now_s = state.store.now_ms() / 1000;
+    if protocol::verify(secret, header, now_s, "POST", uri.path(), &raw).is_err() {
+        return Err(ApiError(Error::new(
+            ErrorKind::Authentication,
+            "invalid_signature",
+            "The notification's Pocket-Connector-Signature is missing, wrong or stale.",
+        )));
+    }
+    let n: Notification = serde_json::from_slice(&raw).map_err(|_| {
+        Error::invalid(
+            "body",
+            "Not a notification of the Pocket Connector Protocol.",
+        )
+    })?;
+    let op = state
+        .store
+        .bank_operation(n.operation_id.clone())
+        .await?
+        .filter(|op| op.connector == name)
+        .ok_or_else(|| Error::not_found("operation", &n.operation_id))?;
+    if op.amount != n.amount || op.currency.code() != n.currency {
+        tracing::error!(operation = %op.id, connector = %name, "a notification disagrees with the operation's amount");
+        return Err(Error::conflict(
+            "notification_mismatch",
+            "The amount or currency differs from the operation's.",
+        )
+        .into());
+    }
+    match n.status.as_str() {
+        "succeeded" => {
+            state.store.apply_bank_answer(op.id, true, None).await?;
+        }
+        "failed" => {
+            let code = n.decline_code.unwrap_or_else(|| "declined".into());
+            state
+                .store
+                .apply_bank_answer(op.id, false, Some(code))
+                .await?;
+        }
+        "pending" => {}
+        _ => {
+            return Err(
+                Error::invalid("status", "`status` must be pending, succeeded or failed.").into(),
+            );
+        }
+    }
+    Ok(Json(serde_json::json!({"received": true})).into_response())
+}
