@@ -19,7 +19,8 @@ fn tour_script() -> String {
 
 #[tokio::test]
 async fn the_readme_tour_works_as_written() {
-    let s = Server::start_with(&[]).await;
+    // As the README starts it: with the demo shop (and so the sandbox bank).
+    let s = Server::start_with(&["--demo"]).await;
     let out = tokio::process::Command::new("bash")
         .arg("-c")
         .arg(tour_script())
@@ -48,6 +49,7 @@ async fn the_readme_tour_works_as_written() {
             "tour output lacks {expected}:\n{stdout}"
         );
     }
-    // The customer paid 25.98 + 688.00, got 5.00 back, from 1,000.00.
-    assert!(stdout.contains("\"available\":29102"), "{stdout}");
+    // The customer had 1,000.00 and 100.00 from the card, paid 25.98 + 688.00 and got
+    // 5.00 back.
+    assert!(stdout.contains("\"available\":39102"), "{stdout}");
 }
