@@ -8,8 +8,10 @@ use pocket_store::model::BankOperation;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long a node holds an operation it is asking about.
-const LEASE_MS: i64 = 30_000;
+/// How long a node holds an operation it is asking about: longer than a connector
+/// call may take (`http::TIMEOUT`), so two nodes never ask at once; after a crash the
+/// operation waits this long for another look.
+const LEASE_MS: i64 = 15_000;
 /// Most operations looked at per round.
 const BATCH: usize = 32;
 /// Longest pause between two rounds.
@@ -118,8 +120,10 @@ pub async fn run(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     while !*shutdown.borrow() {
+        let mut full = false;
         match store.claim_bank_operations(BATCH, LEASE_MS).await {
             Ok(due) => {
+                full = due.len() == BATCH;
                 let looks = due.into_iter().map(|op| {
                     let (store, connectors) = (store.clone(), connectors.clone());
                     tokio::spawn(async move { look(store.as_ref(), &connectors, &op).await })
@@ -129,6 +133,10 @@ pub async fn run(
                 }
             }
             Err(e) => tracing::warn!(code = e.code, "could not claim bank operations"),
+        }
+        if full {
+            // More are due: no pause.
+            continue;
         }
         tokio::select! {
             _ = tokio::time::sleep(POLL_EVERY) => {}

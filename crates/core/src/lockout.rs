@@ -9,9 +9,10 @@
 //! commits; it ends the run once no other guess is in flight) or abandoned (not
 //! verified after all: released uncounted).
 //!
-//! A reservation that is never settled (the process died while verifying) counts as a
-//! wrong guess once `reservation_ms` has passed, so crashes cannot be used to guess
-//! for free. A run of wrong guesses is forgotten `lock_ms` after its last wrong guess,
+//! A reservation that is never settled (the process died while verifying) told nobody
+//! anything — a guess is answered only after its settlement commits — so once
+//! `reservation_ms` has passed it is released uncounted: after a crash a wallet gets
+//! its attempts back by itself, and a crash still answers no guess. A run of wrong guesses is forgotten `lock_ms` after its last wrong guess,
 //! so a guard returns to its empty state by itself and its row can be deleted.
 //!
 //! Each guard has one subject. Pocket keeps two per wallet: one for sign-ins (anyone
@@ -39,7 +40,7 @@ impl Default for LockRule {
         LockRule {
             max_failures: 5,
             lock_ms: 15 * 60 * 1000,
-            reservation_ms: 60 * 1000,
+            reservation_ms: 5 * 1000,
         }
     }
 }
@@ -66,23 +67,20 @@ pub enum Verdict {
     Accepted,
     /// Wrong, counted; `tries_left` more wrong guesses before the lock.
     Wrong { tries_left: u32 },
+    /// Not checked: every attempt left is in flight (until the newest goes stale).
+    Busy { until_ms: i64 },
     /// Locked until then: nothing is accepted before it.
     Locked { until_ms: i64 },
 }
 
 impl Guard {
     /// The guard as time has left it: an ended lock or a forgotten run cleared, stale
-    /// reservations counted as wrong guesses (which may lock it).
+    /// reservations (their guesses were never answered) released.
     #[must_use]
     pub fn at(self, rule: &LockRule, now_ms: i64) -> Guard {
         let mut g = self;
         if g.pending > 0 && now_ms >= g.pending_until_ms {
-            g.failures = g.failures.saturating_add(g.pending);
-            g.last_failure_ms = g.pending_until_ms;
             g.pending = 0;
-            if g.locked_until_ms.is_none() && g.failures >= rule.max_failures {
-                g.locked_until_ms = Some(g.pending_until_ms.saturating_add(rule.lock_ms));
-            }
         }
         if let Some(until) = g.locked_until_ms
             && now_ms >= until
@@ -110,15 +108,14 @@ impl Guard {
     }
 
     /// Reserves one attempt, or refuses: locked, or every attempt left is in flight
-    /// (then the answer is a lock until the newest reservation goes stale; the
-    /// guesses in flight decide what happens next).
+    /// (busy: the guesses in flight decide what happens next; ask again shortly).
     pub fn reserve(self, rule: &LockRule, now_ms: i64) -> Result<Guard, Verdict> {
         let mut g = self.at(rule, now_ms);
         if let Some(until_ms) = g.locked_until_ms {
             return Err(Verdict::Locked { until_ms });
         }
         if g.failures.saturating_add(g.pending) >= rule.max_failures {
-            return Err(Verdict::Locked {
+            return Err(Verdict::Busy {
                 until_ms: g.pending_until_ms,
             });
         }
@@ -174,6 +171,7 @@ impl Verdict {
             Verdict::Accepted => None,
             Verdict::Wrong { tries_left } => Some(incorrect_pin(tries_left)),
             Verdict::Locked { until_ms } => Some(pin_locked(until_ms, now_ms)),
+            Verdict::Busy { .. } => Some(pins_in_flight()),
         }
     }
 }
@@ -186,6 +184,17 @@ pub fn incorrect_pin(tries_left: u32) -> Error {
         n => format!("The PIN is not correct; {n} more wrong PINs lock it."),
     };
     Error::new(ErrorKind::Authentication, "incorrect_pin", message).with_param("pin")
+}
+
+/// `429 rate_limited`: every attempt left is already being checked (they take well
+/// under a second; a crashed process's are released by `reservation_ms`).
+pub fn pins_in_flight() -> Error {
+    Error::new(
+        ErrorKind::RateLimited,
+        "rate_limited",
+        "Other PIN checks for this wallet are under way; retry after the time in Retry-After.",
+    )
+    .with_retry_after(1)
 }
 
 /// `423 pin_locked`.
@@ -256,7 +265,7 @@ mod tests {
         assert_eq!(g.pending, 1);
         assert_eq!(
             g.reserve(&RULE, 0).map(|_| ()),
-            Err(Verdict::Locked { until_ms: 60_000 })
+            Err(Verdict::Busy { until_ms: 60_000 })
         );
         assert_eq!(g.settle(&RULE, 0, true).1, Verdict::Accepted);
         // The right PIN settling first, with wrong ones still in flight, does not
@@ -281,19 +290,16 @@ mod tests {
     }
 
     #[test]
-    fn unsettled_reservations_count_as_wrong_once_stale() {
+    fn unsettled_reservations_are_released_once_stale() {
         let mut g = Guard::default();
         for _ in 0..5 {
             g = g.reserve(&RULE, 0).unwrap();
         }
         assert!(g.reserve(&RULE, 59_999).is_err(), "all in flight");
+        // Their process died: nothing was answered, nothing is counted.
         let at = g.at(&RULE, 60_000);
-        assert_eq!(at.pending, 0);
-        assert_eq!(at.locked_until_ms, Some(960_000));
-        // A late settle of a stale reservation changes nothing.
-        let (after, v) = g.settle(&RULE, 60_001, true);
-        assert_eq!(v, Verdict::Locked { until_ms: 960_000 });
-        assert_eq!(after.pending, 0);
+        assert!(at.is_empty(), "{at:?}");
+        assert!(g.reserve(&RULE, 60_000).is_ok());
     }
 
     #[test]
@@ -337,32 +343,39 @@ mod tests {
 
     proptest! {
         /// An attacker who never knows the PIN gets at most `max_failures` guesses
-        /// verified per lock period, however the guesses interleave.
+        /// answered per lock period, however the guesses interleave and whatever dies
+        /// (a reservation never settled answered nothing).
         #[test]
         fn wrong_guesses_verified_are_bounded_per_lock_period(steps in steps()) {
             let mut g = Guard::default();
             let mut now = 0i64;
             let mut in_flight = 0usize;
-            let mut granted_at: Vec<i64> = Vec::new();
+            let mut answered_at: Vec<i64> = Vec::new();
             for step in steps {
                 match step {
                     Step::Reserve => if let Ok(next) = g.reserve(&RULE, now) {
                         g = next;
                         in_flight += 1;
-                        granted_at.push(now);
                     },
                     Step::Settle { .. } | Step::Abandon if in_flight > 0 => {
                         // Attacker's guesses are always wrong; abandoning is not allowed
                         // to the attacker (only the server abandons before verifying).
                         g = g.settle(&RULE, now, false).0;
                         in_flight -= 1;
+                        answered_at.push(now);
                     }
-                    Step::Wait { ms } => now += ms,
+                    Step::Wait { ms } => {
+                        now += ms;
+                        // Past their deadline, guesses in flight died with their process.
+                        if now >= g.pending_until_ms {
+                            in_flight = 0;
+                        }
+                    }
                     _ => {}
                 }
-                // Guesses verified within any lock period (window of lock_ms ending now)
+                // Guesses answered within any lock period (window of lock_ms ending now)
                 // never exceed the limit.
-                let recent = granted_at.iter().filter(|t| **t > now - RULE.lock_ms).count();
+                let recent = answered_at.iter().filter(|t| **t > now - RULE.lock_ms).count();
                 prop_assert!(recent <= RULE.max_failures as usize, "{recent} guesses in one period");
             }
         }

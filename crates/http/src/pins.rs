@@ -406,7 +406,7 @@ pub async fn guarded_precheck(
 }
 
 /// Runs a request that checks a PIN to its end even if its client goes away: every
-/// attempt it reserves is settled, not left to go stale and count as wrong.
+/// attempt it reserves is settled at once, not left to hold its place until it goes stale.
 pub async fn to_completion<F>(request: F) -> Result<axum::response::Response, ApiError>
 where
     F: std::future::Future<Output = Result<axum::response::Response, ApiError>> + Send + 'static,

@@ -108,6 +108,9 @@ enum Command {
         /// Share of requests answered with 500 before anything is done (0 to 1).
         #[arg(long, default_value_t = 0.0)]
         fail_rate: f64,
+        /// Loses, repeats and delays notifications, each with this probability (0 to 1).
+        #[arg(long, default_value_t = 0.0)]
+        notification_chaos: f64,
     },
     /// Write a consistent copy of the database to FILE while the server runs. The
     /// keys in the data directory (server.key, admin.key) are not in it: keep them too.
@@ -330,9 +333,10 @@ fn run(cli: Cli) -> Result<(), String> {
             notify,
             async_delay,
             fail_rate,
+            notification_chaos,
         } => {
-            if !(0.0..=1.0).contains(&fail_rate) {
-                return Err("--fail-rate must be 0 to 1".into());
+            if !(0.0..=1.0).contains(&fail_rate) || !(0.0..=1.0).contains(&notification_chaos) {
+                return Err("--fail-rate and --notification-chaos must be 0 to 1".into());
             }
             if secret.len() < 16 {
                 return Err("--secret must be at least 16 characters".into());
@@ -343,6 +347,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 notify,
                 async_delay_seconds: async_delay,
                 fail_rate,
+                notification_chaos,
             }))
         }
         Command::Backup { common, to } => {

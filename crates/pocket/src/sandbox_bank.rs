@@ -23,6 +23,9 @@ pub struct Options {
     pub notify: Option<String>,
     pub async_delay_seconds: u64,
     pub fail_rate: f64,
+    /// Loses, repeats and delays notifications (each with this probability), as a
+    /// misbehaving bank would.
+    pub notification_chaos: f64,
 }
 
 #[derive(Clone)]
@@ -210,8 +213,10 @@ async fn route(
     }
 }
 
-/// Posts the final answers of asynchronous operations to Pocket, until each is taken.
-async fn notify(bank: Arc<SandboxBank>, secret: Arc<str>, url: String) {
+/// Posts the final answers of asynchronous operations to Pocket, until each is taken
+/// (or, with `chaos`, loses some, sends some twice, and sends some late).
+async fn notify(bank: Arc<SandboxBank>, secret: Arc<str>, url: String, chaos: f64) {
+    use rand::Rng;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
         .build()
@@ -219,16 +224,34 @@ async fn notify(bank: Arc<SandboxBank>, secret: Arc<str>, url: String) {
     let path = reqwest::Url::parse(&url)
         .map(|u| u.path().to_string())
         .unwrap_or_default();
-    let mut outbox: Vec<Value> = Vec::new();
+    let mut outbox: Vec<(Value, tokio::time::Instant)> = Vec::new();
     loop {
+        let now = tokio::time::Instant::now();
         for (kind, op, status) in bank.due_notifications() {
-            outbox.push(merged(
+            let n = merged(
                 json!({"operation_id": op.operation_id, "kind": kind_str(kind), "amount": op.amount, "currency": op.currency}),
                 status_json(&status),
-            ));
+            );
+            let mut rng = rand::rng();
+            if chaos > 0.0 && rng.random_bool(chaos) {
+                continue; // lost
+            }
+            if chaos > 0.0 && rng.random_bool(chaos) {
+                outbox.push((n.clone(), now)); // sent twice
+            }
+            let late = if chaos > 0.0 && rng.random_bool(chaos) {
+                Duration::from_millis(rng.random_range(500..3_000))
+            } else {
+                Duration::ZERO
+            };
+            outbox.push((n, now + late));
         }
         let mut kept = Vec::new();
-        for n in outbox.drain(..) {
+        for (n, not_before) in outbox.drain(..) {
+            if not_before > now {
+                kept.push((n, not_before));
+                continue;
+            }
             let body = n.to_string();
             let signature = protocol::sign(&secret, unix_now(), "POST", &path, body.as_bytes());
             let sent = client
@@ -239,7 +262,7 @@ async fn notify(bank: Arc<SandboxBank>, secret: Arc<str>, url: String) {
                 .send()
                 .await;
             if !sent.is_ok_and(|r| r.status().is_success()) {
-                kept.push(n);
+                kept.push((n, not_before));
             }
         }
         outbox = kept;
@@ -267,7 +290,12 @@ pub async fn run(o: Options) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     println!("Sandbox bank listening on http://{addr}");
     if let Some(url) = o.notify {
-        tokio::spawn(notify(bank.clone(), secret.clone(), url));
+        tokio::spawn(notify(
+            bank.clone(),
+            secret.clone(),
+            url,
+            o.notification_chaos,
+        ));
     }
     let app = axum::Router::new()
         .fallback(handle)

@@ -76,8 +76,9 @@ fn tally(replies: &[(u16, String)]) -> Tally {
             (401, "incorrect_pin") => t.wrong += 1,
             (200 | 201, _) => t.accepted += 1,
             (423, "pin_locked") => t.locked += 1,
-            // The PIN queue was full: refused unchecked, as the contract allows.
-            (503, "server_busy") => t.busy += 1,
+            // The PIN queue was full, or five checks were already in flight: refused
+            // unchecked, as the contract allows.
+            (503, "server_busy") | (429, "rate_limited") => t.busy += 1,
             _ => t.other.push((*status, code.clone())),
         }
     }

@@ -84,9 +84,12 @@ impl Reply {
 
 fn spawn(dir: &std::path::Path, options: &Options) -> (Child, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pocket"));
-    cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.join("data"))
-        .args(&options.args);
+    cmd.arg("serve");
+    // A test may pin the address (to come back on the same one after a restart).
+    if !options.args.iter().any(|a| a == "--listen") {
+        cmd.args(["--listen", "127.0.0.1:0"]);
+    }
+    cmd.arg("--data").arg(dir.join("data")).args(&options.args);
     if let Some(text) = &options.config {
         let path = dir.join("pocket.toml");
         std::fs::write(&path, text).expect("write config");
