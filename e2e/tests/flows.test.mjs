@@ -180,3 +180,27 @@ test("pages carry a strict Content-Security-Policy and no inline code", async ()
   await page.goto(url + "/");
   assert.deepEqual(violations, []);
 });
+
+test("a wallet binds a sandbox card, tops up and withdraws with its PIN", async () => {
+  const wallet = await phone(b);
+  const c = await customer(url, "+8613800009901");
+  await walletSignIn(wallet, url, c);
+  await wallet.fill("#card-number", "4242 4242 4242 4242");
+  await wallet.fill("#card-exp", "12/2030");
+  await wallet.fill("#card-cvc", "123");
+  await wallet.getByRole("button", { name: "Add card" }).click();
+  await enterPin(wallet, c.pin);
+  await wallet.locator("#cards li[data-card]", { hasText: "4242" }).waitFor();
+  assert.equal(await wallet.inputValue("#card-number"), "", "the number leaves the page");
+  await wallet.fill("#move-amount", "100");
+  await wallet.getByRole("button", { name: "Top up" }).click();
+  await enterPin(wallet, c.pin);
+  await wallet.locator('#operations li[data-status="succeeded"]').first().waitFor();
+  await wallet.locator('[data-balance="CNY"]', { hasText: "100.00" }).waitFor();
+  await wallet.fill("#move-amount", "30");
+  await wallet.getByRole("button", { name: "Withdraw" }).click();
+  await enterPin(wallet, c.pin);
+  await wallet.locator('[data-balance="CNY"]', { hasText: "70.00" }).waitFor();
+  assert.equal(await wallet.locator('#operations li[data-status="succeeded"]').count(), 2);
+  await screenshot(wallet, "wallet-cards");
+});

@@ -268,6 +268,11 @@ async function listen() {
     for (const type of ["payment.created", "payment.succeeded", "payment.declined", "payment.expired", "payment.canceled", "refund.succeeded"]) {
       stream.addEventListener(type, changed);
     }
+    // Operations the bank answers later arrive here too.
+    const moved = () => Promise.all([refresh(), refreshCards()]).catch(() => {});
+    for (const type of ["topup.succeeded", "topup.failed", "withdrawal.succeeded", "withdrawal.failed"]) {
+      stream.addEventListener(type, moved);
+    }
     stream.onerror = () => {
       // A ticket is single-use: reconnect with a new one.
       $("live").textContent = t("reconnecting");
@@ -332,6 +337,76 @@ async function topup(ev) {
   }
 }
 
+// ---- bank cards, card top-ups and withdrawals ---------------------------------------------
+
+async function refreshCards() {
+  const [cards, topups, withdrawals] = await Promise.all([
+    api("GET", "/v1/wallet/cards", token),
+    api("GET", "/v1/wallet/topups", token),
+    api("GET", "/v1/wallet/withdrawals", token),
+  ]);
+  $("cards").replaceChildren(...(cards.data.length
+    ? cards.data.map((c) => el("li", { "data-card": c.id },
+        el("span", {}, `${c.brand.toUpperCase()} •••• ${c.last4}`),
+        el("span", { class: "muted" }, ` ${String(c.exp_month).padStart(2, "0")}/${c.exp_year} `),
+        (() => {
+          const b = el("button", { type: "button", class: "secondary small" }, t("remove"));
+          b.addEventListener("click", async () => {
+            try { await api("DELETE", `/v1/wallet/cards/${c.id}`, token); await refreshCards(); }
+            catch (e) { showError($("card-error"), e); }
+          });
+          return b;
+        })()))
+    : [el("li", { class: "muted" }, t("no_cards"))]));
+  $("move-card").replaceChildren(...cards.data.map((c) => el("option", { value: c.id }, `${c.brand.toUpperCase()} •••• ${c.last4}`)));
+  const ops = [...topups.data, ...withdrawals.data].sort((a, b) => b.created_at.localeCompare(a.created_at)).slice(0, 20);
+  $("operations").replaceChildren(...(ops.length
+    ? ops.map((o) => el("li", { "data-operation": o.id, "data-status": o.status },
+        el("span", {}, `${t(o.object === "topup" ? "op_topup" : "op_withdrawal")} ${money(o.amount, o.currency)} `),
+        el("span", { class: `status ${o.status}` }, t(`op_status_${o.status}`)),
+        o.failure_code ? el("span", { class: "muted" }, ` ${o.failure_code}`) : ""))
+    : [el("li", { class: "muted" }, t("no_operations"))]));
+}
+
+async function bindCard(ev) {
+  ev.preventDefault();
+  showError($("card-error"), null);
+  const m = $("card-exp").value.trim().match(/^(\d{1,2})\s*\/\s*(\d{4})$/);
+  if (!m) { showError($("card-error"), new Error(t("expiry_format"))); return; }
+  const pin = await askPin(t("pin_for_card"));
+  if (!pin) return;
+  try {
+    await api("POST", "/v1/wallet/cards", token, {
+      number: $("card-number").value, exp_month: Number(m[1]), exp_year: Number(m[2]), cvc: $("card-cvc").value, pin,
+    }, newKey());
+    // The number and CVC leave the page as soon as the bank has them.
+    $("card-number").value = ""; $("card-cvc").value = ""; $("card-exp").value = "";
+    flash(t("card_added"));
+    await refreshCards();
+  } catch (e) {
+    showError($("card-error"), e);
+  }
+}
+
+async function moveMoney(ev) {
+  ev.preventDefault();
+  showError($("move-error"), null);
+  const withdraw = ev.submitter && ev.submitter.value === "withdraw";
+  const currency = $("move-currency").value;
+  const amount = toMinor($("move-amount").value, currency);
+  if (amount === null) { showError($("move-error"), new Error(t("amount_major"))); return; }
+  const pin = await askPin(t(withdraw ? "pin_for_withdrawal" : "pin_for_topup"));
+  if (!pin) return;
+  try {
+    await api("POST", withdraw ? "/v1/wallet/withdrawals" : "/v1/wallet/topups", token,
+      { amount, currency, card: $("move-card").value, pin }, newKey());
+    $("move-amount").value = "";
+    await Promise.all([refresh(), refreshCards()]);
+  } catch (e) {
+    showError($("move-error"), e);
+  }
+}
+
 // ---- start -----------------------------------------------------------------------------
 
 async function start() {
@@ -339,7 +414,7 @@ async function start() {
   $("app").classList.remove("hidden");
   $("signout").classList.remove("hidden");
   try {
-    await refresh();
+    await Promise.all([refresh(), refreshCards()]);
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) { sessionStorage.removeItem("pocket.token"); location.reload(); return; }
     throw e;
@@ -357,6 +432,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("link-form").addEventListener("submit", (ev) => { ev.preventDefault(); openLink($("link").value); });
   $("scan").addEventListener("click", scan);
   $("topup-form").addEventListener("submit", topup);
+  $("card-form").addEventListener("submit", bindCard);
+  $("move-form").addEventListener("submit", moveMoney);
   setInterval(() => tickCountdowns(onExpired), 250);
   if (token) start();
 });
