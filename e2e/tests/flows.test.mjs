@@ -204,3 +204,23 @@ test("a wallet binds a sandbox card, tops up and withdraws with its PIN", async 
   assert.equal(await wallet.locator('#operations li[data-status="succeeded"]').count(), 2);
   await screenshot(wallet, "wallet-cards");
 });
+
+test("the console registers a bank account and pays itself out", async () => {
+  const sk = await merchant(url, "Payout Shop", PRODUCTS);
+  const c = await customer(url, "+8613800009902", 500_000);
+  const p = await call(url, "POST", "/v1/payments", sk, { currency: "CNY", amount: 20_000, customer: c.id });
+  const session = await call(url, "POST", "/v1/wallet/sessions", null, { phone: c.phone, pin: c.pin });
+  await call(url, "POST", `/v1/wallet/payments/${p.id}/confirm`, session.token, {});
+  const shop = await phone(b);
+  await consoleSignIn(shop, url, sk);
+  await shop.fill("#account-holder", "Payout Shop");
+  await shop.fill("#account-number", "6222 0200 0000 1234");
+  await shop.fill("#account-bank", "ICBC");
+  await shop.getByRole("button", { name: "Add bank account" }).click();
+  await shop.locator("#payout-account option", { hasText: "1234" }).waitFor({ state: "attached" });
+  await shop.fill("#payout-amount", "150");
+  await shop.getByRole("button", { name: "Pay out" }).click();
+  await shop.locator('#payouts li[data-status="paid"]').waitFor();
+  await shop.locator('[data-balance="CNY"]', { hasText: "50.00" }).waitFor();
+  await screenshot(shop, "console-payout");
+});

@@ -227,11 +227,57 @@ function page(list, delta) {
   refreshLists();
 }
 
+async function refreshPayouts() {
+  const [accounts, payouts] = await Promise.all([
+    api("GET", "/v1/bank_accounts", sk),
+    api("GET", "/v1/payouts", sk),
+  ]);
+  $("payout-account").replaceChildren(...accounts.data.map((a) =>
+    el("option", { value: a.id, "data-currency": a.currency }, `${a.bank_code} •••• ${a.last4} (${a.currency})`)));
+  $("payouts").replaceChildren(...(payouts.data.length
+    ? payouts.data.map((p) => el("li", { "data-payout": p.id, "data-status": p.status },
+        el("span", {}, `${money(p.amount, p.currency)} `),
+        el("span", { class: `status ${p.status}` }, t(`op_status_${p.status}`)),
+        p.failure_code ? el("span", { class: "muted" }, ` ${p.failure_code}`) : ""))
+    : [el("li", { class: "muted" }, t("no_payouts"))]));
+}
+
+async function addAccount(ev) {
+  ev.preventDefault();
+  showError($("account-error"), null);
+  try {
+    await api("POST", "/v1/bank_accounts", sk, {
+      holder_name: $("account-holder").value, account_number: $("account-number").value,
+      bank_code: $("account-bank").value, currency: "CNY",
+    }, newKey());
+    $("account-number").value = "";
+    await refreshPayouts();
+  } catch (e) {
+    showError($("account-error"), e);
+  }
+}
+
+async function payOut(ev) {
+  ev.preventDefault();
+  showError($("payout-error"), null);
+  const option = $("payout-account").selectedOptions[0];
+  const currency = option ? option.dataset.currency : "CNY";
+  const amount = toMinor($("payout-amount").value, currency);
+  if (amount === null) { showError($("payout-error"), new Error(t("amount_major"))); return; }
+  try {
+    await api("POST", "/v1/payouts", sk, { amount, currency, bank_account: $("payout-account").value }, newKey());
+    $("payout-amount").value = "";
+    await Promise.all([refreshPayouts(), refreshBalance()]);
+  } catch (e) {
+    showError($("payout-error"), e);
+  }
+}
+
 async function start() {
   $("auth").classList.add("hidden");
   $("app").classList.remove("hidden");
   $("signout").classList.remove("hidden");
-  await Promise.all([refreshBalance(), refreshProducts()]);
+  await Promise.all([refreshBalance(), refreshProducts(), refreshPayouts()]);
   if (!$("lines").children.length) addLine();
   await refreshLists();
 }
@@ -245,6 +291,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("add-line").addEventListener("click", addLine);
   $("cart-form").addEventListener("submit", createPayment);
   $("refund-form").addEventListener("submit", refund);
+  $("account-form").addEventListener("submit", addAccount);
+  $("payout-form").addEventListener("submit", payOut);
   $("payments-next").addEventListener("click", () => page("payments", 1));
   $("payments-prev").addEventListener("click", () => page("payments", -1));
   $("events-next").addEventListener("click", () => page("events", 1));

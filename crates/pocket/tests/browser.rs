@@ -37,7 +37,7 @@ fn browser_tests_pass() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("# pass 7"),
-        "expected 7 passing browser tests:\n{stdout}"
+        stdout.contains("# pass 8"),
+        "expected 8 passing browser tests:\n{stdout}"
     );
 }
