@@ -236,3 +236,65 @@ async fn a_connector_written_in_python_from_the_document_works() {
     assert_eq!(r.body["matched"], 2, "{}", r.text);
     s.assert_balanced().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parallel_duplicate_notifications_credit_once() {
+    let bank_port = free_port();
+    let s = pocket_with(bank_port).await;
+    // The bank's own notification comes much later than ours.
+    let _bank = Killed(
+        Command::new(env!("CARGO_BIN_EXE_pocket"))
+            .args([
+                "sandbox-bank",
+                "--listen",
+                &format!("127.0.0.1:{bank_port}"),
+                "--secret",
+                SECRET,
+            ])
+            .args([
+                "--notify",
+                &format!("{}/v1/connectors/acme/notifications", s.url),
+            ])
+            .args(["--async-delay", "600"])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_listening(bank_port).await;
+    let (_, token) = s.customer("+8613800006201", 0).await;
+    let card = bind(&s, &token, "4000000000003220").await;
+    let t = top_up(&s, &token, card["id"].as_str().unwrap()).await;
+    assert_eq!(t["status"], "processing", "{t}");
+    let path = "/v1/connectors/acme/notifications";
+    let body = json!({"operation_id": t["id"], "kind": "charge", "amount": 10_000, "currency": "CNY", "status": "succeeded", "decline_code": null}).to_string();
+    let s = std::sync::Arc::new(s);
+    let replies = common::all(20, |_| {
+        let (s, body) = (s.clone(), body.clone());
+        async move {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_secs() as i64;
+            let signature =
+                pocket_connectors::protocol::sign(SECRET, now, "POST", path, body.as_bytes());
+            s.client
+                .post(format!("{}{path}", s.url))
+                .header("pocket-connector-signature", signature)
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    })
+    .await;
+    assert!(replies.iter().all(|r| *r == 200), "{replies:?}");
+    let me = s.get("/v1/wallet/me", &token).await.body;
+    assert_eq!(
+        common::balance_of(&me["balances"], "CNY"),
+        10_000,
+        "credited once"
+    );
+    s.assert_balanced().await;
+}
