@@ -8,33 +8,16 @@
 
 mod common;
 
-use common::{ADMIN_KEY, Options, Server};
+use common::{ADMIN_KEY, Options, Server, free_port, sandbox_bank};
 use rand::Rng;
 use reqwest::Client;
 use serde_json::{Value, json};
 use std::collections::HashMap;
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "fault-run-secret-0123456789";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Sends a request with its idempotency key until the server answers (it may be
 /// down, being killed and restarted): the same key, so it happens once.
@@ -100,30 +83,19 @@ async fn the_books_match_the_bank_through_failures_and_kill_9() {
         ..Options::default()
     })
     .await;
-    let _bank = Killed(
-        Command::new(env!("CARGO_BIN_EXE_pocket"))
-            .args([
-                "sandbox-bank",
-                "--listen",
-                &format!("127.0.0.1:{bank_port}"),
-                "--secret",
-                SECRET,
-            ])
-            .args([
-                "--notify",
-                &format!("{pocket_url}/v1/connectors/acme/notifications"),
-            ])
-            .args([
-                "--async-delay",
-                "1",
-                "--fail-rate",
-                "0.2",
-                "--notification-chaos",
-                "0.2",
-            ])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
+    let notify = format!("{pocket_url}/v1/connectors/acme/notifications");
+    let _bank = sandbox_bank(
+        bank_port,
+        SECRET,
+        &notify,
+        &[
+            "--async-delay",
+            "1",
+            "--fail-rate",
+            "0.2",
+            "--notification-chaos",
+            "0.2",
+        ],
     );
     let client = Client::builder()
         .timeout(Duration::from_secs(30))

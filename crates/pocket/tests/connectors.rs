@@ -4,29 +4,12 @@
 
 mod common;
 
-use common::{Options, Server};
+use common::{Killed, Options, Server, free_port, sandbox_bank};
 use serde_json::{Value, json};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "connector-secret-0123456789";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 async fn wait_listening(port: u16) {
     let started = Instant::now();
@@ -91,24 +74,8 @@ async fn settled(s: &Server, token: &str, id: &str) -> Value {
 async fn pocket_and_the_sandbox_bank_as_separate_processes() {
     let bank_port = free_port();
     let s = pocket_with(bank_port).await;
-    let _bank = Killed(
-        Command::new(env!("CARGO_BIN_EXE_pocket"))
-            .args([
-                "sandbox-bank",
-                "--listen",
-                &format!("127.0.0.1:{bank_port}"),
-                "--secret",
-                SECRET,
-            ])
-            .args([
-                "--notify",
-                &format!("{}/v1/connectors/acme/notifications", s.url),
-            ])
-            .args(["--async-delay", "1"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let notify = format!("{}/v1/connectors/acme/notifications", s.url);
+    let _bank = sandbox_bank(bank_port, SECRET, &notify, &["--async-delay", "1"]);
     wait_listening(bank_port).await;
     let (_, token) = s.customer("+8613800006001", 0).await;
     let card = bind(&s, &token, "4242424242424242").await;
@@ -242,24 +209,8 @@ async fn parallel_duplicate_notifications_credit_once() {
     let bank_port = free_port();
     let s = pocket_with(bank_port).await;
     // The bank's own notification comes much later than ours.
-    let _bank = Killed(
-        Command::new(env!("CARGO_BIN_EXE_pocket"))
-            .args([
-                "sandbox-bank",
-                "--listen",
-                &format!("127.0.0.1:{bank_port}"),
-                "--secret",
-                SECRET,
-            ])
-            .args([
-                "--notify",
-                &format!("{}/v1/connectors/acme/notifications", s.url),
-            ])
-            .args(["--async-delay", "600"])
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let notify = format!("{}/v1/connectors/acme/notifications", s.url);
+    let _bank = sandbox_bank(bank_port, SECRET, &notify, &["--async-delay", "600"]);
     wait_listening(bank_port).await;
     let (_, token) = s.customer("+8613800006201", 0).await;
     let card = bind(&s, &token, "4000000000003220").await;

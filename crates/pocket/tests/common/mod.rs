@@ -454,3 +454,41 @@ pub fn new_key() -> p256::ecdsa::SigningKey {
 pub fn jwk(k: &p256::ecdsa::SigningKey) -> Value {
     serde_json::from_str(&p256::PublicKey::from(k.verifying_key()).to_jwk_string()).unwrap()
 }
+
+/// A free port on loopback (to pin an address before starting a process on it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when dropped.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `pocket sandbox-bank` on `port` with `secret`, notifying `notify`, with more flags.
+pub fn sandbox_bank(port: u16, secret: &str, notify: &str, flags: &[&str]) -> Killed {
+    Killed(
+        Command::new(env!("CARGO_BIN_EXE_pocket"))
+            .args([
+                "sandbox-bank",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--secret",
+                secret,
+            ])
+            .args(["--notify", notify])
+            .args(flags)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start pocket sandbox-bank"),
+    )
+}
