@@ -290,12 +290,13 @@ pub(in crate::sqlite) fn apply(
     Ok(Some(done))
 }
 
-/// No final answer yet: look again later, backing off (1 s, doubling, at most 60 s).
+/// No final answer yet: look again later, backing off (1 s, doubling, at most 15 s: a
+/// bank's answer is worth knowing soon, and a look is one small request).
 pub(in crate::sqlite) fn reschedule(conn: &Connection, now: i64, id: &str) -> Result<(), Error> {
     conn.prepare_cached(
         "UPDATE bank_operations
          SET checks = checks + 1, lease_until = 0,
-             next_check_at = ?2 + MIN(60000, 1000 * (1 << MIN(checks, 6)))
+             next_check_at = ?2 + MIN(15000, 1000 * (1 << MIN(checks, 4)))
          WHERE id = ?1 AND status = 'processing'",
     )
     .db()?
