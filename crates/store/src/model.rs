@@ -366,8 +366,6 @@ pub struct BankOperation {
     /// Two-phase state of what a withdrawal or payout reserved.
     #[serde(skip)]
     pub reservation: Option<String>,
-    #[serde(skip)]
-    pub checks: i64,
 }
 
 /// A merchant's bank account, as the API shows it (the number's last four digits).

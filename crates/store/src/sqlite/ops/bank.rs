@@ -14,7 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 const COLS: &str =
     "id, kind, connector, owner_kind, owner, card_id, bank_account_id, amount, currency,
-                    status, reservation, failure_code, created_at, completed_at, checks";
+                    status, reservation, failure_code, created_at, completed_at";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawOp> {
     Ok(RawOp {
@@ -32,7 +32,6 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawOp> {
         failure_code: r.get(11)?,
         created_at: r.get(12)?,
         completed_at: r.get(13)?,
-        checks: r.get(14)?,
     })
 }
 
@@ -51,7 +50,6 @@ struct RawOp {
     failure_code: Option<String>,
     created_at: i64,
     completed_at: Option<i64>,
-    checks: i64,
 }
 
 fn decode(r: RawOp) -> Result<BankOperation, Error> {
@@ -80,7 +78,6 @@ fn decode(r: RawOp) -> Result<BankOperation, Error> {
         owner_kind,
         owner: r.owner,
         reservation: r.reservation,
-        checks: r.checks,
     })
 }
 
