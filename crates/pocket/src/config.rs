@@ -162,6 +162,9 @@ pub struct SecurityConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
+    /// `postgres://…`: keep the data in PostgreSQL (several nodes may share it);
+    /// unset: the embedded SQLite database in `server.data`.
+    pub url: Option<String>,
     pub queue_depth: usize,
     pub read_connections: usize,
 }
@@ -233,6 +236,7 @@ impl Default for SecurityConfig {
 impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
+            url: None,
             queue_depth: pocket_store::sqlite::DEFAULT_QUEUE_DEPTH,
             read_connections: 8,
         }
@@ -313,6 +317,9 @@ impl Config {
         if let Some(v) = env("POCKET_PIN_PER_PHONE_PER_MINUTE") {
             self.security.pin_per_phone_per_minute = parse("POCKET_PIN_PER_PHONE_PER_MINUTE", v)?;
         }
+        if let Some(v) = env("POCKET_DATABASE_URL").filter(|v| !v.trim().is_empty()) {
+            self.storage.url = Some(v.trim().to_string());
+        }
         if let Some(v) = env("POCKET_QUEUE_DEPTH") {
             self.storage.queue_depth = parse("POCKET_QUEUE_DEPTH", v)?;
         }
@@ -332,6 +339,19 @@ impl Config {
             self.log.level = v;
         }
         Ok(())
+    }
+
+    /// `storage.url` must name PostgreSQL (the only other engine).
+    pub fn check_storage(&self) -> Result<(), ConfigError> {
+        match &self.storage.url {
+            Some(url) if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) => {
+                Err(bad(
+                    "storage.url",
+                    "must be a postgres:// URL (leave it unset for the embedded database)",
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 
     pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {

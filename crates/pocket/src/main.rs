@@ -33,6 +33,10 @@ pub struct CommonArgs {
     /// Configuration file [default: ./pocket.toml if present]
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Keep the data in PostgreSQL (`postgres://…`; also `POCKET_DATABASE_URL`,
+    /// `storage.url`) instead of the embedded database in --data
+    #[arg(long, value_name = "URL")]
+    database: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -164,6 +168,10 @@ fn load_config(common: &CommonArgs) -> Result<config::Config, String> {
     if let Some(d) = &common.data {
         c.server.data = d.clone();
     }
+    if let Some(url) = &common.database {
+        c.storage.url = Some(url.clone());
+    }
+    c.check_storage().map_err(|e| e.to_string())?;
     Ok(c)
 }
 
@@ -241,15 +249,20 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Verify { common } => {
             let c = load_config(&common)?;
-            let db = pocket_store::sqlite::SqliteOptions::in_dir(&c.server.data).path;
-            let v = pocket_store::sqlite::offline::verify(&db)?;
+            let (place, v) = match &c.storage.url {
+                Some(url) => (
+                    "the PostgreSQL database".to_string(),
+                    pocket_store::postgres::verify(url)?,
+                ),
+                None => {
+                    let db = pocket_store::sqlite::SqliteOptions::in_dir(&c.server.data).path;
+                    let v = pocket_store::sqlite::offline::verify(&db)?;
+                    (db.display().to_string(), v)
+                }
+            };
             println!(
-                "{}: {} payments, {} refunds, {} accounts, {} transfers",
-                db.display(),
-                v.payments,
-                v.refunds,
-                v.accounts,
-                v.transfers
+                "{place}: {} payments, {} refunds, {} accounts, {} transfers",
+                v.payments, v.refunds, v.accounts, v.transfers
             );
             if v.faults.is_empty() {
                 println!("verified: no fault found");
@@ -352,6 +365,11 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Backup { common, to } => {
             let c = load_config(&common)?;
+            if c.storage.url.is_some() {
+                return Err("on PostgreSQL, back up with the database's own tools \
+                    (pg_basebackup and WAL archiving, or pg_dump); see docs/DEPLOY.md"
+                    .into());
+            }
             let db = pocket_store::sqlite::SqliteOptions::in_dir(&c.server.data).path;
             let bytes = pocket_store::sqlite::offline::backup(&db, &to)?;
             println!(

@@ -8,7 +8,6 @@ use axum_server::tls_rustls::RustlsConfig;
 use pocket_http::{AppState, PinHashing, Settings};
 use pocket_store::Store;
 use pocket_store::clock::{Clock, SystemClock};
-use pocket_store::sqlite::{SqliteOptions, SqliteStore};
 use pocket_webhooks::{Dispatcher, DispatcherConfig};
 use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
@@ -36,6 +35,26 @@ pub struct Opened {
     pub new_admin_key: Option<String>,
 }
 
+/// Opens the database `storage.url` names (PostgreSQL), else the embedded one in the
+/// data directory.
+pub fn open_store(config: &Config) -> Result<pocket_store::SqlStore, String> {
+    let storage = &config.storage;
+    match &storage.url {
+        Some(url) => {
+            let mut options = pocket_store::postgres::PostgresOptions::new(url);
+            options.queue_depth = storage.queue_depth;
+            options.read_connections = storage.read_connections;
+            pocket_store::postgres::open(&options, Arc::new(SystemClock))
+        }
+        None => {
+            let mut options = pocket_store::sqlite::SqliteOptions::in_dir(&config.server.data);
+            options.queue_depth = storage.queue_depth;
+            options.read_connections = storage.read_connections;
+            pocket_store::sqlite::open(&options, Arc::new(SystemClock))
+        }
+    }
+}
+
 /// Opens the data directory: creates it, the keys and the database.
 pub fn open(config: &Config) -> Result<Opened, String> {
     let data = &config.server.data;
@@ -43,10 +62,7 @@ pub fn open(config: &Config) -> Result<Opened, String> {
         .map_err(|e| format!("cannot create data directory {}: {e}", data.display()))?;
     let (admin_key, admin_key_new) = keys::admin_key(data)?;
     let server_key = keys::server_key(data)?;
-    let mut options = SqliteOptions::in_dir(data);
-    options.queue_depth = config.storage.queue_depth;
-    options.read_connections = config.storage.read_connections;
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&options, Arc::new(SystemClock))?);
+    let store: Arc<dyn Store> = Arc::new(open_store(config)?);
     let mut settings = Settings::new(Sha256::digest(admin_key.as_bytes()).into(), server_key);
     let sec = &config.security;
     settings.policy = Arc::new(config.policy());

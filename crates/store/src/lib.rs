@@ -1,7 +1,9 @@
 //! Pocket's durable state behind one narrow interface, [`Store`].
 //!
-//! The HTTP layer only ever talks to `dyn Store`. [`sqlite::SqliteStore`] implements it
-//! on an embedded database; a PostgreSQL implementation will implement the same trait.
+//! The HTTP layer only ever talks to `dyn Store`. [`SqlStore`] implements it once, over
+//! either engine: SQLite embedded ([`sqlite::open`], the default) or PostgreSQL
+//! ([`postgres::open`], for several nodes). The SQL of every operation is written once
+//! (`ops`), against one small connection surface (`sql`).
 //! Every write method runs in one database transaction that also writes the ledger
 //! transfers and the events the change causes, and (when given an [`model::Idem`]) the
 //! idempotency record of the response.
@@ -10,11 +12,18 @@
 //! `pocket-core`), know about HTTP, or keep secrets in clear (it sees only digests).
 
 pub mod clock;
+mod engine;
 pub mod ids;
 pub mod model;
+mod ops;
+pub mod postgres;
+mod sql;
 pub mod sqlite;
 pub mod sweeper;
+pub mod testing;
 pub mod throttle;
+
+pub use engine::{MAX_BATCH, SqlStore};
 
 use model::*;
 use pocket_core::ledger::AccountKind;

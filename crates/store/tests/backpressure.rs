@@ -2,17 +2,15 @@
 //! instead of growing without bound, and what was admitted still commits.
 
 use pocket_store::clock::SystemClock;
-use pocket_store::sqlite::{SqliteOptions, SqliteStore};
+use pocket_store::testing::TestStore;
 use pocket_store::{KeyDigest, Store};
 use std::sync::Arc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_full_queue_refuses_new_writes_instead_of_buffering_them() {
     let dir = tempfile::tempdir().unwrap();
-    let mut options = SqliteOptions::in_dir(dir.path());
-    options.queue_depth = 1;
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&options, Arc::new(SystemClock)).unwrap());
+    let db = TestStore::open(dir.path(), Arc::new(SystemClock), Some(1));
+    let store: Arc<dyn Store> = db.store.clone();
     let tasks: Vec<_> = (0..300)
         .map(|i| {
             let store = store.clone();

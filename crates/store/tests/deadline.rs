@@ -6,7 +6,7 @@ use pocket_core::payment::Status;
 use pocket_core::policy::PolicyBook;
 use pocket_store::clock::{Clock, ManualClock};
 use pocket_store::model::{PageRequest, Written};
-use pocket_store::sqlite::{SqliteOptions, SqliteStore};
+use pocket_store::testing::TestStore;
 use pocket_store::{NewPayment, Store};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,6 +18,7 @@ struct World {
     clock: Arc<ManualClock>,
     merchant: String,
     customer: String,
+    _db: TestStore,
     _dir: tempfile::TempDir,
 }
 
@@ -35,8 +36,8 @@ fn cny() -> Currency {
 async fn world(balance: i64) -> World {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(T0));
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&SqliteOptions::in_dir(dir.path()), clock.clone()).unwrap());
+    let db = TestStore::open(dir.path(), clock.clone(), None);
+    let store: Arc<dyn Store> = db.store.clone();
     let merchant = fresh(
         store
             .create_merchant(
@@ -77,6 +78,7 @@ async fn world(balance: i64) -> World {
         clock,
         merchant,
         customer,
+        _db: db,
         _dir: dir,
     }
 }

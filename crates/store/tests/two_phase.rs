@@ -7,7 +7,7 @@ use pocket_core::ledger::AccountKind;
 use pocket_store::Store;
 use pocket_store::clock::ManualClock;
 use pocket_store::model::{NewBankOperation, Written};
-use pocket_store::sqlite::{SqliteOptions, SqliteStore};
+use pocket_store::testing::TestStore;
 use std::sync::Arc;
 
 fn cny() -> Currency {
@@ -18,8 +18,8 @@ fn cny() -> Currency {
 async fn twenty_parallel_withdrawals_against_ten_reserve_ten_and_answers_apply_once() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(1_764_000_000_000));
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&SqliteOptions::in_dir(dir.path()), clock).unwrap());
+    let db = TestStore::open(dir.path(), clock, None);
+    let store: Arc<dyn Store> = db.store.clone();
     let customer = match store
         .signup(
             "+8613800000001".into(),
@@ -116,6 +116,6 @@ async fn twenty_parallel_withdrawals_against_ten_reserve_ten_and_answers_apply_o
         "one top-up and five posted withdrawals"
     );
     drop(store);
-    let v = pocket_store::sqlite::offline::verify(&dir.path().join("pocket.db")).unwrap();
+    let v = db.verify().unwrap();
     assert!(v.faults.is_empty(), "{:?}", v.faults);
 }

@@ -6,7 +6,7 @@ use pocket_core::Currency;
 use pocket_core::policy::PolicyBook;
 use pocket_store::clock::ManualClock;
 use pocket_store::model::Written;
-use pocket_store::sqlite::{SqliteOptions, SqliteStore};
+use pocket_store::testing::TestStore;
 use pocket_store::{KeyDigest, NewPayment, Store};
 use pocket_webhooks::{Dispatcher, DispatcherConfig};
 use std::collections::BTreeMap;
@@ -48,8 +48,8 @@ async fn retries_wait_for_the_schedule_not_the_wall_clock() {
 
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(T0));
-    let store: Arc<dyn Store> =
-        Arc::new(SqliteStore::open(&SqliteOptions::in_dir(dir.path()), clock.clone()).unwrap());
+    let db = TestStore::open(dir.path(), clock.clone(), None);
+    let store: Arc<dyn Store> = db.store.clone();
     let key = KeyDigest {
         digest: "d".into(),
         prefix: "sk_x".into(),

@@ -19,7 +19,13 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub client: Client,
     options: Options,
+    /// The PostgreSQL database of this server (`POCKET_TEST_ENGINE=postgres`).
+    pub database: Option<TestDatabase>,
 }
+
+/// A database of its own for one test (`POCKET_TEST_ENGINE=postgres`), dropped with
+/// the last server using it.
+pub type TestDatabase = pocket_store::postgres::ScratchDatabase;
 
 /// How to start a server beyond the defaults.
 #[derive(Clone, Default)]
@@ -82,9 +88,16 @@ impl Reply {
     }
 }
 
-fn spawn(dir: &std::path::Path, options: &Options) -> (Child, String) {
+fn spawn(
+    dir: &std::path::Path,
+    options: &Options,
+    database: Option<&TestDatabase>,
+) -> (Child, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pocket"));
     cmd.arg("serve");
+    if let Some(db) = database {
+        cmd.args(["--database", &db.url]);
+    }
     // A test may pin the address (to come back on the same one after a restart).
     if !options.args.iter().any(|a| a == "--listen") {
         cmd.args(["--listen", "127.0.0.1:0"]);
@@ -154,7 +167,10 @@ impl Server {
 
     pub async fn start_options(options: Options) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (child, url) = spawn(dir.path(), &options);
+        let database = pocket_store::testing::on_postgres().then(|| {
+            TestDatabase::create(&pocket_store::testing::pg_base_url()).expect("a test database")
+        });
+        let (child, url) = spawn(dir.path(), &options, database.as_ref());
         let client = Client::builder()
             .pool_max_idle_per_host(64)
             // Shorter than the server's keep-alive timeout, as a client's should be.
@@ -168,6 +184,7 @@ impl Server {
             dir,
             client,
             options,
+            database,
         }
     }
 
@@ -205,7 +222,7 @@ impl Server {
     /// [`Server::kill9`] or [`Server::stop`].
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "the server is still running");
-        let (child, url) = spawn(self.dir.path(), &self.options);
+        let (child, url) = spawn(self.dir.path(), &self.options, self.database.as_ref());
         self.child = Some(child);
         self.url = url;
     }
@@ -215,14 +232,70 @@ impl Server {
         self.dir.path().join("data")
     }
 
-    /// Runs `pocket <args> --data <data dir>`: `(success, stdout + stderr)`.
+    /// Runs SQL on the server's database behind its back (to damage it on purpose).
+    pub fn corrupt(&self, sql: &str) {
+        match &self.database {
+            Some(db) => {
+                let out = Command::new("psql")
+                    .args([
+                        "-X",
+                        "-q",
+                        "-v",
+                        "ON_ERROR_STOP=1",
+                        "-d",
+                        &db.url,
+                        "-c",
+                        sql,
+                    ])
+                    .output()
+                    .expect("run psql");
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            None => {
+                let db = rusqlite::Connection::open(self.data_dir().join("pocket.db")).unwrap();
+                db.execute_batch(sql).unwrap();
+            }
+        }
+    }
+
+    /// Everything the server has stored, to search for what must never be stored:
+    /// SQLite's database files (with the WAL), or a dump of the PostgreSQL database.
+    pub fn stored_bytes(&self) -> Vec<(String, Vec<u8>)> {
+        if let Some(db) = &self.database {
+            let out = Command::new("pg_dump")
+                .args(["--no-owner", "-d", &db.url])
+                .output()
+                .expect("run pg_dump");
+            assert!(
+                out.status.success(),
+                "pg_dump: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return vec![(format!("pg_dump of {}", db.name), out.stdout)];
+        }
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(self.data_dir()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.to_string_lossy().contains("pocket.db") {
+                files.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+            }
+        }
+        files
+    }
+
+    /// Runs `pocket <args> --data <data dir>` (and `--database` on PostgreSQL):
+    /// `(success, stdout + stderr)`.
     pub fn pocket(&self, args: &[&str]) -> (bool, String) {
-        let out = Command::new(env!("CARGO_BIN_EXE_pocket"))
-            .args(args)
-            .arg("--data")
-            .arg(self.data_dir())
-            .output()
-            .expect("run pocket");
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pocket"));
+        cmd.args(args).arg("--data").arg(self.data_dir());
+        if let Some(db) = &self.database {
+            cmd.env("POCKET_DATABASE_URL", &db.url);
+        }
+        let out = cmd.output().expect("run pocket");
         let text = format!(
             "{}{}",
             String::from_utf8_lossy(&out.stdout),
@@ -234,7 +307,7 @@ impl Server {
     /// Stops and starts again on the same data directory (a new port).
     pub fn restart(&mut self) {
         self.stop();
-        let (child, url) = spawn(self.dir.path(), &self.options);
+        let (child, url) = spawn(self.dir.path(), &self.options, self.database.as_ref());
         self.child = Some(child);
         self.url = url;
     }

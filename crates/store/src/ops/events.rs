@@ -4,19 +4,19 @@
 use super::{Db, cursor_seq};
 use crate::ids::new_id;
 use crate::model::{Event, EventData, EventNote, Page, PageRequest};
+use crate::sql::{Conn, Optional, params};
 use pocket_core::Error;
-use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::value::RawValue;
 
 /// Who an event concerns.
-pub(in crate::sqlite) struct Subject<'a> {
+pub(crate) struct Subject<'a> {
     pub merchant_id: &'a str,
     pub customer_id: Option<&'a str>,
     pub payment_id: Option<&'a str>,
 }
 
-pub(in crate::sqlite) fn emit<T: serde::Serialize>(
-    conn: &Connection,
+pub(crate) fn emit<T: serde::Serialize>(
+    conn: &Conn,
     now: i64,
     kind: &str,
     subject: Subject<'_>,
@@ -48,7 +48,7 @@ pub(in crate::sqlite) fn emit<T: serde::Serialize>(
         let rows = stmt
             .query_map([subject.merchant_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .db()?;
-        rows.collect::<rusqlite::Result<_>>().db()?
+        rows.collect::<crate::sql::Result<_>>().db()?
     };
     let wanted = format!(",{kind},");
     for (endpoint, events) in endpoints {
@@ -65,7 +65,7 @@ pub(in crate::sqlite) fn emit<T: serde::Serialize>(
     Ok(())
 }
 
-fn event_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, i64, String)> {
+fn event_row(r: &crate::sql::Row<'_>) -> crate::sql::Result<(String, String, i64, String)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
@@ -82,18 +82,18 @@ fn to_event(row: (String, String, i64, String)) -> Result<Event, Error> {
 }
 
 /// Events committed after `after_seq`, oldest first, for announcing them.
-pub(in crate::sqlite) fn notes_since(
-    conn: &Connection,
-    after_seq: i64,
-) -> Result<Vec<EventNote>, Error> {
+/// Most notes read at once (the announcer reads again while pages come back full).
+pub(crate) const NOTES_PAGE: usize = 10_000;
+
+pub(crate) fn notes_since(conn: &Conn, after_seq: i64) -> Result<Vec<EventNote>, Error> {
     let mut stmt = conn
         .prepare_cached(
             "SELECT seq, id, type, merchant_id, customer_id, payment_id FROM events
-             WHERE seq > ?1 ORDER BY seq LIMIT 10000",
+             WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )
         .db()?;
     let rows = stmt
-        .query_map([after_seq], |r| {
+        .query_map(params![after_seq, NOTES_PAGE], |r| {
             Ok(EventNote {
                 seq: r.get(0)?,
                 id: r.get(1)?,
@@ -104,10 +104,10 @@ pub(in crate::sqlite) fn notes_since(
             })
         })
         .db()?;
-    rows.collect::<rusqlite::Result<_>>().db()
+    rows.collect::<crate::sql::Result<_>>().db()
 }
 
-pub(in crate::sqlite) fn last_seq(conn: &Connection) -> Result<i64, Error> {
+pub(crate) fn last_seq(conn: &Conn) -> Result<i64, Error> {
     conn.prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events")
         .db()?
         .query_row([], |r| r.get(0))
@@ -115,8 +115,8 @@ pub(in crate::sqlite) fn last_seq(conn: &Connection) -> Result<i64, Error> {
 }
 
 /// A customer's events after `after_seq`, oldest first, with their seq.
-pub(in crate::sqlite) fn for_customer_since(
-    conn: &Connection,
+pub(crate) fn for_customer_since(
+    conn: &Conn,
     customer_id: &str,
     after_seq: i64,
     limit: usize,
@@ -141,8 +141,8 @@ pub(in crate::sqlite) fn for_customer_since(
 }
 
 /// The seq of `event_id` if it belongs to the customer (for `Last-Event-ID`).
-pub(in crate::sqlite) fn customer_event_seq(
-    conn: &Connection,
+pub(crate) fn customer_event_seq(
+    conn: &Conn,
     customer_id: &str,
     event_id: &str,
 ) -> Result<Option<i64>, Error> {
@@ -154,8 +154,8 @@ pub(in crate::sqlite) fn customer_event_seq(
 }
 
 /// The merchant's event with `id`, as its webhook body (the `GET /v1/events` shape).
-pub(in crate::sqlite) fn merchant_event(
-    conn: &Connection,
+pub(crate) fn merchant_event(
+    conn: &Conn,
     merchant_id: &str,
     id: &str,
 ) -> Result<Option<Event>, Error> {
@@ -170,8 +170,8 @@ pub(in crate::sqlite) fn merchant_event(
     .transpose()
 }
 
-pub(in crate::sqlite) fn list(
-    conn: &Connection,
+pub(crate) fn list(
+    conn: &Conn,
     merchant_id: &str,
     page: &PageRequest,
 ) -> Result<Page<Event>, Error> {

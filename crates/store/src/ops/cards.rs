@@ -3,15 +3,15 @@
 use super::Db;
 use crate::ids::new_id;
 use crate::model::{Card, NewCard};
+use crate::sql::{Conn, Optional, params};
 use pocket_core::Error;
-use rusqlite::{Connection, OptionalExtension, params};
 
 /// Most cards bound to one wallet at a time.
 pub const MAX_CARDS: i64 = 5;
 
 const COLS: &str = "id, connector, brand, last4, exp_month, exp_year, created_at";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Card> {
+fn row(r: &crate::sql::Row<'_>) -> crate::sql::Result<Card> {
     Ok(Card {
         id: r.get(0)?,
         object: "card",
@@ -33,11 +33,7 @@ fn already_bound() -> Error {
 }
 
 /// Whether the wallet has this card (by fingerprint) bound now.
-pub(in crate::sqlite) fn is_bound(
-    conn: &Connection,
-    customer_id: &str,
-    fingerprint: &str,
-) -> Result<bool, Error> {
+pub(crate) fn is_bound(conn: &Conn, customer_id: &str, fingerprint: &str) -> Result<bool, Error> {
     Ok(conn
         .prepare_cached(
             "SELECT 1 FROM cards WHERE customer_id = ?1 AND fingerprint = ?2 AND removed_at IS NULL",
@@ -50,12 +46,7 @@ pub(in crate::sqlite) fn is_bound(
 }
 
 /// Binds a card the bank accepted: at most [`MAX_CARDS`] per wallet, each once.
-pub(in crate::sqlite) fn add(
-    conn: &Connection,
-    now: i64,
-    customer_id: &str,
-    card: &NewCard,
-) -> Result<Card, Error> {
+pub(crate) fn add(conn: &Conn, now: i64, customer_id: &str, card: &NewCard) -> Result<Card, Error> {
     let bound: i64 = conn
         .prepare_cached("SELECT COUNT(*) FROM cards WHERE customer_id = ?1 AND removed_at IS NULL")
         .db()?
@@ -102,8 +93,8 @@ pub(in crate::sqlite) fn add(
 }
 
 /// A bound card of this wallet, with the connector's token for it.
-pub(in crate::sqlite) fn with_token(
-    conn: &Connection,
+pub(crate) fn with_token(
+    conn: &Conn,
     customer_id: &str,
     card_id: &str,
 ) -> Result<Option<(Card, String)>, Error> {
@@ -117,22 +108,17 @@ pub(in crate::sqlite) fn with_token(
         .db()
 }
 
-pub(in crate::sqlite) fn list(conn: &Connection, customer_id: &str) -> Result<Vec<Card>, Error> {
+pub(crate) fn list(conn: &Conn, customer_id: &str) -> Result<Vec<Card>, Error> {
     let sql = format!(
         "SELECT {COLS} FROM cards WHERE customer_id = ?1 AND removed_at IS NULL ORDER BY seq DESC"
     );
     let mut stmt = conn.prepare_cached(&sql).db()?;
     let rows = stmt.query_map([customer_id], row).db()?;
-    rows.collect::<rusqlite::Result<_>>().db()
+    rows.collect::<crate::sql::Result<_>>().db()
 }
 
 /// Unbinds a card (kept, marked removed, for the operations that used it).
-pub(in crate::sqlite) fn remove(
-    conn: &Connection,
-    now: i64,
-    customer_id: &str,
-    id: &str,
-) -> Result<Card, Error> {
+pub(crate) fn remove(conn: &Conn, now: i64, customer_id: &str, id: &str) -> Result<Card, Error> {
     let sql = format!(
         "UPDATE cards SET removed_at = ?3 WHERE id = ?1 AND customer_id = ?2 AND removed_at IS NULL
          RETURNING {COLS}"

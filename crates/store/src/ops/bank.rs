@@ -7,16 +7,16 @@
 
 use super::{Db, events, ledger, stored_currency};
 use crate::model::{BankOperation, NewBankOperation};
+use crate::sql::{Conn, Optional, params};
 use pocket_core::ledger::pending::{Outcome, Pending, Step};
 use pocket_core::ledger::{AccountKind, TransferKind};
 use pocket_core::{Currency, Error};
-use rusqlite::{Connection, OptionalExtension, params};
 
 const COLS: &str =
     "id, kind, connector, owner_kind, owner, card_id, bank_account_id, amount, currency,
                     status, reservation, failure_code, created_at, completed_at";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawOp> {
+fn row(r: &crate::sql::Row<'_>) -> crate::sql::Result<RawOp> {
     Ok(RawOp {
         id: r.get(0)?,
         kind: r.get(1)?,
@@ -81,7 +81,7 @@ fn decode(r: RawOp) -> Result<BankOperation, Error> {
     })
 }
 
-pub(in crate::sqlite) fn get(conn: &Connection, id: &str) -> Result<Option<BankOperation>, Error> {
+pub(crate) fn get(conn: &Conn, id: &str) -> Result<Option<BankOperation>, Error> {
     let sql = format!("SELECT {COLS} FROM bank_operations WHERE id = ?1");
     let raw = conn
         .prepare_cached(&sql)
@@ -93,8 +93,8 @@ pub(in crate::sqlite) fn get(conn: &Connection, id: &str) -> Result<Option<BankO
 }
 
 /// The operations of one owner and kind, newest first.
-pub(in crate::sqlite) fn list(
-    conn: &Connection,
+pub(crate) fn list(
+    conn: &Conn,
     owner: &str,
     kind: &str,
     limit: usize,
@@ -106,14 +106,14 @@ pub(in crate::sqlite) fn list(
     let raws: Vec<RawOp> = stmt
         .query_map(params![owner, kind, limit as i64], row)
         .db()?
-        .collect::<rusqlite::Result<_>>()
+        .collect::<crate::sql::Result<_>>()
         .db()?;
     raws.into_iter().map(decode).collect()
 }
 
 /// A connector's operations created in `[from_ms, to_ms)`, oldest first.
-pub(in crate::sqlite) fn between(
-    conn: &Connection,
+pub(crate) fn between(
+    conn: &Conn,
     connector: &str,
     from_ms: i64,
     to_ms: i64,
@@ -125,7 +125,7 @@ pub(in crate::sqlite) fn between(
     let raws: Vec<RawOp> = stmt
         .query_map(params![connector, from_ms, to_ms], row)
         .db()?
-        .collect::<rusqlite::Result<_>>()
+        .collect::<crate::sql::Result<_>>()
         .db()?;
     raws.into_iter().map(decode).collect()
 }
@@ -133,11 +133,7 @@ pub(in crate::sqlite) fn between(
 /// Begins an operation: written as `processing`; a withdrawal or payout reserves its
 /// amount now (`402 insufficient_funds` when it is not available), in this
 /// transaction. The connector is asked afterwards, with the operation's id.
-pub(in crate::sqlite) fn begin(
-    conn: &Connection,
-    now: i64,
-    new: &NewBankOperation,
-) -> Result<BankOperation, Error> {
+pub(crate) fn begin(conn: &Conn, now: i64, new: &NewBankOperation) -> Result<BankOperation, Error> {
     let reservation = match new.kind {
         "topup" => None,
         _ => {
@@ -183,8 +179,8 @@ fn event_kind(op: &BankOperation) -> &'static str {
 
 /// Applies the bank's final answer, once. A later answer, the same or another, changes
 /// nothing and returns the operation as it is.
-pub(in crate::sqlite) fn apply(
-    conn: &Connection,
+pub(crate) fn apply(
+    conn: &Conn,
     now: i64,
     id: &str,
     outcome: Outcome,
@@ -289,11 +285,12 @@ pub(in crate::sqlite) fn apply(
 
 /// No final answer yet: look again later, backing off (1 s, doubling, at most 15 s: a
 /// bank's answer is worth knowing soon, and a look is one small request).
-pub(in crate::sqlite) fn reschedule(conn: &Connection, now: i64, id: &str) -> Result<(), Error> {
+pub(crate) fn reschedule(conn: &Conn, now: i64, id: &str) -> Result<(), Error> {
     conn.prepare_cached(
         "UPDATE bank_operations
          SET checks = checks + 1, lease_until = 0,
-             next_check_at = ?2 + MIN(15000, 1000 * (1 << MIN(checks, 4)))
+             next_check_at = CAST(?2 AS BIGINT)
+                 + CASE checks WHEN 0 THEN 1000 WHEN 1 THEN 2000 WHEN 2 THEN 4000 WHEN 3 THEN 8000 ELSE 15000 END
          WHERE id = ?1 AND status = 'processing'",
     )
     .db()?
@@ -303,8 +300,8 @@ pub(in crate::sqlite) fn reschedule(conn: &Connection, now: i64, id: &str) -> Re
 }
 
 /// Leases up to `limit` operations due for a look (ask the bank where they stand).
-pub(in crate::sqlite) fn claim_due(
-    conn: &Connection,
+pub(crate) fn claim_due(
+    conn: &Conn,
     now: i64,
     limit: usize,
     lease_ms: i64,
@@ -320,16 +317,13 @@ pub(in crate::sqlite) fn claim_due(
     let raws: Vec<RawOp> = stmt
         .query_map(params![now, now + lease_ms, limit as i64], row)
         .db()?
-        .collect::<rusqlite::Result<_>>()
+        .collect::<crate::sql::Result<_>>()
         .db()?;
     raws.into_iter().map(decode).collect()
 }
 
 /// The card token of an operation's card (for asking the bank again).
-pub(in crate::sqlite) fn card_token(
-    conn: &Connection,
-    card_id: &str,
-) -> Result<Option<String>, Error> {
+pub(crate) fn card_token(conn: &Conn, card_id: &str) -> Result<Option<String>, Error> {
     conn.prepare_cached("SELECT token FROM cards WHERE id = ?1")
         .db()?
         .query_row([card_id], |r| r.get(0))

@@ -1,36 +1,29 @@
-//! The SQL of every store operation, one module per area. Functions take a
-//! connection (inside the writer's transaction for writes) and the time read there.
+//! The SQL of every store operation, one module per area, written once for both
+//! engines. Functions take a connection (inside the writer's transaction for writes)
+//! and the time read there.
 
-pub(super) mod bank;
-pub(super) mod bank_accounts;
-pub(super) mod cards;
-pub(super) mod catalog;
-pub(super) mod devices;
-pub(super) mod events;
-pub(super) mod idempotency;
-pub(super) mod ledger;
-pub(super) mod merchants;
-pub(super) mod payments;
-pub(super) mod pins;
-pub(super) mod wallet;
-pub(super) mod webhooks;
+pub(crate) mod bank;
+pub(crate) mod bank_accounts;
+pub(crate) mod cards;
+pub(crate) mod catalog;
+pub(crate) mod devices;
+pub(crate) mod events;
+pub(crate) mod idempotency;
+pub(crate) mod ledger;
+pub(crate) mod merchants;
+pub(crate) mod payments;
+pub(crate) mod pins;
+pub(crate) mod verify;
+pub(crate) mod wallet;
+pub(crate) mod webhooks;
 
+use crate::sql::{Conn, Optional, params};
 use pocket_core::{Currency, Error};
-use rusqlite::{Connection, OptionalExtension, params};
 
-/// `?`-friendly conversion of SQLite errors into the opaque `500 internal`.
-pub(super) trait Db<T> {
-    fn db(self) -> Result<T, Error>;
-}
-
-impl<T> Db<T> for rusqlite::Result<T> {
-    fn db(self) -> Result<T, Error> {
-        self.map_err(super::sql_error)
-    }
-}
+pub(crate) use crate::sql::Db;
 
 /// A currency read back from the database (written by Pocket, so always valid).
-pub(super) fn stored_currency(code: &str) -> Result<Currency, Error> {
+pub(crate) fn stored_currency(code: &str) -> Result<Currency, Error> {
     Currency::parse(code, "currency").map_err(|_| {
         tracing::error!(code, "unknown currency in the database");
         Error::internal()
@@ -39,8 +32,8 @@ pub(super) fn stored_currency(code: &str) -> Result<Currency, Error> {
 
 /// The `seq` below which a page starts: `i64::MAX` without a cursor, else the seq of
 /// the cursor row, which must be visible through `sql` (`?1` = id, `?2` = owner).
-pub(super) fn cursor_seq(
-    conn: &Connection,
+pub(crate) fn cursor_seq(
+    conn: &Conn,
     sql: &str,
     starting_after: Option<&str>,
     owner: &str,
@@ -57,11 +50,7 @@ pub(super) fn cursor_seq(
 }
 
 /// Resolves a customer given as a `cus_` id or an E.164 phone to its id.
-pub(super) fn resolve_customer(
-    conn: &Connection,
-    customer: &str,
-    param: &str,
-) -> Result<String, Error> {
+pub(crate) fn resolve_customer(conn: &Conn, customer: &str, param: &str) -> Result<String, Error> {
     let column = if customer.starts_with('+') {
         "phone"
     } else {

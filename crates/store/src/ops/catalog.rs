@@ -3,14 +3,14 @@
 use super::{Db, cursor_seq, stored_currency};
 use crate::ProductPatch;
 use crate::model::{Page, PageRequest};
+use crate::sql::{Conn, Optional, Row, params};
 use pocket_core::Error;
 use pocket_core::pricing::Product;
-use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::collections::HashMap;
 
 const COLS: &str = "sku, name, unit_amount, currency, active";
 
-fn product(r: &Row<'_>) -> rusqlite::Result<(String, String, i64, String, bool)> {
+fn product(r: &Row<'_>) -> crate::sql::Result<(String, String, i64, String, bool)> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
@@ -26,11 +26,7 @@ fn to_product(row: (String, String, i64, String, bool)) -> Result<Product, Error
     })
 }
 
-pub(in crate::sqlite) fn get(
-    conn: &Connection,
-    merchant_id: &str,
-    sku: &str,
-) -> Result<Option<Product>, Error> {
+pub(crate) fn get(conn: &Conn, merchant_id: &str, sku: &str) -> Result<Option<Product>, Error> {
     let sql = format!("SELECT {COLS} FROM products WHERE merchant_id = ?1 AND sku = ?2");
     conn.prepare_cached(&sql)
         .db()?
@@ -42,8 +38,8 @@ pub(in crate::sqlite) fn get(
 }
 
 /// The products of `skus` (at most a cart's worth) that exist, by sku.
-pub(in crate::sqlite) fn get_many(
-    conn: &Connection,
+pub(crate) fn get_many(
+    conn: &Conn,
     merchant_id: &str,
     skus: &[&str],
 ) -> Result<HashMap<String, Product>, Error> {
@@ -58,8 +54,8 @@ pub(in crate::sqlite) fn get_many(
     Ok(out)
 }
 
-pub(in crate::sqlite) fn create(
-    conn: &Connection,
+pub(crate) fn create(
+    conn: &Conn,
     now: i64,
     merchant_id: &str,
     p: &Product,
@@ -81,8 +77,8 @@ pub(in crate::sqlite) fn create(
     Ok(p.clone())
 }
 
-pub(in crate::sqlite) fn update(
-    conn: &Connection,
+pub(crate) fn update(
+    conn: &Conn,
     now: i64,
     merchant_id: &str,
     sku: &str,
@@ -117,8 +113,8 @@ pub(in crate::sqlite) fn update(
     Ok(p)
 }
 
-pub(in crate::sqlite) fn list(
-    conn: &Connection,
+pub(crate) fn list(
+    conn: &Conn,
     merchant_id: &str,
     page: &PageRequest,
 ) -> Result<Page<Product>, Error> {

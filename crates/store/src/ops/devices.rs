@@ -3,13 +3,13 @@
 use super::Db;
 use crate::ids::new_id;
 use crate::model::Device;
+use crate::sql::{Conn, Optional, Row, params};
 use pocket_core::Error;
-use rusqlite::{Connection, OptionalExtension, Row, params};
 
 /// Active device keys one customer may have.
 pub const MAX_DEVICES_PER_CUSTOMER: i64 = 10;
 
-fn device(r: &Row<'_>) -> rusqlite::Result<Device> {
+fn device(r: &Row<'_>) -> crate::sql::Result<Device> {
     Ok(Device {
         id: r.get(0)?,
         object: "device",
@@ -22,8 +22,8 @@ fn device(r: &Row<'_>) -> rusqlite::Result<Device> {
 
 const COLS: &str = "id, name, created_at, revoked_at, public_key";
 
-pub(in crate::sqlite) fn add(
-    conn: &Connection,
+pub(crate) fn add(
+    conn: &Conn,
     now: i64,
     customer_id: &str,
     name: &str,
@@ -61,19 +61,15 @@ pub(in crate::sqlite) fn add(
     Ok(d)
 }
 
-pub(in crate::sqlite) fn list(conn: &Connection, customer_id: &str) -> Result<Vec<Device>, Error> {
+pub(crate) fn list(conn: &Conn, customer_id: &str) -> Result<Vec<Device>, Error> {
     let sql =
         format!("SELECT {COLS} FROM devices WHERE customer_id = ?1 ORDER BY seq DESC LIMIT 100");
     let mut stmt = conn.prepare_cached(&sql).db()?;
     let rows = stmt.query_map([customer_id], device).db()?;
-    rows.collect::<rusqlite::Result<_>>().db()
+    rows.collect::<crate::sql::Result<_>>().db()
 }
 
-pub(in crate::sqlite) fn get(
-    conn: &Connection,
-    customer_id: &str,
-    id: &str,
-) -> Result<Option<Device>, Error> {
+pub(crate) fn get(conn: &Conn, customer_id: &str, id: &str) -> Result<Option<Device>, Error> {
     let sql = format!("SELECT {COLS} FROM devices WHERE id = ?1 AND customer_id = ?2");
     conn.prepare_cached(&sql)
         .db()?
@@ -82,12 +78,7 @@ pub(in crate::sqlite) fn get(
         .db()
 }
 
-pub(in crate::sqlite) fn revoke(
-    conn: &Connection,
-    now: i64,
-    customer_id: &str,
-    id: &str,
-) -> Result<Device, Error> {
+pub(crate) fn revoke(conn: &Conn, now: i64, customer_id: &str, id: &str) -> Result<Device, Error> {
     let Some(mut d) = get(conn, customer_id, id)? else {
         return Err(Error::not_found("device", id));
     };
@@ -105,10 +96,6 @@ pub(in crate::sqlite) fn revoke(
 
 /// Inside a confirm: is the device still active? (Revocation wins over a signature
 /// made before it.)
-pub(in crate::sqlite) fn is_active(
-    conn: &Connection,
-    customer_id: &str,
-    id: &str,
-) -> Result<bool, Error> {
+pub(crate) fn is_active(conn: &Conn, customer_id: &str, id: &str) -> Result<bool, Error> {
     Ok(get(conn, customer_id, id)?.is_some_and(|d| d.revoked_at.is_none()))
 }

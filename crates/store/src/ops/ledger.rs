@@ -5,19 +5,19 @@
 use super::{Db, cursor_seq, stored_currency};
 use crate::ids::new_id;
 use crate::model::{Balance, CurrencyTotals, LedgerReport, Page, PageRequest, Transaction};
+use crate::sql::{Conn, Optional, params};
 use pocket_core::ledger::pending::{
     Holding, post_pending, reserve as reserve_holding, void_pending,
 };
 use pocket_core::ledger::{AccountKind, Conservation, TransferKind, post};
 use pocket_core::{Currency, Error};
-use rusqlite::{Connection, OptionalExtension, params};
 
 /// Owner of the settlement accounts.
-pub(in crate::sqlite) const OPERATOR: &str = "operator";
+pub(crate) const OPERATOR: &str = "operator";
 
 /// The running totals of one currency (schema v4's `ledger_totals`).
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(in crate::sqlite) struct Totals {
+pub(crate) struct Totals {
     pub debits: i128,
     pub credits: i128,
     pub sum_of_balances: i128,
@@ -32,7 +32,7 @@ fn parse_sum(text: String) -> Result<i128, Error> {
     })
 }
 
-pub(in crate::sqlite) fn load_totals(conn: &Connection, currency: &str) -> Result<Totals, Error> {
+pub(crate) fn load_totals(conn: &Conn, currency: &str) -> Result<Totals, Error> {
     let row = conn
         .prepare_cached(
             "SELECT total_debits, total_credits, sum_of_balances, transfers, accounts
@@ -62,7 +62,7 @@ pub(in crate::sqlite) fn load_totals(conn: &Connection, currency: &str) -> Resul
     }
 }
 
-fn save_totals(conn: &Connection, currency: &str, t: &Totals) -> Result<(), Error> {
+fn save_totals(conn: &Conn, currency: &str, t: &Totals) -> Result<(), Error> {
     conn.prepare_cached(
         "INSERT INTO ledger_totals (currency, total_debits, total_credits, sum_of_balances, transfers, accounts)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -85,7 +85,7 @@ fn save_totals(conn: &Connection, currency: &str, t: &Totals) -> Result<(), Erro
 
 /// The account's id, balance and reserved part, creating it at zero on first use.
 fn account(
-    conn: &Connection,
+    conn: &Conn,
     kind: AccountKind,
     owner: &str,
     currency: Currency,
@@ -120,7 +120,7 @@ fn account(
         .db()
 }
 
-fn set_balance(conn: &Connection, id: i64, before: i64, after: i64) -> Result<(), Error> {
+fn set_balance(conn: &Conn, id: i64, before: i64, after: i64) -> Result<(), Error> {
     let changed = conn
         .prepare_cached("UPDATE accounts SET balance = ?3 WHERE id = ?1 AND balance = ?2")
         .db()?
@@ -137,8 +137,8 @@ fn set_balance(conn: &Connection, id: i64, before: i64, after: i64) -> Result<()
 
 /// Moves `amount` from `debit` to `credit` as one immutable transfer.
 #[allow(clippy::too_many_arguments)]
-pub(in crate::sqlite) fn transfer(
-    conn: &Connection,
+pub(crate) fn transfer(
+    conn: &Conn,
     now: i64,
     debit: (AccountKind, &str),
     credit: (AccountKind, &str),
@@ -177,7 +177,7 @@ pub(in crate::sqlite) fn transfer(
 /// keeps and checks the currency's running totals with it.
 #[allow(clippy::too_many_arguments)]
 fn record(
-    conn: &Connection,
+    conn: &Conn,
     now: i64,
     debit: (i64, i64, i64),
     credit: (i64, i64, i64),
@@ -234,7 +234,7 @@ fn record(
 }
 
 /// Sets an account's reserved part, conditional on what was read.
-fn set_reserved(conn: &Connection, id: i64, before: i64, after: i64) -> Result<(), Error> {
+fn set_reserved(conn: &Conn, id: i64, before: i64, after: i64) -> Result<(), Error> {
     let changed = conn
         .prepare_cached("UPDATE accounts SET reserved = ?3 WHERE id = ?1 AND reserved = ?2")
         .db()?
@@ -252,8 +252,8 @@ fn set_reserved(conn: &Connection, id: i64, before: i64, after: i64) -> Result<(
 
 /// Reserves `amount` on an account: a two-phase transfer begins (`402
 /// insufficient_funds` when not available).
-pub(in crate::sqlite) fn reserve(
-    conn: &Connection,
+pub(crate) fn reserve(
+    conn: &Conn,
     debit: (AccountKind, &str),
     amount: i64,
     currency: Currency,
@@ -266,8 +266,8 @@ pub(in crate::sqlite) fn reserve(
 /// Posts a reserved amount: it leaves the debit account (and its reservation) and
 /// reaches the credit account, as one transfer.
 #[allow(clippy::too_many_arguments)]
-pub(in crate::sqlite) fn post_reserved(
-    conn: &Connection,
+pub(crate) fn post_reserved(
+    conn: &Conn,
     now: i64,
     debit: (AccountKind, &str),
     credit: (AccountKind, &str),
@@ -303,8 +303,8 @@ pub(in crate::sqlite) fn post_reserved(
 }
 
 /// Voids a reservation: nothing moves.
-pub(in crate::sqlite) fn void_reserved(
-    conn: &Connection,
+pub(crate) fn void_reserved(
+    conn: &Conn,
     debit: (AccountKind, &str),
     amount: i64,
     currency: Currency,
@@ -318,11 +318,7 @@ pub(in crate::sqlite) fn void_reserved(
     set_reserved(conn, id, reserved, after.reserved)
 }
 
-pub(in crate::sqlite) fn balances(
-    conn: &Connection,
-    kind: AccountKind,
-    owner: &str,
-) -> Result<Vec<Balance>, Error> {
+pub(crate) fn balances(conn: &Conn, kind: AccountKind, owner: &str) -> Result<Vec<Balance>, Error> {
     let mut stmt = conn
         .prepare_cached("SELECT currency, balance, reserved FROM accounts WHERE kind = ?1 AND owner = ?2 ORDER BY currency")
         .db()?;
@@ -347,8 +343,8 @@ pub(in crate::sqlite) fn balances(
     Ok(out)
 }
 
-pub(in crate::sqlite) fn transactions(
-    conn: &Connection,
+pub(crate) fn transactions(
+    conn: &Conn,
     kind: AccountKind,
     owner: &str,
     page: &PageRequest,
@@ -408,7 +404,7 @@ pub(in crate::sqlite) fn transactions(
 }
 
 /// The book from its running totals: no scan, whatever its size.
-pub(in crate::sqlite) fn report_from_totals(conn: &Connection) -> Result<LedgerReport, Error> {
+pub(crate) fn report_from_totals(conn: &Conn) -> Result<LedgerReport, Error> {
     let mut stmt = conn
         .prepare_cached("SELECT currency FROM ledger_totals ORDER BY currency")
         .db()?;
@@ -446,7 +442,7 @@ pub(in crate::sqlite) fn report_from_totals(conn: &Connection) -> Result<LedgerR
 /// Audits the whole book: per currency, debits = credits, balances sum to zero, and
 /// every account's balance equals the replay of its transfers; every succeeded
 /// payment and refund has its one transfer; the running totals agree with all this.
-pub(in crate::sqlite) fn report(conn: &Connection) -> Result<LedgerReport, Error> {
+pub(crate) fn report(conn: &Conn) -> Result<LedgerReport, Error> {
     let mut audit = Conservation::default();
     let mut accounts = 0;
     let mut transfers = 0;
@@ -454,17 +450,20 @@ pub(in crate::sqlite) fn report(conn: &Connection) -> Result<LedgerReport, Error
         let mut stmt = conn
             .prepare("SELECT id, kind, currency, balance FROM accounts")
             .db()?;
-        let mut rows = stmt.query([]).db()?;
-        while let Some(r) = rows.next().db()? {
-            let kind: String = r.get(1).db()?;
-            let code: String = r.get(2).db()?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })
+            .db()?;
+        for row in rows {
+            let (id, kind, code, balance) = row.db()?;
             let kind = AccountKind::parse(&kind).ok_or_else(Error::internal)?;
-            audit.account(
-                r.get(0).db()?,
-                kind,
-                stored_currency(&code)?,
-                r.get(3).db()?,
-            );
+            audit.account(id, kind, stored_currency(&code)?, balance);
             accounts += 1;
         }
     }
@@ -472,15 +471,19 @@ pub(in crate::sqlite) fn report(conn: &Connection) -> Result<LedgerReport, Error
         let mut stmt = conn
             .prepare("SELECT debit_account, credit_account, amount, currency FROM transfers")
             .db()?;
-        let mut rows = stmt.query([]).db()?;
-        while let Some(r) = rows.next().db()? {
-            let code: String = r.get(3).db()?;
-            audit.transfer(
-                r.get(0).db()?,
-                r.get(1).db()?,
-                r.get(2).db()?,
-                stored_currency(&code)?,
-            );
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .db()?;
+        for row in rows {
+            let (debit, credit, amount, code) = row.db()?;
+            audit.transfer(debit, credit, amount, stored_currency(&code)?);
             transfers += 1;
         }
     }

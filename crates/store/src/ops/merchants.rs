@@ -3,11 +3,11 @@
 use super::Db;
 use crate::ids::new_id;
 use crate::model::{Merchant, MerchantAuth};
+use crate::sql::{Conn, Optional, params};
 use pocket_core::Error;
-use rusqlite::{Connection, OptionalExtension, params};
 
-pub(in crate::sqlite) fn create(
-    conn: &Connection,
+pub(crate) fn create(
+    conn: &Conn,
     now: i64,
     name: &str,
     key_digest: &str,
@@ -27,8 +27,8 @@ pub(in crate::sqlite) fn create(
     })
 }
 
-pub(in crate::sqlite) fn by_key(
-    conn: &Connection,
+pub(crate) fn by_key(
+    conn: &Conn,
     key_digest: &str,
     now: i64,
 ) -> Result<Option<MerchantAuth>, Error> {
@@ -48,7 +48,7 @@ pub(in crate::sqlite) fn by_key(
 }
 
 fn insert_key(
-    conn: &Connection,
+    conn: &Conn,
     now: i64,
     merchant_id: &str,
     key_digest: &str,
@@ -63,8 +63,8 @@ fn insert_key(
 
 /// Issues a new key and lets every older, still valid key live until `old_expires_at`
 /// (`now` for immediate revocation).
-pub(in crate::sqlite) fn roll_key(
-    conn: &Connection,
+pub(crate) fn roll_key(
+    conn: &Conn,
     now: i64,
     merchant_id: &str,
     key_digest: &str,

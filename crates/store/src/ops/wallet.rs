@@ -3,12 +3,12 @@
 use super::{Db, ledger, resolve_customer};
 use crate::ids::new_id;
 use crate::model::{Customer, PinState, Topup};
+use crate::sql::{Conn, Optional, params};
 use pocket_core::ledger::{AccountKind, TransferKind};
 use pocket_core::{Currency, Error};
-use rusqlite::{Connection, OptionalExtension, params};
 
-pub(in crate::sqlite) fn signup(
-    conn: &Connection,
+pub(crate) fn signup(
+    conn: &Conn,
     now: i64,
     phone: &str,
     name: &str,
@@ -45,7 +45,7 @@ pub(in crate::sqlite) fn signup(
 }
 
 fn insert_session(
-    conn: &Connection,
+    conn: &Conn,
     now: i64,
     customer_id: &str,
     token_digest: &str,
@@ -59,8 +59,8 @@ fn insert_session(
 }
 
 /// `by` is the column to look the customer up by: `"id"` or `"phone"`.
-pub(in crate::sqlite) fn pin_state(
-    conn: &Connection,
+pub(crate) fn pin_state(
+    conn: &Conn,
     by: &'static str,
     value: &str,
 ) -> Result<Option<PinState>, Error> {
@@ -81,8 +81,8 @@ pub(in crate::sqlite) fn pin_state(
         .db()
 }
 
-pub(in crate::sqlite) fn create_session(
-    conn: &Connection,
+pub(crate) fn create_session(
+    conn: &Conn,
     now: i64,
     customer_id: &str,
     token_digest: &str,
@@ -94,8 +94,8 @@ pub(in crate::sqlite) fn create_session(
         .ok_or_else(|| Error::not_found("customer", customer_id))
 }
 
-pub(in crate::sqlite) fn session(
-    conn: &Connection,
+pub(crate) fn session(
+    conn: &Conn,
     token_digest: &str,
     now: i64,
 ) -> Result<Option<Customer>, Error> {
@@ -115,10 +115,7 @@ pub(in crate::sqlite) fn session(
     .db()
 }
 
-pub(in crate::sqlite) fn delete_session(
-    conn: &Connection,
-    token_digest: &str,
-) -> Result<(), Error> {
+pub(crate) fn delete_session(conn: &Conn, token_digest: &str) -> Result<(), Error> {
     conn.prepare_cached("DELETE FROM sessions WHERE token_digest = ?1")
         .db()?
         .execute([token_digest])
@@ -127,8 +124,8 @@ pub(in crate::sqlite) fn delete_session(
 }
 
 /// Credits a wallet from the operator's settlement account in one ledger transfer.
-pub(in crate::sqlite) fn topup(
-    conn: &Connection,
+pub(crate) fn topup(
+    conn: &Conn,
     now: i64,
     customer: &str,
     amount: i64,
@@ -163,8 +160,8 @@ pub(in crate::sqlite) fn topup(
     })
 }
 
-pub(in crate::sqlite) fn create_ticket(
-    conn: &Connection,
+pub(crate) fn create_ticket(
+    conn: &Conn,
     now: i64,
     customer_id: &str,
     digest: &str,
@@ -187,8 +184,8 @@ pub(in crate::sqlite) fn create_ticket(
 }
 
 /// Uses a ticket up: valid once, before it expires.
-pub(in crate::sqlite) fn redeem_ticket(
-    conn: &Connection,
+pub(crate) fn redeem_ticket(
+    conn: &Conn,
     now: i64,
     digest: &str,
 ) -> Result<Option<(Customer, String)>, Error> {

@@ -6,13 +6,13 @@ use super::events::{Subject, emit};
 use super::{Db, catalog, cursor_seq, devices, ledger, resolve_customer, stored_currency};
 use crate::ids::new_id;
 use crate::model::{Page, PageRequest, Refund};
+use crate::sql::{Conn, Optional, Row, params};
 use crate::{NewPayment, PaymentOwner};
 use pocket_core::ledger::{AccountKind, TransferKind};
 use pocket_core::payment::{self, Decision, Payment, Status};
 use pocket_core::policy::{Authentication, Policy};
 use pocket_core::pricing::{PricedItem, price_cart};
 use pocket_core::{Error, ErrorKind};
-use rusqlite::{Connection, OptionalExtension, Row, params};
 use std::collections::BTreeMap;
 
 const COLS: &str = "id, merchant_id, merchant_name, customer_id, status, amount, currency, items, description,
@@ -42,7 +42,7 @@ struct RawPayment {
     qr_payload: String,
 }
 
-fn raw(r: &Row<'_>) -> rusqlite::Result<RawPayment> {
+fn raw(r: &Row<'_>) -> crate::sql::Result<RawPayment> {
     Ok(RawPayment {
         id: r.get(0)?,
         merchant: r.get(1)?,
@@ -103,7 +103,7 @@ fn decode(r: RawPayment) -> Result<Payment, Error> {
     })
 }
 
-pub(in crate::sqlite) fn get(conn: &Connection, id: &str) -> Result<Option<Payment>, Error> {
+pub(crate) fn get(conn: &Conn, id: &str) -> Result<Option<Payment>, Error> {
     let sql = format!("SELECT {COLS} FROM payments WHERE id = ?1");
     conn.prepare_cached(&sql)
         .db()?
@@ -114,7 +114,7 @@ pub(in crate::sqlite) fn get(conn: &Connection, id: &str) -> Result<Option<Payme
         .transpose()
 }
 
-fn must_get(conn: &Connection, id: &str) -> Result<Payment, Error> {
+fn must_get(conn: &Conn, id: &str) -> Result<Payment, Error> {
     get(conn, id)?.ok_or_else(|| Error::not_found("payment", id))
 }
 
@@ -127,11 +127,7 @@ fn amount_mismatch(total: i64) -> Error {
     .with_param("amount")
 }
 
-pub(in crate::sqlite) fn create(
-    conn: &Connection,
-    now: i64,
-    new: NewPayment,
-) -> Result<Payment, Error> {
+pub(crate) fn create(conn: &Conn, now: i64, new: NewPayment) -> Result<Payment, Error> {
     let merchant_name: String = conn
         .prepare_cached("SELECT name FROM merchants WHERE id = ?1")
         .db()?
@@ -215,7 +211,7 @@ pub(in crate::sqlite) fn create(
 }
 
 /// Writes the event of the payment's current status.
-fn emit_for(conn: &Connection, now: i64, p: &Payment) -> Result<(), Error> {
+fn emit_for(conn: &Conn, now: i64, p: &Payment) -> Result<(), Error> {
     emit(
         conn,
         now,
@@ -231,7 +227,7 @@ fn emit_for(conn: &Connection, now: i64, p: &Payment) -> Result<(), Error> {
 
 /// Moves a pending payment to a final status (not `succeeded`: see [`confirm`]).
 /// Returns `false` when it was no longer pending.
-fn finish(conn: &Connection, now: i64, p: &mut Payment, to: Status) -> Result<bool, Error> {
+fn finish(conn: &Conn, now: i64, p: &mut Payment, to: Status) -> Result<bool, Error> {
     debug_assert!(to != Status::Pending && to != Status::Succeeded);
     let changed = conn
         .prepare_cached("UPDATE payments SET status = ?2, completed_at = ?3 WHERE id = ?1 AND status = 'pending'")
@@ -249,7 +245,7 @@ fn finish(conn: &Connection, now: i64, p: &mut Payment, to: Status) -> Result<bo
 
 /// Expires `p` (committed) and answers `409 payment_expired`.
 fn expire_and_refuse(
-    conn: &Connection,
+    conn: &Conn,
     now: i64,
     mut p: Payment,
 ) -> Result<Result<Payment, Error>, Error> {
@@ -261,8 +257,8 @@ fn not_pending() -> Error {
     Error::conflict("payment_not_pending", "This payment is no longer pending.")
 }
 
-pub(in crate::sqlite) fn confirm(
-    conn: &Connection,
+pub(crate) fn confirm(
+    conn: &Conn,
     now: i64,
     payment_id: &str,
     customer_id: &str,
@@ -316,8 +312,8 @@ pub(in crate::sqlite) fn confirm(
     Ok(Ok(p))
 }
 
-pub(in crate::sqlite) fn decline(
-    conn: &Connection,
+pub(crate) fn decline(
+    conn: &Conn,
     now: i64,
     payment_id: &str,
     customer_id: &str,
@@ -332,8 +328,8 @@ pub(in crate::sqlite) fn decline(
     Ok(Ok(p))
 }
 
-pub(in crate::sqlite) fn cancel(
-    conn: &Connection,
+pub(crate) fn cancel(
+    conn: &Conn,
     now: i64,
     payment_id: &str,
     merchant_id: &str,
@@ -351,8 +347,8 @@ pub(in crate::sqlite) fn cancel(
     Ok(Ok(p))
 }
 
-pub(in crate::sqlite) fn refund(
-    conn: &Connection,
+pub(crate) fn refund(
+    conn: &Conn,
     now: i64,
     payment_id: &str,
     merchant_id: &str,
@@ -421,8 +417,8 @@ pub(in crate::sqlite) fn refund(
     Ok(refund)
 }
 
-pub(in crate::sqlite) fn list(
-    conn: &Connection,
+pub(crate) fn list(
+    conn: &Conn,
     owner: &PaymentOwner,
     status: Option<Status>,
     page: &PageRequest,
@@ -440,7 +436,7 @@ pub(in crate::sqlite) fn list(
     let status_filter = if status.is_some() {
         "AND status = ?4"
     } else {
-        "AND ?4 IS NULL"
+        "AND CAST(?4 AS TEXT) IS NULL"
     };
     let sql = format!(
         "SELECT {COLS} FROM payments WHERE {column} = ?1 AND seq < ?2 {status_filter} ORDER BY seq DESC LIMIT ?3"
@@ -464,7 +460,7 @@ pub(in crate::sqlite) fn list(
     Ok(Page::new(out, page.limit))
 }
 
-pub(in crate::sqlite) fn next_deadline(conn: &Connection) -> Result<Option<i64>, Error> {
+pub(crate) fn next_deadline(conn: &Conn) -> Result<Option<i64>, Error> {
     conn.prepare_cached(
         "SELECT expires_at FROM payments WHERE status = 'pending' ORDER BY expires_at LIMIT 1",
     )
@@ -474,18 +470,14 @@ pub(in crate::sqlite) fn next_deadline(conn: &Connection) -> Result<Option<i64>,
     .db()
 }
 
-pub(in crate::sqlite) fn expire_due(
-    conn: &Connection,
-    now: i64,
-    limit: usize,
-) -> Result<usize, Error> {
+pub(crate) fn expire_due(conn: &Conn, now: i64, limit: usize) -> Result<usize, Error> {
     let sql = format!(
         "SELECT {COLS} FROM payments WHERE status = 'pending' AND expires_at <= ?1 ORDER BY expires_at LIMIT ?2"
     );
     let due: Vec<RawPayment> = {
         let mut stmt = conn.prepare_cached(&sql).db()?;
         let rows = stmt.query_map(params![now, limit as i64], raw).db()?;
-        rows.collect::<rusqlite::Result<_>>().db()?
+        rows.collect::<crate::sql::Result<_>>().db()?
     };
     let mut expired = 0;
     for r in due {

@@ -3,15 +3,15 @@
 use super::Db;
 use crate::ids::new_id;
 use crate::model::{BankAccount, NewBankAccount};
+use crate::sql::{Conn, Optional, params};
 use pocket_core::Error;
-use rusqlite::{Connection, OptionalExtension, params};
 
 /// Most bank accounts a merchant may register.
 pub const MAX_BANK_ACCOUNTS: i64 = 20;
 
 const COLS: &str = "id, merchant_id, connector, account_number, bank_code, currency, created_at";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(BankAccount, String)> {
+fn row(r: &crate::sql::Row<'_>) -> crate::sql::Result<(BankAccount, String)> {
     let number: String = r.get(3)?;
     let code: String = r.get(5)?;
     Ok((
@@ -30,15 +30,15 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(BankAccount, String)> {
                 .collect(),
             bank_code: r.get(4)?,
             currency: pocket_core::Currency::parse(&code, "currency")
-                .map_err(|_| rusqlite::Error::InvalidQuery)?,
+                .map_err(|_| crate::sql::SqlError::Decode(format!("currency {code}")))?,
             created_at: r.get(6)?,
         },
         number,
     ))
 }
 
-pub(in crate::sqlite) fn add(
-    conn: &Connection,
+pub(crate) fn add(
+    conn: &Conn,
     now: i64,
     merchant_id: &str,
     new: &NewBankAccount,
@@ -77,10 +77,7 @@ pub(in crate::sqlite) fn add(
 }
 
 /// An account with its full number and holder (to pay out to it).
-pub(in crate::sqlite) fn get(
-    conn: &Connection,
-    id: &str,
-) -> Result<Option<(BankAccount, String, String)>, Error> {
+pub(crate) fn get(conn: &Conn, id: &str) -> Result<Option<(BankAccount, String, String)>, Error> {
     let sql = format!("SELECT {COLS}, holder_name FROM bank_accounts WHERE id = ?1");
     conn.prepare_cached(&sql)
         .db()?
@@ -92,10 +89,7 @@ pub(in crate::sqlite) fn get(
         .db()
 }
 
-pub(in crate::sqlite) fn list(
-    conn: &Connection,
-    merchant_id: &str,
-) -> Result<Vec<BankAccount>, Error> {
+pub(crate) fn list(conn: &Conn, merchant_id: &str) -> Result<Vec<BankAccount>, Error> {
     let sql = format!(
         "SELECT {COLS} FROM bank_accounts WHERE merchant_id = ?1 ORDER BY seq DESC LIMIT {MAX_BANK_ACCOUNTS}"
     );

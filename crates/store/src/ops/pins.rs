@@ -4,11 +4,11 @@
 
 use super::Db;
 use crate::model::PinAttempt;
+use crate::sql::{Conn, Optional, params};
 use pocket_core::Error;
 use pocket_core::lockout::{Guard, Verdict};
-use rusqlite::{Connection, OptionalExtension, params};
 
-fn load(conn: &Connection, subject: &str) -> Result<Guard, Error> {
+fn load(conn: &Conn, subject: &str) -> Result<Guard, Error> {
     let guard = conn
         .prepare_cached(
             "SELECT failures, pending, pending_until, last_failure_at, locked_until
@@ -30,7 +30,7 @@ fn load(conn: &Connection, subject: &str) -> Result<Guard, Error> {
 }
 
 /// Stores the guard, or forgets it when there is nothing left to remember.
-fn save(conn: &Connection, now: i64, subject: &str, g: &Guard) -> Result<(), Error> {
+fn save(conn: &Conn, now: i64, subject: &str, g: &Guard) -> Result<(), Error> {
     if g.is_empty() {
         conn.prepare_cached("DELETE FROM pin_guards WHERE subject = ?1")
             .db()?
@@ -60,11 +60,7 @@ fn save(conn: &Connection, now: i64, subject: &str, g: &Guard) -> Result<(), Err
 }
 
 /// Reserves one attempt before a PIN is verified; `Err` is `423 pin_locked`.
-pub(in crate::sqlite) fn reserve(
-    conn: &Connection,
-    now: i64,
-    attempt: &PinAttempt,
-) -> Result<(), Error> {
+pub(crate) fn reserve(conn: &Conn, now: i64, attempt: &PinAttempt) -> Result<(), Error> {
     let guard = load(conn, &attempt.subject)?;
     match guard.reserve(&attempt.rule, now) {
         Ok(g) => save(conn, now, &attempt.subject, &g),
@@ -73,8 +69,8 @@ pub(in crate::sqlite) fn reserve(
 }
 
 /// Settles a reserved attempt with the verification's result.
-pub(in crate::sqlite) fn settle(
-    conn: &Connection,
+pub(crate) fn settle(
+    conn: &Conn,
     now: i64,
     attempt: &PinAttempt,
     correct: bool,
@@ -85,11 +81,7 @@ pub(in crate::sqlite) fn settle(
 }
 
 /// Releases a reserved attempt that was never verified.
-pub(in crate::sqlite) fn abandon(
-    conn: &Connection,
-    now: i64,
-    attempt: &PinAttempt,
-) -> Result<(), Error> {
+pub(crate) fn abandon(conn: &Conn, now: i64, attempt: &PinAttempt) -> Result<(), Error> {
     let g = load(conn, &attempt.subject)?.abandon(&attempt.rule, now);
     save(conn, now, &attempt.subject, &g)
 }
@@ -99,11 +91,11 @@ pub(in crate::sqlite) fn abandon(
 /// the action answers (its changes roll back alone when it fails), so a right PIN
 /// with, say, too little money still ends the run of wrong ones and frees its
 /// reservation. Errors inside the `Ok` are answers that commit.
-pub(in crate::sqlite) fn with_correct_pin<T>(
-    conn: &Connection,
+pub(crate) fn with_correct_pin<T>(
+    conn: &Conn,
     now: i64,
     attempt: Option<&PinAttempt>,
-    action: impl FnOnce(&Connection) -> Result<Result<T, Error>, Error>,
+    action: impl FnOnce(&Conn) -> Result<Result<T, Error>, Error>,
 ) -> Result<Result<T, Error>, Error> {
     let Some(attempt) = attempt else {
         return action(conn);
@@ -131,8 +123,8 @@ pub(in crate::sqlite) fn with_correct_pin<T>(
 }
 
 /// Forgets guards untouched for longer than `idle_ms` whose state has run out.
-pub(in crate::sqlite) fn forget_idle(
-    conn: &Connection,
+pub(crate) fn forget_idle(
+    conn: &Conn,
     now: i64,
     idle_ms: i64,
     limit: usize,

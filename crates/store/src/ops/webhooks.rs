@@ -7,8 +7,8 @@ use crate::ids::new_id;
 use crate::model::{
     AttemptOutcome, AttemptRecord, DeliveryAttempt, DeliveryJob, Page, PageRequest, WebhookEndpoint,
 };
+use crate::sql::{Conn, Optional, Row, params};
 use pocket_core::Error;
-use rusqlite::{Connection, OptionalExtension, Row, params};
 
 /// Endpoints one merchant may have.
 pub const MAX_ENDPOINTS_PER_MERCHANT: i64 = 16;
@@ -32,7 +32,7 @@ fn encode_events(events: &Option<Vec<String>>) -> String {
     }
 }
 
-fn endpoint(r: &Row<'_>) -> rusqlite::Result<WebhookEndpoint> {
+fn endpoint(r: &Row<'_>) -> crate::sql::Result<WebhookEndpoint> {
     Ok(WebhookEndpoint {
         id: r.get(0)?,
         object: "webhook_endpoint",
@@ -42,8 +42,8 @@ fn endpoint(r: &Row<'_>) -> rusqlite::Result<WebhookEndpoint> {
     })
 }
 
-pub(in crate::sqlite) fn create(
-    conn: &Connection,
+pub(crate) fn create(
+    conn: &Conn,
     now: i64,
     merchant_id: &str,
     url: &str,
@@ -78,8 +78,8 @@ pub(in crate::sqlite) fn create(
     Ok(e)
 }
 
-pub(in crate::sqlite) fn list(
-    conn: &Connection,
+pub(crate) fn list(
+    conn: &Conn,
     merchant_id: &str,
     page: &PageRequest,
 ) -> Result<Page<WebhookEndpoint>, Error> {
@@ -102,14 +102,14 @@ pub(in crate::sqlite) fn list(
         )
         .db()?;
     Ok(Page::new(
-        rows.collect::<rusqlite::Result<_>>().db()?,
+        rows.collect::<crate::sql::Result<_>>().db()?,
         page.limit,
     ))
 }
 
 /// Deletes an endpoint: nothing more is sent to it, pending deliveries are dropped.
-pub(in crate::sqlite) fn delete(
-    conn: &Connection,
+pub(crate) fn delete(
+    conn: &Conn,
     now: i64,
     merchant_id: &str,
     id: &str,
@@ -140,8 +140,8 @@ pub(in crate::sqlite) fn delete(
 /// Claims due deliveries: at most `per_endpoint` per endpoint (so one dead endpoint
 /// cannot take every slot), none for `busy` endpoints, at most `limit` in all. Each
 /// claimed delivery is leased until `now + lease_ms`.
-pub(in crate::sqlite) fn claim(
-    conn: &Connection,
+pub(crate) fn claim(
+    conn: &Conn,
     now: i64,
     busy: &[String],
     per_endpoint: usize,
@@ -159,20 +159,20 @@ pub(in crate::sqlite) fn claim(
              SELECT d.seq, ROW_NUMBER() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.seq) AS rn
              FROM deliveries d
              WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 {exclude}
-         ) WHERE rn <= ?2 LIMIT ?3"
+         ) AS due WHERE rn <= ?2 LIMIT ?3"
     );
     let seqs: Vec<i64> = {
         let mut stmt = conn.prepare(&sql).db()?;
-        let mut args: Vec<rusqlite::types::Value> = vec![
-            now.into(),
-            (per_endpoint as i64).into(),
-            (limit as i64).into(),
+        let mut args: Vec<crate::sql::Value> = vec![
+            crate::sql::Value::Int(now),
+            crate::sql::Value::Int(per_endpoint as i64),
+            crate::sql::Value::Int(limit as i64),
         ];
-        args.extend(busy.iter().map(|b| rusqlite::types::Value::from(b.clone())));
+        args.extend(busy.iter().map(|b| crate::sql::Value::Text(b)));
         let rows = stmt
-            .query_map(rusqlite::params_from_iter(args.iter()), |r| r.get(0))
+            .query_map(crate::sql::params_from_iter(args), |r| r.get(0))
             .db()?;
-        rows.collect::<rusqlite::Result<_>>().db()?
+        rows.collect::<crate::sql::Result<_>>().db()?
     };
     let mut jobs = Vec::with_capacity(seqs.len());
     for seq in seqs {
@@ -223,7 +223,7 @@ pub(in crate::sqlite) fn claim(
 /// Longest error text kept per attempt.
 const MAX_ERROR_CHARS: usize = 200;
 
-pub(in crate::sqlite) fn record_attempt(conn: &Connection, a: &AttemptRecord) -> Result<(), Error> {
+pub(crate) fn record_attempt(conn: &Conn, a: &AttemptRecord) -> Result<(), Error> {
     let error: Option<String> = a
         .error
         .as_ref()
@@ -251,8 +251,8 @@ pub(in crate::sqlite) fn record_attempt(conn: &Connection, a: &AttemptRecord) ->
     Ok(())
 }
 
-pub(in crate::sqlite) fn attempts(
-    conn: &Connection,
+pub(crate) fn attempts(
+    conn: &Conn,
     merchant_id: &str,
     event_id: &str,
 ) -> Result<Vec<DeliveryAttempt>, Error> {
@@ -278,12 +278,12 @@ pub(in crate::sqlite) fn attempts(
             })
         })
         .db()?;
-    rows.collect::<rusqlite::Result<_>>().db()
+    rows.collect::<crate::sql::Result<_>>().db()
 }
 
 /// Sends an event again to every endpoint currently subscribed to it.
-pub(in crate::sqlite) fn redeliver(
-    conn: &Connection,
+pub(crate) fn redeliver(
+    conn: &Conn,
     now: i64,
     merchant_id: &str,
     event_id: &str,
@@ -293,7 +293,7 @@ pub(in crate::sqlite) fn redeliver(
     };
     conn.prepare_cached(
         "INSERT INTO deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at)
-         SELECT ?1, id, 'pending', 0, ?3, ?3 FROM webhook_endpoints
+         SELECT CAST(?1 AS TEXT), id, 'pending', 0, CAST(?3 AS BIGINT), CAST(?3 AS BIGINT) FROM webhook_endpoints
          WHERE merchant_id = ?2 AND deleted_at IS NULL AND (events = '*' OR events LIKE ?4)
          ON CONFLICT (event_id, endpoint_id) DO UPDATE SET status = 'pending', next_attempt_at = excluded.next_attempt_at",
     )
@@ -302,7 +302,7 @@ pub(in crate::sqlite) fn redeliver(
     .db()
 }
 
-pub(in crate::sqlite) fn next_due(conn: &Connection) -> Result<Option<i64>, Error> {
+pub(crate) fn next_due(conn: &Conn) -> Result<Option<i64>, Error> {
     conn.prepare_cached("SELECT next_attempt_at FROM deliveries WHERE status = 'pending' ORDER BY next_attempt_at LIMIT 1")
         .db()?
         .query_row([], |r| r.get(0))

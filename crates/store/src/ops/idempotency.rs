@@ -3,13 +3,13 @@
 
 use super::Db;
 use crate::model::{Idem, StoredResponse, Written};
+use crate::sql::{Conn, Optional, params};
 use crate::sweeper::IDEMPOTENCY_TTL_MS;
 use pocket_core::{Error, ErrorKind};
-use rusqlite::{Connection, OptionalExtension, params};
 use serde::Serialize;
 
-pub(in crate::sqlite) fn find(
-    conn: &Connection,
+pub(crate) fn find(
+    conn: &Conn,
     caller: &str,
     key: &str,
     now: i64,
@@ -43,11 +43,11 @@ pub fn key_reused() -> Error {
 /// Runs `f` once per idempotency key: a replay returns the stored response; a key
 /// reused with another request is refused; a fresh success is stored with the effect.
 /// The inner `Result` carries answers that commit but are errors (an expiry).
-pub(in crate::sqlite) fn wrap<T: Serialize>(
-    conn: &Connection,
+pub(crate) fn wrap<T: Serialize>(
+    conn: &Conn,
     now: i64,
     idem: Option<Idem>,
-    f: impl FnOnce(&Connection) -> Result<Result<T, Error>, Error>,
+    f: impl FnOnce(&Conn) -> Result<Result<T, Error>, Error>,
 ) -> Result<Result<Written<T>, Error>, Error> {
     if let Some(idem) = &idem
         && let Some((fingerprint, stored)) = find(conn, &idem.caller, &idem.key, now)?
@@ -86,11 +86,7 @@ pub(in crate::sqlite) fn wrap<T: Serialize>(
     Ok(Ok(Written::Fresh(value)))
 }
 
-pub(in crate::sqlite) fn forget_before(
-    conn: &Connection,
-    before_ms: i64,
-    limit: usize,
-) -> Result<usize, Error> {
+pub(crate) fn forget_before(conn: &Conn, before_ms: i64, limit: usize) -> Result<usize, Error> {
     conn.prepare_cached(
         "DELETE FROM idempotency_keys WHERE (caller, key) IN
            (SELECT caller, key FROM idempotency_keys WHERE created_at < ?1 LIMIT ?2)",

@@ -1,0 +1,153 @@
+//! What both engines share: connections ([`Session`]), the group-committing writer,
+//! the read pool, the announcer of committed events and the one implementation of
+//! [`crate::Store`] over them.
+//!
+//! What this module must not do: hold SQL of an operation (that is `crate::ops`) or
+//! engine set-up (`crate::sqlite`, `crate::postgres`). Engine differences here are
+//! transaction control only, each in one `match`.
+
+mod readers;
+mod store;
+mod writer;
+
+pub(crate) use readers::Readers;
+pub use store::SqlStore;
+pub use writer::MAX_BATCH;
+pub(crate) use writer::Writer;
+
+use crate::model::EventNote;
+use crate::sql::{Conn, Db, PgSession, Result};
+use pocket_core::Error;
+use std::cell::RefCell;
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+
+/// The advisory lock every PostgreSQL write transaction takes first: writes commit
+/// one batch at a time across every node, as SQLite's one writer does on one machine,
+/// so read-then-write rules (a PIN guard, a balance) hold on any number of nodes. The
+/// lock is transaction-scoped: a node that dies mid-batch releases it with its
+/// connection.
+pub(crate) const WRITE_LOCK_KEY: i64 = 0x706f_636b_6574; // "pocket"
+
+/// How a PostgreSQL session connects again after losing its server.
+pub(crate) struct PgLink {
+    pub config: postgres::Config,
+    pub session: Option<RefCell<PgSession>>,
+}
+
+impl PgLink {
+    /// The open session, connecting first if there is none or it was lost.
+    fn open(&mut self) -> Result<&RefCell<PgSession>> {
+        let session = match self.session.take() {
+            Some(s) if !s.borrow().client.is_closed() => s,
+            _ => RefCell::new(PgSession::new(self.config.connect(postgres::NoTls)?)),
+        };
+        Ok(self.session.insert(session))
+    }
+}
+
+/// The client library finishes a connection on its own small runtime, which must not
+/// happen on one of tokio's threads (a store dropped by async code): finish it aside.
+impl Drop for PgLink {
+    fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            let _ = std::thread::Builder::new()
+                .name("pocket-pg-close".into())
+                .spawn(move || drop(session));
+        }
+    }
+}
+
+/// One connection of either engine.
+pub(crate) enum Session {
+    Sqlite(rusqlite::Connection),
+    Postgres(Box<PgLink>),
+}
+
+impl Session {
+    /// Runs `f` on the connection (PostgreSQL: connecting again first if it was lost).
+    pub(crate) fn with<T>(
+        &mut self,
+        f: impl FnOnce(&Conn<'_>) -> std::result::Result<T, Error>,
+    ) -> std::result::Result<T, Error> {
+        match self {
+            Session::Sqlite(c) => f(&Conn::sqlite(c)),
+            Session::Postgres(link) => {
+                let session = link.open().db()?;
+                f(&Conn::postgres(session))
+            }
+        }
+    }
+
+    /// Begins a write transaction that holds the right to write.
+    fn begin_write(&mut self) -> Result<()> {
+        match self {
+            Session::Sqlite(c) => Conn::sqlite(c).execute("BEGIN IMMEDIATE", []).map(drop),
+            Session::Postgres(link) => {
+                let conn = Conn::postgres(link.open()?);
+                conn.execute_batch("BEGIN")?;
+                conn.query_row("SELECT pg_advisory_xact_lock(?1)", [WRITE_LOCK_KEY], |_| {
+                    Ok(())
+                })
+            }
+        }
+    }
+
+    /// A connection for transaction control inside the writer, already open.
+    fn conn(&self) -> Option<Conn<'_>> {
+        match self {
+            Session::Sqlite(c) => Some(Conn::sqlite(c)),
+            Session::Postgres(link) => link.session.as_ref().map(Conn::postgres),
+        }
+    }
+
+    /// Whether committed events are announced by whoever commits them (SQLite: one
+    /// process writes) rather than by a listener on the database (PostgreSQL: every
+    /// node hears every node's commits through `LISTEN`).
+    fn announces_own_commits(&self) -> bool {
+        matches!(self, Session::Sqlite(_))
+    }
+}
+
+/// Tells in-process listeners about committed events, each once and in order.
+pub(crate) struct Announcer {
+    notes: broadcast::Sender<EventNote>,
+    last_seq: Mutex<i64>,
+}
+
+/// Announcements buffered per listener before a slow one starts missing them (it then
+/// catches up from the database).
+const NOTES_CAPACITY: usize = 4096;
+
+impl Announcer {
+    pub(crate) fn new(last_seq: i64) -> Arc<Announcer> {
+        let (notes, _) = broadcast::channel(NOTES_CAPACITY);
+        Arc::new(Announcer {
+            notes,
+            last_seq: Mutex::new(last_seq),
+        })
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<EventNote> {
+        self.notes.subscribe()
+    }
+
+    /// Announces the events committed since the last announcement.
+    pub(crate) fn catch_up(&self, conn: &Conn<'_>) -> std::result::Result<(), Error> {
+        let Ok(mut last) = self.last_seq.lock() else {
+            return Err(Error::internal());
+        };
+        loop {
+            let new = crate::ops::events::notes_since(conn, *last)?;
+            let more = new.len() >= crate::ops::events::NOTES_PAGE;
+            for note in new {
+                *last = (*last).max(note.seq);
+                // No listener is fine: nobody is waiting.
+                let _ = self.notes.send(note);
+            }
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+}

@@ -1,0 +1,748 @@
+//! The one implementation of [`Store`] over either engine: reads on the pool, writes
+//! through the group-committing writer, every operation's SQL in `crate::ops`.
+
+use super::Announcer;
+use super::readers::Readers;
+use super::writer::Writer;
+use crate::clock::Clock;
+use crate::model::*;
+use crate::ops;
+use crate::sql::{Conn, Db};
+use crate::{KeyDigest, NewPayment, ProductPatch, Store};
+use pocket_core::payment::Payment;
+use pocket_core::pricing::Product;
+use pocket_core::{Currency, Error};
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+/// A store on SQLite or PostgreSQL (see `crate::sqlite::open`, `crate::postgres::open`).
+pub struct SqlStore {
+    writer: Writer,
+    readers: Readers,
+    announcer: Arc<Announcer>,
+    clock: Arc<dyn Clock>,
+    /// What must live as long as the store (PostgreSQL: the `LISTEN` thread's stop flag).
+    _keep: Option<Box<dyn std::any::Any + Send + Sync>>,
+}
+
+impl SqlStore {
+    pub(crate) fn new(
+        writer: Writer,
+        readers: Readers,
+        announcer: Arc<Announcer>,
+        clock: Arc<dyn Clock>,
+        keep: Option<Box<dyn std::any::Any + Send + Sync>>,
+    ) -> SqlStore {
+        SqlStore {
+            writer,
+            readers,
+            announcer,
+            clock,
+            _keep: keep,
+        }
+    }
+
+    /// Runs `f` on a read connection in the blocking pool.
+    async fn read<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Conn<'_>) -> Result<T, Error> + Send + 'static,
+    {
+        self.readers.run(f).await
+    }
+
+    async fn write_idem<T, F>(&self, idem: Option<Idem>, f: F) -> Result<Written<T>, Error>
+    where
+        T: serde::Serialize + Send + 'static,
+        F: FnOnce(&Conn<'_>, i64) -> Result<T, Error> + Send + 'static,
+    {
+        self.writer
+            .run(move |conn, now| {
+                ops::idempotency::wrap(conn, now, idem, |conn| f(conn, now).map(Ok))
+            })
+            .await?
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqlStore {
+    fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    async fn find_idempotent(
+        &self,
+        caller: String,
+        key: String,
+    ) -> Result<Option<(String, StoredResponse)>, Error> {
+        let now = self.now_ms();
+        self.read(move |c| ops::idempotency::find(c, &caller, &key, now))
+            .await
+    }
+
+    async fn create_merchant(
+        &self,
+        name: String,
+        key: KeyDigest,
+        webhook_url: Option<String>,
+        idem: Option<Idem>,
+    ) -> Result<Written<MerchantCreated>, Error> {
+        self.write_idem(idem, move |c, now| {
+            let merchant = ops::merchants::create(c, now, &name, &key.digest, &key.prefix)?;
+            let webhook_endpoint = match webhook_url {
+                Some(url) => Some(ops::webhooks::create(c, now, &merchant.id, &url, &None)?),
+                None => None,
+            };
+            Ok(MerchantCreated {
+                merchant,
+                webhook_endpoint,
+            })
+        })
+        .await
+    }
+
+    async fn roll_merchant_key(
+        &self,
+        merchant_id: String,
+        key: KeyDigest,
+        old_expires_at: i64,
+        idem: Option<Idem>,
+    ) -> Result<Written<Merchant>, Error> {
+        self.write_idem(idem, move |c, now| {
+            ops::merchants::roll_key(
+                c,
+                now,
+                &merchant_id,
+                &key.digest,
+                &key.prefix,
+                old_expires_at.max(now),
+            )
+        })
+        .await
+    }
+
+    async fn merchant_by_key(&self, key_digest: String) -> Result<Option<MerchantAuth>, Error> {
+        let now = self.now_ms();
+        self.read(move |c| ops::merchants::by_key(c, &key_digest, now))
+            .await
+    }
+
+    async fn signup(
+        &self,
+        phone: String,
+        name: String,
+        pin_hash: String,
+        session: (String, i64),
+        idem: Option<Idem>,
+    ) -> Result<Written<Customer>, Error> {
+        self.write_idem(idem, move |c, now| {
+            ops::wallet::signup(c, now, &phone, &name, &pin_hash, &session.0, session.1)
+        })
+        .await
+    }
+
+    async fn pin_state_by_phone(&self, phone: String) -> Result<Option<PinState>, Error> {
+        self.read(move |c| ops::wallet::pin_state(c, "phone", &phone))
+            .await
+    }
+
+    async fn pin_state(&self, customer_id: String) -> Result<Option<PinState>, Error> {
+        self.read(move |c| ops::wallet::pin_state(c, "id", &customer_id))
+            .await
+    }
+
+    async fn reserve_pin(&self, attempt: PinAttempt) -> Result<(), Error> {
+        self.writer
+            .run(move |c, now| ops::pins::reserve(c, now, &attempt))
+            .await
+    }
+
+    async fn settle_wrong_pin(&self, attempt: PinAttempt) -> Result<Error, Error> {
+        self.writer
+            .run(move |c, now| {
+                let verdict = ops::pins::settle(c, now, &attempt, false)?;
+                // A wrong PIN never comes out accepted.
+                Ok(verdict.error(now).unwrap_or_else(Error::internal))
+            })
+            .await
+    }
+
+    async fn abandon_pin(&self, attempt: PinAttempt) -> Result<(), Error> {
+        self.writer
+            .run(move |c, now| ops::pins::abandon(c, now, &attempt))
+            .await
+    }
+
+    async fn create_session(
+        &self,
+        customer_id: String,
+        session: (String, i64),
+        pin: PinAttempt,
+        idem: Option<Idem>,
+    ) -> Result<Written<Customer>, Error> {
+        self.writer
+            .run(move |c, now| {
+                ops::pins::with_correct_pin(c, now, Some(&pin), |c| {
+                    ops::idempotency::wrap(c, now, idem, |c| {
+                        ops::wallet::create_session(c, now, &customer_id, &session.0, session.1)
+                            .map(Ok)
+                    })
+                })
+            })
+            .await?
+    }
+
+    async fn session(&self, token_digest: String) -> Result<Option<Customer>, Error> {
+        let now = self.now_ms();
+        self.read(move |c| ops::wallet::session(c, &token_digest, now))
+            .await
+    }
+
+    async fn delete_session(&self, token_digest: String) -> Result<(), Error> {
+        self.writer
+            .run(move |c, _| ops::wallet::delete_session(c, &token_digest))
+            .await
+    }
+
+    async fn topup(
+        &self,
+        customer: String,
+        amount: i64,
+        currency: Currency,
+        source: &'static str,
+        idem: Option<Idem>,
+    ) -> Result<Written<Topup>, Error> {
+        self.write_idem(idem, move |c, now| {
+            ops::wallet::topup(c, now, &customer, amount, currency, source)
+        })
+        .await
+    }
+
+    async fn balances(
+        &self,
+        kind: pocket_core::ledger::AccountKind,
+        owner: String,
+    ) -> Result<Vec<Balance>, Error> {
+        self.read(move |c| ops::ledger::balances(c, kind, &owner))
+            .await
+    }
+
+    async fn transactions(
+        &self,
+        kind: pocket_core::ledger::AccountKind,
+        owner: String,
+        page: PageRequest,
+    ) -> Result<Page<Transaction>, Error> {
+        self.read(move |c| ops::ledger::transactions(c, kind, &owner, &page))
+            .await
+    }
+
+    async fn figures(&self) -> Result<StoreFigures, Error> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare_cached("SELECT status, tier, COUNT(*) FROM payments GROUP BY status, tier")
+                .db()?;
+            let payments = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                .db()?
+                .collect::<crate::sql::Result<Vec<_>>>()
+                .db()?;
+            let delivery_backlog = c
+                .query_row(
+                    "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'",
+                    [],
+                    |r| r.get(0),
+                )
+                .db()?;
+            Ok(StoreFigures {
+                payments,
+                delivery_backlog,
+            })
+        })
+        .await
+    }
+
+    async fn ledger_report(&self, full: bool) -> Result<LedgerReport, Error> {
+        if full {
+            // One read transaction: every figure from the same snapshot of the book.
+            self.read(|c| {
+                c.execute_batch(c.begin_snapshot_sql()).db()?;
+                let report = ops::ledger::report(c);
+                // Also after a failure: the connection goes back to the pool clean.
+                let _ = c.execute_batch(if report.is_ok() { "COMMIT" } else { "ROLLBACK" });
+                report
+            })
+            .await
+        } else {
+            self.read(ops::ledger::report_from_totals).await
+        }
+    }
+
+    async fn create_product(
+        &self,
+        merchant_id: String,
+        product: Product,
+        idem: Option<Idem>,
+    ) -> Result<Written<Product>, Error> {
+        self.write_idem(idem, move |c, now| {
+            ops::catalog::create(c, now, &merchant_id, &product)
+        })
+        .await
+    }
+
+    async fn update_product(
+        &self,
+        merchant_id: String,
+        sku: String,
+        patch: ProductPatch,
+        idem: Option<Idem>,
+    ) -> Result<Written<Product>, Error> {
+        self.write_idem(idem, move |c, now| {
+            ops::catalog::update(c, now, &merchant_id, &sku, &patch)
+        })
+        .await
+    }
+
+    async fn list_products(
+        &self,
+        merchant_id: String,
+        page: PageRequest,
+    ) -> Result<Page<Product>, Error> {
+        self.read(move |c| ops::catalog::list(c, &merchant_id, &page))
+            .await
+    }
+
+    async fn create_payment(
+        &self,
+        new: NewPayment,
+        idem: Option<Idem>,
+    ) -> Result<Written<Payment>, Error> {
+        self.write_idem(idem, move |c, now| ops::payments::create(c, now, new))
+            .await
+    }
+
+    async fn payment(&self, id: String) -> Result<Option<Payment>, Error> {
+        self.read(move |c| ops::payments::get(c, &id)).await
+    }
+
+    async fn list_payments(
+        &self,
+        owner: crate::PaymentOwner,
+        status: Option<pocket_core::payment::Status>,
+        page: PageRequest,
+    ) -> Result<Page<Payment>, Error> {
+        self.read(move |c| ops::payments::list(c, &owner, status, &page))
+            .await
+    }
+
+    async fn confirm(
+        &self,
+        payment_id: String,
+        customer_id: String,
+        proof: pocket_core::payment::Proof,
+        device: Option<String>,
+        pin: Option<PinAttempt>,
+        idem: Option<Idem>,
+    ) -> Result<Written<Payment>, Error> {
+        self.writer
+            .run(move |c, now| {
+                ops::pins::with_correct_pin(c, now, pin.as_ref(), |c| {
+                    ops::idempotency::wrap(c, now, idem, |c| {
+                        ops::payments::confirm(
+                            c,
+                            now,
+                            &payment_id,
+                            &customer_id,
+                            proof,
+                            device.as_deref(),
+                        )
+                    })
+                })
+            })
+            .await?
+    }
+
+    async fn decline(
+        &self,
+        payment_id: String,
+        customer_id: String,
+        idem: Option<Idem>,
+    ) -> Result<Written<Payment>, Error> {
+        self.writer
+            .run(move |c, now| {
+                ops::idempotency::wrap(c, now, idem, |c| {
+                    ops::payments::decline(c, now, &payment_id, &customer_id)
+                })
+            })
+            .await?
+    }
+
+    async fn cancel(
+        &self,
+        payment_id: String,
+        merchant_id: String,
+        idem: Option<Idem>,
+    ) -> Result<Written<Payment>, Error> {
+        self.writer
+            .run(move |c, now| {
+                ops::idempotency::wrap(c, now, idem, |c| {
+                    ops::payments::cancel(c, now, &payment_id, &merchant_id)
+                })
+            })
+            .await?
+    }
+
+    async fn refund(
+        &self,
+        payment_id: String,
+        merchant_id: String,
+        amount: Option<i64>,
+        reason: Option<String>,
+        idem: Option<Idem>,
+    ) -> Result<Written<Refund>, Error> {
+        self.write_idem(idem, move |c, now| {
+            ops::payments::refund(c, now, &payment_id, &merchant_id, amount, reason)
+        })
+        .await
+    }
+
+    async fn next_deadline(&self) -> Result<Option<i64>, Error> {
+        self.read(ops::payments::next_deadline).await
+    }
+
+    async fn expire_due(&self, limit: usize) -> Result<usize, Error> {
+        self.writer
+            .run(move |c, now| ops::payments::expire_due(c, now, limit))
+            .await
+    }
+
+    async fn forget_idempotency_before(
+        &self,
+        before_ms: i64,
+        limit: usize,
+    ) -> Result<usize, Error> {
+        self.writer
+            .run(move |c, _| ops::idempotency::forget_before(c, before_ms, limit))
+            .await
+    }
+
+    async fn forget_idle_pin_guards(&self, idle_ms: i64, limit: usize) -> Result<usize, Error> {
+        self.writer
+            .run(move |c, now| ops::pins::forget_idle(c, now, idle_ms, limit))
+            .await
+    }
+
+    async fn list_events(
+        &self,
+        merchant_id: String,
+        page: PageRequest,
+    ) -> Result<Page<Event>, Error> {
+        self.read(move |c| ops::events::list(c, &merchant_id, &page))
+            .await
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<EventNote> {
+        self.announcer.subscribe()
+    }
+
+    async fn customer_events(
+        &self,
+        customer_id: String,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, Event)>, Error> {
+        self.read(move |c| ops::events::for_customer_since(c, &customer_id, after_seq, limit))
+            .await
+    }
+
+    async fn customer_event_seq(
+        &self,
+        customer_id: String,
+        event_id: String,
+    ) -> Result<Option<i64>, Error> {
+        self.read(move |c| ops::events::customer_event_seq(c, &customer_id, &event_id))
+            .await
+    }
+
+    async fn latest_event_seq(&self) -> Result<i64, Error> {
+        self.read(ops::events::last_seq).await
+    }
+
+    async fn create_webhook_endpoint(
+        &self,
+        merchant_id: String,
+        url: String,
+        events: Option<Vec<String>>,
+        idem: Option<Idem>,
+    ) -> Result<Written<WebhookEndpoint>, Error> {
+        self.write_idem(idem, move |c, now| {
+            ops::webhooks::create(c, now, &merchant_id, &url, &events)
+        })
+        .await
+    }
+
+    async fn list_webhook_endpoints(
+        &self,
+        merchant_id: String,
+        page: PageRequest,
+    ) -> Result<Page<WebhookEndpoint>, Error> {
+        self.read(move |c| ops::webhooks::list(c, &merchant_id, &page))
+            .await
+    }
+
+    async fn delete_webhook_endpoint(
+        &self,
+        merchant_id: String,
+        id: String,
+    ) -> Result<WebhookEndpoint, Error> {
+        self.writer
+            .run(move |c, now| ops::webhooks::delete(c, now, &merchant_id, &id))
+            .await
+    }
+
+    async fn claim_deliveries(
+        &self,
+        busy: Vec<String>,
+        per_endpoint: usize,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<DeliveryJob>, Error> {
+        self.writer
+            .run(move |c, now| ops::webhooks::claim(c, now, &busy, per_endpoint, limit, lease_ms))
+            .await
+    }
+
+    async fn record_attempt(&self, attempt: AttemptRecord) -> Result<(), Error> {
+        self.writer
+            .run(move |c, _| ops::webhooks::record_attempt(c, &attempt))
+            .await
+    }
+
+    async fn delivery_attempts(
+        &self,
+        merchant_id: String,
+        event_id: String,
+    ) -> Result<Vec<DeliveryAttempt>, Error> {
+        self.read(move |c| ops::webhooks::attempts(c, &merchant_id, &event_id))
+            .await
+    }
+
+    async fn redeliver(&self, merchant_id: String, event_id: String) -> Result<usize, Error> {
+        self.writer
+            .run(move |c, now| ops::webhooks::redeliver(c, now, &merchant_id, &event_id))
+            .await
+    }
+
+    async fn next_delivery_at(&self) -> Result<Option<i64>, Error> {
+        self.read(ops::webhooks::next_due).await
+    }
+
+    async fn create_ticket(
+        &self,
+        customer_id: String,
+        digest: String,
+        session_digest: String,
+        expires_at: i64,
+    ) -> Result<(), Error> {
+        self.writer
+            .run(move |c, now| {
+                ops::wallet::create_ticket(
+                    c,
+                    now,
+                    &customer_id,
+                    &digest,
+                    &session_digest,
+                    expires_at,
+                )
+            })
+            .await
+    }
+
+    async fn redeem_ticket(&self, digest: String) -> Result<Option<(Customer, String)>, Error> {
+        self.writer
+            .run(move |c, now| ops::wallet::redeem_ticket(c, now, &digest))
+            .await
+    }
+
+    async fn add_device(
+        &self,
+        customer_id: String,
+        name: String,
+        public_key: String,
+        pin: PinAttempt,
+        idem: Option<Idem>,
+    ) -> Result<Written<Device>, Error> {
+        self.writer
+            .run(move |c, now| {
+                ops::pins::with_correct_pin(c, now, Some(&pin), |c| {
+                    ops::idempotency::wrap(c, now, idem, |c| {
+                        ops::devices::add(c, now, &customer_id, &name, &public_key).map(Ok)
+                    })
+                })
+            })
+            .await?
+    }
+
+    async fn settle_right_pin(&self, attempt: PinAttempt) -> Result<(), Error> {
+        self.writer
+            .run(move |c, now| ops::pins::with_correct_pin(c, now, Some(&attempt), |_| Ok(Ok(()))))
+            .await?
+    }
+
+    async fn card_bound(&self, customer_id: String, fingerprint: String) -> Result<bool, Error> {
+        self.read(move |c| ops::cards::is_bound(c, &customer_id, &fingerprint))
+            .await
+    }
+
+    async fn add_card(
+        &self,
+        customer_id: String,
+        card: NewCard,
+        pin: PinAttempt,
+        idem: Option<Idem>,
+    ) -> Result<Written<Card>, Error> {
+        self.writer
+            .run(move |c, now| {
+                ops::pins::with_correct_pin(c, now, Some(&pin), |c| {
+                    ops::idempotency::wrap(c, now, idem, |c| {
+                        ops::cards::add(c, now, &customer_id, &card).map(Ok)
+                    })
+                })
+            })
+            .await?
+    }
+
+    async fn list_cards(&self, customer_id: String) -> Result<Vec<Card>, Error> {
+        self.read(move |c| ops::cards::list(c, &customer_id)).await
+    }
+
+    async fn card_token(
+        &self,
+        customer_id: String,
+        card_id: String,
+    ) -> Result<Option<(Card, String)>, Error> {
+        self.read(move |c| ops::cards::with_token(c, &customer_id, &card_id))
+            .await
+    }
+
+    async fn begin_bank_operation(
+        &self,
+        new: NewBankOperation,
+        pin: Option<PinAttempt>,
+        idem: Option<Idem>,
+    ) -> Result<Written<BankOperation>, Error> {
+        self.writer
+            .run(move |c, now| {
+                ops::pins::with_correct_pin(c, now, pin.as_ref(), |c| {
+                    ops::idempotency::wrap(c, now, idem, |c| ops::bank::begin(c, now, &new).map(Ok))
+                })
+            })
+            .await?
+    }
+
+    async fn apply_bank_answer(
+        &self,
+        id: String,
+        succeeded: bool,
+        failure_code: Option<String>,
+    ) -> Result<Option<BankOperation>, Error> {
+        let outcome = if succeeded {
+            pocket_core::ledger::pending::Outcome::Succeeded
+        } else {
+            pocket_core::ledger::pending::Outcome::Failed
+        };
+        self.writer
+            .run(move |c, now| ops::bank::apply(c, now, &id, outcome, failure_code.as_deref()))
+            .await
+    }
+
+    async fn reschedule_bank_operation(&self, id: String) -> Result<(), Error> {
+        self.writer
+            .run(move |c, now| ops::bank::reschedule(c, now, &id))
+            .await
+    }
+
+    async fn claim_bank_operations(
+        &self,
+        limit: usize,
+        lease_ms: i64,
+    ) -> Result<Vec<BankOperation>, Error> {
+        self.writer
+            .run(move |c, now| ops::bank::claim_due(c, now, limit, lease_ms))
+            .await
+    }
+
+    async fn bank_operation(&self, id: String) -> Result<Option<BankOperation>, Error> {
+        self.read(move |c| ops::bank::get(c, &id)).await
+    }
+
+    async fn bank_operations_between(
+        &self,
+        connector: String,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<BankOperation>, Error> {
+        self.read(move |c| ops::bank::between(c, &connector, from_ms, to_ms))
+            .await
+    }
+
+    async fn list_bank_operations(
+        &self,
+        owner: String,
+        kind: &'static str,
+        limit: usize,
+    ) -> Result<Vec<BankOperation>, Error> {
+        self.read(move |c| ops::bank::list(c, &owner, kind, limit))
+            .await
+    }
+
+    async fn add_bank_account(
+        &self,
+        merchant_id: String,
+        new: NewBankAccount,
+        idem: Option<Idem>,
+    ) -> Result<Written<BankAccount>, Error> {
+        self.write_idem(idem, move |c, now| {
+            ops::bank_accounts::add(c, now, &merchant_id, &new)
+        })
+        .await
+    }
+
+    async fn bank_account(
+        &self,
+        id: String,
+    ) -> Result<Option<(BankAccount, String, String)>, Error> {
+        self.read(move |c| ops::bank_accounts::get(c, &id)).await
+    }
+
+    async fn list_bank_accounts(&self, merchant_id: String) -> Result<Vec<BankAccount>, Error> {
+        self.read(move |c| ops::bank_accounts::list(c, &merchant_id))
+            .await
+    }
+
+    async fn token_of_card(&self, card_id: String) -> Result<Option<String>, Error> {
+        self.read(move |c| ops::bank::card_token(c, &card_id)).await
+    }
+
+    async fn remove_card(&self, customer_id: String, id: String) -> Result<Card, Error> {
+        self.writer
+            .run(move |c, now| ops::cards::remove(c, now, &customer_id, &id))
+            .await
+    }
+
+    async fn list_devices(&self, customer_id: String) -> Result<Vec<Device>, Error> {
+        self.read(move |c| ops::devices::list(c, &customer_id))
+            .await
+    }
+
+    async fn device(&self, customer_id: String, id: String) -> Result<Option<Device>, Error> {
+        self.read(move |c| ops::devices::get(c, &customer_id, &id))
+            .await
+    }
+
+    async fn revoke_device(&self, customer_id: String, id: String) -> Result<Device, Error> {
+        self.writer
+            .run(move |c, now| ops::devices::revoke(c, now, &customer_id, &id))
+            .await
+    }
+}

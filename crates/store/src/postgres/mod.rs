@@ -1,0 +1,315 @@
+//! Pocket on PostgreSQL, for several nodes on one database: connecting (one URL, or
+//! several hosts with `target_session_attrs=read-write` to follow a failover), the
+//! migrations, and the `LISTEN` thread that announces every node's commits here.
+//!
+//! - Each node has one **writer** session (`crate::engine`'s writer). A batch begins
+//!   with the cluster-wide write lock ([`crate::engine::WRITE_LOCK_KEY`]), so batches
+//!   of all nodes commit one at a time, as on SQLite; correctness stays in the
+//!   database (the lock, conditional updates, constraints), never in a node.
+//! - **Readers** are a small pool; a lost connection is opened again on next use.
+//! - The **listener** holds `LISTEN pocket_events`; a trigger on `events` notifies at
+//!   every commit that wrote one, and the listener announces what it has not yet seen
+//!   (after a reconnect too: it reads from the last seq it announced).
+//!
+//! What this module must not do: hold the SQL of an operation (that is `crate::ops`).
+
+use crate::clock::Clock;
+use crate::engine::{Announcer, PgLink, Readers, Session, SqlStore, Writer};
+use crate::sql::{Conn, PgSession};
+
+pub use crate::ops::verify::Verification;
+use postgres::fallible_iterator::FallibleIterator;
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Settings of the PostgreSQL store.
+#[derive(Clone, Debug)]
+pub struct PostgresOptions {
+    /// `postgres://user@host[:port][,host2[:port]]/db[?target_session_attrs=read-write]`.
+    pub url: String,
+    pub queue_depth: usize,
+    pub read_connections: usize,
+}
+
+impl PostgresOptions {
+    pub fn new(url: &str) -> PostgresOptions {
+        PostgresOptions {
+            url: url.to_owned(),
+            queue_depth: crate::sqlite::DEFAULT_QUEUE_DEPTH,
+            read_connections: 8,
+        }
+    }
+}
+
+/// Embedded migrations, applied in order; `pocket_schema.version` records the last.
+const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
+
+/// Held (session-scoped) while migrating, so nodes starting together migrate once.
+const MIGRATE_LOCK_KEY: i64 = 0x0070_6f63_6b65_746d; // "pocketm"
+
+/// How long connecting may take before it counts as a failure (each host, each try).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The listener waits this long for a notification before checking whether the store
+/// was dropped.
+const LISTEN_TICK: Duration = Duration::from_millis(500);
+
+/// Parses the URL with Pocket's defaults (a connect timeout, a name in `pg_stat_activity`).
+pub fn config(url: &str) -> Result<postgres::Config, String> {
+    let mut config: postgres::Config = url
+        .parse()
+        .map_err(|e| format!("cannot read the database URL: {e}"))?;
+    if config.get_connect_timeout().is_none() {
+        config.connect_timeout(CONNECT_TIMEOUT);
+    }
+    if config.get_application_name().is_none() {
+        config.application_name("pocket");
+    }
+    Ok(config)
+}
+
+fn connect(config: &postgres::Config) -> Result<PgSession, String> {
+    config
+        .connect(postgres::NoTls)
+        .map(PgSession::new)
+        .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))
+}
+
+fn migrate(session: &mut PgSession) -> Result<(), String> {
+    let client = &mut session.client;
+    let fail = |e: postgres::Error| format!("cannot migrate the PostgreSQL schema: {e}");
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATE_LOCK_KEY])
+        .map_err(fail)?;
+    let result = (|| {
+        client
+            .batch_execute("CREATE TABLE IF NOT EXISTS pocket_schema (version BIGINT NOT NULL)")
+            .map_err(fail)?;
+        let current: i64 = client
+            .query_opt("SELECT version FROM pocket_schema", &[])
+            .map_err(fail)?
+            .map(|r| r.get(0))
+            .unwrap_or(0);
+        for (i, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+            let mut tx = client.transaction().map_err(fail)?;
+            tx.batch_execute(sql).map_err(fail)?;
+            tx.execute("DELETE FROM pocket_schema", &[]).map_err(fail)?;
+            tx.execute(
+                "INSERT INTO pocket_schema (version) VALUES ($1)",
+                &[&(i as i64 + 1)],
+            )
+            .map_err(fail)?;
+            tx.commit().map_err(fail)?;
+            tracing::info!(version = i + 1, "applied PostgreSQL schema migration");
+        }
+        Ok(())
+    })();
+    let _ = client.execute("SELECT pg_advisory_unlock($1)", &[&MIGRATE_LOCK_KEY]);
+    result
+}
+
+/// Connects, migrates and starts the writer and the listener. (The client library
+/// runs its own small runtime per connection, so connecting happens on a plain
+/// thread, never on one of tokio's.)
+pub fn open(options: &PostgresOptions, clock: Arc<dyn Clock>) -> Result<SqlStore, String> {
+    let options = options.clone();
+    std::thread::spawn(move || open_here(&options, clock))
+        .join()
+        .map_err(|_| "opening the PostgreSQL store panicked".to_string())?
+}
+
+fn open_here(options: &PostgresOptions, clock: Arc<dyn Clock>) -> Result<SqlStore, String> {
+    let config = config(&options.url)?;
+    let mut writer = connect(&config)?;
+    migrate(&mut writer)?;
+    let last_seq = {
+        let cell = RefCell::new(writer);
+        let seq = crate::ops::events::last_seq(&Conn::postgres(&cell))
+            .map_err(|e| format!("cannot read the events: {}", e.message))?;
+        writer = cell.into_inner();
+        seq
+    };
+    let announcer = Announcer::new(last_seq);
+    let mut readers = Vec::with_capacity(options.read_connections.max(1));
+    for _ in 0..options.read_connections.max(1) {
+        readers.push(Session::Postgres(Box::new(PgLink {
+            config: config.clone(),
+            session: Some(RefCell::new(connect(&config)?)),
+        })));
+    }
+    let stop = Arc::new(StopOnDrop(Arc::new(AtomicBool::new(false))));
+    let listener = connect(&config)?;
+    {
+        let (config, announcer, stop) = (config.clone(), announcer.clone(), stop.0.clone());
+        std::thread::Builder::new()
+            .name("pocket-listen".into())
+            .spawn(move || listen(config, listener, announcer, stop))
+            .map_err(|e| format!("cannot start the listener: {e}"))?;
+    }
+    let writer = Writer::start(
+        Session::Postgres(Box::new(PgLink {
+            config,
+            session: Some(RefCell::new(writer)),
+        })),
+        clock.clone(),
+        options.queue_depth,
+        announcer.clone(),
+    )
+    .map_err(|e| format!("cannot start the writer: {e}"))?;
+    Ok(SqlStore::new(
+        writer,
+        Readers::new(readers),
+        announcer,
+        clock,
+        Some(Box::new(stop)),
+    ))
+}
+
+/// Checks everything that must hold of the database, in one snapshot, while nodes
+/// may be serving (see `crate::ops::verify`; foreign keys and checks are enforced
+/// by PostgreSQL itself).
+pub fn verify(url: &str) -> Result<Verification, String> {
+    let url = url.to_owned();
+    std::thread::spawn(move || {
+        let config = config(&url)?;
+        let session = RefCell::new(connect(&config)?);
+        let conn = Conn::postgres(&session);
+        let e = |e: pocket_core::Error| e.to_string();
+        conn.execute_batch(conn.begin_snapshot_sql())
+            .map_err(|e| e.to_string())?;
+        let mut v = Verification::default();
+        crate::ops::verify::consistency(&conn, &mut v).map_err(e)?;
+        conn.execute_batch("COMMIT").map_err(|e| e.to_string())?;
+        Ok(v)
+    })
+    .join()
+    .map_err(|_| "verifying panicked".to_string())?
+}
+
+/// A database created for one run (a test, a benchmark) and dropped afterwards, with
+/// every connection still open to it.
+pub struct ScratchDatabase {
+    pub name: String,
+    pub url: String,
+    base_url: String,
+}
+
+impl ScratchDatabase {
+    /// Creates `pocket_scratch_<random>` on the server `base_url` points at
+    /// (`postgres://user@host:port`, no database).
+    pub fn create(base_url: &str) -> Result<ScratchDatabase, String> {
+        let name = format!(
+            "pocket_scratch_{}_{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        admin(base_url, &format!("CREATE DATABASE {name}"))?;
+        Ok(ScratchDatabase {
+            url: format!("{}/{name}", base_url.trim_end_matches('/')),
+            name,
+            base_url: base_url.to_owned(),
+        })
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        if let Err(e) = admin(&self.base_url, &sql) {
+            tracing::warn!(error = %e, database = %self.name, "cannot drop a scratch database");
+        }
+    }
+}
+
+/// Runs one statement on the server's `postgres` database (on a plain thread).
+fn admin(base_url: &str, sql: &str) -> Result<(), String> {
+    let (url, sql) = (
+        format!("{}/postgres", base_url.trim_end_matches('/')),
+        sql.to_owned(),
+    );
+    std::thread::spawn(move || {
+        let mut client = config(&url)?
+            .connect(postgres::NoTls)
+            .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+        client
+            .batch_execute(&sql)
+            .map_err(|e| format!("{sql}: {e}"))
+    })
+    .join()
+    .map_err(|_| "a database statement panicked".to_string())?
+}
+
+/// Tells the listener to stop when the store goes.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Announces every node's committed events: waits for `pocket_events`, then reads
+/// what it has not announced. A lost connection is opened again (with backoff), and
+/// what committed meanwhile is announced then.
+fn listen(
+    config: postgres::Config,
+    first: PgSession,
+    announcer: Arc<Announcer>,
+    stop: Arc<AtomicBool>,
+) {
+    let mut session = Some(first);
+    let mut backoff = Duration::from_millis(100);
+    while !stop.load(Ordering::Relaxed) {
+        let mut current = match session.take() {
+            Some(s) if !s.client.is_closed() => s,
+            _ => match connect(&config) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::warn!(error = %e, "listener cannot reach PostgreSQL; trying again");
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            },
+        };
+        if let Err(e) = current.client.batch_execute("LISTEN pocket_events") {
+            tracing::warn!(error = %e, "cannot LISTEN; trying again");
+            std::thread::sleep(backoff);
+            continue;
+        }
+        backoff = Duration::from_millis(100);
+        let cell = RefCell::new(current);
+        // Whatever committed while nobody listened.
+        let mut healthy = announcer.catch_up(&Conn::postgres(&cell)).is_ok();
+        while healthy && !stop.load(Ordering::Relaxed) {
+            let woke = {
+                let mut s = cell.borrow_mut();
+                let mut notes = s.client.notifications();
+                let first = notes.timeout_iter(LISTEN_TICK).next();
+                match first {
+                    Ok(Some(_)) => {
+                        // Fold every notification already here into one read.
+                        let _ = notes.iter().count();
+                        true
+                    }
+                    Ok(None) => false,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "listener lost PostgreSQL");
+                        healthy = false;
+                        false
+                    }
+                }
+            };
+            if woke && let Err(e) = announcer.catch_up(&Conn::postgres(&cell)) {
+                tracing::warn!(code = e.code, "listener cannot read new events");
+                healthy = false;
+            }
+        }
+        session = Some(cell.into_inner());
+        if session.as_ref().is_some_and(|s| s.client.is_closed()) {
+            session = None;
+        }
+    }
+}

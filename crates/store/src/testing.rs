@@ -1,0 +1,65 @@
+//! Stores for tests, on the engine `POCKET_TEST_ENGINE` names: `postgres` (a database
+//! of its own on `POCKET_TEST_PG_URL`, default the local server, dropped afterwards),
+//! else SQLite in the given directory. The test suites run once per engine.
+
+use crate::clock::Clock;
+use crate::postgres::{PostgresOptions, ScratchDatabase};
+use crate::sqlite::SqliteOptions;
+use crate::{SqlStore, ops::verify::Verification};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Whether this run's tests use PostgreSQL.
+pub fn on_postgres() -> bool {
+    std::env::var("POCKET_TEST_ENGINE").is_ok_and(|e| e == "postgres")
+}
+
+/// The PostgreSQL server tests use.
+pub fn pg_base_url() -> String {
+    std::env::var("POCKET_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string())
+}
+
+/// A store for one test. (Fields drop in order: the store before its database.)
+pub struct TestStore {
+    pub store: Arc<SqlStore>,
+    pub database: Option<ScratchDatabase>,
+    sqlite_path: PathBuf,
+}
+
+impl TestStore {
+    /// Opens a store in `dir` (SQLite) or in a new database (PostgreSQL).
+    pub fn open(dir: &Path, clock: Arc<dyn Clock>, queue_depth: Option<usize>) -> TestStore {
+        let sqlite = SqliteOptions::in_dir(dir);
+        if on_postgres() {
+            let database = ScratchDatabase::create(&pg_base_url()).expect("a test database");
+            let mut options = PostgresOptions::new(&database.url);
+            if let Some(depth) = queue_depth {
+                options.queue_depth = depth;
+            }
+            let store = crate::postgres::open(&options, clock).expect("open the store");
+            return TestStore {
+                store: Arc::new(store),
+                database: Some(database),
+                sqlite_path: sqlite.path,
+            };
+        }
+        let mut options = sqlite.clone();
+        if let Some(depth) = queue_depth {
+            options.queue_depth = depth;
+        }
+        TestStore {
+            store: Arc::new(crate::sqlite::open(&options, clock).expect("open the store")),
+            database: None,
+            sqlite_path: sqlite.path,
+        }
+    }
+
+    /// Verifies everything stored (`pocket verify`).
+    pub fn verify(&self) -> Result<Verification, String> {
+        match &self.database {
+            Some(db) => crate::postgres::verify(&db.url),
+            None => crate::sqlite::offline::verify(&self.sqlite_path),
+        }
+    }
+}
