@@ -1,8 +1,11 @@
-//! A full disk, made real with a file-size limit on the running server (what a full
-//! filesystem does to its writes): every write is answered `503` with `Retry-After`
-//! and changes nothing, a wrong PIN that cannot be counted is not checked, reads go
-//! on, the sweeper backs off instead of spinning, the log stays small, and once
-//! there is room again everything resumes with nothing corrupted.
+//! Storage that refuses writes: on SQLite a full disk, made real with a file-size
+//! limit on the running server (what a full filesystem does to its writes); on
+//! PostgreSQL the database turned read-only under the server, every connection cut
+//! (what a failover onto a standby that is not yet promoted looks like). Every write
+//! is answered `503` with `Retry-After` and changes nothing, a wrong PIN that cannot
+//! be counted is not checked, reads go on, the sweeper backs off instead of
+//! spinning, the log stays small, and once writes are possible again everything
+//! resumes with nothing corrupted.
 
 mod common;
 
@@ -27,6 +30,34 @@ fn limit_file_size(pid: u32, bytes: Option<u64>) {
         )
     };
     assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+/// Makes the server's storage refuse writes (`true`) or take them again.
+fn refuse_writes(s: &Server, refuse: bool) {
+    match &s.database {
+        Some(db) => {
+            let out = std::process::Command::new("psql")
+                .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d"])
+                .arg(format!("{}/postgres", pocket_store::testing::pg_base_url()))
+                .args(["-c", &format!(
+                    "ALTER DATABASE {0} SET default_transaction_read_only = {1}",
+                    db.name,
+                    if refuse { "on" } else { "off" }
+                )])
+                .args(["-c", &format!(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{}'",
+                    db.name
+                )])
+                .output()
+                .expect("run psql");
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        None => limit_file_size(s.pid(), refuse.then_some(16 * 1024)),
+    }
 }
 
 /// CPU seconds the process has used so far.
@@ -77,7 +108,7 @@ async fn a_full_disk_gets_503_changes_nothing_and_recovers() {
     let before = s.snapshot(&sk, &token).await;
     let log_lines_before = lines(&log);
 
-    limit_file_size(pid, Some(16 * 1024));
+    refuse_writes(&s, true);
     let full_since = Instant::now();
     let cpu_before = cpu_seconds(pid);
     // Writes: 503 with Retry-After, never 500, never a success.
@@ -135,7 +166,7 @@ async fn a_full_disk_gets_503_changes_nothing_and_recovers() {
     );
 
     // Room again: everything resumes.
-    limit_file_size(pid, None);
+    refuse_writes(&s, false);
     let r = s
         .post(
             "/v1/payments",

@@ -79,16 +79,38 @@ impl Session {
         }
     }
 
+    /// Whether the connection was lost (PostgreSQL; it is opened again on next use).
+    pub(crate) fn lost(&self) -> bool {
+        match self {
+            Session::Sqlite(_) => false,
+            Session::Postgres(link) => link
+                .session
+                .as_ref()
+                .is_none_or(|s| s.borrow().client.is_closed()),
+        }
+    }
+
     /// Begins a write transaction that holds the right to write.
     fn begin_write(&mut self) -> Result<()> {
         match self {
             Session::Sqlite(c) => Conn::sqlite(c).execute("BEGIN IMMEDIATE", []).map(drop),
             Session::Postgres(link) => {
-                let conn = Conn::postgres(link.open()?);
-                conn.execute_batch("BEGIN")?;
-                conn.query_row("SELECT pg_advisory_xact_lock(?1)", [WRITE_LOCK_KEY], |_| {
-                    Ok(())
-                })
+                let begin = |link: &mut PgLink| -> Result<()> {
+                    let conn = Conn::postgres(link.open()?);
+                    conn.execute_batch("BEGIN")?;
+                    conn.query_row("SELECT pg_advisory_xact_lock(?1)", [WRITE_LOCK_KEY], |_| {
+                        Ok(())
+                    })
+                };
+                let first = begin(link);
+                if first.is_err() && self.lost() {
+                    // The connection died while idle (a restarted or failed-over
+                    // server): nothing ran yet, so begin once more on a new one.
+                    if let Session::Postgres(link) = self {
+                        return begin(link);
+                    }
+                }
+                first
             }
         }
     }

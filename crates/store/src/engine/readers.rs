@@ -30,7 +30,7 @@ impl Readers {
     pub(crate) async fn run<T, F>(&self, f: F) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: FnOnce(&Conn<'_>) -> Result<T, Error> + Send + 'static,
+        F: Fn(&Conn<'_>) -> Result<T, Error> + Send + 'static,
     {
         let shared = self.shared.clone();
         let job = move || {
@@ -43,7 +43,12 @@ impl Readers {
                     idle = shared.freed.wait(idle).map_err(|_| Error::internal())?;
                 }
             };
-            let out = session.with(f);
+            let mut out = session.with(&f);
+            if out.is_err() && session.lost() {
+                // The connection died under the read (a restarted or failed-over
+                // server): a read may be tried again, once, on a new connection.
+                out = session.with(&f);
+            }
             // A connection whose statement failed is still usable: SQLite resets
             // statements on drop; a lost PostgreSQL connection is opened again by
             // its next use.

@@ -46,7 +46,7 @@ impl SqlStore {
     async fn read<T, F>(&self, f: F) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: FnOnce(&Conn<'_>) -> Result<T, Error> + Send + 'static,
+        F: Fn(&Conn<'_>) -> Result<T, Error> + Send + 'static,
     {
         self.readers.run(f).await
     }
