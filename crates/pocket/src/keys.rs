@@ -1,6 +1,8 @@
-//! Key files in the data directory, created on first start with mode 0600:
-//! `admin.key` (the operator's key, unless `POCKET_ADMIN_KEY` is set) and
-//! `server.key` (the server-side secret that never enters the database).
+//! The two keys of a server: the operator's admin key and the server key (the secret
+//! that keys every stored digest and never enters the database). Each comes from the
+//! environment (`POCKET_ADMIN_KEY`, `POCKET_SERVER_KEY`), which is how several nodes
+//! on one PostgreSQL database share them, else from a file in the data directory,
+//! created on first start with mode 0600 (`admin.key`, `server.key`).
 
 use rand::RngCore;
 use std::io::Write;
@@ -50,12 +52,36 @@ pub fn admin_key(data: &Path) -> Result<(String, bool), String> {
     })
 }
 
-/// The 32-byte server key.
+/// The 32-byte server key: `POCKET_SERVER_KEY` (64 hex digits), else
+/// `<data>/server.key`.
 pub fn server_key(data: &Path) -> Result<[u8; 32], String> {
+    if let Ok(text) = std::env::var("POCKET_SERVER_KEY") {
+        return hex::decode(text.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| {
+                "invalid configuration: `POCKET_SERVER_KEY`: must be 64 hex digits (32 bytes)"
+                    .to_string()
+            });
+    }
     let path = data.join("server.key");
     let (text, _) = read_or_create(&path, || random_hex(32))?;
     let bytes = hex::decode(&text).map_err(|_| format!("{} is not hex", path.display()))?;
     bytes
         .try_into()
         .map_err(|_| format!("{} must hold 32 bytes", path.display()))
+}
+
+/// What a database remembers of the keys it was written with, so that a node started
+/// with other keys refuses to serve instead of failing every sign-in: a keyed digest
+/// of a fixed text under the server key, and the admin key's digest (neither reveals
+/// a key).
+pub fn checks(server_key: &[u8; 32], admin_digest: &[u8; 32]) -> Vec<(&'static str, String)> {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(server_key).expect("any key length");
+    mac.update(b"pocket: the server key this database was written with");
+    vec![
+        ("server_key", hex::encode(mac.finalize().into_bytes())),
+        ("admin_key", hex::encode(admin_digest)),
+    ]
 }

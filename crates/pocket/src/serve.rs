@@ -37,11 +37,17 @@ pub struct Opened {
 
 /// Opens the database `storage.url` names (PostgreSQL), else the embedded one in the
 /// data directory.
-pub fn open_store(config: &Config) -> Result<pocket_store::SqlStore, String> {
+/// `key_checks`: what a PostgreSQL database must remember of this node's keys (see
+/// [`keys::checks`]); every node of one database must have the same keys.
+pub fn open_store(
+    config: &Config,
+    key_checks: Vec<(&'static str, String)>,
+) -> Result<pocket_store::SqlStore, String> {
     let storage = &config.storage;
     match &storage.url {
         Some(url) => {
             let mut options = pocket_store::postgres::PostgresOptions::new(url);
+            options.key_checks = key_checks;
             options.queue_depth = storage.queue_depth;
             options.read_connections = storage.read_connections;
             pocket_store::postgres::open(&options, Arc::new(SystemClock))
@@ -62,8 +68,12 @@ pub fn open(config: &Config) -> Result<Opened, String> {
         .map_err(|e| format!("cannot create data directory {}: {e}", data.display()))?;
     let (admin_key, admin_key_new) = keys::admin_key(data)?;
     let server_key = keys::server_key(data)?;
-    let store: Arc<dyn Store> = Arc::new(open_store(config)?);
-    let mut settings = Settings::new(Sha256::digest(admin_key.as_bytes()).into(), server_key);
+    let admin_digest: [u8; 32] = Sha256::digest(admin_key.as_bytes()).into();
+    let store: Arc<dyn Store> = Arc::new(open_store(
+        config,
+        keys::checks(&server_key, &admin_digest),
+    )?);
+    let mut settings = Settings::new(admin_digest, server_key);
     let sec = &config.security;
     settings.policy = Arc::new(config.policy());
     settings.sandbox = config.server.sandbox;

@@ -12,6 +12,8 @@ pub mod receiver;
 pub mod sse;
 
 pub const ADMIN_KEY: &str = "adm_test_key_0123456789abcdef";
+/// The server key of every node of [`Server::start_nodes`].
+pub const SERVER_KEY: &str = "5e7e5e7e5e7e5e7e5e7e5e7e5e7e5e7e5e7e5e7e5e7e5e7e5e7e5e7e5e7e5e7e";
 
 pub struct Server {
     child: Option<Child>,
@@ -19,8 +21,9 @@ pub struct Server {
     pub dir: tempfile::TempDir,
     pub client: Client,
     options: Options,
-    /// The PostgreSQL database of this server (`POCKET_TEST_ENGINE=postgres`).
-    pub database: Option<TestDatabase>,
+    /// The PostgreSQL database of this server (`POCKET_TEST_ENGINE=postgres`),
+    /// shared by the nodes of [`Server::start_nodes`].
+    pub database: Option<std::sync::Arc<TestDatabase>>,
 }
 
 /// A database of its own for one test (`POCKET_TEST_ENGINE=postgres`), dropped with
@@ -166,11 +169,38 @@ impl Server {
     }
 
     pub async fn start_options(options: Options) -> Server {
+        let database = pocket_store::testing::on_postgres()
+            .then(|| {
+                TestDatabase::create(&pocket_store::testing::pg_base_url())
+                    .expect("a test database")
+            })
+            .map(std::sync::Arc::new);
+        Self::start_on(options, database).await
+    }
+
+    /// `n` nodes on one PostgreSQL database, sharing their keys (`POCKET_SERVER_KEY`,
+    /// `POCKET_ADMIN_KEY`), each with a data directory of its own.
+    pub async fn start_nodes(n: usize, mut options: Options) -> Vec<Server> {
+        assert!(
+            pocket_store::testing::on_postgres(),
+            "several nodes need PostgreSQL"
+        );
+        let database = std::sync::Arc::new(
+            TestDatabase::create(&pocket_store::testing::pg_base_url()).expect("a test database"),
+        );
+        options
+            .env
+            .push(("POCKET_SERVER_KEY".into(), SERVER_KEY.into()));
+        let mut nodes = Vec::with_capacity(n);
+        for _ in 0..n {
+            nodes.push(Self::start_on(options.clone(), Some(database.clone())).await);
+        }
+        nodes
+    }
+
+    async fn start_on(options: Options, database: Option<std::sync::Arc<TestDatabase>>) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        let database = pocket_store::testing::on_postgres().then(|| {
-            TestDatabase::create(&pocket_store::testing::pg_base_url()).expect("a test database")
-        });
-        let (child, url) = spawn(dir.path(), &options, database.as_ref());
+        let (child, url) = spawn(dir.path(), &options, database.as_deref());
         let client = Client::builder()
             .pool_max_idle_per_host(64)
             // Shorter than the server's keep-alive timeout, as a client's should be.
@@ -222,7 +252,7 @@ impl Server {
     /// [`Server::kill9`] or [`Server::stop`].
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "the server is still running");
-        let (child, url) = spawn(self.dir.path(), &self.options, self.database.as_ref());
+        let (child, url) = spawn(self.dir.path(), &self.options, self.database.as_deref());
         self.child = Some(child);
         self.url = url;
     }
@@ -307,7 +337,7 @@ impl Server {
     /// Stops and starts again on the same data directory (a new port).
     pub fn restart(&mut self) {
         self.stop();
-        let (child, url) = spawn(self.dir.path(), &self.options, self.database.as_ref());
+        let (child, url) = spawn(self.dir.path(), &self.options, self.database.as_deref());
         self.child = Some(child);
         self.url = url;
     }

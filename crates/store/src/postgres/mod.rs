@@ -31,6 +31,10 @@ pub struct PostgresOptions {
     pub url: String,
     pub queue_depth: usize,
     pub read_connections: usize,
+    /// `(name, digest)` of each key this node serves with. The first node records
+    /// them; a node whose keys differ refuses to start (several nodes must share
+    /// their keys, or each would reject what the others wrote).
+    pub key_checks: Vec<(&'static str, String)>,
 }
 
 impl PostgresOptions {
@@ -39,6 +43,7 @@ impl PostgresOptions {
             url: url.to_owned(),
             queue_depth: crate::sqlite::DEFAULT_QUEUE_DEPTH,
             read_connections: 8,
+            key_checks: Vec::new(),
         }
     }
 }
@@ -110,6 +115,38 @@ fn migrate(session: &mut PgSession) -> Result<(), String> {
     result
 }
 
+fn check_keys(session: &mut PgSession, checks: &[(&'static str, String)]) -> Result<(), String> {
+    let fail = |e: postgres::Error| format!("cannot check the keys: {e}");
+    for (name, digest) in checks {
+        session
+            .client
+            .execute(
+                "INSERT INTO cluster_keys (name, digest) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                &[name, digest],
+            )
+            .map_err(fail)?;
+        let recorded: String = session
+            .client
+            .query_one("SELECT digest FROM cluster_keys WHERE name = $1", &[name])
+            .map_err(fail)?
+            .get(0);
+        if !bool::from(subtle::ConstantTimeEq::ct_eq(
+            recorded.as_bytes(),
+            digest.as_bytes(),
+        )) {
+            let var = match *name {
+                "server_key" => "POCKET_SERVER_KEY",
+                _ => "POCKET_ADMIN_KEY",
+            };
+            return Err(format!(
+                "this node's {name} is not the one the database was written with: give every \
+                 node of one database the same keys ({var}; see docs/DEPLOY.md)"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Connects, migrates and starts the writer and the listener. (The client library
 /// runs its own small runtime per connection, so connecting happens on a plain
 /// thread, never on one of tokio's.)
@@ -124,6 +161,7 @@ fn open_here(options: &PostgresOptions, clock: Arc<dyn Clock>) -> Result<SqlStor
     let config = config(&options.url)?;
     let mut writer = connect(&config)?;
     migrate(&mut writer)?;
+    check_keys(&mut writer, &options.key_checks)?;
     let last_seq = {
         let cell = RefCell::new(writer);
         let seq = crate::ops::events::last_seq(&Conn::postgres(&cell))

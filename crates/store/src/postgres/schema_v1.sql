@@ -277,6 +277,14 @@ CREATE INDEX bank_operations_due ON bank_operations (next_check_at) WHERE status
 CREATE INDEX bank_operations_by_owner ON bank_operations (owner, kind, seq);
 CREATE INDEX bank_accounts_by_merchant ON bank_accounts (merchant_id, seq);
 
+-- What the database remembers of the keys its nodes serve with: a keyed digest of a
+-- fixed text under the server key, the admin key's digest. A node with other keys
+-- refuses to start.
+CREATE TABLE cluster_keys (
+    name    TEXT PRIMARY KEY,
+    digest  TEXT NOT NULL
+);
+
 -- Every committed event wakes every node's listener (`LISTEN pocket_events`). Equal
 -- notifications of one transaction are folded into one, delivered at commit.
 CREATE FUNCTION pocket_notify_event() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -1,0 +1,445 @@
+//! Several `pocket serve` nodes on one PostgreSQL database, no node special: what
+//! one node writes reaches streams and long-polls held by another through `LISTEN`
+//! (not polling), a signed-out session or a rolled key stops working on every node
+//! at once, every limit holds with requests spread round-robin over the nodes, and
+//! the sweepers and pollers that run on every node never expire or deliver twice.
+//!
+//! These run in the PostgreSQL pass (`POCKET_TEST_ENGINE=postgres`); SQLite is one
+//! process on one machine, so they say so and pass there.
+
+mod common;
+
+use common::receiver::{Answer, Receiver};
+use common::sse::SseReader;
+use common::{ADMIN_KEY, Options, Server};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+async fn nodes(n: usize) -> Option<Vec<Server>> {
+    if !pocket_store::testing::on_postgres() {
+        eprintln!("SKIPPED on SQLite: several nodes share a PostgreSQL database");
+        return None;
+    }
+    Some(
+        Server::start_nodes(
+            n,
+            Options {
+                args: vec!["--sandbox".into()],
+                ..Options::default()
+            },
+        )
+        .await,
+    )
+}
+
+async fn open_stream(s: &Server, token: &str) -> SseReader {
+    let resp = s
+        .client
+        .get(format!("{}/v1/wallet/events", s.url))
+        .bearer_auth(token)
+        .timeout(Duration::from_secs(600))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    SseReader::new(resp)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn what_one_node_writes_reaches_streams_and_long_polls_on_another() {
+    let Some(n) = nodes(3).await else { return };
+    let (_, sk) = n[0].merchant("M").await;
+    let (cus, token) = n[1].customer("+8613800010001", 1_000_000).await;
+    let mut stream = open_stream(&n[1], &token).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    // Created on node 0, pushed by node 1.
+    let mut pushes = Vec::new();
+    for i in 0..20 {
+        let sent = Instant::now();
+        let p = n[0]
+            .payment(
+                &sk,
+                json!({"currency": "CNY", "amount": 100 + i, "customer": cus}),
+            )
+            .await;
+        let e = stream.next(Duration::from_secs(3)).await.expect("event");
+        pushes.push(sent.elapsed());
+        assert_eq!(e.event, "payment.created");
+        let data: Value = serde_json::from_str(&e.data).unwrap();
+        assert_eq!(data["data"]["object"]["id"], p["id"]);
+    }
+    let worst = *pushes.iter().max().unwrap();
+    eprintln!(
+        "node 0 -> stream on node 1: median {:?}, worst {worst:?} (20 payments, the creating request included)",
+        median(pushes.clone())
+    );
+    assert!(
+        median(pushes) < Duration::from_millis(100),
+        "pushes across nodes are not prompt"
+    );
+
+    // A long-poll on node 1 wakes when node 2 confirms.
+    let mut wakes = Vec::new();
+    for i in 0..5 {
+        let p = n[0]
+            .payment(
+                &sk,
+                json!({"currency": "CNY", "amount": 500 + i, "customer": cus}),
+            )
+            .await;
+        let id = p["id"].as_str().unwrap().to_string();
+        let poll = {
+            let (client, url, sk, id) = (
+                n[1].client.clone(),
+                n[1].url.clone(),
+                sk.clone(),
+                id.clone(),
+            );
+            tokio::spawn(async move {
+                let r = client
+                    .get(format!("{url}/v1/payments/{id}?wait=30"))
+                    .bearer_auth(&sk)
+                    .send()
+                    .await
+                    .unwrap();
+                let body: Value = r.json().await.unwrap();
+                (Instant::now(), body)
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(n[2].confirm(&token, &id, json!({})).await.status, 200);
+        let confirmed = Instant::now();
+        let (woke, body) = poll.await.unwrap();
+        assert_eq!(body["status"], "succeeded");
+        wakes.push(woke.saturating_duration_since(confirmed));
+    }
+    let worst = *wakes.iter().max().unwrap();
+    eprintln!(
+        "confirm on node 2 -> long-poll on node 1 answered: worst {worst:?} after the confirm's answer"
+    );
+    // The long-poll's fallback look is once a second: waking sooner is the notification.
+    assert!(
+        worst < Duration::from_millis(500),
+        "long-poll woke by polling"
+    );
+    for s in &n {
+        s.assert_balanced().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_signed_out_session_or_a_rolled_key_stops_on_every_node_at_once() {
+    let Some(n) = nodes(3).await else { return };
+    let (id, sk) = n[0].merchant("M").await;
+    let (_, token) = n[0].customer("+8613800010002", 0).await;
+    for s in &n {
+        assert_eq!(s.get("/v1/wallet/me", &token).await.status, 200);
+        assert_eq!(s.get("/v1/balance", &sk).await.status, 200);
+    }
+    let mut stream = open_stream(&n[1], &token).await;
+
+    let r = n[2]
+        .call(
+            Method::DELETE,
+            "/v1/wallet/sessions/current",
+            Some(&token),
+            None,
+            None,
+        )
+        .await;
+    assert!(r.status.is_success(), "{}", r.text);
+    for s in &n {
+        s.get("/v1/wallet/me", &token)
+            .await
+            .assert_error(401, "invalid_token");
+    }
+    assert!(
+        stream.ends_within(Duration::from_secs(3)).await,
+        "a stream on another node outlived the sign-out"
+    );
+
+    let r = n[0]
+        .post(
+            &format!("/v1/admin/merchants/{id}/keys"),
+            ADMIN_KEY,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let new = r.body["secret_key"].as_str().unwrap().to_string();
+    for s in &n {
+        s.get("/v1/balance", &sk)
+            .await
+            .assert_error(401, "invalid_api_key");
+        assert_eq!(s.get("/v1/balance", &new).await.status, 200);
+    }
+}
+
+/// Wrong PINs checked by all nodes together, from each node's own `/metrics`.
+async fn pins_checked(n: &[Server]) -> u64 {
+    let mut total = 0;
+    for s in n {
+        let text = s
+            .client
+            .get(format!("{}/metrics", s.url))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        total += text
+            .lines()
+            .filter(|l| l.starts_with("pocket_pin_checks_total{result=\"wrong\"}"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_limit_holds_with_requests_spread_over_three_nodes() {
+    let Some(n) = nodes(3).await else { return };
+    let n = std::sync::Arc::new(n);
+    let (_, sk) = n[0].merchant("M").await;
+
+    // One payment, 60 confirms at once over three nodes: one succeeds.
+    let (cus, token) = n[1].customer("+8613800010003", 1_000_000).await;
+    let p = n[0]
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 700, "customer": cus}),
+        )
+        .await;
+    let id = p["id"].as_str().unwrap().to_string();
+    let answers = common::all(60, |i| {
+        let (n, token, id) = (n.clone(), token.clone(), id.clone());
+        async move {
+            n[i % 3]
+                .confirm(&token, &id, json!({}))
+                .await
+                .status
+                .as_u16()
+        }
+    })
+    .await;
+    assert_eq!(
+        answers.iter().filter(|s| **s == 200).count(),
+        1,
+        "{answers:?}"
+    );
+    assert!(
+        answers.iter().all(|s| *s == 200 || *s == 409),
+        "{answers:?}"
+    );
+
+    // A wallet of 1,000 and 30 payments of 100 confirmed at once: ten succeed.
+    let (cus, token) = n[2].customer("+8613800010004", 1_000).await;
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let p = n[i % 3]
+            .payment(
+                &sk,
+                json!({"currency": "CNY", "amount": 100, "customer": cus}),
+            )
+            .await;
+        ids.push(p["id"].as_str().unwrap().to_string());
+    }
+    let ids = std::sync::Arc::new(ids);
+    let answers = common::all(30, |i| {
+        let (n, token, ids) = (n.clone(), token.clone(), ids.clone());
+        async move {
+            n[i % 3]
+                .confirm(&token, &ids[i], json!({}))
+                .await
+                .status
+                .as_u16()
+        }
+    })
+    .await;
+    assert_eq!(
+        answers.iter().filter(|s| **s == 200).count(),
+        10,
+        "{answers:?}"
+    );
+    for s in n.iter() {
+        assert_eq!(s.wallet_balance(&token, "CNY").await, 0);
+    }
+
+    // A payment of 1,000 and 30 refunds of 100 at once: ten are made.
+    let paid = ids[answers.iter().position(|s| *s == 200).unwrap()].clone();
+    let (cus, token) = n[0].customer("+8613800010005", 5_000).await;
+    let big = n[1]
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 1_000, "customer": cus}),
+        )
+        .await;
+    let big = big["id"].as_str().unwrap().to_string();
+    assert_eq!(n[2].confirm(&token, &big, json!({})).await.status, 200);
+    let answers = common::all(30, |i| {
+        let (n, sk, big) = (n.clone(), sk.clone(), big.clone());
+        async move {
+            n[i % 3]
+                .post(
+                    &format!("/v1/payments/{big}/refunds"),
+                    &sk,
+                    json!({"amount": 100}),
+                )
+                .await
+                .status
+                .as_u16()
+        }
+    })
+    .await;
+    assert_eq!(
+        answers.iter().filter(|s| **s == 201).count(),
+        10,
+        "{answers:?}"
+    );
+    let after = n[2].get(&format!("/v1/payments/{big}"), &sk).await;
+    assert_eq!(after.body["amount_refunded"], 1_000);
+    let _ = paid;
+
+    // 30 wrong PINs at once over three nodes: at most five are checked.
+    let phone = "+8613800010006";
+    n[0].customer(phone, 0).await;
+    let answers = common::all(30, |i| {
+        let n = n.clone();
+        async move {
+            n[i % 3]
+                .call(
+                    Method::POST,
+                    "/v1/wallet/sessions",
+                    None,
+                    Some(json!({"phone": phone, "pin": format!("{:06}", 900_000 + i)})),
+                    None,
+                )
+                .await
+                .status
+                .as_u16()
+        }
+    })
+    .await;
+    let checked = pins_checked(&n).await;
+    eprintln!("30 wrong PINs over 3 nodes: {checked} checked, answers {answers:?}");
+    assert!(checked <= 5, "{checked} wrong PINs were checked");
+    assert!(
+        answers.iter().all(|s| [401, 423, 429].contains(s)),
+        "{answers:?}"
+    );
+
+    n[1].assert_balanced().await;
+    let (ok, out) = n[0].pocket(&["verify"]);
+    assert!(ok, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sweepers_and_pollers_on_every_node_never_expire_or_deliver_twice() {
+    let Some(n) = nodes(3).await else { return };
+    let hooks = Receiver::start(vec![], Answer::Ok).await;
+    let r = n[0]
+        .post(
+            "/v1/admin/merchants",
+            ADMIN_KEY,
+            json!({"name": "M", "webhook_url": hooks.url}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let sk = r.body["secret_key"].as_str().unwrap().to_string();
+    let (cus, _) = n[1].customer("+8613800010007", 0).await;
+    let mut ids = Vec::new();
+    for i in 0..30 {
+        let p = n[i % 3]
+            .payment(
+                &sk,
+                json!({"currency": "CNY", "amount": 100 + i, "customer": cus, "expires_in": 1}),
+            )
+            .await;
+        ids.push(p["id"].as_str().unwrap().to_string());
+    }
+    let started = Instant::now();
+    for id in &ids {
+        loop {
+            let p = n[2].get(&format!("/v1/payments/{id}"), &sk).await;
+            if p.body["status"] == "expired" {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "{id} never expired"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    // Every payment: one created and one expired event, each delivered once.
+    let got = hooks
+        .wait_for(Duration::from_secs(30), |got| got.len() >= 60)
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got = hooks.received().len().max(got.len());
+    let mut by_event: HashMap<String, usize> = HashMap::new();
+    for r in hooks.received() {
+        *by_event.entry(r.event_id.clone()).or_default() += 1;
+    }
+    let doubled: Vec<_> = by_event.iter().filter(|(_, c)| **c > 1).collect();
+    eprintln!(
+        "30 payments expired on 3 nodes: {got} deliveries, {} events, {} delivered twice",
+        by_event.len(),
+        doubled.len()
+    );
+    assert!(doubled.is_empty(), "delivered twice: {doubled:?}");
+    assert_eq!(by_event.len(), 60);
+    let expired = hooks
+        .received()
+        .iter()
+        .filter(|r| r.body.contains("\"payment.expired\""))
+        .count();
+    assert_eq!(expired, 30, "one expiry per payment");
+    n[0].assert_balanced().await;
+}
+
+#[tokio::test]
+async fn a_node_with_other_keys_refuses_to_start() {
+    let Some(n) = nodes(1).await else { return };
+    let db = n[0].database.as_ref().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let start = |server_key: &str, admin_key: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pocket"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--database",
+                &db.url,
+                "--data",
+            ])
+            .arg(dir.path())
+            .env("POCKET_SERVER_KEY", server_key)
+            .env("POCKET_ADMIN_KEY", admin_key)
+            .output()
+            .unwrap()
+    };
+    let out = start(&"ab".repeat(32), ADMIN_KEY);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("server_key is not the one the database was written with"),
+        "{text}"
+    );
+    let out = start(common::SERVER_KEY, "adm_another_key_0123456789");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("admin_key is not the one"), "{text}");
+    // The node that has the keys serves on.
+    assert_eq!(n[0].get("/healthz", "").await.status, 200);
+}
