@@ -39,6 +39,9 @@ pub struct Options {
     pub log_file: Option<std::path::PathBuf>,
     /// Text of a pocket.toml to pass with --config.
     pub config: Option<String>,
+    /// A PostgreSQL URL of the test's own (a cluster it built) instead of a scratch
+    /// database.
+    pub database_url: Option<String>,
 }
 
 /// A response: status, headers, and the JSON body (Null when empty or not JSON).
@@ -98,8 +101,12 @@ fn spawn(
 ) -> (Child, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_pocket"));
     cmd.arg("serve");
-    if let Some(db) = database {
-        cmd.args(["--database", &db.url]);
+    if let Some(url) = options
+        .database_url
+        .as_deref()
+        .or(database.map(|d| d.url.as_str()))
+    {
+        cmd.args(["--database", url]);
     }
     // A test may pin the address (to come back on the same one after a restart).
     if !options.args.iter().any(|a| a == "--listen") {
@@ -198,7 +205,10 @@ impl Server {
         nodes
     }
 
-    async fn start_on(options: Options, database: Option<std::sync::Arc<TestDatabase>>) -> Server {
+    pub async fn start_on(
+        options: Options,
+        database: Option<std::sync::Arc<TestDatabase>>,
+    ) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let (child, url) = spawn(dir.path(), &options, database.as_deref());
         let client = Client::builder()
@@ -322,8 +332,13 @@ impl Server {
     pub fn pocket(&self, args: &[&str]) -> (bool, String) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_pocket"));
         cmd.args(args).arg("--data").arg(self.data_dir());
-        if let Some(db) = &self.database {
-            cmd.env("POCKET_DATABASE_URL", &db.url);
+        if let Some(url) = self
+            .options
+            .database_url
+            .as_deref()
+            .or(self.database.as_ref().map(|d| d.url.as_str()))
+        {
+            cmd.env("POCKET_DATABASE_URL", url);
         }
         let out = cmd.output().expect("run pocket");
         let text = format!(
