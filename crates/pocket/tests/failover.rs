@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 /// Runs one of PostgreSQL's programs, as `postgres` when we are root.
 fn pg(bin: &Path, program: &str, args: &[&str]) -> std::process::Output {
     let exe = bin.join(program);
-    let out = if unsafe { libc::geteuid() } == 0 {
+    if unsafe { libc::geteuid() } == 0 {
         Command::new("runuser")
             .args(["-u", "postgres", "--"])
             .arg(&exe)
@@ -35,8 +35,7 @@ fn pg(bin: &Path, program: &str, args: &[&str]) -> std::process::Output {
     } else {
         Command::new(&exe).args(args).output()
     }
-    .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()));
-    out
+    .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()))
 }
 
 fn must(out: std::process::Output, what: &str) {
@@ -255,12 +254,11 @@ struct Tally {
     wrong: Vec<String>,
 }
 
-/// Sends one request until it gets a definite answer, retrying 503s (honouring
+/// POSTs one request until it gets a definite answer, retrying 503s (honouring
 /// `Retry-After`, at most 60 tries) with the same idempotency key.
 async fn until_definite(
     nodes: &[Server],
     mut node: usize,
-    method: Method,
     path: &str,
     auth: &str,
     body: serde_json::Value,
@@ -270,7 +268,7 @@ async fn until_definite(
     for _ in 0..60 {
         let r = nodes[node % nodes.len()]
             .call(
-                method.clone(),
+                Method::POST,
                 path,
                 Some(auth),
                 Some(body.clone()),
@@ -354,7 +352,6 @@ async fn a_failover_in_the_middle_of_a_load_loses_nothing() {
                 let created = until_definite(
                     &nodes,
                     c + n,
-                    Method::POST,
                     "/v1/payments",
                     &sk,
                     json!({"currency": "CNY", "amount": 100, "customer": cus}),
@@ -379,7 +376,6 @@ async fn a_failover_in_the_middle_of_a_load_loses_nothing() {
                     let r = until_definite(
                         &nodes,
                         c + n + 1,
-                        Method::POST,
                         &format!("/v1/wallet/payments/{id}/confirm"),
                         token,
                         json!({}),
