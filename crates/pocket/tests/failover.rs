@@ -372,7 +372,7 @@ async fn a_failover_in_the_middle_of_a_load_loses_nothing() {
                     id: id.clone(),
                     succeeded: false,
                 };
-                if n % 2 == 0 {
+                if n.is_multiple_of(2) {
                     let r = until_definite(
                         &nodes,
                         c + n + 1,
@@ -422,7 +422,7 @@ async fn a_failover_in_the_middle_of_a_load_loses_nothing() {
     for c in clients {
         c.await.unwrap();
     }
-    let t = tally.lock().unwrap();
+    let t = std::mem::take(&mut *tally.lock().unwrap());
 
     // Every acknowledged payment is there once, in the state it was acknowledged in.
     let mut seen = std::collections::HashSet::new();
