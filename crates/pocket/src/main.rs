@@ -125,6 +125,17 @@ enum Command {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Copy a SQLite data directory into an empty PostgreSQL database and verify the
+    /// copy (every row of every table, the ledger, every payment's state). Stop the
+    /// server first; afterwards start every node with the directory's server key.
+    MigrateData {
+        /// The data directory to copy from.
+        #[arg(long, value_name = "DIR")]
+        from: PathBuf,
+        /// The empty PostgreSQL database to copy into.
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
     /// Drive a server with concurrent clients and report throughput, latency, errors,
     /// memory and a ledger check.
     Bench {
@@ -362,6 +373,30 @@ fn run(cli: Cli) -> Result<(), String> {
                 fail_rate,
                 notification_chaos,
             }))
+        }
+        Command::MigrateData { from, to } => {
+            let db = pocket_store::sqlite::SqliteOptions::in_dir(&from).path;
+            let copied = pocket_store::postgres::copy::from_sqlite(&db, &to)?;
+            for (table, rows) in &copied.tables {
+                println!("copied {rows:>8} rows of {table}");
+            }
+            let v = &copied.verification;
+            println!(
+                "verified: every row of every table equal; {} payments, {} refunds, {} accounts, {} transfers",
+                v.payments, v.refunds, v.accounts, v.transfers
+            );
+            if !v.faults.is_empty() {
+                for f in &v.faults {
+                    println!("FAULT: {f}");
+                }
+                return Err(format!("{} fault(s) found in the copy", v.faults.len()));
+            }
+            println!(
+                "done. Start every node with --database and POCKET_SERVER_KEY set to the \
+                 content of {} (and the same admin key): the stored digests are keyed with it.",
+                from.join("server.key").display()
+            );
+            Ok(())
         }
         Command::Backup { common, to } => {
             let c = load_config(&common)?;

@@ -13,6 +13,8 @@
 //!
 //! What this module must not do: hold the SQL of an operation (that is `crate::ops`).
 
+pub mod copy;
+
 use crate::clock::Clock;
 use crate::engine::{Announcer, PgLink, Readers, Session, SqlStore, Writer};
 use crate::sql::{Conn, PgSession};

@@ -62,6 +62,9 @@ fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
 /// Prepared statements kept per connection.
 pub(super) const STATEMENT_CACHE: usize = 128;
 
+/// The schema version this build migrates to.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
 /// Embedded migrations, applied in order; `PRAGMA user_version` records the last one.
 const MIGRATIONS: &[&str] = &[
     include_str!("schema_v1.sql"),
