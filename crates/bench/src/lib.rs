@@ -24,8 +24,12 @@ use std::time::{Duration, Instant};
 /// How to run.
 #[derive(Clone, Debug)]
 pub struct Options {
-    /// A running server; `None` spawns one.
-    pub url: Option<String>,
+    /// Running servers (nodes of one database); empty: spawn them.
+    pub urls: Vec<String>,
+    /// Spawned servers keep their data in this PostgreSQL database.
+    pub database: Option<String>,
+    /// How many servers to spawn (on `database`).
+    pub nodes: usize,
     pub admin_key: Option<String>,
     /// With `url`: the server's pid, to report its memory.
     pub pid: Option<u32>,
@@ -56,22 +60,29 @@ struct Customer {
 
 /// Runs the benchmark; `Err` when setup fails or answers were not what the mix expects.
 pub async fn run(opts: Options) -> Result<Report, String> {
-    let spawned = match &opts.url {
-        Some(_) => None,
-        None => Some(server::Spawned::start(&opts.exe).await?),
+    let spawned = match opts.urls.is_empty() {
+        true => {
+            server::Spawned::start(&opts.exe, opts.database.as_deref(), opts.nodes.max(1)).await?
+        }
+        false => Vec::new(),
     };
-    let url = opts
-        .url
-        .clone()
-        .or_else(|| spawned.as_ref().map(|s| s.url.clone()))
-        .ok_or("no url")?;
+    let urls: Vec<String> = match opts.urls.is_empty() {
+        true => spawned.iter().map(|s| s.url.clone()).collect(),
+        false => opts.urls.clone(),
+    };
     let admin = opts
         .admin_key
         .clone()
-        .or_else(|| spawned.as_ref().map(|s| s.admin_key.clone()))
+        .or_else(|| spawned.first().map(|s| s.admin_key.clone()))
         .ok_or("--admin-key is needed with --url")?;
-    let pid = opts.pid.or_else(|| spawned.as_ref().map(|s| s.pid));
-    let client = Client::new(&url, opts.clients)?;
+    let pid = opts.pid.or_else(|| spawned.first().map(|s| s.pid));
+    // One connection pool per node; client i talks to node i mod n.
+    let per_node = opts.clients.div_ceil(urls.len().max(1));
+    let nodes: Vec<Client> = urls
+        .iter()
+        .map(|u| Client::new(u, per_node))
+        .collect::<Result<_, _>>()?;
+    let client = nodes.first().cloned().ok_or("no url")?;
 
     // Setup: merchants with a catalog, one rich and one broke customer per client.
     let mut merchants = Vec::new();
@@ -144,7 +155,7 @@ pub async fn run(opts: Options) -> Result<Report, String> {
     let mut tasks = Vec::new();
     for (i, (me, poor)) in rich.into_iter().zip(broke).enumerate() {
         let ctx = Worker {
-            client: client.clone(),
+            client: nodes[i % nodes.len()].clone(),
             sk: merchants[i % merchants.len()].clone(),
             me,
             poor,
@@ -175,7 +186,7 @@ pub async fn run(opts: Options) -> Result<Report, String> {
         .get_json("/v1/admin/ledger?audit=full", &admin)
         .await?;
     let report = Report::new(&opts, elapsed, recorder, memory, ledger);
-    if let Some(s) = spawned {
+    for s in spawned {
         s.stop();
     }
     Ok(report)

@@ -13,13 +13,40 @@ pub struct Spawned {
 }
 
 impl Spawned {
-    /// `pocket serve` on a free port and a temporary data dir, rate limits off.
-    pub async fn start(exe: &std::path::Path) -> Result<Spawned, String> {
-        let dir = tempfile::tempdir().map_err(|e| format!("temporary dir: {e}"))?;
+    /// `nodes` × `pocket serve` on free ports and temporary data dirs (on `database`
+    /// when given, sharing their keys), rate limits off.
+    pub async fn start(
+        exe: &std::path::Path,
+        database: Option<&str>,
+        nodes: usize,
+    ) -> Result<Vec<Spawned>, String> {
         let admin_key = format!("adm_bench_{:016x}", rand::random::<u64>());
-        let mut child = Command::new(exe)
-            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-            .arg(dir.path())
+        let server_key: String = (0..4)
+            .map(|_| format!("{:016x}", rand::random::<u64>()))
+            .collect();
+        let mut out = Vec::with_capacity(nodes);
+        for _ in 0..nodes {
+            out.push(Self::one(exe, database, &admin_key, &server_key).await?);
+        }
+        Ok(out)
+    }
+
+    async fn one(
+        exe: &std::path::Path,
+        database: Option<&str>,
+        admin_key: &str,
+        server_key: &str,
+    ) -> Result<Spawned, String> {
+        let dir = tempfile::tempdir().map_err(|e| format!("temporary dir: {e}"))?;
+        let admin_key = admin_key.to_string();
+        let mut cmd = Command::new(exe);
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(dir.path());
+        if let Some(url) = database {
+            cmd.args(["--database", url])
+                .env("POCKET_SERVER_KEY", server_key);
+        }
+        let mut child = cmd
             .env("POCKET_ADMIN_KEY", &admin_key)
             .env("POCKET_RATE_PER_IP", "0")
             .env("POCKET_RATE_PER_CREDENTIAL", "0")

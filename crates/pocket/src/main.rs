@@ -140,12 +140,20 @@ enum Command {
     /// memory and a ledger check.
     Bench {
         /// A running server's base URL; without it (or with --spawn) a server is
-        /// started on a temporary data directory.
-        #[arg(long, conflicts_with = "spawn")]
-        url: Option<String>,
+        /// started on a temporary data directory. Several (comma-separated or
+        /// repeated): nodes of one database, the clients spread over them.
+        #[arg(long, conflicts_with = "spawn", value_delimiter = ',')]
+        url: Vec<String>,
         /// Start a server for the run (the default when --url is not given).
         #[arg(long)]
         spawn: bool,
+        /// With --spawn: the spawned servers keep their data in this (empty)
+        /// PostgreSQL database instead of a temporary embedded one.
+        #[arg(long, value_name = "URL", conflicts_with = "url")]
+        database: Option<String>,
+        /// With --spawn --database: how many nodes to start on it.
+        #[arg(long, default_value_t = 1, requires = "database")]
+        nodes: usize,
         /// The operator's key of the --url server.
         #[arg(long, env = "POCKET_ADMIN_KEY", hide_env_values = true)]
         admin_key: Option<String>,
@@ -216,6 +224,8 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::Bench {
             url,
             spawn: _,
+            database,
+            nodes,
             admin_key,
             pid,
             clients,
@@ -228,8 +238,13 @@ fn run(cli: Cli) -> Result<(), String> {
             if !(1..=4096).contains(&clients) {
                 return Err("--clients must be 1 to 4096".into());
             }
+            if !(1..=16).contains(&nodes) {
+                return Err("--nodes must be 1 to 16".into());
+            }
             let opts = pocket_bench::Options {
-                url,
+                urls: url,
+                database,
+                nodes,
                 admin_key,
                 pid,
                 clients,
