@@ -281,6 +281,10 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             limits::enforce,
         ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::forwarded,
+        ))
         .layer(middleware::from_fn(metrics::track))
         .with_state(state);
     if sandbox {

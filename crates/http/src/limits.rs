@@ -76,12 +76,20 @@ impl RateLimits {
     }
 }
 
-/// The peer's IP address (`None` when the server was not started with connection info).
+/// The client's IP address: the peer's, or behind a trusted proxy the one it forwarded
+/// (`None` when the server was not started with connection info).
 #[derive(Clone, Copy, Debug)]
 pub struct ClientIp(pub Option<IpAddr>);
 
+/// The client's address as a trusted proxy forwarded it (set by [`forwarded`]).
+#[derive(Clone, Copy, Debug)]
+struct Forwarded(IpAddr);
+
 impl ClientIp {
     fn of(extensions: &axum::http::Extensions) -> ClientIp {
+        if let Some(Forwarded(ip)) = extensions.get::<Forwarded>() {
+            return ClientIp(Some(*ip));
+        }
         ClientIp(
             extensions
                 .get::<ConnectInfo<SocketAddr>>()
@@ -89,6 +97,52 @@ impl ClientIp {
         )
     }
 }
+
+/// Behind a trusted proxy (`limits.trusted_proxies`), takes the client's address from
+/// `X-Forwarded-For`; from anyone else the header is ignored, so nobody can choose
+/// the address their limits are counted under.
+pub async fn forwarded(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let proxies = &state.settings.trusted_proxies;
+    if !proxies.is_empty() {
+        let peer = request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        if peer.is_some_and(|p| proxies.iter().any(|n| n.contains(&p)))
+            && let Some(ip) = client_behind(request.headers(), proxies)
+        {
+            request.extensions_mut().insert(Forwarded(ip));
+        }
+    }
+    next.run(request).await
+}
+
+/// The client behind trusted proxies: `X-Forwarded-For` read from the right (each proxy
+/// appends the address it saw), skipping trusted proxies; the first other address is
+/// the client's. What lies further left was written by the client and proves nothing.
+/// An unreadable entry gives `None` (the peer's address is used).
+fn client_behind(headers: &axum::http::HeaderMap, proxies: &[ipnet::IpNet]) -> Option<IpAddr> {
+    let mut hops: Vec<&str> = Vec::new();
+    for value in headers.get_all("x-forwarded-for") {
+        hops.extend(value.to_str().ok()?.split(',').map(str::trim));
+    }
+    let mut leftmost = None;
+    for hop in hops.iter().rev().take(MAX_FORWARDED_HOPS) {
+        let ip: IpAddr = hop.parse().ok()?;
+        if !proxies.iter().any(|n| n.contains(&ip)) {
+            return Some(ip);
+        }
+        leftmost = Some(ip);
+    }
+    leftmost
+}
+
+/// Most `X-Forwarded-For` entries looked at (a limit on everything).
+const MAX_FORWARDED_HOPS: usize = 16;
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
@@ -121,4 +175,50 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
         return r;
     }
     next.run(request).await
+}
+
+#[cfg(test)]
+mod forwarded_tests {
+    use super::client_behind;
+    use axum::http::HeaderMap;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append("x-forwarded-for", v.parse().unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn the_client_is_the_first_untrusted_hop_from_the_right() {
+        let proxies = vec![
+            "10.0.0.0/8".parse().unwrap(),
+            "127.0.0.1/32".parse().unwrap(),
+        ];
+        let ip = |s: &str| Some(s.parse().unwrap());
+        assert_eq!(
+            client_behind(&headers(&["203.0.113.7"]), &proxies),
+            ip("203.0.113.7")
+        );
+        // The client wrote a fake address first; the proxy appended the real one.
+        assert_eq!(
+            client_behind(&headers(&["1.2.3.4, 203.0.113.7, 10.0.0.5"]), &proxies),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            client_behind(&headers(&["1.2.3.4", "203.0.113.7"]), &proxies),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            client_behind(&headers(&["10.1.1.1"]), &proxies),
+            ip("10.1.1.1")
+        );
+        assert_eq!(client_behind(&headers(&["not an address"]), &proxies), None);
+        assert_eq!(client_behind(&headers(&[]), &proxies), None);
+        assert_eq!(
+            client_behind(&headers(&["2001:db8::1"]), &proxies),
+            ip("2001:db8::1")
+        );
+    }
 }

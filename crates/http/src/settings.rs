@@ -72,6 +72,9 @@ pub struct Settings {
     pub max_streams: usize,
     pub rate_per_ip: Rate,
     pub rate_per_credential: Rate,
+    /// Load balancers whose `X-Forwarded-For` names the client (for per-IP limits
+    /// and budgets); from anyone else the header is ignored.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Base URL of payment pages and the merchant's place, for QR codes.
     pub qr: Arc<QrContext>,
 }
@@ -102,6 +105,7 @@ impl Settings {
                 per_second: 500,
                 burst: 1_000,
             },
+            trusted_proxies: Vec::new(),
             qr: Arc::new(QrContext {
                 base_url: "http://127.0.0.1:8080".into(),
                 place: QrPlace {

@@ -122,6 +122,9 @@ pub struct LimitsConfig {
     pub max_connections_per_ip: Option<usize>,
     /// A connection over which nothing passes either way for this long is closed.
     pub idle_timeout_seconds: u64,
+    /// Load balancers (addresses or CIDR blocks) whose `X-Forwarded-For` names the
+    /// client, so per-IP limits and PIN budgets count clients, not the balancer.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for LimitsConfig {
@@ -137,6 +140,7 @@ impl Default for LimitsConfig {
             body_read_timeout_seconds: pocket_http::extract::BODY_READ_TIMEOUT.as_secs(),
             max_connections_per_ip: None,
             idle_timeout_seconds: crate::connections::IDLE_TIMEOUT.as_secs(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -329,6 +333,14 @@ impl Config {
         if let Some(v) = env("POCKET_RATE_PER_IP") {
             self.limits.per_ip_per_second = parse("POCKET_RATE_PER_IP", v)?;
         }
+        if let Some(v) = env("POCKET_TRUSTED_PROXIES") {
+            self.limits.trusted_proxies = v
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(String::from)
+                .collect();
+        }
         if let Some(v) = env("POCKET_RATE_PER_CREDENTIAL") {
             self.limits.per_credential_per_second = parse("POCKET_RATE_PER_CREDENTIAL", v)?;
         }
@@ -339,6 +351,24 @@ impl Config {
             self.log.level = v;
         }
         Ok(())
+    }
+
+    /// `limits.trusted_proxies` as networks (a bare address is a network of one).
+    pub fn trusted_proxies(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.limits
+            .trusted_proxies
+            .iter()
+            .map(|p| {
+                p.parse::<ipnet::IpNet>()
+                    .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                    .map_err(|_| {
+                        bad(
+                            "limits.trusted_proxies",
+                            format!("{p:?} is neither an address nor a CIDR block"),
+                        )
+                    })
+            })
+            .collect()
     }
 
     /// `storage.url` must name PostgreSQL (the only other engine).
@@ -382,6 +412,7 @@ impl Config {
     /// Checks every value; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addr()?;
+        self.trusted_proxies()?;
         if let Some(url) = &self.server.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
         {

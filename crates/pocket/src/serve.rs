@@ -98,6 +98,7 @@ pub fn open(config: &Config) -> Result<Opened, String> {
     };
     settings.session_ttl_seconds = sec.session_ttl_days * 24 * 3600;
     settings.allow_private_webhooks = config.webhooks.allow_private;
+    settings.trusted_proxies = config.trusted_proxies().map_err(|e| e.to_string())?;
     let l = &config.limits;
     settings.rate_per_ip = pocket_http::limits::Rate {
         per_second: l.per_ip_per_second,
