@@ -26,8 +26,9 @@ use tokio::sync::broadcast;
 /// one batch at a time across every node, as SQLite's one writer does on one machine,
 /// so read-then-write rules (a PIN guard, a balance) hold on any number of nodes. The
 /// lock is transaction-scoped: a node that dies mid-batch releases it with its
-/// connection.
-pub(crate) const WRITE_LOCK_KEY: i64 = 0x706f_636b_6574; // "pocket"
+/// connection. The key spells "pocket". A batch's first round trip is the transaction,
+/// the lock and the first job's savepoint.
+const PG_BEGIN_WRITE: &str = "BEGIN; SELECT pg_advisory_xact_lock(123623711663476); SAVEPOINT job";
 
 /// How a PostgreSQL session connects again after losing its server.
 pub(crate) struct PgLink {
@@ -90,17 +91,14 @@ impl Session {
         }
     }
 
-    /// Begins a write transaction that holds the right to write.
+    /// Begins a write transaction that holds the right to write, with the first job's
+    /// savepoint open (one round trip).
     fn begin_write(&mut self) -> Result<()> {
         match self {
-            Session::Sqlite(c) => Conn::sqlite(c).execute("BEGIN IMMEDIATE", []).map(drop),
+            Session::Sqlite(c) => Conn::sqlite(c).execute_batch("BEGIN IMMEDIATE; SAVEPOINT job"),
             Session::Postgres(link) => {
                 let begin = |link: &mut PgLink| -> Result<()> {
-                    let conn = Conn::postgres(link.open()?);
-                    conn.execute_batch("BEGIN")?;
-                    conn.query_row("SELECT pg_advisory_xact_lock(?1)", [WRITE_LOCK_KEY], |_| {
-                        Ok(())
-                    })
+                    Conn::postgres(link.open()?).execute_batch(PG_BEGIN_WRITE)
                 };
                 let first = begin(link);
                 if first.is_err() && self.lost() {

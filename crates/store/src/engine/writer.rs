@@ -3,7 +3,7 @@
 //! All writes of a process go through one thread. It blocks for the first job, then
 //! takes every job already queued (up to [`MAX_BATCH`]) into one transaction
 //! (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `BEGIN` and the cluster-wide write lock,
-//! see [`super::WRITE_LOCK_KEY`]). Each job
+//! see `PG_BEGIN_WRITE` in `super`). Each job
 //! runs inside its own `SAVEPOINT`, so a job that fails rolls back alone and its
 //! batch-mates still commit. Answers are sent only after `COMMIT` returned: a reply
 //! means the change is durable. The queue is bounded; a full queue answers `503`.
@@ -183,37 +183,39 @@ fn run_batch(
             return false;
         }
     };
+    // The batch began with the first job's savepoint open. Each job's end and the
+    // next one's savepoint (or, after the last job, the COMMIT) go to the database in
+    // one round trip: on PostgreSQL each round trip is most of a statement's cost.
     let mut ok = true;
-    for job in batch.drain(..) {
+    let mut committed = false;
+    let jobs = batch.len();
+    for (i, job) in batch.drain(..).enumerate() {
         if !ok {
-            finishers.push(Box::new(move |_| drop(job)));
-            continue;
-        }
-        if let Err(e) = conn.execute("SAVEPOINT job", []) {
-            log_batch_error("cannot open a savepoint", &e);
-            ok = false;
             finishers.push(Box::new(move |_| drop(job)));
             continue;
         }
         let now = clock.now_ms();
         let (keep, finish) = job(&conn, now);
-        let end = if keep {
-            "RELEASE SAVEPOINT job"
-        } else {
-            "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job"
+        let last = i + 1 == jobs;
+        let end = match (keep, last) {
+            (true, false) => "RELEASE SAVEPOINT job; SAVEPOINT job",
+            (false, false) => "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job; SAVEPOINT job",
+            (true, true) => "RELEASE SAVEPOINT job; COMMIT",
+            (false, true) => "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job; COMMIT",
         };
-        if let Err(e) = conn.execute_batch(end) {
-            log_batch_error("cannot end a savepoint", &e);
-            ok = false;
+        match conn.execute_batch(end) {
+            Ok(()) => committed = last,
+            Err(e) => {
+                // PostgreSQL: a lost connection during COMMIT leaves the outcome
+                // unknown; every job answers 503 and a retry with its idempotency
+                // key finds out.
+                log_batch_error("cannot end a job or commit; the batch is rolled back", &e);
+                ok = false;
+            }
         }
         finishers.push(finish);
     }
-    if ok && let Err(e) = conn.execute("COMMIT", []) {
-        // PostgreSQL: a lost connection during COMMIT leaves the outcome unknown;
-        // every job answers 503 and a retry with its idempotency key finds out.
-        log_batch_error("commit failed; the batch is rolled back", &e);
-        ok = false;
-    }
+    let ok = ok && committed;
     if !ok {
         let _ = conn.execute_batch("ROLLBACK");
     }

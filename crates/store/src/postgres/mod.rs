@@ -3,7 +3,7 @@
 //! migrations, and the `LISTEN` thread that announces every node's commits here.
 //!
 //! - Each node has one **writer** session (`crate::engine`'s writer). A batch begins
-//!   with the cluster-wide write lock ([`crate::engine::WRITE_LOCK_KEY`]), so batches
+//!   with the cluster-wide write lock (`pg_advisory_xact_lock`, see `crate::engine`), so batches
 //!   of all nodes commit one at a time, as on SQLite; correctness stays in the
 //!   database (the lock, conditional updates, constraints), never in a node.
 //! - **Readers** are a small pool; a lost connection is opened again on next use.

@@ -104,10 +104,6 @@ impl<'a> Conn<'a> {
         self.prepare_cached(sql)?.query_row(params, f)
     }
 
-    pub fn execute<P: Params>(&self, sql: &str, params: P) -> Result<usize> {
-        self.prepare_cached(sql)?.execute(params)
-    }
-
     /// Statements without parameters, separated by `;` (transaction control).
     pub fn execute_batch(&self, sql: &str) -> Result<()> {
         match self.0 {
@@ -374,11 +370,10 @@ mod tests {
         let conn = Conn::sqlite(&c);
         conn.execute_batch("CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER, note TEXT)")
             .unwrap();
-        conn.execute(
-            "INSERT INTO t VALUES (?1, ?2, ?3)",
-            params!["a", 5i64, None::<String>],
-        )
-        .unwrap();
+        conn.prepare_cached("INSERT INTO t VALUES (?1, ?2, ?3)")
+            .unwrap()
+            .execute(params!["a", 5i64, None::<String>])
+            .unwrap();
         let (n, note): (i64, Option<String>) = conn
             .query_row("SELECT n, note FROM t WHERE id = ?1", ["a"], |r| {
                 Ok((r.get(0)?, r.get(1)?))
