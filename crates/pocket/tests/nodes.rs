@@ -145,7 +145,9 @@ async fn a_signed_out_session_or_a_rolled_key_stops_on_every_node_at_once() {
         assert_eq!(s.get("/v1/balance", &sk).await.status, 200);
     }
     let mut stream = open_stream(&n[1], &token).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
 
+    let signed_out = Instant::now();
     let r = n[2]
         .call(
             Method::DELETE,
@@ -165,7 +167,31 @@ async fn a_signed_out_session_or_a_rolled_key_stops_on_every_node_at_once() {
         stream.ends_within(Duration::from_secs(3)).await,
         "a stream on another node outlived the sign-out"
     );
+    let ended = signed_out.elapsed();
 
+    // A long-poll on node 1 holding the merchant key that node 0 rolls now.
+    let (cus, _) = n[0].customer("+8613800010012", 0).await;
+    let p = n[0]
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 100, "customer": cus}),
+        )
+        .await;
+    let poll = {
+        let (client, url, sk) = (n[1].client.clone(), n[1].url.clone(), sk.clone());
+        let id = p["id"].as_str().unwrap().to_string();
+        tokio::spawn(async move {
+            let r = client
+                .get(format!("{url}/v1/payments/{id}?wait=30"))
+                .bearer_auth(&sk)
+                .send()
+                .await
+                .unwrap();
+            (Instant::now(), r.status().as_u16())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let rolled_at = Instant::now();
     let r = n[0]
         .post(
             &format!("/v1/admin/merchants/{id}/keys"),
@@ -173,6 +199,16 @@ async fn a_signed_out_session_or_a_rolled_key_stops_on_every_node_at_once() {
             json!({}),
         )
         .await;
+    let (answered, status) = poll.await.unwrap();
+    let poll_ended = answered.saturating_duration_since(rolled_at);
+    eprintln!(
+        "sign-out on node 2 -> stream on node 1 ended after {ended:?}; key rolled on node 0 -> \
+         long-poll on node 1 answered {status} after {poll_ended:?}"
+    );
+    assert_eq!(status, 401);
+    // Both are woken by the database's notification, not by their 1-s look.
+    assert!(ended < Duration::from_millis(500), "{ended:?}");
+    assert!(poll_ended < Duration::from_millis(500), "{poll_ended:?}");
     assert_eq!(r.status, 201, "{}", r.text);
     let new = r.body["secret_key"].as_str().unwrap().to_string();
     for s in &n {

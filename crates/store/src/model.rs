@@ -225,7 +225,12 @@ pub enum Written<T> {
 }
 
 /// A committed event, as announced to in-process listeners (wallet streams,
-/// long-polls, the webhook dispatcher) right after its transaction committed.
+/// long-polls, the webhook dispatcher) right after its transaction committed. A note
+/// of kind [`REVOKED`] (seq 0, no event behind it) says that a customer's session or a
+/// merchant's keys stopped working, so streams and long-polls holding them look now.
+pub const REVOKED: &str = "credentials.revoked";
+
+/// (See [`REVOKED`].)
 #[derive(Clone, Debug)]
 pub struct EventNote {
     pub seq: i64,

@@ -275,7 +275,15 @@ pub async fn wait_while_pending(
             return Err(crate::auth::invalid_merchant_key());
         }
         let about_it = async {
-            if !next_note(&mut notes, |n| n.payment_id.as_deref() == Some(id)).await {
+            let revoked = |n: &EventNote| {
+                n.kind == pocket_store::model::REVOKED
+                    && p.as_ref().is_some_and(|p| p.merchant == n.merchant_id)
+            };
+            if !next_note(&mut notes, |n| {
+                n.payment_id.as_deref() == Some(id) || revoked(n)
+            })
+            .await
+            {
                 // No more announcements: rely on the poll and the deadline.
                 std::future::pending::<()>().await;
             }

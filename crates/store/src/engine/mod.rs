@@ -152,6 +152,23 @@ impl Announcer {
         self.notes.subscribe()
     }
 
+    /// Announces that `subject` (`customer:<id>` or `merchant:<id>`) lost credentials.
+    pub(crate) fn revoked(&self, subject: &str) {
+        let (customer, merchant) = match subject.split_once(':') {
+            Some(("customer", id)) => (Some(id.to_string()), String::new()),
+            Some(("merchant", id)) => (None, id.to_string()),
+            _ => return,
+        };
+        let _ = self.notes.send(EventNote {
+            seq: 0,
+            id: String::new(),
+            kind: crate::model::REVOKED.to_string(),
+            merchant_id: merchant,
+            customer_id: customer,
+            payment_id: None,
+        });
+    }
+
     /// Announces the events committed since the last announcement.
     pub(crate) fn catch_up(&self, conn: &Conn<'_>) -> std::result::Result<(), Error> {
         let Ok(mut last) = self.last_seq.lock() else {

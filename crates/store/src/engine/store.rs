@@ -108,17 +108,24 @@ impl Store for SqlStore {
         old_expires_at: i64,
         idem: Option<Idem>,
     ) -> Result<Written<Merchant>, Error> {
-        self.write_idem(idem, move |c, now| {
-            ops::merchants::roll_key(
-                c,
-                now,
-                &merchant_id,
-                &key.digest,
-                &key.prefix,
-                old_expires_at.max(now),
-            )
-        })
-        .await
+        let merchant = merchant_id.clone();
+        let written = self
+            .write_idem(idem, move |c, now| {
+                ops::merchants::roll_key(
+                    c,
+                    now,
+                    &merchant_id,
+                    &key.digest,
+                    &key.prefix,
+                    old_expires_at.max(now),
+                )
+            })
+            .await?;
+        if old_expires_at <= self.now_ms() {
+            // The old keys stopped now: this node's long-polls holding them look now.
+            self.announcer.revoked(&format!("merchant:{merchant}"));
+        }
+        Ok(written)
     }
 
     async fn merchant_by_key(&self, key_digest: String) -> Result<Option<MerchantAuth>, Error> {
@@ -199,9 +206,15 @@ impl Store for SqlStore {
     }
 
     async fn delete_session(&self, token_digest: String) -> Result<(), Error> {
-        self.writer
+        let customer = self
+            .writer
             .run(move |c, _| ops::wallet::delete_session(c, &token_digest))
-            .await
+            .await?;
+        // This node's streams hear it now; other nodes' through the database.
+        if let Some(c) = customer {
+            self.announcer.revoked(&format!("customer:{c}"));
+        }
+        Ok(())
     }
 
     async fn topup(

@@ -92,6 +92,10 @@ pub(crate) fn roll_key(
     .db()?
     .execute(params![merchant_id, old_expires_at])
     .db()?;
+    if old_expires_at <= now {
+        conn.notify_revoked(&format!("merchant:{merchant_id}"))
+            .db()?;
+    }
     insert_key(conn, now, merchant_id, key_digest, key_prefix)?;
     Ok(merchant)
 }

@@ -115,12 +115,18 @@ pub(crate) fn session(
     .db()
 }
 
-pub(crate) fn delete_session(conn: &Conn, token_digest: &str) -> Result<(), Error> {
-    conn.prepare_cached("DELETE FROM sessions WHERE token_digest = ?1")
+/// Signs a session out; the customer it belonged to, whose streams end now.
+pub(crate) fn delete_session(conn: &Conn, token_digest: &str) -> Result<Option<String>, Error> {
+    let customer: Option<String> = conn
+        .prepare_cached("DELETE FROM sessions WHERE token_digest = ?1 RETURNING customer_id")
         .db()?
-        .execute([token_digest])
+        .query_row([token_digest], |r| r.get(0))
+        .optional()
         .db()?;
-    Ok(())
+    if let Some(c) = &customer {
+        conn.notify_revoked(&format!("customer:{c}")).db()?;
+    }
+    Ok(customer)
 }
 
 /// Credits a wallet from the operator's settlement account in one ledger transfer.

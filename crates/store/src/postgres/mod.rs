@@ -9,7 +9,9 @@
 //! - **Readers** are a small pool; a lost connection is opened again on next use.
 //! - The **listener** holds `LISTEN pocket_events`; a trigger on `events` notifies at
 //!   every commit that wrote one, and the listener announces what it has not yet seen
-//!   (after a reconnect too: it reads from the last seq it announced).
+//!   (after a reconnect too: it reads from the last seq it announced). It also holds
+//!   `LISTEN pocket_revoked`: a sign-out or a key expired now, on any node, wakes the
+//!   streams and long-polls holding it on every node.
 //!
 //! What this module must not do: hold the SQL of an operation (that is `crate::ops`).
 
@@ -314,7 +316,10 @@ fn listen(
                 }
             },
         };
-        if let Err(e) = current.client.batch_execute("LISTEN pocket_events") {
+        if let Err(e) = current
+            .client
+            .batch_execute("LISTEN pocket_events; LISTEN pocket_revoked")
+        {
             tracing::warn!(error = %e, "cannot LISTEN; trying again");
             std::thread::sleep(backoff);
             continue;
@@ -329,10 +334,19 @@ fn listen(
                 let mut notes = s.client.notifications();
                 let first = notes.timeout_iter(LISTEN_TICK).next();
                 match first {
-                    Ok(Some(_)) => {
-                        // Fold every notification already here into one read.
-                        let _ = notes.iter().count();
-                        true
+                    Ok(Some(n)) => {
+                        // Every notification already here, handled in one go: events
+                        // are read once; revocations are passed on one by one.
+                        let mut events = false;
+                        let rest: Vec<_> = notes.iter().collect().unwrap_or_default();
+                        for n in std::iter::once(n).chain(rest) {
+                            if n.channel() == "pocket_revoked" {
+                                announcer.revoked(n.payload());
+                            } else {
+                                events = true;
+                            }
+                        }
+                        events
                     }
                     Ok(None) => false,
                     Err(e) => {

@@ -68,6 +68,20 @@ impl<'a> Conn<'a> {
         Conn(Inner::Postgres(session))
     }
 
+    /// Tells every node, when this transaction commits, that `subject`'s credentials
+    /// stopped working (`customer:<id>` or `merchant:<id>`). PostgreSQL: `NOTIFY
+    /// pocket_revoked`; SQLite has one node, which the store tells itself.
+    pub fn notify_revoked(&self, subject: &str) -> Result<()> {
+        match self.0 {
+            Inner::Sqlite(_) => Ok(()),
+            Inner::Postgres(_) => {
+                self.query_row("SELECT pg_notify('pocket_revoked', ?1)", [subject], |_| {
+                    Ok(())
+                })
+            }
+        }
+    }
+
     /// Begins a read-only transaction that sees one snapshot throughout.
     pub fn begin_snapshot_sql(&self) -> &'static str {
         match self.0 {
