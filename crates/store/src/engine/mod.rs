@@ -129,6 +129,16 @@ impl Session {
     }
 }
 
+/// Raises its flag when dropped: a background thread that polls the flag ends with
+/// the store that owns this.
+pub(crate) struct StopOnDrop(pub Arc<std::sync::atomic::AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 /// Tells in-process listeners about committed events, each once and in order.
 pub(crate) struct Announcer {
     notes: broadcast::Sender<EventNote>,

@@ -21,8 +21,8 @@ pub struct SqlStore {
     readers: Readers,
     announcer: Arc<Announcer>,
     clock: Arc<dyn Clock>,
-    /// What must live as long as the store (PostgreSQL: the `LISTEN` thread's stop flag).
-    _keep: Option<Box<dyn std::any::Any + Send + Sync>>,
+    /// Stops the store's background thread (PostgreSQL: the `LISTEN` thread) with it.
+    _stop: Option<super::StopOnDrop>,
 }
 
 impl SqlStore {
@@ -31,14 +31,14 @@ impl SqlStore {
         readers: Readers,
         announcer: Arc<Announcer>,
         clock: Arc<dyn Clock>,
-        keep: Option<Box<dyn std::any::Any + Send + Sync>>,
+        stop: Option<super::StopOnDrop>,
     ) -> SqlStore {
         SqlStore {
             writer,
             readers,
             announcer,
             clock,
-            _keep: keep,
+            _stop: stop,
         }
     }
 

@@ -18,7 +18,7 @@
 pub mod copy;
 
 use crate::clock::Clock;
-use crate::engine::{Announcer, PgLink, Readers, Session, SqlStore, Writer};
+use crate::engine::{Announcer, PgLink, Readers, Session, SqlStore, StopOnDrop, Writer};
 use crate::sql::{Conn, PgSession};
 
 pub use crate::ops::verify::Verification;
@@ -181,7 +181,7 @@ fn open_here(options: &PostgresOptions, clock: Arc<dyn Clock>) -> Result<SqlStor
             session: Some(RefCell::new(connect(&config)?)),
         })));
     }
-    let stop = Arc::new(StopOnDrop(Arc::new(AtomicBool::new(false))));
+    let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
     let listener = connect(&config)?;
     {
         let (config, announcer, stop) = (config.clone(), announcer.clone(), stop.0.clone());
@@ -205,7 +205,7 @@ fn open_here(options: &PostgresOptions, clock: Arc<dyn Clock>) -> Result<SqlStor
         Readers::new(readers),
         announcer,
         clock,
-        Some(Box::new(stop)),
+        Some(stop),
     ))
 }
 
@@ -281,15 +281,6 @@ fn admin(base_url: &str, sql: &str) -> Result<(), String> {
     })
     .join()
     .map_err(|_| "a database statement panicked".to_string())?
-}
-
-/// Tells the listener to stop when the store goes.
-struct StopOnDrop(Arc<AtomicBool>);
-
-impl Drop for StopOnDrop {
-    fn drop(&mut self) {
-        self.0.store(true, Ordering::Relaxed);
-    }
 }
 
 /// Announces every node's committed events: waits for `pocket_events`, then reads
