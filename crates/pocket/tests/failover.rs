@@ -249,6 +249,8 @@ struct Acked {
 struct Tally {
     acked: Vec<Acked>,
     answers: HashMap<u16, usize>,
+    /// The codes of the 503s.
+    unavailable: HashMap<String, usize>,
     unavailable_without_retry_after: usize,
     /// Answers that were neither the contract's success nor a 503.
     wrong: Vec<String>,
@@ -279,8 +281,11 @@ async fn until_definite(
         {
             let mut t = tally.lock().unwrap();
             *t.answers.entry(status).or_default() += 1;
-            if status == 503 && !r.headers.contains_key("retry-after") {
-                t.unavailable_without_retry_after += 1;
+            if status == 503 {
+                *t.unavailable.entry(r.code().to_string()).or_default() += 1;
+                if !r.headers.contains_key("retry-after") {
+                    t.unavailable_without_retry_after += 1;
+                }
             }
         }
         if status == 503 {
@@ -444,11 +449,12 @@ async fn a_failover_in_the_middle_of_a_load_loses_nothing() {
     assert!(ok, "{out}");
     eprintln!(
         "failover: {} payments acknowledged ({} before the kill), {} stored, 0 lost, 0 doubled; \
-         answers {:?}; standby promoted {:?} after the kill, nodes serving again {:?} after it",
+         answers {:?} (503s: {:?}); standby promoted {:?} after the kill, nodes serving again {:?} after it",
         t.acked.len(),
         before,
         stored,
         t.answers,
+        t.unavailable,
         promoted_after,
         recovered
     );

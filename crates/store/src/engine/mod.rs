@@ -16,7 +16,7 @@ pub use writer::MAX_BATCH;
 pub(crate) use writer::Writer;
 
 use crate::model::EventNote;
-use crate::sql::{Conn, Db, PgSession, Result};
+use crate::sql::{Conn, Db, PgSession, Result, SqlError};
 use pocket_core::Error;
 use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
@@ -28,12 +28,37 @@ use tokio::sync::broadcast;
 /// lock is transaction-scoped: a node that dies mid-batch releases it with its
 /// connection. The key spells "pocket". A batch's first round trip is the transaction,
 /// the lock and the first job's savepoint.
-const PG_BEGIN_WRITE: &str = "BEGIN; SELECT pg_advisory_xact_lock(123623711663476); SAVEPOINT job";
+/// The batch's transaction id, which server instance it runs on, and whether that
+/// server is read-only come back with it.
+const PG_BEGIN_WRITE: &str = "BEGIN; SELECT pg_advisory_xact_lock(123623711663476); \
+     SELECT pg_current_xact_id()::text, current_setting('transaction_read_only'), \
+     (SELECT system_identifier FROM pg_control_system())::text || '@' || pg_postmaster_start_time()::text; \
+     SAVEPOINT job";
+
+/// Which server instance a session talks to: transaction ids are unique only within
+/// one (a promoted standby hands out again the ids of transactions the old primary
+/// never replicated).
+const PG_INSTANCE: &str = "(SELECT system_identifier FROM pg_control_system())::text || '@' || pg_postmaster_start_time()::text";
+
+/// How long the writer keeps asking what became of a commit that got no answer.
+const OUTCOME_PATIENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// What became of a write batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Committed,
+    RolledBack,
+    /// The connection was lost while committing and the server could not say.
+    Unknown,
+}
 
 /// How a PostgreSQL session connects again after losing its server.
 pub(crate) struct PgLink {
     pub config: postgres::Config,
     pub session: Option<RefCell<PgSession>>,
+    /// The id of the write transaction in progress and the server instance it runs on
+    /// (to learn its fate if the connection is lost while it commits).
+    pub xid: Option<(String, String)>,
 }
 
 impl PgLink {
@@ -44,6 +69,63 @@ impl PgLink {
             _ => RefCell::new(PgSession::new(self.config.connect(postgres::NoTls)?)),
         };
         Ok(self.session.insert(session))
+    }
+
+    /// Begins a write batch (see [`PG_BEGIN_WRITE`]). A server that turned out
+    /// read-only (a standby, a demoted primary) is left: the next batch connects again,
+    /// and `target_session_attrs=read-write` finds the writable host.
+    fn begin_write(&mut self) -> Result<()> {
+        self.xid = None;
+        let session = self.open()?;
+        let messages = session.borrow_mut().client.simple_query(PG_BEGIN_WRITE)?;
+        let mut read_only = false;
+        for m in &messages {
+            if let postgres::SimpleQueryMessage::Row(r) = m
+                && r.len() == 3
+            {
+                self.xid = r
+                    .get(0)
+                    .zip(r.get(2))
+                    .map(|(x, i)| (x.to_owned(), i.to_owned()));
+                read_only = r.get(1) == Some("on");
+            }
+        }
+        if read_only {
+            if let Some(s) = self.session.take() {
+                let _ = s.borrow_mut().client.batch_execute("ROLLBACK");
+            }
+            return Err(SqlError::ReadOnly);
+        }
+        Ok(())
+    }
+
+    /// What became of the batch whose COMMIT got no clear answer, asked of the same
+    /// server instance (on a new connection if the old one is lost). Another instance
+    /// (a promoted standby) cannot tell by the transaction id: unknown.
+    /// During a failover no server may answer for a moment: asked again for up to
+    /// [`OUTCOME_PATIENCE`] (this node's writes wait meanwhile; they could not commit
+    /// anyway).
+    fn commit_outcome(&mut self) -> Outcome {
+        let Some((xid, instance)) = self.xid.take() else {
+            return Outcome::Unknown;
+        };
+        let started = std::time::Instant::now();
+        let sql = format!("SELECT {PG_INSTANCE}, pg_xact_status($1::text::xid8)::text");
+        loop {
+            let status = self.open().and_then(|s| {
+                let row = s.borrow_mut().client.query_one(sql.as_str(), &[&xid])?;
+                Ok((row.get::<_, String>(0), row.get::<_, Option<String>>(1)))
+            });
+            match status {
+                Ok((now_on, _)) if now_on != instance => return Outcome::Unknown,
+                Ok((_, Some(s))) if s == "committed" => return Outcome::Committed,
+                Ok((_, Some(s))) if s == "aborted" => return Outcome::RolledBack,
+                _ if started.elapsed() < OUTCOME_PATIENCE => {
+                    std::thread::sleep(std::time::Duration::from_millis(250));
+                }
+                _ => return Outcome::Unknown,
+            }
+        }
     }
 }
 
@@ -97,19 +179,25 @@ impl Session {
         match self {
             Session::Sqlite(c) => Conn::sqlite(c).execute_batch("BEGIN IMMEDIATE; SAVEPOINT job"),
             Session::Postgres(link) => {
-                let begin = |link: &mut PgLink| -> Result<()> {
-                    Conn::postgres(link.open()?).execute_batch(PG_BEGIN_WRITE)
-                };
-                let first = begin(link);
+                let first = link.begin_write();
                 if first.is_err() && self.lost() {
                     // The connection died while idle (a restarted or failed-over
                     // server): nothing ran yet, so begin once more on a new one.
                     if let Session::Postgres(link) = self {
-                        return begin(link);
+                        return link.begin_write();
                     }
                 }
                 first
             }
+        }
+    }
+
+    /// What became of a batch whose COMMIT round trip failed.
+    fn commit_outcome(&mut self) -> Outcome {
+        match self {
+            // SQLite's failed COMMIT is rolled back (the writer ran ROLLBACK).
+            Session::Sqlite(_) => Outcome::RolledBack,
+            Session::Postgres(link) => link.commit_outcome(),
         }
     }
 

@@ -8,7 +8,7 @@
 //! batch-mates still commit. Answers are sent only after `COMMIT` returned: a reply
 //! means the change is durable. The queue is bounded; a full queue answers `503`.
 
-use super::{Announcer, Session};
+use super::{Announcer, Outcome, Session};
 use crate::clock::Clock;
 use crate::sql::{Conn, storage_unavailable};
 use pocket_core::{Error, ErrorKind};
@@ -21,8 +21,8 @@ use tokio::sync::oneshot;
 pub const MAX_BATCH: usize = 256;
 
 /// What a job hands back after running: whether to keep its savepoint, and what to do
-/// once the batch's fate (committed or not) is known.
-type Finish = Box<dyn FnOnce(bool) + Send>;
+/// once the batch's fate is known.
+type Finish = Box<dyn FnOnce(Outcome) + Send>;
 type Job = Box<dyn FnOnce(&Conn<'_>, i64) -> (bool, Finish) + Send>;
 
 pub(crate) struct Writer {
@@ -64,9 +64,13 @@ impl Writer {
                 }
             };
             let keep = result.is_ok();
-            let finish: Finish = Box::new(move |committed| {
-                let answer = if committed || result.is_err() {
+            let finish: Finish = Box::new(move |outcome| {
+                let answer = if outcome == Outcome::Committed || result.is_err() {
+                    // (A job that failed rolled back its own savepoint: nothing of it
+                    // was written, whatever became of the batch.)
                     result
+                } else if outcome == Outcome::Unknown {
+                    Err(crate::sql::outcome_unknown())
                 } else {
                     // The batch did not commit (a full disk, an I/O error): nothing
                     // of this job was written.
@@ -120,16 +124,16 @@ fn writer_loop(
             - batch.len() as i64;
         metrics::gauge!("pocket_writer_queue_depth").set(left.max(0) as f64);
         metrics::histogram!("pocket_writer_batch_jobs").record(batch.len() as f64);
-        let committed = run_batch(&mut session, clock.as_ref(), &mut batch, &mut finishers);
-        if !committed {
+        let outcome = run_batch(&mut session, clock.as_ref(), &mut batch, &mut finishers);
+        if outcome != Outcome::Committed {
             metrics::counter!("pocket_writer_failed_batches_total").increment(1);
         }
         batches += 1;
         jobs_done += finishers.len() as u64;
         for finish in finishers.drain(..) {
-            finish(committed);
+            finish(outcome);
         }
-        if committed
+        if outcome == Outcome::Committed
             && announce
             && let Some(conn) = session.conn()
             && let Err(e) = announcer.catch_up(&conn)
@@ -145,6 +149,10 @@ fn writer_loop(
     );
 }
 
+/// Commits without an answer, logged once per interval.
+static OUTCOME_LOG: crate::throttle::Throttle =
+    crate::throttle::Throttle::new(crate::throttle::LOG_EVERY_MS);
+
 /// Failed batches, logged once per interval.
 static BATCH_LOG: crate::throttle::Throttle =
     crate::throttle::Throttle::new(crate::throttle::LOG_EVERY_MS);
@@ -155,13 +163,13 @@ fn log_batch_error(what: &str, e: &dyn std::fmt::Display) {
     }
 }
 
-/// Runs one batch; returns whether it committed. Fills `finishers` in job order.
+/// Runs one batch; returns what became of it. Fills `finishers` in job order.
 fn run_batch(
     session: &mut Session,
     clock: &dyn Clock,
     batch: &mut Vec<Job>,
     finishers: &mut Vec<Finish>,
-) -> bool {
+) -> Outcome {
     let begun = session.begin_write();
     let conn = match (begun, session.conn()) {
         (Ok(()), Some(conn)) => conn,
@@ -174,13 +182,13 @@ fn run_batch(
                 // Run nothing: answer every job as failed.
                 finishers.push(Box::new(move |_| drop(job)));
             }
-            return false;
+            return Outcome::RolledBack;
         }
         (Ok(()), None) => {
             for job in batch.drain(..) {
                 finishers.push(Box::new(move |_| drop(job)));
             }
-            return false;
+            return Outcome::RolledBack;
         }
     };
     // The batch began with the first job's savepoint open. Each job's end and the
@@ -188,6 +196,7 @@ fn run_batch(
     // one round trip: on PostgreSQL each round trip is most of a statement's cost.
     let mut ok = true;
     let mut committed = false;
+    let mut at_commit = false;
     let jobs = batch.len();
     for (i, job) in batch.drain(..).enumerate() {
         if !ok {
@@ -206,18 +215,33 @@ fn run_batch(
         match conn.execute_batch(end) {
             Ok(()) => committed = last,
             Err(e) => {
-                // PostgreSQL: a lost connection during COMMIT leaves the outcome
-                // unknown; every job answers 503 and a retry with its idempotency
-                // key finds out.
                 log_batch_error("cannot end a job or commit; the batch is rolled back", &e);
                 ok = false;
+                at_commit = last;
             }
         }
         finishers.push(finish);
     }
-    let ok = ok && committed;
-    if !ok {
-        let _ = conn.execute_batch("ROLLBACK");
+    if ok && committed {
+        return Outcome::Committed;
     }
-    ok
+    let _ = conn.execute_batch("ROLLBACK");
+    if at_commit {
+        // The round trip that carried the COMMIT failed: on PostgreSQL a connection
+        // lost in it leaves the outcome open; ask the server what became of it.
+        let outcome = session.commit_outcome();
+        if let Some(times) = OUTCOME_LOG.hit(crate::throttle::wall_ms()) {
+            tracing::warn!(
+                ?outcome,
+                jobs,
+                times,
+                "a batch's commit got no answer; asked the database"
+            );
+        }
+        metrics::counter!("pocket_writer_unanswered_commits_total", "outcome" => format!("{outcome:?}"))
+            .increment(1);
+        outcome
+    } else {
+        Outcome::RolledBack
+    }
 }

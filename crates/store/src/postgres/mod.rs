@@ -61,6 +61,17 @@ const MIGRATE_LOCK_KEY: i64 = 0x0070_6f63_6b65_746d; // "pocketm"
 /// How long connecting may take before it counts as a failure (each host, each try).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Bounds on a serving node's sessions, so that no node can stall the others: a node
+/// frozen inside a write batch (a paused VM, a partition without a reset) holds the
+/// cluster's write lock until the server ends its idle transaction; a writer waits
+/// for that lock, and a statement runs, only so long (then `503`, retried by clients).
+/// Keepalives and a TCP user timeout find a silent server in seconds, not hours.
+/// (Not for `pocket verify` or `migrate-data`, whose full scans may take longer.)
+const SERVER_OPTIONS: &str =
+    "-c idle_in_transaction_session_timeout=15s -c lock_timeout=10s -c statement_timeout=30s";
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+const TCP_USER_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// The listener waits this long for a notification before checking whether the store
 /// was dropped.
 const LISTEN_TICK: Duration = Duration::from_millis(500);
@@ -76,6 +87,20 @@ pub fn config(url: &str) -> Result<postgres::Config, String> {
     if config.get_application_name().is_none() {
         config.application_name("pocket");
     }
+    Ok(config)
+}
+
+/// [`config`] for a serving node's sessions: with [`SERVER_OPTIONS`] (unless the URL
+/// sets `options` itself) and keepalives.
+fn server_config(url: &str) -> Result<postgres::Config, String> {
+    let mut config = config(url)?;
+    if config.get_options().is_none() {
+        config.options(SERVER_OPTIONS);
+    }
+    config
+        .keepalives(true)
+        .keepalives_idle(KEEPALIVE_IDLE)
+        .tcp_user_timeout(TCP_USER_TIMEOUT);
     Ok(config)
 }
 
@@ -162,7 +187,7 @@ pub fn open(options: &PostgresOptions, clock: Arc<dyn Clock>) -> Result<SqlStore
 }
 
 fn open_here(options: &PostgresOptions, clock: Arc<dyn Clock>) -> Result<SqlStore, String> {
-    let config = config(&options.url)?;
+    let config = server_config(&options.url)?;
     let mut writer = connect(&config)?;
     migrate(&mut writer)?;
     check_keys(&mut writer, &options.key_checks)?;
@@ -179,6 +204,7 @@ fn open_here(options: &PostgresOptions, clock: Arc<dyn Clock>) -> Result<SqlStor
         readers.push(Session::Postgres(Box::new(PgLink {
             config: config.clone(),
             session: Some(RefCell::new(connect(&config)?)),
+            xid: None,
         })));
     }
     let stop = StopOnDrop(Arc::new(AtomicBool::new(false)));
@@ -194,6 +220,7 @@ fn open_here(options: &PostgresOptions, clock: Arc<dyn Clock>) -> Result<SqlStor
         Session::Postgres(Box::new(PgLink {
             config,
             session: Some(RefCell::new(writer)),
+            xid: None,
         })),
         clock.clone(),
         options.queue_depth,

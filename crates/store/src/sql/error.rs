@@ -10,6 +10,8 @@ pub enum SqlError {
     NoRows,
     /// A column could not be read as the type asked for.
     Decode(String),
+    /// The PostgreSQL server is read-only (a standby): writes must go elsewhere.
+    ReadOnly,
 }
 
 impl std::fmt::Display for SqlError {
@@ -22,6 +24,7 @@ impl std::fmt::Display for SqlError {
             },
             SqlError::NoRows => f.write_str("no row where one was expected"),
             SqlError::Decode(what) => write!(f, "undecodable column: {what}"),
+            SqlError::ReadOnly => f.write_str("the database server is read-only"),
         }
     }
 }
@@ -71,8 +74,20 @@ impl SqlError {
                     return true;
                 }
                 match e.code() {
-                    // No server error: the connection itself failed (I/O, refused).
-                    None => e.as_db_error().is_none(),
+                    // No server error: the connection failed (I/O, refused, a timeout,
+                    // TLS) — or Pocket did (a parameter it could not encode, a column
+                    // it could not decode): only the first is the surroundings.
+                    None => {
+                        let text = e.to_string();
+                        [
+                            "error communicating with the server",
+                            "error connecting to server",
+                            "timeout waiting for server",
+                            "error performing TLS handshake",
+                        ]
+                        .iter()
+                        .any(|t| text.starts_with(t))
+                    }
                     Some(code) => {
                         let code = code.code();
                         // 08 connection, 53 resources, 57P0x shutdown/crash/starting,
@@ -88,6 +103,7 @@ impl SqlError {
                     }
                 }
             }
+            SqlError::ReadOnly => true,
             SqlError::NoRows | SqlError::Decode(_) => false,
         }
     }
@@ -101,6 +117,18 @@ pub fn storage_unavailable() -> Error {
         ErrorKind::Unavailable,
         "storage_unavailable",
         "Pocket cannot use its storage right now; nothing was changed. Retry after a moment.",
+    )
+}
+
+/// `503 outcome_unknown`: the database connection was lost while this request's
+/// change was being committed, and the database could not tell afterwards whether it
+/// was. A retry with the same `Idempotency-Key` answers what really happened.
+pub fn outcome_unknown() -> Error {
+    Error::new(
+        ErrorKind::Unavailable,
+        "outcome_unknown",
+        "Pocket lost its database while committing this request, so it may or may not have \
+         taken effect. Retry with the same Idempotency-Key to learn which.",
     )
 }
 

@@ -12,7 +12,7 @@
 mod error;
 mod value;
 
-pub use error::{Db, SqlError, storage_unavailable};
+pub use error::{Db, SqlError, outcome_unknown, storage_unavailable};
 pub use value::{Cell, FromSql, ToSql, Value};
 
 use std::cell::RefCell;
