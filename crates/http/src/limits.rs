@@ -90,10 +90,11 @@ impl ClientIp {
         if let Some(Forwarded(ip)) = extensions.get::<Forwarded>() {
             return ClientIp(Some(*ip));
         }
+        // An IPv4 client of a dual-stack listener arrives as ::ffff:a.b.c.d.
         ClientIp(
             extensions
                 .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
+                .map(|c| c.0.ip().to_canonical()),
         )
     }
 }
@@ -111,7 +112,7 @@ pub async fn forwarded(
         let peer = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
+            .map(|c| c.0.ip().to_canonical());
         if peer.is_some_and(|p| proxies.iter().any(|n| n.contains(&p)))
             && let Some(ip) = client_behind(request.headers(), proxies)
         {
@@ -124,21 +125,34 @@ pub async fn forwarded(
 /// The client behind trusted proxies: `X-Forwarded-For` read from the right (each proxy
 /// appends the address it saw), skipping trusted proxies; the first other address is
 /// the client's. What lies further left was written by the client and proves nothing.
-/// An unreadable entry gives `None` (the peer's address is used).
+/// Entries are read as bytes, one by one, so what the client wrote on the left
+/// (however malformed) is never looked at once an address the proxies vouch for is
+/// found. An entry may carry a port (`a.b.c.d:port`, `[v6]:port`). An unreadable
+/// entry reached before that gives `None` (the peer's address is used).
 fn client_behind(headers: &axum::http::HeaderMap, proxies: &[ipnet::IpNet]) -> Option<IpAddr> {
-    let mut hops: Vec<&str> = Vec::new();
+    let mut hops: Vec<&[u8]> = Vec::new();
     for value in headers.get_all("x-forwarded-for") {
-        hops.extend(value.to_str().ok()?.split(',').map(str::trim));
+        hops.extend(value.as_bytes().split(|b| *b == b','));
     }
     let mut leftmost = None;
     for hop in hops.iter().rev().take(MAX_FORWARDED_HOPS) {
-        let ip: IpAddr = hop.parse().ok()?;
+        let ip = hop_address(hop)?;
         if !proxies.iter().any(|n| n.contains(&ip)) {
             return Some(ip);
         }
         leftmost = Some(ip);
     }
     leftmost
+}
+
+/// One `X-Forwarded-For` entry as an address (its port, if any, dropped).
+fn hop_address(hop: &[u8]) -> Option<IpAddr> {
+    let text = std::str::from_utf8(hop).ok()?.trim();
+    let ip = text
+        .parse::<IpAddr>()
+        .or_else(|_| text.parse::<SocketAddr>().map(|s| s.ip()))
+        .ok()?;
+    Some(ip.to_canonical())
 }
 
 /// Most `X-Forwarded-For` entries looked at (a limit on everything).
@@ -220,5 +234,24 @@ mod forwarded_tests {
             client_behind(&headers(&["2001:db8::1"]), &proxies),
             ip("2001:db8::1")
         );
+        // Ports, IPv4-mapped addresses, and garbage on the client's side of the header.
+        assert_eq!(
+            client_behind(&headers(&["203.0.113.7:5555, 10.0.0.5"]), &proxies),
+            ip("203.0.113.7")
+        );
+        assert_eq!(
+            client_behind(&headers(&["[2001:db8::2]:443"]), &proxies),
+            ip("2001:db8::2")
+        );
+        assert_eq!(
+            client_behind(&headers(&["::ffff:203.0.113.9"]), &proxies),
+            ip("203.0.113.9")
+        );
+        let mut h = HeaderMap::new();
+        h.append(
+            "x-forwarded-for",
+            axum::http::HeaderValue::from_bytes(b"\xff\xfe junk, 203.0.113.7").unwrap(),
+        );
+        assert_eq!(client_behind(&h, &proxies), ip("203.0.113.7"));
     }
 }

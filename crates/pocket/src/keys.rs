@@ -52,6 +52,34 @@ pub fn admin_key(data: &Path) -> Result<(String, bool), String> {
     })
 }
 
+/// The admin key the directory's server used: `POCKET_ADMIN_KEY`, else
+/// `<data>/admin.key`, which must exist (nothing is created).
+pub fn admin_key_existing(data: &Path) -> Result<String, String> {
+    if let Ok(k) = std::env::var("POCKET_ADMIN_KEY") {
+        return Ok(k);
+    }
+    let path = data.join("admin.key");
+    std::fs::read_to_string(&path)
+        .map(|k| k.trim().to_string())
+        .map_err(|e| {
+            format!(
+                "no admin key: set POCKET_ADMIN_KEY or keep {} ({e})",
+                path.display()
+            )
+        })
+}
+
+/// The 32-byte server key of `<data>/server.key`, which must exist.
+pub fn server_key_file(data: &Path) -> Result<[u8; 32], String> {
+    let path = data.join("server.key");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    hex::decode(text.trim())
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .ok_or_else(|| format!("{} must hold 32 bytes in hex", path.display()))
+}
+
 /// The 32-byte server key: `POCKET_SERVER_KEY` (64 hex digits), else
 /// `<data>/server.key`.
 pub fn server_key(data: &Path) -> Result<[u8; 32], String> {
@@ -73,15 +101,24 @@ pub fn server_key(data: &Path) -> Result<[u8; 32], String> {
 }
 
 /// What a database remembers of the keys it was written with, so that a node started
-/// with other keys refuses to serve instead of failing every sign-in: a keyed digest
-/// of a fixed text under the server key, and the admin key's digest (neither reveals
-/// a key).
+/// with other keys refuses to serve instead of failing every sign-in: keyed digests
+/// under the server key of a fixed text and of the admin key's digest (neither
+/// reveals a key, and a weak admin key cannot be guessed from a dump).
 pub fn checks(server_key: &[u8; 32], admin_digest: &[u8; 32]) -> Vec<(&'static str, String)> {
     use hmac::{Hmac, Mac};
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(server_key).expect("any key length");
-    mac.update(b"pocket: the server key this database was written with");
+    let keyed = |what: &[u8]| {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(server_key).expect("any key length");
+        mac.update(what);
+        hex::encode(mac.finalize().into_bytes())
+    };
     vec![
-        ("server_key", hex::encode(mac.finalize().into_bytes())),
-        ("admin_key", hex::encode(admin_digest)),
+        (
+            "server_key",
+            keyed(b"pocket: the server key this database was written with"),
+        ),
+        (
+            "admin_key",
+            keyed(&[b"pocket: the admin key: ".as_slice(), admin_digest].concat()),
+        ),
     ]
 }

@@ -391,7 +391,23 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::MigrateData { from, to } => {
             let db = pocket_store::sqlite::SqliteOptions::in_dir(&from).path;
-            let copied = pocket_store::postgres::copy::from_sqlite(&db, &to)?;
+            if !from.join("server.key").exists() {
+                return Err(format!(
+                    "no server key at {}",
+                    from.join("server.key").display()
+                ));
+            }
+            // The directory's keys (the admin key from POCKET_ADMIN_KEY if set, as
+            // `serve` takes it): the copy records them; other keys are refused.
+            let server_key = keys::server_key_file(&from)?;
+            let admin_key = keys::admin_key_existing(&from)?;
+            let admin_digest: [u8; 32] =
+                <sha2::Sha256 as sha2::Digest>::digest(admin_key.as_bytes()).into();
+            let copied = pocket_store::postgres::copy::from_sqlite(
+                &db,
+                &to,
+                keys::checks(&server_key, &admin_digest),
+            )?;
             for (table, rows) in &copied.tables {
                 println!("copied {rows:>8} rows of {table}");
             }

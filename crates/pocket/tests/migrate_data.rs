@@ -58,6 +58,7 @@ async fn a_data_directory_moves_to_postgresql_and_serves_on() {
             .args(["migrate-data", "--from"])
             .arg(s.data_dir())
             .args(["--to", to])
+            .env("POCKET_ADMIN_KEY", ADMIN_KEY)
             .output()
             .unwrap()
     };
@@ -75,6 +76,27 @@ async fn a_data_directory_moves_to_postgresql_and_serves_on() {
     let out = copy(&target.url);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+
+    // The copy records the directory's keys: a node with another server key refuses.
+    let other = std::process::Command::new(env!("CARGO_BIN_EXE_pocket"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database",
+            &target.url,
+            "--data",
+        ])
+        .arg(tempfile::tempdir().unwrap().path())
+        .env("POCKET_ADMIN_KEY", ADMIN_KEY)
+        .env("POCKET_SERVER_KEY", "ab".repeat(32))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&other.stderr);
+    assert!(
+        !other.status.success() && text.contains("server_key is not the one"),
+        "{text}"
+    );
 
     // A server on PostgreSQL with the directory's server key carries on.
     let server_key = std::fs::read_to_string(s.data_dir().join("server.key")).unwrap();
@@ -115,5 +137,4 @@ async fn a_data_directory_moves_to_postgresql_and_serves_on() {
     on_pg.assert_balanced().await;
     let (ok, out) = on_pg.pocket(&["verify"]);
     assert!(ok, "{out}");
-    let _ = ADMIN_KEY;
 }

@@ -43,11 +43,11 @@ impl Readers {
                     idle = shared.freed.wait(idle).map_err(|_| Error::internal())?;
                 }
             };
-            let mut out = session.with(&f);
+            let mut out = read_once(&mut session, &f);
             if out.is_err() && session.lost() {
                 // The connection died under the read (a restarted or failed-over
                 // server): a read may be tried again, once, on a new connection.
-                out = session.with(&f);
+                out = read_once(&mut session, &f);
             }
             // A connection whose statement failed is still usable: SQLite resets
             // statements on drop; a lost PostgreSQL connection is opened again by
@@ -63,4 +63,18 @@ impl Readers {
             Error::internal()
         })?
     }
+}
+
+/// One read; a read that panics answers `500` and gives its connection back (it is
+/// not lost to the pool).
+fn read_once<T>(
+    session: &mut Session,
+    f: &impl Fn(&Conn<'_>) -> Result<T, Error>,
+) -> Result<T, Error> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| session.with(f))).unwrap_or_else(
+        |_| {
+            tracing::error!("a read panicked");
+            Err(Error::internal())
+        },
+    )
 }

@@ -51,15 +51,25 @@ pub struct Copied {
 }
 
 /// Copies the SQLite database at `from` into the empty PostgreSQL database `to`, in
-/// one PostgreSQL transaction, and verifies the copy.
-pub fn from_sqlite(from: &Path, to: &str) -> Result<Copied, String> {
+/// one PostgreSQL transaction, and verifies the copy. `key_checks` (see
+/// `PostgresOptions::key_checks`) are those of the directory's keys: recorded with the
+/// copy, so that only nodes with those keys will serve it.
+pub fn from_sqlite(
+    from: &Path,
+    to: &str,
+    key_checks: Vec<(&'static str, String)>,
+) -> Result<Copied, String> {
     let (from, to) = (from.to_owned(), to.to_owned());
-    std::thread::spawn(move || copy_here(&from, &to))
+    std::thread::spawn(move || copy_here(&from, &to, &key_checks))
         .join()
         .map_err(|_| "the copy panicked".to_string())?
 }
 
-fn copy_here(from: &Path, to: &str) -> Result<Copied, String> {
+fn copy_here(
+    from: &Path,
+    to: &str,
+    key_checks: &[(&'static str, String)],
+) -> Result<Copied, String> {
     if !from.exists() {
         return Err(format!("no database at {}", from.display()));
     }
@@ -81,7 +91,7 @@ fn copy_here(from: &Path, to: &str) -> Result<Copied, String> {
     sqlite.execute_batch("BEGIN").map_err(|e| e.to_string())?;
     let mut pg = connect(&config(to)?)?;
     migrate(&mut pg)?;
-    for table in TABLES {
+    for table in TABLES.iter().chain(&["cluster_keys"]) {
         let n: i64 = pg
             .client
             .query_one(&format!("SELECT COUNT(*) FROM {table}"), &[])
@@ -105,6 +115,11 @@ fn copy_here(from: &Path, to: &str) -> Result<Copied, String> {
             insert(&pg, table, &columns, chunk)?;
         }
         copied.tables.push((table, rows.len()));
+    }
+    for (name, digest) in key_checks {
+        pg.prepare("INSERT INTO cluster_keys (name, digest) VALUES (?1, ?2)")
+            .and_then(|mut s| s.execute(crate::sql::params![*name, digest.as_str()]))
+            .map_err(fail)?;
     }
     // Identity columns were given their values: new rows continue after them.
     for (table, column) in identities(&session)? {

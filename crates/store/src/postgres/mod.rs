@@ -301,7 +301,7 @@ fn admin(base_url: &str, sql: &str) -> Result<(), String> {
     std::thread::spawn(move || {
         let mut client = config(&url)?
             .connect(postgres::NoTls)
-            .map_err(|e| format!("cannot connect to {url}: {e}"))?;
+            .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
         client
             .batch_execute(&sql)
             .map_err(|e| format!("{sql}: {e}"))
@@ -342,10 +342,15 @@ fn listen(
             std::thread::sleep(backoff);
             continue;
         }
-        backoff = Duration::from_millis(100);
         let cell = RefCell::new(current);
         // Whatever committed while nobody listened.
         let mut healthy = announcer.catch_up(&Conn::postgres(&cell)).is_ok();
+        if healthy {
+            backoff = Duration::from_millis(100);
+        } else {
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+        }
         while healthy && !stop.load(Ordering::Relaxed) {
             let woke = {
                 let mut s = cell.borrow_mut();
