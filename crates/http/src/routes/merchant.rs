@@ -100,7 +100,7 @@ pub async fn update_product(
 
 #[utoipa::path(get, path = "/v1/products", tag = "merchant",
     params(("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query, description = "a sku")),
-    responses((status = 200, description = "A list of products", body = Page<Product>)),
+    responses((status = 200, description = "A list of products", body = Page<Product>), (status = 404, description = "`starting_after` names nothing in this list", body = ErrorBody)),
     security(("secret_key" = [])))]
 pub async fn list_products(
     State(state): State<AppState>,
@@ -132,7 +132,7 @@ pub async fn balance(
 
 #[utoipa::path(get, path = "/v1/balance/transactions", tag = "merchant",
     params(("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query)),
-    responses((status = 200, description = "A list of transactions", body = Page<Transaction>)),
+    responses((status = 200, description = "A list of transactions", body = Page<Transaction>), (status = 404, description = "`starting_after` names nothing in this list", body = ErrorBody)),
     security(("secret_key" = [])))]
 pub async fn balance_transactions(
     State(state): State<AppState>,
@@ -150,7 +150,7 @@ pub async fn balance_transactions(
 
 #[utoipa::path(get, path = "/v1/events", tag = "merchant",
     params(("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query)),
-    responses((status = 200, description = "A list of events", body = Page<Event>)),
+    responses((status = 200, description = "A list of events", body = Page<Event>), (status = 404, description = "`starting_after` names nothing in this list", body = ErrorBody)),
     security(("secret_key" = [])))]
 pub async fn events(
     State(state): State<AppState>,

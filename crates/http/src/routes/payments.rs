@@ -142,7 +142,7 @@ pub async fn get(
 
 #[utoipa::path(get, path = "/v1/payments", tag = "payments",
     params(("status" = Option<String>, Query), ("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query)),
-    responses((status = 200, description = "A list of payments", body = Page<Payment>)),
+    responses((status = 200, description = "A list of payments", body = Page<Payment>), (status = 404, description = "`starting_after` names nothing in this list", body = ErrorBody)),
     security(("secret_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,

@@ -246,7 +246,7 @@ pub async fn me(State(state): State<AppState>, caller: CustomerCaller) -> ApiRes
 
 #[utoipa::path(get, path = "/v1/wallet/payments", tag = "wallet",
     params(("status" = Option<String>, Query), ("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query)),
-    responses((status = 200, description = "A list of payments", body = Page<Payment>), (status = 400, body = ErrorBody)),
+    responses((status = 200, description = "A list of payments", body = Page<Payment>), (status = 400, body = ErrorBody), (status = 404, description = "`starting_after` names nothing in this list", body = ErrorBody)),
     security(("session_token" = [])))]
 pub async fn list_payments(
     State(state): State<AppState>,
@@ -410,7 +410,7 @@ pub async fn decline(
 
 #[utoipa::path(get, path = "/v1/wallet/transactions", tag = "wallet",
     params(("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query)),
-    responses((status = 200, description = "A list of transactions", body = Page<Transaction>)),
+    responses((status = 200, description = "A list of transactions", body = Page<Transaction>), (status = 404, description = "`starting_after` names nothing in this list", body = ErrorBody)),
     security(("session_token" = [])))]
 pub async fn transactions(
     State(state): State<AppState>,

@@ -105,7 +105,7 @@ pub async fn create(
 
 #[utoipa::path(get, path = "/v1/webhook_endpoints", tag = "webhooks",
     params(("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query)),
-    responses((status = 200, description = "A list of webhook endpoints", body = Page<WebhookEndpoint>)),
+    responses((status = 200, description = "A list of webhook endpoints", body = Page<WebhookEndpoint>), (status = 404, description = "`starting_after` names nothing in this list", body = ErrorBody)),
     security(("secret_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,
