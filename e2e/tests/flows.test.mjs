@@ -201,6 +201,8 @@ test("a wallet binds a sandbox card, tops up and withdraws with its PIN", async 
   await wallet.getByRole("button", { name: "Withdraw" }).click();
   await enterPin(wallet, c.pin);
   await wallet.locator('[data-balance="CNY"]', { hasText: "70.00" }).waitFor();
+  // The withdrawal's amount is reserved at once; the bank's answer comes after.
+  await wallet.locator('#operations li[data-status="succeeded"]').nth(1).waitFor();
   assert.equal(await wallet.locator('#operations li[data-status="succeeded"]').count(), 2);
   await screenshot(wallet, "wallet-cards");
 });
