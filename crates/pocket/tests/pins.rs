@@ -25,26 +25,6 @@ async fn sign_in(s: &Server, phone: &str, pin: &str) -> (u16, String) {
     (r.status.as_u16(), r.code().to_string())
 }
 
-/// Wrong PINs checked so far, from the server's own count in `/metrics` (what an
-/// answer cannot tell: the fifth wrong PIN is answered `423`, like a guess refused
-/// unchecked). The limit is on wrong ones; a right one in the same burst is checked too.
-async fn pins_checked(s: &Server) -> u64 {
-    let text = s
-        .client
-        .get(format!("{}/metrics", s.url))
-        .bearer_auth(common::ADMIN_KEY)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| l.starts_with("pocket_pin_checks_total{result=\"wrong\"}"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
-        .sum()
-}
-
 /// `n` PINs: the right one at `right_at`, the rest distinct wrong ones.
 fn guesses(n: usize, right: &str, right_at: usize) -> Vec<String> {
     (0..n)
@@ -93,14 +73,14 @@ async fn parallel_sign_in_guesses_verify_at_most_five() {
         s.customer(&phone, 0).await;
         // The right PIN last: it is sent after every wrong one has been.
         let pins = guesses(n, "123456", n - 1);
-        let checked_before = pins_checked(&s).await;
+        let checked_before = s.pins_checked().await;
         let replies = all(n, |i| {
             let (s, phone, pin) = (s.clone(), phone.clone(), pins[i].clone());
             async move { sign_in(&s, &phone, &pin).await }
         })
         .await;
         let t = tally(&replies);
-        let checked = pins_checked(&s).await - checked_before;
+        let checked = s.pins_checked().await - checked_before;
         assert!(checked <= 5, "n={n}: {checked} wrong PINs checked: {t:?}");
         assert!(t.other.is_empty(), "n={n}: {t:?}");
         assert!(
@@ -134,7 +114,7 @@ async fn parallel_pin_confirms_verify_at_most_five_and_pay_once() {
     let id = p["id"].as_str().unwrap().to_string();
     let n = 64;
     let pins = guesses(n, "123456", n - 1);
-    let checked_before = pins_checked(&s).await;
+    let checked_before = s.pins_checked().await;
     let replies = all(n, |i| {
         let (s, token, id, pin) = (s.clone(), token.clone(), id.clone(), pins[i].clone());
         async move {
@@ -144,7 +124,7 @@ async fn parallel_pin_confirms_verify_at_most_five_and_pay_once() {
     })
     .await;
     let t = tally(&replies);
-    let checked = pins_checked(&s).await - checked_before;
+    let checked = s.pins_checked().await - checked_before;
     assert!(checked <= 5, "{checked} wrong PINs checked: {t:?}");
     assert!(t.other.is_empty(), "{t:?}");
     assert!(t.wrong + t.accepted <= 5, "{t:?}");
@@ -169,7 +149,7 @@ async fn parallel_device_registrations_verify_at_most_five() {
     let key = jwk(&new_key());
     let n = 32;
     let pins = guesses(n, "123456", n - 1);
-    let checked_before = pins_checked(&s).await;
+    let checked_before = s.pins_checked().await;
     let replies = all(n, |i| {
         let (s, token, key, pin) = (s.clone(), token.clone(), key.clone(), pins[i].clone());
         async move {
@@ -185,7 +165,7 @@ async fn parallel_device_registrations_verify_at_most_five() {
     })
     .await;
     let t = tally(&replies);
-    let checked = pins_checked(&s).await - checked_before;
+    let checked = s.pins_checked().await - checked_before;
     assert!(checked <= 5, "{checked} wrong PINs checked: {t:?}");
     assert!(t.other.is_empty(), "{t:?}");
     assert!(t.wrong + t.accepted <= 5, "{t:?}");
@@ -648,7 +628,7 @@ async fn a_known_idempotency_key_is_no_pin_oracle() {
         )
         .await;
     assert_eq!(first.status, 201);
-    let checked_before = pins_checked(&s).await;
+    let checked_before = s.pins_checked().await;
     let mut answers = Vec::new();
     for i in 0..8 {
         let r = s
@@ -665,7 +645,7 @@ async fn a_known_idempotency_key_is_no_pin_oracle() {
     // Each comparison is a guarded guess: five, then the lock, whatever the key.
     assert_eq!(answers[0], (409, "idempotency_key_reused".to_string()));
     assert!(answers[4..].iter().all(|a| a.0 == 423), "{answers:?}");
-    assert_eq!(pins_checked(&s).await - checked_before, 5, "{answers:?}");
+    assert_eq!(s.pins_checked().await - checked_before, 5, "{answers:?}");
     // Even the right one is refused while locked.
     let r = s
         .call(
@@ -694,7 +674,7 @@ async fn clients_that_hang_up_neither_overfill_the_queue_nor_leave_guesses_unset
     );
     let phone = "+8613800001341";
     s.customer(phone, 0).await;
-    let checked_before = pins_checked(&s).await;
+    let checked_before = s.pins_checked().await;
     // Sign-ins with the right PIN whose clients give up after 5 ms, and others that wait.
     let impatient = reqwest::Client::builder()
         .timeout(Duration::from_millis(5))
@@ -729,7 +709,7 @@ async fn clients_that_hang_up_neither_overfill_the_queue_nor_leave_guesses_unset
     );
     // Give the abandoned work time to finish: no right PIN was counted as wrong.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(pins_checked(&s).await - checked_before, 0);
+    assert_eq!(s.pins_checked().await - checked_before, 0);
     // And no attempt was left reserved: four at once all get through the guard.
     let again = all(4, |_| {
         let s = s.clone();

@@ -272,6 +272,27 @@ impl Server {
         self.dir.path().join("data")
     }
 
+    /// Wrong PINs this server has checked so far, from its own count in `/metrics`
+    /// (what an answer cannot tell: the fifth wrong PIN is answered `423`, like a guess
+    /// refused unchecked). The limit is on wrong ones; a right one in the same burst is
+    /// checked too.
+    pub async fn pins_checked(&self) -> u64 {
+        let text = self
+            .client
+            .get(format!("{}/metrics", self.url))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .filter(|l| l.starts_with("pocket_pin_checks_total{result=\"wrong\"}"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    }
+
     /// Runs SQL on the server's database behind its back (to damage it on purpose).
     pub fn corrupt(&self, sql: &str) {
         match &self.database {
