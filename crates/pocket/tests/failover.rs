@@ -13,7 +13,7 @@
 
 mod common;
 
-use common::{ADMIN_KEY, Options, Server};
+use common::{Options, Server};
 use reqwest::Method;
 use serde_json::json;
 use std::collections::HashMap;
@@ -468,5 +468,4 @@ async fn a_failover_in_the_middle_of_a_load_loses_nothing() {
         "answers: {:?}",
         t.answers
     );
-    let _ = ADMIN_KEY;
 }
