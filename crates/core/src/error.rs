@@ -68,6 +68,8 @@ pub struct Error {
     pub param: Option<String>,
     /// Why a bank refused (`402 card_declined`): `insufficient_funds`, `expired_card`…
     pub decline_code: Option<String>,
+    /// Only on `401 incorrect_pin`: wrong PINs left before the lock.
+    pub tries_left: Option<u32>,
     /// For `429`/`503`: how long to wait before retrying, when known (else 1 s).
     pub retry_after_seconds: Option<u64>,
 }
@@ -80,6 +82,7 @@ impl Error {
             message: message.into(),
             param: None,
             decline_code: None,
+            tries_left: None,
             retry_after_seconds: None,
         }
     }

@@ -24,6 +24,7 @@ pub mod ledger;
 pub mod lockout;
 pub mod money;
 pub mod payment;
+pub mod phone;
 pub mod policy;
 pub mod pricing;
 pub mod retry;

@@ -183,7 +183,9 @@ pub fn incorrect_pin(tries_left: u32) -> Error {
         1 => "The PIN is not correct; 1 more wrong PIN locks it.".to_string(),
         n => format!("The PIN is not correct; {n} more wrong PINs lock it."),
     };
-    Error::new(ErrorKind::Authentication, "incorrect_pin", message).with_param("pin")
+    let mut e = Error::new(ErrorKind::Authentication, "incorrect_pin", message).with_param("pin");
+    e.tries_left = Some(tries_left);
+    e
 }
 
 /// `429 rate_limited`: every attempt left is already being checked (they take well

@@ -23,6 +23,9 @@ pub struct ErrorDetail {
     /// Only on `402 card_declined`: why the bank refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decline_code: Option<String>,
+    /// Only on `401 incorrect_pin`: how many more wrong PINs lock the wallet.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tries_left: Option<u32>,
 }
 
 /// Wrapper so handlers can return `Result<_, ApiError>` and use `?` on core errors.
@@ -53,6 +56,7 @@ impl IntoResponse for ApiError {
                 message: e.message,
                 param: e.param,
                 decline_code: e.decline_code,
+                tries_left: e.tries_left,
             },
         };
         let mut response = (status, axum::Json(body)).into_response();

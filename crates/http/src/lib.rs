@@ -30,7 +30,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use pocket_store::Store;
 use routes::{
-    admin, bank, cards, devices, merchant, payments, payouts, qr, service, stream, wallet, webhooks,
+    admin, bank, cards, devices, merchant, payments, payouts, public, qr, service, stream, wallet,
+    webhooks,
 };
 pub use settings::{PinHashing, Settings};
 use std::sync::Arc;
@@ -186,11 +187,14 @@ impl Modify for CommonErrors {
 /// The API's routes and the OpenAPI document describing them.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let router = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .routes(routes!(admin::create_merchant))
+        .routes(routes!(admin::create_merchant, admin::list_merchants))
+        .routes(routes!(admin::find_customers))
         .routes(routes!(admin::roll_key))
         .routes(routes!(admin::create_topup))
         .routes(routes!(admin::ledger))
         .routes(routes!(admin::reconciliation))
+        .routes(routes!(public::settings))
+        .routes(routes!(public::payment_preview))
         .routes(routes!(wallet::signup))
         .routes(routes!(wallet::sign_in))
         .routes(routes!(wallet::sign_out))

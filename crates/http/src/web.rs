@@ -1,4 +1,5 @@
-//! The wallet app (`/`, `/pay/{id}`) and the merchant console (`/merchant`): static
+//! The wallet app (`/`, `/pay/{id}`), the merchant console (`/merchant`) and the
+//! operator console (`/admin`): static
 //! files embedded in the binary (no CDN, no build step), served with a strict
 //! Content-Security-Policy and the other browser security headers on every response.
 
@@ -6,11 +7,13 @@ use axum::Router;
 use axum::extract::{Path, Request};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 
 const WALLET_HTML: &str = include_str!("../web/wallet.html");
 const MERCHANT_HTML: &str = include_str!("../web/merchant.html");
+const ADMIN_HTML: &str = include_str!("../web/admin.html");
+const ICON_SVG: &str = include_str!("../web/icon.svg");
 
 /// `(name, content type, body)` of every asset.
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -39,6 +42,17 @@ const ASSETS: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../web/merchant.js"),
     ),
+    (
+        "admin.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/admin.js"),
+    ),
+    ("icon.svg", "image/svg+xml", ICON_SVG),
+    (
+        "wallet.webmanifest",
+        "application/manifest+json",
+        include_str!("../web/wallet.webmanifest"),
+    ),
 ];
 
 /// No inline script or style, nothing from elsewhere, never framed.
@@ -57,16 +71,22 @@ fn html(body: &'static str) -> Response {
         .into_response()
 }
 
+const SERVICE_WORKER: &str = include_str!("../web/sw.js");
+
+fn file(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 async fn asset(Path(name): Path<String>) -> Response {
     match ASSETS.iter().find(|(n, _, _)| *n == name) {
-        Some((_, content_type, body)) => (
-            [
-                (header::CONTENT_TYPE, *content_type),
-                (header::CACHE_CONTROL, "no-cache"),
-            ],
-            *body,
-        )
-            .into_response(),
+        Some((_, content_type, body)) => file(content_type, body),
         None => StatusCode::NOT_FOUND.into_response(),
     }
 }
@@ -76,6 +96,22 @@ pub fn routes<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route("/", get(|| async { html(WALLET_HTML) }))
         .route("/pay/{id}", get(|| async { html(WALLET_HTML) }))
         .route("/merchant", get(|| async { html(MERCHANT_HTML) }))
+        .route(
+            "/merchant/",
+            get(|| async { Redirect::permanent("/merchant") }),
+        )
+        .route("/admin", get(|| async { html(ADMIN_HTML) }))
+        .route("/admin/", get(|| async { Redirect::permanent("/admin") }))
+        .route(
+            "/favicon.ico",
+            get(|| async { file("image/svg+xml", ICON_SVG) }),
+        )
+        // The wallet's offline shell: a service worker controls only what is under its
+        // own path, so it is served from the root.
+        .route(
+            "/sw.js",
+            get(|| async { file("text/javascript; charset=utf-8", SERVICE_WORKER) }),
+        )
         .route("/assets/{name}", get(asset))
 }
 

@@ -384,16 +384,36 @@ impl Config {
         }
     }
 
-    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigError> {
-        self.server.listen.parse().map_err(|e| {
+    /// The addresses `server.listen` names: an address (`127.0.0.1:8080`, `[::1]:8080`)
+    /// or a host name and port (`localhost:8080`, resolved here).
+    pub fn listen_addrs(&self) -> Result<Vec<SocketAddr>, ConfigError> {
+        let listen = &self.server.listen;
+        if let Ok(addr) = listen.parse::<SocketAddr>() {
+            return Ok(vec![addr]);
+        }
+        let not_address = |why: String| {
             bad(
                 "server.listen",
                 format!(
-                    "{:?} is not an address such as 127.0.0.1:8080 ({e})",
-                    self.server.listen
+                    "{listen:?} is not an address such as 127.0.0.1:8080 or localhost:8080 ({why})"
                 ),
             )
-        })
+        };
+        let (host, port) = listen
+            .rsplit_once(':')
+            .ok_or_else(|| not_address("no port".into()))?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(not_address("expected HOST:PORT".into()));
+        }
+        use std::net::ToSocketAddrs;
+        let addrs: Vec<SocketAddr> = listen
+            .to_socket_addrs()
+            .map_err(|e| not_address(e.to_string()))?
+            .collect();
+        if addrs.is_empty() {
+            return Err(not_address("the name has no address".into()));
+        }
+        Ok(addrs)
     }
 
     /// The tier tables as a policy book.
@@ -411,7 +431,7 @@ impl Config {
 
     /// Checks every value; the error names the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        self.listen_addr()?;
+        self.listen_addrs()?;
         self.trusted_proxies()?;
         if let Some(url) = &self.server.public_url
             && !(url.starts_with("http://") || url.starts_with("https://"))
@@ -644,6 +664,15 @@ mod tests {
                 .to_string()
                 .contains("server.listen")
         );
+        c.server.listen = "localhost:0".into();
+        assert!(
+            c.listen_addrs()
+                .unwrap()
+                .iter()
+                .all(|a| a.ip().is_loopback())
+        );
+        c.server.listen = "localhost".into();
+        assert!(c.validate().is_err(), "a host without a port");
         let mut c = Config::default();
         c.log.format = "xml".into();
         assert!(c.validate().unwrap_err().to_string().contains("log.format"));

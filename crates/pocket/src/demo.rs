@@ -8,7 +8,7 @@ use pocket_http::Settings;
 use pocket_http::pins::hash_pin_now;
 use pocket_http::secrets::{digest, issue_secret, key_digest};
 use pocket_store::Store;
-use pocket_store::model::Written;
+use pocket_store::model::{PageRequest, Written};
 use std::sync::Arc;
 
 pub const CUSTOMERS: [(&str, &str, &str); 2] = [
@@ -21,6 +21,7 @@ const CATALOG: [(&str, &str, i64); 4] = [
     ("mooncake", "Mooncake", 2500),
     ("tea-set", "Porcelain tea set", 68_800),
 ];
+const MERCHANT_NAME: &str = "Tea House";
 /// What each demo customer starts with: 1,000.00 CNY.
 const START_BALANCE_MINOR: i64 = 100_000;
 
@@ -43,14 +44,14 @@ pub async fn seed(store: &Arc<dyn Store>, settings: &Settings) -> Result<(), Str
             "Demo data is already present (customers {} and {}).",
             CUSTOMERS[0].0, CUSTOMERS[1].0
         );
-        return Ok(());
+        return reissue_merchant_key(store, settings).await;
     }
     let cny = Currency::parse("CNY", "currency").map_err(e)?;
     let key = issue_secret(&settings.server_key, "sk", None);
     let merchant = fresh(
         store
             .create_merchant(
-                "Tea House".into(),
+                MERCHANT_NAME.into(),
                 key_digest(&settings.server_key, &key),
                 None,
                 None,
@@ -74,7 +75,7 @@ pub async fn seed(store: &Arc<dyn Store>, settings: &Settings) -> Result<(), Str
             .map_err(e)?;
     }
     println!(
-        "Demo merchant \"Tea House\" {}: secret key {key}",
+        "Demo merchant \"{MERCHANT_NAME}\" {}: secret key {key}",
         merchant.id
     );
     println!("  catalog (CNY): green-tea 12.99, oolong 18.99, mooncake 25.00, tea-set 688.00");
@@ -103,6 +104,52 @@ pub async fn seed(store: &Arc<dyn Store>, settings: &Settings) -> Result<(), Str
             c.id
         );
     }
+    Ok(())
+}
+
+/// The demo merchant's key is stored as a digest only, so a restart cannot show the one
+/// printed before: it issues a fresh one (the previous stops working) and prints that.
+async fn reissue_merchant_key(store: &Arc<dyn Store>, settings: &Settings) -> Result<(), String> {
+    let e =
+        |e: pocket_core::Error| format!("reissuing the demo merchant's key failed: {}", e.message);
+    // The demo merchant is the oldest one of its name (merchants list newest first).
+    let mut oldest = None;
+    let mut page = PageRequest {
+        limit: 100,
+        starting_after: None,
+    };
+    loop {
+        let merchants = store.list_merchants(page.clone()).await.map_err(e)?;
+        if let Some(m) = merchants
+            .data
+            .iter()
+            .rev()
+            .find(|m| m.name == MERCHANT_NAME)
+        {
+            oldest = Some(m.id.clone());
+        }
+        match (merchants.has_more, merchants.data.last()) {
+            (true, Some(last)) => page.starting_after = Some(last.id.clone()),
+            _ => break,
+        }
+    }
+    let Some(id) = oldest else {
+        println!("The demo merchant \"{MERCHANT_NAME}\" is gone; no key to print.");
+        return Ok(());
+    };
+    let key = issue_secret(&settings.server_key, "sk", None);
+    store
+        .roll_merchant_key(
+            id.clone(),
+            key_digest(&settings.server_key, &key),
+            store.now_ms(),
+            None,
+        )
+        .await
+        .map_err(e)?;
+    println!(
+        "Demo merchant \"{MERCHANT_NAME}\" {id}: secret key {key} (issued at this start; the previous one no longer works)"
+    );
     Ok(())
 }
 

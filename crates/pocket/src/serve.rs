@@ -183,7 +183,17 @@ async fn forget_idle_clients(state: AppState, mut stop: tokio::sync::watch::Rece
 pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
     // One TLS crypto provider for the server and the webhook client.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let addr = config.listen_addr().map_err(|e| e.to_string())?;
+    let addrs = config.listen_addrs().map_err(|e| e.to_string())?;
+    // The port first: a start that cannot listen leaves nothing behind (no data
+    // directory, no keys, no database).
+    let listener = std::net::TcpListener::bind(&addrs[..])
+        .and_then(|l| l.set_nonblocking(true).map(|_| l))
+        .map_err(|e| {
+            format!(
+                "cannot listen on {}: {e} (is another server running? try --listen 127.0.0.1:0)",
+                config.server.listen
+            )
+        })?;
     let Opened {
         store,
         settings,
@@ -193,13 +203,6 @@ pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
     if seed_demo {
         demo::seed(&store, &settings).await?;
     }
-    let listener = std::net::TcpListener::bind(addr)
-        .and_then(|l| l.set_nonblocking(true).map(|_| l))
-        .map_err(|e| {
-            format!(
-                "cannot listen on {addr}: {e} (is another server running? try --listen 127.0.0.1:0)"
-            )
-        })?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let tls = match &config.server.tls {
         Some(t) => Some(

@@ -102,6 +102,8 @@ pub trait Store: Send + Sync + 'static {
         idem: Option<Idem>,
     ) -> Result<Written<Merchant>, Error>;
     async fn merchant_by_key(&self, key_digest: String) -> Result<Option<MerchantAuth>, Error>;
+    /// Every merchant, newest first (the operator's list).
+    async fn list_merchants(&self, page: PageRequest) -> Result<Page<Merchant>, Error>;
 
     /// Creates a customer and a first session (`(token digest, expires_at)`).
     async fn signup(

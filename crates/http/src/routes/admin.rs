@@ -4,17 +4,20 @@ use crate::AppState;
 use crate::auth::Admin;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::Body;
+use crate::extract::ListQuery;
 use crate::idem::{IdempotencyKey, precheck, replay, respond};
 use crate::routes::webhooks::CreatedWebhookEndpoint;
+use crate::routes::{no_status, page};
 use crate::secrets::{issue_secret, key_digest};
 use crate::validate;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use pocket_core::ledger::AccountKind;
 use pocket_core::time::MS_PER_SECOND;
 use pocket_core::{Currency, Error, ErrorKind, money};
-use pocket_store::model::{Idem, LedgerReport, Merchant, Topup, Written};
+use pocket_store::model::{Balance, Idem, LedgerReport, Merchant, Page, Topup, Written};
 use pocket_webhooks::signature::endpoint_secret;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -149,6 +152,71 @@ pub async fn create_merchant(
         &secrets,
         server_key,
     ))
+}
+
+#[utoipa::path(get, path = "/v1/admin/merchants", tag = "operator",
+    params(("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query)),
+    responses((status = 200, description = "Every merchant, newest first (keys are never listed)", body = Page<Merchant>),
+              (status = 400, body = ErrorBody), (status = 404, description = "`starting_after` names nothing in this list", body = ErrorBody)),
+    security(("admin_key" = [])))]
+pub async fn list_merchants(
+    State(state): State<AppState>,
+    _: Admin,
+    q: ListQuery,
+) -> ApiResult<Response> {
+    no_status(&q)?;
+    let page = page(&q, "mer")?;
+    Ok(Json(state.store.list_merchants(page).await?).into_response())
+}
+
+/// A customer as the operator sees it: who, and what the wallet holds.
+#[derive(Serialize, ToSchema)]
+pub struct CustomerView {
+    pub id: String,
+    #[schema(value_type = String, example = "customer")]
+    pub object: &'static str,
+    pub phone: String,
+    pub name: String,
+    pub balances: Vec<Balance>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomerQuery {
+    phone: String,
+}
+
+#[utoipa::path(get, path = "/v1/admin/customers", tag = "operator",
+    params(("phone" = String, Query, description = "E.164 phone number")),
+    responses((status = 200, description = "The customer with this phone number (an empty list when there is none)", body = Page<CustomerView>),
+              (status = 400, body = ErrorBody)),
+    security(("admin_key" = [])))]
+pub async fn find_customers(
+    State(state): State<AppState>,
+    _: Admin,
+    query: Result<axum::extract::Query<CustomerQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Page<CustomerView>>> {
+    let phone = query
+        .map_err(|_| Error::invalid("phone", "Expected `phone`, an E.164 phone number."))?
+        .0
+        .phone;
+    validate::phone(&phone, "phone")?;
+    let mut found = Vec::new();
+    if let Some(pin_state) = state.store.pin_state_by_phone(phone).await? {
+        let c = pin_state.customer;
+        let balances = state
+            .store
+            .balances(AccountKind::Wallet, c.id.clone())
+            .await?;
+        found.push(CustomerView {
+            id: c.id,
+            object: "customer",
+            phone: c.phone,
+            name: c.name,
+            balances,
+        });
+    }
+    Ok(Json(Page::new(found, 1)))
 }
 
 #[derive(Deserialize, ToSchema, Default)]

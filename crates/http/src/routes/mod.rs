@@ -8,6 +8,7 @@ pub mod devices;
 pub mod merchant;
 pub mod payments;
 pub mod payouts;
+pub mod public;
 pub mod qr;
 pub mod service;
 pub mod stream;

@@ -101,6 +101,10 @@ impl Store for SqlStore {
         .await
     }
 
+    async fn list_merchants(&self, page: PageRequest) -> Result<Page<Merchant>, Error> {
+        self.read(move |c| ops::merchants::list(c, &page)).await
+    }
+
     async fn roll_merchant_key(
         &self,
         merchant_id: String,

@@ -1,8 +1,8 @@
 //! Merchants and their secret keys (stored as digests only).
 
-use super::Db;
+use super::{Db, cursor_seq};
 use crate::ids::new_id;
-use crate::model::{Merchant, MerchantAuth};
+use crate::model::{Merchant, MerchantAuth, Page, PageRequest};
 use crate::sql::{Conn, Optional, params};
 use pocket_core::Error;
 
@@ -98,4 +98,35 @@ pub(crate) fn roll_key(
     }
     insert_key(conn, now, merchant_id, key_digest, key_prefix)?;
     Ok(merchant)
+}
+
+/// Merchants, newest first.
+pub(crate) fn list(conn: &Conn, page: &PageRequest) -> Result<Page<Merchant>, Error> {
+    // (`cursor_seq` binds an owner; merchants have none, so it is matched by `?2 = ''`.)
+    let before = cursor_seq(
+        conn,
+        "SELECT seq FROM merchants WHERE id = ?1 AND ?2 = ''",
+        page.starting_after.as_deref(),
+        "",
+    )?;
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, name, created_at FROM merchants WHERE seq < ?1 ORDER BY seq DESC LIMIT ?2",
+        )
+        .db()?;
+    let rows = stmt
+        .query_map(params![before, (page.limit + 1) as i64], |r| {
+            Ok(Merchant {
+                id: r.get(0)?,
+                object: "merchant",
+                name: r.get(1)?,
+                created_at: r.get(2)?,
+            })
+        })
+        .db()?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row.db()?);
+    }
+    Ok(Page::new(out, page.limit))
 }

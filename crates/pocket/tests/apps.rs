@@ -1,0 +1,169 @@
+//! What the web apps need from the server beyond the payment API: the operator's
+//! lists, the wallet's public settings and link preview, the PIN's tries left, and
+//! the small things a browser asks for (favicon, trailing slashes).
+
+mod common;
+
+use common::{ADMIN_KEY, Server};
+use serde_json::json;
+
+#[tokio::test]
+async fn the_operator_lists_merchants_and_finds_customers() {
+    let s = Server::start().await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        ids.push(s.merchant(&format!("Shop {n}")).await.0);
+    }
+    let page = s.get("/v1/admin/merchants?limit=2", ADMIN_KEY).await;
+    assert_eq!(page.status, 200, "{}", page.text);
+    let names: Vec<&str> = page.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["Shop 2", "Shop 1"], "newest first");
+    assert_eq!(page.body["has_more"], true);
+    assert!(
+        !page.text.contains("sk_"),
+        "keys are never listed: {}",
+        page.text
+    );
+    let rest = s
+        .get(
+            &format!("/v1/admin/merchants?limit=2&starting_after={}", ids[1]),
+            ADMIN_KEY,
+        )
+        .await;
+    assert_eq!(rest.body["data"][0]["id"], ids[0].as_str());
+    assert_eq!(rest.body["has_more"], false);
+    s.get(
+        "/v1/admin/merchants?starting_after=mer_000000000000000000000000",
+        ADMIN_KEY,
+    )
+    .await
+    .assert_error(404, "resource_missing");
+    s.get("/v1/admin/merchants?starting_after=nope", ADMIN_KEY)
+        .await
+        .assert_error(400, "parameter_invalid");
+    let (_, sk) = s.merchant("Nosy").await;
+    assert_eq!(s.get("/v1/admin/merchants", &sk).await.status, 401);
+
+    let (cus, _) = s.customer("+8613800000077", 12_345).await;
+    let found = s
+        .get("/v1/admin/customers?phone=%2B8613800000077", ADMIN_KEY)
+        .await;
+    assert_eq!(found.status, 200, "{}", found.text);
+    assert_eq!(found.body["data"][0]["id"], cus.as_str());
+    assert_eq!(found.body["data"][0]["balances"][0]["available"], 12_345);
+    assert!(
+        !found.text.contains("pin"),
+        "no PIN material: {}",
+        found.text
+    );
+    let none = s
+        .get("/v1/admin/customers?phone=%2B8613800000078", ADMIN_KEY)
+        .await;
+    assert_eq!(none.body["data"], json!([]));
+    s.get("/v1/admin/customers?phone=12", ADMIN_KEY)
+        .await
+        .assert_error(400, "parameter_invalid");
+    s.get("/v1/admin/customers", ADMIN_KEY)
+        .await
+        .assert_error(400, "parameter_invalid");
+}
+
+#[tokio::test]
+async fn the_wallet_learns_its_settings_and_previews_open_payments_only() {
+    let s = Server::start_with(&[]).await;
+    let settings = s.get("/v1/wallet/settings", "").await;
+    assert_eq!(settings.status, 200, "{}", settings.text);
+    assert_eq!(settings.body["calling_code"], "+86");
+    assert_eq!(settings.body["sandbox_topups"], false);
+    let sandbox = Server::start().await;
+    let settings = sandbox.get("/v1/wallet/settings", "").await;
+    assert_eq!(settings.body["sandbox_topups"], true);
+
+    let s = sandbox;
+    let (_, sk) = s.merchant("Tea House").await;
+    s.product(&sk, "tea", 1299, "CNY").await;
+    let (_, token) = s.customer("+8613800000088", 10_000).await;
+    let open = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "items": [{"sku": "tea", "quantity": 2}]}),
+        )
+        .await;
+    let id = open["id"].as_str().unwrap();
+    let preview = s.get(&format!("/v1/pay/{id}"), "").await;
+    assert_eq!(preview.status, 200, "{}", preview.text);
+    assert_eq!(preview.body["merchant_name"], "Tea House");
+    assert_eq!(preview.body["amount"], 2598);
+    assert_eq!(preview.body["items"][0]["name"], "tea");
+    assert!(preview.body.get("customer").is_none());
+    // Addressed to someone, or paid (so now someone's): not previewed.
+    let addressed = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 100, "customer": "+8613800000088"}),
+        )
+        .await;
+    s.get(
+        &format!("/v1/pay/{}", addressed["id"].as_str().unwrap()),
+        "",
+    )
+    .await
+    .assert_error(404, "resource_missing");
+    assert_eq!(s.confirm(&token, id, json!({})).await.status, 200);
+    s.get(&format!("/v1/pay/{id}"), "")
+        .await
+        .assert_error(404, "resource_missing");
+    s.get("/v1/pay/nope", "")
+        .await
+        .assert_error(400, "parameter_invalid");
+}
+
+#[tokio::test]
+async fn a_wrong_pin_says_how_many_tries_are_left() {
+    let s = Server::start().await;
+    s.customer("+8613800000099", 0).await;
+    let r = s
+        .post(
+            "/v1/wallet/sessions",
+            "",
+            json!({"phone": "+8613800000099", "pin": "000000"}),
+        )
+        .await;
+    r.assert_error(401, "incorrect_pin");
+    assert_eq!(r.body["error"]["tries_left"], 4);
+}
+
+#[tokio::test]
+async fn browsers_find_the_icon_and_trailing_slashes() {
+    let s = Server::start().await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let icon = client
+        .get(format!("{}/favicon.ico", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(icon.status(), 200);
+    assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+    for (path, to) in [("/merchant/", "/merchant"), ("/admin/", "/admin")] {
+        let r = client.get(format!("{}{path}", s.url)).send().await.unwrap();
+        assert_eq!(r.status(), 308, "{path}");
+        assert_eq!(r.headers()["location"], to);
+    }
+    for path in [
+        "/admin",
+        "/sw.js",
+        "/assets/wallet.webmanifest",
+        "/assets/admin.js",
+    ] {
+        let r = client.get(format!("{}{path}", s.url)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+}
