@@ -4,7 +4,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import {
   startServer, call, merchant, customer, browser, phone, screenshot, walletSignIn, consoleSignIn,
-  sellOne, enterPin, decodeQr, emvFields, crc16,
+  sellOne, enterPin, decodeQr, emvFields, crc16, walletTab, sheetFor, closeReceipt,
 } from "./helpers.mjs";
 
 let server, b, url;
@@ -34,16 +34,19 @@ test("merchant builds a cart, the open wallet shows it live, PIN confirm, both s
   const id = await sellOne(shop, "tea-set", { phone: c.phone });
   assert.match(await shop.locator("#current-card .amount").textContent(), /688\.00/, "the total is the server's");
   await screenshot(shop, "console-cart-created");
-  // Live: no reload.
-  const card = wallet.locator(`#requests [data-payment="${id}"]`);
-  await card.waitFor({ timeout: 3000 });
-  assert.match(await card.textContent(), /Tea House/);
-  assert.match(await card.textContent(), /Tea set × 1/);
-  assert.match(await card.textContent(), /688\.00/);
-  assert.match(await card.locator(".countdown").textContent(), /Expires in [0-9]:[0-9]{2}/);
+  // Live, no reload: the request opens the payment sheet by itself.
+  const sheet = await sheetFor(wallet, id);
+  const text = await sheet.textContent();
+  assert.match(text, /Tea House/);
+  assert.match(text, /Tea set × 1/);
+  assert.match(text, /688\.00/);
+  assert.match(await sheet.locator(".countdown").textContent(), /Expires in [0-9]:[0-9]{2}/);
   await screenshot(wallet, "wallet-request-arrived");
-  await card.getByRole("button", { name: "Pay" }).click();
+  await sheet.locator("#sheet-confirm").click();
   await enterPin(wallet, c.pin);
+  await screenshot(wallet, "wallet-receipt");
+  await closeReceipt(wallet, id);
+  await walletTab(wallet, "history");
   await wallet.locator(`#history [data-payment="${id}"] [data-status="succeeded"]`).waitFor();
   await screenshot(wallet, "wallet-paid");
   await shop.locator(`#current-card [data-status="succeeded"]`).waitFor({ timeout: 5000 });
@@ -54,7 +57,7 @@ test("merchant builds a cart, the open wallet shows it live, PIN confirm, both s
   assert.equal(await balanceText(shop, "CNY"), "CN¥688.00");
   // Both languages.
   await wallet.getByRole("button", { name: "中文" }).click();
-  await wallet.getByRole("heading", { name: "余额" }).waitFor();
+  await wallet.getByRole("heading", { name: "账单" }).waitFor();
   assert.equal(await wallet.locator("html").getAttribute("lang"), "zh-CN");
   assert.equal(await balanceText(wallet, "CNY"), "¥1,312.00");
   await screenshot(wallet, "wallet-chinese");
@@ -68,16 +71,15 @@ test("a payment left alone turns expired on screen at its deadline", async () =>
   await walletSignIn(wallet, url, c);
   await consoleSignIn(shop, url, sk);
   const id = await sellOne(shop, "tea", { phone: c.phone, expiresIn: 3 });
-  const card = wallet.locator(`[data-payment="${id}"]`).first();
-  await card.waitFor();
-  assert.equal(await card.getByRole("button", { name: "Pay" }).count(), 1);
+  const sheet = await sheetFor(wallet, id);
+  assert.equal(await sheet.locator("#sheet-confirm").isEnabled(), true);
   await screenshot(wallet, "wallet-before-deadline");
-  // At the deadline the countdown turns into "Expired" (and, once the server's
-  // payment.expired arrives, the card moves to the history marked expired).
-  const expired = wallet.locator(`[data-payment="${id}"]`, { hasText: "Expired" }).first();
-  await expired.waitFor({ timeout: 5000 });
-  assert.equal(await wallet.locator(`[data-payment="${id}"]`).getByRole("button", { name: "Pay" }).count(), 0, "confirming is no longer offered");
+  // At the deadline the countdown turns into "Expired" and paying is no longer offered.
+  await sheet.locator(".countdown", { hasText: "Expired" }).waitFor({ timeout: 5000 });
+  assert.equal(await sheet.locator("#sheet-confirm").isDisabled(), true, "confirming is no longer offered");
   await screenshot(wallet, "wallet-expired");
+  await sheet.locator("#sheet-later").click();
+  assert.equal(await wallet.locator(`#requests [data-payment="${id}"] [data-action]`).count(), 0);
   await shop.locator(`#current-card [data-status="expired"]`).waitFor({ timeout: 5000 });
   await screenshot(shop, "console-expired");
 });
@@ -106,10 +108,11 @@ test("an open payment shown as a QR code is paid by a second customer from the d
   const wallet = await phone(b);
   await walletSignIn(wallet, url, second);
   await wallet.goto(link);
-  const card = wallet.locator(`#open-card [data-payment="${id}"]`);
-  await card.waitFor();
+  const sheet = await sheetFor(wallet, id);
   await screenshot(wallet, "wallet-open-payment");
-  await card.getByRole("button", { name: "Pay" }).click();
+  await sheet.locator("#sheet-confirm").click();
+  await closeReceipt(wallet, id);
+  await walletTab(wallet, "history");
   await wallet.locator(`#history [data-payment="${id}"] [data-status="succeeded"]`).waitFor();
   await screenshot(wallet, "wallet-paid-by-qr");
   await shop.locator(`#current-card [data-status="succeeded"]`).waitFor({ timeout: 5000 });
@@ -126,17 +129,18 @@ test("a wrong PIN shows a clear error and the payment stays payable", async () =
   await walletSignIn(wallet, url, c);
   await consoleSignIn(shop, url, sk);
   const id = await sellOne(shop, "tea-set", { phone: c.phone });
-  const card = wallet.locator(`#requests [data-payment="${id}"]`);
-  await card.waitFor();
-  await card.getByRole("button", { name: "Pay" }).click();
+  const sheet = await sheetFor(wallet, id);
+  await sheet.locator("#sheet-confirm").click();
   await enterPin(wallet, "000000");
-  // The server says how many tries are left before the lock.
-  await card.locator(".error", { hasText: "The PIN is not correct; 4 more wrong PINs lock it." }).waitFor();
+  // The PIN pad stays open and says how many tries are left before the lock.
+  const pad = wallet.locator("#pin-dialog");
+  await pad.locator(".error", { hasText: "The PIN is not correct. 4 more wrong PINs lock your wallet." }).waitFor();
+  assert.equal(await pad.isVisible(), true, "the pad stays open");
   await screenshot(wallet, "wallet-wrong-pin");
-  assert.equal(await card.getByRole("button", { name: "Pay" }).count(), 1, "still payable");
   assert.equal((await call(url, "GET", `/v1/payments/${id}`, sk)).status, "pending");
-  await card.getByRole("button", { name: "Pay" }).click();
   await enterPin(wallet, c.pin);
+  await closeReceipt(wallet, id);
+  await walletTab(wallet, "history");
   await wallet.locator(`#history [data-payment="${id}"] [data-status="succeeded"]`).waitFor();
   await screenshot(wallet, "wallet-right-pin");
 });
@@ -151,10 +155,11 @@ test("a large payment is confirmed with the PIN and a WebCrypto device key", asy
   const id = await sellOne(shop, "jade", { phone: c.phone });
   const payment = await call(url, "GET", `/v1/payments/${id}`, sk);
   assert.equal(payment.policy.authentication, "pin_and_device");
-  const card = wallet.locator(`#requests [data-payment="${id}"]`);
-  await card.waitFor();
-  await card.getByRole("button", { name: "Pay" }).click();
+  const sheet = await sheetFor(wallet, id);
+  await sheet.locator("#sheet-confirm").click();
   await enterPin(wallet, c.pin);
+  await closeReceipt(wallet, id);
+  await walletTab(wallet, "history");
   await wallet.locator(`#history [data-payment="${id}"] [data-status="succeeded"]`).waitFor({ timeout: 5000 });
   await screenshot(wallet, "wallet-large-paid-with-device-key");
   const token = (await call(url, "POST", "/v1/wallet/sessions", null, { phone: c.phone, pin: c.pin })).token;
@@ -185,6 +190,7 @@ test("a wallet binds a sandbox card, tops up and withdraws with its PIN", async 
   const wallet = await phone(b);
   const c = await customer(url, "+8613800009901");
   await walletSignIn(wallet, url, c);
+  await walletTab(wallet, "cards");
   await wallet.fill("#card-number", "4242 4242 4242 4242");
   await wallet.fill("#card-exp", "12/2030");
   await wallet.fill("#card-cvc", "123");

@@ -8,17 +8,22 @@ import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import jsQR from "jsqr";
 import { PNG } from "pngjs";
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 
 const here = dirname(fileURLToPath(import.meta.url));
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 export const ADMIN = "adm_e2e_key_0123456789abcdef";
 export const SCREENSHOTS = join(here, "..", "screenshots");
 rmSync(SCREENSHOTS, { recursive: true, force: true });
 mkdirSync(SCREENSHOTS, { recursive: true });
 
-export async function startServer() {
+export async function startServer({ sandbox = true } = {}) {
   const bin = process.env.POCKET_BIN || join(here, "..", "..", "target", "debug", "pocket");
   const data = mkdtempSync(join(tmpdir(), "pocket-e2e-"));
-  const child = spawn(bin, ["serve", "--listen", "127.0.0.1:0", "--data", data, "--sandbox"], {
+  const args = ["serve", "--listen", "127.0.0.1:0", "--data", data];
+  if (sandbox) args.push("--sandbox");
+  const child = spawn(bin, args, {
     env: { ...process.env, POCKET_ADMIN_KEY: ADMIN, POCKET_PIN_HASH_MEMORY_KIB: "1024", POCKET_PIN_HASH_ITERATIONS: "1", POCKET_LOG: "warn" },
     stdio: ["ignore", "pipe", "inherit"],
   });
@@ -70,7 +75,16 @@ export async function browser() {
 
 /** A phone-sized page. */
 export async function phone(b, lang = "en-US") {
-  const context = await b.newContext({ viewport: { width: 390, height: 844 }, locale: lang, deviceScaleFactor: 1 });
+  return page(b, { width: 390, height: 844 }, lang);
+}
+
+/** A desktop-sized page. */
+export async function desktop(b, lang = "en-US") {
+  return page(b, { width: 1280, height: 800 }, lang);
+}
+
+async function page(b, viewport, lang) {
+  const context = await b.newContext({ viewport, locale: lang, deviceScaleFactor: 1 });
   const page = await context.newPage();
   page.on("pageerror", (e) => console.error("page error:", e.message));
   return page;
@@ -82,13 +96,59 @@ export async function screenshot(page, name) {
   await page.screenshot({ path: join(SCREENSHOTS, `${String(shot).padStart(2, "0")}-${name}.png`), fullPage: true });
 }
 
-export async function walletSignIn(page, url, c) {
-  await page.goto(url + "/");
-  await page.getByLabel(/Phone/).fill(c.phone);
-  await page.getByLabel(/PIN/).first().fill(c.pin);
-  await page.getByRole("button", { name: "Sign in" }).click();
+export async function walletSignIn(page, url, c, { path = "/" } = {}) {
+  await page.goto(url + path);
+  await page.locator("#phone").fill(c.phone);
+  await page.locator("#pin").fill(c.pin);
+  await page.locator("#auth-submit").click();
   await page.locator("#requests").waitFor();
-  await page.locator("#live", { hasText: "Live" }).waitFor();
+  await page.locator("#live[data-i18n=live]").waitFor();
+}
+
+/** Opens one of the wallet's tabs (home, pay, cards, history, me). */
+export async function walletTab(page, name) {
+  await page.locator(`nav.tabs [data-tab="${name}"]`).click();
+  await page.locator(`#view-${name}`).waitFor();
+}
+
+/** The payment sheet a request opens, for payment `id`. */
+export async function sheetFor(page, id) {
+  const sheet = page.locator("#sheet");
+  await sheet.locator(`#sheet-body [data-payment="${id}"]`).waitFor({ timeout: 5000 });
+  return sheet;
+}
+
+/** Waits for the receipt of `id` and closes it. */
+export async function closeReceipt(page, id) {
+  await page.locator(`#receipt-body [data-payment="${id}"]`).waitFor({ timeout: 5000 });
+  await page.locator("#receipt-done").click();
+  await page.locator("#sheet").waitFor({ state: "hidden" });
+}
+
+/** Runs axe-core on the page as it is now; returns the violations (none expected). */
+export async function axeViolations(page) {
+  await page.evaluate(AXE_SOURCE);
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  return result.violations.map((v) => `${v.id}: ${v.help} (${v.nodes.map((n) => n.target.join(" ")).join(", ")})`);
+}
+
+/** Visible words in Latin letters that are not data (names, ids, codes): in Chinese
+ *  mode there should be none. */
+export async function englishWords(page, allowed = []) {
+  return page.evaluate((allowed) => {
+    const ok = new Set(["Pocket", "English", "CNY", "USD", "JPY", "KWD", "VISA", "MASTERCARD", ...allowed]);
+    const words = [];
+    const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+      const host = n.parentElement;
+      if (!host || host.closest("code, script, style, [data-user-text], .hidden, [hidden]")) continue;
+      if (!host.checkVisibility()) continue;
+      for (const w of n.textContent.match(/[A-Za-z][A-Za-z_]+/g) || []) {
+        if (!ok.has(w) && !/^(pay|cus|mer|re|evt)_/.test(w)) words.push(w);
+      }
+    }
+    return words;
+  }, allowed);
 }
 
 export async function consoleSignIn(page, url, sk) {
@@ -115,7 +175,7 @@ export async function enterPin(page, pin) {
   const dialog = page.locator("#pin-dialog");
   await dialog.waitFor({ state: "visible" });
   for (const d of pin) await dialog.getByRole("button", { name: d, exact: true }).click();
-  await dialog.getByRole("button", { name: "OK" }).click();
+  await dialog.locator("#pin-ok").click();
 }
 
 /** Decodes the QR code shown by `locator` (an <img> of the server's SVG). */

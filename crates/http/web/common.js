@@ -1,6 +1,6 @@
 // What the wallet and the console share: the API client, money and time formatting,
 // and small DOM helpers. Tokens live in sessionStorage only, never in a URL.
-import { locale, t } from "./i18n.js";
+import { locale, t, errorText } from "./i18n.js";
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -9,6 +9,15 @@ export class ApiError extends Error {
     this.status = status;
     this.code = e.code || "unknown";
     this.param = e.param || null;
+    this.triesLeft = Number.isInteger(e.tries_left) ? e.tries_left : null;
+  }
+}
+
+/** An error made in the page (a field the server never saw), shown by its i18n key. */
+export class PageError extends Error {
+  constructor(key) {
+    super(key);
+    this.pageKey = key;
   }
 }
 
@@ -83,12 +92,26 @@ export function el(tag, attrs = {}, ...children) {
   return e;
 }
 
-export function statusBadge(status) {
-  return el("span", { class: `status ${status}`, "data-status": status }, t(`status_${status}`));
+/** What a payment's badge says: its status, or how much of it came back. */
+export function shownStatus(p) {
+  if (p.status === "succeeded" && p.amount_refunded > 0) {
+    return p.amount_refunded >= p.amount ? "refunded" : "partially_refunded";
+  }
+  return p.status;
 }
 
+/** A status badge; given a payment, refunds show ("Refunded", "Partially refunded"). */
+export function statusBadge(status) {
+  const shown = typeof status === "string" ? status : shownStatus(status);
+  return el("span", { class: `status ${shown}`, "data-status": shown }, t(`status_${shown}`));
+}
+
+/** Shows an error as a sentence in the page's language (never raw server English in
+ *  Chinese mode); the server's message stays in the title for whoever needs it. */
 export function showError(target, err) {
-  target.textContent = err ? (err.message || String(err)) : "";
+  target.textContent = err ? errorText(err) : "";
+  if (err && err.code && err.message) target.title = err.message;
+  else target.removeAttribute("title");
 }
 
 export function newKey() {

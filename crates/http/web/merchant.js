@@ -1,7 +1,7 @@
 // The merchant console: catalog, carts priced by the server, payments sent to a phone
 // or shown as a QR code and watched live (long-poll), refunds, lists with paging.
 import { t, translate, switchLanguage } from "./i18n.js";
-import { api, money, when, el, statusBadge, showError, newKey, tickCountdowns, toMinor, toMajor } from "./common.js";
+import { api, PageError, money, when, el, statusBadge, showError, newKey, tickCountdowns, toMinor, toMajor } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 let sk = sessionStorage.getItem("pocket.sk");
@@ -55,7 +55,7 @@ async function addProduct(ev) {
   const currency = $("p-currency").value;
   const unit_amount = toMinor($("p-price").value, currency);
   try {
-    if (unit_amount === null) throw new Error(t("unit_price"));
+    if (unit_amount === null) throw new PageError("page_unit_price");
     await api("POST", "/v1/products", sk, { sku: $("p-sku").value.trim(), name: $("p-name").value.trim(), unit_amount, currency }, newKey());
     $("product-form").reset();
     await refreshProducts();
@@ -74,6 +74,7 @@ async function editProduct(p) {
   save.addEventListener("click", async () => {
     try {
       const unit_amount = toMinor($("p-price").value, p.currency);
+      if (unit_amount === null) throw new PageError("page_unit_price");
       await api("POST", `/v1/products/${encodeURIComponent(p.sku)}`, sk, { name: $("p-name").value.trim(), unit_amount }, newKey());
       save.remove();
       $("product-form").reset();
@@ -111,10 +112,29 @@ function addLine() {
   const select = el("select", { class: "line-product", id: `line-${n}-sku` });
   fillProducts(select);
   const qty = el("input", { class: "line-qty", id: `line-${n}-qty`, inputmode: "numeric", value: "1" });
+  select.addEventListener("change", cartTotal);
+  qty.addEventListener("input", cartTotal);
   $("lines").append(el("div", { class: "row" },
-    el("div", {}, el("label", { for: select.id }, t("product")), select),
-    el("div", {}, el("label", { for: qty.id }, t("quantity")), qty),
-    el("button", { type: "button", class: "secondary", "aria-label": t("remove"), onclick: (ev) => ev.target.closest(".row").remove() }, "×")));
+    el("div", {}, el("label", { for: select.id, "data-i18n": "product" }, t("product")), select),
+    el("div", {}, el("label", { for: qty.id, "data-i18n": "quantity" }, t("quantity")), qty),
+    el("button", { type: "button", class: "secondary", "data-i18n-label": "remove", "aria-label": t("remove"),
+      onclick: (ev) => { ev.target.closest(".row").remove(); cartTotal(); } }, "×")));
+  cartTotal();
+}
+
+/** The cart's total as the catalog prices it, while it is built (the server's total
+ *  on the created payment is the one that counts). */
+function cartTotal() {
+  let total = 0, currency = null, ok = true;
+  for (const row of $("lines").children) {
+    const p = products.find((x) => x.sku === row.querySelector(".line-product").value);
+    const q = Number(row.querySelector(".line-qty").value);
+    if (!p || !Number.isInteger(q) || q < 1) { ok = false; continue; }
+    if (currency && currency !== p.currency) ok = false;
+    currency = p.currency;
+    total += p.unit_amount * q;
+  }
+  $("cart-total").textContent = ok && currency ? money(total, currency) : "–";
 }
 
 async function createPayment(ev) {
@@ -144,7 +164,7 @@ async function showPayment(p) {
   current = p;
   $("current").classList.remove("hidden");
   const card = el("div", { class: "card", "data-payment": p.id },
-    el("div", { class: "row" }, el("strong", {}, p.id), statusBadge(p.status)),
+    el("div", { class: "row" }, el("strong", {}, p.id), statusBadge(p)),
     el("div", { class: "amount", "data-total": p.amount }, money(p.amount, p.currency)),
     el("div", { class: "muted" }, p.items.map((i) => `${i.name} × ${i.quantity}`).join(", ")),
     p.amount_refunded ? el("div", {}, t("refunded", { amount: money(p.amount_refunded, p.currency) })) : null,
@@ -154,15 +174,30 @@ async function showPayment(p) {
   $("pay-link").textContent = link;
   $("pay-link").href = link;
   $("refund-form").classList.toggle("hidden", !(p.status === "succeeded" && p.amount_refunded < p.amount));
+  $("cancel-payment").classList.toggle("hidden", p.status !== "pending");
+  const img = $("qr");
   if (!p.customer && p.status === "pending") {
-    const resp = await fetch(`/v1/payments/${p.id}/qr`, { headers: { Authorization: `Bearer ${sk}` } });
-    const img = $("qr");
-    if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
-    img.src = URL.createObjectURL(await resp.blob());
+    // Only this payment's own code: the image is swapped only once it has loaded, and
+    // only if this payment is still the one shown.
+    if (img.dataset.payment !== p.id) {
+      img.classList.add("hidden");
+      img.removeAttribute("data-payment");
+      const resp = await fetch(`/v1/payments/${p.id}/qr`, { headers: { Authorization: `Bearer ${sk}` } });
+      const blob = await resp.blob();
+      if (current.id !== p.id) return;
+      if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+      img.src = URL.createObjectURL(blob);
+      img.dataset.payment = p.id;
+    }
     img.alt = t("qr_alt");
     img.classList.remove("hidden");
-  } else if (p.status !== "pending") {
-    $("qr").classList.add("hidden");
+  } else {
+    // A payment sent to a phone, or one no longer payable, has no code to scan: never
+    // leave another payment's code under it.
+    img.classList.add("hidden");
+    img.removeAttribute("data-payment");
+    if (img.src.startsWith("blob:")) URL.revokeObjectURL(img.src);
+    img.removeAttribute("src");
   }
   tickCountdowns();
 }
@@ -182,6 +217,16 @@ async function watch(id) {
   }
 }
 
+async function cancelPayment() {
+  showError($("refund-error"), null);
+  try {
+    await showPayment(await api("POST", `/v1/payments/${current.id}/cancel`, sk, {}, newKey()));
+    refreshLists();
+  } catch (e) {
+    showError($("refund-error"), e);
+  }
+}
+
 async function refund(ev) {
   ev.preventDefault();
   showError($("refund-error"), null);
@@ -189,7 +234,7 @@ async function refund(ev) {
   const body = {};
   if (text) {
     const amount = toMinor(text, current.currency);
-    if (amount === null) { showError($("refund-error"), new Error(t("refund_amount"))); return; }
+    if (amount === null) { showError($("refund-error"), new PageError("page_amount")); return; }
     body.amount = amount;
   }
   try {
@@ -209,14 +254,14 @@ async function refreshLists() {
   const pcur = pages.payments[cursors.payments];
   const payments = await api("GET", `/v1/payments?limit=10${pcur ? `&starting_after=${pcur}` : ""}`, sk);
   $("payments").replaceChildren(...payments.data.map((p) => el("div", { class: "card", "data-payment": p.id },
-    el("div", { class: "row" }, el("button", { type: "button", class: "secondary", onclick: () => { showPayment(p); if (p.status === "pending") watch(p.id); } }, p.id), statusBadge(p.status)),
+    el("div", { class: "row" }, el("button", { type: "button", class: "secondary", onclick: () => { showPayment(p); if (p.status === "pending") watch(p.id); } }, p.id), statusBadge(p)),
     el("div", {}, money(p.amount, p.currency), " · ", when(p.created_at)))));
   pages.payments[cursors.payments + 1] = payments.has_more ? payments.data[payments.data.length - 1].id : undefined;
   $("payments-next").disabled = !payments.has_more;
   $("payments-prev").disabled = cursors.payments === 0;
   const ecur = pages.events[cursors.events];
   const events = await api("GET", `/v1/events?limit=10${ecur ? `&starting_after=${ecur}` : ""}`, sk);
-  $("events").replaceChildren(...events.data.map((e) => el("li", {}, el("span", {}, e.type), el("span", { class: "muted" }, when(e.created_at)))));
+  $("events").replaceChildren(...events.data.map((e) => el("li", { "data-event": e.type }, el("span", {}, t(`event_${e.type.replace(".", "_")}`)), el("span", { class: "muted" }, when(e.created_at)))));
   pages.events[cursors.events + 1] = events.has_more ? events.data[events.data.length - 1].id : undefined;
   $("events-next").disabled = !events.has_more;
   $("events-prev").disabled = cursors.events === 0;
@@ -263,7 +308,7 @@ async function payOut(ev) {
   const option = $("payout-account").selectedOptions[0];
   const currency = option ? option.dataset.currency : "CNY";
   const amount = toMinor($("payout-amount").value, currency);
-  if (amount === null) { showError($("payout-error"), new Error(t("amount_major"))); return; }
+  if (amount === null) { showError($("payout-error"), new PageError("page_amount")); return; }
   try {
     await api("POST", "/v1/payouts", sk, { amount, currency, bank_account: $("payout-account").value }, newKey());
     $("payout-amount").value = "";
@@ -291,6 +336,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("add-line").addEventListener("click", addLine);
   $("cart-form").addEventListener("submit", createPayment);
   $("refund-form").addEventListener("submit", refund);
+  $("cancel-payment").addEventListener("click", cancelPayment);
   $("account-form").addEventListener("submit", addAccount);
   $("payout-form").addEventListener("submit", payOut);
   $("payments-next").addEventListener("click", () => page("payments", 1));

@@ -1,15 +1,38 @@
-// The wallet app: sign in, see requests arrive live, pay them (tap, PIN, or PIN and a
-// WebCrypto device key), history, sandbox top-up, and paying a link or QR code.
+// The wallet app, phone first: a balance header and five tabs (Home, Pay, Cards,
+// History, Me). A request that arrives opens a full-screen payment sheet (merchant,
+// items, amount, countdown, one action) that ends on a receipt; a PIN pad that stays
+// open after a wrong PIN and says how many tries are left; paying links and QR codes;
+// bank cards; the history of every movement, paged.
 import { t, translate, switchLanguage } from "./i18n.js";
-import { api, ApiError, money, when, el, statusBadge, showError, newKey, tickCountdowns, paymentIdFrom, toMinor } from "./common.js";
+import {
+  api, ApiError, PageError, money, when, el, statusBadge, showError, newKey, tickCountdowns, paymentIdFrom, toMinor,
+} from "./common.js";
 
 const $ = (id) => document.getElementById(id);
+const HISTORY_PAGE = 20;
 let token = sessionStorage.getItem("pocket.token");
 let signingUp = false;
 let stream = null;
+let settings = { calling_code: null, sandbox_topups: false };
 let openPaymentId = (location.pathname.match(/^\/pay\/(pay_[0-9A-Za-z]{24})$/) || [])[1] || null;
+let tab = "home";
+const historyNav = { pages: [null], at: 0 };
+let sheetPayment = null;
+const seenRequests = new Set();
 
-// ---- sign in / sign up -------------------------------------------------------------
+// ---- phone numbers typed the local way ---------------------------------------------------
+
+/** `138 0000 0001` → `+8613800000001` with this server's calling code; `+…` and
+ *  `00…` stay international. */
+export function toE164(text) {
+  const raw = String(text).replace(/[\s().-]/g, "");
+  if (raw.startsWith("+")) return raw;
+  if (raw.startsWith("00")) return `+${raw.slice(2)}`;
+  if (settings.calling_code && /^\d+$/.test(raw)) return settings.calling_code + raw.replace(/^0/, "");
+  return raw;
+}
+
+// ---- sign in / sign up -------------------------------------------------------------------
 
 function renderAuthMode() {
   $("auth-title").dataset.i18n = signingUp ? "sign_up" : "sign_in";
@@ -23,8 +46,10 @@ function renderAuthMode() {
 async function submitAuth(ev) {
   ev.preventDefault();
   showError($("auth-error"), null);
-  const phone = $("phone").value.trim();
+  const phone = toE164($("phone").value.trim());
   const pin = $("pin").value.trim();
+  if (!/^\+\d{8,15}$/.test(phone)) { showError($("auth-error"), new PageError("page_phone")); return; }
+  if (!/^\d{6}$/.test(pin)) { showError($("auth-error"), new PageError("page_pin")); return; }
   try {
     const body = signingUp ? { phone, name: $("name").value.trim(), pin } : { phone, pin };
     const r = await api("POST", signingUp ? "/v1/wallet/signup" : "/v1/wallet/sessions", null, body, newKey());
@@ -45,31 +70,50 @@ async function signOut() {
   location.href = "/";
 }
 
-// ---- rendering -----------------------------------------------------------------------
+/** A pay link opened while signed out: the merchant and amount above the sign-in. */
+async function showPreview() {
+  if (!openPaymentId) return;
+  try {
+    const p = await api("GET", `/v1/pay/${openPaymentId}`, null);
+    $("preview-card").replaceChildren(el("div", { class: "card", "data-preview": p.id },
+      el("strong", {}, p.merchant_name),
+      el("div", { class: "amount" }, money(p.amount, p.currency)),
+      el("div", { class: "muted" }, p.items.map((i) => `${i.name} × ${i.quantity}`).join(", ")),
+      p.status === "pending" ? el("div", { class: "countdown", "data-expires": p.expires_at, role: "timer" }) : statusBadge(p.status),
+      el("p", {}, t("sign_in_to_pay"))));
+    $("link-preview").classList.remove("hidden");
+    tickCountdowns();
+  } catch { /* not an open payment: the sign-in alone */ }
+}
+
+// ---- tabs ----------------------------------------------------------------------------------
+
+function show(name) {
+  tab = name;
+  for (const v of document.querySelectorAll(".view")) v.classList.toggle("hidden", v.id !== `view-${name}`);
+  for (const b of document.querySelectorAll("[data-tab]")) {
+    if (b.dataset.tab === name) b.setAttribute("aria-current", "page"); else b.removeAttribute("aria-current");
+  }
+  if (name === "history") refreshHistory().catch(() => {});
+  if (name === "cards") refreshCards().catch(() => {});
+}
+
+// ---- rendering -----------------------------------------------------------------------------
 
 function itemsLine(p) {
   if (!p.items.length) return p.description || "";
   return p.items.map((i) => `${i.name} × ${i.quantity}`).join(", ");
 }
 
-function paymentCard(p, { actions }) {
+function paymentCard(p) {
   const card = el("div", { class: "card", "data-payment": p.id },
-    el("div", { class: "row" },
-      el("strong", {}, p.merchant_name),
-      statusBadge(p.status)),
+    el("div", { class: "row" }, el("strong", {}, p.merchant_name), statusBadge(p)),
     el("div", { class: "amount" }, money(p.amount, p.currency)),
-    el("div", { class: "muted" }, itemsLine(p)),
-  );
+    el("div", { class: "muted" }, itemsLine(p)));
   if (p.status === "pending") {
-    card.append(el("div", { class: "countdown", "data-expires": p.expires_at, role: "timer" }));
-    if (actions) {
-      const buttons = el("div", { class: "actions" },
-        el("button", { type: "button", "data-action": "confirm", onclick: () => pay(p) }, t("confirm")));
-      if (p.customer) {
-        buttons.append(el("button", { type: "button", class: "danger", "data-action": "decline", onclick: () => decline(p) }, t("decline")));
-      }
-      card.append(buttons, el("p", { class: "error", role: "alert" }));
-    }
+    card.append(el("div", { class: "countdown", "data-expires": p.expires_at, role: "timer" }),
+      el("div", { class: "actions" },
+        el("button", { type: "button", "data-action": "open", onclick: () => openSheet(p) }, t("confirm"))));
   } else {
     card.append(el("div", { class: "muted" }, when(p.completed_at || p.created_at)));
   }
@@ -77,79 +121,175 @@ function paymentCard(p, { actions }) {
 }
 
 async function refresh() {
-  const [me, pending, all] = await Promise.all([
+  const [me, pending] = await Promise.all([
     api("GET", "/v1/wallet/me", token),
     api("GET", "/v1/wallet/payments?status=pending&limit=100", token),
-    api("GET", "/v1/wallet/payments?limit=20", token),
   ]);
-  const balances = $("balances");
-  balances.replaceChildren(...(me.balances.length
-    ? me.balances.map((b) => el("li", { "data-currency": b.currency }, el("span", {}, b.currency), el("strong", { "data-balance": b.currency }, money(b.available, b.currency))))
-    : [el("li", { class: "muted" }, t("no_balance"))]));
+  $("me-name").textContent = me.name;
+  $("me-phone").textContent = me.phone;
+  const [first, ...others] = me.balances.length ? me.balances : [];
+  $("hero-amount").replaceChildren(first
+    ? el("span", { "data-balance": first.currency }, money(first.available, first.currency))
+    : el("span", { class: "hero-empty" }, t("no_balance")));
+  $("balances").replaceChildren(...others.map((b) => el("li", { "data-currency": b.currency },
+    el("span", { "data-balance": b.currency }, money(b.available, b.currency)))));
   const live = pending.data.filter((p) => new Date(p.expires_at) > new Date());
-  $("requests").replaceChildren(...(live.length ? live.map((p) => paymentCard(p, { actions: true })) : [el("p", { class: "muted" }, t("no_requests"))]));
-  const done = all.data.filter((p) => p.status !== "pending");
-  $("history").replaceChildren(...(done.length ? done.map((p) => paymentCard(p, { actions: false })) : [el("p", { class: "muted" }, t("no_history"))]));
+  $("requests").replaceChildren(...(live.length ? live.map(paymentCard) : [el("p", { class: "muted" }, t("no_requests"))]));
+  // A request that just arrived opens the payment sheet by itself (once).
+  const fresh = live.find((p) => !seenRequests.has(p.id));
+  for (const p of live) seenRequests.add(p.id);
+  if (fresh && !sheetPayment && !$("pin-dialog").open) openSheet(fresh);
   if (openPaymentId) await showOpenPayment();
+  if (tab === "history") await refreshHistory();
   tickCountdowns(onExpired);
 }
 
 async function showOpenPayment() {
+  $("open-payment").classList.remove("hidden");
   try {
     const p = await api("GET", `/v1/wallet/payments/${openPaymentId}`, token);
-    $("open-payment").classList.remove("hidden");
-    $("open-card").replaceChildren(paymentCard(p, { actions: p.status === "pending" }));
+    $("open-card").replaceChildren(paymentCard(p));
+    if (p.status === "pending" && !seenRequests.has(p.id)) {
+      seenRequests.add(p.id);
+      if (!sheetPayment) openSheet(p);
+    }
   } catch (e) {
-    $("open-payment").classList.remove("hidden");
-    $("open-card").replaceChildren(el("p", { class: "error" }, e.message));
+    const msg = el("p", { class: "error" });
+    showError(msg, e);
+    $("open-card").replaceChildren(msg);
   }
 }
 
 function onExpired(countdown) {
-  const card = countdown.closest(".card");
+  const card = countdown.closest(".card, #sheet");
   if (!card) return;
-  for (const b of card.querySelectorAll("button")) b.remove();
+  // Confirming is no longer offered: the card loses its button, the sheet's go grey.
+  for (const b of card.querySelectorAll("[data-action]")) b.remove();
+  for (const b of card.querySelectorAll("#sheet-confirm, #sheet-decline")) b.disabled = true;
   const badge = card.querySelector(".status");
   if (badge) badge.replaceWith(statusBadge("expired"));
 }
 
-// ---- paying --------------------------------------------------------------------------
+// ---- history: every movement, 20 to a page -----------------------------------------------------
 
-function cardError(p, err) {
-  for (const card of document.querySelectorAll(`[data-payment="${p.id}"] .error`)) showError(card, err);
+async function refreshHistory() {
+  const after = historyNav.pages[historyNav.at];
+  const list = await api("GET", `/v1/wallet/transactions?limit=${HISTORY_PAGE}${after ? `&starting_after=${after}` : ""}`, token);
+  // Payments show their state (refunded, partly refunded): fetch those on this page.
+  const ids = [...new Set(list.data.filter((x) => x.reference.startsWith("pay_")).map((x) => x.reference))];
+  const payments = new Map((await Promise.all(ids.map((id) =>
+    api("GET", `/v1/wallet/payments/${id}`, token).catch(() => null)))).filter(Boolean).map((p) => [p.id, p]));
+  $("history").replaceChildren(...(list.data.length ? list.data.map((x) => {
+    const p = payments.get(x.reference);
+    const attrs = { "data-transaction": x.id, "data-kind": x.kind, class: `movement ${x.amount < 0 ? "out" : "in"}` };
+    if (p) attrs["data-payment"] = p.id;
+    const what = p ? p.merchant_name : t(`kind_${x.kind}`);
+    const row = el("li", attrs,
+      el("span", { class: "what" }, el("strong", {}, what), p ? el("span", { class: "muted" }, ` ${t(`kind_${x.kind}`)}`) : null,
+        el("br"), el("span", { class: "muted small" }, when(x.created_at))),
+      el("span", { class: "how-much" }, el("strong", {}, (x.amount > 0 ? "+" : "") + money(x.amount, x.currency)),
+        p ? statusBadge(p) : null));
+    if (p) {
+      row.append(el("button", { type: "button", class: "secondary small", "data-action": "receipt", onclick: () => showReceipt(p) }, t("receipt")));
+    }
+    return row;
+  }) : [el("li", { class: "muted" }, t("no_history"))]));
+  historyNav.pages[historyNav.at + 1] = list.has_more ? list.data[list.data.length - 1].id : undefined;
+  $("history-next").disabled = !list.has_more;
+  $("history-prev").disabled = historyNav.at === 0;
 }
 
-async function pay(p) {
-  cardError(p, null);
+function historyPage(delta) {
+  historyNav.at = Math.max(0, historyNav.at + delta);
+  refreshHistory().catch(() => {});
+}
+
+// ---- the payment sheet and the receipt -------------------------------------------------------------
+
+function openSheet(p) {
+  sheetPayment = p;
+  $("sheet-pay").classList.remove("hidden");
+  $("sheet-receipt").classList.add("hidden");
+  showError($("sheet-error"), null);
+  $("sheet-body").replaceChildren(el("div", { "data-payment": p.id },
+    el("p", { class: "sheet-merchant" }, p.merchant_name),
+    el("p", { class: "sheet-amount amount" }, money(p.amount, p.currency)),
+    el("ul", { class: "plain" }, ...p.items.map((i) => el("li", {},
+      el("span", {}, `${i.name} × ${i.quantity}`), el("span", {}, money(i.amount, p.currency))))),
+    p.description ? el("p", { class: "muted" }, p.description) : null,
+    el("p", { class: "countdown big", "data-expires": p.expires_at, role: "timer" })));
+  $("sheet-confirm").disabled = false;
+  $("sheet-decline").disabled = false;
+  $("sheet-decline").classList.toggle("hidden", !p.customer);
+  const sheet = $("sheet");
+  if (!sheet.open) sheet.showModal();
+  tickCountdowns(onExpired);
+  $("sheet-confirm").focus();
+}
+
+function closeSheet() {
+  sheetPayment = null;
+  if ($("sheet").open) $("sheet").close();
+}
+
+function showReceipt(p) {
+  sheetPayment = p;
+  $("sheet-pay").classList.add("hidden");
+  $("sheet-receipt").classList.remove("hidden");
+  $("receipt-body").replaceChildren(el("dl", { class: "receipt", "data-payment": p.id },
+    el("dt", {}, t("merchant")), el("dd", {}, p.merchant_name),
+    el("dt", {}, t("items")), el("dd", {}, itemsLine(p) || "–"),
+    el("dt", {}, t("amount")), el("dd", { class: "amount" }, money(p.amount, p.currency)),
+    el("dt", {}, t("status")), el("dd", {}, statusBadge(p)),
+    el("dt", {}, t("paid_at")), el("dd", {}, when(p.completed_at || p.created_at)),
+    el("dt", {}, t("payment_id")), el("dd", {}, el("code", {}, p.id))));
+  const sheet = $("sheet");
+  if (!sheet.open) sheet.showModal();
+  $("receipt-done").focus();
+}
+
+async function confirmSheet() {
+  const p = sheetPayment;
+  if (!p) return;
+  showError($("sheet-error"), null);
+  $("sheet-confirm").disabled = true;
   try {
-    const body = {};
     const auth = p.policy.authentication;
-    if (auth !== "none") {
-      const pin = await askPin(t("pin_for", { amount: money(p.amount, p.currency), merchant: p.merchant_name }));
-      if (pin === null) return;
-      body.pin = pin;
-    }
-    if (auth === "pin_and_device") {
-      const device = await deviceKey(body.pin);
-      const message = `pocket-confirm:v1:${p.id}:${p.amount}:${p.currency}:${p.merchant}:${p.expires_at}`;
-      body.device = device.id;
-      body.signature = await sign(device.keys.privateKey, message);
-    }
-    await api("POST", `/v1/wallet/payments/${p.id}/confirm`, token, body, newKey());
+    const confirm = async (pin) => {
+      const body = {};
+      if (pin !== null) body.pin = pin;
+      if (auth === "pin_and_device") {
+        const device = await deviceKey(pin);
+        body.device = device.id;
+        body.signature = await sign(device.keys.privateKey,
+          `pocket-confirm:v1:${p.id}:${p.amount}:${p.currency}:${p.merchant}:${p.expires_at}`);
+      }
+      return api("POST", `/v1/wallet/payments/${p.id}/confirm`, token, body, newKey());
+    };
+    const paid = auth === "none"
+      ? await confirm(null)
+      : await askPin(t("pin_for", { amount: money(p.amount, p.currency), merchant: p.merchant_name }), confirm);
+    if (paid === null) return;
     flash(t("paid"));
+    showReceipt(paid);
     await refresh();
   } catch (e) {
-    cardError(p, e);
-    if (e instanceof ApiError && (e.code === "payment_expired" || e.code === "payment_not_pending")) await refresh();
+    showError($("sheet-error"), e);
+    if (e instanceof ApiError && (e.code === "payment_expired" || e.code === "payment_not_pending")) refresh().catch(() => {});
+  } finally {
+    $("sheet-confirm").disabled = false;
   }
 }
 
-async function decline(p) {
+async function declineSheet() {
+  const p = sheetPayment;
+  if (!p) return;
   try {
     await api("POST", `/v1/wallet/payments/${p.id}/decline`, token, {}, newKey());
+    closeSheet();
     await refresh();
   } catch (e) {
-    cardError(p, e);
+    showError($("sheet-error"), e);
   }
 }
 
@@ -158,28 +298,47 @@ function flash(text) {
   setTimeout(() => { if ($("flash").textContent === text) $("flash").textContent = ""; }, 4000);
 }
 
-// ---- PIN pad -------------------------------------------------------------------------
+// ---- PIN pad: stays open after a wrong PIN and says how many tries are left --------------------------
 
-function askPin(what) {
+/** Asks for the PIN and runs `use(pin)` with it; a wrong PIN keeps the pad open with
+ *  the error (and the tries left). Resolves with `use`'s answer, or null on cancel. */
+function askPin(what, use) {
   const dialog = $("pin-dialog");
   const entry = $("pin-entry");
   entry.value = "";
   $("pin-what").textContent = what;
   showError($("pin-error"), null);
-  return new Promise((resolve) => {
-    const done = (value) => {
-      dialog.removeEventListener("close", onClose);
+  return new Promise((resolve, reject) => {
+    const finish = (fn) => {
+      $("pin-form").removeEventListener("submit", onSubmit);
       $("pin-cancel").removeEventListener("click", onCancel);
-      resolve(value);
+      dialog.removeEventListener("cancel", onCancel);
+      if (dialog.open) dialog.close();
+      fn();
     };
-    const onClose = () => {
-      if (dialog.returnValue === "ok" && /^\d{6}$/.test(entry.value)) done(entry.value);
-      else done(null);
+    const onSubmit = async (ev) => {
+      ev.preventDefault();
+      if (!/^\d{6}$/.test(entry.value)) { showError($("pin-error"), new PageError("page_pin")); return; }
+      $("pin-ok").disabled = true;
+      try {
+        const answer = await use(entry.value);
+        finish(() => resolve(answer));
+      } catch (e) {
+        if (e instanceof ApiError && e.code === "incorrect_pin") {
+          entry.value = "";
+          showError($("pin-error"), e);
+          entry.focus();
+        } else {
+          finish(() => reject(e));
+        }
+      } finally {
+        $("pin-ok").disabled = false;
+      }
     };
-    const onCancel = () => { dialog.returnValue = "cancel"; dialog.close(); };
-    dialog.addEventListener("close", onClose);
+    const onCancel = (ev) => { if (ev) ev.preventDefault(); finish(() => resolve(null)); };
+    $("pin-form").addEventListener("submit", onSubmit);
     $("pin-cancel").addEventListener("click", onCancel);
-    dialog.returnValue = "";
+    dialog.addEventListener("cancel", onCancel);
     dialog.showModal();
     entry.focus();
   });
@@ -192,6 +351,7 @@ function buildPinPad() {
     const isDelete = k === "⌫";
     pad.append(el("button", {
       type: "button", class: "secondary", "aria-label": isDelete ? t("delete_digit") : k,
+      "data-i18n-label": isDelete ? "delete_digit" : null,
       onclick: () => {
         entry.value = isDelete ? entry.value.slice(0, -1) : (entry.value + k).slice(0, 6);
         entry.focus();
@@ -200,7 +360,7 @@ function buildPinPad() {
   }
 }
 
-// ---- device keys (WebCrypto, private key never extractable) -------------------------
+// ---- device keys (WebCrypto, private key never extractable) ---------------------------------------
 
 function idb() {
   return new Promise((resolve, reject) => {
@@ -256,14 +416,19 @@ async function sign(privateKey, message) {
   return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
 
-// ---- live updates (SSE with a single-use ticket) -------------------------------------
+// ---- live updates (SSE with a single-use ticket) -----------------------------------------------------
+
+function setLive(key) {
+  $("live").dataset.i18n = key;
+  $("live").textContent = t(key);
+}
 
 async function listen() {
   if (stream) stream.close();
   try {
     const { ticket } = await api("POST", "/v1/wallet/events/tickets", token);
     stream = new EventSource(`/v1/wallet/events?ticket=${encodeURIComponent(ticket)}`);
-    stream.onopen = () => { $("live").textContent = `● ${t("live")}`; };
+    stream.onopen = () => setLive("live");
     const changed = () => refresh().catch(() => {});
     for (const type of ["payment.created", "payment.succeeded", "payment.declined", "payment.expired", "payment.canceled", "refund.succeeded"]) {
       stream.addEventListener(type, changed);
@@ -275,7 +440,7 @@ async function listen() {
     }
     stream.onerror = () => {
       // A ticket is single-use: reconnect with a new one.
-      $("live").textContent = t("reconnecting");
+      setLive("reconnecting");
       stream.close();
       setTimeout(() => { listen(); refresh().catch(() => {}); }, 1000);
     };
@@ -284,14 +449,15 @@ async function listen() {
   }
 }
 
-// ---- links, QR codes, top-up ---------------------------------------------------------
+// ---- links, QR codes, top-up -------------------------------------------------------------------------
 
 async function openLink(text) {
   showError($("link-error"), null);
   const id = paymentIdFrom(text);
-  if (!id) { showError($("link-error"), new Error(t("paste_hint"))); return; }
-  history.pushState({}, "", `/pay/${id}`);
+  if (!id) { showError($("link-error"), new PageError("page_link")); return; }
+  window.history.pushState({}, "", `/pay/${id}`);
   openPaymentId = id;
+  show("home");
   await showOpenPayment();
   tickCountdowns(onExpired);
 }
@@ -299,7 +465,7 @@ async function openLink(text) {
 async function scan() {
   const video = $("camera");
   if (!("BarcodeDetector" in window) || !navigator.mediaDevices) {
-    showError($("link-error"), new Error(t("no_camera")));
+    showError($("link-error"), new PageError("no_camera"));
     return;
   }
   try {
@@ -326,7 +492,7 @@ async function topup(ev) {
   showError($("topup-error"), null);
   const currency = $("topup-currency").value;
   const amount = toMinor($("topup-amount").value, currency);
-  if (amount === null) { showError($("topup-error"), new Error(t("amount_major"))); return; }
+  if (amount === null) { showError($("topup-error"), new PageError("page_amount")); return; }
   try {
     await api("POST", "/v1/wallet/topups", token, { amount, currency }, newKey());
     $("topup-amount").value = "";
@@ -337,7 +503,7 @@ async function topup(ev) {
   }
 }
 
-// ---- bank cards, card top-ups and withdrawals ---------------------------------------------
+// ---- bank cards, card top-ups and withdrawals ------------------------------------------------------------
 
 async function refreshCards() {
   const [cards, topups, withdrawals] = await Promise.all([
@@ -349,14 +515,13 @@ async function refreshCards() {
     ? cards.data.map((c) => el("li", { "data-card": c.id },
         el("span", {}, `${c.brand.toUpperCase()} •••• ${c.last4}`),
         el("span", { class: "muted" }, ` ${String(c.exp_month).padStart(2, "0")}/${c.exp_year} `),
-        (() => {
-          const b = el("button", { type: "button", class: "secondary small" }, t("remove"));
-          b.addEventListener("click", async () => {
+        el("button", {
+          type: "button", class: "secondary small", "aria-label": `${t("remove")} ${c.last4}`,
+          onclick: async () => {
             try { await api("DELETE", `/v1/wallet/cards/${c.id}`, token); await refreshCards(); }
             catch (e) { showError($("card-error"), e); }
-          });
-          return b;
-        })()))
+          },
+        }, t("remove"))))
     : [el("li", { class: "muted" }, t("no_cards"))]));
   $("move-card").replaceChildren(...cards.data.map((c) => el("option", { value: c.id }, `${c.brand.toUpperCase()} •••• ${c.last4}`)));
   const ops = [...topups.data, ...withdrawals.data].sort((a, b) => b.created_at.localeCompare(a.created_at)).slice(0, 20);
@@ -364,7 +529,7 @@ async function refreshCards() {
     ? ops.map((o) => el("li", { "data-operation": o.id, "data-status": o.status },
         el("span", {}, `${t(o.object === "topup" ? "op_topup" : "op_withdrawal")} ${money(o.amount, o.currency)} `),
         el("span", { class: `status ${o.status}` }, t(`op_status_${o.status}`)),
-        o.failure_code ? el("span", { class: "muted" }, ` ${o.failure_code}`) : ""))
+        o.failure_code ? el("span", { class: "muted" }, ` ${t(`err_${o.failure_code}`)}`) : ""))
     : [el("li", { class: "muted" }, t("no_operations"))]));
 }
 
@@ -372,13 +537,12 @@ async function bindCard(ev) {
   ev.preventDefault();
   showError($("card-error"), null);
   const m = $("card-exp").value.trim().match(/^(\d{1,2})\s*\/\s*(\d{4})$/);
-  if (!m) { showError($("card-error"), new Error(t("expiry_format"))); return; }
-  const pin = await askPin(t("pin_for_card"));
-  if (!pin) return;
+  if (!m) { showError($("card-error"), new PageError("expiry_format")); return; }
   try {
-    await api("POST", "/v1/wallet/cards", token, {
+    const bound = await askPin(t("pin_for_card"), (pin) => api("POST", "/v1/wallet/cards", token, {
       number: $("card-number").value, exp_month: Number(m[1]), exp_year: Number(m[2]), cvc: $("card-cvc").value, pin,
-    }, newKey());
+    }, newKey()));
+    if (bound === null) return;
     // The number and CVC leave the page as soon as the bank has them.
     $("card-number").value = ""; $("card-cvc").value = ""; $("card-exp").value = "";
     flash(t("card_added"));
@@ -394,12 +558,12 @@ async function moveMoney(ev) {
   const withdraw = ev.submitter && ev.submitter.value === "withdraw";
   const currency = $("move-currency").value;
   const amount = toMinor($("move-amount").value, currency);
-  if (amount === null) { showError($("move-error"), new Error(t("amount_major"))); return; }
-  const pin = await askPin(t(withdraw ? "pin_for_withdrawal" : "pin_for_topup"));
-  if (!pin) return;
+  if (amount === null) { showError($("move-error"), new PageError("page_amount")); return; }
   try {
-    await api("POST", withdraw ? "/v1/wallet/withdrawals" : "/v1/wallet/topups", token,
-      { amount, currency, card: $("move-card").value, pin }, newKey());
+    const moved = await askPin(t(withdraw ? "pin_for_withdrawal" : "pin_for_topup"), (pin) =>
+      api("POST", withdraw ? "/v1/wallet/withdrawals" : "/v1/wallet/topups", token,
+        { amount, currency, card: $("move-card").value, pin }, newKey()));
+    if (moved === null) return;
     $("move-amount").value = "";
     await Promise.all([refresh(), refreshCards()]);
   } catch (e) {
@@ -407,14 +571,16 @@ async function moveMoney(ev) {
   }
 }
 
-// ---- start -----------------------------------------------------------------------------
+// ---- start ---------------------------------------------------------------------------------------------
 
 async function start() {
   $("auth").classList.add("hidden");
+  $("link-preview").classList.add("hidden");
   $("app").classList.remove("hidden");
-  $("signout").classList.remove("hidden");
+  $("topup-section").classList.toggle("hidden", !settings.sandbox_topups);
+  show(tab);
   try {
-    await Promise.all([refresh(), refreshCards()]);
+    await refresh();
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) { sessionStorage.removeItem("pocket.token"); location.reload(); return; }
     throw e;
@@ -422,18 +588,28 @@ async function start() {
   listen();
 }
 
-document.addEventListener("DOMContentLoaded", () => {
+document.addEventListener("DOMContentLoaded", async () => {
   translate();
   buildPinPad();
-  $("lang").addEventListener("click", () => { switchLanguage(); if (token) refresh(); });
+  if ("serviceWorker" in navigator) navigator.serviceWorker.register("/sw.js").catch(() => {});
+  $("lang").addEventListener("click", () => { switchLanguage(); if (token) refresh().catch(() => {}); });
   $("auth-form").addEventListener("submit", submitAuth);
   $("auth-toggle").addEventListener("click", () => { signingUp = !signingUp; renderAuthMode(); });
   $("signout").addEventListener("click", signOut);
+  for (const b of document.querySelectorAll("[data-tab]")) b.addEventListener("click", () => show(b.dataset.tab));
   $("link-form").addEventListener("submit", (ev) => { ev.preventDefault(); openLink($("link").value); });
   $("scan").addEventListener("click", scan);
   $("topup-form").addEventListener("submit", topup);
   $("card-form").addEventListener("submit", bindCard);
   $("move-form").addEventListener("submit", moveMoney);
+  $("history-next").addEventListener("click", () => historyPage(1));
+  $("history-prev").addEventListener("click", () => historyPage(-1));
+  $("sheet-confirm").addEventListener("click", confirmSheet);
+  $("sheet-decline").addEventListener("click", declineSheet);
+  $("sheet-later").addEventListener("click", closeSheet);
+  $("receipt-done").addEventListener("click", closeSheet);
+  $("sheet").addEventListener("close", () => { sheetPayment = null; });
   setInterval(() => tickCountdowns(onExpired), 250);
-  if (token) start();
+  try { settings = await api("GET", "/v1/wallet/settings", null); } catch { /* E.164 only */ }
+  if (token) start(); else showPreview();
 });

@@ -1,0 +1,24 @@
+// The wallet's offline shell: the page and its assets are kept so the app opens without
+// a network and says so. API answers are never cached (balances and payments must be live).
+const SHELL = "pocket-shell-v1";
+const FILES = ["/", "/assets/app.css", "/assets/common.js", "/assets/i18n.js", "/assets/wallet.js",
+  "/assets/icon.svg", "/assets/wallet.webmanifest"];
+
+self.addEventListener("install", (ev) => {
+  ev.waitUntil(caches.open(SHELL).then((c) => c.addAll(FILES)).then(() => self.skipWaiting()));
+});
+
+self.addEventListener("activate", (ev) => {
+  ev.waitUntil(caches.keys()
+    .then((keys) => Promise.all(keys.filter((k) => k !== SHELL).map((k) => caches.delete(k))))
+    .then(() => self.clients.claim()));
+});
+
+self.addEventListener("fetch", (ev) => {
+  const url = new URL(ev.request.url);
+  if (ev.request.method !== "GET" || url.origin !== location.origin || url.pathname.startsWith("/v1/")) return;
+  // Network first (the shell is always current when online), the kept copy offline.
+  const shellPath = url.pathname.startsWith("/pay/") ? "/" : url.pathname;
+  if (!FILES.includes(shellPath)) return;
+  ev.respondWith(fetch(ev.request).catch(() => caches.match(shellPath)));
+});
