@@ -28,7 +28,7 @@ async function refreshMerchants() {
   const after = pages[cursor];
   const list = await api("GET", `/v1/admin/merchants?limit=20${after ? `&starting_after=${after}` : ""}`, key);
   $("merchants").replaceChildren(...(list.data.length ? list.data.map((m) => el("tr", { "data-merchant": m.id },
-    el("td", {}, m.name), el("td", {}, el("code", {}, m.id)), el("td", {}, when(m.created_at)),
+    el("td", { "data-user-text": "" }, m.name), el("td", {}, el("code", {}, m.id)), el("td", {}, when(m.created_at)),
     el("td", {}, el("button", { type: "button", class: "secondary", "aria-label": `${t("roll_key")} ${m.name}`, onclick: () => rollKey(m) }, t("roll_key")))))
     : [el("tr", {}, el("td", { colspan: "4", class: "muted" }, t("no_merchants")))]));
   pages[cursor + 1] = list.has_more ? list.data[list.data.length - 1].id : undefined;
@@ -68,7 +68,7 @@ async function findCustomer(ev) {
   try {
     const found = await api("GET", `/v1/admin/customers?phone=${encodeURIComponent($("customer-phone").value.trim())}`, key);
     $("customer-found").replaceChildren(...(found.data.length ? found.data.map((c) => el("div", { class: "card", "data-customer": c.id },
-      el("strong", {}, c.name), el("div", {}, c.phone), el("div", {}, el("code", {}, c.id)),
+      el("strong", { "data-user-text": "" }, c.name), el("div", {}, c.phone), el("div", {}, el("code", {}, c.id)),
       el("ul", { class: "plain" }, ...c.balances.map((b) => el("li", {}, el("span", {}, b.currency), el("strong", {}, money(b.available, b.currency)))))))
       : [el("p", { class: "muted" }, t("no_customer"))]));
   } catch (e) {
@@ -132,7 +132,7 @@ async function refreshSystem() {
     if (lastPaid) $("fig-pps").textContent = Math.max(0, (paid - lastPaid.n) / ((now - lastPaid.at) / 1000)).toFixed(1);
     lastPaid = { n: paid, at: now };
     const lag = metricSum(text, "pocket_expiry_lag_seconds", (labels) => labels.includes('quantile="0.99"'));
-    $("fig-lag").textContent = lag === null ? "–" : `${(lag * 1000).toFixed(0)} ms`;
+    $("fig-lag").textContent = lag === null ? "–" : `${(lag * 1000).toFixed(0)} ${t("unit_ms")}`;
     const backlog = metricSum(text, "pocket_webhook_delivery_backlog");
     $("fig-backlog").textContent = backlog === null ? "0" : String(backlog);
     showError($("system-error"), null);

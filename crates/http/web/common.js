@@ -1,6 +1,6 @@
 // What the wallet and the console share: the API client, money and time formatting,
 // and small DOM helpers. Tokens live in sessionStorage only, never in a URL.
-import { locale, t, errorText } from "./i18n.js";
+import { locale, t, renderError } from "./i18n.js";
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -109,9 +109,7 @@ export function statusBadge(status) {
 /** Shows an error as a sentence in the page's language (never raw server English in
  *  Chinese mode); the server's message stays in the title for whoever needs it. */
 export function showError(target, err) {
-  target.textContent = err ? errorText(err) : "";
-  if (err && err.code && err.message) target.title = err.message;
-  else target.removeAttribute("title");
+  renderError(target, err);
 }
 
 export function newKey() {

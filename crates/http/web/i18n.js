@@ -54,7 +54,7 @@ export const STRINGS = {
     admin_topup: "Top up a wallet", topup_customer: "Customer (phone or cus_ id)", ledger: "Ledger audit", run_full_audit: "Run a full audit",
     balanced: "Balanced", not_balanced: "NOT balanced", debits: "Debits", credits: "Credits", accounts: "Accounts", transfers: "Transfers",
     system: "System, live", payments_per_second: "Payments per second", expiry_lag: "Expiry lag (p99)", webhook_backlog: "Webhook backlog",
-    no_merchants: "No merchants yet", created: "Created", refresh: "Refresh",
+    no_merchants: "No merchants yet", created: "Created", refresh: "Refresh", unit_ms: "ms", actions: "Actions",
     // Errors made in the page.
     page_amount: "Enter an amount such as 12.50.", page_unit_price: "Enter the unit price as an amount such as 12.99.",
     page_link: "That is not a Pocket payment link or code.", page_phone: "Enter a mobile number such as 138 0000 0001.",
@@ -129,7 +129,7 @@ export const STRINGS = {
     secret_key: "密钥（sk_…）", balance: "余额", catalog: "商品", sku: "编号", unit_price: "单价",
     product_name: "商品名称",
     active: "在售", inactive: "已下架", save: "保存", deactivate: "下架", activate: "上架", edit: "编辑",
-    add_product: "添加商品", cart: "收款", quantity: "数量", product: "商品", add_line: "添加一行",
+    add_product: "添加商品", cart: "新建收款", quantity: "数量", product: "商品", add_line: "添加一行",
     customer_phone: "顾客手机号（留空则显示二维码）", expires_in_s: "有效期（秒，可选）",
     create_payment: "创建收款", total: "合计", payment: "收款", refund: "退款", refund_amount: "退款金额（留空则全部退还）",
     payments: "收款记录", events: "事件", next: "下一页", previous: "上一页", link: "支付链接", qr_alt: "支付二维码",
@@ -150,7 +150,7 @@ export const STRINGS = {
     admin_topup: "为钱包充值", topup_customer: "顾客（手机号或 cus_ 编号）", ledger: "账本核对", run_full_audit: "完整核对",
     balanced: "平衡", not_balanced: "不平衡", debits: "借方", credits: "贷方", accounts: "账户数", transfers: "转账数",
     system: "系统实时状态", payments_per_second: "每秒支付数", expiry_lag: "过期延迟（p99）", webhook_backlog: "待发送通知",
-    no_merchants: "暂无商户", created: "创建时间", refresh: "刷新",
+    no_merchants: "暂无商户", created: "创建时间", refresh: "刷新", unit_ms: "毫秒", actions: "操作",
     page_amount: "请输入金额，如 12.50。", page_unit_price: "请输入单价，如 12.99。",
     page_link: "这不是 Pocket 的支付链接或付款码。", page_phone: "请输入手机号，如 138 0000 0001。",
     page_pin: "支付密码为 6 位数字。", page_network: "无法连接 Pocket，请检查网络后重试。",
@@ -231,7 +231,7 @@ export function errorText(err) {
       text = lang === "en" && err.message ? err.message : t("err_fallback", { code: err.code });
     }
     if (err.code === "incorrect_pin" && Number.isInteger(err.triesLeft) && err.triesLeft > 0) {
-      text += " " + (err.triesLeft === 1 ? t("tries_left_one") : t("tries_left", { n: err.triesLeft }));
+      text += (lang === "zh" ? "" : " ") + (err.triesLeft === 1 ? t("tries_left_one") : t("tries_left", { n: err.triesLeft }));
     }
     return text;
   }
@@ -239,8 +239,23 @@ export function errorText(err) {
   return err.message || String(err);
 }
 
+/** Errors on screen, so a language switch says them again in the new language. */
+const shownErrors = new Map();
+
+/** Shows `err` (or nothing) in `target` as a sentence in the page's language; the
+ *  server's own message stays in the title for whoever needs it. */
+export function renderError(target, err) {
+  if (err) shownErrors.set(target, err); else shownErrors.delete(target);
+  target.textContent = err ? errorText(err) : "";
+  if (err && err.code && err.message) target.title = err.message;
+  else target.removeAttribute("title");
+}
+
 /** Sets the text of every [data-i18n] element (and labels of [data-i18n-label]). */
 export function translate(root = document) {
+  for (const [target, err] of shownErrors) {
+    if (target.isConnected) target.textContent = errorText(err); else shownErrors.delete(target);
+  }
   document.documentElement.lang = locale();
   for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   for (const el of root.querySelectorAll("[data-i18n-label]")) el.setAttribute("aria-label", t(el.dataset.i18nLabel));

@@ -39,7 +39,7 @@ async function refreshProducts() {
   const list = await api("GET", "/v1/products?limit=100", sk);
   products = list.data;
   $("products").replaceChildren(...products.map((p) => el("tr", { "data-sku": p.sku },
-    el("td", {}, p.sku), el("td", {}, p.name), el("td", {}, money(p.unit_amount, p.currency)),
+    el("td", { "data-user-text": "" }, p.sku), el("td", { "data-user-text": "" }, p.name), el("td", {}, money(p.unit_amount, p.currency)),
     el("td", {}, p.active ? t("active") : t("inactive")),
     el("td", {},
       el("button", { type: "button", class: "secondary", "aria-label": `${t("edit")} ${p.sku}`, onclick: () => editProduct(p) }, t("edit")),
@@ -109,7 +109,7 @@ function fillProducts(select) {
 
 function addLine() {
   const n = $("lines").children.length;
-  const select = el("select", { class: "line-product", id: `line-${n}-sku` });
+  const select = el("select", { class: "line-product", id: `line-${n}-sku`, "data-user-text": "" });
   fillProducts(select);
   const qty = el("input", { class: "line-qty", id: `line-${n}-qty`, inputmode: "numeric", value: "1" });
   select.addEventListener("change", cartTotal);
@@ -166,7 +166,7 @@ async function showPayment(p) {
   const card = el("div", { class: "card", "data-payment": p.id },
     el("div", { class: "row" }, el("strong", {}, p.id), statusBadge(p)),
     el("div", { class: "amount", "data-total": p.amount }, money(p.amount, p.currency)),
-    el("div", { class: "muted" }, p.items.map((i) => `${i.name} × ${i.quantity}`).join(", ")),
+    el("div", { class: "muted", "data-user-text": "" }, p.items.map((i) => `${i.name} × ${i.quantity}`).join(", ")),
     p.amount_refunded ? el("div", {}, t("refunded", { amount: money(p.amount_refunded, p.currency) })) : null,
     p.status === "pending" ? el("div", { class: "countdown", "data-expires": p.expires_at, role: "timer" }) : null);
   $("current-card").replaceChildren(card);
@@ -329,7 +329,10 @@ async function start() {
 
 document.addEventListener("DOMContentLoaded", () => {
   translate();
-  $("lang").addEventListener("click", () => { switchLanguage(); if (sk) { refreshProducts(); refreshLists(); refreshBalance(); if (current) showPayment(current); } });
+  $("lang").addEventListener("click", () => {
+    switchLanguage();
+    if (sk) { refreshProducts(); refreshLists(); refreshBalance(); refreshPayouts(); cartTotal(); if (current) showPayment(current); }
+  });
   $("auth-form").addEventListener("submit", signIn);
   $("signout").addEventListener("click", () => { sessionStorage.removeItem("pocket.sk"); location.reload(); });
   $("product-form").addEventListener("submit", addProduct);

@@ -1,0 +1,296 @@
+// The browser tests of issue 11: what was wrong in the apps (each test failed before
+// its fix), the wallet as a phone app, the operator console, both languages, and
+// axe-core on every screen.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import {
+  startServer, call, merchant, customer, browser, phone, desktop, screenshot, walletSignIn, consoleSignIn,
+  sellOne, enterPin, decodeQr, walletTab, sheetFor, closeReceipt, axeViolations, englishWords, ADMIN,
+} from "./helpers.mjs";
+
+let server, plain, b, url;
+const PRODUCTS = [["tea", "Green tea", 1299], ["tea-set", "Tea set", 68800]];
+const ZH_PRODUCTS = [["cha", "绿茶", 1299], ["bing", "月饼", 2500]];
+
+before(async () => {
+  server = await startServer();
+  plain = await startServer({ sandbox: false });
+  url = server.url;
+  b = await browser();
+});
+after(async () => {
+  await b?.close();
+  server?.stop();
+  plain?.stop();
+});
+
+async function zh(page) {
+  await page.locator("#lang").click();
+  await page.locator("html[lang=zh-CN]").waitFor({ state: "attached" });
+}
+
+async function noAxeViolations(page, what) {
+  assert.deepEqual(await axeViolations(page), [], `axe on ${what}`);
+}
+
+test("wrong today: a payment sent to a phone never shows the previous payment's QR code", async () => {
+  const sk = await merchant(url, "QR Shop", PRODUCTS);
+  const c = await customer(url, "+8613900001101", 10_000);
+  const shop = await desktop(b);
+  await consoleSignIn(shop, url, sk);
+  const open = await sellOne(shop, "tea");
+  const qr = shop.locator("#qr");
+  await qr.waitFor({ state: "visible" });
+  await shop.waitForFunction(() => document.getElementById("qr").naturalWidth > 0);
+  assert.match(await decodeQr(qr), new RegExp(open));
+  const toPhone = await sellOne(shop, "tea", { phone: c.phone });
+  assert.notEqual(toPhone, open);
+  await shop.locator(`#current-card [data-payment="${toPhone}"]`).waitFor();
+  assert.equal(await qr.isVisible(), false, "no code under a payment sent to a phone");
+  assert.equal(await qr.getAttribute("src"), null, "the old code is gone, not just hidden");
+  await screenshot(shop, "console-phone-payment-no-qr");
+});
+
+test("wrong today: refunds show in the wallet's history and in the console", async () => {
+  const sk = await merchant(url, "Refund Shop", PRODUCTS);
+  const c = await customer(url, "+8613900001102", 200_000);
+  const wallet = await phone(b);
+  await walletSignIn(wallet, url, c);
+  const p = await call(url, "POST", "/v1/payments", sk, { currency: "CNY", items: [{ sku: "tea-set", quantity: 1 }], customer: c.id });
+  const sheet = await sheetFor(wallet, p.id);
+  await sheet.locator("#sheet-confirm").click();
+  await enterPin(wallet, c.pin);
+  await closeReceipt(wallet, p.id);
+  await call(url, "POST", `/v1/payments/${p.id}/refunds`, sk, { amount: 8800 });
+  await walletTab(wallet, "history");
+  const row = wallet.locator(`#history [data-payment="${p.id}"]`);
+  await row.locator('[data-status="partially_refunded"]', { hasText: "Partially refunded" }).waitFor();
+  const refund = wallet.locator('#history [data-kind="refund"]');
+  await refund.first().waitFor();
+  assert.match(await refund.first().textContent(), /Refund.*\+CN¥88\.00/s);
+  await screenshot(wallet, "wallet-partly-refunded");
+  // The console refunds the rest; both sides say "Refunded".
+  const shop = await desktop(b);
+  await consoleSignIn(shop, url, sk);
+  await shop.locator(`#payments [data-payment="${p.id}"] button`).click();
+  await shop.locator('#current-card [data-status="partially_refunded"]').waitFor();
+  await shop.getByRole("button", { name: "Refund", exact: true }).click();
+  await shop.locator('#current-card [data-status="refunded"]', { hasText: "Refunded" }).waitFor();
+  await shop.locator(`#payments [data-payment="${p.id}"] [data-status="refunded"]`).waitFor();
+  await screenshot(shop, "console-refunded");
+  await wallet.locator(`#history [data-payment="${p.id}"] [data-status="refunded"]`).waitFor({ timeout: 5000 });
+  assert.equal(await wallet.locator('#history [data-kind="refund"]').count(), 2);
+});
+
+test("wrong today: errors are sentences in the page's language", async () => {
+  const sk = await merchant(url, "Error Shop", PRODUCTS);
+  const c = await customer(url, "+8613900001103", 0);
+  const shop = await desktop(b);
+  await consoleSignIn(shop, url, sk);
+  // Made in the page: a sentence, not the field's label.
+  await shop.fill("#p-sku", "cake");
+  await shop.fill("#p-name", "Cake");
+  await shop.fill("#p-price", "abc");
+  await shop.getByRole("button", { name: "Add product" }).click();
+  assert.equal(await shop.locator("#product-error").textContent(), "Enter the unit price as an amount such as 12.99.");
+  // From the server, in Chinese mode: Chinese, whatever the server's English said.
+  await zh(shop);
+  await shop.locator("#line-0-sku").selectOption("tea");
+  await shop.fill("#cart-phone", "abc");
+  await shop.locator("#create-payment").click();
+  await shop.locator("#cart-error", { hasText: "请输入顾客的手机号" }).waitFor();
+  assert.deepEqual(await englishWords(shop), []);
+  const wallet = await phone(b);
+  await wallet.goto(url + "/");
+  await zh(wallet);
+  await wallet.fill("#phone", c.phone);
+  await wallet.fill("#pin", "000000");
+  await wallet.locator("#auth-submit").click();
+  await wallet.locator("#auth-error", { hasText: "支付密码不正确。再输错 4 次，钱包将被锁定。" }).waitFor();
+  assert.deepEqual(await englishWords(wallet), []);
+  await screenshot(wallet, "wallet-wrong-pin-chinese");
+});
+
+test("wrong today: every string exists in both languages and Chinese screens show no English", async () => {
+  const page = await phone(b);
+  await page.goto(url + "/");
+  const missing = await page.evaluate(async () => (await import("/assets/i18n.js")).missingKeys());
+  assert.deepEqual(missing, { zh: [], en: [] });
+  // Every screen, in Chinese, with data in Chinese: no English word is left.
+  const res = await call(url, "POST", "/v1/admin/merchants", ADMIN, { name: "茶馆" });
+  for (const [sku, name, unit_amount] of ZH_PRODUCTS) {
+    await call(url, "POST", "/v1/products", res.secret_key, { sku, name, unit_amount, currency: "CNY" });
+  }
+  const sk = res.secret_key;
+  const c = await customer(url, "+8613900001104", 50_000);
+  await zh(page);
+  assert.deepEqual(await englishWords(page), [], "wallet sign-in");
+  await walletSignIn(page, url, c);
+  const p = await call(url, "POST", "/v1/payments", sk, { currency: "CNY", items: [{ sku: "cha", quantity: 1 }], customer: c.id });
+  const sheet = await sheetFor(page, p.id);
+  assert.deepEqual(await englishWords(page, ["cha"]), [], "payment sheet");
+  await sheet.locator("#sheet-confirm").click();
+  await page.locator("#receipt-body").waitFor();
+  assert.deepEqual(await englishWords(page), [], "receipt");
+  await page.locator("#receipt-done").click();
+  for (const tab of ["home", "pay", "cards", "history", "me"]) {
+    await walletTab(page, tab);
+    assert.deepEqual(await englishWords(page), [], `wallet ${tab}`);
+  }
+  await screenshot(page, "wallet-history-chinese");
+  const shop = await phone(b);
+  await shop.goto(url + "/merchant");
+  await zh(shop);
+  assert.deepEqual(await englishWords(shop), [], "console sign-in");
+  await consoleSignIn(shop, url, sk);
+  await shop.locator("#events li").first().waitFor();
+  assert.deepEqual(await englishWords(shop, ["cha", "bing"]), [], "console");
+  await screenshot(shop, "console-chinese");
+  const admin = await desktop(b);
+  await admin.goto(url + "/admin");
+  await zh(admin);
+  await admin.fill("#admin-key", ADMIN);
+  await admin.locator("#auth-form button[type=submit]").click();
+  for (const tab of ["system", "merchants", "customers", "ledger"]) {
+    await admin.locator(`[data-tab="${tab}"]`).click();
+    await admin.locator(`#view-${tab}`).waitFor();
+    if (tab === "merchants") await admin.locator("#merchants tr").first().waitFor();
+    if (tab === "ledger") await admin.locator("#ledger tr").first().waitFor();
+    assert.deepEqual(await englishWords(admin), [], `admin ${tab}`);
+  }
+});
+
+test("wrong today: \"Add money (sandbox)\" shows only on a server that takes it", async () => {
+  const c = await customer(plain.url, "+8613900001105", 0);
+  const wallet = await phone(b);
+  await walletSignIn(wallet, plain.url, c);
+  await walletTab(wallet, "me");
+  assert.equal(await wallet.locator("#topup-section").isVisible(), false, "no sandbox top-up on a real server");
+  const other = await phone(b);
+  const d = await customer(url, "+8613900001105", 0);
+  await walletSignIn(other, url, d);
+  await walletTab(other, "me");
+  assert.equal(await other.locator("#topup-section").isVisible(), true);
+});
+
+test("the wallet: local phone numbers, a pay link before sign-in, history beyond 20, receipts from History", async () => {
+  const sk = await merchant(url, "Link Shop", PRODUCTS);
+  const c = await customer(url, "+8613900001106", 100_000);
+  for (let i = 0; i < 21; i++) await call(url, "POST", "/v1/admin/topups", ADMIN, { customer: c.id, amount: 100 + i, currency: "CNY" });
+  const open = await call(url, "POST", "/v1/payments", sk, { currency: "CNY", items: [{ sku: "tea", quantity: 2 }] });
+  const wallet = await phone(b);
+  await wallet.goto(`${url}/pay/${open.id}`);
+  const preview = wallet.locator(`#link-preview [data-preview="${open.id}"]`);
+  await preview.waitFor();
+  assert.match(await preview.textContent(), /Link Shop.*CN¥25\.98/s);
+  await screenshot(wallet, "wallet-link-signed-out");
+  // Typed the local way: 139 0000 1106 is +8613900001106 here.
+  await wallet.fill("#phone", "139 0000 1106");
+  await wallet.fill("#pin", c.pin);
+  await wallet.locator("#auth-submit").click();
+  const sheet = await sheetFor(wallet, open.id);
+  await sheet.locator("#sheet-confirm").click();
+  await closeReceipt(wallet, open.id);
+  await walletTab(wallet, "history");
+  await wallet.locator("#history li").nth(19).waitFor();
+  assert.equal(await wallet.locator("#history li").count(), 20, "20 to a page");
+  await wallet.locator("#history-next").click();
+  await wallet.locator("#history li", { hasText: "+CN¥1,000.00" }).waitFor();
+  await wallet.locator("#history-prev").click();
+  await wallet.locator(`#history [data-payment="${open.id}"] [data-action=receipt]`).click();
+  const receipt = wallet.locator(`#receipt-body [data-payment="${open.id}"]`);
+  await receipt.waitFor();
+  assert.match(await receipt.textContent(), /Link Shop.*Green tea × 2.*CN¥25\.98/s);
+  await screenshot(wallet, "wallet-receipt-from-history");
+});
+
+test("the operator console: merchants, keys, customers, top-ups, the ledger and live figures", async () => {
+  const admin = await desktop(b);
+  await admin.goto(url + "/admin");
+  await admin.fill("#admin-key", "adm_wrong_key_000000000000000");
+  await admin.locator("#auth-form button[type=submit]").click();
+  await admin.locator("#auth-error", { hasText: "not valid" }).waitFor();
+  await admin.fill("#admin-key", ADMIN);
+  await admin.locator("#auth-form button[type=submit]").click();
+  await admin.locator("#fig-backlog", { hasText: /\d/ }).waitFor();
+  await screenshot(admin, "admin-system");
+  await admin.locator('[data-tab="merchants"]').click();
+  await admin.fill("#merchant-name", "Night Market");
+  await admin.getByRole("button", { name: "Create merchant" }).click();
+  const shown = admin.locator("#merchant-key", { hasText: "sk_" });
+  await shown.waitFor();
+  const key = (await shown.textContent()).match(/sk_\S+/)[0];
+  assert.equal((await call(url, "GET", "/v1/balance", key)).balances.length, 0, "the shown key works");
+  const row = admin.locator("#merchants tr", { hasText: "Night Market" });
+  await row.getByRole("button", { name: /Roll key/ }).click();
+  await admin.locator("#merchant-key", { hasText: "Night Market" }).filter({ hasNotText: key }).waitFor();
+  await assert.rejects(call(url, "GET", "/v1/balance", key), /401/, "the rolled key stops working");
+  await screenshot(admin, "admin-merchants");
+  const c = await customer(url, "+8613900001107", 0);
+  await admin.locator('[data-tab="customers"]').click();
+  await admin.fill("#customer-phone", c.phone);
+  await admin.getByRole("button", { name: "Find" }).click();
+  await admin.locator(`#customer-found [data-customer="${c.id}"]`).waitFor();
+  await admin.fill("#topup-customer", c.phone);
+  await admin.fill("#topup-amount", "12.50");
+  await admin.locator("#topup-form button[type=submit]").click();
+  await admin.locator("#topup-done", { hasText: "CN¥12.50" }).waitFor();
+  await screenshot(admin, "admin-customers");
+  await admin.locator('[data-tab="ledger"]').click();
+  await admin.getByRole("button", { name: "Run a full audit" }).click();
+  await admin.locator('#ledger [data-balanced="true"]').first().waitFor();
+  assert.equal(await admin.locator('#ledger [data-balanced="false"]').count(), 0);
+  await screenshot(admin, "admin-ledger");
+});
+
+test("axe-core finds nothing on any screen of the three apps, in either language, phone and desktop", async () => {
+  const sk = await merchant(url, "Axe Shop", PRODUCTS);
+  const c = await customer(url, "+8613900001108", 1_000_000);
+  const open = await call(url, "POST", "/v1/payments", sk, { currency: "CNY", items: [{ sku: "tea", quantity: 1 }] });
+  for (const make of [phone, desktop]) {
+    for (const language of ["en", "zh"]) {
+      const wallet = await make(b);
+      await wallet.goto(`${url}/pay/${open.id}`);
+      if (language === "zh") await zh(wallet);
+      await wallet.locator("#link-preview:not(.hidden)").waitFor();
+      await noAxeViolations(wallet, `wallet sign-in with a link (${language})`);
+      await walletSignIn(wallet, url, c);
+      const p = await call(url, "POST", "/v1/payments", sk, { currency: "CNY", items: [{ sku: "tea-set", quantity: 1 }], customer: c.id });
+      const sheet = await sheetFor(wallet, p.id);
+      await noAxeViolations(wallet, `payment sheet (${language})`);
+      await sheet.locator("#sheet-confirm").click();
+      await wallet.locator("#pin-dialog").waitFor();
+      await noAxeViolations(wallet, `PIN pad (${language})`);
+      await enterPin(wallet, c.pin);
+      await wallet.locator("#receipt-body [data-payment]").waitFor();
+      await noAxeViolations(wallet, `receipt (${language})`);
+      await wallet.locator("#receipt-done").click();
+      for (const tab of ["home", "pay", "cards", "history", "me"]) {
+        await walletTab(wallet, tab);
+        if (tab === "history") await wallet.locator("#history li").first().waitFor();
+        await noAxeViolations(wallet, `wallet ${tab} (${language})`);
+      }
+      const shop = await make(b);
+      await shop.goto(url + "/merchant");
+      if (language === "zh") await zh(shop);
+      await noAxeViolations(shop, `console sign-in (${language})`);
+      await consoleSignIn(shop, url, sk);
+      await sellOne(shop, "tea");
+      await shop.locator("#qr:not(.hidden)").waitFor();
+      await noAxeViolations(shop, `console (${language})`);
+      const admin = await make(b);
+      await admin.goto(url + "/admin");
+      if (language === "zh") await zh(admin);
+      await noAxeViolations(admin, `admin sign-in (${language})`);
+      await admin.fill("#admin-key", ADMIN);
+      await admin.locator("#auth-form button[type=submit]").click();
+      for (const tab of ["system", "merchants", "customers", "ledger"]) {
+        await admin.locator(`[data-tab="${tab}"]`).click();
+        if (tab === "merchants") await admin.locator("#merchants tr").first().waitFor();
+        if (tab === "ledger") await admin.locator("#ledger tr").first().waitFor();
+        await noAxeViolations(admin, `admin ${tab} (${language})`);
+      }
+      for (const p of [wallet, shop, admin]) await p.context().close();
+    }
+  }
+});
