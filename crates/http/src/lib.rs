@@ -190,6 +190,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::create_merchant, admin::list_merchants))
         .routes(routes!(admin::find_customers))
         .routes(routes!(admin::roll_key))
+        .routes(routes!(admin::roll_own_key))
         .routes(routes!(admin::create_topup))
         .routes(routes!(admin::ledger))
         .routes(routes!(admin::reconciliation))

@@ -167,3 +167,66 @@ async fn browsers_find_the_icon_and_trailing_slashes() {
         assert_eq!(r.status(), 200, "{path}");
     }
 }
+
+#[tokio::test]
+async fn a_merchant_rolls_its_own_key() {
+    let s = Server::start().await;
+    let (_, sk) = s.merchant("Roller").await;
+    let (_, other) = s.merchant("Bystander").await;
+    let roll = |key: &'static str, auth: String| {
+        let s = &s;
+        async move {
+            s.call(
+                reqwest::Method::POST,
+                "/v1/keys",
+                Some(&auth),
+                Some(json!({})),
+                Some(key),
+            )
+            .await
+        }
+    };
+    let first = roll("roll-1", sk.clone()).await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    let new_key = first.body["secret_key"].as_str().unwrap().to_string();
+    // The old key stopped at once, so even a retry of the roll with it is refused
+    // (a lost answer is recovered by the operator's roll, or by rolling with an overlap).
+    assert_eq!(roll("roll-1", sk.clone()).await.status, 401);
+    // With an overlap the current key keeps working, and a retry answers the same key.
+    let overlap = |key: &'static str| {
+        let (s, auth) = (&s, new_key.clone());
+        async move {
+            s.call(
+                reqwest::Method::POST,
+                "/v1/keys",
+                Some(&auth),
+                Some(json!({"expire_current_in": 60})),
+                Some(key),
+            )
+            .await
+        }
+    };
+    let (a, b) = (overlap("roll-2").await, overlap("roll-2").await);
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(
+        a.body["secret_key"], b.body["secret_key"],
+        "a retry answers the same key"
+    );
+    let newest = a.body["secret_key"].as_str().unwrap().to_string();
+    assert_eq!(s.get("/v1/balance", &newest).await.status, 200);
+    assert_eq!(s.get("/v1/balance", &new_key).await.status, 200);
+    assert_eq!(
+        s.get("/v1/balance", &sk).await.status,
+        401,
+        "the old key stops at once"
+    );
+    assert_eq!(
+        s.get("/v1/balance", &other).await.status,
+        200,
+        "another merchant's key is untouched"
+    );
+    s.post("/v1/keys", &newest, json!({"expire_current_in": 90000}))
+        .await
+        .assert_error(400, "parameter_invalid");
+    assert_eq!(s.post("/v1/keys", ADMIN_KEY, json!({})).await.status, 401);
+}

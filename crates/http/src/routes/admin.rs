@@ -1,7 +1,7 @@
 //! Operator endpoints: merchants, top-ups from the bank, the ledger audit.
 
 use crate::AppState;
-use crate::auth::Admin;
+use crate::auth::{Admin, MerchantCaller};
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::Body;
 use crate::extract::ListQuery;
@@ -99,8 +99,13 @@ enum Issued {
     Replay(Response),
 }
 
-async fn issue_key(state: &AppState, key: &IdempotencyKey, raw: &[u8]) -> ApiResult<Issued> {
-    let idem = key.for_caller(ADMIN, raw, StatusCode::CREATED);
+async fn issue_key(
+    state: &AppState,
+    key: &IdempotencyKey,
+    raw: &[u8],
+    caller: &str,
+) -> ApiResult<Issued> {
+    let idem = key.for_caller(caller, raw, StatusCode::CREATED);
     let secret_key = issue_secret(&state.settings.server_key, "sk", idem.as_ref());
     if let Some(stored) = precheck(state, idem.as_ref()).await? {
         let secrets = [("secret_key", secret_key)];
@@ -130,7 +135,7 @@ pub async fn create_merchant(
     if let Some(url) = &req.webhook_url {
         crate::routes::webhooks::check_webhook_url(&state, url, "webhook_url")?;
     }
-    let issued = issue_key(&state, &key, &body.raw).await?;
+    let issued = issue_key(&state, &key, &body.raw, ADMIN).await?;
     let (idem, secret_key) = match issued {
         Issued::New { idem, secret_key } => (idem, secret_key),
         Issued::Replay(r) => return Ok(r),
@@ -249,6 +254,32 @@ pub async fn roll_key(
     body: Body<RollKey>,
 ) -> ApiResult<Response> {
     validate::id(&id, "mer", "id")?;
+    roll(&state, id, ADMIN, &key, body).await
+}
+
+#[utoipa::path(post, path = "/v1/keys", tag = "merchant",
+    request_body = RollKey,
+    responses((status = 201, body = RolledKey), (status = 400, body = ErrorBody)),
+    security(("secret_key" = [])))]
+/// The merchant rolls its own key (the console's Developers page).
+pub async fn roll_own_key(
+    State(state): State<AppState>,
+    merchant: MerchantCaller,
+    key: IdempotencyKey,
+    body: Body<RollKey>,
+) -> ApiResult<Response> {
+    let caller = merchant.id.clone();
+    roll(&state, merchant.id, &caller, &key, body).await
+}
+
+/// Issues a new key for `merchant_id`; the current ones live `expire_current_in` more.
+async fn roll(
+    state: &AppState,
+    merchant_id: String,
+    caller: &str,
+    key: &IdempotencyKey,
+    body: Body<RollKey>,
+) -> ApiResult<Response> {
     let overlap = body.value.expire_current_in.unwrap_or(0);
     if !(0..=MAX_KEY_OVERLAP_SECONDS).contains(&overlap) {
         return Err(Error::invalid(
@@ -257,7 +288,7 @@ pub async fn roll_key(
         )
         .into());
     }
-    let issued = issue_key(&state, &key, &body.raw).await?;
+    let issued = issue_key(state, key, &body.raw, caller).await?;
     let (idem, secret_key) = match issued {
         Issued::New { idem, secret_key } => (idem, secret_key),
         Issued::Replay(r) => return Ok(r),
@@ -268,7 +299,7 @@ pub async fn roll_key(
     let written = state
         .store
         .roll_merchant_key(
-            id,
+            merchant_id,
             key_digest(server_key, &secret_key),
             old_expires_at,
             idem,
