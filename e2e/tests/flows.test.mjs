@@ -4,7 +4,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import {
   startServer, call, merchant, customer, browser, phone, screenshot, walletSignIn, consoleSignIn,
-  sellOne, enterPin, decodeQr, emvFields, crc16, walletTab, sheetFor, closeReceipt,
+  sellOne, enterPin, decodeQr, emvFields, crc16, walletTab, sheetFor, closeReceipt, consoleTab,
 } from "./helpers.mjs";
 
 let server, b, url;
@@ -221,6 +221,7 @@ test("the console registers a bank account and pays itself out", async () => {
   await call(url, "POST", `/v1/wallet/payments/${p.id}/confirm`, session.token, {});
   const shop = await phone(b);
   await consoleSignIn(shop, url, sk);
+  await consoleTab(shop, "payouts");
   await shop.fill("#account-holder", "Payout Shop");
   await shop.fill("#account-number", "6222 0200 0000 1234");
   await shop.fill("#account-bank", "ICBC");
@@ -229,6 +230,7 @@ test("the console registers a bank account and pays itself out", async () => {
   await shop.fill("#payout-amount", "150");
   await shop.getByRole("button", { name: "Pay out" }).click();
   await shop.locator('#payouts li[data-status="paid"]').waitFor();
+  await consoleTab(shop, "overview");
   await shop.locator('[data-balance="CNY"]', { hasText: "50.00" }).waitFor();
   await screenshot(shop, "console-payout");
 });

@@ -136,7 +136,7 @@ export async function axeViolations(page) {
  *  mode there should be none. */
 export async function englishWords(page, allowed = []) {
   return page.evaluate((allowed) => {
-    const ok = new Set(["Pocket", "English", "sk", "cus", "CNY", "USD", "JPY", "KWD", "VISA", "MASTERCARD", ...allowed]);
+    const ok = new Set(["Pocket", "English", "sk", "cus", "CSV", "HTTP", "CNY", "USD", "JPY", "KWD", "VISA", "MASTERCARD", ...allowed]);
     const words = [];
     const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
     for (let n = walker.nextNode(); n; n = walker.nextNode()) {
@@ -157,11 +157,19 @@ export async function consoleSignIn(page, url, sk) {
   await page.goto(url + "/merchant");
   await page.locator("#sk").fill(sk);
   await page.locator("#auth-form button[type=submit]").click();
-  await page.locator("#products tr").first().waitFor();
+  await page.locator("#products tr").first().waitFor({ state: "attached" });
+  await page.locator("nav.tabs").waitFor();
+}
+
+/** Opens one of the console's sections (overview, sale, payments, catalog, payouts, developers). */
+export async function consoleTab(page, name) {
+  await page.locator(`nav.tabs [data-tab="${name}"]`).click();
+  await page.locator(`#view-${name}`).waitFor();
 }
 
 /** Builds a cart of one line in the console and creates the payment; returns its id. */
 export async function sellOne(page, sku, { phone: to, quantity = 1, expiresIn } = {}) {
+  await consoleTab(page, "sale");
   const before = await page.evaluate(() => document.querySelector("#current-card [data-payment]")?.dataset.payment || null);
   await page.locator("#line-0-sku").selectOption(sku);
   await page.locator("#line-0-qty").fill(String(quantity));

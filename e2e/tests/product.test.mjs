@@ -3,9 +3,10 @@
 // axe-core on every screen.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import {
   startServer, call, merchant, customer, browser, phone, desktop, screenshot, walletSignIn, consoleSignIn,
-  sellOne, enterPin, decodeQr, walletTab, sheetFor, closeReceipt, axeViolations, englishWords, ADMIN,
+  sellOne, enterPin, decodeQr, walletTab, sheetFor, closeReceipt, axeViolations, englishWords, ADMIN, consoleTab,
 } from "./helpers.mjs";
 
 let server, plain, b, url;
@@ -72,10 +73,11 @@ test("wrong today: refunds show in the wallet's history and in the console", asy
   // The console refunds the rest; both sides say "Refunded".
   const shop = await desktop(b);
   await consoleSignIn(shop, url, sk);
+  await consoleTab(shop, "payments");
   await shop.locator(`#payments [data-payment="${p.id}"] button`).click();
-  await shop.locator('#current-card [data-status="partially_refunded"]').waitFor();
+  await shop.locator('#detail-card [data-status="partially_refunded"]').waitFor();
   await shop.getByRole("button", { name: "Refund", exact: true }).click();
-  await shop.locator('#current-card [data-status="refunded"]', { hasText: "Refunded" }).waitFor();
+  await shop.locator('#detail-card [data-status="refunded"]', { hasText: "Refunded" }).waitFor();
   await shop.locator(`#payments [data-payment="${p.id}"] [data-status="refunded"]`).waitFor();
   await screenshot(shop, "console-refunded");
   await wallet.locator(`#history [data-payment="${p.id}"] [data-status="refunded"]`).waitFor({ timeout: 5000 });
@@ -87,6 +89,7 @@ test("wrong today: errors are sentences in the page's language", async () => {
   const c = await customer(url, "+8613900001103", 0);
   const shop = await desktop(b);
   await consoleSignIn(shop, url, sk);
+  await consoleTab(shop, "catalog");
   // Made in the page: a sentence, not the field's label.
   await shop.fill("#p-sku", "cake");
   await shop.fill("#p-name", "Cake");
@@ -95,6 +98,7 @@ test("wrong today: errors are sentences in the page's language", async () => {
   assert.equal(await shop.locator("#product-error").textContent(), "Enter the unit price as an amount such as 12.99.");
   // From the server, in Chinese mode: Chinese, whatever the server's English said.
   await zh(shop);
+  await consoleTab(shop, "sale");
   await shop.locator("#line-0-sku").selectOption("tea");
   await shop.fill("#cart-phone", "abc");
   await shop.locator("#create-payment").click();
@@ -143,9 +147,16 @@ test("wrong today: every string exists in both languages and Chinese screens sho
   await zh(shop);
   assert.deepEqual(await englishWords(shop), [], "console sign-in");
   await consoleSignIn(shop, url, sk);
-  await shop.locator("#events li").first().waitFor();
-  assert.deepEqual(await englishWords(shop, ["cha", "bing"]), [], "console");
-  await screenshot(shop, "console-chinese");
+  for (const tab of ["overview", "sale", "payments", "catalog", "payouts", "developers"]) {
+    await consoleTab(shop, tab);
+    if (tab === "developers") await shop.locator("#events li").first().waitFor();
+    if (tab === "payments") {
+      await shop.locator(`#payments [data-payment="${p.id}"] button`).click();
+      await shop.locator("#timeline li").first().waitFor();
+    }
+    assert.deepEqual(await englishWords(shop, ["cha", "bing"]), [], `console ${tab}`);
+    await screenshot(shop, `console-chinese-${tab}`);
+  }
   const admin = await desktop(b);
   await admin.goto(url + "/admin");
   await zh(admin);
@@ -277,7 +288,16 @@ test("axe-core finds nothing on any screen of the three apps, in either language
       await consoleSignIn(shop, url, sk);
       await sellOne(shop, "tea");
       await shop.locator("#qr:not(.hidden)").waitFor();
-      await noAxeViolations(shop, `console (${language})`);
+      await noAxeViolations(shop, `console new sale (${language})`);
+      for (const tab of ["overview", "payments", "catalog", "payouts", "developers"]) {
+        await consoleTab(shop, tab);
+        if (tab === "overview") await shop.locator("#chart-days svg").waitFor();
+        if (tab === "payments") {
+          await shop.locator("#payments [data-payment] button").first().click();
+          await shop.locator("#timeline li").first().waitFor();
+        }
+        await noAxeViolations(shop, `console ${tab} (${language})`);
+      }
       const admin = await make(b);
       await admin.goto(url + "/admin");
       if (language === "zh") await zh(admin);
@@ -293,4 +313,63 @@ test("axe-core finds nothing on any screen of the three apps, in either language
       for (const p of [wallet, shop, admin]) await p.context().close();
     }
   }
+});
+
+test("the console: overview figures, payments filtered and searched, the timeline with deliveries, CSV, endpoints and a key roll", async () => {
+  const sk = await merchant(url, "Console Shop", PRODUCTS);
+  const c = await customer(url, "+8613900001109", 500_000);
+  const session = await call(url, "POST", "/v1/wallet/sessions", null, { phone: c.phone, pin: c.pin });
+  const paid = await call(url, "POST", "/v1/payments", sk, { currency: "CNY", items: [{ sku: "tea", quantity: 3 }], customer: c.id });
+  await call(url, "POST", `/v1/wallet/payments/${paid.id}/confirm`, session.token, {});
+  await call(url, "POST", `/v1/payments/${paid.id}/refunds`, sk, { amount: 1299 });
+  const canceled = await call(url, "POST", "/v1/payments", sk, { currency: "CNY", items: [{ sku: "tea", quantity: 1 }] });
+  await call(url, "POST", `/v1/payments/${canceled.id}/cancel`, sk, {});
+  const shop = await desktop(b);
+  await consoleSignIn(shop, url, sk);
+  // Today's takings: 38.97 paid less 12.99 refunded.
+  await shop.locator("#takings-today", { hasText: "CN¥25.98" }).waitFor();
+  assert.equal(await shop.locator("#takings-week").textContent(), "CN¥25.98");
+  assert.equal(await shop.locator("#chart-hours rect.bar").count(), 24);
+  assert.match(await shop.locator('#tiers [data-tier="small"]').textContent(), /1 \(50%\).*0.*0.*1 \(50%\)/s);
+  await screenshot(shop, "console-overview");
+  await consoleTab(shop, "payments");
+  await shop.locator(`#payments [data-payment="${canceled.id}"]`).waitFor();
+  await shop.locator("#filter-status").selectOption("succeeded");
+  await shop.getByRole("button", { name: "Apply" }).click();
+  await shop.locator(`#payments [data-payment="${canceled.id}"]`).waitFor({ state: "detached" });
+  assert.equal(await shop.locator("#payments [data-payment]").count(), 1);
+  const today = new Date().toISOString().slice(0, 10);
+  await shop.fill("#filter-from", today);
+  await shop.fill("#filter-to", today);
+  await shop.getByRole("button", { name: "Apply" }).click();
+  await shop.locator(`#payments [data-payment="${paid.id}"]`).waitFor();
+  // The export is what a person gets: the file the browser downloads.
+  const [download] = await Promise.all([shop.waitForEvent("download"), shop.locator("#csv").click()]);
+  assert.equal(download.suggestedFilename(), "payments.csv");
+  const csvText = readFileSync(await download.path(), "utf8");
+  assert.match(csvText, new RegExp(`^id,created_at,status,amount,amount_refunded,currency,customer,items,tier\n${paid.id},[^,]+,partially_refunded,38\.97,12\.99,CNY,${c.id},tea x3,small\n$`));
+  await shop.fill("#search-id", canceled.id);
+  await shop.getByRole("button", { name: "Find" }).click();
+  await shop.locator(`#detail-card [data-payment="${canceled.id}"] [data-status="canceled"]`).waitFor();
+  await shop.fill("#search-id", paid.id);
+  await shop.getByRole("button", { name: "Find" }).click();
+  await shop.locator('#timeline [data-event="refund.succeeded"]').waitFor();
+  const kinds = await shop.locator("#timeline > li").evaluateAll((items) => items.map((i) => i.dataset.event));
+  assert.deepEqual(kinds, ["payment.created", "payment.succeeded", "refund.succeeded"]);
+  await screenshot(shop, "console-payment-detail");
+  await consoleTab(shop, "developers");
+  await shop.fill("#endpoint-url", "https://example.com/hooks");
+  await shop.getByRole("button", { name: "Add endpoint" }).click();
+  await shop.locator("#endpoint-secret", { hasText: "whsec_" }).waitFor();
+  await shop.locator("#endpoints li", { hasText: "https://example.com/hooks" }).waitFor();
+  shop.once("dialog", (d) => d.accept());
+  await shop.getByRole("button", { name: "Roll key" }).click();
+  const shown = shop.locator("#new-key", { hasText: "sk_" });
+  await shown.waitFor();
+  const fresh = (await shown.textContent()).match(/sk_\S+/)[0];
+  await assert.rejects(call(url, "GET", "/v1/balance", sk), /401/);
+  assert.ok(await call(url, "GET", "/v1/balance", fresh));
+  await consoleTab(shop, "overview");
+  await shop.locator("#balance [data-balance=CNY]").waitFor();
+  await screenshot(shop, "console-developers");
 });

@@ -1,15 +1,25 @@
-// The merchant console: catalog, carts priced by the server, payments sent to a phone
-// or shown as a QR code and watched live (long-poll), refunds, lists with paging.
-import { t, translate, switchLanguage } from "./i18n.js";
-import { api, PageError, money, when, el, statusBadge, showError, newKey, tickCountdowns, toMinor, toMajor } from "./common.js";
+// The merchant console: Overview (takings and charts drawn from the API), New sale
+// (a cart priced by the server, its QR code or push to a phone, watched live), Payments
+// (filters, search, a detail view with the timeline and webhook deliveries, CSV),
+// Catalog, Payouts and Developers (key roll, webhook endpoints, events and deliveries).
+import { t, translate, switchLanguage, locale } from "./i18n.js";
+import {
+  api, PageError, money, when, el, statusBadge, shownStatus, showError, newKey, tickCountdowns, toMinor, toMajor,
+} from "./common.js";
 
 const $ = (id) => document.getElementById(id);
+const PAGE = 20;
+/** How many payments the overview and the date filter read at most (10 pages of 100). */
+const MAX_SCAN = 1000;
 let sk = sessionStorage.getItem("pocket.sk");
 let products = [];
 let current = null;
+let detail = null;
 let watching = 0;
+let tab = "overview";
 const pages = { payments: [null], events: [null] };
 const cursors = { payments: 0, events: 0 };
+let shownPayments = [];
 
 async function signIn(ev) {
   ev.preventDefault();
@@ -26,6 +36,18 @@ async function signIn(ev) {
   }
 }
 
+function show(name) {
+  tab = name;
+  for (const v of document.querySelectorAll(".view")) v.classList.toggle("hidden", v.id !== `view-${name}`);
+  for (const b of document.querySelectorAll("[data-tab]")) {
+    if (b.dataset.tab === name) b.setAttribute("aria-current", "page"); else b.removeAttribute("aria-current");
+  }
+  const load = { overview: refreshOverview, payments: refreshPayments, catalog: refreshProducts, payouts: refreshPayouts, developers: refreshDevelopers }[name];
+  if (load) load().catch(() => {});
+}
+
+// ---- overview: takings and charts --------------------------------------------------------
+
 async function refreshBalance() {
   const b = await api("GET", "/v1/balance", sk);
   $("balance").replaceChildren(...(b.balances.length
@@ -33,7 +55,94 @@ async function refreshBalance() {
     : [el("li", { class: "muted" }, t("no_balance"))]));
 }
 
-// ---- catalog ---------------------------------------------------------------------------
+/** Payments created since `sinceMs`, newest first, at most MAX_SCAN. */
+async function paymentsSince(sinceMs, status) {
+  const out = [];
+  let after = null;
+  while (out.length < MAX_SCAN) {
+    const q = `limit=100${status ? `&status=${status}` : ""}${after ? `&starting_after=${after}` : ""}`;
+    const list = await api("GET", `/v1/payments?${q}`, sk);
+    for (const p of list.data) {
+      if (new Date(p.created_at).getTime() < sinceMs) return { payments: out, complete: true };
+      out.push(p);
+    }
+    if (!list.has_more) return { payments: out, complete: true };
+    after = list.data[list.data.length - 1].id;
+  }
+  return { payments: out, complete: false };
+}
+
+function startOfDay(d) { const x = new Date(d); x.setHours(0, 0, 0, 0); return x; }
+
+const SVG = "http://www.w3.org/2000/svg";
+function svg(tag, attrs = {}, ...children) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+  for (const c of children) e.append(c);
+  return e;
+}
+
+/** A bar chart of `bars` ([label, value]); values in minor units of `currency`. */
+function barChart(bars, currency, title) {
+  const w = 720, h = 180, pad = 24, max = Math.max(1, ...bars.map(([, v]) => v));
+  const bw = (w - pad) / bars.length;
+  const chart = svg("svg", { viewBox: `0 0 ${w} ${h + 22}`, role: "img", "aria-label": title, class: "bars" });
+  bars.forEach(([label, v], i) => {
+    const bh = Math.round((v / max) * h);
+    const bar = svg("rect", { x: pad + i * bw + 2, y: h - bh, width: Math.max(1, bw - 4), height: bh, class: "bar" },
+      svg("title", {}, `${label}: ${money(v, currency)}`));
+    chart.append(bar);
+    if (bars.length <= 8 || i % 3 === 0) chart.append(svg("text", { x: pad + i * bw + bw / 2, y: h + 16, "text-anchor": "middle", class: "axis" }, label));
+  });
+  chart.append(svg("line", { x1: pad, y1: h, x2: w, y2: h, class: "axis-line" }));
+  return chart;
+}
+
+async function refreshOverview() {
+  await refreshBalance();
+  const now = new Date();
+  const today = startOfDay(now);
+  const weekStart = new Date(today.getTime() - 6 * 86_400_000);
+  const { payments, complete } = await paymentsSince(weekStart.getTime());
+  // Takings: money that arrived, less what went back, in the most used currency.
+  const currency = payments[0]?.currency || "CNY";
+  const net = (p) => (p.status === "succeeded" && p.currency === currency ? p.amount - p.amount_refunded : 0);
+  const paidAt = (p) => new Date(p.completed_at || p.created_at);
+  const todayTotal = payments.filter((p) => paidAt(p) >= today).reduce((s, p) => s + net(p), 0);
+  const weekTotal = payments.reduce((s, p) => s + net(p), 0);
+  $("takings-today").textContent = money(todayTotal, currency);
+  $("takings-week").textContent = money(weekTotal, currency);
+  const hours = Array.from({ length: 24 }, (_, h) => [String(h), 0]);
+  const days = Array.from({ length: 7 }, (_, i) => {
+    const d = new Date(weekStart.getTime() + i * 86_400_000);
+    return [new Intl.DateTimeFormat(locale(), { weekday: "short" }).format(d), 0, d];
+  });
+  for (const p of payments) {
+    const at = paidAt(p);
+    if (at >= today) hours[at.getHours()][1] += net(p);
+    const i = Math.floor((startOfDay(at) - weekStart) / 86_400_000);
+    if (i >= 0 && i < 7) days[i][1] += net(p);
+  }
+  $("chart-hours").replaceChildren(barChart(hours, currency, t("per_hour_today")));
+  $("chart-days").replaceChildren(barChart(days.map(([l, v]) => [l, v]), currency, t("per_day")));
+  const tiers = new Map();
+  for (const p of payments) {
+    const row = tiers.get(p.policy.tier) || { succeeded: 0, expired: 0, declined: 0, canceled: 0, pending: 0 };
+    row[p.status] += 1;
+    tiers.set(p.policy.tier, row);
+  }
+  const share = (n, row) => {
+    const total = row.succeeded + row.expired + row.declined + row.canceled;
+    return total ? `${n} (${Math.round((100 * n) / total)}%)` : "0";
+  };
+  $("tiers").replaceChildren(...[...tiers].map(([tier, row]) => el("tr", { "data-tier": tier },
+    el("td", {}, t(`tier_${tier}`) === `tier_${tier}` ? tier : t(`tier_${tier}`)),
+    el("td", {}, share(row.succeeded, row)), el("td", {}, share(row.expired, row)),
+    el("td", {}, share(row.declined, row)), el("td", {}, share(row.canceled, row)))));
+  $("overview-note").textContent = complete ? "" : t("overview_partial", { n: MAX_SCAN });
+}
+
+// ---- catalog -----------------------------------------------------------------------------
 
 async function refreshProducts() {
   const list = await api("GET", "/v1/products?limit=100", sk);
@@ -47,6 +156,7 @@ async function refreshProducts() {
       el("button", { type: "button", class: "secondary", "aria-label": `${p.active ? t("deactivate") : t("activate")} ${p.sku}`,
         onclick: () => setActive(p, !p.active) }, p.active ? t("deactivate") : t("activate"))))));
   for (const select of document.querySelectorAll("select.line-product")) fillProducts(select);
+  cartTotal();
 }
 
 async function addProduct(ev) {
@@ -98,7 +208,7 @@ async function setActive(p, active) {
   }
 }
 
-// ---- cart and the current payment ------------------------------------------------------
+// ---- new sale: the cart and the payment it made ----------------------------------------------
 
 function fillProducts(select) {
   const chosen = select.value;
@@ -154,26 +264,28 @@ async function createPayment(ev) {
     const p = await api("POST", "/v1/payments", sk, body, newKey());
     await showPayment(p);
     watch(p.id);
-    refreshLists();
   } catch (e) {
     showError($("cart-error"), e);
   }
 }
 
+function paymentCard(p) {
+  return el("div", { class: "card", "data-payment": p.id },
+    el("div", { class: "row" }, el("strong", {}, el("code", {}, p.id)), statusBadge(p)),
+    el("div", { class: "amount", "data-total": p.amount }, money(p.amount, p.currency)),
+    el("div", { class: "muted", "data-user-text": "" }, p.items.map((i) => `${i.name} × ${i.quantity}`).join(", ")),
+    p.customer ? el("div", { class: "muted" }, el("code", {}, p.customer)) : null,
+    p.amount_refunded ? el("div", {}, t("refunded", { amount: money(p.amount_refunded, p.currency) })) : null,
+    p.status === "pending" ? el("div", { class: "countdown", "data-expires": p.expires_at, role: "timer" }) : null);
+}
+
 async function showPayment(p) {
   current = p;
   $("current").classList.remove("hidden");
-  const card = el("div", { class: "card", "data-payment": p.id },
-    el("div", { class: "row" }, el("strong", {}, p.id), statusBadge(p)),
-    el("div", { class: "amount", "data-total": p.amount }, money(p.amount, p.currency)),
-    el("div", { class: "muted", "data-user-text": "" }, p.items.map((i) => `${i.name} × ${i.quantity}`).join(", ")),
-    p.amount_refunded ? el("div", {}, t("refunded", { amount: money(p.amount_refunded, p.currency) })) : null,
-    p.status === "pending" ? el("div", { class: "countdown", "data-expires": p.expires_at, role: "timer" }) : null);
-  $("current-card").replaceChildren(card);
+  $("current-card").replaceChildren(paymentCard(p));
   const link = `${location.origin}/pay/${p.id}`;
   $("pay-link").textContent = link;
   $("pay-link").href = link;
-  $("refund-form").classList.toggle("hidden", !(p.status === "succeeded" && p.amount_refunded < p.amount));
   $("cancel-payment").classList.toggle("hidden", p.status !== "pending");
   const img = $("qr");
   if (!p.customer && p.status === "pending") {
@@ -210,7 +322,7 @@ async function watch(id) {
       const p = await api("GET", `/v1/payments/${id}?wait=30`, sk);
       if (mine !== watching) return;
       await showPayment(p);
-      if (p.status !== "pending") { refreshBalance(); refreshLists(); return; }
+      if (p.status !== "pending") { refreshBalance().catch(() => {}); return; }
     } catch {
       await new Promise((r) => setTimeout(r, 2000));
     }
@@ -218,12 +330,131 @@ async function watch(id) {
 }
 
 async function cancelPayment() {
-  showError($("refund-error"), null);
+  showError($("current-error"), null);
   try {
     await showPayment(await api("POST", `/v1/payments/${current.id}/cancel`, sk, {}, newKey()));
-    refreshLists();
   } catch (e) {
-    showError($("refund-error"), e);
+    showError($("current-error"), e);
+  }
+}
+
+// ---- payments: table, filters, search, detail, CSV ----------------------------------------------
+
+function filters() {
+  const from = $("filter-from").value, to = $("filter-to").value;
+  return {
+    status: $("filter-status").value,
+    from: from ? new Date(`${from}T00:00:00`).getTime() : null,
+    to: to ? new Date(`${to}T00:00:00`).getTime() + 86_400_000 : null,
+  };
+}
+
+async function refreshPayments() {
+  showError($("payments-error"), null);
+  const f = filters();
+  let rows, hasMore = false;
+  if (f.from !== null || f.to !== null) {
+    // Dates: read back to the start of the range (at most MAX_SCAN), then filter.
+    const { payments } = await paymentsSince(f.from ?? 0, f.status);
+    rows = payments.filter((p) => f.to === null || new Date(p.created_at).getTime() < f.to);
+    $("payments-prev").disabled = true;
+  } else {
+    const after = pages.payments[cursors.payments];
+    const list = await api("GET", `/v1/payments?limit=${PAGE}${f.status ? `&status=${f.status}` : ""}${after ? `&starting_after=${after}` : ""}`, sk);
+    rows = list.data;
+    hasMore = list.has_more;
+    pages.payments[cursors.payments + 1] = hasMore ? rows[rows.length - 1].id : undefined;
+    $("payments-prev").disabled = cursors.payments === 0;
+  }
+  $("payments-next").disabled = !hasMore;
+  shownPayments = rows;
+  $("payments").replaceChildren(...(rows.length ? rows.map((p) => el("tr", { "data-payment": p.id },
+    el("td", {}, when(p.created_at)),
+    el("td", {}, el("button", { type: "button", class: "link", onclick: () => openDetail(p) }, el("code", {}, p.id))),
+    el("td", {}, p.customer ? el("code", {}, p.customer) : "–"),
+    el("td", { "data-user-text": "" }, p.items.map((i) => `${i.name} × ${i.quantity}`).join(", ") || p.description || ""),
+    el("td", {}, money(p.amount, p.currency)),
+    el("td", {}, statusBadge(p))))
+    : [el("tr", {}, el("td", { colspan: "6", class: "muted" }, t("no_payments")))]));
+  updateCsv();
+}
+
+function csvCell(v) {
+  const s = String(v ?? "");
+  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+}
+
+function updateCsv() {
+  const header = ["id", "created_at", "status", "amount", "amount_refunded", "currency", "customer", "items", "tier"];
+  const lines = [header.join(",")].concat(shownPayments.map((p) => [
+    p.id, p.created_at, shownStatus(p), toMajor(p.amount, p.currency), toMajor(p.amount_refunded, p.currency), p.currency,
+    p.customer || "", p.items.map((i) => `${i.sku} x${i.quantity}`).join(" "), p.policy.tier,
+  ].map(csvCell).join(",")));
+  const a = $("csv");
+  if (a.href.startsWith("blob:")) URL.revokeObjectURL(a.href);
+  a.href = URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/csv" }));
+}
+
+async function search(ev) {
+  ev.preventDefault();
+  showError($("payments-error"), null);
+  const id = $("search-id").value.trim();
+  try {
+    if (!/^pay_[0-9A-Za-z]{24}$/.test(id)) throw new PageError("page_payment_id");
+    await openDetail(await api("GET", `/v1/payments/${id}`, sk));
+  } catch (e) {
+    showError($("payments-error"), e);
+  }
+}
+
+async function openDetail(p) {
+  detail = p;
+  $("detail").classList.remove("hidden");
+  $("detail-card").replaceChildren(paymentCard(p));
+  $("refund-form").classList.toggle("hidden", !(p.status === "succeeded" && p.amount_refunded < p.amount));
+  showError($("refund-error"), null);
+  tickCountdowns();
+  // The timeline: this payment's events among the merchant's latest (MAX_SCAN at most),
+  // each with its webhook deliveries.
+  const events = [];
+  let after = null;
+  for (let read = 0; read < MAX_SCAN;) {
+    const list = await api("GET", `/v1/events?limit=100${after ? `&starting_after=${after}` : ""}`, sk);
+    read += list.data.length;
+    for (const e of list.data) {
+      const o = e.data.object;
+      if (o.id === p.id || o.payment === p.id) events.push(e);
+    }
+    if (!list.has_more || list.data.some((e) => e.type === "payment.created" && e.data.object.id === p.id)) break;
+    after = list.data[list.data.length - 1].id;
+  }
+  if (detail !== p) return;
+  const items = await Promise.all(events.reverse().map(async (e) => {
+    const attempts = await api("GET", `/v1/events/${e.id}/deliveries`, sk).catch(() => ({ data: [] }));
+    return eventItem(e, attempts.data);
+  }));
+  $("timeline").replaceChildren(...(items.length ? items : [el("li", { class: "muted" }, t("no_events"))]));
+}
+
+function eventItem(e, attempts) {
+  return el("li", { "data-event": e.type, "data-event-id": e.id },
+    el("strong", {}, t(`event_${e.type.replace(".", "_")}`)), " ", el("span", { class: "muted" }, when(e.created_at)),
+    el("ul", { class: "plain deliveries" }, ...(attempts.length ? attempts.map((a) => el("li", { "data-delivery": a.status_code ?? "none" },
+      el("span", {}, a.status_code ? `HTTP ${a.status_code}` : t("no_response")),
+      el("span", { class: "muted" }, `${when(a.attempted_at)} · ${a.duration_ms} ${t("unit_ms")}`)))
+      : [el("li", { class: "muted" }, t("no_deliveries"))])),
+    el("button", { type: "button", class: "secondary small", "data-action": "redeliver", onclick: (ev) => redeliver(e, ev.target) }, t("redeliver")));
+}
+
+async function redeliver(e, button) {
+  try {
+    await api("POST", `/v1/events/${e.id}/redeliver`, sk, {}, newKey());
+    button.textContent = t("redelivery_queued");
+    button.disabled = true;
+  } catch (err) {
+    const p = el("p", { class: "error", role: "alert" });
+    showError(p, err);
+    button.after(p);
   }
 }
 
@@ -233,44 +464,27 @@ async function refund(ev) {
   const text = $("refund-amount").value.trim();
   const body = {};
   if (text) {
-    const amount = toMinor(text, current.currency);
+    const amount = toMinor(text, detail.currency);
     if (amount === null) { showError($("refund-error"), new PageError("page_amount")); return; }
     body.amount = amount;
   }
   try {
-    await api("POST", `/v1/payments/${current.id}/refunds`, sk, body, newKey());
+    await api("POST", `/v1/payments/${detail.id}/refunds`, sk, body, newKey());
     $("refund-amount").value = "";
-    await showPayment(await api("GET", `/v1/payments/${current.id}`, sk));
-    refreshBalance();
-    refreshLists();
+    await openDetail(await api("GET", `/v1/payments/${detail.id}`, sk));
+    refreshBalance().catch(() => {});
+    refreshPayments().catch(() => {});
   } catch (e) {
     showError($("refund-error"), e);
   }
 }
 
-// ---- lists with paging ---------------------------------------------------------------
-
-async function refreshLists() {
-  const pcur = pages.payments[cursors.payments];
-  const payments = await api("GET", `/v1/payments?limit=10${pcur ? `&starting_after=${pcur}` : ""}`, sk);
-  $("payments").replaceChildren(...payments.data.map((p) => el("div", { class: "card", "data-payment": p.id },
-    el("div", { class: "row" }, el("button", { type: "button", class: "secondary", onclick: () => { showPayment(p); if (p.status === "pending") watch(p.id); } }, p.id), statusBadge(p)),
-    el("div", {}, money(p.amount, p.currency), " · ", when(p.created_at)))));
-  pages.payments[cursors.payments + 1] = payments.has_more ? payments.data[payments.data.length - 1].id : undefined;
-  $("payments-next").disabled = !payments.has_more;
-  $("payments-prev").disabled = cursors.payments === 0;
-  const ecur = pages.events[cursors.events];
-  const events = await api("GET", `/v1/events?limit=10${ecur ? `&starting_after=${ecur}` : ""}`, sk);
-  $("events").replaceChildren(...events.data.map((e) => el("li", { "data-event": e.type }, el("span", {}, t(`event_${e.type.replace(".", "_")}`)), el("span", { class: "muted" }, when(e.created_at)))));
-  pages.events[cursors.events + 1] = events.has_more ? events.data[events.data.length - 1].id : undefined;
-  $("events-next").disabled = !events.has_more;
-  $("events-prev").disabled = cursors.events === 0;
-}
-
 function page(list, delta) {
   cursors[list] = Math.max(0, cursors[list] + delta);
-  refreshLists();
+  (list === "payments" ? refreshPayments : refreshEvents)().catch(() => {});
 }
+
+// ---- payouts ---------------------------------------------------------------------------------
 
 async function refreshPayouts() {
   const [accounts, payouts] = await Promise.all([
@@ -283,7 +497,7 @@ async function refreshPayouts() {
     ? payouts.data.map((p) => el("li", { "data-payout": p.id, "data-status": p.status },
         el("span", {}, `${money(p.amount, p.currency)} `),
         el("span", { class: `status ${p.status}` }, t(`op_status_${p.status}`)),
-        p.failure_code ? el("span", { class: "muted" }, ` ${p.failure_code}`) : ""))
+        p.failure_code ? el("span", { class: "muted" }, ` ${t(`err_${p.failure_code}`)}`) : ""))
     : [el("li", { class: "muted" }, t("no_payouts"))]));
 }
 
@@ -318,30 +532,93 @@ async function payOut(ev) {
   }
 }
 
+// ---- developers: the key, webhook endpoints, events and their deliveries -----------------------
+
+async function refreshDevelopers() {
+  await Promise.all([refreshEndpoints(), refreshEvents()]);
+}
+
+async function rollKey() {
+  showError($("key-error"), null);
+  if (!window.confirm(t("roll_key_hint"))) return;
+  try {
+    const r = await api("POST", "/v1/keys", sk, {}, newKey());
+    sk = r.secret_key;
+    sessionStorage.setItem("pocket.sk", sk);
+    $("new-key").textContent = t("new_key_shown_once", { name: r.name, key: r.secret_key });
+  } catch (e) {
+    showError($("key-error"), e);
+  }
+}
+
+async function refreshEndpoints() {
+  const list = await api("GET", "/v1/webhook_endpoints", sk);
+  $("endpoints").replaceChildren(...(list.data.length ? list.data.map((w) => el("li", { "data-endpoint": w.id },
+    el("span", {}, el("code", {}, w.url)),
+    el("button", { type: "button", class: "danger small", "aria-label": `${t("remove")} ${w.url}`, onclick: async () => {
+      try { await api("DELETE", `/v1/webhook_endpoints/${w.id}`, sk); await refreshEndpoints(); }
+      catch (e) { showError($("endpoint-error"), e); }
+    } }, t("remove"))))
+    : [el("li", { class: "muted" }, t("no_endpoints"))]));
+}
+
+async function addEndpoint(ev) {
+  ev.preventDefault();
+  showError($("endpoint-error"), null);
+  try {
+    const w = await api("POST", "/v1/webhook_endpoints", sk, { url: $("endpoint-url").value.trim() }, newKey());
+    $("endpoint-url").value = "";
+    $("endpoint-secret").textContent = t("endpoint_secret", { secret: w.secret });
+    await refreshEndpoints();
+  } catch (e) {
+    showError($("endpoint-error"), e);
+  }
+}
+
+async function refreshEvents() {
+  const ecur = pages.events[cursors.events];
+  const events = await api("GET", `/v1/events?limit=10${ecur ? `&starting_after=${ecur}` : ""}`, sk);
+  const items = await Promise.all(events.data.map(async (e) => {
+    const attempts = await api("GET", `/v1/events/${e.id}/deliveries`, sk).catch(() => ({ data: [] }));
+    return eventItem(e, attempts.data);
+  }));
+  $("events").replaceChildren(...(items.length ? items : [el("li", { class: "muted" }, t("no_events"))]));
+  pages.events[cursors.events + 1] = events.has_more ? events.data[events.data.length - 1].id : undefined;
+  $("events-next").disabled = !events.has_more;
+  $("events-prev").disabled = cursors.events === 0;
+}
+
+// ---- start -----------------------------------------------------------------------------------
+
 async function start() {
   $("auth").classList.add("hidden");
   $("app").classList.remove("hidden");
   $("signout").classList.remove("hidden");
-  await Promise.all([refreshBalance(), refreshProducts(), refreshPayouts()]);
+  await refreshProducts();
   if (!$("lines").children.length) addLine();
-  await refreshLists();
+  show(tab);
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   translate();
   $("lang").addEventListener("click", () => {
     switchLanguage();
-    if (sk) { refreshProducts(); refreshLists(); refreshBalance(); refreshPayouts(); cartTotal(); if (current) showPayment(current); }
+    if (sk) { show(tab); cartTotal(); refreshProducts().catch(() => {}); if (current) showPayment(current); if (detail) openDetail(detail); }
   });
   $("auth-form").addEventListener("submit", signIn);
   $("signout").addEventListener("click", () => { sessionStorage.removeItem("pocket.sk"); location.reload(); });
+  for (const b of document.querySelectorAll("[data-tab]")) b.addEventListener("click", () => show(b.dataset.tab));
   $("product-form").addEventListener("submit", addProduct);
   $("add-line").addEventListener("click", addLine);
   $("cart-form").addEventListener("submit", createPayment);
-  $("refund-form").addEventListener("submit", refund);
   $("cancel-payment").addEventListener("click", cancelPayment);
+  $("refund-form").addEventListener("submit", refund);
+  $("filter-form").addEventListener("submit", (ev) => { ev.preventDefault(); cursors.payments = 0; pages.payments = [null]; refreshPayments().catch((e) => showError($("payments-error"), e)); });
+  $("search-form").addEventListener("submit", search);
   $("account-form").addEventListener("submit", addAccount);
   $("payout-form").addEventListener("submit", payOut);
+  $("roll-key").addEventListener("click", rollKey);
+  $("endpoint-form").addEventListener("submit", addEndpoint);
   $("payments-next").addEventListener("click", () => page("payments", 1));
   $("payments-prev").addEventListener("click", () => page("payments", -1));
   $("events-next").addEventListener("click", () => page("events", 1));
