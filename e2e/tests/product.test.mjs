@@ -162,9 +162,13 @@ test("wrong today: every string exists in both languages and Chinese screens sho
   await zh(admin);
   await admin.fill("#admin-key", ADMIN);
   await admin.locator("#auth-form button[type=submit]").click();
-  for (const tab of ["system", "merchants", "customers", "ledger"]) {
+  for (const tab of ["system", "merchants", "customers", "ledger", "reconciliation"]) {
     await admin.locator(`[data-tab="${tab}"]`).click();
     await admin.locator(`#view-${tab}`).waitFor();
+    if (tab === "reconciliation") {
+      await admin.locator("#reconcile-form button[type=submit]").click();
+      await admin.locator("#reconcile-summary[data-clean]").waitFor();
+    }
     if (tab === "merchants") await admin.locator("#merchants tr").first().waitFor();
     if (tab === "ledger") await admin.locator("#ledger tr").first().waitFor();
     assert.deepEqual(await englishWords(admin), [], `admin ${tab}`);
@@ -252,6 +256,19 @@ test("the operator console: merchants, keys, customers, top-ups, the ledger and 
   await admin.locator('#ledger [data-balanced="true"]').first().waitFor();
   assert.equal(await admin.locator('#ledger [data-balanced="false"]').count(), 0);
   await screenshot(admin, "admin-ledger");
+  // Reconciliation: a card top-up through the sandbox bank, then today's statement.
+  const session = await call(url, "POST", "/v1/wallet/sessions", null, { phone: c.phone, pin: c.pin });
+  const card = await call(url, "POST", "/v1/wallet/cards", session.token, { number: "4242424242424242", exp_month: 12, exp_year: 2031, cvc: "123", pin: c.pin });
+  const top = await call(url, "POST", "/v1/wallet/topups", session.token, { amount: 5000, currency: "CNY", card: card.id, pin: c.pin });
+  for (let i = 0; i < 50 && (await call(url, "GET", `/v1/wallet/topups/${top.id}`, session.token)).status === "processing"; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await admin.locator('[data-tab="reconciliation"]').click();
+  await admin.locator("#reconcile-form button[type=submit]").click();
+  const summary = admin.locator('#reconcile-summary[data-clean="true"]');
+  await summary.waitFor();
+  assert.match(await summary.textContent(), /^[1-9]\d* operations match; no differences\.$/);
+  await screenshot(admin, "admin-reconciliation");
 });
 
 test("axe-core finds nothing on any screen of the three apps, in either language, phone and desktop", async () => {
@@ -304,8 +321,12 @@ test("axe-core finds nothing on any screen of the three apps, in either language
       await noAxeViolations(admin, `admin sign-in (${language})`);
       await admin.fill("#admin-key", ADMIN);
       await admin.locator("#auth-form button[type=submit]").click();
-      for (const tab of ["system", "merchants", "customers", "ledger"]) {
+      for (const tab of ["system", "merchants", "customers", "ledger", "reconciliation"]) {
         await admin.locator(`[data-tab="${tab}"]`).click();
+        if (tab === "reconciliation") {
+          await admin.locator("#reconcile-form button[type=submit]").click();
+          await admin.locator("#reconcile-summary[data-clean]").waitFor();
+        }
         if (tab === "merchants") await admin.locator("#merchants tr").first().waitFor();
         if (tab === "ledger") await admin.locator("#ledger tr").first().waitFor();
         await noAxeViolations(admin, `admin ${tab} (${language})`);

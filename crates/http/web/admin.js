@@ -107,6 +107,33 @@ async function refreshLedger(full) {
   }
 }
 
+// ---- reconciliation: Pocket's operations against a connector's statement -----------------------
+
+function lineText(l) {
+  return l ? `${money(l.amount, l.currency)} · ${t(`op_status_${l.status}`)}` : "–";
+}
+
+async function reconcile(ev) {
+  ev.preventDefault();
+  showError($("reconcile-error"), null);
+  const q = new URLSearchParams({ connector: $("reconcile-connector").value.trim(), date: $("reconcile-date").value });
+  try {
+    const r = await api("GET", `/v1/admin/reconciliation?${q}`, key);
+    const rows = [
+      ...r.missing_at_connector.map((l) => ["missing_at_connector", l.operation_id, l, null]),
+      ...r.missing_in_pocket.map((l) => ["missing_in_pocket", l.operation_id, null, l]),
+      ...r.amount_mismatches.map((m) => ["amount_mismatch", m.operation_id, m.pocket, m.connector]),
+      ...r.status_mismatches.map((m) => ["status_mismatch", m.operation_id, m.pocket, m.connector]),
+    ];
+    $("reconcile-summary").textContent = t(rows.length ? "reconcile_differences" : "reconcile_clean", { matched: r.matched, n: rows.length });
+    $("reconcile-summary").dataset.clean = String(rows.length === 0);
+    $("reconcile-lines").replaceChildren(...rows.map(([kind, id, pocket, bank]) => el("tr", { "data-kind": kind },
+      el("td", {}, t(`diff_${kind}`)), el("td", {}, el("code", {}, id)), el("td", {}, lineText(pocket)), el("td", {}, lineText(bank)))));
+  } catch (e) {
+    showError($("reconcile-error"), e);
+  }
+}
+
 // ---- live figures from /metrics ----------------------------------------------------------
 
 function metricSum(text, name, filter = () => true) {
@@ -179,6 +206,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("topup-form").addEventListener("submit", topup);
   $("ledger-refresh").addEventListener("click", () => refreshLedger(false));
   $("ledger-full").addEventListener("click", () => refreshLedger(true));
+  $("reconcile-form").addEventListener("submit", reconcile);
+  $("reconcile-date").value = new Date().toISOString().slice(0, 10);
   setInterval(refreshSystem, 2000);
   if (key) start();
 });
