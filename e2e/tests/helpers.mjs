@@ -1,9 +1,9 @@
 // Starts the real pocket binary on a free port with a temporary data directory, and
 // drives Debian's Chromium with playwright-core in a phone-sized viewport.
 import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { mkdtempSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, dirname } from "node:path";
+import { join, dirname, basename } from "node:path";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 import jsQR from "jsqr";
@@ -15,8 +15,10 @@ const here = dirname(fileURLToPath(import.meta.url));
 const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 export const ADMIN = "adm_e2e_key_0123456789abcdef";
 export const SCREENSHOTS = join(here, "..", "screenshots");
-rmSync(SCREENSHOTS, { recursive: true, force: true });
+// Each test file runs in a process of its own: its screenshots are named after it, and
+// the directory is emptied by whoever starts the run (crates/pocket/tests/browser.rs).
 mkdirSync(SCREENSHOTS, { recursive: true });
+const FILE = basename(process.argv[1] || "test", ".test.mjs");
 
 export async function startServer({ sandbox = true } = {}) {
   const bin = process.env.POCKET_BIN || join(here, "..", "..", "target", "debug", "pocket");
@@ -93,7 +95,7 @@ async function page(b, viewport, lang) {
 let shot = 0;
 export async function screenshot(page, name) {
   shot += 1;
-  await page.screenshot({ path: join(SCREENSHOTS, `${String(shot).padStart(2, "0")}-${name}.png`), fullPage: true });
+  await page.screenshot({ path: join(SCREENSHOTS, `${FILE}-${String(shot).padStart(2, "0")}-${name}.png`), fullPage: true });
 }
 
 export async function walletSignIn(page, url, c, { path = "/" } = {}) {

@@ -394,3 +394,22 @@ test("the console: overview figures, payments filtered and searched, the timelin
   await shop.locator("#balance [data-balance=CNY]").waitFor();
   await screenshot(shop, "console-developers");
 });
+
+test("the wallet is installable and opens without a network", async () => {
+  const manifest = await (await fetch(url + "/assets/wallet.webmanifest")).json();
+  assert.equal(manifest.display, "standalone");
+  assert.equal(manifest.start_url, "/");
+  assert.ok(manifest.icons.some((i) => i.sizes === "any" && i.purpose === "any"));
+  const icon = await fetch(url + manifest.icons[0].src);
+  assert.equal(icon.headers.get("content-type"), "image/svg+xml");
+  const page = await phone(b);
+  await page.goto(url + "/");
+  assert.equal(await page.locator('link[rel="manifest"]').getAttribute("href"), "/assets/wallet.webmanifest");
+  await page.evaluate(() => navigator.serviceWorker.ready);
+  await page.context().setOffline(true);
+  await page.reload();
+  await page.locator("#auth-form").waitFor();
+  await page.locator('#live[data-i18n="offline"]', { hasText: "Offline" }).waitFor();
+  await screenshot(page, "wallet-offline");
+  await page.context().setOffline(false);
+});

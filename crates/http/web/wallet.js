@@ -610,6 +610,10 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("receipt-done").addEventListener("click", closeSheet);
   $("sheet").addEventListener("close", () => { sheetPayment = null; });
   setInterval(() => tickCountdowns(onExpired), 250);
+  // Opened without a network (the offline shell): say so, and carry on when it is back.
+  window.addEventListener("offline", () => setLive("offline"));
+  window.addEventListener("online", () => { if (token) { listen(); refresh().catch(() => {}); } else setLive("online"); });
+  if (!navigator.onLine) setLive("offline");
   try { settings = await api("GET", "/v1/wallet/settings", null); } catch { /* E.164 only */ }
   if (token) start(); else showPreview();
 });
