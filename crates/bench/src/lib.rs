@@ -6,10 +6,12 @@
 //! - [`mix`]: what each client does per iteration and which answers are expected.
 //! - [`client`]: the HTTP calls, timed.
 //! - [`server`]: spawning a server and sampling its memory.
+//! - [`process`]: CPU and writes of the server and of this generator, from `/proc`.
 //! - [`report`]: aggregation and printing (text or JSON).
 
 pub mod client;
 pub mod mix;
+pub mod process;
 pub mod report;
 pub mod server;
 
@@ -146,6 +148,11 @@ pub async fn run(opts: Options) -> Result<Report, String> {
 
     // The run.
     let memory = pid.map(server::MemorySampler::start);
+    let server_pids: Vec<u32> = match spawned.is_empty() {
+        true => pid.into_iter().collect(),
+        false => spawned.iter().map(|s| s.pid).collect(),
+    };
+    let meter = process::Meter::start(server_pids);
     let stop = Arc::new(AtomicBool::new(false));
     let iterations = Arc::new(AtomicU64::new(0));
     let requests = Arc::new(AtomicU64::new(0));
@@ -179,13 +186,14 @@ pub async fn run(opts: Options) -> Result<Report, String> {
     let elapsed = started.elapsed();
     progress.finish();
     let memory = memory.map(|m| m.stop());
+    let costs = meter.finish(recorder.requests(), recorder.payments());
 
     // Let expiries land, then check the ledger.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let ledger = client
         .get_json("/v1/admin/ledger?audit=full", &admin)
         .await?;
-    let report = Report::new(&opts, elapsed, recorder, memory, ledger);
+    let report = Report::new(&opts, elapsed, recorder, memory, costs, ledger);
     for s in spawned {
         s.stop();
     }

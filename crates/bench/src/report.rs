@@ -1,6 +1,7 @@
 //! Counting during the run, and the report after it.
 
 use crate::Options;
+use crate::process::Costs;
 use crate::server::Memory;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -35,6 +36,9 @@ impl Recorder {
     }
     pub fn requests(&self) -> u64 {
         self.requests
+    }
+    pub fn payments(&self) -> u64 {
+        self.payments
     }
     pub fn count_payment(&mut self) {
         self.payments += 1;
@@ -97,6 +101,8 @@ pub struct Report {
     pub expected_errors: BTreeMap<String, u64>,
     pub unexpected_errors: BTreeMap<String, u64>,
     pub memory: Option<Memory>,
+    /// CPU and writes of the server(s) and of the generator (`None` without a pid).
+    pub costs: Option<Costs>,
     pub ledger: Value,
     pub ok: bool,
 }
@@ -119,6 +125,7 @@ impl Report {
         elapsed: Duration,
         rec: Recorder,
         memory: Option<Memory>,
+        costs: Option<Costs>,
         ledger: Value,
     ) -> Report {
         let secs = elapsed.as_secs_f64().max(1e-9);
@@ -161,6 +168,7 @@ impl Report {
             ok: rec.unexpected.is_empty() && ledger_ok,
             unexpected_errors: rec.unexpected,
             memory,
+            costs,
             ledger,
         }
     }
@@ -201,6 +209,20 @@ impl Report {
             println!(
                 "\nserver memory: peak RSS {:.1} MiB (first sample {first:.1}, last {last:.1})",
                 m.peak_rss_mib
+            );
+        }
+        if let Some(c) = &self.costs {
+            println!(
+                "\n{:<18} {:>10} {:>16}\n{:<18} {:>10.2} {:>16.1}\n{:<18} {:>10.2} {:>16.1}",
+                "CPU (from /proc)", "seconds", "µs per request",
+                "server", c.server_cpu_s, c.server_cpu_us_per_request,
+                "load generator", c.bench_cpu_s, c.bench_cpu_us_per_request,
+            );
+            println!(
+                "server writes: {:.0} bytes per payment handed to write(), {:.1} write calls per request, {:.0} bytes per payment to the disk",
+                c.server_written_bytes_per_payment,
+                c.server_write_calls_per_request,
+                c.server_disk_bytes_per_payment
             );
         }
         println!(
