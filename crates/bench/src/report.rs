@@ -214,9 +214,15 @@ impl Report {
         if let Some(c) = &self.costs {
             println!(
                 "\n{:<18} {:>10} {:>16}\n{:<18} {:>10.2} {:>16.1}\n{:<18} {:>10.2} {:>16.1}",
-                "CPU (from /proc)", "seconds", "µs per request",
-                "server", c.server_cpu_s, c.server_cpu_us_per_request,
-                "load generator", c.bench_cpu_s, c.bench_cpu_us_per_request,
+                "CPU (from /proc)",
+                "seconds",
+                "µs per request",
+                "server",
+                c.server_cpu_s,
+                c.server_cpu_us_per_request,
+                "load generator",
+                c.bench_cpu_s,
+                c.bench_cpu_us_per_request,
             );
             println!(
                 "server writes: {:.0} bytes per payment handed to write(), {:.1} write calls per request, {:.0} bytes per payment to the disk",

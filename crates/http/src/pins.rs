@@ -72,6 +72,18 @@ pub fn verify_pin_now(pepper: &[u8; 32], stored_hash: &str, pin: &str) -> Result
     Ok(hasher.verify_password(pin.as_bytes(), &parsed).is_ok())
 }
 
+/// Was `stored_hash` made with other costs than `params` (an older setting)? A right
+/// PIN is then hashed again at today's cost, in the sign-in's own transaction.
+pub fn needs_rehash(stored_hash: &str, params: PinHashing) -> bool {
+    let Ok(parsed) = PasswordHash::new(stored_hash) else {
+        return false;
+    };
+    let get = |name: &str| parsed.params.get_decimal(name);
+    get("m") != Some(params.memory_kib)
+        || get("t") != Some(params.iterations)
+        || get("p") != Some(params.parallelism)
+}
+
 type Job = Box<dyn FnOnce() + Send>;
 
 /// A few dedicated threads (one per core) for PIN hashes, never tokio's blocking pool:
@@ -464,6 +476,12 @@ mod tests {
         let h = hash_pin_now(p, &pepper, "123456").unwrap();
         assert!(h.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"));
         assert!(verify_pin_now(&pepper, &h, "123456").unwrap());
+        assert!(!needs_rehash(&h, p));
+        let older = PinHashing {
+            memory_kib: 2048,
+            ..p
+        };
+        assert!(needs_rehash(&h, older));
         assert!(!verify_pin_now(&pepper, &h, "654321").unwrap());
         assert!(
             !verify_pin_now(&[4u8; 32], &h, "123456").unwrap(),

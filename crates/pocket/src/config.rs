@@ -223,8 +223,8 @@ impl Default for ServerConfig {
 impl Default for SecurityConfig {
     fn default() -> Self {
         SecurityConfig {
-            pin_hash_memory_kib: 19 * 1024,
-            pin_hash_iterations: 2,
+            pin_hash_memory_kib: settings::PinHashing::default().memory_kib,
+            pin_hash_iterations: settings::PinHashing::default().iterations,
             pin_max_failures: 5,
             pin_lock_seconds: 15 * 60,
             pin_queue_depth: settings::DEFAULT_PIN_QUEUE_DEPTH,

@@ -725,3 +725,44 @@ async fn clients_that_hang_up_neither_overfill_the_queue_nor_leave_guesses_unset
     .await;
     assert!(again.iter().all(|r| r.0 == 201), "{again:?}");
 }
+
+/// Lowering the PIN cost (issue 12) must reach wallets made before: a right sign-in
+/// hashes the PIN again at today's cost, in its own transaction; the PIN still works,
+/// a wrong one still fails.
+#[tokio::test]
+async fn a_pin_hashed_at_an_older_cost_is_rehashed_at_sign_in() {
+    let mut s = Server::start_options(Options {
+        env: vec![("POCKET_PIN_HASH_MEMORY_KIB".into(), "2048".into())],
+        ..Options::default()
+    })
+    .await;
+    s.customer("+8613800001399", 0).await;
+    let hashes = |s: &Server| -> (bool, bool) {
+        let stored: Vec<u8> = s.stored_bytes().into_iter().flat_map(|(_, b)| b).collect();
+        let has = |needle: &str| stored.windows(needle.len()).any(|w| w == needle.as_bytes());
+        (has("$m=2048,t=1,p=1$"), has("$m=1024,t=1,p=1$"))
+    };
+    assert_eq!(hashes(&s), (true, false), "made at the old cost");
+    s.stop();
+    s.set_env("POCKET_PIN_HASH_MEMORY_KIB", "1024");
+    s.start_again();
+    let sign_in = |pin: &'static str| {
+        let s = &s;
+        async move {
+            s.post(
+                "/v1/wallet/sessions",
+                "",
+                json!({"phone": "+8613800001399", "pin": pin}),
+            )
+            .await
+        }
+    };
+    assert_eq!(sign_in("123456").await.status, StatusCode::CREATED);
+    assert!(hashes(&s).1, "hashed again at today's cost");
+    assert_eq!(
+        sign_in("123456").await.status,
+        StatusCode::CREATED,
+        "the PIN still works"
+    );
+    sign_in("000000").await.assert_error(401, "incorrect_pin");
+}

@@ -125,11 +125,14 @@ pub trait Store: Send + Sync + 'static {
     async fn settle_wrong_pin(&self, attempt: PinAttempt) -> Result<Error, Error>;
     async fn abandon_pin(&self, attempt: PinAttempt) -> Result<(), Error>;
     /// A new session after a correct PIN, if the sign-in guard is not locked.
+    /// A session after a right PIN; with `rehash`, the PIN's hash is replaced by one at
+    /// today's cost (only if it is still `old_hash`).
     async fn create_session(
         &self,
         customer_id: String,
         session: (String, i64),
         pin: PinAttempt,
+        rehash: Option<PinRehash>,
         idem: Option<Idem>,
     ) -> Result<Written<Customer>, Error>;
     async fn session(&self, token_digest: String) -> Result<Option<Customer>, Error>;
@@ -387,6 +390,13 @@ pub trait Store: Send + Sync + 'static {
     async fn remove_card(&self, customer_id: String, id: String) -> Result<Card, Error>;
     async fn device(&self, customer_id: String, id: String) -> Result<Option<Device>, Error>;
     async fn revoke_device(&self, customer_id: String, id: String) -> Result<Device, Error>;
+}
+
+/// A PIN hash made at an older cost and its replacement.
+#[derive(Clone, Debug)]
+pub struct PinRehash {
+    pub old_hash: String,
+    pub new_hash: String,
 }
 
 /// A secret as the store sees it: its keyed digest and a short prefix for display.

@@ -10,8 +10,8 @@ use crate::extract::{Body, ListQuery};
 use crate::idem::{IdempotencyKey, precheck, respond};
 use crate::limits::ClientIp;
 use crate::pins::{
-    Guess, check_holder_pin, check_pin_format, guarded_precheck, holder_subject, phone_scope,
-    signin_subject, to_completion,
+    Guess, check_holder_pin, check_pin_format, guarded_precheck, holder_subject, needs_rehash,
+    phone_scope, signin_subject, to_completion,
 };
 use crate::secrets::{digest, issue_secret};
 use crate::validate;
@@ -26,8 +26,8 @@ use pocket_core::payment::{
 use pocket_core::policy::Authentication;
 use pocket_core::time::MS_PER_SECOND;
 use pocket_core::{Error, ErrorKind};
-use pocket_store::PaymentOwner;
 use pocket_store::model::{Balance, Customer, Page, Transaction, Written};
+use pocket_store::{PaymentOwner, PinRehash};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -182,6 +182,7 @@ pub async fn sign_in(
         // answer alike; only a known one costs a hash.
         let who = state.store.pin_state_by_phone(req.phone.clone()).await?;
         let customer_id = who.as_ref().map(|w| w.customer.id.clone());
+        let stored_hash = who.as_ref().map(|w| w.pin_hash.clone());
         let guess = Guess {
             subject: signin_subject(&server_key, &req.phone),
             ip: ip.0,
@@ -196,11 +197,29 @@ pub async fn sign_in(
             // A PIN never matches a wallet that does not exist.
             return Err(ApiError(Error::internal()));
         };
+        // A hash made at an older cost is made again at today's, now that the PIN is
+        // known right (one more hash, once per wallet).
+        let params = state.settings.pin_hashing;
+        let rehash = match stored_hash {
+            Some(old_hash) if needs_rehash(&old_hash, params) => {
+                match state
+                    .pins
+                    .workers
+                    .hash(params, server_key, req.pin.clone())
+                    .await
+                {
+                    Ok(new_hash) => Some(PinRehash { old_hash, new_hash }),
+                    // A full PIN queue: sign in now, rehash another time.
+                    Err(_) => None,
+                }
+            }
+            _ => None,
+        };
         let expires_at = state.store.now_ms() + state.settings.session_ttl_seconds * MS_PER_SECOND;
         let session = (digest(&server_key, &token), expires_at);
         match state
             .store
-            .create_session(customer_id, session, attempt, idem)
+            .create_session(customer_id, session, attempt, rehash, idem)
             .await?
         {
             Written::Fresh(c) => Ok(session_response(StatusCode::CREATED, c, token)),

@@ -267,6 +267,12 @@ impl Server {
         self.url = url;
     }
 
+    /// Sets an environment variable for the next `start_again`.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.options.env.retain(|(k, _)| k != key);
+        self.options.env.push((key.into(), value.into()));
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> std::path::PathBuf {
         self.dir.path().join("data")

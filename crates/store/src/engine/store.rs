@@ -189,12 +189,16 @@ impl Store for SqlStore {
         customer_id: String,
         session: (String, i64),
         pin: PinAttempt,
+        rehash: Option<crate::PinRehash>,
         idem: Option<Idem>,
     ) -> Result<Written<Customer>, Error> {
         self.writer
             .run(move |c, now| {
                 ops::pins::with_correct_pin(c, now, Some(&pin), |c| {
                     ops::idempotency::wrap(c, now, idem, |c| {
+                        if let Some(r) = &rehash {
+                            ops::wallet::rehash_pin(c, &customer_id, r)?;
+                        }
                         ops::wallet::create_session(c, now, &customer_id, &session.0, session.1)
                             .map(Ok)
                     })

@@ -94,6 +94,19 @@ pub(crate) fn create_session(
         .ok_or_else(|| Error::not_found("customer", customer_id))
 }
 
+/// Replaces a PIN hash made at an older cost, unless the PIN changed meanwhile.
+pub(crate) fn rehash_pin(
+    conn: &Conn,
+    customer_id: &str,
+    rehash: &crate::PinRehash,
+) -> Result<(), Error> {
+    conn.prepare_cached("UPDATE customers SET pin_hash = ?3 WHERE id = ?1 AND pin_hash = ?2")
+        .db()?
+        .execute(params![customer_id, rehash.old_hash, rehash.new_hash])
+        .db()?;
+    Ok(())
+}
+
 pub(crate) fn session(
     conn: &Conn,
     token_digest: &str,
