@@ -296,3 +296,112 @@ async fn the_sweeper_task_expires_on_time_with_a_manual_clock() {
     sweeper.await.unwrap();
     assert_eq!(w.clock.now_ms(), T0 + 5_000);
 }
+
+/// Randomized races between confirms, sweeps and a clock that moves while they run:
+/// whatever the interleaving, a payment that succeeded committed before its deadline
+/// (no late accept) and one that expired was expired at or after it (no early expiry),
+/// every confirm's answer matches the payment's end, and the ledger moved once per
+/// success. `POCKET_DEADLINE_RACES` sets how many (CI: 2,000; the full run,
+/// `POCKET_DEADLINE_RACES=1000000 cargo test --release -p pocket-store --test deadline
+/// races`, took the figures in BENCHMARKS.md).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn races_against_the_deadline_never_accept_late_or_expire_early() {
+    let total: usize = std::env::var("POCKET_DEADLINE_RACES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000);
+    const ROUND: usize = 500;
+    let w = Arc::new(world(1_000_000_000_000).await);
+    let before = w.transfers().await;
+    let mut rng = Lcg(0x9e37_79b9_7f4a_7c15);
+    let (mut succeeded, mut expired, mut late_accepts, mut early_expiries) = (0i64, 0, 0, 0);
+    let mut done = 0;
+    while done < total {
+        let n = ROUND.min(total - done);
+        // Deadlines 1 to 3 s away, to the millisecond.
+        let mut ids = Vec::with_capacity(n);
+        for _ in 0..n {
+            ids.push(w.pay(100, Some(1 + rng.below(3) as i64)).await);
+        }
+        // Bring the deadlines near: some already past, most within the next moments.
+        w.clock.advance_ms(800 + rng.below(2_000) as i64);
+        let mut tasks = Vec::with_capacity(n);
+        for id in ids.clone() {
+            let w = w.clone();
+            let delay = rng.below(8);
+            tasks.push(tokio::spawn(async move {
+                for _ in 0..delay {
+                    tokio::task::yield_now().await;
+                }
+                w.store
+                    .confirm(id, w.customer.clone(), Default::default(), None, None, None)
+                    .await
+                    .map(|_| ())
+            }));
+        }
+        // The clock moves in random steps while the confirms run, and sweeps run too.
+        let mover = {
+            let w = w.clone();
+            let steps: Vec<i64> = (0..40).map(|_| rng.below(40) as i64).collect();
+            tokio::spawn(async move {
+                for step in steps {
+                    w.clock.advance_ms(step);
+                    let _ = w.store.expire_due(50).await;
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        let mut answers = Vec::with_capacity(n);
+        for t in tasks {
+            answers.push(t.await.unwrap());
+        }
+        mover.await.unwrap();
+        w.clock.advance_ms(4_000);
+        while w.store.expire_due(500).await.unwrap() > 0 {}
+        for (id, answer) in ids.iter().zip(&answers) {
+            let p = w.store.payment(id.clone()).await.unwrap().unwrap();
+            let at = p.completed_at.expect("ended");
+            match p.status {
+                Status::Succeeded => {
+                    succeeded += 1;
+                    late_accepts += (at >= p.expires_at) as i64;
+                    assert!(answer.is_ok(), "{id} succeeded but its confirm was refused");
+                }
+                Status::Expired => {
+                    expired += 1;
+                    early_expiries += (at < p.expires_at) as i64;
+                    let code = answer.as_ref().unwrap_err().code;
+                    assert!(
+                        code == "payment_expired" || code == "payment_not_pending",
+                        "{id}: {code}"
+                    );
+                }
+                other => panic!("{id} ended {other:?}"),
+            }
+        }
+        done += n;
+    }
+    eprintln!(
+        "deadline races: {total} payments, {succeeded} confirmed in time, {expired} expired; \
+         late accepts {late_accepts}, early expiries {early_expiries}"
+    );
+    assert_eq!((late_accepts, early_expiries), (0, 0));
+    assert!(
+        succeeded > 0 && expired > 0,
+        "both outcomes must occur for the races to mean anything"
+    );
+    assert_eq!(w.transfers().await, before + succeeded, "one transfer per success");
+}
+
+/// A small deterministic generator, so a failing run can be repeated.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
