@@ -66,9 +66,25 @@ impl Backoff {
 }
 
 /// Runs until `shutdown` turns true.
+/// Batches a round keeps in the writer at once while many payments are due: they run
+/// one after another there (each sees the ones before), usually in one commit, so a
+/// burst is not paced by one commit per batch.
+pub const BURST_BATCHES: usize = 4;
+
+/// One round: one batch, or `BURST_BATCHES` at once in a burst. Expired in all.
+async fn expire_round(store: &dyn Store, burst: bool) -> Result<usize, pocket_core::Error> {
+    if !burst {
+        return store.expire_due(EXPIRE_BATCH).await;
+    }
+    let batches = (0..BURST_BATCHES).map(|_| store.expire_due(EXPIRE_BATCH));
+    let expired = futures_util::future::try_join_all(batches).await?;
+    Ok(expired.iter().sum())
+}
+
 pub async fn run(store: Arc<dyn Store>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let mut last_cleanup_ms = 0;
     let mut backoff = Backoff::new();
+    let mut burst = false;
     while !*shutdown.borrow() {
         let now = store.now_ms();
         if now - last_cleanup_ms > CLEANUP_EVERY_MS {
@@ -92,8 +108,11 @@ pub async fn run(store: Arc<dyn Store>, mut shutdown: tokio::sync::watch::Receiv
             }
         }
         let sleep_ms = match store.next_deadline().await {
-            Ok(Some(deadline)) if deadline <= now => match store.expire_due(EXPIRE_BATCH).await {
+            Ok(Some(deadline)) if deadline <= now => match expire_round(&*store, burst).await {
                 Ok(n) => {
+                    // A full round means more are due (a flash sale): the next round
+                    // keeps several batches in the writer at once.
+                    burst = n >= EXPIRE_BATCH * if burst { BURST_BATCHES } else { 1 };
                     backoff.succeeded();
                     // The batch's earliest deadline: the longest any of it waited.
                     let lag_ms = (store.now_ms() - deadline).max(0);
@@ -103,7 +122,10 @@ pub async fn run(store: Arc<dyn Store>, mut shutdown: tokio::sync::watch::Receiv
                     tracing::debug!(expired = n, "expired overdue payments");
                     continue;
                 }
-                Err(e) => backoff.failed("expire payments", &e),
+                Err(e) => {
+                    burst = false;
+                    backoff.failed("expire payments", &e)
+                }
             },
             Ok(next) => {
                 backoff.succeeded();

@@ -297,6 +297,57 @@ async fn the_sweeper_task_expires_on_time_with_a_manual_clock() {
     assert_eq!(w.clock.now_ms(), T0 + 5_000);
 }
 
+/// A flash sale in small: more payments share one deadline than a round of batches
+/// holds, so the sweeper goes on in burst rounds; every one is expired once, at or after
+/// the deadline, with one `payment.expired` event each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shared_deadline_expires_every_payment_once_in_burst_rounds() {
+    let n = pocket_store::sweeper::EXPIRE_BATCH * (pocket_store::sweeper::BURST_BATCHES + 1) + 7;
+    let w = Arc::new(world(0).await);
+    let mut ids = Vec::with_capacity(n);
+    for _ in 0..n {
+        ids.push(w.pay(100, Some(5)).await);
+    }
+    let (stop, rx) = tokio::sync::watch::channel(false);
+    let sweeper = tokio::spawn(pocket_store::sweeper::run(w.store.clone(), rx));
+    w.clock.advance_ms(5_000);
+    let mut waited_ms = 0;
+    while w.store.next_deadline().await.unwrap().is_some() {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        waited_ms += 20;
+        assert!(waited_ms <= 30_000, "the burst did not drain");
+    }
+    stop.send(true).unwrap();
+    sweeper.await.unwrap();
+    for id in &ids {
+        let p = w.store.payment(id.clone()).await.unwrap().unwrap();
+        assert_eq!(p.status, Status::Expired);
+        assert!(p.completed_at.unwrap() >= p.expires_at);
+    }
+    let mut expired_events = 0;
+    let mut page = PageRequest {
+        limit: 100,
+        starting_after: None,
+    };
+    loop {
+        let events = w
+            .store
+            .list_events(w.merchant.clone(), page.clone())
+            .await
+            .unwrap();
+        expired_events += events
+            .data
+            .iter()
+            .filter(|e| e.kind == "payment.expired")
+            .count();
+        match (events.has_more, events.data.last()) {
+            (true, Some(last)) => page.starting_after = Some(last.id.clone()),
+            _ => break,
+        }
+    }
+    assert_eq!(expired_events, n, "one payment.expired per payment");
+}
+
 /// Randomized races between confirms, sweeps and a clock that moves while they run:
 /// whatever the interleaving, a payment that succeeded committed before its deadline
 /// (no late accept) and one that expired was expired at or after it (no early expiry),
@@ -390,7 +441,11 @@ async fn races_against_the_deadline_never_accept_late_or_expire_early() {
         succeeded > 0 && expired > 0,
         "both outcomes must occur for the races to mean anything"
     );
-    assert_eq!(w.transfers().await, before + succeeded, "one transfer per success");
+    assert_eq!(
+        w.transfers().await,
+        before + succeeded,
+        "one transfer per success"
+    );
 }
 
 /// A small deterministic generator, so a failing run can be repeated.
