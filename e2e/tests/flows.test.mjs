@@ -72,7 +72,7 @@ test("a payment left alone turns expired on screen at its deadline", async () =>
   await consoleSignIn(shop, url, sk);
   const id = await sellOne(shop, "tea", { phone: c.phone, expiresIn: 3 });
   const sheet = await sheetFor(wallet, id);
-  assert.equal(await sheet.locator("#sheet-confirm").isEnabled(), true);
+  await sheet.locator("#sheet-confirm:not([disabled])").waitFor();
   await screenshot(wallet, "wallet-before-deadline");
   // At the deadline the countdown turns into "Expired" and paying is no longer offered.
   await sheet.locator(".countdown", { hasText: "Expired" }).waitFor({ timeout: 5000 });

@@ -237,6 +237,7 @@ test("the operator console: merchants, keys, customers, top-ups, the ledger and 
   const key = (await shown.textContent()).match(/sk_\S+/)[0];
   assert.equal((await call(url, "GET", "/v1/balance", key)).balances.length, 0, "the shown key works");
   const row = admin.locator("#merchants tr", { hasText: "Night Market" });
+  admin.once("dialog", (d) => d.accept());
   await row.getByRole("button", { name: /Roll key/ }).click();
   await admin.locator("#merchant-key", { hasText: "Night Market" }).filter({ hasNotText: key }).waitFor();
   await assert.rejects(call(url, "GET", "/v1/balance", key), /401/, "the rolled key stops working");
@@ -388,8 +389,10 @@ test("the console: overview figures, payments filtered and searched, the timelin
   const shown = shop.locator("#new-key", { hasText: "sk_" });
   await shown.waitFor();
   const fresh = (await shown.textContent()).match(/sk_\S+/)[0];
-  await assert.rejects(call(url, "GET", "/v1/balance", sk), /401/);
+  // The key in use keeps working for the hour (integrations switch over), the new one too.
+  assert.ok(await call(url, "GET", "/v1/balance", sk));
   assert.ok(await call(url, "GET", "/v1/balance", fresh));
+  assert.equal(await shop.evaluate(() => sessionStorage.getItem("pocket.sk")), fresh, "the console moved to the new key");
   await consoleTab(shop, "overview");
   await shop.locator("#balance [data-balance=CNY]").waitFor();
   await screenshot(shop, "console-developers");
@@ -412,4 +415,25 @@ test("the wallet is installable and opens without a network", async () => {
   await page.locator('#live[data-i18n="offline"]', { hasText: "Offline" }).waitFor();
   await screenshot(page, "wallet-offline");
   await page.context().setOffline(false);
+});
+
+test("a request that opens the sheet by itself is not paid by a key pressed in that moment", async () => {
+  const sk = await merchant(url, "Surprise Shop", PRODUCTS);
+  const c = await customer(url, "+8613900001110", 10_000);
+  const wallet = await phone(b);
+  await walletSignIn(wallet, url, c);
+  await walletTab(wallet, "pay");
+  await wallet.locator("#link").focus();
+  const p = await call(url, "POST", "/v1/payments", sk, { currency: "CNY", items: [{ sku: "tea", quantity: 1 }], customer: c.id });
+  await sheetFor(wallet, p.id);
+  // The person was typing: Enter and Space land on the sheet the moment it opens.
+  await wallet.keyboard.press("Enter");
+  await wallet.locator("#sheet").waitFor({ state: "hidden" });
+  assert.equal((await call(url, "GET", `/v1/payments/${p.id}`, sk)).status, "pending", "not paid by accident");
+  // Paying is still one deliberate tap away.
+  await walletTab(wallet, "home");
+  await wallet.locator(`#requests [data-payment="${p.id}"] [data-action=open]`).click();
+  await wallet.locator("#sheet-confirm").click();
+  await closeReceipt(wallet, p.id);
+  assert.equal((await call(url, "GET", `/v1/payments/${p.id}`, sk)).status, "succeeded");
 });

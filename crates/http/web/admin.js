@@ -52,6 +52,7 @@ async function createMerchant(ev) {
 
 async function rollKey(m) {
   showError($("merchant-error"), null);
+  if (!window.confirm(t("roll_key_confirm", { name: m.name }))) return;
   try {
     const r = await api("POST", `/v1/admin/merchants/${m.id}/keys`, key, {}, newKey());
     $("merchant-key").textContent = t("new_key_shown_once", { name: m.name, key: r.secret_key });

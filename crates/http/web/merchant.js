@@ -538,15 +538,23 @@ async function refreshDevelopers() {
   await Promise.all([refreshEndpoints(), refreshEvents()]);
 }
 
+/** One Idempotency-Key per roll, kept until an answer arrives: a retry after a lost
+ *  answer gets the same new key, and the key in use keeps working for the hour. */
+let pendingRoll = null;
+
 async function rollKey() {
   showError($("key-error"), null);
-  if (!window.confirm(t("roll_key_hint"))) return;
+  if (!pendingRoll && !window.confirm(t("roll_key_hint"))) return;
+  pendingRoll = pendingRoll || newKey();
   try {
-    const r = await api("POST", "/v1/keys", sk, {}, newKey());
+    const r = await api("POST", "/v1/keys", sk, { expire_current_in: 3600 }, pendingRoll);
+    pendingRoll = null;
     sk = r.secret_key;
     sessionStorage.setItem("pocket.sk", sk);
     $("new-key").textContent = t("new_key_shown_once", { name: r.name, key: r.secret_key });
   } catch (e) {
+    // A refusal is final; a lost answer (no status) is retried with the same key.
+    if (e.status) pendingRoll = null;
     showError($("key-error"), e);
   }
 }

@@ -20,5 +20,13 @@ self.addEventListener("fetch", (ev) => {
   // Network first (the shell is always current when online), the kept copy offline.
   const shellPath = url.pathname.startsWith("/pay/") ? "/" : url.pathname;
   if (!FILES.includes(shellPath)) return;
-  ev.respondWith(fetch(ev.request).catch(() => caches.match(shellPath)));
+  // Each copy fetched online replaces the kept one, so the offline shell is this
+  // server's current one, not the one from the day it was installed.
+  ev.respondWith(fetch(ev.request).then((resp) => {
+    if (resp.ok) {
+      const copy = resp.clone();
+      ev.waitUntil(caches.open(SHELL).then((c) => c.put(shellPath, copy)));
+    }
+    return resp;
+  }).catch(() => caches.match(shellPath)));
 });

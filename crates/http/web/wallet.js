@@ -218,13 +218,25 @@ function openSheet(p) {
       el("span", {}, `${i.name} × ${i.quantity}`), el("span", {}, money(i.amount, p.currency))))),
     p.description ? el("p", { class: "muted" }, p.description) : null,
     el("p", { class: "countdown big", "data-expires": p.expires_at, role: "timer" })));
-  $("sheet-confirm").disabled = false;
+  // A sheet opens by itself when a request arrives: a key pressed for something else
+  // in that moment must not pay. The focus goes to "Later", and Pay waits a moment.
+  $("sheet-confirm").disabled = true;
   $("sheet-decline").disabled = false;
   $("sheet-decline").classList.toggle("hidden", !p.customer);
   const sheet = $("sheet");
   if (!sheet.open) sheet.showModal();
   tickCountdowns(onExpired);
-  $("sheet-confirm").focus();
+  $("sheet-later").focus();
+  setTimeout(() => {
+    if (sheetPayment === p) $("sheet-confirm").disabled = isExpired(p);
+  }, SHEET_ARM_MS);
+}
+
+/** How long Pay stays disabled after a sheet opens by itself. */
+const SHEET_ARM_MS = 600;
+
+function isExpired(p) {
+  return new Date(p.expires_at) <= new Date();
 }
 
 function closeSheet() {
@@ -277,7 +289,7 @@ async function confirmSheet() {
     showError($("sheet-error"), e);
     if (e instanceof ApiError && (e.code === "payment_expired" || e.code === "payment_not_pending")) refresh().catch(() => {});
   } finally {
-    $("sheet-confirm").disabled = false;
+    $("sheet-confirm").disabled = isExpired(p);
   }
 }
 

@@ -112,28 +112,27 @@ pub async fn seed(store: &Arc<dyn Store>, settings: &Settings) -> Result<(), Str
 async fn reissue_merchant_key(store: &Arc<dyn Store>, settings: &Settings) -> Result<(), String> {
     let e =
         |e: pocket_core::Error| format!("reissuing the demo merchant's key failed: {}", e.message);
-    // The demo merchant is the oldest one of its name (merchants list newest first).
-    let mut oldest = None;
+    // The demo merchant: the oldest of its name whose catalog is the demo's (another
+    // "Tea House", such as the README tour's, is never touched). Merchants list newest
+    // first, so every page is looked at and the last match wins.
+    let mut found = None;
     let mut page = PageRequest {
         limit: 100,
         starting_after: None,
     };
     loop {
         let merchants = store.list_merchants(page.clone()).await.map_err(e)?;
-        if let Some(m) = merchants
-            .data
-            .iter()
-            .rev()
-            .find(|m| m.name == MERCHANT_NAME)
-        {
-            oldest = Some(m.id.clone());
+        for m in merchants.data.iter().filter(|m| m.name == MERCHANT_NAME) {
+            if has_demo_catalog(store, &m.id).await.map_err(e)? {
+                found = Some(m.id.clone());
+            }
         }
         match (merchants.has_more, merchants.data.last()) {
             (true, Some(last)) => page.starting_after = Some(last.id.clone()),
             _ => break,
         }
     }
-    let Some(id) = oldest else {
+    let Some(id) = found else {
         println!("The demo merchant \"{MERCHANT_NAME}\" is gone; no key to print.");
         return Ok(());
     };
@@ -144,6 +143,7 @@ async fn reissue_merchant_key(store: &Arc<dyn Store>, settings: &Settings) -> Re
             key_digest(&settings.server_key, &key),
             store.now_ms(),
             None,
+            None,
         )
         .await
         .map_err(e)?;
@@ -151,6 +151,25 @@ async fn reissue_merchant_key(store: &Arc<dyn Store>, settings: &Settings) -> Re
         "Demo merchant \"{MERCHANT_NAME}\" {id}: secret key {key} (issued at this start; the previous one no longer works)"
     );
     Ok(())
+}
+
+/// Does the merchant sell every one of the demo's products?
+async fn has_demo_catalog(
+    store: &Arc<dyn Store>,
+    merchant_id: &str,
+) -> Result<bool, pocket_core::Error> {
+    let products = store
+        .list_products(
+            merchant_id.to_string(),
+            PageRequest {
+                limit: 100,
+                starting_after: None,
+            },
+        )
+        .await?;
+    Ok(CATALOG
+        .iter()
+        .all(|(sku, _, _)| products.data.iter().any(|p| p.sku == *sku)))
 }
 
 /// `pocket demo-data`: seeds the data directory without serving.

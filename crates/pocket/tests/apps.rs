@@ -230,3 +230,73 @@ async fn a_merchant_rolls_its_own_key() {
         .assert_error(400, "parameter_invalid");
     assert_eq!(s.post("/v1/keys", ADMIN_KEY, json!({})).await.status, 401);
 }
+
+/// A leaked key cannot take the merchant over: a key being retired may not roll, and
+/// a merchant's roll never retires keys newer than the one rolling.
+#[tokio::test]
+async fn a_key_being_retired_cannot_roll_and_rolls_never_retire_newer_keys() {
+    let s = Server::start().await;
+    let (id, leaked) = s.merchant("Careful").await;
+    // The operator retires the leaked key with an hour's overlap.
+    let r = s
+        .post(
+            &format!("/v1/admin/merchants/{id}/keys"),
+            ADMIN_KEY,
+            json!({"expire_current_in": 3600}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let owner = r.body["secret_key"].as_str().unwrap().to_string();
+    // The leaked key still works for the overlap, but cannot roll.
+    assert_eq!(s.get("/v1/balance", &leaked).await.status, 200);
+    s.post("/v1/keys", &leaked, json!({}))
+        .await
+        .assert_error(409, "key_expiring");
+    assert_eq!(s.get("/v1/balance", &owner).await.status, 200);
+    // The owner's newest key rolls; a second key made after it survives a roll by an
+    // older key (here: the operator issues one more, then the owner's rolls itself).
+    let r = s
+        .post(
+            &format!("/v1/admin/merchants/{id}/keys"),
+            ADMIN_KEY,
+            json!({"expire_current_in": 3600}),
+        )
+        .await;
+    let newer = r.body["secret_key"].as_str().unwrap().to_string();
+    s.post("/v1/keys", &owner, json!({}))
+        .await
+        .assert_error(409, "key_expiring");
+    let r = s.post("/v1/keys", &newer, json!({})).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let newest = r.body["secret_key"].as_str().unwrap().to_string();
+    assert_eq!(
+        s.get("/v1/balance", &newer).await.status,
+        401,
+        "the rolling key stops"
+    );
+    assert_eq!(s.get("/v1/balance", &newest).await.status, 200);
+    // Idempotency is the calling key's own: the same Idempotency-Key from another key
+    // rolls anew and never hands out the first answer's secret.
+    let (_, a) = s.merchant("Twin keys").await;
+    let first = s
+        .call(
+            reqwest::Method::POST,
+            "/v1/keys",
+            Some(&a),
+            Some(json!({"expire_current_in": 60})),
+            Some("same"),
+        )
+        .await;
+    let b = first.body["secret_key"].as_str().unwrap().to_string();
+    let second = s
+        .call(
+            reqwest::Method::POST,
+            "/v1/keys",
+            Some(&b),
+            Some(json!({"expire_current_in": 60})),
+            Some("same"),
+        )
+        .await;
+    assert_eq!(second.status, 201, "{}", second.text);
+    assert_ne!(second.body["secret_key"], first.body["secret_key"]);
+}

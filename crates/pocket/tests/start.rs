@@ -122,6 +122,31 @@ async fn listen_takes_a_host_name() {
 async fn demo_prints_a_working_merchant_key_on_every_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
+    // The README's tour makes a "Tea House" of its own before anyone runs the demo: a
+    // demo start must never roll that one's key.
+    let (child, lines) = start(&data, &["--listen", "127.0.0.1:0"]);
+    let url = url_of(&lines);
+    let client = reqwest::Client::new();
+    let tour: serde_json::Value = client
+        .post(format!("{url}/v1/admin/merchants"))
+        .bearer_auth(ADMIN_KEY)
+        .json(&serde_json::json!({"name": "Tea House"}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let tour_key = tour["secret_key"].as_str().expect("key").to_string();
+    client
+        .post(format!("{url}/v1/products"))
+        .bearer_auth(&tour_key)
+        .json(&serde_json::json!({"sku": "green-tea", "name": "Green tea", "unit_amount": 1299, "currency": "CNY"}))
+        .send()
+        .await
+        .expect("product");
+    stop(child);
+
     let (child, lines) = start(&data, &["--demo", "--listen", "127.0.0.1:0"]);
     let first = demo_key(&lines);
     let url = url_of(&lines);
@@ -131,9 +156,10 @@ async fn demo_prints_a_working_merchant_key_on_every_start() {
     let (child, lines) = start(&data, &["--demo", "--listen", "127.0.0.1:0"]);
     let second = demo_key(&lines);
     let url = url_of(&lines);
-    let (first_status, second_status) = (
+    let (first_status, second_status, tour_status) = (
         balance_status(&url, &first).await,
         balance_status(&url, &second).await,
+        balance_status(&url, &tour_key).await,
     );
     // The operator can find the merchant again too.
     let merchants: serde_json::Value = reqwest::Client::new()
@@ -149,13 +175,14 @@ async fn demo_prints_a_working_merchant_key_on_every_start() {
     assert_ne!(first, second, "each start issues a fresh key");
     assert_eq!(second_status, 200, "the key printed at this start works");
     assert_eq!(first_status, 401, "the previous one was replaced");
+    assert_eq!(tour_status, 200, "the other Tea House was left alone");
     let names: Vec<&str> = merchants["data"]
         .as_array()
         .expect("data")
         .iter()
         .filter_map(|m| m["name"].as_str())
         .collect();
-    assert_eq!(names, ["Tea House"]);
+    assert_eq!(names, ["Tea House", "Tea House"]);
     assert!(
         merchants["data"][0].get("secret_key").is_none(),
         "keys are never listed"

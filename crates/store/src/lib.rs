@@ -94,11 +94,15 @@ pub trait Store: Send + Sync + 'static {
         idem: Option<Idem>,
     ) -> Result<Written<MerchantCreated>, Error>;
     /// A new secret key for the merchant; older keys stay valid until `old_expires_at`.
+    /// `by_key` is the digest of the key rolling itself (the merchant's own roll): then
+    /// only keys no newer than it are retired, and a key already being retired may not
+    /// roll (`409 key_expiring`) — a leaked key cannot retire the keys that replace it.
     async fn roll_merchant_key(
         &self,
         merchant_id: String,
         key: KeyDigest,
         old_expires_at: i64,
+        by_key: Option<String>,
         idem: Option<Idem>,
     ) -> Result<Written<Merchant>, Error>;
     async fn merchant_by_key(&self, key_digest: String) -> Result<Option<MerchantAuth>, Error>;

@@ -254,12 +254,13 @@ pub async fn roll_key(
     body: Body<RollKey>,
 ) -> ApiResult<Response> {
     validate::id(&id, "mer", "id")?;
-    roll(&state, id, ADMIN, &key, body).await
+    roll(&state, id, ADMIN, None, &key, body).await
 }
 
 #[utoipa::path(post, path = "/v1/keys", tag = "merchant",
     request_body = RollKey,
-    responses((status = 201, body = RolledKey), (status = 400, body = ErrorBody)),
+    responses((status = 201, body = RolledKey), (status = 400, body = ErrorBody),
+              (status = 409, description = "`key_expiring`: the calling key is itself being retired", body = ErrorBody)),
     security(("secret_key" = [])))]
 /// The merchant rolls its own key (the console's Developers page).
 pub async fn roll_own_key(
@@ -268,8 +269,11 @@ pub async fn roll_own_key(
     key: IdempotencyKey,
     body: Body<RollKey>,
 ) -> ApiResult<Response> {
-    let caller = merchant.id.clone();
-    roll(&state, merchant.id, &caller, &key, body).await
+    // Idempotency is the calling key's own: another key of the same merchant repeating
+    // the Idempotency-Key learns nothing.
+    let caller = format!("key:{}", merchant.key_digest);
+    let by_key = Some(merchant.key_digest.clone());
+    roll(&state, merchant.id, &caller, by_key, &key, body).await
 }
 
 /// Issues a new key for `merchant_id`; the current ones live `expire_current_in` more.
@@ -277,6 +281,7 @@ async fn roll(
     state: &AppState,
     merchant_id: String,
     caller: &str,
+    by_key: Option<String>,
     key: &IdempotencyKey,
     body: Body<RollKey>,
 ) -> ApiResult<Response> {
@@ -302,6 +307,7 @@ async fn roll(
             merchant_id,
             key_digest(server_key, &secret_key),
             old_expires_at,
+            by_key,
             idem,
         )
         .await?;

@@ -110,6 +110,7 @@ impl Store for SqlStore {
         merchant_id: String,
         key: KeyDigest,
         old_expires_at: i64,
+        by_key: Option<String>,
         idem: Option<Idem>,
     ) -> Result<Written<Merchant>, Error> {
         let merchant = merchant_id.clone();
@@ -122,6 +123,7 @@ impl Store for SqlStore {
                     &key.digest,
                     &key.prefix,
                     old_expires_at.max(now),
+                    by_key.as_deref(),
                 )
             })
             .await?;

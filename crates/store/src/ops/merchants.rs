@@ -62,7 +62,9 @@ fn insert_key(
 }
 
 /// Issues a new key and lets every older, still valid key live until `old_expires_at`
-/// (`now` for immediate revocation).
+/// (`now` for immediate revocation). With `by_key` (a merchant rolling its own key),
+/// only keys created no later than that one are retired, and a key already being
+/// retired may not roll.
 pub(crate) fn roll_key(
     conn: &Conn,
     now: i64,
@@ -70,6 +72,7 @@ pub(crate) fn roll_key(
     key_digest: &str,
     key_prefix: &str,
     old_expires_at: i64,
+    by_key: Option<&str>,
 ) -> Result<Merchant, Error> {
     let merchant = conn
         .prepare_cached("SELECT id, name, created_at FROM merchants WHERE id = ?1")
@@ -85,12 +88,34 @@ pub(crate) fn roll_key(
         .optional()
         .db()?
         .ok_or_else(|| Error::not_found("merchant", merchant_id))?;
+    // Which keys retire: all of them (the operator), or those no newer than the caller's.
+    let newest_retired: i64 = match by_key {
+        None => i64::MAX,
+        Some(caller) => {
+            let (created_at, expires_at): (i64, Option<i64>) = conn
+                .prepare_cached(
+                    "SELECT created_at, expires_at FROM api_keys WHERE key_digest = ?1 AND merchant_id = ?2",
+                )
+                .db()?
+                .query_row(params![caller, merchant_id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+                .db()?
+                .ok_or_else(|| Error::not_found("merchant", merchant_id))?;
+            if expires_at.is_some() {
+                return Err(Error::conflict(
+                    "key_expiring",
+                    "This key is being retired; roll with the merchant's newest key.",
+                ));
+            }
+            created_at
+        }
+    };
     conn.prepare_cached(
         "UPDATE api_keys SET expires_at = ?2
-         WHERE merchant_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+         WHERE merchant_id = ?1 AND (expires_at IS NULL OR expires_at > ?2) AND created_at <= ?3",
     )
     .db()?
-    .execute(params![merchant_id, old_expires_at])
+    .execute(params![merchant_id, old_expires_at, newest_retired])
     .db()?;
     if old_expires_at <= now {
         conn.notify_revoked(&format!("merchant:{merchant_id}"))
