@@ -180,20 +180,42 @@ async fn forget_idle_clients(state: AppState, mut stop: tokio::sync::watch::Rece
     }
 }
 
+/// Connections waiting to be accepted.
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// A socket bound to the first of `addrs` that can be had, not yet listening.
+fn claim_port(addrs: &[SocketAddr]) -> std::io::Result<socket2::Socket> {
+    let mut last = std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address");
+    for addr in addrs {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(*addr),
+            socket2::Type::STREAM,
+            Some(socket2::Protocol::TCP),
+        )?;
+        // As std's listener does: a restart may bind while old connections linger.
+        socket.set_reuse_address(true)?;
+        match socket.bind(&(*addr).into()) {
+            Ok(()) => return Ok(socket),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
 pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
     // One TLS crypto provider for the server and the webhook client.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let addrs = config.listen_addrs().map_err(|e| e.to_string())?;
-    // The port first: a start that cannot listen leaves nothing behind (no data
-    // directory, no keys, no database).
-    let listener = std::net::TcpListener::bind(&addrs[..])
-        .and_then(|l| l.set_nonblocking(true).map(|_| l))
-        .map_err(|e| {
-            format!(
-                "cannot listen on {}: {e} (is another server running? try --listen 127.0.0.1:0)",
-                config.server.listen
-            )
-        })?;
+    let cannot_listen = |e: std::io::Error| {
+        format!(
+            "cannot listen on {}: {e} (is another server running? try --listen 127.0.0.1:0)",
+            config.server.listen
+        )
+    };
+    // The port is claimed first: a start that cannot have it leaves nothing behind (no
+    // data directory, no keys, no database). It starts listening only once the store is
+    // open, so nobody connects to a server that cannot answer yet.
+    let socket = claim_port(&addrs).map_err(cannot_listen)?;
     let Opened {
         store,
         settings,
@@ -203,6 +225,9 @@ pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
     if seed_demo {
         demo::seed(&store, &settings).await?;
     }
+    socket.listen(LISTEN_BACKLOG).map_err(cannot_listen)?;
+    let listener: std::net::TcpListener = socket.into();
+    listener.set_nonblocking(true).map_err(cannot_listen)?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
     let tls = match &config.server.tls {
         Some(t) => Some(
