@@ -234,7 +234,7 @@ async fn a_merchant_rolls_its_own_key() {
 /// A leaked key cannot take the merchant over: a key being retired may not roll, and
 /// a merchant's roll never retires keys newer than the one rolling.
 #[tokio::test]
-async fn a_key_being_retired_cannot_roll_and_rolls_never_retire_newer_keys() {
+async fn a_key_being_retired_cannot_roll_and_only_the_newest_can() {
     let s = Server::start().await;
     let (id, leaked) = s.merchant("Careful").await;
     // The operator retires the leaked key with an hour's overlap.
@@ -253,8 +253,8 @@ async fn a_key_being_retired_cannot_roll_and_rolls_never_retire_newer_keys() {
         .await
         .assert_error(409, "key_expiring");
     assert_eq!(s.get("/v1/balance", &owner).await.status, 200);
-    // The owner's newest key rolls; a second key made after it survives a roll by an
-    // older key (here: the operator issues one more, then the owner's rolls itself).
+    // Only the newest key can roll: the operator issues one more, the owner's key is now
+    // being retired too, and the newest rolls itself.
     let r = s
         .post(
             &format!("/v1/admin/merchants/{id}/keys"),
@@ -299,4 +299,40 @@ async fn a_key_being_retired_cannot_roll_and_rolls_never_retire_newer_keys() {
         .await;
     assert_eq!(second.status, 201, "{}", second.text);
     assert_ne!(second.body["secret_key"], first.body["secret_key"]);
+}
+
+/// Ten rolls of one key at once: exactly one takes effect; the rest find the key
+/// already being retired.
+#[tokio::test]
+async fn parallel_rolls_of_one_key_take_effect_once() {
+    let s = std::sync::Arc::new(Server::start().await);
+    let (id, sk) = s.merchant("Racer").await;
+    let answers = common::all(10, |i| {
+        let (s, sk) = (s.clone(), sk.clone());
+        async move {
+            s.call(
+                reqwest::Method::POST,
+                "/v1/keys",
+                Some(&sk),
+                Some(json!({"expire_current_in": 60})),
+                Some(&format!("race-{i}")),
+            )
+            .await
+        }
+    })
+    .await;
+    let made: Vec<&common::Reply> = answers.iter().filter(|r| r.status == 201).collect();
+    assert_eq!(
+        made.len(),
+        1,
+        "{:?}",
+        answers.iter().map(|r| r.status).collect::<Vec<_>>()
+    );
+    for r in answers.iter().filter(|r| r.status != 201) {
+        r.assert_error(409, "key_expiring");
+    }
+    let new_key = made[0].body["secret_key"].as_str().unwrap();
+    assert_eq!(s.get("/v1/balance", new_key).await.status, 200);
+    let listed = s.get("/v1/admin/merchants", ADMIN_KEY).await;
+    assert!(listed.text.contains(&id));
 }
