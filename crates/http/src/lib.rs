@@ -13,6 +13,7 @@ pub mod device_keys;
 pub mod error;
 pub mod extract;
 pub mod idem;
+pub mod issued;
 pub mod limits;
 pub mod metrics;
 pub mod pins;
@@ -190,7 +191,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::create_merchant, admin::list_merchants))
         .routes(routes!(admin::find_customers))
         .routes(routes!(admin::roll_key))
-        .routes(routes!(admin::roll_own_key))
+        .routes(routes!(merchant::roll_own_key))
         .routes(routes!(admin::create_topup))
         .routes(routes!(admin::ledger))
         .routes(routes!(admin::reconciliation))

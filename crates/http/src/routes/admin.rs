@@ -1,30 +1,28 @@
 //! Operator endpoints: merchants, top-ups from the bank, the ledger audit.
 
 use crate::AppState;
-use crate::auth::{Admin, MerchantCaller};
+use crate::auth::Admin;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::Body;
 use crate::extract::ListQuery;
-use crate::idem::{IdempotencyKey, precheck, replay, respond};
+use crate::idem::{IdempotencyKey, respond};
+use crate::issued::{Issued, RollKey, RolledKey, issue_key, roll, secret_response};
 use crate::routes::webhooks::CreatedWebhookEndpoint;
 use crate::routes::{no_status, page};
-use crate::secrets::{issue_secret, key_digest};
+use crate::secrets::key_digest;
 use crate::validate;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pocket_core::ledger::AccountKind;
-use pocket_core::time::MS_PER_SECOND;
 use pocket_core::{Currency, Error, ErrorKind, money};
-use pocket_store::model::{Balance, Idem, LedgerReport, Merchant, Page, Topup, Written};
-use pocket_webhooks::signature::endpoint_secret;
+use pocket_store::model::{Balance, LedgerReport, Merchant, Page, Topup};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use utoipa::ToSchema;
 
 /// The caller name under which operator idempotency keys are kept.
-const ADMIN: &str = "admin";
+pub(crate) const ADMIN: &str = "admin";
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -42,82 +40,6 @@ pub struct CreatedMerchant {
     pub secret_key: String,
     /// Present when `webhook_url` was given; its `secret` is shown only here.
     pub webhook_endpoint: Option<CreatedWebhookEndpoint>,
-}
-
-/// The stored response of a credential-issuing request with its secrets put in: the
-/// same function renders the first answer and every replay, so they are identical.
-/// Secrets are derived (from the idempotency record or the endpoint id), never stored.
-pub(crate) fn with_secrets(
-    mut body: Value,
-    secrets: &[(&str, String)],
-    server_key: &[u8; 32],
-) -> Value {
-    if let Value::Object(o) = &mut body {
-        for (field, secret) in secrets {
-            o.insert(field.to_string(), Value::String(secret.clone()));
-        }
-        if let Some(Value::Object(endpoint)) = o.get_mut("webhook_endpoint")
-            && let Some(id) = endpoint.get("id").and_then(Value::as_str).map(String::from)
-        {
-            endpoint.insert(
-                "secret".into(),
-                Value::String(endpoint_secret(server_key, &id)),
-            );
-        }
-    }
-    body
-}
-
-/// Answers with `body` plus secrets, fresh or replayed.
-pub(crate) fn secret_response<T: Serialize>(
-    written: Written<T>,
-    status: StatusCode,
-    secrets: &[(&str, String)],
-    server_key: &[u8; 32],
-) -> Response {
-    match written {
-        Written::Fresh(v) => {
-            let body = serde_json::to_value(&v).unwrap_or(Value::Null);
-            (status, Json(with_secrets(body, secrets, server_key))).into_response()
-        }
-        Written::Replayed(mut stored) => {
-            if let Ok(body) = serde_json::from_str::<Value>(&stored.body) {
-                stored.body = with_secrets(body, secrets, server_key).to_string();
-            }
-            replay(stored)
-        }
-    }
-}
-
-/// A merchant secret key for a key-issuing request: new (derived from the
-/// idempotency record when there is one), or the first answer when this is a retry.
-enum Issued {
-    New {
-        idem: Option<Idem>,
-        secret_key: String,
-    },
-    Replay(Response),
-}
-
-async fn issue_key(
-    state: &AppState,
-    key: &IdempotencyKey,
-    raw: &[u8],
-    caller: &str,
-) -> ApiResult<Issued> {
-    let idem = key.for_caller(caller, raw, StatusCode::CREATED);
-    let secret_key = issue_secret(&state.settings.server_key, "sk", idem.as_ref());
-    if let Some(stored) = precheck(state, idem.as_ref()).await? {
-        let secrets = [("secret_key", secret_key)];
-        let replayed = secret_response::<Value>(
-            Written::Replayed(stored),
-            StatusCode::CREATED,
-            &secrets,
-            &state.settings.server_key,
-        );
-        return Ok(Issued::Replay(replayed));
-    }
-    Ok(Issued::New { idem, secret_key })
 }
 
 #[utoipa::path(post, path = "/v1/admin/merchants", tag = "operator",
@@ -224,24 +146,6 @@ pub async fn find_customers(
     Ok(Json(Page::new(found, 1)))
 }
 
-#[derive(Deserialize, ToSchema, Default)]
-#[serde(deny_unknown_fields)]
-pub struct RollKey {
-    /// Seconds the merchant's current keys keep working (0 to 86400; default 0: at once).
-    pub expire_current_in: Option<i64>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct RolledKey {
-    #[serde(flatten)]
-    pub merchant: Merchant,
-    /// The new key, shown only in this response.
-    pub secret_key: String,
-}
-
-/// Longest a rolled-over key may keep working.
-const MAX_KEY_OVERLAP_SECONDS: i64 = 86_400;
-
 #[utoipa::path(post, path = "/v1/admin/merchants/{id}/keys", tag = "operator", params(("id" = String, Path)),
     request_body = RollKey,
     responses((status = 201, body = RolledKey), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
@@ -255,68 +159,6 @@ pub async fn roll_key(
 ) -> ApiResult<Response> {
     validate::id(&id, "mer", "id")?;
     roll(&state, id, ADMIN, None, &key, body).await
-}
-
-#[utoipa::path(post, path = "/v1/keys", tag = "merchant",
-    request_body = RollKey,
-    responses((status = 201, body = RolledKey), (status = 400, body = ErrorBody),
-              (status = 409, description = "`key_expiring`: the calling key is itself being retired", body = ErrorBody)),
-    security(("secret_key" = [])))]
-/// The merchant rolls its own key (the console's Developers page).
-pub async fn roll_own_key(
-    State(state): State<AppState>,
-    merchant: MerchantCaller,
-    key: IdempotencyKey,
-    body: Body<RollKey>,
-) -> ApiResult<Response> {
-    // Idempotency is the calling key's own: another key of the same merchant repeating
-    // the Idempotency-Key learns nothing.
-    let caller = format!("key:{}", merchant.key_digest);
-    let by_key = Some(merchant.key_digest.clone());
-    roll(&state, merchant.id, &caller, by_key, &key, body).await
-}
-
-/// Issues a new key for `merchant_id`; the current ones live `expire_current_in` more.
-async fn roll(
-    state: &AppState,
-    merchant_id: String,
-    caller: &str,
-    by_key: Option<String>,
-    key: &IdempotencyKey,
-    body: Body<RollKey>,
-) -> ApiResult<Response> {
-    let overlap = body.value.expire_current_in.unwrap_or(0);
-    if !(0..=MAX_KEY_OVERLAP_SECONDS).contains(&overlap) {
-        return Err(Error::invalid(
-            "expire_current_in",
-            format!("`expire_current_in` must be 0 to {MAX_KEY_OVERLAP_SECONDS} seconds."),
-        )
-        .into());
-    }
-    let issued = issue_key(state, key, &body.raw, caller).await?;
-    let (idem, secret_key) = match issued {
-        Issued::New { idem, secret_key } => (idem, secret_key),
-        Issued::Replay(r) => return Ok(r),
-    };
-    let secrets = [("secret_key", secret_key.clone())];
-    let server_key = &state.settings.server_key;
-    let old_expires_at = state.store.now_ms() + overlap * MS_PER_SECOND;
-    let written = state
-        .store
-        .roll_merchant_key(
-            merchant_id,
-            key_digest(server_key, &secret_key),
-            old_expires_at,
-            by_key,
-            idem,
-        )
-        .await?;
-    Ok(secret_response(
-        written,
-        StatusCode::CREATED,
-        &secrets,
-        server_key,
-    ))
 }
 
 #[derive(Deserialize, ToSchema)]

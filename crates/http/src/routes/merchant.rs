@@ -1,5 +1,5 @@
 //! Merchant endpoints besides payments: the catalog, the balance and its movements,
-//! and the events list.
+//! the events list, and rolling its own key.
 
 use super::{no_status, page};
 use crate::AppState;
@@ -7,6 +7,7 @@ use crate::auth::MerchantCaller;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Body, ListQuery};
 use crate::idem::{IdempotencyKey, respond};
+use crate::issued::{RollKey, RolledKey, roll};
 use crate::validate;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -160,4 +161,23 @@ pub async fn events(
     no_status(&q)?;
     let page = page(&q, "evt")?;
     Ok(Json(state.store.list_events(merchant.id, page).await?).into_response())
+}
+
+#[utoipa::path(post, path = "/v1/keys", tag = "merchant",
+    request_body = RollKey,
+    responses((status = 201, body = RolledKey), (status = 400, body = ErrorBody),
+              (status = 409, description = "`key_expiring`: the calling key is itself being retired", body = ErrorBody)),
+    security(("secret_key" = [])))]
+/// The merchant rolls its own key (the console's Developers page).
+pub async fn roll_own_key(
+    State(state): State<AppState>,
+    merchant: MerchantCaller,
+    key: IdempotencyKey,
+    body: Body<RollKey>,
+) -> ApiResult<Response> {
+    // Idempotency is the calling key's own: another key of the same merchant repeating
+    // the Idempotency-Key learns nothing.
+    let caller = format!("key:{}", merchant.key_digest);
+    let by_key = Some(merchant.key_digest.clone());
+    roll(&state, merchant.id, &caller, by_key, &key, body).await
 }

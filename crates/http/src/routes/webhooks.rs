@@ -6,7 +6,7 @@ use crate::auth::MerchantCaller;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Body, ListQuery};
 use crate::idem::IdempotencyKey;
-use crate::routes::admin::secret_response;
+use crate::issued::secret_response;
 use crate::validate;
 use axum::Json;
 use axum::extract::{Path, State};
