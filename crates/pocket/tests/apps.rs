@@ -173,18 +173,9 @@ async fn a_merchant_rolls_its_own_key() {
     let s = Server::start().await;
     let (_, sk) = s.merchant("Roller").await;
     let (_, other) = s.merchant("Bystander").await;
-    let roll = |key: &'static str, auth: String| {
+    let roll = |idem: &'static str, auth: String| {
         let s = &s;
-        async move {
-            s.call(
-                reqwest::Method::POST,
-                "/v1/keys",
-                Some(&auth),
-                Some(json!({})),
-                Some(key),
-            )
-            .await
-        }
+        async move { s.roll_own_key(&auth, json!({}), Some(idem)).await }
     };
     let first = roll("roll-1", sk.clone()).await;
     assert_eq!(first.status, 201, "{}", first.text);
@@ -193,17 +184,11 @@ async fn a_merchant_rolls_its_own_key() {
     // (a lost answer is recovered by the operator's roll, or by rolling with an overlap).
     assert_eq!(roll("roll-1", sk.clone()).await.status, 401);
     // With an overlap the current key keeps working, and a retry answers the same key.
-    let overlap = |key: &'static str| {
+    let overlap = |idem: &'static str| {
         let (s, auth) = (&s, new_key.clone());
         async move {
-            s.call(
-                reqwest::Method::POST,
-                "/v1/keys",
-                Some(&auth),
-                Some(json!({"expire_current_in": 60})),
-                Some(key),
-            )
-            .await
+            s.roll_own_key(&auth, json!({"expire_current_in": 60}), Some(idem))
+                .await
         }
     };
     let (a, b) = (overlap("roll-2").await, overlap("roll-2").await);
@@ -238,15 +223,7 @@ async fn a_key_being_retired_cannot_roll_and_only_the_newest_can() {
     let s = Server::start().await;
     let (id, leaked) = s.merchant("Careful").await;
     // The operator retires the leaked key with an hour's overlap.
-    let r = s
-        .post(
-            &format!("/v1/admin/merchants/{id}/keys"),
-            ADMIN_KEY,
-            json!({"expire_current_in": 3600}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let owner = r.body["secret_key"].as_str().unwrap().to_string();
+    let owner = s.roll_key(&id, 3600).await;
     // The leaked key still works for the overlap, but cannot roll.
     assert_eq!(s.get("/v1/balance", &leaked).await.status, 200);
     s.post("/v1/keys", &leaked, json!({}))
@@ -255,14 +232,7 @@ async fn a_key_being_retired_cannot_roll_and_only_the_newest_can() {
     assert_eq!(s.get("/v1/balance", &owner).await.status, 200);
     // Only the newest key can roll: the operator issues one more, the owner's key is now
     // being retired too, and the newest rolls itself.
-    let r = s
-        .post(
-            &format!("/v1/admin/merchants/{id}/keys"),
-            ADMIN_KEY,
-            json!({"expire_current_in": 3600}),
-        )
-        .await;
-    let newer = r.body["secret_key"].as_str().unwrap().to_string();
+    let newer = s.roll_key(&id, 3600).await;
     s.post("/v1/keys", &owner, json!({}))
         .await
         .assert_error(409, "key_expiring");
@@ -278,25 +248,10 @@ async fn a_key_being_retired_cannot_roll_and_only_the_newest_can() {
     // Idempotency is the calling key's own: the same Idempotency-Key from another key
     // rolls anew and never hands out the first answer's secret.
     let (_, a) = s.merchant("Twin keys").await;
-    let first = s
-        .call(
-            reqwest::Method::POST,
-            "/v1/keys",
-            Some(&a),
-            Some(json!({"expire_current_in": 60})),
-            Some("same"),
-        )
-        .await;
+    let overlap = json!({"expire_current_in": 60});
+    let first = s.roll_own_key(&a, overlap.clone(), Some("same")).await;
     let b = first.body["secret_key"].as_str().unwrap().to_string();
-    let second = s
-        .call(
-            reqwest::Method::POST,
-            "/v1/keys",
-            Some(&b),
-            Some(json!({"expire_current_in": 60})),
-            Some("same"),
-        )
-        .await;
+    let second = s.roll_own_key(&b, overlap, Some("same")).await;
     assert_eq!(second.status, 201, "{}", second.text);
     assert_ne!(second.body["secret_key"], first.body["secret_key"]);
 }
@@ -310,11 +265,9 @@ async fn parallel_rolls_of_one_key_take_effect_once() {
     let answers = common::all(10, |i| {
         let (s, sk) = (s.clone(), sk.clone());
         async move {
-            s.call(
-                reqwest::Method::POST,
-                "/v1/keys",
-                Some(&sk),
-                Some(json!({"expire_current_in": 60})),
+            s.roll_own_key(
+                &sk,
+                json!({"expire_current_in": 60}),
                 Some(&format!("race-{i}")),
             )
             .await

@@ -201,17 +201,9 @@ async fn nodes(extra_env: &[(&str, &str)], config: Option<&str>) -> Vec<Server> 
 
 /// Requests each node has answered, from its own `/metrics`.
 async fn answered(s: &Server) -> u64 {
-    let text = s
-        .client
-        .get(format!("{}/metrics", s.url))
-        .bearer_auth(common::ADMIN_KEY)
-        .send()
+    s.metrics_text()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .filter(|l| l.starts_with("pocket_http_requests_total{"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum::<f64>() as u64

@@ -267,6 +267,38 @@ impl Server {
         self.url = url;
     }
 
+    /// This server's `/metrics` text (read with the admin key).
+    pub async fn metrics_text(&self) -> String {
+        self.client
+            .get(format!("{}/metrics", self.url))
+            .bearer_auth(ADMIN_KEY)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// `POST /v1/keys` with `key`: the merchant rolls its own key.
+    pub async fn roll_own_key(&self, key: &str, body: Value, idem: Option<&str>) -> Reply {
+        self.call(Method::POST, "/v1/keys", Some(key), Some(body), idem)
+            .await
+    }
+
+    /// The operator rolls a merchant's key with `overlap_s` seconds of overlap; the new key.
+    pub async fn roll_key(&self, merchant_id: &str, overlap_s: i64) -> String {
+        let r = self
+            .post(
+                &format!("/v1/admin/merchants/{merchant_id}/keys"),
+                ADMIN_KEY,
+                serde_json::json!({"expire_current_in": overlap_s}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body["secret_key"].as_str().unwrap().to_string()
+    }
+
     /// Sets an environment variable for the next `start_again`.
     pub fn set_env(&mut self, key: &str, value: &str) {
         self.options.env.retain(|(k, _)| k != key);
@@ -283,17 +315,9 @@ impl Server {
     /// refused unchecked). The limit is on wrong ones; a right one in the same burst is
     /// checked too.
     pub async fn pins_checked(&self) -> u64 {
-        let text = self
-            .client
-            .get(format!("{}/metrics", self.url))
-            .bearer_auth(ADMIN_KEY)
-            .send()
+        self.metrics_text()
             .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
+            .lines()
             .filter(|l| l.starts_with("pocket_pin_checks_total{result=\"wrong\"}"))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
             .sum()
