@@ -92,6 +92,12 @@ export function el(tag, attrs = {}, ...children) {
   return e;
 }
 
+/** "Green tea × 2, Mooncake × 1" (or the description of a payment without a cart). */
+export function itemsLine(p) {
+  if (!p.items || !p.items.length) return p.description || "";
+  return p.items.map((i) => `${i.name} × ${i.quantity}`).join(", ");
+}
+
 /** What a payment's badge says: its status, or how much of it came back. */
 export function shownStatus(p) {
   if (p.status === "succeeded" && p.amount_refunded > 0) {

@@ -5,6 +5,7 @@
 import { t, translate, switchLanguage, locale } from "./i18n.js";
 import {
   api, PageError, money, when, el, statusBadge, shownStatus, showError, newKey, tickCountdowns, toMinor, toMajor,
+  itemsLine,
 } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
@@ -273,7 +274,7 @@ function paymentCard(p) {
   return el("div", { class: "card", "data-payment": p.id },
     el("div", { class: "row" }, el("strong", {}, el("code", {}, p.id)), statusBadge(p)),
     el("div", { class: "amount", "data-total": p.amount }, money(p.amount, p.currency)),
-    el("div", { class: "muted", "data-user-text": "" }, p.items.map((i) => `${i.name} × ${i.quantity}`).join(", ")),
+    el("div", { class: "muted", "data-user-text": "" }, itemsLine(p)),
     p.customer ? el("div", { class: "muted" }, el("code", {}, p.customer)) : null,
     p.amount_refunded ? el("div", {}, t("refunded", { amount: money(p.amount_refunded, p.currency) })) : null,
     p.status === "pending" ? el("div", { class: "countdown", "data-expires": p.expires_at, role: "timer" }) : null);
@@ -372,7 +373,7 @@ async function refreshPayments() {
     el("td", {}, when(p.created_at)),
     el("td", {}, el("button", { type: "button", class: "link", onclick: () => openDetail(p) }, el("code", {}, p.id))),
     el("td", {}, p.customer ? el("code", {}, p.customer) : "–"),
-    el("td", { "data-user-text": "" }, p.items.map((i) => `${i.name} × ${i.quantity}`).join(", ") || p.description || ""),
+    el("td", { "data-user-text": "" }, itemsLine(p)),
     el("td", {}, money(p.amount, p.currency)),
     el("td", {}, statusBadge(p))))
     : [el("tr", {}, el("td", { colspan: "6", class: "muted" }, t("no_payments")))]));
@@ -429,11 +430,16 @@ async function openDetail(p) {
     after = list.data[list.data.length - 1].id;
   }
   if (detail !== p) return;
-  const items = await Promise.all(events.reverse().map(async (e) => {
+  $("timeline").replaceChildren(...await eventItems(events.reverse()));
+}
+
+/** The list items of `events`, each with its webhook deliveries (or "No events yet"). */
+async function eventItems(events) {
+  const items = await Promise.all(events.map(async (e) => {
     const attempts = await api("GET", `/v1/events/${e.id}/deliveries`, sk).catch(() => ({ data: [] }));
     return eventItem(e, attempts.data);
   }));
-  $("timeline").replaceChildren(...(items.length ? items : [el("li", { class: "muted" }, t("no_events"))]));
+  return items.length ? items : [el("li", { class: "muted" }, t("no_events"))];
 }
 
 function eventItem(e, attempts) {
@@ -586,11 +592,7 @@ async function addEndpoint(ev) {
 async function refreshEvents() {
   const ecur = pages.events[cursors.events];
   const events = await api("GET", `/v1/events?limit=10${ecur ? `&starting_after=${ecur}` : ""}`, sk);
-  const items = await Promise.all(events.data.map(async (e) => {
-    const attempts = await api("GET", `/v1/events/${e.id}/deliveries`, sk).catch(() => ({ data: [] }));
-    return eventItem(e, attempts.data);
-  }));
-  $("events").replaceChildren(...(items.length ? items : [el("li", { class: "muted" }, t("no_events"))]));
+  $("events").replaceChildren(...await eventItems(events.data));
   pages.events[cursors.events + 1] = events.has_more ? events.data[events.data.length - 1].id : undefined;
   $("events-next").disabled = !events.has_more;
   $("events-prev").disabled = cursors.events === 0;

@@ -6,6 +6,7 @@
 import { t, translate, switchLanguage } from "./i18n.js";
 import {
   api, ApiError, PageError, money, when, el, statusBadge, showError, newKey, tickCountdowns, paymentIdFrom, toMinor,
+  itemsLine,
 } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
@@ -78,7 +79,7 @@ async function showPreview() {
     $("preview-card").replaceChildren(el("div", { class: "card", "data-preview": p.id },
       el("strong", {}, p.merchant_name),
       el("div", { class: "amount" }, money(p.amount, p.currency)),
-      el("div", { class: "muted" }, p.items.map((i) => `${i.name} × ${i.quantity}`).join(", ")),
+      el("div", { class: "muted" }, itemsLine(p)),
       p.status === "pending" ? el("div", { class: "countdown", "data-expires": p.expires_at, role: "timer" }) : statusBadge(p.status),
       el("p", {}, t("sign_in_to_pay"))));
     $("link-preview").classList.remove("hidden");
@@ -99,11 +100,6 @@ function show(name) {
 }
 
 // ---- rendering -----------------------------------------------------------------------------
-
-function itemsLine(p) {
-  if (!p.items.length) return p.description || "";
-  return p.items.map((i) => `${i.name} × ${i.quantity}`).join(", ");
-}
 
 function paymentCard(p) {
   const card = el("div", { class: "card", "data-payment": p.id },
