@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pocket_core::Error;
 use pocket_core::time::MS_PER_SECOND;
+use pocket_store::KeyDigest;
 use pocket_store::model::{Idem, Merchant, Written};
 use pocket_webhooks::signature::endpoint_secret;
 use serde::{Deserialize, Serialize};
@@ -67,7 +68,7 @@ pub(crate) fn secret_response<T: Serialize>(
 
 /// A merchant secret key for a key-issuing request: new (derived from the
 /// idempotency record when there is one), or the first answer when this is a retry.
-pub(crate) enum Issued {
+enum Issued {
     New {
         idem: Option<Idem>,
         secret_key: String,
@@ -75,7 +76,7 @@ pub(crate) enum Issued {
     Replay(Response),
 }
 
-pub(crate) async fn issue_key(
+async fn issue_key(
     state: &AppState,
     key: &IdempotencyKey,
     raw: &[u8],
@@ -131,28 +132,40 @@ pub(crate) async fn roll(
         )
         .into());
     }
-    let issued = issue_key(state, key, &body.raw, caller).await?;
-    let (idem, secret_key) = match issued {
+    let old_expires_at = state.store.now_ms() + overlap * MS_PER_SECOND;
+    answer_with_new_key(state, key, &body.raw, caller, |digest, idem| {
+        state
+            .store
+            .roll_merchant_key(merchant_id, digest, old_expires_at, by_key, idem)
+    })
+    .await
+}
+
+/// Issues a merchant secret key (derived from the idempotency record when there is
+/// one), lets `write` store its digest, and answers `201` with the key put in — or, for
+/// a retry, the first answer with the same key put in again.
+pub(crate) async fn answer_with_new_key<T, F, Fut>(
+    state: &AppState,
+    key: &IdempotencyKey,
+    raw: &[u8],
+    caller: &str,
+    write: F,
+) -> ApiResult<Response>
+where
+    T: Serialize,
+    F: FnOnce(KeyDigest, Option<Idem>) -> Fut,
+    Fut: std::future::Future<Output = Result<Written<T>, Error>>,
+{
+    let (idem, secret_key) = match issue_key(state, key, raw, caller).await? {
         Issued::New { idem, secret_key } => (idem, secret_key),
         Issued::Replay(r) => return Ok(r),
     };
-    let secrets = [("secret_key", secret_key.clone())];
     let server_key = &state.settings.server_key;
-    let old_expires_at = state.store.now_ms() + overlap * MS_PER_SECOND;
-    let written = state
-        .store
-        .roll_merchant_key(
-            merchant_id,
-            key_digest(server_key, &secret_key),
-            old_expires_at,
-            by_key,
-            idem,
-        )
-        .await?;
+    let written = write(key_digest(server_key, &secret_key), idem).await?;
     Ok(secret_response(
         written,
         StatusCode::CREATED,
-        &secrets,
+        &[("secret_key", secret_key)],
         server_key,
     ))
 }

@@ -6,10 +6,9 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::Body;
 use crate::extract::ListQuery;
 use crate::idem::{IdempotencyKey, respond};
-use crate::issued::{Issued, RollKey, RolledKey, issue_key, roll, secret_response};
+use crate::issued::{RollKey, RolledKey, answer_with_new_key, roll};
 use crate::routes::webhooks::CreatedWebhookEndpoint;
 use crate::routes::{no_status, page};
-use crate::secrets::key_digest;
 use crate::validate;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -57,28 +56,12 @@ pub async fn create_merchant(
     if let Some(url) = &req.webhook_url {
         crate::routes::webhooks::check_webhook_url(&state, url, "webhook_url")?;
     }
-    let issued = issue_key(&state, &key, &body.raw, ADMIN).await?;
-    let (idem, secret_key) = match issued {
-        Issued::New { idem, secret_key } => (idem, secret_key),
-        Issued::Replay(r) => return Ok(r),
-    };
-    let secrets = [("secret_key", secret_key.clone())];
-    let server_key = &state.settings.server_key;
-    let written = state
-        .store
-        .create_merchant(
-            req.name,
-            key_digest(server_key, &secret_key),
-            req.webhook_url,
-            idem,
-        )
-        .await?;
-    Ok(secret_response(
-        written,
-        StatusCode::CREATED,
-        &secrets,
-        server_key,
-    ))
+    answer_with_new_key(&state, &key, &body.raw, ADMIN, |digest, idem| {
+        state
+            .store
+            .create_merchant(req.name, digest, req.webhook_url, idem)
+    })
+    .await
 }
 
 #[utoipa::path(get, path = "/v1/admin/merchants", tag = "operator",
