@@ -16,54 +16,32 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
+
+from local_server import POCKET, call, env, insert_pending, start, stop
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
-POCKET = os.path.join(os.path.dirname(__file__), "..", "target", "release", "pocket")
 ADMIN = "adm_flash_0123456789abcdef"
-ENV = dict(os.environ, POCKET_ADMIN_KEY=ADMIN, POCKET_LOG="warn", POCKET_RATE_PER_IP="0",
-           POCKET_RATE_PER_CREDENTIAL="0", POCKET_PIN_PER_IP_PER_MINUTE="0", POCKET_PIN_PER_PHONE_PER_MINUTE="0")
+ENV = env(ADMIN)
 LEAD_S = 12  # the deadline, this long after the server is up; the bench runs across it
 
 
-def start(data):
-    p = subprocess.Popen([POCKET, "serve", "--listen", "127.0.0.1:0", "--data", data], env=ENV,
-                         stdout=subprocess.PIPE, text=True)
-    for line in p.stdout:
-        if line.startswith("Pocket listening on "):
-            return p, line.split()[-1]
-    raise SystemExit("server did not start")
-
-
-def call(url, method, path, key, body=None):
-    req = urllib.request.Request(url + path, method=method, data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(req) as r:
-        return json.loads(r.read())
-
-
 data = tempfile.mkdtemp(prefix="pocket-flash-")
-p, url = start(data)
+p, url, _ = start(data, ENV)
 m = call(url, "POST", "/v1/admin/merchants", ADMIN, {"name": "Flash"})
-p.terminate()
-p.wait()
+stop(p)
 
 # Inserted while the server is down; the deadline is set once it is up again.
 db = sqlite3.connect(os.path.join(data, "pocket.db"))
 now_ms = int(time.time() * 1000)
 placeholder = now_ms + 3_600_000
-rows = ((f"pay_f{i:023d}", m["id"], "Flash", "pending", 1000, "CNY", "[]", "{}", "small", 300, "none", now_ms, placeholder, "")
-        for i in range(N))
-db.executemany("""INSERT INTO payments (id, merchant_id, merchant_name, status, amount, currency, items, metadata,
-                  tier, window_seconds, authentication, created_at, expires_at, qr_payload)
-                  VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""", rows)
+insert_pending(db, (m["id"], "Flash"), N, "f", now_ms, lambda i: placeholder)
 deadline_ms = int(time.time() * 1000) + (LEAD_S + 5) * 1000
 db.execute("UPDATE payments SET expires_at = ? WHERE expires_at = ?", (deadline_ms, placeholder))
 db.commit()
 db.close()
 print(f"{N:,} pending payments, all due at the same millisecond")
 
-p, url = start(data)
+p, url, _ = start(data, ENV)
 bench = subprocess.Popen([POCKET, "bench", "--url", url, "--admin-key", ADMIN, "--pid", str(p.pid), "--clients", "64",
                           "--seconds", str(LEAD_S + 15), "--json", os.path.join(data, "bench.json")],
                          env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -103,8 +81,7 @@ burst_over.set()
 prober.join()
 out, _ = bench.communicate()
 report = json.load(open(os.path.join(data, "bench.json")))
-p.terminate()
-p.wait()
+stop(p)
 if last_seen is None:
     raise SystemExit(f"{left:,} still pending a minute after the deadline")
 print(f"all {N:,} expired {last_seen - deadline_ms} ms after their shared deadline (polled every 20 ms)")

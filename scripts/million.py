@@ -8,7 +8,6 @@ Issue 12 runs it with N = 10,000,000; besides five timed expiries it reports the
 sweeper's own expiry-lag quantiles from /metrics after a bench run whose mix expires
 payments (`--mix expire=0.2`).
 """
-import json
 import os
 import sqlite3
 import subprocess
@@ -17,52 +16,27 @@ import tempfile
 import time
 import urllib.request
 
+from local_server import POCKET, call, env, insert_pending, start, stop
+
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
-POCKET = os.path.join(os.path.dirname(__file__), "..", "target", "release", "pocket")
 ADMIN = "adm_million_0123456789abcdef"
-ENV = dict(os.environ, POCKET_ADMIN_KEY=ADMIN, POCKET_LOG="warn", POCKET_RATE_PER_IP="0", POCKET_RATE_PER_CREDENTIAL="0",
-           POCKET_PIN_PER_IP_PER_MINUTE="0", POCKET_PIN_PER_PHONE_PER_MINUTE="0")
-
-
-def start(data):
-    t0 = time.monotonic()
-    p = subprocess.Popen([POCKET, "serve", "--listen", "127.0.0.1:0", "--data", data], env=ENV, stdout=subprocess.PIPE, text=True)
-    for line in p.stdout:
-        if line.startswith("Pocket listening on "):
-            return p, line.split()[-1], time.monotonic() - t0
-    raise SystemExit("server did not start")
-
-
-def call(url, method, path, key, body=None):
-    req = urllib.request.Request(url + path, method=method, data=json.dumps(body).encode() if body is not None else None,
-                                 headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-    with urllib.request.urlopen(req) as r:
-        return json.loads(r.read())
-
-
-def stop(p):
-    p.terminate()
-    p.wait()
+ENV = env(ADMIN)
 
 
 data = tempfile.mkdtemp(prefix="pocket-million-")
-p, url, _ = start(data)
+p, url, _ = start(data, ENV)
 m = call(url, "POST", "/v1/admin/merchants", ADMIN, {"name": "Million"})
 stop(p)
 
 db = sqlite3.connect(os.path.join(data, "pocket.db"))
 now_ms = int(time.time() * 1000)
 t0 = time.monotonic()
-rows = ((f"pay_m{i:023d}", m["id"], "Million", "pending", 1000, "CNY", "[]", "{}", "small", 300, "none", now_ms, now_ms + 86_400_000 + i, "")
-        for i in range(N))
-db.executemany("""INSERT INTO payments (id, merchant_id, merchant_name, status, amount, currency, items, metadata,
-                  tier, window_seconds, authentication, created_at, expires_at, qr_payload)
-                  VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)""", rows)
+insert_pending(db, (m["id"], "Million"), N, "m", now_ms, lambda i: now_ms + 86_400_000 + i)
 db.commit()
 db.close()
 print(f"inserted {N:,} pending payments in {time.monotonic() - t0:.1f} s")
 
-p, url, startup = start(data)
+p, url, startup = start(data, ENV)
 print(f"start-up with {N:,} payments in the store: {startup * 1000:.0f} ms (spawn to listening)")
 
 # A payment due in 1 s expires by itself within a second of its deadline.
