@@ -350,6 +350,19 @@ pub async fn confirm(
         let customer = caller.customer;
         let idem = key.for_caller(&customer.id, &body.raw, StatusCode::OK);
         let req = body.value;
+        if req.pin.is_none() && req.device.is_none() && req.signature.is_none() {
+            // A tap: nothing to verify here, so nothing to look up first either (the
+            // confirming transaction replays a retried key and refuses a reused one).
+            // It checks that the payment's policy asks for nothing more
+            // (`pin_required` otherwise).
+            validate::id(&id, "pay", "id")?;
+            let written = state
+                .store
+                .confirm(id, customer.id, Proof::default(), None, None, idem)
+                .await?;
+            return Ok(respond(written, StatusCode::OK));
+        }
+        // A replay is answered before a PIN is hashed or a signature checked.
         let stored = if req.pin.is_some() {
             let subject = holder_subject(&customer.id);
             guarded_precheck(&state, ip, subject, idem.as_ref()).await?
@@ -358,16 +371,6 @@ pub async fn confirm(
         };
         if let Some(stored) = stored {
             return Ok(crate::idem::replay(stored));
-        }
-        if req.pin.is_none() && req.device.is_none() && req.signature.is_none() {
-            // A tap: nothing to verify here. The confirming transaction checks that the
-            // payment's policy asks for nothing more (`pin_required` otherwise).
-            validate::id(&id, "pay", "id")?;
-            let written = state
-                .store
-                .confirm(id, customer.id, Proof::default(), None, None, idem)
-                .await?;
-            return Ok(respond(written, StatusCode::OK));
         }
         let p = visible_payment(&state, &customer.id, &id).await?;
         let auth = p.policy.authentication;

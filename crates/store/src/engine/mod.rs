@@ -6,10 +6,12 @@
 //! engine set-up (`crate::sqlite`, `crate::postgres`). Engine differences here are
 //! transaction control only, each in one `match`.
 
+mod credentials;
 mod readers;
 mod store;
 mod writer;
 
+pub(crate) use credentials::{Credentials, KeyGrant, SessionGrant};
 pub(crate) use readers::Readers;
 pub use store::SqlStore;
 pub use writer::MAX_BATCH;

@@ -2,6 +2,7 @@
 //! through the group-committing writer, every operation's SQL in `crate::ops`.
 
 use super::Announcer;
+use super::credentials::{Credentials, Remembered};
 use super::readers::Readers;
 use super::writer::Writer;
 use crate::clock::Clock;
@@ -21,6 +22,8 @@ pub struct SqlStore {
     readers: Readers,
     announcer: Arc<Announcer>,
     clock: Arc<dyn Clock>,
+    /// Keys and sessions remembered (SQLite) so authentication costs no read.
+    credentials: Arc<Credentials>,
     /// Stops the store's background thread (PostgreSQL: the `LISTEN` thread) with it.
     _stop: Option<super::StopOnDrop>,
 }
@@ -31,6 +34,7 @@ impl SqlStore {
         readers: Readers,
         announcer: Arc<Announcer>,
         clock: Arc<dyn Clock>,
+        credentials: Credentials,
         stop: Option<super::StopOnDrop>,
     ) -> SqlStore {
         SqlStore {
@@ -38,6 +42,7 @@ impl SqlStore {
             readers,
             announcer,
             clock,
+            credentials: Arc::new(credentials),
             _stop: stop,
         }
     }
@@ -114,19 +119,30 @@ impl Store for SqlStore {
         idem: Option<Idem>,
     ) -> Result<Written<Merchant>, Error> {
         let merchant = merchant_id.clone();
+        // The old keys' expiry moved: they are read again from the commit on (forgotten
+        // on the writer's thread, so also when nobody waits for this answer).
+        let credentials = self.credentials.clone();
+        let forgotten = merchant_id.clone();
         let written = self
-            .write_idem(idem, move |c, now| {
-                ops::merchants::roll_key(
-                    c,
-                    now,
-                    &merchant_id,
-                    &key.digest,
-                    &key.prefix,
-                    old_expires_at.max(now),
-                    by_key.as_deref(),
-                )
-            })
-            .await?;
+            .writer
+            .run_then(
+                move |c, now| {
+                    ops::idempotency::wrap(c, now, idem, |c| {
+                        ops::merchants::roll_key(
+                            c,
+                            now,
+                            &merchant_id,
+                            &key.digest,
+                            &key.prefix,
+                            old_expires_at.max(now),
+                            by_key.as_deref(),
+                        )
+                        .map(Ok)
+                    })
+                },
+                move || credentials.forget_merchant(&forgotten),
+            )
+            .await??;
         if old_expires_at <= self.now_ms() {
             // The old keys stopped now: this node's long-polls holding them look now.
             self.announcer.revoked(&format!("merchant:{merchant}"));
@@ -136,8 +152,20 @@ impl Store for SqlStore {
 
     async fn merchant_by_key(&self, key_digest: String) -> Result<Option<MerchantAuth>, Error> {
         let now = self.now_ms();
-        self.read(move |c| ops::merchants::by_key(c, &key_digest, now))
-            .await
+        let generation = match self.credentials.key(&key_digest, now) {
+            Remembered::Valid(auth) => return Ok(Some(auth)),
+            Remembered::Over => return Ok(None),
+            Remembered::Unknown(generation) => generation,
+        };
+        let digest = key_digest.clone();
+        let grant = self
+            .read(move |c| ops::merchants::by_key(c, &digest, now))
+            .await?;
+        Ok(grant.map(|g| {
+            let auth = g.auth.clone();
+            self.credentials.remember_key(key_digest, g, generation);
+            auth
+        }))
     }
 
     async fn signup(
@@ -211,14 +239,32 @@ impl Store for SqlStore {
 
     async fn session(&self, token_digest: String) -> Result<Option<Customer>, Error> {
         let now = self.now_ms();
-        self.read(move |c| ops::wallet::session(c, &token_digest, now))
-            .await
+        let generation = match self.credentials.session(&token_digest, now) {
+            Remembered::Valid(customer) => return Ok(Some(customer)),
+            Remembered::Over => return Ok(None),
+            Remembered::Unknown(generation) => generation,
+        };
+        let digest = token_digest.clone();
+        let grant = self
+            .read(move |c| ops::wallet::session(c, &digest, now))
+            .await?;
+        Ok(grant.map(|g| {
+            let customer = g.customer.clone();
+            self.credentials
+                .remember_session(token_digest, g, generation);
+            customer
+        }))
     }
 
     async fn delete_session(&self, token_digest: String) -> Result<(), Error> {
+        let credentials = self.credentials.clone();
+        let digest = token_digest.clone();
         let customer = self
             .writer
-            .run(move |c, _| ops::wallet::delete_session(c, &token_digest))
+            .run_then(
+                move |c, _| ops::wallet::delete_session(c, &digest),
+                move || credentials.forget_session(&token_digest),
+            )
             .await?;
         // This node's streams hear it now; other nodes' through the database.
         if let Some(c) = customer {

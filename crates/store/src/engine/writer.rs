@@ -54,6 +54,18 @@ impl Writer {
         T: Send + 'static,
         F: FnOnce(&Conn<'_>, i64) -> Result<T, Error> + Send + 'static,
     {
+        self.run_then(f, || {}).await
+    }
+
+    /// [`Writer::run`], and `after` on the writer's thread once the job's changes may
+    /// have committed (committed, or the commit's fate unknown), before the answer is
+    /// sent — also when nobody waits for the answer any more.
+    pub(crate) async fn run_then<T, F, A>(&self, f: F, after: A) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Conn<'_>, i64) -> Result<T, Error> + Send + 'static,
+        A: FnOnce() + Send + 'static,
+    {
         let (tx, rx) = oneshot::channel::<Result<T, Error>>();
         let job: Job = Box::new(move |conn, now| {
             let result = match catch_unwind(AssertUnwindSafe(|| f(conn, now))) {
@@ -65,6 +77,9 @@ impl Writer {
             };
             let keep = result.is_ok();
             let finish: Finish = Box::new(move |outcome| {
+                if result.is_ok() && outcome != Outcome::RolledBack {
+                    after();
+                }
                 let answer = if outcome == Outcome::Committed || result.is_err() {
                     // (A job that failed rolled back its own savepoint: nothing of it
                     // was written, whatever became of the batch.)

@@ -1,6 +1,7 @@
 //! Merchants and their secret keys (stored as digests only).
 
 use super::{Db, cursor_seq};
+use crate::engine::KeyGrant;
 use crate::ids::new_id;
 use crate::model::{Merchant, MerchantAuth, Page, PageRequest};
 use crate::sql::{Conn, Optional, params};
@@ -27,20 +28,20 @@ pub(crate) fn create(
     })
 }
 
-pub(crate) fn by_key(
-    conn: &Conn,
-    key_digest: &str,
-    now: i64,
-) -> Result<Option<MerchantAuth>, Error> {
+/// The merchant a key belongs to while it is valid, and until when.
+pub(crate) fn by_key(conn: &Conn, key_digest: &str, now: i64) -> Result<Option<KeyGrant>, Error> {
     conn.prepare_cached(
-        "SELECT m.id, m.name FROM api_keys k JOIN merchants m ON m.id = k.merchant_id
+        "SELECT m.id, m.name, k.expires_at FROM api_keys k JOIN merchants m ON m.id = k.merchant_id
          WHERE k.key_digest = ?1 AND (k.expires_at IS NULL OR k.expires_at > ?2)",
     )
     .db()?
     .query_row(params![key_digest, now], |r| {
-        Ok(MerchantAuth {
-            merchant_id: r.get(0)?,
-            name: r.get(1)?,
+        Ok(KeyGrant {
+            auth: MerchantAuth {
+                merchant_id: r.get(0)?,
+                name: r.get(1)?,
+            },
+            expires_at: r.get(2)?,
         })
     })
     .optional()

@@ -1,6 +1,7 @@
 //! Customers, their sessions and PIN state, and top-ups.
 
 use super::{Db, ledger, resolve_customer};
+use crate::engine::SessionGrant;
 use crate::ids::new_id;
 use crate::model::{Customer, PinState, Topup};
 use crate::sql::{Conn, Optional, params};
@@ -107,21 +108,25 @@ pub(crate) fn rehash_pin(
     Ok(())
 }
 
+/// Whose session a token is while it is valid, and until when.
 pub(crate) fn session(
     conn: &Conn,
     token_digest: &str,
     now: i64,
-) -> Result<Option<Customer>, Error> {
+) -> Result<Option<SessionGrant>, Error> {
     conn.prepare_cached(
-        "SELECT c.id, c.phone, c.name FROM sessions s JOIN customers c ON c.id = s.customer_id
+        "SELECT c.id, c.phone, c.name, s.expires_at FROM sessions s JOIN customers c ON c.id = s.customer_id
          WHERE s.token_digest = ?1 AND s.expires_at > ?2",
     )
     .db()?
     .query_row(params![token_digest, now], |r| {
-        Ok(Customer {
-            id: r.get(0)?,
-            phone: r.get(1)?,
-            name: r.get(2)?,
+        Ok(SessionGrant {
+            customer: Customer {
+                id: r.get(0)?,
+                phone: r.get(1)?,
+                name: r.get(2)?,
+            },
+            expires_at: r.get(3)?,
         })
     })
     .optional()

@@ -232,6 +232,8 @@ fn open_here(options: &PostgresOptions, clock: Arc<dyn Clock>) -> Result<SqlStor
         Readers::new(readers),
         announcer,
         clock,
+        // Other nodes change credentials too: every look-up reads the database.
+        crate::engine::Credentials::off(),
         Some(stop),
     ))
 }

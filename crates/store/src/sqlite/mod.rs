@@ -138,6 +138,8 @@ pub fn open(options: &SqliteOptions, clock: Arc<dyn Clock>) -> Result<SqlStore, 
         Readers::new(readers),
         announcer,
         clock,
+        // One process owns the file: every change of a credential is this store's.
+        crate::engine::Credentials::exact(),
         None,
     ))
 }

@@ -1,0 +1,256 @@
+//! Merchant keys and wallet sessions remembered in memory, so that authenticating a
+//! request does not cost a read (a hop to the blocking pool and a query) each time.
+//!
+//! Only what a read found valid is remembered, with the expiry it had: a key or
+//! session that stops by time stops here at the same instant (by the store's clock).
+//! What stops it earlier — a key rolled, a session signed out — is a write of this
+//! store, which forgets the merchant's keys or the session after its commit and before
+//! it answers: a request that starts after the answer never finds it here. A look-up
+//! that read the database before such a write could otherwise put the old answer back;
+//! every forgetting moves a generation on, and a look-up remembers what it read only if
+//! the generation did not move while it read.
+//!
+//! What this must not do: remember anything on an engine where another process can
+//! change credentials (PostgreSQL's nodes): there it is [`Credentials::off`], and every
+//! look-up reads the database. (A cache there would trust `NOTIFY` reaching every node
+//! before their next request, which nothing guarantees.) Nor remember refusals: a key
+//! or session created a moment ago must work at once.
+
+use crate::model::{Customer, MerchantAuth};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Most keys and most sessions remembered; past that the map starts over (a bound,
+/// not an eviction policy: a million active sessions re-read once each).
+pub const MAX_REMEMBERED: usize = 100_000;
+
+/// A merchant key as read: whose, and until when (`None`: no end).
+#[derive(Clone, Debug)]
+pub(crate) struct KeyGrant {
+    pub auth: MerchantAuth,
+    pub expires_at: Option<i64>,
+}
+
+/// A session as read: whose, and until when.
+#[derive(Clone, Debug)]
+pub(crate) struct SessionGrant {
+    pub customer: Customer,
+    pub expires_at: i64,
+}
+
+impl KeyGrant {
+    fn valid_at(&self, now: i64) -> bool {
+        self.expires_at.is_none_or(|e| e > now)
+    }
+}
+
+impl SessionGrant {
+    fn valid_at(&self, now: i64) -> bool {
+        self.expires_at > now
+    }
+}
+
+pub(crate) struct Credentials {
+    on: bool,
+    generation: AtomicU64,
+    keys: Mutex<HashMap<String, KeyGrant>>,
+    sessions: Mutex<HashMap<String, SessionGrant>>,
+}
+
+/// What a look-up found in memory.
+pub(crate) enum Remembered<T> {
+    /// Valid now.
+    Valid(T),
+    /// Known, but its time is over (expiries only ever move earlier).
+    Over,
+    /// Not here: read the database, then [`Credentials::remember_key`] /
+    /// [`Credentials::remember_session`] with this generation.
+    Unknown(u64),
+}
+
+impl Credentials {
+    /// Remembers (one process owns the database).
+    pub(crate) fn exact() -> Credentials {
+        Credentials::new(true)
+    }
+
+    /// Remembers nothing (other processes change the database too).
+    pub(crate) fn off() -> Credentials {
+        Credentials::new(false)
+    }
+
+    fn new(on: bool) -> Credentials {
+        Credentials {
+            on,
+            generation: AtomicU64::new(0),
+            keys: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn key(&self, digest: &str, now: i64) -> Remembered<MerchantAuth> {
+        // Read before the map: a forgetting that lands after this is seen by the
+        // generation check when the answer is remembered.
+        let generation = self.generation.load(Ordering::Acquire);
+        if !self.on {
+            return Remembered::Unknown(generation);
+        }
+        match self.keys.lock().ok().and_then(|m| m.get(digest).cloned()) {
+            Some(g) if g.valid_at(now) => Remembered::Valid(g.auth),
+            Some(_) => Remembered::Over,
+            None => Remembered::Unknown(generation),
+        }
+    }
+
+    pub(crate) fn session(&self, digest: &str, now: i64) -> Remembered<Customer> {
+        let generation = self.generation.load(Ordering::Acquire);
+        if !self.on {
+            return Remembered::Unknown(generation);
+        }
+        match self
+            .sessions
+            .lock()
+            .ok()
+            .and_then(|m| m.get(digest).cloned())
+        {
+            Some(g) if g.valid_at(now) => Remembered::Valid(g.customer),
+            Some(_) => Remembered::Over,
+            None => Remembered::Unknown(generation),
+        }
+    }
+
+    pub(crate) fn remember_key(&self, digest: String, grant: KeyGrant, generation: u64) {
+        if self.on {
+            remember(&self.keys, &self.generation, digest, grant, generation);
+        }
+    }
+
+    pub(crate) fn remember_session(&self, digest: String, grant: SessionGrant, generation: u64) {
+        if self.on {
+            remember(&self.sessions, &self.generation, digest, grant, generation);
+        }
+    }
+
+    /// After a commit that changed `merchant_id`'s keys, before answering it.
+    pub(crate) fn forget_merchant(&self, merchant_id: &str) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.retain(|_, g| g.auth.merchant_id != merchant_id);
+        }
+    }
+
+    /// After a commit that ended the session `digest`, before answering it.
+    pub(crate) fn forget_session(&self, digest: &str) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.remove(digest);
+        }
+    }
+}
+
+fn remember<T>(
+    map: &Mutex<HashMap<String, T>>,
+    current: &AtomicU64,
+    digest: String,
+    value: T,
+    generation: u64,
+) {
+    let Ok(mut map) = map.lock() else { return };
+    // Checked under the lock: a forgetting bumps the generation before it takes the
+    // lock, so either it is seen here or it runs after this insert and removes it.
+    if current.load(Ordering::Acquire) != generation {
+        return;
+    }
+    if map.len() >= MAX_REMEMBERED {
+        map.clear();
+    }
+    map.insert(digest, value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grant(merchant: &str, expires_at: Option<i64>) -> KeyGrant {
+        KeyGrant {
+            auth: MerchantAuth {
+                merchant_id: merchant.into(),
+                name: "Tea".into(),
+            },
+            expires_at,
+        }
+    }
+
+    fn generation_of(r: Remembered<MerchantAuth>) -> u64 {
+        match r {
+            Remembered::Unknown(g) => g,
+            _ => panic!("expected a miss"),
+        }
+    }
+
+    #[test]
+    fn a_remembered_key_works_until_its_expiry_and_not_at_it() {
+        let c = Credentials::exact();
+        let g = generation_of(c.key("d", 0));
+        c.remember_key("d".into(), grant("mer_1", Some(100)), g);
+        assert!(matches!(c.key("d", 99), Remembered::Valid(_)));
+        assert!(matches!(c.key("d", 100), Remembered::Over));
+    }
+
+    #[test]
+    fn a_read_that_raced_a_forgetting_is_not_remembered() {
+        let c = Credentials::exact();
+        let g = generation_of(c.key("d", 0));
+        // The key is rolled between the read and the remembering.
+        c.forget_merchant("mer_1");
+        c.remember_key("d".into(), grant("mer_1", None), g);
+        assert!(matches!(c.key("d", 0), Remembered::Unknown(_)));
+    }
+
+    #[test]
+    fn forgetting_a_merchant_forgets_only_its_keys() {
+        let c = Credentials::exact();
+        let g = generation_of(c.key("a", 0));
+        c.remember_key("a".into(), grant("mer_1", None), g);
+        c.remember_key("b".into(), grant("mer_2", None), g);
+        c.forget_merchant("mer_1");
+        assert!(matches!(c.key("a", 0), Remembered::Unknown(_)));
+        assert!(matches!(c.key("b", 0), Remembered::Valid(_)));
+    }
+
+    #[test]
+    fn a_forgotten_session_is_read_again_and_off_remembers_nothing() {
+        let c = Credentials::exact();
+        let customer = Customer {
+            id: "cus_1".into(),
+            phone: "+8613900000000".into(),
+            name: "Li".into(),
+        };
+        let g = match c.session("s", 0) {
+            Remembered::Unknown(g) => g,
+            _ => panic!(),
+        };
+        let grant = SessionGrant {
+            customer,
+            expires_at: 10,
+        };
+        c.remember_session("s".into(), grant.clone(), g);
+        assert!(matches!(c.session("s", 5), Remembered::Valid(_)));
+        c.forget_session("s");
+        assert!(matches!(c.session("s", 5), Remembered::Unknown(_)));
+
+        let off = Credentials::off();
+        off.remember_session("s".into(), grant, 0);
+        assert!(matches!(off.session("s", 5), Remembered::Unknown(_)));
+    }
+
+    #[test]
+    fn the_map_is_bounded() {
+        let c = Credentials::exact();
+        for i in 0..MAX_REMEMBERED + 5 {
+            c.remember_key(format!("k{i}"), grant("mer_1", None), 0);
+        }
+        assert!(c.keys.lock().unwrap().len() <= MAX_REMEMBERED);
+    }
+}

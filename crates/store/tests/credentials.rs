@@ -1,0 +1,173 @@
+//! Keys and sessions stop exactly when they should, although the embedded store
+//! remembers them in memory (`engine/credentials.rs`): at their expiry by the store's
+//! clock, and for every look-up that starts after a roll or a sign-out answered —
+//! also while many look-ups run in parallel with it. (On PostgreSQL nothing is
+//! remembered; the same tests hold there too.)
+
+use pocket_store::clock::{Clock, ManualClock};
+use pocket_store::model::Written;
+use pocket_store::testing::TestStore;
+use pocket_store::{KeyDigest, Store};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+const T0: i64 = 1_795_600_800_000;
+
+struct World {
+    store: Arc<dyn Store>,
+    clock: Arc<ManualClock>,
+    merchant: String,
+    _db: TestStore,
+    _dir: tempfile::TempDir,
+}
+
+fn key(digest: &str) -> KeyDigest {
+    KeyDigest {
+        digest: digest.into(),
+        prefix: "sk_test".into(),
+    }
+}
+
+fn fresh<T>(w: Written<T>) -> T {
+    match w {
+        Written::Fresh(v) => v,
+        Written::Replayed(_) => panic!("replay"),
+    }
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let db = TestStore::open(dir.path(), clock.clone(), None);
+    let store: Arc<dyn Store> = db.store.clone();
+    let merchant = fresh(
+        store
+            .create_merchant("M".into(), key("key-1"), None, None)
+            .await
+            .unwrap(),
+    )
+    .merchant
+    .id;
+    World {
+        store,
+        clock,
+        merchant,
+        _db: db,
+        _dir: dir,
+    }
+}
+
+impl World {
+    async fn works(&self, digest: &str) -> bool {
+        self.store
+            .merchant_by_key(digest.into())
+            .await
+            .unwrap()
+            .is_some()
+    }
+}
+
+#[tokio::test]
+async fn a_rolled_key_stops_at_the_end_of_its_overlap_to_the_millisecond() {
+    let w = world().await;
+    assert!(w.works("key-1").await && w.works("key-1").await);
+    let until = w.clock.now_ms() + 60_000;
+    w.store
+        .roll_merchant_key(w.merchant.clone(), key("key-2"), until, None, None)
+        .await
+        .unwrap();
+    w.clock.set_ms(until - 1);
+    assert!(w.works("key-1").await, "still inside the overlap");
+    w.clock.set_ms(until);
+    assert!(!w.works("key-1").await, "the overlap is over");
+    assert!(w.works("key-2").await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_key_rolled_now_is_refused_to_every_look_up_that_starts_after_the_roll() {
+    let w = Arc::new(world().await);
+    assert!(w.works("key-1").await);
+    // Look-ups hammer the key while it is rolled, so that some read the database
+    // before the roll commits and try to remember what they read after it.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut hammers = Vec::new();
+    for _ in 0..16 {
+        let (w, stop) = (w.clone(), stop.clone());
+        hammers.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                w.works("key-1").await;
+                // (A remembered key answers without waiting: let others run.)
+                tokio::task::yield_now().await;
+            }
+        }));
+    }
+    let now = w.clock.now_ms();
+    w.store
+        .roll_merchant_key(w.merchant.clone(), key("key-2"), now, None, None)
+        .await
+        .unwrap();
+    let mut worked = 0;
+    for _ in 0..200 {
+        worked += usize::from(w.works("key-1").await);
+        tokio::task::yield_now().await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    assert_eq!(worked, 0, "a rolled key worked after the roll");
+    for h in hammers {
+        h.await.unwrap();
+    }
+    assert!(!w.works("key-1").await);
+    assert!(w.works("key-2").await);
+}
+
+#[tokio::test]
+async fn a_session_stops_at_its_expiry_and_at_sign_out() {
+    let w = world().await;
+    let expires_at = w.clock.now_ms() + 1_000;
+    let customer = fresh(
+        w.store
+            .signup(
+                "+8613800000001".into(),
+                "C".into(),
+                "hash".into(),
+                ("session-1".into(), expires_at),
+                None,
+            )
+            .await
+            .unwrap(),
+    );
+    let session = |d: &'static str| w.store.session(d.into());
+    assert_eq!(session("session-1").await.unwrap().unwrap().id, customer.id);
+    w.clock.set_ms(expires_at - 1);
+    assert!(session("session-1").await.unwrap().is_some());
+    w.clock.set_ms(expires_at);
+    assert!(session("session-1").await.unwrap().is_none(), "expired");
+
+    // A second customer's session, remembered, then signed out while look-ups run.
+    let later = w.clock.now_ms() + 3_600_000;
+    let other = fresh(
+        w.store
+            .signup(
+                "+8613800000002".into(),
+                "D".into(),
+                "hash".into(),
+                ("session-2".into(), later),
+                None,
+            )
+            .await
+            .unwrap(),
+    );
+    assert_eq!(session("session-2").await.unwrap().unwrap().id, other.id);
+    let (_, signed_out) = tokio::join!(
+        async {
+            for _ in 0..50 {
+                let _ = session("session-2").await;
+            }
+        },
+        w.store.delete_session("session-2".into())
+    );
+    signed_out.unwrap();
+    for _ in 0..50 {
+        assert!(session("session-2").await.unwrap().is_none());
+    }
+}
