@@ -149,6 +149,7 @@ async fn metrics_need_the_admin_key_and_carry_the_figures() {
         "pocket_expiry_lag_seconds",
         "pocket_webhook_delivery_backlog",
         "pocket_writer_batch_jobs",
+        "pocket_writer_batch_seconds",
         "pocket_writer_queue_depth",
         "pocket_event_streams_open",
     ] {

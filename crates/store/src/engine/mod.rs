@@ -15,7 +15,7 @@ pub(crate) use credentials::{Credentials, KeyGrant, SessionGrant};
 pub(crate) use readers::Readers;
 pub use store::SqlStore;
 pub use writer::MAX_BATCH;
-pub(crate) use writer::Writer;
+pub(crate) use writer::{Upkeep, Writer};
 
 use crate::model::EventNote;
 use crate::sql::{Conn, Db, PgSession, Result, SqlError};

@@ -24,6 +24,9 @@ pub const MAX_BATCH: usize = 256;
 /// once the batch's fate is known.
 type Finish = Box<dyn FnOnce(Outcome) + Send>;
 type Job = Box<dyn FnOnce(&Conn<'_>, i64) -> (bool, Finish) + Send>;
+/// Upkeep the engine runs on the writer's connection after a batch was answered (SQLite:
+/// restarting the WAL when the checkpointer asks).
+pub(crate) type Upkeep = Box<dyn FnMut(&mut Session) + Send>;
 
 pub(crate) struct Writer {
     queue: SyncSender<Job>,
@@ -37,13 +40,14 @@ impl Writer {
         clock: Arc<dyn Clock>,
         queue_depth: usize,
         announcer: Arc<Announcer>,
+        upkeep: Option<Upkeep>,
     ) -> std::io::Result<Writer> {
         let (queue, jobs) = sync_channel::<Job>(queue_depth.max(1));
         let waiting = Arc::new(std::sync::atomic::AtomicI64::new(0));
         let taken = waiting.clone();
         std::thread::Builder::new()
             .name("pocket-writer".into())
-            .spawn(move || writer_loop(session, clock, jobs, announcer, taken))?;
+            .spawn(move || writer_loop(session, clock, jobs, announcer, taken, upkeep))?;
         Ok(Writer { queue, waiting })
     }
 
@@ -121,6 +125,7 @@ fn writer_loop(
     jobs: Receiver<Job>,
     announcer: Arc<Announcer>,
     waiting: Arc<std::sync::atomic::AtomicI64>,
+    mut upkeep: Option<Upkeep>,
 ) {
     let announce = session.announces_own_commits();
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
@@ -139,7 +144,10 @@ fn writer_loop(
             - batch.len() as i64;
         metrics::gauge!("pocket_writer_queue_depth").set(left.max(0) as f64);
         metrics::histogram!("pocket_writer_batch_jobs").record(batch.len() as f64);
+        let started = std::time::Instant::now();
         let outcome = run_batch(&mut session, clock.as_ref(), &mut batch, &mut finishers);
+        // From BEGIN to COMMIT returned (durable): what each of its jobs waited at least.
+        metrics::histogram!("pocket_writer_batch_seconds").record(started.elapsed().as_secs_f64());
         if outcome != Outcome::Committed {
             metrics::counter!("pocket_writer_failed_batches_total").increment(1);
         }
@@ -154,6 +162,9 @@ fn writer_loop(
             && let Err(e) = announcer.catch_up(&conn)
         {
             tracing::warn!(code = e.code, "could not announce committed events");
+        }
+        if let Some(upkeep) = upkeep.as_mut() {
+            upkeep(&mut session);
         }
     }
     tracing::info!(

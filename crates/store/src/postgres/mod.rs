@@ -225,6 +225,7 @@ fn open_here(options: &PostgresOptions, clock: Arc<dyn Clock>) -> Result<SqlStor
         clock.clone(),
         options.queue_depth,
         announcer.clone(),
+        None,
     )
     .map_err(|e| format!("cannot start the writer: {e}"))?;
     Ok(SqlStore::new(
