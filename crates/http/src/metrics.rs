@@ -14,11 +14,30 @@ use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::time::Instant;
 
-/// Installs the process's recorder (once; later calls get the same handle).
+/// How often histogram samples are folded into their summaries. The recorder keeps
+/// every raw sample until then: without it, a server nobody scraped grew by ~60 bytes
+/// per payment (179 MiB after 5 minutes at 6,900 payments/s).
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Installs the process's recorder (once; later calls get the same handle) and the
+/// thread that keeps its memory bounded.
 pub fn install() -> Option<PrometheusHandle> {
     static HANDLE: std::sync::OnceLock<Option<PrometheusHandle>> = std::sync::OnceLock::new();
     HANDLE
-        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new().install_recorder().ok()?;
+            let kept = handle.clone();
+            std::thread::Builder::new()
+                .name("pocket-metrics".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_EVERY);
+                        kept.run_upkeep();
+                    }
+                })
+                .ok()?;
+            Some(handle)
+        })
         .clone()
 }
 

@@ -188,3 +188,33 @@ async fn demo_prints_a_working_merchant_key_on_every_start() {
         "keys are never listed"
     );
 }
+
+/// A second process writing the embedded database would change keys and sessions
+/// behind the server's memory of them: `demo-data` (which rolls the demo key) is
+/// refused while the server runs, and works once it stopped.
+#[test]
+fn a_second_writer_of_the_embedded_database_is_refused_while_the_server_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let demo_data = || {
+        let out = Command::new(env!("CARGO_BIN_EXE_pocket"))
+            .arg("demo-data")
+            .arg("--data")
+            .arg(&data)
+            .env("POCKET_ADMIN_KEY", ADMIN_KEY)
+            .env("POCKET_LOG", "warn")
+            .env_remove("POCKET_DATABASE_URL")
+            .output()
+            .expect("run pocket demo-data");
+        let text = String::from_utf8_lossy(&out.stdout).to_string()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let (server, _) = start(&data, &["--listen", "127.0.0.1:0"]);
+    let (ok, out) = demo_data();
+    assert!(!ok, "{out}");
+    assert!(out.contains("in use by another Pocket process"), "{out}");
+    stop(server);
+    let (ok, out) = demo_data();
+    assert!(ok, "{out}");
+}

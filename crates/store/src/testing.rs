@@ -55,6 +55,21 @@ impl TestStore {
         }
     }
 
+    /// A second store on the same database (another node on PostgreSQL; on SQLite,
+    /// refused while this one is open).
+    pub fn open_second(&self, clock: Arc<dyn Clock>) -> Result<SqlStore, String> {
+        match &self.database {
+            Some(db) => crate::postgres::open(&PostgresOptions::new(&db.url), clock),
+            None => crate::sqlite::open(
+                &SqliteOptions {
+                    path: self.sqlite_path.clone(),
+                    ..SqliteOptions::in_dir(Path::new("."))
+                },
+                clock,
+            ),
+        }
+    }
+
     /// Verifies everything stored (`pocket verify`).
     pub fn verify(&self) -> Result<Verification, String> {
         match &self.database {

@@ -2,7 +2,8 @@
 //! remembers them in memory (`engine/credentials.rs`): at their expiry by the store's
 //! clock, and for every look-up that starts after a roll or a sign-out answered —
 //! also while many look-ups run in parallel with it. (On PostgreSQL nothing is
-//! remembered; the same tests hold there too.)
+//! remembered — other nodes change credentials too; the same tests hold there, and a
+//! second node sees a roll at once.)
 
 use pocket_store::clock::{Clock, ManualClock};
 use pocket_store::model::Written;
@@ -58,6 +59,10 @@ async fn world() -> World {
 }
 
 impl World {
+    fn db_second(&self) -> Result<pocket_store::SqlStore, String> {
+        self._db.open_second(self.clock.clone())
+    }
+
     async fn works(&self, digest: &str) -> bool {
         self.store
             .merchant_by_key(digest.into())
@@ -170,4 +175,57 @@ async fn a_session_stops_at_its_expiry_and_at_sign_out() {
     for _ in 0..50 {
         assert!(session("session-2").await.unwrap().is_none());
     }
+}
+
+#[tokio::test]
+async fn a_roll_on_one_node_is_seen_by_the_next_look_up_on_another_and_sqlite_has_one_owner() {
+    let w = world().await;
+    let second = w.db_second();
+    match second {
+        // SQLite: a second writer of the file would change credentials behind the
+        // first one's memory; it is refused while the first is open.
+        Err(e) => {
+            assert!(!pocket_store::testing::on_postgres(), "{e}");
+            assert!(e.contains("in use by another Pocket process"), "{e}");
+        }
+        Ok(other) => {
+            assert!(pocket_store::testing::on_postgres());
+            let other: Arc<dyn Store> = Arc::new(other);
+            assert!(
+                other
+                    .merchant_by_key("key-1".into())
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+            assert!(w.works("key-1").await);
+            let now = w.clock.now_ms();
+            w.store
+                .roll_merchant_key(w.merchant.clone(), key("key-2"), now, None, None)
+                .await
+                .unwrap();
+            assert!(
+                other
+                    .merchant_by_key("key-1".into())
+                    .await
+                    .unwrap()
+                    .is_none()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_file_is_owned_again_once_its_store_is_gone() {
+    if pocket_store::testing::on_postgres() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(T0));
+    let first = TestStore::open(dir.path(), clock.clone(), None);
+    assert!(first.open_second(clock.clone()).is_err());
+    let TestStore { store, .. } = first;
+    drop(store);
+    let again = TestStore::open(dir.path(), clock, None);
+    drop(again);
 }

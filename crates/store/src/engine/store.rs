@@ -26,6 +26,8 @@ pub struct SqlStore {
     credentials: Arc<Credentials>,
     /// Stops the store's background thread (PostgreSQL: the `LISTEN` thread) with it.
     _stop: Option<super::StopOnDrop>,
+    /// SQLite: the data file's ownership lock, released with the store.
+    _owner: Option<std::fs::File>,
 }
 
 impl SqlStore {
@@ -36,6 +38,7 @@ impl SqlStore {
         clock: Arc<dyn Clock>,
         credentials: Credentials,
         stop: Option<super::StopOnDrop>,
+        owner: Option<std::fs::File>,
     ) -> SqlStore {
         SqlStore {
             writer,
@@ -44,6 +47,7 @@ impl SqlStore {
             clock,
             credentials: Arc::new(credentials),
             _stop: stop,
+            _owner: owner,
         }
     }
 

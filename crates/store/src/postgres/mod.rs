@@ -236,6 +236,7 @@ fn open_here(options: &PostgresOptions, clock: Arc<dyn Clock>) -> Result<SqlStor
         // Other nodes change credentials too: every look-up reads the database.
         crate::engine::Credentials::off(),
         Some(stop),
+        None,
     ))
 }
 

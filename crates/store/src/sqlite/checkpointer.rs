@@ -11,9 +11,13 @@
 //! ([`restart_when_asked`]), waiting for readers at most [`RESTART_PATIENCE_LOOKS`]
 //! × 100 µs (a long read postpones it to the next batch rather than stall writes).
 //!
+//! The writer is asked only when the passive checkpoints left little to copy
+//! ([`LEFT_FOR_THE_WRITER`]): after a long reader held them back, they catch up first.
+//!
 //! Commits never shrink the file (`journal_size_limit = -1`: freeing its blocks took
-//! 210 ms inside a commit); once writes pause for a tick and the file is larger than
-//! [`SHRINK_ABOVE_BYTES`], a `TRUNCATE` checkpoint empties it here.
+//! 210 ms inside a commit); once writes paused for [`QUIET_TICKS_BEFORE_TRUNCATE`]
+//! ticks and the file is larger than [`SHRINK_ABOVE_BYTES`], a `TRUNCATE` checkpoint
+//! empties it here (a write arriving meanwhile waits for it).
 
 use crate::engine::{Session, Upkeep};
 use rusqlite::Connection;
@@ -27,6 +31,11 @@ const EVERY: Duration = Duration::from_millis(500);
 /// holds the writer 10–15 ms (it copies what the last passive checkpoint left and syncs
 /// the database file); 16 MiB made that every 500 ms at 5,000 payments/s (p99 16 ms).
 const RESTART_ABOVE_FRAMES: i64 = 65_536;
+/// Most frames a passive checkpoint may leave uncopied for the writer's restart to
+/// copy itself (16 MiB).
+const LEFT_FOR_THE_WRITER: i64 = 4_096;
+/// Ticks without a write before a large WAL file is truncated (2 s).
+const QUIET_TICKS_BEFORE_TRUNCATE: u32 = 4;
 /// A WAL file larger than this is truncated when writes pause: 64 MiB.
 const SHRINK_ABOVE_BYTES: u64 = 64 * 1024 * 1024;
 /// How long the writer waits for readers to leave the WAL before restarting it, in
@@ -38,7 +47,9 @@ const RESTART_PATIENCE_LOOKS: i32 = 20;
 pub(super) fn start(path: &Path) -> Result<Upkeep, String> {
     let conn = Connection::open(path)
         .map_err(|e| format!("cannot open the checkpoint connection: {e}"))?;
-    conn.busy_timeout(Duration::from_secs(2))
+    // Passive checkpoints never wait; a TRUNCATE holds the write lock while it waits
+    // for readers, so it waits 2 ms at most.
+    conn.busy_handler(Some(patient))
         .map_err(|e| format!("cannot configure the checkpoint connection: {e}"))?;
     let wal = {
         let mut name = path.as_os_str().to_owned();
@@ -52,6 +63,7 @@ pub(super) fn start(path: &Path) -> Result<Upkeep, String> {
         .spawn(move || {
             // Frames in the WAL at the last tick: unchanged means no write since.
             let mut last_frames = -1;
+            let mut quiet_ticks = 0;
             loop {
                 std::thread::sleep(EVERY);
                 // (busy, frames in the WAL, frames checkpointed)
@@ -59,19 +71,24 @@ pub(super) fn start(path: &Path) -> Result<Upkeep, String> {
                     conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
                         Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                     });
-                let frames = match passive {
-                    Ok((_, frames, _)) => frames,
+                let (frames, copied) = match passive {
+                    Ok((_, frames, copied)) => (frames, copied),
                     Err(e) => {
                         tracing::debug!(error = %e, "checkpoint skipped");
                         continue;
                     }
                 };
                 let wal_bytes = std::fs::metadata(&wal).map_or(0, |m| m.len());
-                match after_passive(frames, last_frames, wal_bytes) {
+                quiet_ticks = if frames == last_frames {
+                    quiet_ticks + 1
+                } else {
+                    0
+                };
+                match after_passive(frames, frames - copied, quiet_ticks, wal_bytes) {
                     Some(Next::Truncate) => {
-                        if let Err(e) =
-                            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
-                        {
+                        let truncated =
+                            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+                        if let Err(e) = truncated {
                             tracing::debug!(error = %e, "WAL truncation postponed");
                         }
                     }
@@ -91,17 +108,25 @@ enum Next {
     AskRestart,
 }
 
-/// What follows a passive checkpoint that left `frames` in a WAL file of `wal_bytes`
-/// (`last_frames`: what the previous tick left).
-fn after_passive(frames: i64, last_frames: i64, wal_bytes: u64) -> Option<Next> {
-    let quiet = frames == last_frames;
-    if quiet && wal_bytes > SHRINK_ABOVE_BYTES {
+/// What follows a passive checkpoint that left `frames` in a WAL file of `wal_bytes`,
+/// `left` of them not yet copied (a reader on an old snapshot holds them), after
+/// `quiet_ticks` ticks without a write.
+fn after_passive(frames: i64, left: i64, quiet_ticks: u32, wal_bytes: u64) -> Option<Next> {
+    if quiet_ticks >= QUIET_TICKS_BEFORE_TRUNCATE && wal_bytes > SHRINK_ABOVE_BYTES {
         Some(Next::Truncate)
-    } else if !quiet && frames > RESTART_ABOVE_FRAMES {
+    } else if quiet_ticks == 0 && frames > RESTART_ABOVE_FRAMES && left <= LEFT_FOR_THE_WRITER {
+        // (With more left, the writer would copy it all on its own thread: wait for
+        // the passive checkpoints to catch up.)
         Some(Next::AskRestart)
     } else {
         None
     }
+}
+
+/// Patient for [`RESTART_PATIENCE_LOOKS`] looks of 100 µs.
+fn patient(looks: i32) -> bool {
+    std::thread::sleep(Duration::from_micros(100));
+    looks < RESTART_PATIENCE_LOOKS
 }
 
 /// On the writer's thread, between batches: restarts the WAL if the checkpointer asked.
@@ -112,10 +137,6 @@ fn restart_when_asked(session: &mut Session, asked: &AtomicBool) {
     if !asked.swap(false, Ordering::Relaxed) {
         return;
     }
-    let patient = |looks: i32| {
-        std::thread::sleep(Duration::from_micros(100));
-        looks < RESTART_PATIENCE_LOOKS
-    };
     let restarted = conn.busy_handler(Some(patient)).and_then(|()| {
         conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |r| r.get::<_, i64>(0))
     });
@@ -137,19 +158,28 @@ mod tests {
     fn a_large_wal_is_truncated_once_writes_pause_and_restarted_while_they_go_on() {
         let large = SHRINK_ABOVE_BYTES + 1;
         let many = RESTART_ABOVE_FRAMES + 1;
+        let quiet = QUIET_TICKS_BEFORE_TRUNCATE;
         assert_eq!(
-            after_passive(10, 5, large),
+            after_passive(10, 0, 0, large),
             None,
             "still writing, few frames"
         );
-        assert_eq!(after_passive(10, 10, large), Some(Next::Truncate));
         assert_eq!(
-            after_passive(10, 10, SHRINK_ABOVE_BYTES),
+            after_passive(10, 0, quiet - 1, large),
+            None,
+            "not quiet for long"
+        );
+        assert_eq!(after_passive(10, 0, quiet, large), Some(Next::Truncate));
+        assert_eq!(
+            after_passive(10, 0, quiet, SHRINK_ABOVE_BYTES),
             None,
             "small enough"
         );
-        assert_eq!(after_passive(many, 0, large), Some(Next::AskRestart));
+        assert_eq!(after_passive(many, 0, 0, large), Some(Next::AskRestart));
+        // A reader held the passive checkpoint back: the writer would copy it all.
+        let behind = LEFT_FOR_THE_WRITER + 1;
+        assert_eq!(after_passive(many, behind, 0, large), None);
         // Nothing written since the last tick: nothing for the writer to restart.
-        assert_eq!(after_passive(many, many, 0), None);
+        assert_eq!(after_passive(many, 0, 1, 0), None);
     }
 }

@@ -42,8 +42,8 @@ impl SqliteOptions {
 }
 
 /// Opens a connection with Pocket's pragmas: WAL, `synchronous=FULL` (a commit is on
-/// disk before it is acknowledged), foreign keys, and a busy timeout for the rare
-/// second process (e.g. `pocket demo-data` beside a running server).
+/// disk before it is acknowledged), foreign keys, and a busy handler for the locks the
+/// checkpointer and reading tools (`pocket backup`) take.
 fn open_connection(path: &Path) -> rusqlite::Result<Connection> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -126,6 +126,7 @@ fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
 
 /// Opens (creating if needed) the database and starts the writer thread.
 pub fn open(options: &SqliteOptions, clock: Arc<dyn Clock>) -> Result<SqlStore, String> {
+    let owner = claim(&options.path)?;
     let mut conn = open_connection(&options.path)
         .map_err(|e| format!("cannot open {}: {e}", options.path.display()))?;
     migrate(&mut conn).map_err(|e| format!("cannot migrate {}: {e}", options.path.display()))?;
@@ -156,10 +157,43 @@ pub fn open(options: &SqliteOptions, clock: Arc<dyn Clock>) -> Result<SqlStore, 
         Readers::new(readers),
         announcer,
         clock,
-        // One process owns the file: every change of a credential is this store's.
+        // One process owns the file (`claim`): every change of a credential is this
+        // store's.
         crate::engine::Credentials::exact(),
         None,
+        Some(owner),
     ))
+}
+
+/// Makes this store the only one writing the file: an exclusive lock on `<file>-owner`,
+/// held until the store is dropped (the kernel releases it if the process dies). A
+/// second `pocket serve` or `pocket demo-data` on the same data directory is refused:
+/// the store remembers credentials and answers from memory what only its own writes
+/// can change (`engine/credentials.rs`). Reading tools (`backup`, `verify`) do not
+/// claim it.
+fn claim(db: &Path) -> Result<std::fs::File, String> {
+    let mut name = db.as_os_str().to_owned();
+    name.push("-owner");
+    let path = std::path::PathBuf::from(name);
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(format!(
+            "{} is in use by another Pocket process (stop it first; `pocket backup` and \
+             `pocket verify` work beside it)",
+            db.display()
+        )),
+        Err(std::fs::TryLockError::Error(e)) => Err(format!("cannot lock {}: {e}", path.display())),
+    }
 }
 
 fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
