@@ -467,19 +467,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
-/// Large allocations (a PIN hash takes ~19 MiB) go straight to mmap and back to the
-/// system when freed; glibc would otherwise raise its mmap threshold after the first
-/// one and keep every later one in per-thread arenas.
-fn return_large_allocations_to_the_system() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; called before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
-}
-
 fn main() -> ExitCode {
-    return_large_allocations_to_the_system();
     // A write past a file-size limit fails (and is answered 503) instead of killing
     // the process.
     // SAFETY: setting a signal's disposition to "ignore" has no preconditions.
