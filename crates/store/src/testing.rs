@@ -78,3 +78,14 @@ impl TestStore {
         }
     }
 }
+
+/// A fixed start for tests' manual clocks (2026-11-27).
+pub const T0: i64 = 1_795_600_800_000;
+
+/// The value of a write that must have run now (not a replay).
+pub fn fresh<T>(w: crate::model::Written<T>) -> T {
+    match w {
+        crate::model::Written::Fresh(v) => v,
+        crate::model::Written::Replayed(_) => panic!("replay"),
+    }
+}

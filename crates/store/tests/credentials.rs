@@ -6,13 +6,11 @@
 //! second node sees a roll at once.)
 
 use pocket_store::clock::{Clock, ManualClock};
-use pocket_store::model::Written;
-use pocket_store::testing::TestStore;
+use pocket_store::model::Customer;
+use pocket_store::testing::{T0, TestStore, fresh};
 use pocket_store::{KeyDigest, Store};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-
-const T0: i64 = 1_795_600_800_000;
 
 struct World {
     store: Arc<dyn Store>,
@@ -26,13 +24,6 @@ fn key(digest: &str) -> KeyDigest {
     KeyDigest {
         digest: digest.into(),
         prefix: "sk_test".into(),
-    }
-}
-
-fn fresh<T>(w: Written<T>) -> T {
-    match w {
-        Written::Fresh(v) => v,
-        Written::Replayed(_) => panic!("replay"),
     }
 }
 
@@ -59,6 +50,22 @@ async fn world() -> World {
 }
 
 impl World {
+    /// A new customer signed in with the session `digest` until `expires_at`.
+    async fn signup(&self, phone: &str, digest: &str, expires_at: i64) -> Customer {
+        fresh(
+            self.store
+                .signup(
+                    phone.into(),
+                    "C".into(),
+                    "hash".into(),
+                    (digest.into(), expires_at),
+                    None,
+                )
+                .await
+                .unwrap(),
+        )
+    }
+
     fn db_second(&self) -> Result<pocket_store::SqlStore, String> {
         self._db.open_second(self.clock.clone())
     }
@@ -129,18 +136,7 @@ async fn a_key_rolled_now_is_refused_to_every_look_up_that_starts_after_the_roll
 async fn a_session_stops_at_its_expiry_and_at_sign_out() {
     let w = world().await;
     let expires_at = w.clock.now_ms() + 1_000;
-    let customer = fresh(
-        w.store
-            .signup(
-                "+8613800000001".into(),
-                "C".into(),
-                "hash".into(),
-                ("session-1".into(), expires_at),
-                None,
-            )
-            .await
-            .unwrap(),
-    );
+    let customer = w.signup("+8613800000001", "session-1", expires_at).await;
     let session = |d: &'static str| w.store.session(d.into());
     assert_eq!(session("session-1").await.unwrap().unwrap().id, customer.id);
     w.clock.set_ms(expires_at - 1);
@@ -150,18 +146,7 @@ async fn a_session_stops_at_its_expiry_and_at_sign_out() {
 
     // A second customer's session, remembered, then signed out while look-ups run.
     let later = w.clock.now_ms() + 3_600_000;
-    let other = fresh(
-        w.store
-            .signup(
-                "+8613800000002".into(),
-                "D".into(),
-                "hash".into(),
-                ("session-2".into(), later),
-                None,
-            )
-            .await
-            .unwrap(),
-    );
+    let other = w.signup("+8613800000002", "session-2", later).await;
     assert_eq!(session("session-2").await.unwrap().unwrap().id, other.id);
     let (_, signed_out) = tokio::join!(
         async {

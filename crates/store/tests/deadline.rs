@@ -5,13 +5,11 @@ use pocket_core::Currency;
 use pocket_core::payment::Status;
 use pocket_core::policy::PolicyBook;
 use pocket_store::clock::{Clock, ManualClock};
-use pocket_store::model::{PageRequest, Written};
-use pocket_store::testing::TestStore;
+use pocket_store::model::PageRequest;
+use pocket_store::testing::{T0, TestStore, fresh};
 use pocket_store::{NewPayment, Store};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-const T0: i64 = 1_795_600_800_000;
 
 struct World {
     store: Arc<dyn Store>,
@@ -20,13 +18,6 @@ struct World {
     customer: String,
     _db: TestStore,
     _dir: tempfile::TempDir,
-}
-
-fn fresh<T>(w: Written<T>) -> T {
-    match w {
-        Written::Fresh(v) => v,
-        Written::Replayed(_) => panic!("replay"),
-    }
 }
 
 fn cny() -> Currency {

@@ -39,15 +39,39 @@ pub(crate) struct SessionGrant {
     pub expires_at: i64,
 }
 
-impl KeyGrant {
+/// What is remembered of one kind of credential: who holds it, and until when.
+pub(crate) trait Grant: Clone + Sized {
+    /// Who the credential belongs to, as authentication answers it.
+    type Holder;
+    fn holder(self) -> Self::Holder;
+    fn valid_at(&self, now: i64) -> bool;
+    /// Where this kind is remembered.
+    fn memory(c: &Credentials) -> &Mutex<HashMap<String, Self>>;
+}
+
+impl Grant for KeyGrant {
+    type Holder = MerchantAuth;
+    fn holder(self) -> MerchantAuth {
+        self.auth
+    }
     fn valid_at(&self, now: i64) -> bool {
         self.expires_at.is_none_or(|e| e > now)
     }
+    fn memory(c: &Credentials) -> &Mutex<HashMap<String, KeyGrant>> {
+        &c.keys
+    }
 }
 
-impl SessionGrant {
+impl Grant for SessionGrant {
+    type Holder = Customer;
+    fn holder(self) -> Customer {
+        self.customer
+    }
     fn valid_at(&self, now: i64) -> bool {
         self.expires_at > now
+    }
+    fn memory(c: &Credentials) -> &Mutex<HashMap<String, SessionGrant>> {
+        &c.sessions
     }
 }
 
@@ -64,8 +88,7 @@ pub(crate) enum Remembered<T> {
     Valid(T),
     /// Known, but its time is over (expiries only ever move earlier).
     Over,
-    /// Not here: read the database, then [`Credentials::remember_key`] /
-    /// [`Credentials::remember_session`] with this generation.
+    /// Not here: read the database, then [`Credentials::remember`] with this generation.
     Unknown(u64),
 }
 
@@ -89,47 +112,41 @@ impl Credentials {
         }
     }
 
-    pub(crate) fn key(&self, digest: &str, now: i64) -> Remembered<MerchantAuth> {
+    pub(crate) fn look<G: Grant>(&self, digest: &str, now: i64) -> Remembered<G::Holder> {
         // Read before the map: a forgetting that lands after this is seen by the
         // generation check when the answer is remembered.
         let generation = self.generation.load(Ordering::Acquire);
         if !self.on {
             return Remembered::Unknown(generation);
         }
-        match self.keys.lock().ok().and_then(|m| m.get(digest).cloned()) {
-            Some(g) if g.valid_at(now) => Remembered::Valid(g.auth),
-            Some(_) => Remembered::Over,
-            None => Remembered::Unknown(generation),
-        }
-    }
-
-    pub(crate) fn session(&self, digest: &str, now: i64) -> Remembered<Customer> {
-        let generation = self.generation.load(Ordering::Acquire);
-        if !self.on {
-            return Remembered::Unknown(generation);
-        }
-        match self
-            .sessions
+        let found = G::memory(self)
             .lock()
             .ok()
-            .and_then(|m| m.get(digest).cloned())
-        {
-            Some(g) if g.valid_at(now) => Remembered::Valid(g.customer),
+            .and_then(|m| m.get(digest).cloned());
+        match found {
+            Some(g) if g.valid_at(now) => Remembered::Valid(g.holder()),
             Some(_) => Remembered::Over,
             None => Remembered::Unknown(generation),
         }
     }
 
-    pub(crate) fn remember_key(&self, digest: String, grant: KeyGrant, generation: u64) {
-        if self.on {
-            remember(&self.keys, &self.generation, digest, grant, generation);
+    /// Remembers what a read found, unless a forgetting happened since `generation`.
+    pub(crate) fn remember<G: Grant>(&self, digest: String, grant: G, generation: u64) {
+        if !self.on {
+            return;
         }
-    }
-
-    pub(crate) fn remember_session(&self, digest: String, grant: SessionGrant, generation: u64) {
-        if self.on {
-            remember(&self.sessions, &self.generation, digest, grant, generation);
+        let Ok(mut map) = G::memory(self).lock() else {
+            return;
+        };
+        // Checked under the lock: a forgetting bumps the generation before it takes the
+        // lock, so either it is seen here or it runs after this insert and removes it.
+        if self.generation.load(Ordering::Acquire) != generation {
+            return;
         }
+        if map.len() >= MAX_REMEMBERED {
+            map.clear();
+        }
+        map.insert(digest, grant);
     }
 
     /// After a commit that changed `merchant_id`'s keys, before answering it.
@@ -147,25 +164,6 @@ impl Credentials {
             sessions.remove(digest);
         }
     }
-}
-
-fn remember<T>(
-    map: &Mutex<HashMap<String, T>>,
-    current: &AtomicU64,
-    digest: String,
-    value: T,
-    generation: u64,
-) {
-    let Ok(mut map) = map.lock() else { return };
-    // Checked under the lock: a forgetting bumps the generation before it takes the
-    // lock, so either it is seen here or it runs after this insert and removes it.
-    if current.load(Ordering::Acquire) != generation {
-        return;
-    }
-    if map.len() >= MAX_REMEMBERED {
-        map.clear();
-    }
-    map.insert(digest, value);
 }
 
 #[cfg(test)]
@@ -192,31 +190,31 @@ mod tests {
     #[test]
     fn a_remembered_key_works_until_its_expiry_and_not_at_it() {
         let c = Credentials::exact();
-        let g = generation_of(c.key("d", 0));
-        c.remember_key("d".into(), grant("mer_1", Some(100)), g);
-        assert!(matches!(c.key("d", 99), Remembered::Valid(_)));
-        assert!(matches!(c.key("d", 100), Remembered::Over));
+        let g = generation_of(c.look::<KeyGrant>("d", 0));
+        c.remember("d".into(), grant("mer_1", Some(100)), g);
+        assert!(matches!(c.look::<KeyGrant>("d", 99), Remembered::Valid(_)));
+        assert!(matches!(c.look::<KeyGrant>("d", 100), Remembered::Over));
     }
 
     #[test]
     fn a_read_that_raced_a_forgetting_is_not_remembered() {
         let c = Credentials::exact();
-        let g = generation_of(c.key("d", 0));
+        let g = generation_of(c.look::<KeyGrant>("d", 0));
         // The key is rolled between the read and the remembering.
         c.forget_merchant("mer_1");
-        c.remember_key("d".into(), grant("mer_1", None), g);
-        assert!(matches!(c.key("d", 0), Remembered::Unknown(_)));
+        c.remember("d".into(), grant("mer_1", None), g);
+        assert!(matches!(c.look::<KeyGrant>("d", 0), Remembered::Unknown(_)));
     }
 
     #[test]
     fn forgetting_a_merchant_forgets_only_its_keys() {
         let c = Credentials::exact();
-        let g = generation_of(c.key("a", 0));
-        c.remember_key("a".into(), grant("mer_1", None), g);
-        c.remember_key("b".into(), grant("mer_2", None), g);
+        let g = generation_of(c.look::<KeyGrant>("a", 0));
+        c.remember("a".into(), grant("mer_1", None), g);
+        c.remember("b".into(), grant("mer_2", None), g);
         c.forget_merchant("mer_1");
-        assert!(matches!(c.key("a", 0), Remembered::Unknown(_)));
-        assert!(matches!(c.key("b", 0), Remembered::Valid(_)));
+        assert!(matches!(c.look::<KeyGrant>("a", 0), Remembered::Unknown(_)));
+        assert!(matches!(c.look::<KeyGrant>("b", 0), Remembered::Valid(_)));
     }
 
     #[test]
@@ -227,7 +225,7 @@ mod tests {
             phone: "+8613900000000".into(),
             name: "Li".into(),
         };
-        let g = match c.session("s", 0) {
+        let g = match c.look::<SessionGrant>("s", 0) {
             Remembered::Unknown(g) => g,
             _ => panic!(),
         };
@@ -235,21 +233,30 @@ mod tests {
             customer,
             expires_at: 10,
         };
-        c.remember_session("s".into(), grant.clone(), g);
-        assert!(matches!(c.session("s", 5), Remembered::Valid(_)));
+        c.remember("s".into(), grant.clone(), g);
+        assert!(matches!(
+            c.look::<SessionGrant>("s", 5),
+            Remembered::Valid(_)
+        ));
         c.forget_session("s");
-        assert!(matches!(c.session("s", 5), Remembered::Unknown(_)));
+        assert!(matches!(
+            c.look::<SessionGrant>("s", 5),
+            Remembered::Unknown(_)
+        ));
 
         let off = Credentials::off();
-        off.remember_session("s".into(), grant, 0);
-        assert!(matches!(off.session("s", 5), Remembered::Unknown(_)));
+        off.remember("s".into(), grant, 0);
+        assert!(matches!(
+            off.look::<SessionGrant>("s", 5),
+            Remembered::Unknown(_)
+        ));
     }
 
     #[test]
     fn the_map_is_bounded() {
         let c = Credentials::exact();
         for i in 0..MAX_REMEMBERED + 5 {
-            c.remember_key(format!("k{i}"), grant("mer_1", None), 0);
+            c.remember(format!("k{i}"), grant("mer_1", None), 0);
         }
         assert!(c.keys.lock().unwrap().len() <= MAX_REMEMBERED);
     }

@@ -2,7 +2,7 @@
 //! through the group-committing writer, every operation's SQL in `crate::ops`.
 
 use super::Announcer;
-use super::credentials::{Credentials, Remembered};
+use super::credentials::{Credentials, Grant, Remembered};
 use super::readers::Readers;
 use super::writer::Writer;
 use crate::clock::Clock;
@@ -58,6 +58,27 @@ impl SqlStore {
         F: Fn(&Conn<'_>) -> Result<T, Error> + Send + 'static,
     {
         self.readers.run(f).await
+    }
+
+    /// A credential's holder: from memory when it is remembered, else read (and then
+    /// remembered unless it was forgotten meanwhile, see `credentials.rs`).
+    async fn remembered<G, F>(&self, digest: String, read: F) -> Result<Option<G::Holder>, Error>
+    where
+        G: Grant + Send + 'static,
+        F: Fn(&Conn<'_>, &str, i64) -> Result<Option<G>, Error> + Send + 'static,
+    {
+        let now = self.now_ms();
+        let generation = match self.credentials.look::<G>(&digest, now) {
+            Remembered::Valid(holder) => return Ok(Some(holder)),
+            Remembered::Over => return Ok(None),
+            Remembered::Unknown(generation) => generation,
+        };
+        let looked_up = digest.clone();
+        let grant = self.read(move |c| read(c, &looked_up, now)).await?;
+        Ok(grant.map(|g| {
+            self.credentials.remember(digest, g.clone(), generation);
+            g.holder()
+        }))
     }
 
     async fn write_idem<T, F>(&self, idem: Option<Idem>, f: F) -> Result<Written<T>, Error>
@@ -155,21 +176,7 @@ impl Store for SqlStore {
     }
 
     async fn merchant_by_key(&self, key_digest: String) -> Result<Option<MerchantAuth>, Error> {
-        let now = self.now_ms();
-        let generation = match self.credentials.key(&key_digest, now) {
-            Remembered::Valid(auth) => return Ok(Some(auth)),
-            Remembered::Over => return Ok(None),
-            Remembered::Unknown(generation) => generation,
-        };
-        let digest = key_digest.clone();
-        let grant = self
-            .read(move |c| ops::merchants::by_key(c, &digest, now))
-            .await?;
-        Ok(grant.map(|g| {
-            let auth = g.auth.clone();
-            self.credentials.remember_key(key_digest, g, generation);
-            auth
-        }))
+        self.remembered(key_digest, ops::merchants::by_key).await
     }
 
     async fn signup(
@@ -242,22 +249,7 @@ impl Store for SqlStore {
     }
 
     async fn session(&self, token_digest: String) -> Result<Option<Customer>, Error> {
-        let now = self.now_ms();
-        let generation = match self.credentials.session(&token_digest, now) {
-            Remembered::Valid(customer) => return Ok(Some(customer)),
-            Remembered::Over => return Ok(None),
-            Remembered::Unknown(generation) => generation,
-        };
-        let digest = token_digest.clone();
-        let grant = self
-            .read(move |c| ops::wallet::session(c, &digest, now))
-            .await?;
-        Ok(grant.map(|g| {
-            let customer = g.customer.clone();
-            self.credentials
-                .remember_session(token_digest, g, generation);
-            customer
-        }))
+        self.remembered(token_digest, ops::wallet::session).await
     }
 
     async fn delete_session(&self, token_digest: String) -> Result<(), Error> {

@@ -484,11 +484,9 @@ pub(crate) fn expire_due(conn: &Conn, now: i64, limit: usize) -> Result<usize, E
         let rows = stmt.query_map(params![now, limit as i64], raw).db()?;
         rows.collect::<crate::sql::Result<_>>().db()?
     };
-    for r in &expired {
-        debug_assert!(r.status == Status::Expired.as_str());
-    }
     let count = expired.len();
     for r in expired {
+        debug_assert!(r.status == Status::Expired.as_str());
         emit_for(conn, now, &decode(r)?)?;
     }
     Ok(count)
