@@ -13,11 +13,10 @@ import os
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 
-from local_server import POCKET, call, env, insert_pending, start, stop
+from local_server import POCKET, call, env, insert_pending, merchant_in_new_data, start, stop
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
 ADMIN = "adm_flash_0123456789abcdef"
@@ -25,13 +24,8 @@ ENV = env(ADMIN)
 LEAD_S = 12  # the deadline, this long after the server is up; the bench runs across it
 
 
-data = tempfile.mkdtemp(prefix="pocket-flash-")
-p, url, _ = start(data, ENV)
-m = call(url, "POST", "/v1/admin/merchants", ADMIN, {"name": "Flash"})
-stop(p)
-
 # Inserted while the server is down; the deadline is set once it is up again.
-db = sqlite3.connect(os.path.join(data, "pocket.db"))
+data, db, m = merchant_in_new_data("pocket-flash-", ENV, ADMIN, "Flash")
 now_ms = int(time.time() * 1000)
 placeholder = now_ms + 3_600_000
 insert_pending(db, (m["id"], "Flash"), N, "f", now_ms, lambda i: placeholder)

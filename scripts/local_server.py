@@ -4,7 +4,9 @@ stopping `pocket serve`, calling the API, and inserting pending payments straigh
 a stopped server's SQLite file. Standard library only."""
 import json
 import os
+import sqlite3
 import subprocess
+import tempfile
 import time
 import urllib.request
 
@@ -30,6 +32,17 @@ def start(data, environment):
 def stop(p):
     p.terminate()
     p.wait()
+
+
+def merchant_in_new_data(prefix, environment, admin_key, name):
+    """A new data directory holding one merchant, with the server stopped again (so that
+    rows can be inserted straight into its file); returns (data directory, database
+    connection, merchant)."""
+    data = tempfile.mkdtemp(prefix=prefix)
+    p, url, _ = start(data, environment)
+    merchant = call(url, "POST", "/v1/admin/merchants", admin_key, {"name": name})
+    stop(p)
+    return data, sqlite3.connect(os.path.join(data, "pocket.db")), merchant
 
 
 def call(url, method, path, key, body=None):

@@ -9,26 +9,19 @@ sweeper's own expiry-lag quantiles from /metrics after a bench run whose mix exp
 payments (`--mix expire=0.2`).
 """
 import os
-import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 
-from local_server import POCKET, call, env, insert_pending, start, stop
+from local_server import POCKET, call, env, insert_pending, merchant_in_new_data, start, stop
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 1_000_000
 ADMIN = "adm_million_0123456789abcdef"
 ENV = env(ADMIN)
 
 
-data = tempfile.mkdtemp(prefix="pocket-million-")
-p, url, _ = start(data, ENV)
-m = call(url, "POST", "/v1/admin/merchants", ADMIN, {"name": "Million"})
-stop(p)
-
-db = sqlite3.connect(os.path.join(data, "pocket.db"))
+data, db, m = merchant_in_new_data("pocket-million-", ENV, ADMIN, "Million")
 now_ms = int(time.time() * 1000)
 t0 = time.monotonic()
 insert_pending(db, (m["id"], "Million"), N, "m", now_ms, lambda i: now_ms + 86_400_000 + i)

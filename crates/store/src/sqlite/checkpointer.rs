@@ -51,11 +51,7 @@ pub(super) fn start(path: &Path) -> Result<Upkeep, String> {
     // for readers, so it waits 2 ms at most.
     conn.busy_handler(Some(patient))
         .map_err(|e| format!("cannot configure the checkpoint connection: {e}"))?;
-    let wal = {
-        let mut name = path.as_os_str().to_owned();
-        name.push("-wal");
-        std::path::PathBuf::from(name)
-    };
+    let wal = super::beside(path, "-wal");
     let asked = Arc::new(AtomicBool::new(false));
     let ask = asked.clone();
     std::thread::Builder::new()
@@ -125,8 +121,7 @@ fn after_passive(frames: i64, left: i64, quiet_ticks: u32, wal_bytes: u64) -> Op
 
 /// Patient for [`RESTART_PATIENCE_LOOKS`] looks of 100 µs.
 fn patient(looks: i32) -> bool {
-    std::thread::sleep(Duration::from_micros(100));
-    looks < RESTART_PATIENCE_LOOKS
+    super::look_again(looks, RESTART_PATIENCE_LOOKS)
 }
 
 /// On the writer's thread, between batches: restarts the WAL if the checkpointer asked.

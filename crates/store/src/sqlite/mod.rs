@@ -72,11 +72,23 @@ pub(super) const STATEMENT_CACHE: usize = 128;
 const BUSY_LOOKS: i32 = 50_000;
 
 pub(super) fn wait_briefly(looks: i32) -> bool {
-    if looks >= BUSY_LOOKS {
+    look_again(looks, BUSY_LOOKS)
+}
+
+/// A busy handler's step: after `looks` looks, wait 100 µs and look again, up to `most`.
+pub(super) fn look_again(looks: i32, most: i32) -> bool {
+    if looks >= most {
         return false;
     }
     std::thread::sleep(std::time::Duration::from_micros(100));
     true
+}
+
+/// A file beside the database: `<file><suffix>` (`-wal`, `-owner`).
+pub(super) fn beside(db: &Path, suffix: &str) -> PathBuf {
+    let mut name = db.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
 }
 
 /// The schema version this build migrates to.
@@ -172,9 +184,7 @@ pub fn open(options: &SqliteOptions, clock: Arc<dyn Clock>) -> Result<SqlStore, 
 /// can change (`engine/credentials.rs`). Reading tools (`backup`, `verify`) do not
 /// claim it.
 fn claim(db: &Path) -> Result<std::fs::File, String> {
-    let mut name = db.as_os_str().to_owned();
-    name.push("-owner");
-    let path = std::path::PathBuf::from(name);
+    let path = beside(db, "-owner");
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
