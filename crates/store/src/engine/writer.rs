@@ -7,6 +7,10 @@
 //! runs inside its own `SAVEPOINT`, so a job that fails rolls back alone and its
 //! batch-mates still commit. Answers are sent only after `COMMIT` returned: a reply
 //! means the change is durable. The queue is bounded; a full queue answers `503`.
+//!
+//! A second, small lane carries jobs that must not wait behind the queue (the
+//! sweeper's expiries: a deadline's lag should not grow with the API's load): each
+//! batch takes them first. It is bounded too ([`URGENT_DEPTH`]).
 
 use super::{Announcer, Outcome, Session};
 use crate::clock::Clock;
@@ -19,6 +23,8 @@ use tokio::sync::oneshot;
 
 /// Most jobs in one transaction.
 pub const MAX_BATCH: usize = 256;
+/// Most jobs waiting in the urgent lane.
+pub const URGENT_DEPTH: usize = 16;
 
 /// What a job hands back after running: whether to keep its savepoint, and what to do
 /// once the batch's fate is known.
@@ -30,6 +36,7 @@ pub(crate) type Upkeep = Box<dyn FnMut(&mut Session) + Send>;
 
 pub(crate) struct Writer {
     queue: SyncSender<Job>,
+    urgent: SyncSender<Job>,
     /// Jobs waiting for the writer (the `pocket_writer_queue_depth` gauge).
     waiting: Arc<std::sync::atomic::AtomicI64>,
 }
@@ -43,12 +50,31 @@ impl Writer {
         upkeep: Option<Upkeep>,
     ) -> std::io::Result<Writer> {
         let (queue, jobs) = sync_channel::<Job>(queue_depth.max(1));
+        let (urgent, urgent_jobs) = sync_channel::<Job>(URGENT_DEPTH);
         let waiting = Arc::new(std::sync::atomic::AtomicI64::new(0));
         let taken = waiting.clone();
+        let lanes = Lanes {
+            jobs,
+            urgent: urgent_jobs,
+        };
         std::thread::Builder::new()
             .name("pocket-writer".into())
-            .spawn(move || writer_loop(session, clock, jobs, announcer, taken, upkeep))?;
-        Ok(Writer { queue, waiting })
+            .spawn(move || writer_loop(session, clock, lanes, announcer, taken, upkeep))?;
+        Ok(Writer {
+            queue,
+            urgent,
+            waiting,
+        })
+    }
+
+    /// [`Writer::run`] in the urgent lane: the next batch takes it before anything
+    /// queued.
+    pub(crate) async fn run_first<T, F>(&self, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Conn<'_>, i64) -> Result<T, Error> + Send + 'static,
+    {
+        self.submit(f, || {}, true).await
     }
 
     /// Runs `f` inside the next batch's transaction with the time read at execution.
@@ -65,6 +91,15 @@ impl Writer {
     /// have committed (committed, or the commit's fate unknown), before the answer is
     /// sent — also when nobody waits for the answer any more.
     pub(crate) async fn run_then<T, F, A>(&self, f: F, after: A) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Conn<'_>, i64) -> Result<T, Error> + Send + 'static,
+        A: FnOnce() + Send + 'static,
+    {
+        self.submit(f, after, false).await
+    }
+
+    async fn submit<T, F, A>(&self, f: F, after: A, urgent: bool) -> Result<T, Error>
     where
         T: Send + 'static,
         F: FnOnce(&Conn<'_>, i64) -> Result<T, Error> + Send + 'static,
@@ -100,11 +135,24 @@ impl Writer {
             });
             (keep, finish)
         });
-        match self.queue.try_send(job) {
-            Ok(()) => {
+        let sent = if urgent {
+            self.urgent.try_send(job).map(|()| {
+                // A writer idle in `recv` on the main queue wakes for an empty job; a
+                // full main queue means it is busy and takes the lane next anyway.
+                let wake: Job = Box::new(|_, _| (true, Box::new(|_| {})));
+                if self.queue.try_send(wake).is_ok() {
+                    self.waiting
+                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        } else {
+            self.queue.try_send(job).map(|()| {
                 self.waiting
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
+            })
+        };
+        match sent {
+            Ok(()) => {}
             Err(TrySendError::Full(_)) => {
                 return Err(Error::new(
                     ErrorKind::Unavailable,
@@ -119,10 +167,16 @@ impl Writer {
     }
 }
 
+/// The writer's two queues: the urgent lane is emptied first into every batch.
+struct Lanes {
+    jobs: Receiver<Job>,
+    urgent: Receiver<Job>,
+}
+
 fn writer_loop(
     mut session: Session,
     clock: Arc<dyn Clock>,
-    jobs: Receiver<Job>,
+    lanes: Lanes,
     announcer: Arc<Announcer>,
     waiting: Arc<std::sync::atomic::AtomicI64>,
     mut upkeep: Option<Upkeep>,
@@ -132,16 +186,23 @@ fn writer_loop(
     let mut finishers: Vec<Finish> = Vec::with_capacity(MAX_BATCH);
     // Counted for the shutdown log line: how well commits were shared.
     let (mut batches, mut jobs_done) = (0u64, 0u64);
-    while let Ok(first) = jobs.recv() {
-        batch.push(first);
+    loop {
+        batch.extend(lanes.urgent.try_iter().take(MAX_BATCH));
+        let urgent = batch.len();
+        if urgent == 0 {
+            match lanes.jobs.recv() {
+                Ok(first) => batch.push(first),
+                Err(_) => break,
+            }
+        }
         while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
+            match lanes.jobs.try_recv() {
                 Ok(job) => batch.push(job),
                 Err(_) => break,
             }
         }
-        let left = waiting.fetch_sub(batch.len() as i64, std::sync::atomic::Ordering::Relaxed)
-            - batch.len() as i64;
+        let queued = (batch.len() - urgent) as i64;
+        let left = waiting.fetch_sub(queued, std::sync::atomic::Ordering::Relaxed) - queued;
         metrics::gauge!("pocket_writer_queue_depth").set(left.max(0) as f64);
         metrics::histogram!("pocket_writer_batch_jobs").record(batch.len() as f64);
         let started = std::time::Instant::now();
