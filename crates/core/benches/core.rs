@@ -3,7 +3,7 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use pocket_core::Currency;
 use pocket_core::ledger::{AccountKind, post};
-use pocket_core::payment::{Payment, Status, decide_confirm, decide_refund};
+use pocket_core::payment::{CaptureMethod, Payment, Status, decide_confirm, decide_refund};
 use pocket_core::policy::PolicyBook;
 use pocket_core::pricing::{CartLine, Product, price_cart};
 use std::collections::{BTreeMap, HashMap};
@@ -53,6 +53,10 @@ fn payment() -> Payment {
         amount_refunded: 0,
         failure_code: None,
         qr_payload: String::new(),
+        capture: CaptureMethod::Automatic,
+        capture_before: None,
+        amount_captured: 0,
+        capture_within_seconds: None,
     }
 }
 

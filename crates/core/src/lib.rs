@@ -10,6 +10,7 @@
 //! - [`policy`]: amount tiers → time window and required authentication.
 //! - [`pricing`]: pricing a cart from a merchant's catalog.
 //! - [`payment`]: the payment object and its state machine.
+//! - [`hold`]: manual capture: holds, captures and their deadline.
 //! - [`ledger`]: double-entry postings and the conservation check.
 //! - [`lockout`]: how many wrong PINs may be verified before a PIN locks.
 //! - [`retry`]: the webhook retry schedule.
@@ -20,6 +21,7 @@
 pub mod card;
 pub mod emv;
 pub mod error;
+pub mod hold;
 pub mod ledger;
 pub mod lockout;
 pub mod money;

@@ -4,8 +4,13 @@
 //!            confirm (in time, funds)      ┌──────────► succeeded ──► (refunds)
 //!   pending ─┼── decline (addressed only) ─┼──────────► declined
 //!            ├── cancel (merchant) ────────┼──────────► canceled
-//!            └── deadline passes ──────────┴──────────► expired
+//!            ├── deadline passes ──────────┴──────────► expired
+//!            └── confirm, capture "manual" ──► authorized ─┬─ capture ──► succeeded
+//!                                                          └─ cancel, or capture_before
+//!                                                             passes ──► canceled
 //! ```
+//!
+//! The rules of holds (`authorized`) are in [`crate::hold`].
 //!
 //! Every function here takes `now_ms` from its caller: the store passes the time it
 //! reads inside the committing transaction, so deadlines are enforced at commit.
@@ -23,6 +28,8 @@ use utoipa::ToSchema;
 #[serde(rename_all = "snake_case")]
 pub enum Status {
     Pending,
+    /// Confirmed with manual capture: the money is held in the wallet until captured.
+    Authorized,
     Succeeded,
     Declined,
     Expired,
@@ -33,6 +40,7 @@ impl Status {
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Pending => "pending",
+            Status::Authorized => "authorized",
             Status::Succeeded => "succeeded",
             Status::Declined => "declined",
             Status::Expired => "expired",
@@ -43,6 +51,7 @@ impl Status {
     pub fn parse(s: &str) -> Option<Status> {
         Some(match s {
             "pending" => Status::Pending,
+            "authorized" => Status::Authorized,
             "succeeded" => Status::Succeeded,
             "declined" => Status::Declined,
             "expired" => Status::Expired,
@@ -55,6 +64,7 @@ impl Status {
     pub fn event_type(self) -> &'static str {
         match self {
             Status::Pending => "payment.created",
+            Status::Authorized => "payment.authorized",
             Status::Succeeded => "payment.succeeded",
             Status::Declined => "payment.declined",
             Status::Expired => "payment.expired",
@@ -93,6 +103,44 @@ pub struct Payment {
     pub failure_code: Option<String>,
     /// The EMVCo QR payload that opens this payment in any wallet.
     pub qr_payload: String,
+    /// `automatic`: confirming moves the money; `manual`: it holds it for a capture.
+    pub capture: CaptureMethod,
+    /// While `authorized` (and after): the capture's deadline.
+    #[serde(serialize_with = "time::ser_opt")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub capture_before: Option<i64>,
+    /// What reached the merchant: the amount once succeeded, the captured part of a hold.
+    pub amount_captured: i64,
+    /// Manual capture: how long a hold lasts, in seconds.
+    #[serde(skip)]
+    pub capture_within_seconds: Option<i64>,
+}
+
+/// How a confirmed payment's money moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CaptureMethod {
+    /// At once, when the customer confirms.
+    Automatic,
+    /// Held at confirmation; the merchant captures all or part before `capture_before`.
+    Manual,
+}
+
+impl CaptureMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaptureMethod::Automatic => "automatic",
+            CaptureMethod::Manual => "manual",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CaptureMethod> {
+        match s {
+            "automatic" => Some(CaptureMethod::Automatic),
+            "manual" => Some(CaptureMethod::Manual),
+            _ => None,
+        }
+    }
 }
 
 /// What a command does to a pending payment, decided at commit time.
@@ -214,7 +262,7 @@ pub fn decide_refund(p: &Payment, requested: Option<i64>) -> Result<i64, Error> 
             ),
         ));
     }
-    let left = p.amount - p.amount_refunded;
+    let left = p.amount_captured - p.amount_refunded;
     assert!(left >= 0, "refunds exceed payment {}", p.id);
     let amount = requested.unwrap_or(left);
     if left == 0 || amount > left {
@@ -296,6 +344,10 @@ mod tests {
             amount_refunded: 0,
             failure_code: None,
             qr_payload: String::new(),
+            capture: CaptureMethod::Automatic,
+            capture_before: None,
+            amount_captured: if status == Status::Succeeded { 1000 } else { 0 },
+            capture_within_seconds: None,
         }
     }
 
