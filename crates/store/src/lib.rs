@@ -48,6 +48,10 @@ pub struct NewPayment {
     pub description: Option<String>,
     pub metadata: BTreeMap<String, String>,
     pub expires_in_seconds: Option<i64>,
+    /// `manual`: confirming holds the money until the merchant captures it.
+    pub capture: pocket_core::payment::CaptureMethod,
+    /// How long a hold lasts (manual capture only; checked by `pocket_core::hold`).
+    pub capture_within_seconds: Option<i64>,
     pub policy: Arc<PolicyBook>,
     /// Where payment pages live (`<base>/pay/<id>`) and where the merchant is, for the QR.
     pub qr: Arc<QrContext>,
@@ -229,8 +233,17 @@ pub trait Store: Send + Sync + 'static {
         reason: Option<String>,
         idem: Option<Idem>,
     ) -> Result<Written<Refund>, Error>;
+    /// Captures all (`amount` absent) or part of an authorized payment before its
+    /// `capture_before`; the rest of the hold is released.
+    async fn capture(
+        &self,
+        payment_id: String,
+        merchant_id: String,
+        amount: Option<i64>,
+        idem: Option<Idem>,
+    ) -> Result<Written<Payment>, Error>;
 
-    /// The earliest deadline of a pending payment.
+    /// The earliest deadline of a pending payment or a hold.
     async fn next_deadline(&self) -> Result<Option<i64>, Error>;
     /// Expires up to `limit` overdue pending payments; returns how many.
     async fn expire_due(&self, limit: usize) -> Result<usize, Error>;

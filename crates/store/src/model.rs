@@ -84,7 +84,8 @@ pub struct Balance {
     pub currency: Currency,
     /// What may be spent now.
     pub available: i64,
-    /// Held by withdrawals or payouts the bank has not answered yet.
+    /// Held by withdrawals or payouts the bank has not answered yet, and by holds
+    /// (authorized manual-capture payments) not yet captured or released.
     pub reserved: i64,
 }
 

@@ -1,113 +1,14 @@
 //! Deadlines with a controllable clock: enforced at commit by the confirm itself,
 //! and by the sweeper, without any test sleeping.
 
-use pocket_core::Currency;
+mod world;
+
 use pocket_core::payment::Status;
-use pocket_core::policy::PolicyBook;
-use pocket_store::clock::{Clock, ManualClock};
+use pocket_store::clock::Clock;
 use pocket_store::model::PageRequest;
-use pocket_store::testing::{T0, TestStore, fresh};
-use pocket_store::{NewPayment, Store};
-use std::collections::BTreeMap;
+use pocket_store::testing::T0;
 use std::sync::Arc;
-
-struct World {
-    store: Arc<dyn Store>,
-    clock: Arc<ManualClock>,
-    merchant: String,
-    customer: String,
-    _db: TestStore,
-    _dir: tempfile::TempDir,
-}
-
-fn cny() -> Currency {
-    Currency::parse("CNY", "currency").unwrap()
-}
-
-async fn world(balance: i64) -> World {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(T0));
-    let db = TestStore::open(dir.path(), clock.clone(), None);
-    let store: Arc<dyn Store> = db.store.clone();
-    let merchant = fresh(
-        store
-            .create_merchant(
-                "M".into(),
-                pocket_store::KeyDigest {
-                    digest: "digest-m".into(),
-                    prefix: "sk_test".into(),
-                },
-                None,
-                None,
-            )
-            .await
-            .unwrap(),
-    )
-    .merchant
-    .id;
-    let customer = fresh(
-        store
-            .signup(
-                "+8613800000001".into(),
-                "C".into(),
-                "hash".into(),
-                ("digest-s".into(), T0 + 1),
-                None,
-            )
-            .await
-            .unwrap(),
-    )
-    .id;
-    if balance > 0 {
-        store
-            .topup(customer.clone(), balance, cny(), "operator", None)
-            .await
-            .unwrap();
-    }
-    World {
-        store,
-        clock,
-        merchant,
-        customer,
-        _db: db,
-        _dir: dir,
-    }
-}
-
-impl World {
-    async fn pay(&self, amount: i64, expires_in: Option<i64>) -> String {
-        let new = NewPayment {
-            merchant_id: self.merchant.clone(),
-            currency: cny(),
-            items: None,
-            amount: Some(amount),
-            customer: Some(self.customer.clone()),
-            description: None,
-            metadata: BTreeMap::new(),
-            expires_in_seconds: expires_in,
-            policy: Arc::new(PolicyBook::default()),
-            qr: Arc::new(pocket_store::QrContext {
-                base_url: "http://127.0.0.1:8080".into(),
-                place: pocket_core::emv::QrPlace {
-                    country: "CN".into(),
-                    city: "Shanghai".into(),
-                },
-            }),
-        };
-        fresh(self.store.create_payment(new, None).await.unwrap()).id
-    }
-
-    async fn status(&self, id: &str) -> Status {
-        self.store.payment(id.into()).await.unwrap().unwrap().status
-    }
-
-    async fn transfers(&self) -> i64 {
-        let r = self.store.ledger_report(true).await.unwrap();
-        assert!(r.balanced, "{r:?}");
-        assert_eq!(r.running_totals_match, Some(true));
-        r.transfers
-    }
-}
+use world::{Lcg, world};
 
 #[tokio::test]
 async fn a_confirm_one_millisecond_before_the_deadline_succeeds_at_it_expires() {
@@ -437,17 +338,4 @@ async fn races_against_the_deadline_never_accept_late_or_expire_early() {
         before + succeeded,
         "one transfer per success"
     );
-}
-
-/// A small deterministic generator, so a failing run can be repeated.
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        (self.0 >> 33) % n
-    }
 }

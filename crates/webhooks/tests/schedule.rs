@@ -71,6 +71,8 @@ async fn retries_wait_for_the_schedule_not_the_wall_clock() {
         description: None,
         metadata: BTreeMap::new(),
         expires_in_seconds: None,
+        capture: pocket_core::payment::CaptureMethod::Automatic,
+        capture_within_seconds: None,
         policy: Arc::new(PolicyBook::default()),
         qr: Arc::new(pocket_store::QrContext {
             base_url: "http://127.0.0.1:8080".into(),

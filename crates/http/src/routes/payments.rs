@@ -1,5 +1,5 @@
 //! Merchant payment endpoints: create (from a cart or an amount), read, list,
-//! cancel, refund.
+//! cancel, capture (holds), refund.
 
 use super::{page, status_filter};
 use crate::AppState;
@@ -14,7 +14,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use pocket_core::payment::Payment;
+use pocket_core::payment::{CaptureMethod, Payment};
 use pocket_core::pricing::CartLine;
 use pocket_core::{Currency, Error, money};
 use pocket_store::model::{Page, Refund};
@@ -38,6 +38,12 @@ pub struct CreatePayment {
     pub metadata: Option<BTreeMap<String, String>>,
     /// Seconds to confirm, 1 up to the tier's window.
     pub expires_in: Option<i64>,
+    /// `automatic` (default): confirming pays. `manual`: confirming holds the money
+    /// (`authorized`) until you capture it or cancel.
+    #[schema(value_type = Option<String>, example = "manual")]
+    pub capture: Option<String>,
+    /// Manual capture: seconds the hold lasts, 1 to 604,800 (default 7 days).
+    pub capture_within: Option<i64>,
 }
 
 #[utoipa::path(post, path = "/v1/payments", tag = "payments", request_body = CreatePayment,
@@ -69,6 +75,13 @@ pub async fn create(
     )?;
     let metadata = req.metadata.unwrap_or_default();
     validate::metadata(&metadata)?;
+    let capture = match req.capture.as_deref() {
+        None => CaptureMethod::Automatic,
+        Some(s) => CaptureMethod::parse(s).ok_or_else(|| {
+            Error::invalid("capture", "`capture` is \"automatic\" or \"manual\".")
+        })?,
+    };
+    pocket_core::hold::capture_within(capture, req.capture_within)?;
     let idem = key.for_caller(&merchant.id, &body.raw, StatusCode::CREATED);
     let new = NewPayment {
         merchant_id: merchant.id,
@@ -79,6 +92,8 @@ pub async fn create(
         description: req.description,
         metadata,
         expires_in_seconds: req.expires_in,
+        capture,
+        capture_within_seconds: req.capture_within,
         policy: state.settings.policy.clone(),
         qr: state.settings.qr.clone(),
     };
@@ -172,6 +187,36 @@ pub async fn cancel(
     validate::id(&id, "pay", "id")?;
     let idem = key.for_caller(&merchant.id, &body.raw, StatusCode::OK);
     let written = state.store.cancel(id, merchant.id, idem).await?;
+    Ok(respond(written, StatusCode::OK))
+}
+
+#[derive(Deserialize, ToSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct CapturePayment {
+    /// Omitted: all that was authorized. Less: the rest is released at once.
+    pub amount: Option<i64>,
+}
+
+#[utoipa::path(post, path = "/v1/payments/{id}/capture", tag = "payments", params(("id" = String, Path)),
+    request_body = CapturePayment,
+    responses((status = 200, body = Payment), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("secret_key" = [])))]
+pub async fn capture(
+    State(state): State<AppState>,
+    merchant: MerchantCaller,
+    Path(id): Path<String>,
+    key: IdempotencyKey,
+    body: Body<CapturePayment>,
+) -> ApiResult<Response> {
+    validate::id(&id, "pay", "id")?;
+    if let Some(a) = body.value.amount {
+        money::check_amount(a, "amount")?;
+    }
+    let idem = key.for_caller(&merchant.id, &body.raw, StatusCode::OK);
+    let written = state
+        .store
+        .capture(id, merchant.id, body.value.amount, idem)
+        .await?;
     Ok(respond(written, StatusCode::OK))
 }
 

@@ -471,6 +471,22 @@ impl Store for SqlStore {
         .await
     }
 
+    async fn capture(
+        &self,
+        payment_id: String,
+        merchant_id: String,
+        amount: Option<i64>,
+        idem: Option<Idem>,
+    ) -> Result<Written<Payment>, Error> {
+        self.writer
+            .run(move |c, now| {
+                ops::idempotency::wrap(c, now, idem, |c| {
+                    ops::payments::capture(c, now, &payment_id, &merchant_id, amount)
+                })
+            })
+            .await?
+    }
+
     async fn next_deadline(&self) -> Result<Option<i64>, Error> {
         self.read(ops::payments::next_deadline).await
     }

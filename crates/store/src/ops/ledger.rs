@@ -6,9 +6,8 @@ use super::{Db, cursor_seq, stored_currency};
 use crate::ids::new_id;
 use crate::model::{Balance, CurrencyTotals, LedgerReport, Page, PageRequest, Transaction};
 use crate::sql::{Conn, Optional, params};
-use pocket_core::ledger::pending::{
-    Holding, post_pending, reserve as reserve_holding, void_pending,
-};
+use pocket_core::hold::{Settlement, settle};
+use pocket_core::ledger::pending::{Holding, reserve as reserve_holding, void_pending};
 use pocket_core::ledger::{AccountKind, Conservation, TransferKind, post};
 use pocket_core::{Currency, Error};
 
@@ -276,16 +275,37 @@ pub(crate) fn post_reserved(
     kind: TransferKind,
     reference: &str,
 ) -> Result<(), Error> {
+    let all = Settlement {
+        captured: amount,
+        released: 0,
+    };
+    settle_reserved(conn, now, debit, credit, all, currency, kind, reference)
+}
+
+/// Ends a reservation of `captured + released`: `captured` posts from the debit account
+/// to the credit account as one transfer, `released` returns to the debit account's
+/// `available` (a hold captured in part).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn settle_reserved(
+    conn: &Conn,
+    now: i64,
+    debit: (AccountKind, &str),
+    credit: (AccountKind, &str),
+    settlement: Settlement,
+    currency: Currency,
+    kind: TransferKind,
+    reference: &str,
+) -> Result<(), Error> {
     let (debit_id, debit_before, debit_reserved) = account(conn, debit.0, debit.1, currency)?;
     let (credit_id, credit_before, credit_reserved) = account(conn, credit.0, credit.1, currency)?;
-    if debit_reserved < amount {
+    if debit_reserved < settlement.captured + settlement.released {
         tracing::error!(account = debit_id, "posting more than was reserved");
         return Err(Error::internal());
     }
-    let (d, c) = post_pending(
+    let (d, c) = settle(
         Holding::new(debit.0, debit_before, debit_reserved),
         Holding::new(credit.0, credit_before, credit_reserved),
-        amount,
+        settlement,
     )?;
     set_reserved(conn, debit_id, debit_reserved, d.reserved)?;
     set_balance(conn, debit_id, debit_before, d.balance)?;
@@ -295,7 +315,7 @@ pub(crate) fn post_reserved(
         now,
         (debit_id, debit_before, d.balance),
         (credit_id, credit_before, c.balance),
-        amount,
+        settlement.captured,
         currency,
         kind,
         reference,

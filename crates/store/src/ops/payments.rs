@@ -1,6 +1,7 @@
 //! Payments: creation (pricing + policy at commit), the transitions out of `pending`,
-//! refunds and expiry. Each transition is a conditional UPDATE (`WHERE status =
-//! 'pending' AND expires_at > now`), so it holds even with several writers.
+//! holds (`authorized`: capture, release), refunds and expiry. Each transition is a
+//! conditional UPDATE (`WHERE status = 'pending' AND expires_at > now`, `WHERE status =
+//! 'authorized' AND capture_before > now`), so it holds even with several writers.
 
 use super::events::{Subject, emit};
 use super::{Db, catalog, cursor_seq, devices, ledger, resolve_customer, stored_currency};
@@ -8,8 +9,9 @@ use crate::ids::new_id;
 use crate::model::{Page, PageRequest, Refund};
 use crate::sql::{Conn, Optional, Row, params};
 use crate::{NewPayment, PaymentOwner};
+use pocket_core::hold::{self, CAPTURE_EXPIRED, Capture, Settlement};
 use pocket_core::ledger::{AccountKind, TransferKind};
-use pocket_core::payment::{self, Decision, Payment, Status};
+use pocket_core::payment::{self, CaptureMethod, Decision, Payment, Status};
 use pocket_core::policy::{Authentication, Policy};
 use pocket_core::pricing::{PricedItem, price_cart};
 use pocket_core::{Error, ErrorKind};
@@ -17,7 +19,7 @@ use std::collections::BTreeMap;
 
 const COLS: &str = "id, merchant_id, merchant_name, customer_id, status, amount, currency, items, description,
     metadata, tier, window_seconds, authentication, created_at, expires_at, completed_at, amount_refunded, failure_code,
-    qr_payload";
+    qr_payload, capture, capture_within, capture_before, amount_captured";
 
 /// A payment row as stored, before its text columns are decoded.
 struct RawPayment {
@@ -40,6 +42,10 @@ struct RawPayment {
     amount_refunded: i64,
     failure_code: Option<String>,
     qr_payload: String,
+    capture: String,
+    capture_within: Option<i64>,
+    capture_before: Option<i64>,
+    amount_captured: Option<i64>,
 }
 
 fn raw(r: &Row<'_>) -> crate::sql::Result<RawPayment> {
@@ -63,6 +69,10 @@ fn raw(r: &Row<'_>) -> crate::sql::Result<RawPayment> {
         amount_refunded: r.get(16)?,
         failure_code: r.get(17)?,
         qr_payload: r.get(18)?,
+        capture: r.get(19)?,
+        capture_within: r.get(20)?,
+        capture_before: r.get(21)?,
+        amount_captured: r.get(22)?,
     })
 }
 
@@ -77,6 +87,12 @@ fn decode(r: RawPayment) -> Result<Payment, Error> {
     let status = Status::parse(&r.status).ok_or_else(|| corrupt("status"))?;
     let authentication =
         Authentication::parse(&r.authentication).ok_or_else(|| corrupt("authentication"))?;
+    let capture = CaptureMethod::parse(&r.capture).ok_or_else(|| corrupt("capture"))?;
+    // An automatic payment's captured amount is its amount, once it succeeded.
+    let amount_captured = r.amount_captured.unwrap_or(match status {
+        Status::Succeeded => r.amount,
+        _ => 0,
+    });
     Ok(Payment {
         object: "payment",
         merchant: r.merchant,
@@ -99,6 +115,10 @@ fn decode(r: RawPayment) -> Result<Payment, Error> {
         amount_refunded: r.amount_refunded,
         failure_code: r.failure_code,
         qr_payload: r.qr_payload,
+        capture,
+        capture_before: r.capture_before,
+        amount_captured,
+        capture_within_seconds: r.capture_within,
         id: r.id,
     })
 }
@@ -151,6 +171,7 @@ pub(crate) fn create(conn: &Conn, now: i64, new: NewPayment) -> Result<Payment, 
         (None, None) => return Err(Error::missing("amount").with_param("amount")),
     };
     let policy = new.policy.decide(amount, new.currency, "amount")?;
+    let capture_within_seconds = hold::capture_within(new.capture, new.capture_within_seconds)?;
     let expires_at = payment::deadline_ms(now, &policy, new.expires_in_seconds)?;
     let id = new_id("pay");
     let qr_payload = pocket_core::emv::payload(
@@ -179,13 +200,18 @@ pub(crate) fn create(conn: &Conn, now: i64, new: NewPayment) -> Result<Payment, 
         amount_refunded: 0,
         failure_code: None,
         qr_payload,
+        capture: new.capture,
+        capture_before: None,
+        amount_captured: 0,
+        capture_within_seconds,
     };
     let items_json = serde_json::to_string(&p.items).map_err(|_| Error::internal())?;
     let metadata_json = serde_json::to_string(&p.metadata).map_err(|_| Error::internal())?;
     conn.prepare_cached(
         "INSERT INTO payments (id, merchant_id, merchant_name, customer_id, status, amount, currency, items,
-             description, metadata, tier, window_seconds, authentication, created_at, expires_at, qr_payload)
-         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
+             description, metadata, tier, window_seconds, authentication, created_at, expires_at, qr_payload,
+             capture, capture_within)
+         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
     )
     .db()?
     .execute(params![
@@ -203,7 +229,9 @@ pub(crate) fn create(conn: &Conn, now: i64, new: NewPayment) -> Result<Payment, 
         p.policy.authentication.as_str(),
         p.created_at,
         p.expires_at,
-        p.qr_payload
+        p.qr_payload,
+        p.capture.as_str(),
+        p.capture_within_seconds
     ])
     .db()?;
     emit_for(conn, now, &p)?;
@@ -281,6 +309,9 @@ pub(crate) fn confirm(
             "This device key is not active; register the device again.",
         ));
     }
+    if p.capture == CaptureMethod::Manual {
+        return authorize(conn, now, p, customer_id).map(Ok);
+    }
     // Claim the payment: only one confirm can move it out of pending, and only
     // before its deadline, whatever else runs concurrently.
     let claimed = conn
@@ -312,6 +343,136 @@ pub(crate) fn confirm(
     Ok(Ok(p))
 }
 
+/// A confirm of a manual-capture payment: the amount is reserved in the wallet
+/// (`402 insufficient_funds` when not available) and the payment `authorized` until
+/// its capture deadline.
+fn authorize(conn: &Conn, now: i64, mut p: Payment, customer_id: &str) -> Result<Payment, Error> {
+    let capture_before = hold::capture_deadline(&p, now);
+    let claimed = conn
+        .prepare_cached(
+            "UPDATE payments SET status = 'authorized', customer_id = ?2, authorized_at = ?3,
+                 capture_before = ?4
+             WHERE id = ?1 AND status = 'pending' AND expires_at > ?3
+               AND (customer_id IS NULL OR customer_id = ?2)",
+        )
+        .db()?
+        .execute(params![p.id, customer_id, now, capture_before])
+        .db()?;
+    if claimed != 1 {
+        return Err(not_pending());
+    }
+    ledger::reserve(
+        conn,
+        (AccountKind::Wallet, customer_id),
+        p.amount,
+        p.currency,
+    )?;
+    p.status = Status::Authorized;
+    p.customer = Some(customer_id.to_string());
+    p.capture_before = Some(capture_before);
+    emit_for(conn, now, &p)?;
+    Ok(p)
+}
+
+/// Ends a hold without moving money: the reservation is released and the payment
+/// `canceled` (`failure_code` says why when it was the deadline). `false` when it was no
+/// longer authorized (or, unless `expired`, its deadline had passed).
+fn release(
+    conn: &Conn,
+    now: i64,
+    p: &mut Payment,
+    failure_code: Option<&str>,
+) -> Result<bool, Error> {
+    let customer = p.customer.clone().ok_or_else(Error::internal)?;
+    // A cancel releases only before the deadline; the deadline's own release after it.
+    let sql = match failure_code {
+        None => {
+            "UPDATE payments SET status = 'canceled', completed_at = ?2
+             WHERE id = ?1 AND status = 'authorized' AND capture_before > ?2"
+        }
+        Some(_) => {
+            "UPDATE payments SET status = 'canceled', completed_at = ?2, failure_code = ?3
+             WHERE id = ?1 AND status = 'authorized' AND capture_before <= ?2"
+        }
+    };
+    let changed = match failure_code {
+        None => conn.prepare_cached(sql).db()?.execute(params![p.id, now]),
+        Some(code) => conn
+            .prepare_cached(sql)
+            .db()?
+            .execute(params![p.id, now, code]),
+    }
+    .db()?;
+    if changed == 0 {
+        return Ok(false);
+    }
+    ledger::void_reserved(conn, (AccountKind::Wallet, &customer), p.amount, p.currency)?;
+    p.status = Status::Canceled;
+    p.completed_at = Some(now);
+    p.failure_code = failure_code.map(String::from);
+    emit_for(conn, now, p)?;
+    Ok(true)
+}
+
+/// Releases an overdue hold (committed) and answers `409 capture_expired`.
+fn release_and_refuse(
+    conn: &Conn,
+    now: i64,
+    mut p: Payment,
+) -> Result<Result<Payment, Error>, Error> {
+    release(conn, now, &mut p, Some(CAPTURE_EXPIRED))?;
+    Ok(Err(hold::capture_expired()))
+}
+
+/// A capture of all or part of a hold by its merchant: the captured part moves to the
+/// merchant as one transfer, the rest returns to the wallet's `available`.
+pub(crate) fn capture(
+    conn: &Conn,
+    now: i64,
+    payment_id: &str,
+    merchant_id: &str,
+    requested: Option<i64>,
+) -> Result<Result<Payment, Error>, Error> {
+    let mut p = must_get(conn, payment_id)?;
+    if p.merchant != merchant_id {
+        return Err(Error::not_found("payment", payment_id));
+    }
+    let settlement: Settlement = match hold::decide_capture(&p, requested, now)? {
+        Capture::Expire => return release_and_refuse(conn, now, p),
+        Capture::Settle(s) => s,
+    };
+    let customer = p.customer.clone().ok_or_else(Error::internal)?;
+    let claimed = conn
+        .prepare_cached(
+            "UPDATE payments SET status = 'succeeded', amount_captured = ?2, completed_at = ?3
+             WHERE id = ?1 AND status = 'authorized' AND capture_before > ?3",
+        )
+        .db()?
+        .execute(params![p.id, settlement.captured, now])
+        .db()?;
+    if claimed != 1 {
+        return Err(Error::conflict(
+            "payment_not_authorized",
+            "This payment is no longer authorized.",
+        ));
+    }
+    ledger::settle_reserved(
+        conn,
+        now,
+        (AccountKind::Wallet, &customer),
+        (AccountKind::Merchant, &p.merchant),
+        settlement,
+        p.currency,
+        TransferKind::Payment,
+        &p.id,
+    )?;
+    p.status = Status::Succeeded;
+    p.amount_captured = settlement.captured;
+    p.completed_at = Some(now);
+    emit_for(conn, now, &p)?;
+    Ok(Ok(p))
+}
+
 pub(crate) fn decline(
     conn: &Conn,
     now: i64,
@@ -337,6 +498,15 @@ pub(crate) fn cancel(
     let mut p = must_get(conn, payment_id)?;
     if p.merchant != merchant_id {
         return Err(Error::not_found("payment", payment_id));
+    }
+    if p.status == Status::Authorized {
+        if hold::decide_release(&p, now)? == Decision::Expire {
+            return release_and_refuse(conn, now, p);
+        }
+        if !release(conn, now, &mut p, None)? {
+            return Err(not_pending());
+        }
+        return Ok(Ok(p));
     }
     if payment::decide_cancel(&p, now)? == Decision::Expire {
         return expire_and_refuse(conn, now, p);
@@ -365,7 +535,8 @@ pub(crate) fn refund(
     let changed = conn
         .prepare_cached(
             "UPDATE payments SET amount_refunded = amount_refunded + ?2
-             WHERE id = ?1 AND status = 'succeeded' AND amount_refunded + ?2 <= amount",
+             WHERE id = ?1 AND status = 'succeeded'
+               AND amount_refunded + ?2 <= COALESCE(amount_captured, amount)",
         )
         .db()?
         .execute(params![p.id, amount])
@@ -460,14 +631,22 @@ pub(crate) fn list(
     Ok(Page::new(out, page.limit))
 }
 
+/// The earliest deadline the sweeper must act on: a pending payment's or a hold's.
 pub(crate) fn next_deadline(conn: &Conn) -> Result<Option<i64>, Error> {
-    conn.prepare_cached(
+    let first = |sql: &str| -> Result<Option<i64>, Error> {
+        conn.prepare_cached(sql)
+            .db()?
+            .query_row([], |r| r.get(0))
+            .optional()
+            .db()
+    };
+    let pending = first(
         "SELECT expires_at FROM payments WHERE status = 'pending' ORDER BY expires_at LIMIT 1",
-    )
-    .db()?
-    .query_row([], |r| r.get(0))
-    .optional()
-    .db()
+    )?;
+    let hold = first(
+        "SELECT capture_before FROM payments WHERE status = 'authorized' ORDER BY capture_before LIMIT 1",
+    )?;
+    Ok(pending.into_iter().chain(hold).min())
 }
 
 pub(crate) fn expire_due(conn: &Conn, now: i64, limit: usize) -> Result<usize, Error> {
@@ -484,10 +663,34 @@ pub(crate) fn expire_due(conn: &Conn, now: i64, limit: usize) -> Result<usize, E
         let rows = stmt.query_map(params![now, limit as i64], raw).db()?;
         rows.collect::<crate::sql::Result<_>>().db()?
     };
-    let count = expired.len();
+    let mut count = expired.len();
     for r in expired {
         debug_assert!(r.status == Status::Expired.as_str());
         emit_for(conn, now, &decode(r)?)?;
     }
+    if count < limit {
+        count += release_due(conn, now, limit - count)?;
+    }
     Ok(count)
+}
+
+/// Releases holds whose capture deadline has passed (`canceled`, `capture_expired`).
+fn release_due(conn: &Conn, now: i64, limit: usize) -> Result<usize, Error> {
+    let sql = format!(
+        "SELECT {COLS} FROM payments WHERE status = 'authorized' AND capture_before <= ?1
+         ORDER BY capture_before LIMIT ?2"
+    );
+    let due: Vec<RawPayment> = {
+        let mut stmt = conn.prepare_cached(&sql).db()?;
+        let rows = stmt.query_map(params![now, limit as i64], raw).db()?;
+        rows.collect::<crate::sql::Result<_>>().db()?
+    };
+    let mut released = 0;
+    for r in due {
+        let mut p = decode(r)?;
+        if release(conn, now, &mut p, Some(CAPTURE_EXPIRED))? {
+            released += 1;
+        }
+    }
+    Ok(released)
 }

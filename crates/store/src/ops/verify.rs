@@ -72,7 +72,7 @@ pub fn consistency(conn: &Conn, v: &mut Verification) -> Result<(), Error> {
             "pending payments with a completion time",
         ),
         (
-            "SELECT COUNT(*) FROM payments WHERE status <> 'pending' AND completed_at IS NULL",
+            "SELECT COUNT(*) FROM payments WHERE status NOT IN ('pending', 'authorized') AND completed_at IS NULL",
             "finished payments without a completion time",
         ),
         (
@@ -80,8 +80,23 @@ pub fn consistency(conn: &Conn, v: &mut Verification) -> Result<(), Error> {
             "succeeded payments without a customer",
         ),
         (
-            "SELECT COUNT(*) FROM payments WHERE status = 'succeeded' AND completed_at > expires_at",
+            "SELECT COUNT(*) FROM payments WHERE status = 'succeeded' AND capture = 'automatic'
+               AND completed_at > expires_at",
             "payments that succeeded after their deadline",
+        ),
+        (
+            "SELECT COUNT(*) FROM payments WHERE authorized_at IS NOT NULL AND authorized_at >= expires_at",
+            "holds authorized after their payment's deadline",
+        ),
+        (
+            "SELECT COUNT(*) FROM payments WHERE capture = 'manual' AND status = 'succeeded'
+               AND (completed_at >= capture_before OR amount_captured IS NULL OR amount_captured > amount)",
+            "holds captured at or after their capture deadline, or beyond what was authorized",
+        ),
+        (
+            "SELECT COUNT(*) FROM payments WHERE status = 'authorized'
+               AND (capture <> 'manual' OR capture_before IS NULL OR customer_id IS NULL OR completed_at IS NOT NULL)",
+            "authorized payments that are not open holds of a customer",
         ),
         (
             "SELECT COUNT(*) FROM payments p WHERE p.amount_refunded <>
@@ -95,8 +110,8 @@ pub fn consistency(conn: &Conn, v: &mut Verification) -> Result<(), Error> {
         ),
         (
             "SELECT COUNT(*) FROM transfers t JOIN payments p ON p.id = t.reference
-             WHERE t.kind = 'payment' AND (t.amount <> p.amount OR t.currency <> p.currency)",
-            "payment transfers that do not move the payment's amount",
+             WHERE t.kind = 'payment' AND (t.amount <> COALESCE(p.amount_captured, p.amount) OR t.currency <> p.currency)",
+            "payment transfers that do not move the payment's (captured) amount",
         ),
         (
             "SELECT COUNT(*) FROM (SELECT e.id FROM events e GROUP BY e.id HAVING COUNT(*) > 1) AS twice",
@@ -106,8 +121,11 @@ pub fn consistency(conn: &Conn, v: &mut Verification) -> Result<(), Error> {
             "SELECT COUNT(*) FROM accounts a WHERE a.reserved <>
                (SELECT COALESCE(SUM(b.amount), 0) FROM bank_operations b
                 WHERE b.owner = a.owner AND b.owner_kind = a.kind AND b.currency = a.currency
-                  AND b.reservation = 'reserved')",
-            "accounts whose reserved amount is not their open withdrawals and payouts",
+                  AND b.reservation = 'reserved')
+               + (SELECT COALESCE(SUM(p.amount), 0) FROM payments p
+                  WHERE a.kind = 'wallet' AND p.customer_id = a.owner AND p.currency = a.currency
+                    AND p.status = 'authorized')",
+            "accounts whose reserved amount is not their open withdrawals, payouts and holds",
         ),
         (
             "SELECT COUNT(*) FROM bank_operations b WHERE

@@ -1,0 +1,137 @@
+//! A store on the test engine with a manual clock, one merchant and one customer:
+//! the world of the deadline and hold tests.
+
+use pocket_core::Currency;
+use pocket_core::payment::{CaptureMethod, Status};
+use pocket_core::policy::PolicyBook;
+use pocket_store::clock::ManualClock;
+use pocket_store::testing::{T0, TestStore, fresh};
+use pocket_store::{NewPayment, Store};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub struct World {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<ManualClock>,
+    pub merchant: String,
+    pub customer: String,
+    pub db: TestStore,
+    _dir: tempfile::TempDir,
+}
+
+pub fn cny() -> Currency {
+    Currency::parse("CNY", "currency").unwrap()
+}
+
+pub async fn world(balance: i64) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(T0));
+    let db = TestStore::open(dir.path(), clock.clone(), None);
+    let store: Arc<dyn Store> = db.store.clone();
+    let merchant = fresh(
+        store
+            .create_merchant(
+                "M".into(),
+                pocket_store::KeyDigest {
+                    digest: "digest-m".into(),
+                    prefix: "sk_test".into(),
+                },
+                None,
+                None,
+            )
+            .await
+            .unwrap(),
+    )
+    .merchant
+    .id;
+    let customer = fresh(
+        store
+            .signup(
+                "+8613800000001".into(),
+                "C".into(),
+                "hash".into(),
+                ("digest-s".into(), T0 + 1),
+                None,
+            )
+            .await
+            .unwrap(),
+    )
+    .id;
+    if balance > 0 {
+        store
+            .topup(customer.clone(), balance, cny(), "operator", None)
+            .await
+            .unwrap();
+    }
+    World {
+        store,
+        clock,
+        merchant,
+        customer,
+        db,
+        _dir: dir,
+    }
+}
+
+impl World {
+    pub async fn pay(&self, amount: i64, expires_in: Option<i64>) -> String {
+        self.pay_capturing(amount, expires_in, CaptureMethod::Automatic, None)
+            .await
+    }
+
+    /// A payment with the capture method given (`Manual`: confirming holds the money
+    /// for `capture_within` seconds).
+    pub async fn pay_capturing(
+        &self,
+        amount: i64,
+        expires_in: Option<i64>,
+        capture: CaptureMethod,
+        capture_within: Option<i64>,
+    ) -> String {
+        let new = NewPayment {
+            merchant_id: self.merchant.clone(),
+            currency: cny(),
+            items: None,
+            amount: Some(amount),
+            customer: Some(self.customer.clone()),
+            description: None,
+            metadata: BTreeMap::new(),
+            expires_in_seconds: expires_in,
+            capture,
+            capture_within_seconds: capture_within,
+            policy: Arc::new(PolicyBook::default()),
+            qr: Arc::new(pocket_store::QrContext {
+                base_url: "http://127.0.0.1:8080".into(),
+                place: pocket_core::emv::QrPlace {
+                    country: "CN".into(),
+                    city: "Shanghai".into(),
+                },
+            }),
+        };
+        fresh(self.store.create_payment(new, None).await.unwrap()).id
+    }
+
+    pub async fn status(&self, id: &str) -> Status {
+        self.store.payment(id.into()).await.unwrap().unwrap().status
+    }
+
+    pub async fn transfers(&self) -> i64 {
+        let r = self.store.ledger_report(true).await.unwrap();
+        assert!(r.balanced, "{r:?}");
+        assert_eq!(r.running_totals_match, Some(true));
+        r.transfers
+    }
+}
+
+/// A small deterministic generator, so a failing run can be repeated.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
