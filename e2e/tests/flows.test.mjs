@@ -234,3 +234,37 @@ test("the console registers a bank account and pays itself out", async () => {
   await shop.locator('[data-balance="CNY"]', { hasText: "50.00" }).waitFor();
   await screenshot(shop, "console-payout");
 });
+
+test("a held payment: the wallet holds the money, the console captures part, the rest returns", async () => {
+  const sk = await merchant(url, "Hotel", PRODUCTS);
+  const c = await customer(url, "+8613900000031", 200_000);
+  const wallet = await phone(b);
+  const shop = await phone(b);
+  await walletSignIn(wallet, url, c);
+  await consoleSignIn(shop, url, sk);
+  const id = await sellOne(shop, "tea", { phone: c.phone, hold: true });
+  const sheet = await sheetFor(wallet, id);
+  await sheet.locator("#sheet-confirm").click();
+  await closeReceipt(wallet, id);
+  // Held, not paid: it leaves the balance's available part and shows as held.
+  await wallet.locator("#hero-held:not(.hidden)").waitFor();
+  assert.match(await wallet.locator("#hero-held").textContent(), /12\.99 held/);
+  assert.equal(await balanceText(wallet, "CNY"), "CN¥1,987.01");
+  await screenshot(wallet, "wallet-held");
+  // The console sees the hold and captures 10.00 of 12.99.
+  await shop.locator(`#current-card [data-status="authorized"]`).waitFor({ timeout: 5000 });
+  await shop.locator("#capture-form:not(.hidden)").waitFor();
+  assert.match(await shop.locator("#capture-before").textContent(), /Capture before/);
+  await screenshot(shop, "console-hold");
+  await shop.locator("#capture-amount").fill("10");
+  await shop.locator("#capture-payment").click();
+  await shop.locator(`#current-card [data-status="succeeded"]`).waitFor({ timeout: 5000 });
+  assert.match(await shop.locator("#current-card").textContent(), /Captured CN¥10\.00/);
+  assert.ok(await shop.locator("#capture-form").evaluate((f) => f.classList.contains("hidden")));
+  await screenshot(shop, "console-captured");
+  // The wallet hears it: 10.00 paid, 2.99 back, nothing held.
+  await wallet.locator("#hero-held.hidden").waitFor({ state: "attached", timeout: 5000 });
+  assert.equal(await balanceText(wallet, "CNY"), "CN¥1,990.00");
+  const p = await call(url, "GET", `/v1/payments/${id}`, sk);
+  assert.equal(p.amount_captured, 1000);
+});

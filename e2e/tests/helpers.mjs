@@ -170,13 +170,14 @@ export async function consoleTab(page, name) {
 }
 
 /** Builds a cart of one line in the console and creates the payment; returns its id. */
-export async function sellOne(page, sku, { phone: to, quantity = 1, expiresIn } = {}) {
+export async function sellOne(page, sku, { phone: to, quantity = 1, expiresIn, hold = false } = {}) {
   await consoleTab(page, "sale");
   const before = await page.evaluate(() => document.querySelector("#current-card [data-payment]")?.dataset.payment || null);
   await page.locator("#line-0-sku").selectOption(sku);
   await page.locator("#line-0-qty").fill(String(quantity));
   await page.locator("#cart-phone").fill(to || "");
   await page.locator("#cart-expires").fill(expiresIn ? String(expiresIn) : "");
+  await page.locator("#cart-hold").setChecked(hold);
   await page.locator("#create-payment").click();
   const card = before
     ? page.locator(`#current-card [data-payment]:not([data-payment="${before}"])`)

@@ -261,6 +261,7 @@ async function createPayment(ev) {
   if (phone) body.customer = phone;
   const expires = $("cart-expires").value.trim();
   if (expires) body.expires_in = Number(expires);
+  if ($("cart-hold").checked) body.capture = "manual";
   try {
     const p = await api("POST", "/v1/payments", sk, body, newKey());
     await showPayment(p);
@@ -276,6 +277,7 @@ function paymentCard(p) {
     el("div", { class: "amount", "data-total": p.amount }, money(p.amount, p.currency)),
     el("div", { class: "muted", "data-user-text": "" }, itemsLine(p)),
     p.customer ? el("div", { class: "muted" }, el("code", {}, p.customer)) : null,
+    p.capture === "manual" && p.status === "succeeded" ? el("div", {}, t("captured", { amount: money(p.amount_captured, p.currency) })) : null,
     p.amount_refunded ? el("div", {}, t("refunded", { amount: money(p.amount_refunded, p.currency) })) : null,
     p.status === "pending" ? el("div", { class: "countdown", "data-expires": p.expires_at, role: "timer" }) : null);
 }
@@ -287,7 +289,10 @@ async function showPayment(p) {
   const link = `${location.origin}/pay/${p.id}`;
   $("pay-link").textContent = link;
   $("pay-link").href = link;
-  $("cancel-payment").classList.toggle("hidden", p.status !== "pending");
+  $("cancel-payment").classList.toggle("hidden", p.status !== "pending" && p.status !== "authorized");
+  // A hold: capture all or part of it before its deadline.
+  $("capture-form").classList.toggle("hidden", p.status !== "authorized");
+  $("capture-before").textContent = p.capture_before ? t("capture_before", { time: when(p.capture_before) }) : "";
   const img = $("qr");
   if (!p.customer && p.status === "pending") {
     // Only this payment's own code: the image is swapped only once it has loaded, and
@@ -327,6 +332,25 @@ async function watch(id) {
     } catch {
       await new Promise((r) => setTimeout(r, 2000));
     }
+  }
+}
+
+async function capturePayment(ev) {
+  ev.preventDefault();
+  showError($("current-error"), null);
+  const text = $("capture-amount").value.trim();
+  const body = {};
+  if (text) {
+    const amount = toMinor(text, current.currency);
+    if (amount === null) { showError($("current-error"), new PageError("page_amount")); return; }
+    body.amount = amount;
+  }
+  try {
+    await showPayment(await api("POST", `/v1/payments/${current.id}/capture`, sk, body, newKey()));
+    $("capture-amount").value = "";
+    refreshBalance().catch(() => {});
+  } catch (e) {
+    showError($("current-error"), e);
   }
 }
 
@@ -622,6 +646,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("add-line").addEventListener("click", addLine);
   $("cart-form").addEventListener("submit", createPayment);
   $("cancel-payment").addEventListener("click", cancelPayment);
+  $("capture-form").addEventListener("submit", capturePayment);
   $("refund-form").addEventListener("submit", refund);
   $("filter-form").addEventListener("submit", (ev) => { ev.preventDefault(); cursors.payments = 0; pages.payments = [null]; refreshPayments().catch((e) => showError($("payments-error"), e)); });
   $("search-form").addEventListener("submit", search);

@@ -110,6 +110,8 @@ function paymentCard(p) {
     card.append(el("div", { class: "countdown", "data-expires": p.expires_at, role: "timer" }),
       el("div", { class: "actions" },
         el("button", { type: "button", "data-action": "open", onclick: () => openSheet(p) }, t("confirm"))));
+  } else if (p.status === "authorized") {
+    card.append(el("div", { class: "muted" }, t("held_until", { time: when(p.capture_before) })));
   } else {
     card.append(el("div", { class: "muted" }, when(p.completed_at || p.created_at)));
   }
@@ -127,6 +129,9 @@ async function refresh() {
   $("hero-amount").replaceChildren(first
     ? el("span", { "data-balance": first.currency }, money(first.available, first.currency))
     : el("span", { class: "hero-empty" }, t("no_balance")));
+  // Money held for merchants (holds not yet captured, withdrawals the bank has not answered).
+  $("hero-held").classList.toggle("hidden", !(first && first.reserved > 0));
+  $("hero-held").textContent = first && first.reserved > 0 ? t("held_amount", { amount: money(first.reserved, first.currency) }) : "";
   $("balances").replaceChildren(...others.map((b) => el("li", { "data-currency": b.currency },
     el("span", { "data-balance": b.currency }, money(b.available, b.currency)))));
   const live = pending.data.filter((p) => new Date(p.expires_at) > new Date());
@@ -278,7 +283,7 @@ async function confirmSheet() {
       ? await confirm(null)
       : await askPin(t("pin_for", { amount: money(p.amount, p.currency), merchant: p.merchant_name }), confirm);
     if (paid === null) return;
-    flash(t("paid"));
+    flash(t(paid.status === "authorized" ? "held" : "paid"));
     showReceipt(paid);
     await refresh();
   } catch (e) {
@@ -438,7 +443,7 @@ async function listen() {
     stream = new EventSource(`/v1/wallet/events?ticket=${encodeURIComponent(ticket)}`);
     stream.onopen = () => setLive("live");
     const changed = () => refresh().catch(() => {});
-    for (const type of ["payment.created", "payment.succeeded", "payment.declined", "payment.expired", "payment.canceled", "refund.succeeded"]) {
+    for (const type of ["payment.created", "payment.authorized", "payment.succeeded", "payment.declined", "payment.expired", "payment.canceled", "refund.succeeded"]) {
       stream.addEventListener(type, changed);
     }
     // Operations the bank answers later arrive here too.
