@@ -7,7 +7,6 @@ mod world;
 
 use pocket_core::ledger::AccountKind;
 use pocket_core::payment::{CaptureMethod, Payment, Status};
-use pocket_store::clock::Clock;
 use pocket_store::model::Written;
 use pocket_store::testing::{T0, fresh};
 use std::sync::Arc;

@@ -1,5 +1,6 @@
 //! A store on the test engine with a manual clock, one merchant and one customer:
-//! the world of the deadline and hold tests.
+//! the world of the deadline and hold tests. (Each test file uses part of it.)
+#![allow(dead_code)]
 
 use pocket_core::Currency;
 use pocket_core::payment::{CaptureMethod, Status};
