@@ -182,6 +182,7 @@ mod tests {
                 tier: "small".into(),
                 window_seconds: 300,
                 authentication: Authentication::None,
+                rule: None,
             },
             created_at: 0,
             expires_at: 300_000,

@@ -12,6 +12,7 @@
 //! - [`payment`]: the payment object and its state machine.
 //! - [`hold`]: manual capture: holds, captures and their deadline.
 //! - [`ledger`]: double-entry postings and the conservation check.
+//! - [`risk`]: operator risk rules (CEL) and daily spending limits.
 //! - [`lockout`]: how many wrong PINs may be verified before a PIN locks.
 //! - [`retry`]: the webhook retry schedule.
 //! - [`emv`]: the EMVCo QR payload of a payment.
@@ -30,6 +31,7 @@ pub mod phone;
 pub mod policy;
 pub mod pricing;
 pub mod retry;
+pub mod risk;
 pub mod time;
 
 pub use error::{Error, ErrorKind};

@@ -68,6 +68,10 @@ pub struct Policy {
     pub tier: String,
     pub window_seconds: i64,
     pub authentication: Authentication,
+    /// The risk rule that raised `authentication` above the tier's, by name (absent
+    /// when the tier decided it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 /// Most tiers a table may have: a limit on everything.
@@ -145,6 +149,7 @@ impl TierTable {
                     tier: t.name.clone(),
                     window_seconds: t.window_seconds,
                     authentication: t.authentication,
+                    rule: None,
                 });
             }
         }

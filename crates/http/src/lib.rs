@@ -31,8 +31,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use pocket_store::Store;
 use routes::{
-    admin, bank, cards, devices, merchant, payments, payouts, public, qr, service, stream, wallet,
-    webhooks,
+    admin, bank, cards, devices, merchant, payments, payouts, public, qr, rules, service, stream,
+    wallet, webhooks,
 };
 pub use settings::{PinHashing, Settings};
 use std::sync::Arc;
@@ -195,6 +195,8 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::create_topup))
         .routes(routes!(admin::ledger))
         .routes(routes!(admin::reconciliation))
+        .routes(routes!(rules::create, rules::list))
+        .routes(routes!(rules::delete))
         .routes(routes!(public::settings))
         .routes(routes!(public::payment_preview))
         .routes(routes!(wallet::signup))

@@ -125,6 +125,9 @@ pub struct LimitsConfig {
     /// Load balancers (addresses or CIDR blocks) whose `X-Forwarded-For` names the
     /// client, so per-IP limits and PIN budgets count clients, not the balancer.
     pub trusted_proxies: Vec<String>,
+    /// What one customer may spend per UTC day, per currency, in minor units
+    /// (`{ CNY = 500000 }` is 5,000.00 CNY); over it, `402 limit_exceeded`. None by default.
+    pub customer_daily_spend: std::collections::BTreeMap<String, i64>,
 }
 
 impl Default for LimitsConfig {
@@ -141,6 +144,7 @@ impl Default for LimitsConfig {
             max_connections_per_ip: None,
             idle_timeout_seconds: crate::connections::IDLE_TIMEOUT.as_secs(),
             trusted_proxies: Vec::new(),
+            customer_daily_spend: Default::default(),
         }
     }
 }
@@ -596,6 +600,15 @@ impl Config {
             && !(1..=1_000_000).contains(&n)
         {
             return Err(bad("limits.max_connections_per_ip", "must be 1 to 1000000"));
+        }
+        for (code, limit) in &self.limits.customer_daily_spend {
+            let key = format!("limits.customer_daily_spend.{code}");
+            if pocket_core::Currency::parse(code, "currency").is_err() {
+                return Err(bad(&key, format!("'{code}' is not an ISO 4217 currency")));
+            }
+            if pocket_core::money::check_amount(*limit, "limit").is_err() {
+                return Err(bad(&key, "must be a positive amount in minor units"));
+            }
         }
         if !(1..=1_000_000).contains(&self.limits.max_event_streams) {
             return Err(bad("limits.max_event_streams", "must be 1 to 1000000"));

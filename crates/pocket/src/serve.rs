@@ -51,12 +51,14 @@ pub fn open_store(
             options.queue_depth = storage.queue_depth;
             options.read_connections = storage.read_connections;
             pocket_store::postgres::open(&options, Arc::new(SystemClock))
+                .map(|s| s.with_daily_limits(config.limits.customer_daily_spend.clone()))
         }
         None => {
             let mut options = pocket_store::sqlite::SqliteOptions::in_dir(&config.server.data);
             options.queue_depth = storage.queue_depth;
             options.read_connections = storage.read_connections;
             pocket_store::sqlite::open(&options, Arc::new(SystemClock))
+                .map(|s| s.with_daily_limits(config.limits.customer_daily_spend.clone()))
         }
     }
 }

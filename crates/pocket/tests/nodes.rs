@@ -463,3 +463,51 @@ async fn a_node_with_other_keys_refuses_to_start() {
     // The node that has the keys serves on.
     assert_eq!(n[0].get("/healthz", "").await.status, 200);
 }
+
+/// A risk rule added on one node applies at once on the others (each transaction reads
+/// the rules' version row), and removing it there lifts it everywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_rule_added_on_one_node_applies_on_every_node_at_once() {
+    let Some(n) = nodes(2).await else { return };
+    let (_, sk) = n[0].merchant("M").await;
+    let (cus, token) = n[1].customer("+8613800010091", 100_000).await;
+    let pending = n[1]
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 700, "customer": cus}),
+        )
+        .await;
+    // Node 1 has its rules compiled (empty) from that creation; node 0 adds one.
+    let r = n[0]
+        .post(
+            "/v1/admin/rules",
+            ADMIN_KEY,
+            json!({"name": "stop", "when": "payment.amount == 700", "action": "block"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let id = pending["id"].as_str().unwrap();
+    n[1].confirm(&token, id, json!({}))
+        .await
+        .assert_error(402, "payment_blocked");
+    n[1].post(
+        "/v1/payments",
+        &sk,
+        json!({"currency": "CNY", "amount": 700, "customer": cus}),
+    )
+    .await
+    .assert_error(402, "payment_blocked");
+    let rule = r.body["id"].as_str().unwrap();
+    let gone = n[0]
+        .call(
+            Method::DELETE,
+            &format!("/v1/admin/rules/{rule}"),
+            Some(ADMIN_KEY),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(gone.status, 200, "{}", gone.text);
+    let r = n[1].confirm(&token, id, json!({})).await;
+    assert_eq!(r.body["status"], "succeeded", "{}", r.text);
+}

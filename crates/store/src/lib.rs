@@ -243,6 +243,19 @@ pub trait Store: Send + Sync + 'static {
         idem: Option<Idem>,
     ) -> Result<Written<Payment>, Error>;
 
+    /// Adds an operator risk rule (`400 rule_invalid` unless `when` compiles to a
+    /// boolean); it applies to every later creation and confirm, on every node.
+    async fn add_rule(
+        &self,
+        name: String,
+        when: String,
+        action: pocket_core::risk::Action,
+        idem: Option<Idem>,
+    ) -> Result<Written<crate::model::RiskRule>, Error>;
+    /// The rules, in the order they are evaluated.
+    async fn rules(&self) -> Result<Vec<crate::model::RiskRule>, Error>;
+    async fn remove_rule(&self, id: String) -> Result<(), Error>;
+
     /// The earliest deadline of a pending payment or a hold.
     async fn next_deadline(&self) -> Result<Option<i64>, Error>;
     /// Expires up to `limit` overdue pending payments; returns how many.

@@ -447,3 +447,18 @@ pub struct PinAttempt {
     pub subject: String,
     pub rule: pocket_core::lockout::LockRule,
 }
+
+/// An operator's risk rule (`pocket_core::risk`).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct RiskRule {
+    pub id: String,
+    #[schema(value_type = String, example = "rule")]
+    pub object: &'static str,
+    pub name: String,
+    /// The CEL expression, as written.
+    pub when: String,
+    pub action: pocket_core::risk::Action,
+    #[serde(serialize_with = "time::ser")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+}

@@ -10,6 +10,7 @@ pub mod payments;
 pub mod payouts;
 pub mod public;
 pub mod qr;
+pub mod rules;
 pub mod service;
 pub mod stream;
 pub mod wallet;
@@ -20,6 +21,16 @@ use crate::extract::ListQuery;
 use pocket_core::Error;
 use pocket_core::payment::Status;
 use pocket_store::model::PageRequest;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// The answer to a `DELETE`.
+#[derive(Serialize, ToSchema)]
+pub struct Deleted {
+    pub id: String,
+    pub object: &'static str,
+    pub deleted: bool,
+}
 
 /// The page a list query asks for; `starting_after` must be an id of `prefix`
 /// (or, with `prefix` empty, any non-empty key such as a sku).

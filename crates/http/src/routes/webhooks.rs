@@ -7,6 +7,7 @@ use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Body, ListQuery};
 use crate::idem::IdempotencyKey;
 use crate::issued::secret_response;
+use crate::routes::Deleted;
 use crate::validate;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -121,13 +122,6 @@ pub async fn list(
             .await?,
     )
     .into_response())
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct Deleted {
-    pub id: String,
-    pub object: &'static str,
-    pub deleted: bool,
 }
 
 #[utoipa::path(delete, path = "/v1/webhook_endpoints/{id}", tag = "webhooks", params(("id" = String, Path)),

@@ -28,6 +28,8 @@ pub struct SqlStore {
     _stop: Option<super::StopOnDrop>,
     /// SQLite: the data file's ownership lock, released with the store.
     _owner: Option<std::fs::File>,
+    /// Risk rules (compiled, refreshed when they change) and daily limits.
+    risk: Arc<ops::risk::Risk>,
 }
 
 impl SqlStore {
@@ -48,7 +50,18 @@ impl SqlStore {
             credentials: Arc::new(credentials),
             _stop: stop,
             _owner: owner,
+            risk: Arc::new(ops::risk::Risk::new(Default::default())),
         }
+    }
+
+    /// Caps what one customer may spend per UTC day, per currency (ISO code → minor
+    /// units; `[limits] customer_daily_spend`): over it, `402 limit_exceeded`.
+    pub fn with_daily_limits(
+        mut self,
+        limits: std::collections::BTreeMap<String, i64>,
+    ) -> SqlStore {
+        self.risk = Arc::new(ops::risk::Risk::new(limits));
+        self
     }
 
     /// Runs `f` on a read connection in the blocking pool.
@@ -382,8 +395,11 @@ impl Store for SqlStore {
         new: NewPayment,
         idem: Option<Idem>,
     ) -> Result<Written<Payment>, Error> {
-        self.write_idem(idem, move |c, now| ops::payments::create(c, now, new))
-            .await
+        let risk = self.risk.clone();
+        self.write_idem(idem, move |c, now| {
+            ops::payments::create(c, now, new, &risk)
+        })
+        .await
     }
 
     async fn payment(&self, id: String) -> Result<Option<Payment>, Error> {
@@ -409,6 +425,7 @@ impl Store for SqlStore {
         pin: Option<PinAttempt>,
         idem: Option<Idem>,
     ) -> Result<Written<Payment>, Error> {
+        let risk = self.risk.clone();
         self.writer
             .run(move |c, now| {
                 ops::pins::with_correct_pin(c, now, pin.as_ref(), |c| {
@@ -420,6 +437,7 @@ impl Store for SqlStore {
                             &customer_id,
                             proof,
                             device.as_deref(),
+                            &risk,
                         )
                     })
                 })
@@ -485,6 +503,27 @@ impl Store for SqlStore {
                 })
             })
             .await?
+    }
+
+    async fn add_rule(
+        &self,
+        name: String,
+        when: String,
+        action: pocket_core::risk::Action,
+        idem: Option<Idem>,
+    ) -> Result<Written<crate::model::RiskRule>, Error> {
+        self.write_idem(idem, move |c, now| {
+            ops::risk::add(c, now, &name, &when, action)
+        })
+        .await
+    }
+
+    async fn rules(&self) -> Result<Vec<crate::model::RiskRule>, Error> {
+        self.read(ops::risk::list).await
+    }
+
+    async fn remove_rule(&self, id: String) -> Result<(), Error> {
+        self.writer.run(move |c, _| ops::risk::remove(c, &id)).await
     }
 
     async fn next_deadline(&self) -> Result<Option<i64>, Error> {

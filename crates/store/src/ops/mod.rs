@@ -13,6 +13,7 @@ pub(crate) mod ledger;
 pub(crate) mod merchants;
 pub(crate) mod payments;
 pub(crate) mod pins;
+pub(crate) mod risk;
 pub(crate) mod verify;
 pub(crate) mod wallet;
 pub(crate) mod webhooks;

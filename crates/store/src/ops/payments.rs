@@ -4,6 +4,7 @@
 //! 'authorized' AND capture_before > now`), so it holds even with several writers.
 
 use super::events::{Subject, emit};
+use super::risk::{self, Risk};
 use super::{Db, catalog, cursor_seq, devices, ledger, resolve_customer, stored_currency};
 use crate::ids::new_id;
 use crate::model::{Page, PageRequest, Refund};
@@ -19,7 +20,7 @@ use std::collections::BTreeMap;
 
 const COLS: &str = "id, merchant_id, merchant_name, customer_id, status, amount, currency, items, description,
     metadata, tier, window_seconds, authentication, created_at, expires_at, completed_at, amount_refunded, failure_code,
-    qr_payload, capture, capture_within, capture_before, amount_captured";
+    qr_payload, capture, capture_within, capture_before, amount_captured, policy_rule";
 
 /// A payment row as stored, before its text columns are decoded.
 struct RawPayment {
@@ -46,6 +47,7 @@ struct RawPayment {
     capture_within: Option<i64>,
     capture_before: Option<i64>,
     amount_captured: Option<i64>,
+    policy_rule: Option<String>,
 }
 
 fn raw(r: &Row<'_>) -> crate::sql::Result<RawPayment> {
@@ -73,6 +75,7 @@ fn raw(r: &Row<'_>) -> crate::sql::Result<RawPayment> {
         capture_within: r.get(20)?,
         capture_before: r.get(21)?,
         amount_captured: r.get(22)?,
+        policy_rule: r.get(23)?,
     })
 }
 
@@ -108,6 +111,7 @@ fn decode(r: RawPayment) -> Result<Payment, Error> {
             tier: r.tier,
             window_seconds: r.window_seconds,
             authentication,
+            rule: r.policy_rule,
         },
         created_at: r.created_at,
         expires_at: r.expires_at,
@@ -147,7 +151,12 @@ fn amount_mismatch(total: i64) -> Error {
     .with_param("amount")
 }
 
-pub(crate) fn create(conn: &Conn, now: i64, new: NewPayment) -> Result<Payment, Error> {
+pub(crate) fn create(
+    conn: &Conn,
+    now: i64,
+    new: NewPayment,
+    risk: &Risk,
+) -> Result<Payment, Error> {
     let merchant_name: String = conn
         .prepare_cached("SELECT name FROM merchants WHERE id = ?1")
         .db()?
@@ -181,7 +190,7 @@ pub(crate) fn create(conn: &Conn, now: i64, new: NewPayment) -> Result<Payment, 
         &merchant_name,
         &new.qr.place,
     );
-    let p = Payment {
+    let mut p = Payment {
         id,
         object: "payment",
         merchant: new.merchant_id,
@@ -205,13 +214,18 @@ pub(crate) fn create(conn: &Conn, now: i64, new: NewPayment) -> Result<Payment, 
         amount_captured: 0,
         capture_within_seconds,
     };
+    // Risk rules and limits see an addressed payment now (an open one when confirmed).
+    if let Some(customer) = p.customer.clone() {
+        let raised = risk.screen(conn, now, &p, &customer)?;
+        raise(&mut p, raised);
+    }
     let items_json = serde_json::to_string(&p.items).map_err(|_| Error::internal())?;
     let metadata_json = serde_json::to_string(&p.metadata).map_err(|_| Error::internal())?;
     conn.prepare_cached(
         "INSERT INTO payments (id, merchant_id, merchant_name, customer_id, status, amount, currency, items,
              description, metadata, tier, window_seconds, authentication, created_at, expires_at, qr_payload,
-             capture, capture_within)
-         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+             capture, capture_within, policy_rule)
+         VALUES (?1, ?2, ?3, ?4, 'pending', ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
     )
     .db()?
     .execute(params![
@@ -231,11 +245,20 @@ pub(crate) fn create(conn: &Conn, now: i64, new: NewPayment) -> Result<Payment, 
         p.expires_at,
         p.qr_payload,
         p.capture.as_str(),
-        p.capture_within_seconds
+        p.capture_within_seconds,
+        p.policy.rule
     ])
     .db()?;
     emit_for(conn, now, &p)?;
     Ok(p)
+}
+
+/// Applies what the risk rules raised (a stronger proof, and the rule that asked for it).
+fn raise(p: &mut Payment, raised: Option<(Authentication, String)>) {
+    if let Some((authentication, rule)) = raised {
+        p.policy.authentication = authentication;
+        p.policy.rule = Some(rule);
+    }
 }
 
 /// Writes the event of the payment's current status.
@@ -285,6 +308,7 @@ fn not_pending() -> Error {
     Error::conflict("payment_not_pending", "This payment is no longer pending.")
 }
 
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn confirm(
     conn: &Conn,
     now: i64,
@@ -292,10 +316,31 @@ pub(crate) fn confirm(
     customer_id: &str,
     proof: payment::Proof,
     device_id: Option<&str>,
+    risk: &Risk,
 ) -> Result<Result<Payment, Error>, Error> {
     let mut p = must_get(conn, payment_id)?;
     if payment::decide_confirm(&p, customer_id, now)? == Decision::Expire {
         return expire_and_refuse(conn, now, p);
+    }
+    // The rules and limits as they are now, in this transaction: a rule added while
+    // the payment was pending applies; a block or a limit leaves it pending.
+    if let Some(raised) = risk.screen(conn, now, &p, customer_id)? {
+        raise(&mut p, Some(raised));
+        conn.prepare_cached(
+            "UPDATE payments SET authentication = ?2, policy_rule = ?3 WHERE id = ?1",
+        )
+        .db()?
+        .execute(params![
+            p.id,
+            p.policy.authentication.as_str(),
+            p.policy.rule
+        ])
+        .db()?;
+        if let Err(e) = payment::check_proof(&p, proof) {
+            // The raise is kept (committed with this answer): the retry with the
+            // proof is checked against it, and the wallet reads what to ask for.
+            return Ok(Err(e));
+        }
     }
     payment::check_proof(&p, proof)?;
     // A device key revoked after the signature was checked still loses: revocation
@@ -310,7 +355,9 @@ pub(crate) fn confirm(
         ));
     }
     if p.capture == CaptureMethod::Manual {
-        return authorize(conn, now, p, customer_id).map(Ok);
+        let held = authorize(conn, now, p, customer_id)?;
+        risk::record(conn, now, customer_id, held.currency.code(), held.amount)?;
+        return Ok(Ok(held));
     }
     // Claim the payment: only one confirm can move it out of pending, and only
     // before its deadline, whatever else runs concurrently.
@@ -336,6 +383,7 @@ pub(crate) fn confirm(
         TransferKind::Payment,
         &p.id,
     )?;
+    risk::record(conn, now, customer_id, p.currency.code(), p.amount)?;
     p.status = Status::Succeeded;
     p.customer = Some(customer_id.to_string());
     p.completed_at = Some(now);

@@ -38,6 +38,11 @@ const TABLES: &[&str] = &[
     "cards",
     "bank_operations",
     "bank_accounts",
+    // (not `risk_rules_version`: the migration made its one row; stores load the
+    // rules on first use whatever the version says)
+    "risk_rules",
+    "customer_days",
+    "customer_minutes",
 ];
 
 /// Rows per INSERT statement (PostgreSQL takes at most 65,535 parameters).

@@ -53,7 +53,11 @@ impl PostgresOptions {
 }
 
 /// Embedded migrations, applied in order; `pocket_schema.version` records the last.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql"), include_str!("schema_v2.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema_v1.sql"),
+    include_str!("schema_v2.sql"),
+    include_str!("schema_v3.sql"),
+];
 
 /// Held (session-scoped) while migrating, so nodes starting together migrate once.
 const MIGRATE_LOCK_KEY: i64 = 0x0070_6f63_6b65_746d; // "pocketm"

@@ -1,0 +1,423 @@
+//! Risk rules and limits: the amount-based rule, made dynamic.
+//!
+//! An operator writes rules as CEL expressions (the Common Expression Language, through
+//! the `cel` crate) over what is known of a payment when it is created and again when it
+//! is confirmed:
+//!
+//! - `payment`: `amount` (minor units), `currency`, `merchant`, `tier`;
+//! - `customer`: `age_days`, `payments_last_hour`, `spent_today` (in the payment's
+//!   currency's minor units, UTC day);
+//! - `device`: `registered` (the customer has an active device key).
+//!
+//! A rule that matches either blocks the payment or raises the proof it needs above its
+//! tier's; [`decide`] takes the first block, else the strongest raise. A per-customer
+//! daily limit per currency ([`check_daily_limit`]) caps what one wallet spends in a UTC
+//! day. Pure: the store reads the figures inside the committing transaction and applies
+//! what this decides there, so a rule cannot be dodged by racing.
+
+use crate::error::{Error, ErrorKind};
+use crate::policy::Authentication;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+use utoipa::ToSchema;
+
+/// Most rules at once: every payment evaluates all of them.
+pub const MAX_RULES: usize = 100;
+/// Longest expression, in characters.
+pub const MAX_EXPRESSION_CHARS: usize = 2_000;
+/// Longest rule name, in characters.
+pub const MAX_NAME_CHARS: usize = 100;
+/// A UTC day, the period of `spent_today` and the daily limits.
+pub const MS_PER_DAY: i64 = 86_400_000;
+/// The bucket of `payments_last_hour`.
+pub const MS_PER_MINUTE: i64 = 60_000;
+
+/// What a matching rule does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Refuse the payment: `402 payment_blocked`.
+    Block,
+    /// The wallet's PIN at least.
+    RequirePin,
+    /// The PIN and a device-key signature.
+    RequirePinAndDevice,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Block => "block",
+            Action::RequirePin => "require_pin",
+            Action::RequirePinAndDevice => "require_pin_and_device",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Action> {
+        match s {
+            "block" => Some(Action::Block),
+            "require_pin" => Some(Action::RequirePin),
+            "require_pin_and_device" => Some(Action::RequirePinAndDevice),
+            _ => None,
+        }
+    }
+}
+
+impl Authentication {
+    /// Orders proofs: none < PIN < PIN and device.
+    fn strength(self) -> u8 {
+        match self {
+            Authentication::None => 0,
+            Authentication::Pin => 1,
+            Authentication::PinAndDevice => 2,
+        }
+    }
+}
+
+/// What a customer has done lately, as the rules see it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct CustomerFacts {
+    pub age_days: i64,
+    pub payments_last_hour: i64,
+    pub spent_today: i64,
+    pub device_registered: bool,
+}
+
+/// Everything one evaluation sees.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Facts<'a> {
+    pub amount: i64,
+    pub currency: &'a str,
+    pub merchant: &'a str,
+    pub tier: &'a str,
+    pub customer: CustomerFacts,
+}
+
+impl Facts<'_> {
+    fn bind(&self, ctx: &mut cel::Context<'_, '_>) {
+        let payment: HashMap<&str, cel::Value> = HashMap::from([
+            ("amount", self.amount.into()),
+            ("currency", self.currency.to_string().into()),
+            ("merchant", self.merchant.to_string().into()),
+            ("tier", self.tier.to_string().into()),
+        ]);
+        let c = self.customer;
+        let customer: HashMap<&str, cel::Value> = HashMap::from([
+            ("age_days", c.age_days.into()),
+            ("payments_last_hour", c.payments_last_hour.into()),
+            ("spent_today", c.spent_today.into()),
+        ]);
+        let device: HashMap<&str, cel::Value> =
+            HashMap::from([("registered", c.device_registered.into())]);
+        ctx.add_variable_from_value("payment", payment);
+        ctx.add_variable_from_value("customer", customer);
+        ctx.add_variable_from_value("device", device);
+    }
+}
+
+/// A rule, compiled.
+#[derive(Clone)]
+pub struct Rule {
+    pub id: String,
+    pub name: String,
+    pub action: Action,
+    program: Arc<cel::Program>,
+}
+
+impl std::fmt::Debug for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Rule({}, {}, {})",
+            self.id,
+            self.name,
+            self.action.as_str()
+        )
+    }
+}
+
+fn rule_invalid(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidRequest, "rule_invalid", message).with_param("when")
+}
+
+impl Rule {
+    /// Compiles `when`; `400 rule_invalid` (with the parser's message) unless it parses
+    /// and gives a boolean for a typical payment (so a misspelt field is caught now,
+    /// not at the first payment).
+    pub fn compile(id: &str, name: &str, when: &str, action: Action) -> Result<Rule, Error> {
+        if when.trim().is_empty() || when.chars().count() > MAX_EXPRESSION_CHARS {
+            return Err(rule_invalid(format!(
+                "`when` must be 1 to {MAX_EXPRESSION_CHARS} characters."
+            )));
+        }
+        let program = cel::Program::compile(when)
+            .map_err(|e| rule_invalid(format!("`when` does not parse: {e}")))?;
+        let rule = Rule {
+            id: id.to_string(),
+            name: name.to_string(),
+            action,
+            program: Arc::new(program),
+        };
+        let sample = Facts {
+            amount: 100,
+            currency: "CNY",
+            merchant: "mer_sample",
+            tier: "small",
+            customer: CustomerFacts::default(),
+        };
+        match rule.matches(&sample) {
+            Ok(_) => Ok(rule),
+            Err(e) => Err(rule_invalid(format!("`when` cannot be evaluated: {e}"))),
+        }
+    }
+
+    /// Does the rule match? An expression that does not give a boolean is an error.
+    pub fn matches(&self, facts: &Facts<'_>) -> Result<bool, String> {
+        let mut ctx = cel::Context::default();
+        facts.bind(&mut ctx);
+        match self.program.execute(&ctx) {
+            Ok(cel::Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(format!("it gives {other:?}, not a boolean")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// What the rules decided for one payment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing matched: the tier's policy stands.
+    Allow,
+    /// The proof is raised to `authentication` by the rule named `rule`.
+    Raise {
+        authentication: Authentication,
+        rule: String,
+    },
+    /// The rule named `rule` blocks it.
+    Block { rule: String },
+}
+
+/// The rules' verdict on a payment whose tier asks for `tier_proof`: the first rule
+/// (in order) that blocks, else the strongest raise above `tier_proof`, else allow. A
+/// rule that cannot be evaluated for these facts counts as matching (fail closed: a
+/// broken block rule blocks rather than lets through).
+pub fn decide(rules: &[Rule], facts: &Facts<'_>, tier_proof: Authentication) -> Verdict {
+    let mut raised: Option<(Authentication, &str)> = None;
+    for rule in rules {
+        if !rule.matches(facts).unwrap_or(true) {
+            continue;
+        }
+        let wants = match rule.action {
+            Action::Block => {
+                return Verdict::Block {
+                    rule: rule.name.clone(),
+                };
+            }
+            Action::RequirePin => Authentication::Pin,
+            Action::RequirePinAndDevice => Authentication::PinAndDevice,
+        };
+        let above = raised.map_or(tier_proof, |(a, _)| a);
+        if wants.strength() > above.strength() {
+            raised = Some((wants, &rule.name));
+        }
+    }
+    match raised {
+        None => Verdict::Allow,
+        Some((authentication, rule)) => Verdict::Raise {
+            authentication,
+            rule: rule.to_string(),
+        },
+    }
+}
+
+pub fn payment_blocked(rule: &str) -> Error {
+    Error::new(
+        ErrorKind::Payment,
+        "payment_blocked",
+        format!("This payment is blocked by the risk rule '{rule}'."),
+    )
+}
+
+/// The UTC day of `now_ms` (the period of `spent_today` and of the daily limits).
+pub fn day_of(now_ms: i64) -> i64 {
+    now_ms.div_euclid(MS_PER_DAY)
+}
+
+/// The minute of `now_ms` (the buckets `payments_last_hour` sums: the 60 before and
+/// this one's part).
+pub fn minute_of(now_ms: i64) -> i64 {
+    now_ms.div_euclid(MS_PER_MINUTE)
+}
+
+/// May a customer who spent `spent_today` spend `amount` more under `limit`?
+/// `402 limit_exceeded` when not.
+pub fn check_daily_limit(limit: Option<i64>, spent_today: i64, amount: i64) -> Result<(), Error> {
+    let Some(limit) = limit else { return Ok(()) };
+    match spent_today.checked_add(amount) {
+        Some(total) if total <= limit => Ok(()),
+        _ => Err(Error::new(
+            ErrorKind::Payment,
+            "limit_exceeded",
+            "This payment would take the wallet over its daily spending limit.",
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn facts(amount: i64, customer: CustomerFacts) -> Facts<'static> {
+        Facts {
+            amount,
+            currency: "CNY",
+            merchant: "mer_1",
+            tier: "small",
+            customer,
+        }
+    }
+
+    fn rule(name: &str, when: &str, action: Action) -> Rule {
+        Rule::compile("rule_1", name, when, action).unwrap()
+    }
+
+    #[test]
+    fn invalid_expressions_are_refused_with_the_parsers_message() {
+        for bad in [
+            "payment.amount >",
+            "",
+            "payment.amout > 1",
+            "payment.amount + 1",
+            "nope == 1",
+        ] {
+            let e = Rule::compile("r", "n", bad, Action::Block).unwrap_err();
+            assert_eq!(e.code, "rule_invalid", "{bad}");
+            assert_eq!(e.param.as_deref(), Some("when"));
+        }
+        let e = Rule::compile("r", "n", "payment.amount > ", Action::Block).unwrap_err();
+        assert!(e.message.contains("parse"), "{}", e.message);
+    }
+
+    #[test]
+    fn the_first_block_wins_else_the_strongest_raise() {
+        let young = CustomerFacts {
+            age_days: 1,
+            ..Default::default()
+        };
+        let rules = vec![
+            rule("big", "payment.amount > 50000", Action::RequirePin),
+            rule(
+                "new wallet",
+                "customer.age_days < 7",
+                Action::RequirePinAndDevice,
+            ),
+            rule("no jpy", "payment.currency == 'JPY'", Action::Block),
+        ];
+        assert_eq!(
+            decide(
+                &rules,
+                &facts(
+                    100,
+                    CustomerFacts {
+                        age_days: 30,
+                        ..young
+                    }
+                ),
+                Authentication::None
+            ),
+            Verdict::Allow
+        );
+        assert_eq!(
+            decide(&rules, &facts(60_000, young), Authentication::None),
+            Verdict::Raise {
+                authentication: Authentication::PinAndDevice,
+                rule: "new wallet".into()
+            }
+        );
+        // A raise to what the tier already asks is no raise.
+        assert_eq!(
+            decide(&rules[..1], &facts(60_000, young), Authentication::Pin),
+            Verdict::Allow
+        );
+        let jpy = Facts {
+            currency: "JPY",
+            ..facts(100, young)
+        };
+        assert_eq!(
+            decide(&rules, &jpy, Authentication::None),
+            Verdict::Block {
+                rule: "no jpy".into()
+            }
+        );
+    }
+
+    #[test]
+    fn velocity_and_device_facts_are_visible() {
+        let r = rule(
+            "burst",
+            "customer.payments_last_hour >= 10 && customer.spent_today + payment.amount > 100000 && !device.registered",
+            Action::Block,
+        );
+        let busy = CustomerFacts {
+            age_days: 100,
+            payments_last_hour: 10,
+            spent_today: 99_000,
+            device_registered: false,
+        };
+        assert!(r.matches(&facts(2_000, busy)).unwrap());
+        assert!(!r.matches(&facts(1_000, busy)).unwrap());
+        assert!(
+            !r.matches(&facts(
+                2_000,
+                CustomerFacts {
+                    device_registered: true,
+                    ..busy
+                }
+            ))
+            .unwrap()
+        );
+    }
+
+    #[test]
+    fn a_rule_that_fails_at_run_time_applies() {
+        let r = rule(
+            "odd",
+            "payment.amount / (customer.age_days - 3) > 0",
+            Action::Block,
+        );
+        let at_three = CustomerFacts {
+            age_days: 3,
+            ..Default::default()
+        };
+        assert!(r.matches(&facts(100, at_three)).is_err());
+        assert_eq!(
+            decide(&[r], &facts(100, at_three), Authentication::None),
+            Verdict::Block { rule: "odd".into() }
+        );
+    }
+
+    proptest! {
+        /// A daily limit is never passed, whatever was spent and asked.
+        #[test]
+        fn daily_limit_holds(limit in 0i64..1_000_000_000_000, spent in 0i64..1_000_000_000_000, amount in 1i64..1_000_000_000_000) {
+            match check_daily_limit(Some(limit), spent, amount) {
+                Ok(()) => prop_assert!(spent + amount <= limit),
+                Err(e) => { prop_assert!(spent + amount > limit); prop_assert_eq!(e.code, "limit_exceeded"); }
+            }
+        }
+
+        /// A raise never lowers the tier's proof, and a block rule that matches always blocks.
+        #[test]
+        fn rules_only_ever_tighten(amount in 1i64..1_000_000, threshold in 1i64..1_000_000) {
+            let rules = vec![rule("t", &format!("payment.amount > {threshold}"), Action::RequirePin)];
+            match decide(&rules, &facts(amount, CustomerFacts::default()), Authentication::PinAndDevice) {
+                Verdict::Allow => {}
+                other => prop_assert!(false, "{:?}", other),
+            }
+            let v = decide(&rules, &facts(amount, CustomerFacts::default()), Authentication::None);
+            prop_assert_eq!(v != Verdict::Allow, amount > threshold);
+        }
+    }
+}

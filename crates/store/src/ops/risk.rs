@@ -1,0 +1,304 @@
+//! Risk rules and limits in the store: the rules (compiled once per change, checked
+//! against a version row inside every transaction that applies them, so a rule added on
+//! any node applies to the next commit), the customer figures they read, kept exact by
+//! the transactions that change them (a row per customer, currency and UTC day; a row per
+//! customer and minute), and the screening of a payment at creation and at confirm.
+
+use super::Db;
+use crate::ids::new_id;
+use crate::model::RiskRule;
+use crate::sql::{Conn, Optional, params};
+use pocket_core::Error;
+use pocket_core::payment::Payment;
+use pocket_core::policy::Authentication;
+use pocket_core::risk::{
+    Action, CustomerFacts, Facts, MAX_RULES, Rule, Verdict, check_daily_limit, day_of, minute_of,
+    payment_blocked,
+};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// The compiled rules of one version of the rule table.
+struct RuleSet {
+    version: i64,
+    rules: Arc<Vec<Rule>>,
+}
+
+/// What a store knows of risk: its compiled rules (refreshed when the version row moves)
+/// and the daily limits from configuration (minor units per currency code).
+pub(crate) struct Risk {
+    current: Mutex<RuleSet>,
+    daily_limits: BTreeMap<String, i64>,
+}
+
+impl Risk {
+    pub(crate) fn new(daily_limits: BTreeMap<String, i64>) -> Risk {
+        Risk {
+            // No version: the first screening loads the rules, whatever the row says
+            // (a copied database keeps its rules under a fresh version row).
+            current: Mutex::new(RuleSet {
+                version: i64::MIN,
+                rules: Arc::new(Vec::new()),
+            }),
+            daily_limits,
+        }
+    }
+
+    /// The rules as the transaction on `conn` sees them.
+    fn rules(&self, conn: &Conn) -> Result<Arc<Vec<Rule>>, Error> {
+        let version: i64 = conn
+            .prepare_cached("SELECT version FROM risk_rules_version")
+            .db()?
+            .query_row([], |r| r.get(0))
+            .db()?;
+        {
+            let current = self.current.lock().expect("rules lock");
+            if current.version == version {
+                return Ok(current.rules.clone());
+            }
+        }
+        let rules = Arc::new(
+            stored(conn)?
+                .into_iter()
+                .map(|r| {
+                    let action = Action::parse(&r.action).ok_or_else(Error::internal)?;
+                    Rule::compile(&r.id, &r.name, &r.when, action).map_err(|e| {
+                        tracing::error!(rule = %r.id, code = e.code, "a stored rule no longer compiles");
+                        Error::internal()
+                    })
+                })
+                .collect::<Result<Vec<_>, Error>>()?,
+        );
+        let mut current = self.current.lock().expect("rules lock");
+        *current = RuleSet {
+            version,
+            rules: rules.clone(),
+        };
+        Ok(rules)
+    }
+
+    /// Whether screening has anything to do: no rules and no limit cost no reads.
+    fn idle(&self, conn: &Conn, currency: &str) -> Result<Option<Arc<Vec<Rule>>>, Error> {
+        let rules = self.rules(conn)?;
+        if rules.is_empty() && !self.daily_limits.contains_key(currency) {
+            return Ok(None);
+        }
+        Ok(Some(rules))
+    }
+
+    /// Screens `p` for `customer` at `now`: `402 payment_blocked` or `402
+    /// limit_exceeded`, or the proof a rule raises it to (with the rule's name) when
+    /// that is stronger than what its policy asks already.
+    pub(crate) fn screen(
+        &self,
+        conn: &Conn,
+        now: i64,
+        p: &Payment,
+        customer: &str,
+    ) -> Result<Option<(Authentication, String)>, Error> {
+        let currency = p.currency.code();
+        let Some(rules) = self.idle(conn, currency)? else {
+            return Ok(None);
+        };
+        let figures = figures(conn, now, customer, currency)?;
+        check_daily_limit(
+            self.daily_limits.get(currency).copied(),
+            figures.spent_today,
+            p.amount,
+        )?;
+        let facts = Facts {
+            amount: p.amount,
+            currency,
+            merchant: &p.merchant,
+            tier: &p.policy.tier,
+            customer: figures,
+        };
+        match pocket_core::risk::decide(&rules, &facts, p.policy.authentication) {
+            Verdict::Allow => Ok(None),
+            Verdict::Block { rule } => Err(payment_blocked(&rule)),
+            Verdict::Raise {
+                authentication,
+                rule,
+            } => Ok(Some((authentication, rule))),
+        }
+    }
+}
+
+/// A customer's figures at `now`, in `currency`: each one indexed read.
+fn figures(conn: &Conn, now: i64, customer: &str, currency: &str) -> Result<CustomerFacts, Error> {
+    let created_at: i64 = conn
+        .prepare_cached("SELECT created_at FROM customers WHERE id = ?1")
+        .db()?
+        .query_row([customer], |r| r.get(0))
+        .db()?;
+    let spent_today: i64 = conn
+        .prepare_cached(
+            "SELECT spent FROM customer_days WHERE customer_id = ?1 AND currency = ?2 AND day = ?3",
+        )
+        .db()?
+        .query_row(params![customer, currency, day_of(now)], |r| r.get(0))
+        .optional()
+        .db()?
+        .unwrap_or(0);
+    // The last hour: this minute and the 59 before it, at most 60 rows.
+    let minute = minute_of(now);
+    let payments_last_hour: i64 = conn
+        .prepare_cached(
+            "SELECT COALESCE(SUM(payments), 0) FROM customer_minutes
+             WHERE customer_id = ?1 AND minute > ?2 AND minute <= ?3",
+        )
+        .db()?
+        .query_row(params![customer, minute - 60, minute], |r| r.get(0))
+        .db()?;
+    let devices: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM devices WHERE customer_id = ?1 AND revoked_at IS NULL",
+        )
+        .db()?
+        .query_row([customer], |r| r.get(0))
+        .db()?;
+    Ok(CustomerFacts {
+        age_days: (now - created_at).max(0) / pocket_core::risk::MS_PER_DAY,
+        payments_last_hour,
+        spent_today,
+        device_registered: devices > 0,
+    })
+}
+
+/// Counts a payment the customer confirmed at `now` (paid, or held for capture) in the
+/// figures the rules and limits read, in the confirming transaction.
+pub(crate) fn record(
+    conn: &Conn,
+    now: i64,
+    customer: &str,
+    currency: &str,
+    amount: i64,
+) -> Result<(), Error> {
+    conn.prepare_cached(
+        "INSERT INTO customer_days (customer_id, currency, day, spent, payments) VALUES (?1, ?2, ?3, ?4, 1)
+         ON CONFLICT (customer_id, currency, day) DO UPDATE
+         SET spent = customer_days.spent + excluded.spent, payments = customer_days.payments + 1",
+    )
+    .db()?
+    .execute(params![customer, currency, day_of(now), amount])
+    .db()?;
+    conn.prepare_cached(
+        "INSERT INTO customer_minutes (customer_id, minute, payments) VALUES (?1, ?2, 1)
+         ON CONFLICT (customer_id, minute) DO UPDATE SET payments = customer_minutes.payments + 1",
+    )
+    .db()?
+    .execute(params![customer, minute_of(now)])
+    .db()?;
+    // What no rule reads any more goes: at most 61 minutes and 2 days per customer.
+    conn.prepare_cached("DELETE FROM customer_minutes WHERE customer_id = ?1 AND minute <= ?2")
+        .db()?
+        .execute(params![customer, minute_of(now) - 60])
+        .db()?;
+    conn.prepare_cached(
+        "DELETE FROM customer_days WHERE customer_id = ?1 AND currency = ?2 AND day < ?3",
+    )
+    .db()?
+    .execute(params![customer, currency, day_of(now) - 1])
+    .db()?;
+    Ok(())
+}
+
+struct StoredRule {
+    id: String,
+    name: String,
+    when: String,
+    action: String,
+    created_at: i64,
+}
+
+fn stored(conn: &Conn) -> Result<Vec<StoredRule>, Error> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT id, name, expression, action, created_at FROM risk_rules ORDER BY seq",
+        )
+        .db()?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(StoredRule {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                when: r.get(2)?,
+                action: r.get(3)?,
+                created_at: r.get(4)?,
+            })
+        })
+        .db()?;
+    rows.collect::<crate::sql::Result<Vec<_>>>().db()
+}
+
+fn wire(r: StoredRule) -> Result<RiskRule, Error> {
+    Ok(RiskRule {
+        id: r.id,
+        object: "rule",
+        name: r.name,
+        when: r.when,
+        action: Action::parse(&r.action).ok_or_else(Error::internal)?,
+        created_at: r.created_at,
+    })
+}
+
+fn bump_version(conn: &Conn) -> Result<(), Error> {
+    conn.prepare_cached("UPDATE risk_rules_version SET version = version + 1")
+        .db()?
+        .execute([])
+        .db()?;
+    Ok(())
+}
+
+/// Adds a rule (compiled first: `400 rule_invalid` with the parser's message).
+pub(crate) fn add(
+    conn: &Conn,
+    now: i64,
+    name: &str,
+    when: &str,
+    action: Action,
+) -> Result<RiskRule, Error> {
+    let id = new_id("rule");
+    Rule::compile(&id, name, when, action)?;
+    let count: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM risk_rules")
+        .db()?
+        .query_row([], |r| r.get(0))
+        .db()?;
+    if count as usize >= MAX_RULES {
+        return Err(Error::conflict(
+            "too_many_rules",
+            format!("At most {MAX_RULES} rules may be active; remove one first."),
+        ));
+    }
+    conn.prepare_cached(
+        "INSERT INTO risk_rules (id, name, expression, action, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )
+    .db()?
+    .execute(params![id, name, when, action.as_str(), now])
+    .db()?;
+    bump_version(conn)?;
+    wire(StoredRule {
+        id,
+        name: name.to_string(),
+        when: when.to_string(),
+        action: action.as_str().to_string(),
+        created_at: now,
+    })
+}
+
+pub(crate) fn list(conn: &Conn) -> Result<Vec<RiskRule>, Error> {
+    stored(conn)?.into_iter().map(wire).collect()
+}
+
+pub(crate) fn remove(conn: &Conn, id: &str) -> Result<(), Error> {
+    let removed = conn
+        .prepare_cached("DELETE FROM risk_rules WHERE id = ?1")
+        .db()?
+        .execute([id])
+        .db()?;
+    if removed == 0 {
+        return Err(Error::not_found("rule", id));
+    }
+    bump_version(conn)
+}
