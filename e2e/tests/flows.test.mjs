@@ -4,7 +4,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import {
   startServer, call, merchant, customer, browser, phone, screenshot, walletSignIn, consoleSignIn,
-  sellOne, enterPin, decodeQr, emvFields, crc16, walletTab, sheetFor, closeReceipt, consoleTab,
+  sellOne, enterPin, decodeQr, emvFields, crc16, walletTab, sheetFor, closeReceipt, consoleTab, desktop, ADMIN,
 } from "./helpers.mjs";
 
 let server, b, url;
@@ -267,4 +267,44 @@ test("a held payment: the wallet holds the money, the console captures part, the
   assert.equal(await balanceText(wallet, "CNY"), "CN¥1,990.00");
   const p = await call(url, "GET", `/v1/payments/${id}`, sk);
   assert.equal(p.amount_captured, 1000);
+});
+
+test("a risk rule written in the operator console raises a pending payment's proof: the wallet asks for the PIN", async () => {
+  const sk = await merchant(url, "Rule Shop", PRODUCTS);
+  const c = await customer(url, "+8613900000041", 200_000);
+  const wallet = await phone(b);
+  await walletSignIn(wallet, url, c);
+  const p = await call(url, "POST", "/v1/payments", sk, { currency: "CNY", items: [{ sku: "tea", quantity: 1 }], customer: c.id });
+  assert.equal(p.policy.authentication, "none");
+  const sheet = await sheetFor(wallet, p.id);
+  // Meanwhile the operator adds a rule; a broken expression first shows the parser's words.
+  const admin = await desktop(b);
+  await admin.goto(url + "/admin");
+  await admin.fill("#admin-key", ADMIN);
+  await admin.locator("#auth-form button[type=submit]").click();
+  await admin.locator('[data-tab="rules"]').click();
+  await admin.locator("#view-rules").waitFor();
+  await admin.fill("#rule-name", "PIN for tea");
+  await admin.fill("#rule-when", "payment.amount >");
+  await admin.selectOption("#rule-action", "require_pin");
+  await admin.locator("#rule-form button[type=submit]").click();
+  await admin.locator("#rule-error:not(:empty)").waitFor();
+  assert.match(await admin.locator("#rule-error").textContent(), /not valid.*parse/);
+  await admin.fill("#rule-when", "payment.amount > 1000 && payment.currency == 'CNY'");
+  await admin.locator("#rule-form button[type=submit]").click();
+  await admin.locator("#rules [data-rule]").waitFor();
+  assert.match(await admin.locator("#rules").textContent(), /PIN for tea.*Require the PIN/);
+  await screenshot(admin, "admin-rule-added");
+  // The tap is not enough any more: the wallet reads the raised policy and asks for the PIN.
+  await sheet.locator("#sheet-confirm").click();
+  await enterPin(wallet, c.pin);
+  await closeReceipt(wallet, p.id);
+  const paid = await call(url, "GET", `/v1/payments/${p.id}`, sk);
+  assert.equal(paid.status, "succeeded");
+  assert.equal(paid.policy.rule, "PIN for tea");
+  // Removed, it no longer applies.
+  await admin.locator("#rules [data-rule] button").click();
+  await admin.locator("#rules [data-rule]").waitFor({ state: "detached" });
+  const rules = await call(url, "GET", "/v1/admin/rules", ADMIN);
+  assert.deepEqual(rules.data, []);
 });

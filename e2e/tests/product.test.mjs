@@ -162,7 +162,8 @@ test("wrong today: every string exists in both languages and Chinese screens sho
   await zh(admin);
   await admin.fill("#admin-key", ADMIN);
   await admin.locator("#auth-form button[type=submit]").click();
-  for (const tab of ["system", "merchants", "customers", "ledger", "reconciliation"]) {
+  await call(url, "POST", "/v1/admin/rules", ADMIN, { name: "新钱包", when: "customer.age_days < 1 && payment.amount > 1000000", action: "require_pin" });
+  for (const tab of ["system", "merchants", "customers", "ledger", "reconciliation", "rules"]) {
     await admin.locator(`[data-tab="${tab}"]`).click();
     await admin.locator(`#view-${tab}`).waitFor();
     if (tab === "reconciliation") {
@@ -171,6 +172,7 @@ test("wrong today: every string exists in both languages and Chinese screens sho
     }
     if (tab === "merchants") await admin.locator("#merchants tr").first().waitFor();
     if (tab === "ledger") await admin.locator("#ledger tr").first().waitFor();
+    if (tab === "rules") await admin.locator("#rules [data-rule]").first().waitFor();
     assert.deepEqual(await englishWords(admin), [], `admin ${tab}`);
   }
 });
@@ -322,7 +324,7 @@ test("axe-core finds nothing on any screen of the three apps, in either language
       await noAxeViolations(admin, `admin sign-in (${language})`);
       await admin.fill("#admin-key", ADMIN);
       await admin.locator("#auth-form button[type=submit]").click();
-      for (const tab of ["system", "merchants", "customers", "ledger", "reconciliation"]) {
+      for (const tab of ["system", "merchants", "customers", "ledger", "reconciliation", "rules"]) {
         await admin.locator(`[data-tab="${tab}"]`).click();
         if (tab === "reconciliation") {
           await admin.locator("#reconcile-form button[type=submit]").click();
@@ -330,6 +332,7 @@ test("axe-core finds nothing on any screen of the three apps, in either language
         }
         if (tab === "merchants") await admin.locator("#merchants tr").first().waitFor();
         if (tab === "ledger") await admin.locator("#ledger tr").first().waitFor();
+        if (tab === "rules") await admin.locator("#rules tr").first().waitFor();
         await noAxeViolations(admin, `admin ${tab} (${language})`);
       }
       for (const p of [wallet, shop, admin]) await p.context().close();

@@ -20,6 +20,42 @@ function show(name) {
   }
   if (name === "merchants") refreshMerchants().catch((e) => showError($("merchant-error"), e));
   if (name === "ledger") refreshLedger(false);
+  if (name === "rules") refreshRules().catch((e) => showError($("rule-error"), e));
+}
+
+// ---- risk rules ----------------------------------------------------------------------------
+
+async function refreshRules() {
+  const list = await api("GET", "/v1/admin/rules", key);
+  $("rules").replaceChildren(...(list.data.length ? list.data.map((r) => el("tr", { "data-rule": r.id },
+    el("td", { "data-user-text": "" }, r.name), el("td", { "data-user-text": "" }, el("code", {}, r.when)),
+    el("td", {}, t(`action_${r.action}`)),
+    el("td", {}, el("button", { type: "button", class: "danger", "aria-label": `${t("remove_rule")} ${r.name}`, onclick: () => removeRule(r) }, t("remove_rule")))))
+    : [el("tr", {}, el("td", { colspan: "4", class: "muted" }, t("no_rules")))]));
+}
+
+async function addRule(ev) {
+  ev.preventDefault();
+  showError($("rule-error"), null);
+  const body = { name: $("rule-name").value.trim(), when: $("rule-when").value.trim(), action: $("rule-action").value };
+  try {
+    await api("POST", "/v1/admin/rules", key, body, newKey());
+    $("rule-name").value = "";
+    $("rule-when").value = "";
+    await refreshRules();
+  } catch (e) {
+    showError($("rule-error"), e);
+  }
+}
+
+async function removeRule(r) {
+  showError($("rule-error"), null);
+  try {
+    await api("DELETE", `/v1/admin/rules/${r.id}`, key);
+    await refreshRules();
+  } catch (e) {
+    showError($("rule-error"), e);
+  }
 }
 
 // ---- merchants -------------------------------------------------------------------------
@@ -208,6 +244,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("ledger-refresh").addEventListener("click", () => refreshLedger(false));
   $("ledger-full").addEventListener("click", () => refreshLedger(true));
   $("reconcile-form").addEventListener("submit", reconcile);
+  $("rule-form").addEventListener("submit", addRule);
   $("reconcile-date").value = new Date().toISOString().slice(0, 10);
   setInterval(refreshSystem, 2000);
   if (key) start();

@@ -67,7 +67,13 @@ export const STRINGS = {
     admin_topup: "Top up a wallet", topup_customer: "Customer (phone or cus_ id)", ledger: "Ledger audit", run_full_audit: "Run a full audit",
     balanced: "Balanced", not_balanced: "NOT balanced", debits: "Debits", credits: "Credits", accounts: "Accounts", transfers: "Transfers",
     system: "System, live", payments_per_second: "Payments per second", expiry_lag: "Expiry lag (p99)", webhook_backlog: "Webhook backlog",
-    reconciliation: "Reconciliation", connector: "Connector", date_utc: "Date (UTC)", reconcile: "Reconcile",
+    reconciliation: "Reconciliation", risk_rules: "Risk rules", rule_name: "Name", rule_when: "When (CEL)", rule_action: "Action",
+    rules_help: "A rule is a CEL expression (Common Expression Language) that gives true or false. It applies at once to new payments and to every confirm. Fields:",
+    action_require_pin: "Require the PIN", action_require_pin_and_device: "Require the PIN and the device key", action_block: "Block",
+    add_rule: "Add rule", remove_rule: "Remove", no_rules: "No rules: the amount tiers alone decide.",
+    err_rule_invalid: "The expression is not valid", err_too_many_rules: "There are too many rules; remove one first.",
+    err_payment_blocked: "A risk rule blocks this payment.", err_limit_exceeded: "This would pass the wallet's daily spending limit.",
+    connector: "Connector", date_utc: "Date (UTC)", reconcile: "Reconcile",
     difference: "Difference", operation: "Operation", in_pocket: "In Pocket", at_bank: "At the bank",
     reconcile_clean: "{matched} operations match; no differences.", reconcile_differences: "{matched} operations match; {n} differ.",
     diff_missing_at_connector: "Unknown to the bank", diff_missing_in_pocket: "Unknown to Pocket",
@@ -184,7 +190,13 @@ export const STRINGS = {
     admin_topup: "为钱包充值", topup_customer: "顾客（手机号或 cus_ 编号）", ledger: "账本核对", run_full_audit: "完整核对",
     balanced: "平衡", not_balanced: "不平衡", debits: "借方", credits: "贷方", accounts: "账户数", transfers: "转账数",
     system: "系统实时状态", payments_per_second: "每秒支付数", expiry_lag: "过期延迟（p99）", webhook_backlog: "待发送通知",
-    reconciliation: "对账", connector: "银行通道", date_utc: "日期（协调世界时）", reconcile: "对账",
+    reconciliation: "对账", risk_rules: "风控规则", rule_name: "名称", rule_when: "条件表达式", rule_action: "动作",
+    rules_help: "规则是一条通用表达式语言的条件，结果为真或假，立即作用于新收款和每一次确认支付。可用字段：",
+    action_require_pin: "要求支付密码", action_require_pin_and_device: "要求支付密码和设备密钥", action_block: "拦截",
+    add_rule: "添加规则", remove_rule: "删除", no_rules: "暂无规则：仅按金额档位决定。",
+    err_rule_invalid: "表达式无效", err_too_many_rules: "规则过多，请先删除一条。",
+    err_payment_blocked: "此笔支付被风控规则拦截。", err_limit_exceeded: "超出钱包的每日消费限额。",
+    connector: "银行通道", date_utc: "日期（协调世界时）", reconcile: "对账",
     difference: "差异", operation: "业务", in_pocket: "Pocket 记录", at_bank: "银行记录",
     reconcile_clean: "{matched} 笔一致，无差异。", reconcile_differences: "{matched} 笔一致，{n} 笔有差异。",
     diff_missing_at_connector: "银行无此记录", diff_missing_in_pocket: "Pocket 无此记录",
@@ -272,6 +284,8 @@ export function errorText(err) {
     } else {
       text = lang === "en" && err.message ? err.message : t("err_fallback", { code: err.code });
     }
+    // An operator writing a rule needs the parser's own words (CEL is written in English).
+    if (err.code === "rule_invalid" && err.message) text += `: ${err.message}`;
     if (err.code === "incorrect_pin" && Number.isInteger(err.triesLeft) && err.triesLeft > 0) {
       text += (lang === "zh" ? "" : " ") + (err.triesLeft === 1 ? t("tries_left_one") : t("tries_left", { n: err.triesLeft }));
     }

@@ -262,12 +262,38 @@ function showReceipt(p) {
 }
 
 async function confirmSheet() {
-  const p = sheetPayment;
+  let p = sheetPayment;
   if (!p) return;
   showError($("sheet-error"), null);
   $("sheet-confirm").disabled = true;
   try {
-    const auth = p.policy.authentication;
+    let paid = await payWithProof(p);
+    if (paid === RAISED) {
+      // A risk rule asks more of this payment than when it was shown: read what it asks
+      // now and go again with that proof.
+      p = sheetPayment = await api("GET", `/v1/wallet/payments/${p.id}`, token);
+      paid = await payWithProof(p);
+    }
+    if (paid === null || paid === RAISED) return;
+    flash(t(paid.status === "authorized" ? "held" : "paid"));
+    showReceipt(paid);
+    await refresh();
+  } catch (e) {
+    showError($("sheet-error"), e);
+    if (e instanceof ApiError && (e.code === "payment_expired" || e.code === "payment_not_pending")) refresh().catch(() => {});
+  } finally {
+    $("sheet-confirm").disabled = isExpired(p);
+  }
+}
+
+/** What payWithProof answers when the server asked for a stronger proof than `p` says. */
+const RAISED = Symbol("raised");
+
+/** Confirms `p` with the proof its policy asks for (the PIN pad, the device key); null
+ *  when the customer closed the PIN pad. */
+async function payWithProof(p) {
+  const auth = p.policy.authentication;
+  try {
     const confirm = async (pin) => {
       const body = {};
       if (pin !== null) body.pin = pin;
@@ -279,18 +305,14 @@ async function confirmSheet() {
       }
       return api("POST", `/v1/wallet/payments/${p.id}/confirm`, token, body, newKey());
     };
-    const paid = auth === "none"
+    return auth === "none"
       ? await confirm(null)
       : await askPin(t("pin_for", { amount: money(p.amount, p.currency), merchant: p.merchant_name }), confirm);
-    if (paid === null) return;
-    flash(t(paid.status === "authorized" ? "held" : "paid"));
-    showReceipt(paid);
-    await refresh();
   } catch (e) {
-    showError($("sheet-error"), e);
-    if (e instanceof ApiError && (e.code === "payment_expired" || e.code === "payment_not_pending")) refresh().catch(() => {});
-  } finally {
-    $("sheet-confirm").disabled = isExpired(p);
+    const stronger = (e.code === "pin_required" && auth === "none")
+      || (e.code === "device_signature_required" && auth !== "pin_and_device");
+    if (e instanceof ApiError && stronger) return RAISED;
+    throw e;
   }
 }
 
