@@ -4,8 +4,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use pocket_core::Currency;
 use pocket_core::ledger::{AccountKind, post};
 use pocket_core::payment::{CaptureMethod, Payment, Status, decide_confirm, decide_refund};
+use pocket_core::policy::Authentication;
 use pocket_core::policy::PolicyBook;
 use pocket_core::pricing::{CartLine, Product, price_cart};
+use pocket_core::risk::{Action, CustomerFacts, Facts, Rule, decide};
 use std::collections::{BTreeMap, HashMap};
 use std::hint::black_box;
 
@@ -102,6 +104,32 @@ fn benches(c: &mut Criterion) {
     p.status = Status::Succeeded;
     c.bench_function("payment: decide a refund", |b| {
         b.iter(|| decide_refund(black_box(&p), Some(100)).expect("refund"))
+    });
+    // The bench mix's ten rules (scripts/rules_bench.py), none matching.
+    let rules: Vec<Rule> = [
+        "payment.amount > 100000000 && customer.age_days < 7",
+        "customer.payments_last_hour > 100000",
+        "customer.spent_today + payment.amount > 1000000000000",
+        "payment.currency == 'KWD'",
+        "payment.merchant == 'mer_0000000000000000000000000'",
+        "payment.tier == 'large' && !device.registered",
+        "payment.currency == 'USD' && payment.amount > 50000000",
+        "customer.age_days < 0 && customer.payments_last_hour > 5",
+        "payment.amount > 1000000000 && payment.amount % 100000 == 0",
+        "payment.tier != 'small' && payment.tier != 'medium' && payment.tier != 'large'",
+    ]
+    .iter()
+    .map(|w| Rule::compile("rule_1", "r", w, Action::Block).expect("compiles"))
+    .collect();
+    let facts = Facts {
+        amount: 2598,
+        currency: "CNY",
+        merchant: "mer_AAAAAAAAAAAAAAAAAAAAAAAA",
+        tier: "small",
+        customer: CustomerFacts::default(),
+    };
+    c.bench_function("risk: 10 rules decide", |b| {
+        b.iter(|| decide(black_box(&rules), black_box(&facts), Authentication::None))
     });
     let place = pocket_core::emv::QrPlace {
         country: "CN".into(),

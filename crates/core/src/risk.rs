@@ -17,8 +17,9 @@
 
 use crate::error::{Error, ErrorKind};
 use crate::policy::Authentication;
+use cel::common::types::{CelBool, CelInt, CelString};
+use cel::common::value::CowVal;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::sync::Arc;
 use utoipa::ToSchema;
 
@@ -32,6 +33,11 @@ pub const MAX_NAME_CHARS: usize = 100;
 pub const MS_PER_DAY: i64 = 86_400_000;
 /// The bucket of `payments_last_hour`.
 pub const MS_PER_MINUTE: i64 = 60_000;
+
+/// CEL's standard functions and macros, built once (building them is most of the cost
+/// of a fresh `cel::Context`).
+static STDLIB: std::sync::LazyLock<Arc<cel::Env>> =
+    std::sync::LazyLock::new(|| Arc::new(cel::Env::stdlib()));
 
 /// What a matching rule does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -94,25 +100,31 @@ pub struct Facts<'a> {
     pub customer: CustomerFacts,
 }
 
+/// The rules see the facts as qualified names (`payment.amount`), resolved on access:
+/// nothing is built or copied per evaluation (CEL looks a dotted name up whole first).
+impl cel::context::VariableResolver for Facts<'_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        let c = &self.customer;
+        Some(match variable {
+            "payment.amount" => CowVal::owned(CelInt::from(self.amount)),
+            "payment.currency" => CowVal::owned(CelString::from(self.currency)),
+            "payment.merchant" => CowVal::owned(CelString::from(self.merchant)),
+            "payment.tier" => CowVal::owned(CelString::from(self.tier)),
+            "customer.age_days" => CowVal::owned(CelInt::from(c.age_days)),
+            "customer.payments_last_hour" => CowVal::owned(CelInt::from(c.payments_last_hour)),
+            "customer.spent_today" => CowVal::owned(CelInt::from(c.spent_today)),
+            "device.registered" => CowVal::owned(CelBool::from(c.device_registered)),
+            _ => return None,
+        })
+    }
+}
+
 impl Facts<'_> {
-    fn bind(&self, ctx: &mut cel::Context<'_, '_>) {
-        let payment: HashMap<&str, cel::Value> = HashMap::from([
-            ("amount", self.amount.into()),
-            ("currency", self.currency.to_string().into()),
-            ("merchant", self.merchant.to_string().into()),
-            ("tier", self.tier.to_string().into()),
-        ]);
-        let c = self.customer;
-        let customer: HashMap<&str, cel::Value> = HashMap::from([
-            ("age_days", c.age_days.into()),
-            ("payments_last_hour", c.payments_last_hour.into()),
-            ("spent_today", c.spent_today.into()),
-        ]);
-        let device: HashMap<&str, cel::Value> =
-            HashMap::from([("registered", c.device_registered.into())]);
-        ctx.add_variable_from_value("payment", payment);
-        ctx.add_variable_from_value("customer", customer);
-        ctx.add_variable_from_value("device", device);
+    /// The variables the rules see, for all the rules of one decision.
+    fn context(&self) -> cel::Context<'_, '_> {
+        let mut ctx = cel::Context::with_env(STDLIB.clone());
+        ctx.set_variable_resolver(self);
+        ctx
     }
 }
 
@@ -122,6 +134,8 @@ pub struct Rule {
     pub id: String,
     pub name: String,
     pub action: Action,
+    /// Whether it reads `customer` or `device` (else the payment alone decides it).
+    pub reads_customer: bool,
     program: Arc<cel::Program>,
 }
 
@@ -153,10 +167,13 @@ impl Rule {
         }
         let program = cel::Program::compile(when)
             .map_err(|e| rule_invalid(format!("`when` does not parse: {e}")))?;
+        let refs = program.references();
+        let reads_customer = refs.has_variable("customer") || refs.has_variable("device");
         let rule = Rule {
             id: id.to_string(),
             name: name.to_string(),
             action,
+            reads_customer,
             program: Arc::new(program),
         };
         let sample = Facts {
@@ -174,9 +191,11 @@ impl Rule {
 
     /// Does the rule match? An expression that does not give a boolean is an error.
     pub fn matches(&self, facts: &Facts<'_>) -> Result<bool, String> {
-        let mut ctx = cel::Context::default();
-        facts.bind(&mut ctx);
-        match self.program.execute(&ctx) {
+        self.matches_in(&facts.context())
+    }
+
+    fn matches_in(&self, ctx: &cel::Context<'_, '_>) -> Result<bool, String> {
+        match self.program.execute(ctx) {
             Ok(cel::Value::Bool(b)) => Ok(b),
             Ok(other) => Err(format!("it gives {other:?}, not a boolean")),
             Err(e) => Err(e.to_string()),
@@ -203,9 +222,13 @@ pub enum Verdict {
 /// rule that cannot be evaluated for these facts counts as matching (fail closed: a
 /// broken block rule blocks rather than lets through).
 pub fn decide(rules: &[Rule], facts: &Facts<'_>, tier_proof: Authentication) -> Verdict {
+    if rules.is_empty() {
+        return Verdict::Allow;
+    }
+    let ctx = facts.context();
     let mut raised: Option<(Authentication, &str)> = None;
     for rule in rules {
-        if !rule.matches(facts).unwrap_or(true) {
+        if !rule.matches_in(&ctx).unwrap_or(true) {
             continue;
         }
         let wants = match rule.action {
@@ -350,6 +373,20 @@ mod tests {
             Verdict::Block {
                 rule: "no jpy".into()
             }
+        );
+    }
+
+    #[test]
+    fn a_rule_knows_whether_it_reads_the_customer() {
+        assert!(!rule("a", "payment.amount > 1", Action::Block).reads_customer);
+        assert!(rule("b", "customer.age_days > 1", Action::Block).reads_customer);
+        assert!(
+            rule(
+                "c",
+                "payment.amount > 1 && device.registered",
+                Action::Block
+            )
+            .reads_customer
         );
     }
 

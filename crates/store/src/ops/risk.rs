@@ -7,7 +7,7 @@
 use super::Db;
 use crate::ids::new_id;
 use crate::model::RiskRule;
-use crate::sql::{Conn, Optional, params};
+use crate::sql::{Conn, params};
 use pocket_core::Error;
 use pocket_core::payment::Payment;
 use pocket_core::policy::Authentication;
@@ -29,7 +29,13 @@ struct RuleSet {
 pub(crate) struct Risk {
     current: Mutex<RuleSet>,
     daily_limits: BTreeMap<String, i64>,
+    /// Customers' sign-up times (never change once written), so a screening need not
+    /// read them again; bounded: emptied when full.
+    signed_up: Mutex<std::collections::HashMap<String, i64>>,
 }
+
+/// Most sign-up times remembered.
+const MAX_SIGNED_UP: usize = 100_000;
 
 impl Risk {
     pub(crate) fn new(daily_limits: BTreeMap<String, i64>) -> Risk {
@@ -41,6 +47,7 @@ impl Risk {
                 rules: Arc::new(Vec::new()),
             }),
             daily_limits,
+            signed_up: Mutex::default(),
         }
     }
 
@@ -100,12 +107,13 @@ impl Risk {
         let Some(rules) = self.idle(conn, currency)? else {
             return Ok(None);
         };
-        let figures = figures(conn, now, customer, currency)?;
-        check_daily_limit(
-            self.daily_limits.get(currency).copied(),
-            figures.spent_today,
-            p.amount,
-        )?;
+        let limit = self.daily_limits.get(currency).copied();
+        let figures = if limit.is_some() || rules.iter().any(|r| r.reads_customer) {
+            self.figures(conn, now, customer, currency)?
+        } else {
+            CustomerFacts::default()
+        };
+        check_daily_limit(limit, figures.spent_today, p.amount)?;
         let facts = Facts {
             amount: p.amount,
             currency,
@@ -122,47 +130,56 @@ impl Risk {
             } => Ok(Some((authentication, rule))),
         }
     }
-}
 
-/// A customer's figures at `now`, in `currency`: each one indexed read.
-fn figures(conn: &Conn, now: i64, customer: &str, currency: &str) -> Result<CustomerFacts, Error> {
-    let created_at: i64 = conn
-        .prepare_cached("SELECT created_at FROM customers WHERE id = ?1")
-        .db()?
-        .query_row([customer], |r| r.get(0))
-        .db()?;
-    let spent_today: i64 = conn
-        .prepare_cached(
-            "SELECT spent FROM customer_days WHERE customer_id = ?1 AND currency = ?2 AND day = ?3",
-        )
-        .db()?
-        .query_row(params![customer, currency, day_of(now)], |r| r.get(0))
-        .optional()
-        .db()?
-        .unwrap_or(0);
-    // The last hour: this minute and the 59 before it, at most 60 rows.
-    let minute = minute_of(now);
-    let payments_last_hour: i64 = conn
-        .prepare_cached(
-            "SELECT COALESCE(SUM(payments), 0) FROM customer_minutes
-             WHERE customer_id = ?1 AND minute > ?2 AND minute <= ?3",
-        )
-        .db()?
-        .query_row(params![customer, minute - 60, minute], |r| r.get(0))
-        .db()?;
-    let devices: i64 = conn
-        .prepare_cached(
-            "SELECT COUNT(*) FROM devices WHERE customer_id = ?1 AND revoked_at IS NULL",
-        )
-        .db()?
-        .query_row([customer], |r| r.get(0))
-        .db()?;
-    Ok(CustomerFacts {
-        age_days: (now - created_at).max(0) / pocket_core::risk::MS_PER_DAY,
-        payments_last_hour,
-        spent_today,
-        device_registered: devices > 0,
-    })
+    /// A customer's figures at `now`, in `currency`: one statement of three indexed
+    /// reads (the last hour is this minute and the 59 before it: at most 60 rows), and
+    /// the sign-up time, read once per customer.
+    fn figures(
+        &self,
+        conn: &Conn,
+        now: i64,
+        customer: &str,
+        currency: &str,
+    ) -> Result<CustomerFacts, Error> {
+        let minute = minute_of(now);
+        let (spent_today, payments_last_hour, device_registered): (Option<i64>, i64, bool) = conn
+            .prepare_cached(
+                "SELECT (SELECT spent FROM customer_days WHERE customer_id = ?1 AND currency = ?2 AND day = ?3),
+                        (SELECT COALESCE(SUM(payments), 0) FROM customer_minutes
+                          WHERE customer_id = ?1 AND minute > ?4 AND minute <= ?5),
+                        EXISTS (SELECT 1 FROM devices WHERE customer_id = ?1 AND revoked_at IS NULL)",
+            )
+            .db()?
+            .query_row(
+                params![customer, currency, day_of(now), minute - 60, minute],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .db()?;
+        Ok(CustomerFacts {
+            age_days: (now - self.signed_up(conn, customer)?).max(0)
+                / pocket_core::risk::MS_PER_DAY,
+            payments_last_hour,
+            spent_today: spent_today.unwrap_or(0),
+            device_registered,
+        })
+    }
+
+    fn signed_up(&self, conn: &Conn, customer: &str) -> Result<i64, Error> {
+        if let Some(at) = self.signed_up.lock().expect("sign-up times").get(customer) {
+            return Ok(*at);
+        }
+        let at: i64 = conn
+            .prepare_cached("SELECT created_at FROM customers WHERE id = ?1")
+            .db()?
+            .query_row([customer], |r| r.get(0))
+            .db()?;
+        let mut known = self.signed_up.lock().expect("sign-up times");
+        if known.len() >= MAX_SIGNED_UP {
+            known.clear();
+        }
+        known.insert(customer.to_string(), at);
+        Ok(at)
+    }
 }
 
 /// Counts a payment the customer confirmed at `now` (paid, or held for capture) in the
