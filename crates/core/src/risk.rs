@@ -34,10 +34,104 @@ pub const MS_PER_DAY: i64 = 86_400_000;
 /// The bucket of `payments_last_hour`.
 pub const MS_PER_MINUTE: i64 = 60_000;
 
-/// CEL's standard functions and macros, built once (building them is most of the cost
-/// of a fresh `cel::Context`).
+/// CEL's standard functions without its macros (`all`, `exists`, `map`, `filter`,
+/// `has`): the facts are scalars, and a comprehension could make one rule run for
+/// hours inside the writer. Built once (building it is most of the cost of a fresh
+/// `cel::Context`).
 static STDLIB: std::sync::LazyLock<Arc<cel::Env>> =
-    std::sync::LazyLock::new(|| Arc::new(cel::Env::stdlib()));
+    std::sync::LazyLock::new(|| Arc::new(cel::Env::default().with_stdlib()));
+
+/// The names a rule may read.
+pub const FACTS: [&str; 8] = [
+    "payment.amount",
+    "payment.currency",
+    "payment.merchant",
+    "payment.tier",
+    "customer.age_days",
+    "customer.payments_last_hour",
+    "customer.spent_today",
+    "device.registered",
+];
+
+/// The operators and functions a rule may call (CEL's names for operators).
+const CALLS: [&str; 26] = [
+    "_?_:_",
+    "_&&_",
+    "_||_",
+    "!_",
+    "_-_",
+    "_+_",
+    "_*_",
+    "_/_",
+    "_%_",
+    "_==_",
+    "_!=_",
+    "_>=_",
+    "_<=_",
+    "_>_",
+    "_<_",
+    "-_",
+    "@in",
+    "@not_strictly_false",
+    "size",
+    "int",
+    "string",
+    "contains",
+    "startsWith",
+    "endsWith",
+    "min",
+    "max",
+];
+
+fn unknown_name(name: &str) -> String {
+    format!(
+        "'{name}' is not something a rule can read; use one of: {}",
+        FACTS.join(", ")
+    )
+}
+
+/// Every name the expression reads is one of [`FACTS`] and every call one of
+/// [`CALLS`]: checked over the whole tree, so a misspelt field on a branch a sample
+/// evaluation would not take is refused too.
+fn check_names(e: &cel::IdedExpr) -> Result<(), String> {
+    use cel::common::ast::{EntryExpr, Expr};
+    match &e.expr {
+        Expr::Literal(_) => Ok(()),
+        Expr::Ident(name) => Err(unknown_name(name)),
+        Expr::Select(select) => match &select.operand.expr {
+            Expr::Ident(root) if !select.test => {
+                let name = format!("{root}.{}", select.field);
+                if FACTS.contains(&name.as_str()) {
+                    Ok(())
+                } else {
+                    Err(unknown_name(&name))
+                }
+            }
+            _ => Err("only the listed fields can be selected".to_string()),
+        },
+        Expr::Call(call) => {
+            if !CALLS.contains(&call.func_name.as_str()) {
+                return Err(format!(
+                    "'{}' is not a function rules may use",
+                    call.func_name
+                ));
+            }
+            if let Some(target) = &call.target {
+                check_names(target)?;
+            }
+            call.args.iter().try_for_each(check_names)
+        }
+        Expr::List(list) => list.elements.iter().try_for_each(check_names),
+        Expr::Map(map) => map.entries.iter().try_for_each(|entry| match &entry.expr {
+            EntryExpr::MapEntry(e) => check_names(&e.key).and_then(|()| check_names(&e.value)),
+            EntryExpr::StructField(_) => Err("struct literals are not allowed".to_string()),
+        }),
+        Expr::Comprehension(_) => {
+            Err("macros (all, exists, map, filter) are not allowed".to_string())
+        }
+        Expr::Struct(_) | Expr::Unspecified => Err("this expression is not allowed".to_string()),
+    }
+}
 
 /// What a matching rule does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -165,8 +259,17 @@ impl Rule {
                 "`when` must be 1 to {MAX_EXPRESSION_CHARS} characters."
             )));
         }
-        let program = cel::Program::compile(when)
+        if when
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+        {
+            return Err(rule_invalid("`when` may not contain control characters."));
+        }
+        let program = STDLIB
+            .compile(when)
             .map_err(|e| rule_invalid(format!("`when` does not parse: {e}")))?;
+        check_names(program.expression())
+            .map_err(|e| rule_invalid(format!("`when` cannot be used: {e}")))?;
         let refs = program.references();
         let reads_customer = refs.has_variable("customer") || refs.has_variable("device");
         let rule = Rule {
@@ -221,8 +324,13 @@ pub enum Verdict {
 /// (in order) that blocks, else the strongest raise above `tier_proof`, else allow. A
 /// rule that cannot be evaluated for these facts counts as matching (fail closed: a
 /// broken block rule blocks rather than lets through).
-pub fn decide(rules: &[Rule], facts: &Facts<'_>, tier_proof: Authentication) -> Verdict {
-    if rules.is_empty() {
+pub fn decide<'r>(
+    rules: impl IntoIterator<Item = &'r Rule>,
+    facts: &Facts<'_>,
+    tier_proof: Authentication,
+) -> Verdict {
+    let mut rules = rules.into_iter().peekable();
+    if rules.peek().is_none() {
         return Verdict::Allow;
     }
     let ctx = facts.context();
@@ -267,8 +375,8 @@ pub fn day_of(now_ms: i64) -> i64 {
     now_ms.div_euclid(MS_PER_DAY)
 }
 
-/// The minute of `now_ms` (the buckets `payments_last_hour` sums: the 60 before and
-/// this one's part).
+/// The minute of `now_ms`: `payments_last_hour` sums this minute's bucket and the 60
+/// before it (whole minutes, so it covers 60 to 61 minutes: never fewer than an hour).
 pub fn minute_of(now_ms: i64) -> i64 {
     now_ms.div_euclid(MS_PER_MINUTE)
 }
@@ -314,6 +422,16 @@ mod tests {
             "payment.amout > 1",
             "payment.amount + 1",
             "nope == 1",
+            // A misspelt field on a branch a sample payment would not take.
+            "payment.currency == 'CNY' || payment.amout > 5",
+            // Macros could run for hours: refused.
+            "[1, 2, 3].all(x, x > 0)",
+            "[[0, 0], [0, 0]].exists(l, l.all(a, true))",
+            "has(payment.amount)",
+            "payment.amount.x > 1",
+            "payment > 1",
+            "nosuch(payment.amount)",
+            "payment.currency == 'a\u{0}b'",
         ] {
             let e = Rule::compile("r", "n", bad, Action::Block).unwrap_err();
             assert_eq!(e.code, "rule_invalid", "{bad}");

@@ -262,19 +262,22 @@ function showReceipt(p) {
 }
 
 async function confirmSheet() {
-  let p = sheetPayment;
+  const p = sheetPayment;
   if (!p) return;
   showError($("sheet-error"), null);
   $("sheet-confirm").disabled = true;
   try {
-    let paid = await payWithProof(p);
-    if (paid === RAISED) {
-      // A risk rule asks more of this payment than when it was shown: read what it asks
-      // now and go again with that proof.
-      p = sheetPayment = await api("GET", `/v1/wallet/payments/${p.id}`, token);
-      paid = await payWithProof(p);
+    // A risk rule may ask more of this payment than its policy said when it was shown
+    // (checked when it is confirmed): the server's 401 names the proof, and the wallet
+    // asks for it (at most twice: the PIN, then the device key).
+    let auth = p.policy.authentication;
+    let paid;
+    for (let tries = 0; tries < 3; tries += 1) {
+      paid = await payWithProof(p, auth);
+      if (!paid || !paid.raise) break;
+      auth = paid.raise;
     }
-    if (paid === null || paid === RAISED) return;
+    if (!paid || paid.raise) return;
     flash(t(paid.status === "authorized" ? "held" : "paid"));
     showReceipt(paid);
     await refresh();
@@ -286,13 +289,10 @@ async function confirmSheet() {
   }
 }
 
-/** What payWithProof answers when the server asked for a stronger proof than `p` says. */
-const RAISED = Symbol("raised");
-
-/** Confirms `p` with the proof its policy asks for (the PIN pad, the device key); null
- *  when the customer closed the PIN pad. */
-async function payWithProof(p) {
-  const auth = p.policy.authentication;
+/** Confirms `p` with the proof `auth` names (the PIN pad, the device key): the payment,
+ *  null when the customer closed the PIN pad, or `{raise}` when the server asks for a
+ *  stronger proof than `auth`. */
+async function payWithProof(p, auth) {
   try {
     const confirm = async (pin) => {
       const body = {};
@@ -309,9 +309,10 @@ async function payWithProof(p) {
       ? await confirm(null)
       : await askPin(t("pin_for", { amount: money(p.amount, p.currency), merchant: p.merchant_name }), confirm);
   } catch (e) {
-    const stronger = (e.code === "pin_required" && auth === "none")
-      || (e.code === "device_signature_required" && auth !== "pin_and_device");
-    if (e instanceof ApiError && stronger) return RAISED;
+    if (e instanceof ApiError && e.code === "pin_required" && auth === "none") return { raise: "pin" };
+    if (e instanceof ApiError && e.code === "device_signature_required" && auth !== "pin_and_device") {
+      return { raise: "pin_and_device" };
+    }
     throw e;
   }
 }

@@ -153,7 +153,7 @@ async fn creating_a_hold_checks_its_fields() {
     }
     let listed = s.get("/v1/payments", &sk).await;
     assert_eq!(listed.body["data"], json!([]), "nothing was created");
-    // The default hold lasts 7 days; an automatic payment says so.
+    // An automatic payment says what it is.
     let p = s
         .payment(&sk, json!({"currency": "CNY", "amount": 100}))
         .await;

@@ -43,6 +43,23 @@ async fn rules_are_added_listed_removed_and_invalid_ones_refused() {
             "when",
             "rule_invalid",
         ),
+        // A misspelt field behind a branch a sample payment would not take.
+        (
+            json!({"name": "x", "when": "payment.currency == 'CNY' || payment.amout > 5", "action": "block"}),
+            "when",
+            "rule_invalid",
+        ),
+        // Macros could keep the writer busy for hours.
+        (
+            json!({"name": "x", "when": "[1, 2, 3].all(i, i > payment.amount)", "action": "block"}),
+            "when",
+            "rule_invalid",
+        ),
+        (
+            json!({"name": "x", "when": "payment.currency == '\u{0}'", "action": "block"}),
+            "when",
+            "rule_invalid",
+        ),
         (
             json!({"name": "x", "when": "true", "action": "allow"}),
             "action",
@@ -176,32 +193,40 @@ async fn block_and_raise_at_creation_and_a_rule_added_later_applies_to_the_confi
     let r = s.confirm(&token, id, json!({"pin": "123456"})).await;
     assert_eq!(r.body["status"], "succeeded", "{}", r.text);
 
-    // The payment made before the rules: its confirm is checked against them now.
+    // The payment made before the rules: its confirm is checked against them now, and
+    // the raise is recorded with its success.
     let id = early["id"].as_str().unwrap();
     s.confirm(&token, id, json!({}))
         .await
         .assert_error(401, "pin_required");
-    let p = s.get(&format!("/v1/payments/{id}"), &sk).await.body;
-    assert_eq!(p["policy"]["rule"], "pin over 40", "the raise is kept: {p}");
     let r = s.confirm(&token, id, json!({"pin": "123456"})).await;
     assert_eq!(r.body["status"], "succeeded", "{}", r.text);
+    assert_eq!(r.body["policy"]["rule"], "pin over 40", "{}", r.text);
+    assert_eq!(r.body["policy"]["authentication"], "pin");
 
-    // Two payments this hour: the third needs the device key too.
+    // Two payments this hour: the third needs the device key too. A rule that reads
+    // the customer does not show at creation (that would tell the merchant about the
+    // customer); the confirm asks for the PIN, then for the device key.
     let third = s
         .payment(
             &sk,
             json!({"currency": "CNY", "amount": 100, "customer": cus}),
         )
         .await;
-    assert_eq!(third["policy"]["authentication"], "pin_and_device");
-    assert_eq!(third["policy"]["rule"], "busy");
-    s.confirm(
-        &token,
-        third["id"].as_str().unwrap(),
-        json!({"pin": "123456"}),
-    )
-    .await
-    .assert_error(401, "device_signature_required");
+    assert_eq!(third["policy"]["authentication"], "none");
+    let id = third["id"].as_str().unwrap();
+    s.confirm(&token, id, json!({}))
+        .await
+        .assert_error(401, "pin_required");
+    s.confirm(&token, id, json!({"pin": "123456"}))
+        .await
+        .assert_error(401, "device_signature_required");
+    let unchanged = s.get(&format!("/v1/payments/{id}"), &sk).await.body;
+    assert_eq!(unchanged["status"], "pending");
+    assert_eq!(
+        unchanged["policy"]["authentication"], "none",
+        "a refused confirm changes nothing"
+    );
     s.assert_balanced().await;
 }
 
@@ -274,14 +299,19 @@ async fn parallel_confirms_against_a_daily_limit_pass_exactly_up_to_it() {
         .count();
     assert_eq!((ok, refused), (10, 10), "{replies:?}");
     assert_eq!(s.wallet_balance(&token, "CNY").await, 90_000);
-    // A new payment over what is left is refused at creation already.
-    s.post(
-        "/v1/payments",
-        &sk,
-        json!({"currency": "CNY", "amount": 1, "customer": cus}),
-    )
-    .await
-    .assert_error(402, "limit_exceeded");
+    // What is left is nothing: a new payment is created (the limit is not told to the
+    // merchant at creation) and refused when confirmed; so is a hold.
+    for capture in ["automatic", "manual"] {
+        let p = s
+            .payment(
+                &sk,
+                json!({"currency": "CNY", "amount": 1, "customer": cus, "capture": capture}),
+            )
+            .await;
+        s.confirm(&token, p["id"].as_str().unwrap(), json!({}))
+            .await
+            .assert_error(402, "limit_exceeded");
+    }
     // Other currencies have no limit.
     s.topup(&cus, 1_000, "USD").await;
     let usd = s
@@ -294,5 +324,45 @@ async fn parallel_confirms_against_a_daily_limit_pass_exactly_up_to_it() {
         .confirm(&token, usd["id"].as_str().unwrap(), json!({}))
         .await;
     assert_eq!(r.body["status"], "succeeded", "{}", r.text);
+    s.assert_balanced().await;
+}
+
+/// An open payment (the QR-code flow) meets the rules that read the customer when a
+/// customer confirms it: one customer's block does not stop another.
+#[tokio::test]
+async fn an_open_payment_is_screened_for_whoever_confirms_it() {
+    let s = Server::start().await;
+    let (_, sk) = s.merchant("M").await;
+    let (busy, busy_token) = s.customer("+8613800000014", 10_000).await;
+    let (_, other_token) = s.customer("+8613800000015", 10_000).await;
+    add_rule(
+        &s,
+        "one an hour",
+        "customer.payments_last_hour >= 1",
+        "block",
+    )
+    .await;
+    // The busy wallet has paid once this hour; the other has not.
+    let first = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 100, "customer": busy}),
+        )
+        .await;
+    let r = s
+        .confirm(&busy_token, first["id"].as_str().unwrap(), json!({}))
+        .await;
+    assert_eq!(r.body["status"], "succeeded", "{}", r.text);
+    let open = s
+        .payment(&sk, json!({"currency": "CNY", "amount": 100}))
+        .await;
+    assert_eq!(open["policy"]["authentication"], "none");
+    let id = open["id"].as_str().unwrap();
+    s.confirm(&busy_token, id, json!({}))
+        .await
+        .assert_error(402, "payment_blocked");
+    let r = s.confirm(&other_token, id, json!({})).await;
+    assert_eq!(r.body["status"], "succeeded", "{}", r.text);
+    assert!(r.body["policy"].get("rule").is_none(), "{}", r.text);
     s.assert_balanced().await;
 }

@@ -55,7 +55,7 @@ pub(crate) fn status_filter(q: &ListQuery) -> ApiResult<Option<Status>> {
         Some(s) => Status::parse(s).map(Some).ok_or_else(|| {
             Error::invalid(
                 "status",
-                "`status` must be one of pending, succeeded, declined, expired, canceled.",
+                "`status` must be one of pending, authorized, succeeded, declined, expired, canceled.",
             )
             .into()
         }),

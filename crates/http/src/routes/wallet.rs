@@ -378,10 +378,10 @@ pub async fn confirm(
         if auth.needs_pin() && req.pin.is_none() {
             return Err(pin_required().into());
         }
+        // A proof offered beyond what the stored policy asks is checked too: a risk rule
+        // may raise the payment's proof inside the confirming transaction.
         let device_proof = match (auth, req.device.as_deref(), req.signature.as_deref()) {
-            (Authentication::PinAndDevice, Some(device), Some(signature)) => {
-                Some((device, signature))
-            }
+            (_, Some(device), Some(signature)) => Some((device, signature)),
             (Authentication::PinAndDevice, _, _) => return Err(device_signature_required().into()),
             _ => None,
         };
@@ -397,7 +397,7 @@ pub async fn confirm(
             ..Proof::default()
         };
         let mut attempt = None;
-        if let Some(pin) = req.pin.as_deref().filter(|_| auth.needs_pin()) {
+        if let Some(pin) = req.pin.as_deref() {
             attempt = Some(check_holder_pin(&state, ip, &customer, pin).await?);
             proof.pin = true;
         }

@@ -19,8 +19,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// Event types an endpoint may subscribe to.
-pub const EVENT_TYPES: [&str; 6] = [
+pub const EVENT_TYPES: [&str; 7] = [
     "payment.created",
+    "payment.authorized",
     "payment.succeeded",
     "payment.declined",
     "payment.expired",
@@ -66,7 +67,7 @@ pub async fn create(
         if events.is_empty() || events.len() > EVENT_TYPES.len() {
             return Err(Error::invalid(
                 "events",
-                "`events` must list 1 to 6 event types, or \"*\".",
+                "`events` must list 1 to 7 event types, or \"*\".",
             )
             .into());
         }

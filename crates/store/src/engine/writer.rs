@@ -188,10 +188,16 @@ fn writer_loop(
     let (mut batches, mut jobs_done) = (0u64, 0u64);
     loop {
         batch.extend(lanes.urgent.try_iter().take(MAX_BATCH));
-        let urgent = batch.len();
+        let mut urgent = batch.len();
         if urgent == 0 {
             match lanes.jobs.recv() {
-                Ok(first) => batch.push(first),
+                Ok(first) => {
+                    // What woke an idle writer may be the urgent lane's empty job:
+                    // its job goes first into this same batch, not the next.
+                    batch.extend(lanes.urgent.try_iter().take(MAX_BATCH - 1));
+                    urgent = batch.len();
+                    batch.push(first);
+                }
                 Err(_) => break,
             }
         }

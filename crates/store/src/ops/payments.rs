@@ -214,11 +214,10 @@ pub(crate) fn create(
         amount_captured: 0,
         capture_within_seconds,
     };
-    // Risk rules and limits see an addressed payment now (an open one when confirmed).
-    if let Some(customer) = p.customer.clone() {
-        let raised = risk.screen(conn, now, &p, &customer)?;
-        raise(&mut p, raised);
-    }
+    // The rules that read only the payment apply now; all of them, and the daily
+    // limit, again when it is confirmed.
+    let raised = risk.screen_new(conn, &p)?;
+    raise(&mut p, raised);
     let items_json = serde_json::to_string(&p.items).map_err(|_| Error::internal())?;
     let metadata_json = serde_json::to_string(&p.metadata).map_err(|_| Error::internal())?;
     conn.prepare_cached(
@@ -322,10 +321,16 @@ pub(crate) fn confirm(
     if payment::decide_confirm(&p, customer_id, now)? == Decision::Expire {
         return expire_and_refuse(conn, now, p);
     }
-    // The rules and limits as they are now, in this transaction: a rule added while
-    // the payment was pending applies; a block or a limit leaves it pending.
-    if let Some(raised) = risk.screen(conn, now, &p, customer_id)? {
-        raise(&mut p, Some(raised));
+    // The rules and limits as they are now, in this transaction, for this customer: a
+    // rule added while the payment was pending applies; a block, a limit or a missing
+    // proof leaves it pending and changes nothing (the wallet asks for the proof the
+    // error names and sends it with the retry). A raise that is satisfied is recorded
+    // on the payment with its success.
+    let raised = risk.screen(conn, now, &p, customer_id)?;
+    let raised_now = raised.is_some();
+    raise(&mut p, raised);
+    payment::check_proof(&p, proof)?;
+    if raised_now {
         conn.prepare_cached(
             "UPDATE payments SET authentication = ?2, policy_rule = ?3 WHERE id = ?1",
         )
@@ -336,13 +341,7 @@ pub(crate) fn confirm(
             p.policy.rule
         ])
         .db()?;
-        if let Err(e) = payment::check_proof(&p, proof) {
-            // The raise is kept (committed with this answer): the retry with the
-            // proof is checked against it, and the wallet reads what to ask for.
-            return Ok(Err(e));
-        }
     }
-    payment::check_proof(&p, proof)?;
     // A device key revoked after the signature was checked still loses: revocation
     // is read here, in the committing transaction.
     if let Some(device) = device_id
@@ -716,9 +715,9 @@ pub(crate) fn expire_due(conn: &Conn, now: i64, limit: usize) -> Result<usize, E
         debug_assert!(r.status == Status::Expired.as_str());
         emit_for(conn, now, &decode(r)?)?;
     }
-    if count < limit {
-        count += release_due(conn, now, limit - count)?;
-    }
+    // Holds get what the pending payments left, and at least a tenth of every batch:
+    // a flash sale of expiries does not keep overdue holds reserved.
+    count += release_due(conn, now, (limit - count).max(limit / 10).max(1))?;
     Ok(count)
 }
 

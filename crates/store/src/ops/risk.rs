@@ -93,9 +93,38 @@ impl Risk {
         Ok(Some(rules))
     }
 
-    /// Screens `p` for `customer` at `now`: `402 payment_blocked` or `402
-    /// limit_exceeded`, or the proof a rule raises it to (with the rule's name) when
-    /// that is stronger than what its policy asks already.
+    /// Screens a new payment with the rules that read nothing but the payment: `402
+    /// payment_blocked`, or the proof a rule raises it to. Rules that read the customer
+    /// or the device, and the daily limit, wait for the confirm: answering them at
+    /// creation would let a merchant probe what a customer spent today.
+    pub(crate) fn screen_new(
+        &self,
+        conn: &Conn,
+        p: &Payment,
+    ) -> Result<Option<(Authentication, String)>, Error> {
+        let rules = self.rules(conn)?;
+        if rules.iter().all(|r| r.reads_customer) {
+            return Ok(None);
+        }
+        let facts = Facts {
+            amount: p.amount,
+            currency: p.currency.code(),
+            merchant: &p.merchant,
+            tier: &p.policy.tier,
+            customer: CustomerFacts::default(),
+        };
+        let payment_only = rules.iter().filter(|r| !r.reads_customer);
+        verdict(pocket_core::risk::decide(
+            payment_only,
+            &facts,
+            p.policy.authentication,
+        ))
+    }
+
+    /// Screens `p` for the confirming `customer` at `now`, with every rule and the
+    /// daily limit: `402 payment_blocked` or `402 limit_exceeded`, or the proof a rule
+    /// raises it to (with the rule's name) when that is stronger than what its policy
+    /// asks already.
     pub(crate) fn screen(
         &self,
         conn: &Conn,
@@ -121,18 +150,16 @@ impl Risk {
             tier: &p.policy.tier,
             customer: figures,
         };
-        match pocket_core::risk::decide(&rules, &facts, p.policy.authentication) {
-            Verdict::Allow => Ok(None),
-            Verdict::Block { rule } => Err(payment_blocked(&rule)),
-            Verdict::Raise {
-                authentication,
-                rule,
-            } => Ok(Some((authentication, rule))),
-        }
+        verdict(pocket_core::risk::decide(
+            rules.iter(),
+            &facts,
+            p.policy.authentication,
+        ))
     }
 
     /// A customer's figures at `now`, in `currency`: one statement of three indexed
-    /// reads (the last hour is this minute and the 59 before it: at most 60 rows), and
+    /// reads (the last hour is this minute and the 60 before it, whole minutes: at most
+    /// 61 rows), and
     /// the sign-up time, read once per customer.
     fn figures(
         &self,
@@ -146,7 +173,7 @@ impl Risk {
             .prepare_cached(
                 "SELECT (SELECT spent FROM customer_days WHERE customer_id = ?1 AND currency = ?2 AND day = ?3),
                         (SELECT COALESCE(SUM(payments), 0) FROM customer_minutes
-                          WHERE customer_id = ?1 AND minute > ?4 AND minute <= ?5),
+                          WHERE customer_id = ?1 AND minute >= ?4 AND minute <= ?5),
                         EXISTS (SELECT 1 FROM devices WHERE customer_id = ?1 AND revoked_at IS NULL)",
             )
             .db()?
@@ -182,6 +209,17 @@ impl Risk {
     }
 }
 
+fn verdict(v: Verdict) -> Result<Option<(Authentication, String)>, Error> {
+    match v {
+        Verdict::Allow => Ok(None),
+        Verdict::Block { rule } => Err(payment_blocked(&rule)),
+        Verdict::Raise {
+            authentication,
+            rule,
+        } => Ok(Some((authentication, rule))),
+    }
+}
+
 /// Counts a payment the customer confirmed at `now` (paid, or held for capture) in the
 /// figures the rules and limits read, in the confirming transaction.
 pub(crate) fn record(
@@ -207,7 +245,7 @@ pub(crate) fn record(
     .execute(params![customer, minute_of(now)])
     .db()?;
     // What no rule reads any more goes: at most 61 minutes and 2 days per customer.
-    conn.prepare_cached("DELETE FROM customer_minutes WHERE customer_id = ?1 AND minute <= ?2")
+    conn.prepare_cached("DELETE FROM customer_minutes WHERE customer_id = ?1 AND minute < ?2")
         .db()?
         .execute(params![customer, minute_of(now) - 60])
         .db()?;
@@ -259,10 +297,14 @@ fn wire(r: StoredRule) -> Result<RiskRule, Error> {
     })
 }
 
+/// Marks the rules changed. The new version is random, not the old one plus one: a
+/// store that compiled a change whose batch then rolled back must not take a later,
+/// different change for the one it has.
 fn bump_version(conn: &Conn) -> Result<(), Error> {
-    conn.prepare_cached("UPDATE risk_rules_version SET version = version + 1")
+    let version: i64 = rand::random();
+    conn.prepare_cached("UPDATE risk_rules_version SET version = ?1")
         .db()?
-        .execute([])
+        .execute([version])
         .db()?;
     Ok(())
 }
