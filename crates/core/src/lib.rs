@@ -6,6 +6,7 @@
 //! rule testable deterministically, with any clock a test wants.
 //!
 //! - [`card`]: card numbers (Luhn, brand), expiry and CVC checks.
+//! - [`code`]: customer-presented payment codes (18 digits, a new one every 30 s).
 //! - [`money`]: currencies (ISO 4217) and amounts in minor units.
 //! - [`policy`]: amount tiers → time window and required authentication.
 //! - [`pricing`]: pricing a cart from a merchant's catalog.
@@ -20,6 +21,7 @@
 //! - [`time`]: the wire format of timestamps.
 
 pub mod card;
+pub mod code;
 pub mod emv;
 pub mod error;
 pub mod hold;
