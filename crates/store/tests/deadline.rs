@@ -282,25 +282,8 @@ async fn races_against_the_deadline_never_accept_late_or_expire_early() {
                     .map(|_| ())
             }));
         }
-        // The clock moves in random steps while the confirms run, and sweeps run too.
-        let mover = {
-            let w = w.clone();
-            let steps: Vec<i64> = (0..40).map(|_| rng.below(40) as i64).collect();
-            tokio::spawn(async move {
-                for step in steps {
-                    w.clock.advance_ms(step);
-                    let _ = w.store.expire_due(50).await;
-                    tokio::task::yield_now().await;
-                }
-            })
-        };
-        let mut answers = Vec::with_capacity(n);
-        for t in tasks {
-            answers.push(t.await.unwrap());
-        }
-        mover.await.unwrap();
-        w.clock.advance_ms(4_000);
-        while w.store.expire_due(500).await.unwrap() > 0 {}
+        // The clock moves in random steps while they run, and sweeps run too.
+        let answers = w.race(tasks, &mut rng).await;
         for (id, answer) in ids.iter().zip(&answers) {
             let p = w.store.payment(id.clone()).await.unwrap().unwrap();
             let at = p.completed_at.expect("ended");

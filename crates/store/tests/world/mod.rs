@@ -112,6 +112,35 @@ impl World {
         fresh(self.store.create_payment(new, None).await.unwrap()).id
     }
 
+    /// Waits for `tasks` while the clock moves in up to 40 random steps of up to 40 ms
+    /// and a sweep runs after each; then lets every deadline pass and sweeps until
+    /// nothing is due. The tasks' answers, in order.
+    pub async fn race<T: Send + 'static>(
+        self: &Arc<Self>,
+        tasks: Vec<tokio::task::JoinHandle<T>>,
+        rng: &mut Lcg,
+    ) -> Vec<T> {
+        let mover = {
+            let w = self.clone();
+            let steps: Vec<i64> = (0..40).map(|_| rng.below(40) as i64).collect();
+            tokio::spawn(async move {
+                for step in steps {
+                    w.clock.advance_ms(step);
+                    let _ = w.store.expire_due(50).await;
+                    tokio::task::yield_now().await;
+                }
+            })
+        };
+        let mut answers = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            answers.push(t.await.unwrap());
+        }
+        mover.await.unwrap();
+        self.clock.advance_ms(4_000);
+        while self.store.expire_due(500).await.unwrap() > 0 {}
+        answers
+    }
+
     pub async fn status(&self, id: &str) -> Status {
         self.store.payment(id.into()).await.unwrap().unwrap().status
     }
