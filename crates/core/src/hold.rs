@@ -160,41 +160,15 @@ mod tests {
     use super::*;
     use crate::ledger::AccountKind;
     use crate::ledger::pending::reserve;
-    use crate::money::Currency;
-    use crate::policy::{Authentication, Policy};
     use proptest::prelude::*;
-    use std::collections::BTreeMap;
 
     fn hold(amount: i64, capture_before: i64) -> Payment {
-        Payment {
-            id: "pay_1".into(),
-            object: "payment",
-            merchant: "mer_1".into(),
-            merchant_name: "Tea".into(),
-            customer: Some("cus_a".into()),
-            status: Status::Authorized,
-            amount,
-            currency: Currency::parse("CNY", "c").unwrap(),
-            items: vec![],
-            description: None,
-            metadata: BTreeMap::new(),
-            policy: Policy {
-                tier: "small".into(),
-                window_seconds: 300,
-                authentication: Authentication::None,
-                rule: None,
-            },
-            created_at: 0,
-            expires_at: 300_000,
-            completed_at: None,
-            amount_refunded: 0,
-            failure_code: None,
-            qr_payload: String::new(),
-            capture: CaptureMethod::Manual,
-            capture_before: Some(capture_before),
-            amount_captured: 0,
-            capture_within_seconds: Some(60),
-        }
+        let mut p = crate::payment::test_payment(Some("cus_a"), Status::Authorized);
+        p.amount = amount;
+        p.capture = CaptureMethod::Manual;
+        p.capture_before = Some(capture_before);
+        p.capture_within_seconds = Some(60);
+        p
     }
 
     #[test]

@@ -315,41 +315,47 @@ pub fn deadline_ms(
     Ok(created_ms + seconds * time::MS_PER_SECOND)
 }
 
+/// A payment for the core's unit tests (a small CNY payment of 10.00).
+#[cfg(test)]
+pub(crate) fn test_payment(customer: Option<&str>, status: Status) -> Payment {
+    Payment {
+        id: "pay_1".into(),
+        object: "payment",
+        merchant: "mer_1".into(),
+        merchant_name: "Tea".into(),
+        customer: customer.map(String::from),
+        status,
+        amount: 1000,
+        currency: Currency::parse("CNY", "c").unwrap(),
+        items: vec![],
+        description: None,
+        metadata: BTreeMap::new(),
+        policy: Policy {
+            tier: "small".into(),
+            window_seconds: 300,
+            authentication: Authentication::None,
+            rule: None,
+        },
+        created_at: 0,
+        expires_at: 300_000,
+        completed_at: None,
+        amount_refunded: 0,
+        failure_code: None,
+        qr_payload: String::new(),
+        capture: CaptureMethod::Automatic,
+        capture_before: None,
+        amount_captured: if status == Status::Succeeded { 1000 } else { 0 },
+        capture_within_seconds: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::policy::Authentication;
 
     fn payment(customer: Option<&str>, status: Status) -> Payment {
-        Payment {
-            id: "pay_1".into(),
-            object: "payment",
-            merchant: "mer_1".into(),
-            merchant_name: "Tea".into(),
-            customer: customer.map(String::from),
-            status,
-            amount: 1000,
-            currency: Currency::parse("CNY", "c").unwrap(),
-            items: vec![],
-            description: None,
-            metadata: BTreeMap::new(),
-            policy: Policy {
-                tier: "small".into(),
-                window_seconds: 300,
-                authentication: Authentication::None,
-                rule: None,
-            },
-            created_at: 0,
-            expires_at: 300_000,
-            completed_at: None,
-            amount_refunded: 0,
-            failure_code: None,
-            qr_payload: String::new(),
-            capture: CaptureMethod::Automatic,
-            capture_before: None,
-            amount_captured: if status == Status::Succeeded { 1000 } else { 0 },
-            capture_within_seconds: None,
-        }
+        test_payment(customer, status)
     }
 
     #[test]
