@@ -89,3 +89,29 @@ pub fn fresh<T>(w: crate::model::Written<T>) -> T {
         crate::model::Written::Replayed(_) => panic!("replay"),
     }
 }
+
+/// A new open CNY payment of `amount` minor units for `merchant_id`: automatic capture,
+/// the contract's tiers, a local payment-page address. A test sets what it cares about
+/// on top (`NewPayment { customer, ..new_payment(m, 100) }`).
+pub fn new_payment(merchant_id: &str, amount: i64) -> crate::NewPayment {
+    crate::NewPayment {
+        merchant_id: merchant_id.to_string(),
+        currency: pocket_core::Currency::parse("CNY", "currency").expect("CNY"),
+        items: None,
+        amount: Some(amount),
+        customer: None,
+        description: None,
+        metadata: Default::default(),
+        expires_in_seconds: None,
+        capture: pocket_core::payment::CaptureMethod::Automatic,
+        capture_within_seconds: None,
+        policy: Arc::new(pocket_core::policy::PolicyBook::default()),
+        qr: Arc::new(crate::QrContext {
+            base_url: "http://127.0.0.1:8080".into(),
+            place: pocket_core::emv::QrPlace {
+                country: "CN".into(),
+                city: "Shanghai".into(),
+            },
+        }),
+    }
+}

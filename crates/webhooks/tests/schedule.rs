@@ -2,14 +2,11 @@
 //! real against a receiver on loopback, but "now" is a ManualClock the test moves.
 
 use axum::http::StatusCode;
-use pocket_core::Currency;
-use pocket_core::policy::PolicyBook;
 use pocket_store::clock::ManualClock;
 use pocket_store::model::Written;
 use pocket_store::testing::TestStore;
-use pocket_store::{KeyDigest, NewPayment, Store};
+use pocket_store::{KeyDigest, Store};
 use pocket_webhooks::{Dispatcher, DispatcherConfig};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -62,26 +59,7 @@ async fn retries_wait_for_the_schedule_not_the_wall_clock() {
         Written::Fresh(m) => m.merchant.id,
         Written::Replayed(_) => unreachable!(),
     };
-    let new = NewPayment {
-        merchant_id: merchant.clone(),
-        currency: Currency::parse("CNY", "currency").unwrap(),
-        items: None,
-        amount: Some(100),
-        customer: None,
-        description: None,
-        metadata: BTreeMap::new(),
-        expires_in_seconds: None,
-        capture: pocket_core::payment::CaptureMethod::Automatic,
-        capture_within_seconds: None,
-        policy: Arc::new(PolicyBook::default()),
-        qr: Arc::new(pocket_store::QrContext {
-            base_url: "http://127.0.0.1:8080".into(),
-            place: pocket_core::emv::QrPlace {
-                country: "CN".into(),
-                city: "Shanghai".into(),
-            },
-        }),
-    };
+    let new = pocket_store::testing::new_payment(&merchant, 100);
     store.create_payment(new, None).await.unwrap();
     let config = DispatcherConfig {
         allow_private: true,

@@ -4,11 +4,9 @@
 
 use pocket_core::Currency;
 use pocket_core::payment::{CaptureMethod, Status};
-use pocket_core::policy::PolicyBook;
 use pocket_store::clock::ManualClock;
-use pocket_store::testing::{T0, TestStore, fresh};
+use pocket_store::testing::{T0, TestStore, fresh, new_payment};
 use pocket_store::{NewPayment, Store};
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub struct World {
@@ -90,24 +88,11 @@ impl World {
         capture_within: Option<i64>,
     ) -> String {
         let new = NewPayment {
-            merchant_id: self.merchant.clone(),
-            currency: cny(),
-            items: None,
-            amount: Some(amount),
             customer: Some(self.customer.clone()),
-            description: None,
-            metadata: BTreeMap::new(),
             expires_in_seconds: expires_in,
             capture,
             capture_within_seconds: capture_within,
-            policy: Arc::new(PolicyBook::default()),
-            qr: Arc::new(pocket_store::QrContext {
-                base_url: "http://127.0.0.1:8080".into(),
-                place: pocket_core::emv::QrPlace {
-                    country: "CN".into(),
-                    city: "Shanghai".into(),
-                },
-            }),
+            ..new_payment(&self.merchant, amount)
         };
         fresh(self.store.create_payment(new, None).await.unwrap()).id
     }
