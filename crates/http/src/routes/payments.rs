@@ -81,7 +81,6 @@ pub async fn create(
             Error::invalid("capture", "`capture` is \"automatic\" or \"manual\".")
         })?,
     };
-    pocket_core::hold::capture_within(capture, req.capture_within)?;
     let idem = key.for_caller(&merchant.id, &body.raw, StatusCode::CREATED);
     let new = NewPayment {
         merchant_id: merchant.id,
