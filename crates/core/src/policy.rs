@@ -44,6 +44,15 @@ impl Authentication {
     pub fn needs_pin(self) -> bool {
         !matches!(self, Authentication::None)
     }
+
+    /// Orders proofs: none < PIN < PIN and device.
+    pub fn strength(self) -> u8 {
+        match self {
+            Authentication::None => 0,
+            Authentication::Pin => 1,
+            Authentication::PinAndDevice => 2,
+        }
+    }
 }
 
 /// One row of a tier table.

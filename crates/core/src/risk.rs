@@ -164,17 +164,6 @@ impl Action {
     }
 }
 
-impl Authentication {
-    /// Orders proofs: none < PIN < PIN and device.
-    fn strength(self) -> u8 {
-        match self {
-            Authentication::None => 0,
-            Authentication::Pin => 1,
-            Authentication::PinAndDevice => 2,
-        }
-    }
-}
-
 /// What a customer has done lately, as the rules see it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct CustomerFacts {

@@ -84,15 +84,6 @@ impl Risk {
         Ok(rules)
     }
 
-    /// Whether screening has anything to do: no rules and no limit cost no reads.
-    fn idle(&self, conn: &Conn, currency: &str) -> Result<Option<Arc<Vec<Rule>>>, Error> {
-        let rules = self.rules(conn)?;
-        if rules.is_empty() && !self.daily_limits.contains_key(currency) {
-            return Ok(None);
-        }
-        Ok(Some(rules))
-    }
-
     /// Screens a new payment with the rules that read nothing but the payment: `402
     /// payment_blocked`, or the proof a rule raises it to. Rules that read the customer
     /// or the device, and the daily limit, wait for the confirm: answering them at
@@ -106,13 +97,7 @@ impl Risk {
         if rules.iter().all(|r| r.reads_customer) {
             return Ok(None);
         }
-        let facts = Facts {
-            amount: p.amount,
-            currency: p.currency.code(),
-            merchant: &p.merchant,
-            tier: &p.policy.tier,
-            customer: CustomerFacts::default(),
-        };
+        let facts = facts_of(p, CustomerFacts::default());
         let payment_only = rules.iter().filter(|r| !r.reads_customer);
         verdict(pocket_core::risk::decide(
             payment_only,
@@ -133,23 +118,19 @@ impl Risk {
         customer: &str,
     ) -> Result<Option<(Authentication, String)>, Error> {
         let currency = p.currency.code();
-        let Some(rules) = self.idle(conn, currency)? else {
-            return Ok(None);
-        };
+        let rules = self.rules(conn)?;
         let limit = self.daily_limits.get(currency).copied();
+        // No rules and no limit: nothing more to read.
+        if rules.is_empty() && limit.is_none() {
+            return Ok(None);
+        }
         let figures = if limit.is_some() || rules.iter().any(|r| r.reads_customer) {
             self.figures(conn, now, customer, currency)?
         } else {
             CustomerFacts::default()
         };
         check_daily_limit(limit, figures.spent_today, p.amount)?;
-        let facts = Facts {
-            amount: p.amount,
-            currency,
-            merchant: &p.merchant,
-            tier: &p.policy.tier,
-            customer: figures,
-        };
+        let facts = facts_of(p, figures);
         verdict(pocket_core::risk::decide(
             rules.iter(),
             &facts,
@@ -159,8 +140,7 @@ impl Risk {
 
     /// A customer's figures at `now`, in `currency`: one statement of three indexed
     /// reads (the last hour is this minute and the 60 before it, whole minutes: at most
-    /// 61 rows), and
-    /// the sign-up time, read once per customer.
+    /// 61 rows), and the sign-up time, read once per customer.
     fn figures(
         &self,
         conn: &Conn,
@@ -209,6 +189,17 @@ impl Risk {
     }
 }
 
+/// What the rules see of `p`, with `customer`'s figures.
+fn facts_of(p: &Payment, customer: CustomerFacts) -> Facts<'_> {
+    Facts {
+        amount: p.amount,
+        currency: p.currency.code(),
+        merchant: &p.merchant,
+        tier: &p.policy.tier,
+        customer,
+    }
+}
+
 fn verdict(v: Verdict) -> Result<Option<(Authentication, String)>, Error> {
     match v {
         Verdict::Allow => Ok(None),
@@ -230,9 +221,9 @@ pub(crate) fn record(
     amount: i64,
 ) -> Result<(), Error> {
     conn.prepare_cached(
-        "INSERT INTO customer_days (customer_id, currency, day, spent, payments) VALUES (?1, ?2, ?3, ?4, 1)
+        "INSERT INTO customer_days (customer_id, currency, day, spent) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (customer_id, currency, day) DO UPDATE
-         SET spent = customer_days.spent + excluded.spent, payments = customer_days.payments + 1",
+         SET spent = customer_days.spent + excluded.spent",
     )
     .db()?
     .execute(params![customer, currency, day_of(now), amount])

@@ -14,7 +14,6 @@ CREATE TABLE customer_days (
     currency     TEXT NOT NULL,
     day          BIGINT NOT NULL,
     spent        BIGINT NOT NULL CHECK (spent >= 0),
-    payments     BIGINT NOT NULL,
     PRIMARY KEY (customer_id, currency, day)
 );
 CREATE TABLE customer_minutes (

@@ -18,7 +18,6 @@ CREATE TABLE customer_days (
     currency     TEXT NOT NULL,
     day          INTEGER NOT NULL,
     spent        INTEGER NOT NULL CHECK (spent >= 0),
-    payments     INTEGER NOT NULL,
     PRIMARY KEY (customer_id, currency, day)
 ) WITHOUT ROWID;
 CREATE TABLE customer_minutes (
