@@ -511,3 +511,50 @@ async fn a_rule_added_on_one_node_applies_on_every_node_at_once() {
     let r = n[1].confirm(&token, id, json!({})).await;
     assert_eq!(r.body["status"], "succeeded", "{}", r.text);
 }
+
+/// 20 confirms at once, spread over two nodes, against a daily limit that allows 10 of
+/// them: exactly 10 pass, whichever node each reached.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_daily_limit_holds_with_confirms_spread_over_two_nodes() {
+    if !pocket_store::testing::on_postgres() {
+        eprintln!("SKIPPED on SQLite: several nodes share a PostgreSQL database");
+        return;
+    }
+    let n = std::sync::Arc::new(
+        Server::start_nodes(
+            2,
+            Options {
+                config: Some("[limits]\ncustomer_daily_spend = { CNY = 10000 }\n".into()),
+                ..Options::default()
+            },
+        )
+        .await,
+    );
+    let (_, sk) = n[0].merchant("M").await;
+    let (cus, token) = n[1].customer("+8613800010092", 100_000).await;
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        let p = n[0]
+            .payment(
+                &sk,
+                json!({"currency": "CNY", "amount": 1_000, "customer": cus}),
+            )
+            .await;
+        ids.push(p["id"].as_str().unwrap().to_string());
+    }
+    let replies = common::all(20, |i| {
+        let (n, token, id) = (n.clone(), token.clone(), ids[i].clone());
+        async move {
+            let r = n[i % 2].confirm(&token, &id, json!({})).await;
+            (r.status.as_u16(), r.code().to_string())
+        }
+    })
+    .await;
+    let ok = replies.iter().filter(|(st, _)| *st == 200).count();
+    let refused = replies
+        .iter()
+        .filter(|r| **r == (402, "limit_exceeded".to_string()))
+        .count();
+    assert_eq!((ok, refused), (10, 10), "{replies:?}");
+    assert_eq!(n[0].wallet_balance(&token, "CNY").await, 90_000);
+}
