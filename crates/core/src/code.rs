@@ -13,6 +13,7 @@
 //! reads the time inside the charging transaction.
 
 use crate::error::{Error, ErrorKind};
+use crate::policy::Authentication;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -57,9 +58,37 @@ pub fn code_invalid() -> Error {
     .with_param("payment_code")
 }
 
+/// Whether a payment charged by code is paid in the transaction that creates it: the
+/// customer showing the code is the tap of the `small` tier. A stronger proof (a higher
+/// tier, or one a risk rule raised) leaves it pending, pushed to the wallet.
+pub fn pays_at_once(authentication: Authentication) -> bool {
+    authentication == Authentication::None
+}
+
+/// Whether a refused at-once confirm of a code payment leaves it pending for the
+/// wallet (it wants a proof the wallet can give) rather than refusing the charge (a
+/// block, a limit, too little money: the cashier is told, nothing is written).
+pub fn waits_for_wallet(refusal: &Error) -> bool {
+    matches!(refusal.code, "pin_required" | "device_signature_required")
+}
+
 /// The step of `now_ms`.
 pub fn step_of(now_ms: i64) -> i64 {
     now_ms.div_euclid(STEP_MS)
+}
+
+/// The code secret of a device: derived from the server's key and the device's id, so
+/// the server never stores it and the device receives it once, at registration.
+pub fn device_secret(server_key: &[u8; 32], device_id: &str) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(server_key).expect("HMAC takes any key length");
+    mac.update(b"pocket-device-code:v1\0");
+    mac.update(device_id.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// The 16 digits after the prefix, as a number (the code directory's key).
+pub fn digits_of(code: &PaymentCode) -> u64 {
+    code.0[PREFIX.len()..].parse().unwrap_or(u64::MAX)
 }
 
 /// The code a device holding `secret` shows during `step`: HMAC-SHA256 over
@@ -96,6 +125,29 @@ mod tests {
         assert!(code.as_str().starts_with("28"));
         assert_ne!(code, code_at(&secret, 60_000_001));
         assert_ne!(code, code_at(&[8u8; 32], 60_000_000));
+    }
+
+    #[test]
+    fn device_secrets_are_keyed_by_the_server_and_distinct_per_device() {
+        let a = device_secret(&[1u8; 32], "dev_a");
+        assert_eq!(a, device_secret(&[1u8; 32], "dev_a"));
+        assert_ne!(a, device_secret(&[1u8; 32], "dev_b"));
+        assert_ne!(a, device_secret(&[2u8; 32], "dev_a"));
+        let code = code_at(&a, 7);
+        assert_eq!(format!("28{:016}", digits_of(&code)), code.as_str());
+    }
+
+    #[test]
+    fn only_a_tap_tier_is_paid_at_once_and_only_a_missing_proof_waits() {
+        assert!(pays_at_once(Authentication::None));
+        assert!(!pays_at_once(Authentication::Pin));
+        assert!(!pays_at_once(Authentication::PinAndDevice));
+        assert!(waits_for_wallet(&crate::payment::pin_required()));
+        assert!(waits_for_wallet(
+            &crate::payment::device_signature_required()
+        ));
+        assert!(!waits_for_wallet(&code_invalid()));
+        assert!(!waits_for_wallet(&crate::ledger::insufficient_funds()));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Responses that carry a secret issued now — a merchant's secret key, a webhook
-//! endpoint's signing secret — and merchant key rolls. Secrets are derived (from the
+//! endpoint's signing secret, a device's payment code secret — and merchant key rolls. Secrets are derived (from the
 //! idempotency record or the endpoint id), never stored, and the same function renders
 //! the first answer and every replay. Shared by the operator's and the merchant's
 //! routes, so neither calls the other.
@@ -12,6 +12,8 @@ use crate::secrets::{issue_secret, key_digest};
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use pocket_core::Error;
 use pocket_core::time::MS_PER_SECOND;
 use pocket_store::KeyDigest;
@@ -32,6 +34,15 @@ pub(crate) fn with_secrets(
     if let Value::Object(o) = &mut body {
         for (field, secret) in secrets {
             o.insert(field.to_string(), Value::String(secret.clone()));
+        }
+        if o.get("object").and_then(Value::as_str) == Some("device")
+            && let Some(id) = o.get("id").and_then(Value::as_str)
+        {
+            let secret = pocket_core::code::device_secret(server_key, id);
+            o.insert(
+                "code_secret".into(),
+                Value::String(URL_SAFE_NO_PAD.encode(secret)),
+            );
         }
         if let Some(Value::Object(endpoint)) = o.get_mut("webhook_endpoint")
             && let Some(id) = endpoint.get("id").and_then(Value::as_str).map(String::from)

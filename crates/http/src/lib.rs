@@ -9,6 +9,7 @@
 //! calls and back. The OpenAPI document is generated from the handlers' annotations.
 
 pub mod auth;
+pub mod codes;
 pub mod device_keys;
 pub mod error;
 pub mod extract;
@@ -55,6 +56,9 @@ pub struct AppState {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// The banks, by connector name.
     pub connectors: Arc<pocket_connectors::Registry>,
+    /// Which device shows a payment code, and the bound on wrong codes.
+    pub codes: Arc<codes::CodeDirectory>,
+    pub code_guesses: Arc<codes::CodeGuesses>,
 }
 
 impl AppState {
@@ -73,12 +77,14 @@ impl AppState {
         ));
         AppState {
             store,
-            settings,
+            settings: settings.clone(),
             streams,
             limits,
             pins,
             metrics: metrics::install(),
             connectors: Arc::default(),
+            codes: Arc::new(codes::CodeDirectory::new(settings.server_key)),
+            code_guesses: Arc::new(codes::CodeGuesses::new(settings.code_failures_per_minute)),
         }
     }
 }

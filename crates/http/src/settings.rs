@@ -45,6 +45,10 @@ pub const DEFAULT_PIN_BUDGET_PER_PHONE: Budget = Budget {
     burst: 10,
 };
 
+/// Wrong payment codes per merchant per minute: a cashier mistypes or rescans a few;
+/// a guesser is held to about 29,000 a day (odds per guess: 3 × active devices / 10¹⁶).
+pub const DEFAULT_CODE_FAILURES_PER_MINUTE: u32 = 20;
+
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub policy: Arc<PolicyBook>,
@@ -74,6 +78,8 @@ pub struct Settings {
     pub max_streams: usize,
     pub rate_per_ip: Rate,
     pub rate_per_credential: Rate,
+    /// Wrong payment codes one merchant may send per minute (0: no bound).
+    pub code_failures_per_minute: u32,
     /// Load balancers whose `X-Forwarded-For` names the client (for per-IP limits
     /// and budgets); from anyone else the header is ignored.
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -107,6 +113,7 @@ impl Settings {
                 per_second: 500,
                 burst: 1_000,
             },
+            code_failures_per_minute: DEFAULT_CODE_FAILURES_PER_MINUTE,
             trusted_proxies: Vec::new(),
             qr: Arc::new(QrContext {
                 base_url: "http://127.0.0.1:8080".into(),

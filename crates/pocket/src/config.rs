@@ -128,6 +128,8 @@ pub struct LimitsConfig {
     /// What one customer may spend per UTC day, per currency, in minor units
     /// (`{ CNY = 500000 }` is 5,000.00 CNY); over it, `402 limit_exceeded`. None by default.
     pub customer_daily_spend: std::collections::BTreeMap<String, i64>,
+    /// Wrong payment codes one merchant may send per minute (0: no bound).
+    pub code_failures_per_minute: u32,
 }
 
 impl Default for LimitsConfig {
@@ -145,6 +147,7 @@ impl Default for LimitsConfig {
             idle_timeout_seconds: crate::connections::IDLE_TIMEOUT.as_secs(),
             trusted_proxies: Vec::new(),
             customer_daily_spend: Default::default(),
+            code_failures_per_minute: pocket_http::settings::DEFAULT_CODE_FAILURES_PER_MINUTE,
         }
     }
 }
@@ -347,6 +350,9 @@ impl Config {
         }
         if let Some(v) = env("POCKET_RATE_PER_CREDENTIAL") {
             self.limits.per_credential_per_second = parse("POCKET_RATE_PER_CREDENTIAL", v)?;
+        }
+        if let Some(v) = env("POCKET_CODE_FAILURES_PER_MINUTE") {
+            self.limits.code_failures_per_minute = parse("POCKET_CODE_FAILURES_PER_MINUTE", v)?;
         }
         if let Some(v) = env("POCKET_LOG_FORMAT") {
             self.log.format = v;

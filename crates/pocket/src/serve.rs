@@ -111,6 +111,7 @@ pub fn open(config: &Config) -> Result<Opened, String> {
         burst: l.per_credential_burst,
     };
     settings.max_streams = l.max_event_streams;
+    settings.code_failures_per_minute = l.code_failures_per_minute;
     settings.metrics_public = config.metrics.public;
     settings.body_read_timeout = Duration::from_secs(l.body_read_timeout_seconds);
     Ok(Opened {

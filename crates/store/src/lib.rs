@@ -45,6 +45,9 @@ pub struct NewPayment {
     pub amount: Option<i64>,
     /// A `cus_` id or an E.164 phone number.
     pub customer: Option<String>,
+    /// Instead of `customer`: the payment code the customer showed, resolved to its
+    /// device; charged (window, device, single use) inside the creating transaction.
+    pub code: Option<CodeCharge>,
     pub description: Option<String>,
     pub metadata: BTreeMap<String, String>,
     pub expires_in_seconds: Option<i64>,
@@ -55,6 +58,13 @@ pub struct NewPayment {
     pub policy: Arc<PolicyBook>,
     /// Where payment pages live (`<base>/pay/<id>`) and where the merchant is, for the QR.
     pub qr: Arc<QrContext>,
+}
+
+/// A payment code resolved to the device that shows it, and the step it was made for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodeCharge {
+    pub device_id: String,
+    pub step: i64,
 }
 
 #[derive(Clone, Debug)]
@@ -419,6 +429,13 @@ pub trait Store: Send + Sync + 'static {
     async fn token_of_card(&self, card_id: String) -> Result<Option<String>, Error>;
     async fn remove_card(&self, customer_id: String, id: String) -> Result<Card, Error>;
     async fn device(&self, customer_id: String, id: String) -> Result<Option<Device>, Error>;
+    /// Active devices registered after `after_seq`, oldest first: `(seq, id)` (what
+    /// the payment code directory computes codes for).
+    async fn active_devices_since(
+        &self,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, Error>;
     async fn revoke_device(&self, customer_id: String, id: String) -> Result<Device, Error>;
 }
 

@@ -100,6 +100,7 @@ pub fn new_payment(merchant_id: &str, amount: i64) -> crate::NewPayment {
         items: None,
         amount: Some(amount),
         customer: None,
+        code: None,
         description: None,
         metadata: Default::default(),
         expires_in_seconds: None,

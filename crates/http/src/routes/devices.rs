@@ -4,7 +4,8 @@ use crate::AppState;
 use crate::auth::CustomerCaller;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::Body;
-use crate::idem::{IdempotencyKey, replay, respond};
+use crate::idem::IdempotencyKey;
+use crate::issued::secret_response;
 use crate::limits::ClientIp;
 use crate::pins::{check_holder_pin, guarded_precheck, holder_subject, to_completion};
 use crate::validate;
@@ -12,7 +13,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use pocket_store::model::Device;
+use pocket_store::model::{Device, Written};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -27,8 +28,18 @@ pub struct RegisterDevice {
     pub pin: String,
 }
 
+/// A registered device with its payment code secret, shown only in this answer.
+#[derive(Serialize, ToSchema)]
+pub struct RegisteredDevice {
+    #[serde(flatten)]
+    pub device: Device,
+    /// 32 bytes, base64url: the HMAC key of the device's payment codes. Keep it on
+    /// the device; it is never shown again.
+    pub code_secret: String,
+}
+
 #[utoipa::path(post, path = "/v1/wallet/devices", tag = "wallet", request_body = RegisterDevice,
-    responses((status = 201, body = Device), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 423, body = ErrorBody)),
+    responses((status = 201, body = RegisteredDevice), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 423, body = ErrorBody)),
     security(("session_token" = [])))]
 pub async fn register(
     State(state): State<AppState>,
@@ -41,8 +52,14 @@ pub async fn register(
         let customer = caller.customer;
         let idem = key.for_caller(&customer.id, &body.raw, StatusCode::CREATED);
         let subject = holder_subject(&customer.id);
+        let server_key = &state.settings.server_key;
         if let Some(stored) = guarded_precheck(&state, ip, subject, idem.as_ref()).await? {
-            return Ok(replay(stored));
+            return Ok(secret_response::<Device>(
+                Written::Replayed(stored),
+                StatusCode::CREATED,
+                &[],
+                server_key,
+            ));
         }
         let req = body.value;
         validate::text(&req.name, "name", validate::MAX_NAME_CHARS)?;
@@ -52,7 +69,13 @@ pub async fn register(
             .store
             .add_device(customer.id, req.name, public_key, attempt, idem)
             .await?;
-        Ok(respond(written, StatusCode::CREATED))
+        // The device's payment code secret, in this answer (and its replays) only.
+        Ok(secret_response(
+            written,
+            StatusCode::CREATED,
+            &[],
+            server_key,
+        ))
     })
     .await
 }

@@ -6,7 +6,7 @@ use crate::AppState;
 use crate::auth::MerchantCaller;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Body, ListQuery};
-use crate::idem::{IdempotencyKey, respond};
+use crate::idem::{IdempotencyKey, precheck, replay, respond};
 use crate::routes::stream::{MAX_WAIT_SECONDS, wait_while_pending};
 use crate::validate;
 use axum::Json;
@@ -14,11 +14,12 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use pocket_core::code::{PaymentCode, code_invalid};
 use pocket_core::payment::{CaptureMethod, Payment};
 use pocket_core::pricing::CartLine;
 use pocket_core::{Currency, Error, money};
 use pocket_store::model::{Page, Refund};
-use pocket_store::{NewPayment, PaymentOwner};
+use pocket_store::{CodeCharge, NewPayment, PaymentOwner};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
@@ -34,6 +35,11 @@ pub struct CreatePayment {
     /// A customer id (`cus_…`) or E.164 phone: the request is pushed to that wallet.
     /// Omitted: an open payment that the first confirming customer pays.
     pub customer: Option<String>,
+    /// Instead of `customer`: the 18-digit code the customer's wallet shows, scanned
+    /// at the till. The `small` tier is paid at once; above it the payment is pending
+    /// and pushed to that wallet.
+    #[schema(example = "283950174628301957")]
+    pub payment_code: Option<String>,
     pub description: Option<String>,
     pub metadata: Option<BTreeMap<String, String>>,
     /// Seconds to confirm, 1 up to the tier's window.
@@ -47,7 +53,7 @@ pub struct CreatePayment {
 }
 
 #[utoipa::path(post, path = "/v1/payments", tag = "payments", request_body = CreatePayment,
-    responses((status = 201, body = Payment), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 201, body = Payment), (status = 400, body = ErrorBody), (status = 402, body = ErrorBody), (status = 404, body = ErrorBody), (status = 429, body = ErrorBody)),
     security(("secret_key" = [])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -68,6 +74,17 @@ pub async fn create(
     if let Some(c) = &req.customer {
         validate::customer_ref(c, "customer")?;
     }
+    let code = match &req.payment_code {
+        Some(_) if req.customer.is_some() => {
+            return Err(Error::invalid(
+                "payment_code",
+                "Give `customer` or `payment_code`, not both.",
+            )
+            .into());
+        }
+        Some(c) => Some(PaymentCode::parse(c)?),
+        None => None,
+    };
     validate::optional_text(
         req.description.as_deref(),
         "description",
@@ -82,12 +99,23 @@ pub async fn create(
         })?,
     };
     let idem = key.for_caller(&merchant.id, &body.raw, StatusCode::CREATED);
+    // A retry is answered as the first time even once its code is no longer shown.
+    if code.is_some()
+        && let Some(stored) = precheck(&state, idem.as_ref()).await?
+    {
+        return Ok(replay(stored));
+    }
+    let charge = match &code {
+        Some(code) => Some(resolve_code(&state, &merchant.id, code).await?),
+        None => None,
+    };
     let new = NewPayment {
-        merchant_id: merchant.id,
+        merchant_id: merchant.id.clone(),
         currency,
         items: req.items,
         amount: req.amount,
         customer: req.customer,
+        code: charge,
         description: req.description,
         metadata,
         expires_in_seconds: req.expires_in,
@@ -96,8 +124,31 @@ pub async fn create(
         policy: state.settings.policy.clone(),
         qr: state.settings.qr.clone(),
     };
-    let written = state.store.create_payment(new, idem).await?;
-    Ok(respond(written, StatusCode::CREATED))
+    let written = state.store.create_payment(new, idem).await;
+    if let Err(e) = &written
+        && e.code == "payment_code_invalid"
+    {
+        state.code_guesses.wrong(&merchant.id, state.store.now_ms());
+    }
+    Ok(respond(written?, StatusCode::CREATED))
+}
+
+/// The device showing `code`, unless this merchant has sent too many wrong codes; a
+/// code no active device shows is `400 payment_code_invalid` and counts as wrong.
+async fn resolve_code(
+    state: &AppState,
+    merchant_id: &str,
+    code: &PaymentCode,
+) -> ApiResult<CodeCharge> {
+    let now = state.store.now_ms();
+    state.code_guesses.check(merchant_id, now)?;
+    match state.codes.find(state.store.as_ref(), code, now).await? {
+        Some(charge) => Ok(charge),
+        None => {
+            state.code_guesses.wrong(merchant_id, now);
+            Err(code_invalid().into())
+        }
+    }
 }
 
 /// The merchant's own payment; another merchant's is `404`.

@@ -861,6 +861,15 @@ impl Store for SqlStore {
             .await
     }
 
+    async fn active_devices_since(
+        &self,
+        after_seq: i64,
+        limit: usize,
+    ) -> Result<Vec<(i64, String)>, Error> {
+        self.read(move |c| ops::codes::active_devices_since(c, after_seq, limit))
+            .await
+    }
+
     async fn revoke_device(&self, customer_id: String, id: String) -> Result<Device, Error> {
         self.writer
             .run(move |c, now| ops::devices::revoke(c, now, &customer_id, &id))

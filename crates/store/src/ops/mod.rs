@@ -6,6 +6,7 @@ pub(crate) mod bank;
 pub(crate) mod bank_accounts;
 pub(crate) mod cards;
 pub(crate) mod catalog;
+pub(crate) mod codes;
 pub(crate) mod devices;
 pub(crate) mod events;
 pub(crate) mod idempotency;

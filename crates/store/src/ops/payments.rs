@@ -5,7 +5,7 @@
 
 use super::events::{Subject, emit};
 use super::risk::{self, Risk};
-use super::{Db, catalog, cursor_seq, devices, ledger, resolve_customer, stored_currency};
+use super::{Db, catalog, codes, cursor_seq, devices, ledger, resolve_customer, stored_currency};
 use crate::ids::new_id;
 use crate::model::{Page, PageRequest, Refund};
 use crate::sql::{Conn, Optional, Row, params};
@@ -15,7 +15,7 @@ use pocket_core::ledger::{AccountKind, TransferKind};
 use pocket_core::payment::{self, CaptureMethod, Decision, Payment, Status};
 use pocket_core::policy::{Authentication, Policy};
 use pocket_core::pricing::{PricedItem, price_cart};
-use pocket_core::{Error, ErrorKind};
+use pocket_core::{Error, ErrorKind, code};
 use std::collections::BTreeMap;
 
 const COLS: &str = "id, merchant_id, merchant_name, customer_id, status, amount, currency, items, description,
@@ -162,7 +162,7 @@ pub(crate) fn create(
         .db()?
         .query_row([&new.merchant_id], |r| r.get(0))
         .db()?;
-    let customer = match &new.customer {
+    let mut customer = match &new.customer {
         Some(c) => Some(resolve_customer(conn, c, "customer")?),
         None => None,
     };
@@ -183,6 +183,9 @@ pub(crate) fn create(
     let capture_within_seconds = hold::capture_within(new.capture, new.capture_within_seconds)?;
     let expires_at = payment::deadline_ms(now, &policy, new.expires_in_seconds)?;
     let id = new_id("pay");
+    if let Some(charge) = &new.code {
+        customer = Some(codes::claim(conn, now, charge, &id)?);
+    }
     let qr_payload = pocket_core::emv::payload(
         &format!("{}/pay/{id}", new.qr.base_url),
         amount,
@@ -249,7 +252,31 @@ pub(crate) fn create(
     ])
     .db()?;
     emit_for(conn, now, &p)?;
-    Ok(p)
+    match (&p.customer, new.code) {
+        (Some(customer), Some(_)) if code::pays_at_once(p.policy.authentication) => {
+            pay_by_code(conn, now, p.clone(), customer, risk)
+        }
+        _ => Ok(p),
+    }
+}
+
+/// A payment code in the `small` tier is paid at once, in the creating transaction,
+/// through the same confirm as the wallet's (rules, limits, funds). A proof a rule
+/// raised leaves it pending for the wallet; any other refusal refuses the charge.
+fn pay_by_code(
+    conn: &Conn,
+    now: i64,
+    pending: Payment,
+    customer: &str,
+    risk: &Risk,
+) -> Result<Payment, Error> {
+    let tap = payment::Proof::default();
+    match confirm(conn, now, &pending.id, customer, tap, None, risk) {
+        Ok(Ok(paid)) => Ok(paid),
+        Ok(Err(refused)) => Err(refused),
+        Err(refused) if code::waits_for_wallet(&refused) => Ok(pending),
+        Err(refused) => Err(refused),
+    }
 }
 
 /// Applies what the risk rules raised (a stronger proof, and the rule that asked for it).
