@@ -45,9 +45,10 @@ pub const DEFAULT_PIN_BUDGET_PER_PHONE: Budget = Budget {
     burst: 10,
 };
 
-/// Wrong payment codes per merchant per minute: a cashier mistypes or rescans a few;
-/// a guesser is held to about 29,000 a day (odds per guess: 3 × active devices / 10¹⁶).
-pub const DEFAULT_CODE_FAILURES_PER_MINUTE: u32 = 20;
+/// Codes no device shows, per merchant per minute: a till sees a few (a phone's clock
+/// far off, a code shown too long); a guesser is held to 86,400 a day, each with odds of
+/// 3 × active devices / 10¹⁶ (with 10⁶ devices: one hit in about 38,600 days).
+pub const DEFAULT_CODE_FAILURES_PER_MINUTE: u32 = 60;
 
 #[derive(Clone, Debug)]
 pub struct Settings {

@@ -558,3 +558,71 @@ async fn a_daily_limit_holds_with_confirms_spread_over_two_nodes() {
     assert_eq!((ok, refused), (10, 10), "{replies:?}");
     assert_eq!(n[0].wallet_balance(&token, "CNY").await, 90_000);
 }
+
+/// A device registered on one node shows codes the other node charges at once (its
+/// directory reads the new registration on the miss), and the same code sent to both
+/// nodes at once is charged once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_payment_code_is_charged_once_across_nodes() {
+    use base64::Engine;
+    let Some(n) = nodes(2).await else { return };
+    let (_, sk) = n[0].merchant("M").await;
+    let (_, token) = n[0].customer("+8613800010111", 100_000).await;
+    // Both nodes have built their directories before the device exists.
+    for node in &n {
+        node.post(
+            "/v1/payments",
+            &sk,
+            json!({"currency": "CNY", "amount": 100, "payment_code": "280000000000000000"}),
+        )
+        .await
+        .assert_error(400, "payment_code_invalid");
+    }
+    let r = n[0]
+        .post(
+            "/v1/wallet/devices",
+            &token,
+            json!({"name": "phone", "public_key": common::jwk(&common::new_key()), "pin": "123456"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(r.body["code_secret"].as_str().unwrap())
+        .unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let step = pocket_core::code::step_of(now);
+    let n = std::sync::Arc::new(n);
+    let mut paid = 0;
+    for step in [step, step + 1] {
+        let code = pocket_core::code::code_at(&secret, step)
+            .as_str()
+            .to_string();
+        let replies = common::all(16, |i| {
+            let n = n.clone();
+            let (sk, code) = (sk.clone(), code.clone());
+            async move {
+                let body = json!({"currency": "CNY", "amount": 100, "payment_code": code});
+                n[i % 2]
+                    .post("/v1/payments", &sk, body)
+                    .await
+                    .status
+                    .as_u16()
+            }
+        })
+        .await;
+        let ok = replies.iter().filter(|s| **s == 201).count();
+        assert_eq!(ok, 1, "{replies:?}");
+        assert!(
+            replies.iter().all(|s| *s == 201 || *s == 400),
+            "{replies:?}"
+        );
+        paid += ok as i64;
+    }
+    assert_eq!(
+        n[1].wallet_balance(&token, "CNY").await,
+        100_000 - paid * 100
+    );
+}

@@ -124,17 +124,14 @@ pub async fn create(
         policy: state.settings.policy.clone(),
         qr: state.settings.qr.clone(),
     };
-    let written = state.store.create_payment(new, idem).await;
-    if let Err(e) = &written
-        && e.code == "payment_code_invalid"
-    {
-        state.code_guesses.wrong(&merchant.id, state.store.now_ms());
-    }
-    Ok(respond(written?, StatusCode::CREATED))
+    let written = state.store.create_payment(new, idem).await?;
+    Ok(respond(written, StatusCode::CREATED))
 }
 
 /// The device showing `code`, unless this merchant has sent too many wrong codes; a
-/// code no active device shows is `400 payment_code_invalid` and counts as wrong.
+/// code no active device shows is `400 payment_code_invalid` and counts as wrong. (A
+/// code the store then refuses — used, revoked since, too old at commit — was a real
+/// code: it does not count, so a double scan never holds up a merchant's tills.)
 async fn resolve_code(
     state: &AppState,
     merchant_id: &str,

@@ -1,0 +1,410 @@
+//! Customer-presented payment codes through the real binary: the wallet's device gets
+//! its code secret once, at registration; the merchant's `POST /v1/payments` with
+//! `payment_code` charges that wallet — once, also when the same code arrives twice at
+//! once; one step old works, two do not; a revoked device's codes fail; random codes are
+//! refused and wrong codes are bounded per merchant; nothing stored reveals a code or
+//! its secret. The window at commit is proven to the millisecond with a manual clock in
+//! `crates/store/tests/codes.rs`.
+
+mod common;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{Options, Server, all, jwk, new_key};
+use pocket_core::code::{STEP_MS, code_at, step_of};
+use reqwest::Method;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A device registered for the wallet of `token`: `(id, code secret)`.
+async fn device(s: &Server, token: &str) -> (String, Vec<u8>) {
+    let r = s
+        .post(
+            "/v1/wallet/devices",
+            token,
+            json!({"name": "phone", "public_key": jwk(&new_key()), "pin": "123456"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let secret = URL_SAFE_NO_PAD
+        .decode(r.body["code_secret"].as_str().expect("code_secret"))
+        .unwrap();
+    assert_eq!(secret.len(), 32);
+    (r.body["id"].as_str().unwrap().to_string(), secret)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The current step, once at least `margin_ms` remain of it (so a test's codes keep
+/// their age relative to the server's clock while it runs).
+async fn step_with_margin(margin_ms: i64) -> i64 {
+    let left = STEP_MS - now_ms().rem_euclid(STEP_MS);
+    if left < margin_ms {
+        tokio::time::sleep(Duration::from_millis(left as u64 + 10)).await;
+    }
+    step_of(now_ms())
+}
+
+/// The code the device shows `steps` steps from the current one.
+fn code(secret: &[u8], step: i64) -> String {
+    code_at(secret, step).as_str().to_string()
+}
+
+async fn charge(s: &Server, sk: &str, code: &str, amount: i64) -> common::Reply {
+    s.post(
+        "/v1/payments",
+        sk,
+        json!({"amount": amount, "currency": "CNY", "payment_code": code}),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_code_pays_the_small_tier_once_and_its_secret_is_shown_once() {
+    let s = Server::start().await;
+    let (_, sk) = s.merchant("Till").await;
+    let (customer, token) = s.customer("+8613800000101", 10_000).await;
+    let (device_id, secret) = device(&s, &token).await;
+    let step = step_with_margin(5_000).await;
+    let shown = code(&secret, step);
+    assert!(shown.starts_with("28") && shown.len() == 18);
+
+    let paid = charge(&s, &sk, &shown, 1_299).await;
+    assert_eq!(paid.status, 201, "{}", paid.text);
+    assert_eq!(paid.body["status"], "succeeded");
+    assert_eq!(paid.body["customer"], customer.as_str());
+    assert_eq!(s.wallet_balance(&token, "CNY").await, 10_000 - 1_299);
+
+    let again = charge(&s, &sk, &shown, 1_299).await;
+    again.assert_error(400, "payment_code_invalid");
+    assert_eq!(again.param(), Some("payment_code"));
+    assert_eq!(s.wallet_balance(&token, "CNY").await, 10_000 - 1_299);
+
+    // The secret is in the registration's answer only.
+    let listed = s.get("/v1/wallet/devices", &token).await;
+    assert!(!listed.text.contains("code_secret"), "{}", listed.text);
+    assert_eq!(listed.body["data"][0]["id"], device_id.as_str());
+    s.assert_balanced().await;
+}
+
+#[tokio::test]
+async fn a_retried_registration_gets_the_same_secret() {
+    let s = Server::start().await;
+    let (_, token) = s.customer("+8613800000102", 0).await;
+    let body = json!({"name": "phone", "public_key": jwk(&new_key()), "pin": "123456"});
+    let first = s
+        .call(
+            Method::POST,
+            "/v1/wallet/devices",
+            Some(&token),
+            Some(body.clone()),
+            Some("reg-1"),
+        )
+        .await;
+    let again = s
+        .call(
+            Method::POST,
+            "/v1/wallet/devices",
+            Some(&token),
+            Some(body),
+            Some("reg-1"),
+        )
+        .await;
+    assert_eq!(first.status, 201, "{}", first.text);
+    assert_eq!(again.status, 201, "{}", again.text);
+    assert_eq!(first.body["id"], again.body["id"]);
+    assert_eq!(first.body["code_secret"], again.body["code_secret"]);
+}
+
+#[tokio::test]
+async fn the_same_code_sent_twice_at_once_makes_one_payment() {
+    let s = Arc::new(Server::start().await);
+    let (_, sk) = s.merchant("Till").await;
+    let (_, token) = s.customer("+8613800000103", 100_000).await;
+    let (_, secret) = device(&s, &token).await;
+    let step = step_with_margin(10_000).await;
+    let mut paid = 0;
+    // Ten codes (this step's and the next's, then earlier... all within the window),
+    // each sent 16 times at once.
+    for step in [step - 1, step, step + 1] {
+        let shown = code(&secret, step);
+        let replies = all(16, |_| {
+            let s = s.clone();
+            let sk = sk.clone();
+            let shown = shown.clone();
+            async move {
+                let r = charge(&s, &sk, &shown, 100).await;
+                (r.status.as_u16(), r.code().to_string())
+            }
+        })
+        .await;
+        let ok = replies.iter().filter(|(st, _)| *st == 201).count();
+        assert_eq!(ok, 1, "{replies:?}");
+        assert!(
+            replies
+                .iter()
+                .all(|r| r.0 == 201 || r == &(400, "payment_code_invalid".to_string())),
+            "{replies:?}"
+        );
+        paid += ok as i64;
+    }
+    assert_eq!(s.wallet_balance(&token, "CNY").await, 100_000 - paid * 100);
+    s.assert_balanced().await;
+}
+
+#[tokio::test]
+async fn one_step_old_works_two_steps_old_does_not() {
+    let s = Server::start().await;
+    let (_, sk) = s.merchant("Till").await;
+    let (_, token) = s.customer("+8613800000104", 10_000).await;
+    let (_, secret) = device(&s, &token).await;
+    let step = step_with_margin(5_000).await;
+    let old = charge(&s, &sk, &code(&secret, step - 1), 100).await;
+    assert_eq!(old.status, 201, "{}", old.text);
+    charge(&s, &sk, &code(&secret, step - 2), 100)
+        .await
+        .assert_error(400, "payment_code_invalid");
+    charge(&s, &sk, &code(&secret, step + 2), 100)
+        .await
+        .assert_error(400, "payment_code_invalid");
+    let ahead = charge(&s, &sk, &code(&secret, step + 1), 100).await;
+    assert_eq!(ahead.status, 201, "a phone a little ahead: {}", ahead.text);
+    assert_eq!(s.wallet_balance(&token, "CNY").await, 10_000 - 200);
+}
+
+#[tokio::test]
+async fn a_revoked_devices_codes_fail() {
+    let s = Server::start().await;
+    let (_, sk) = s.merchant("Till").await;
+    let (_, token) = s.customer("+8613800000105", 10_000).await;
+    let (device_id, secret) = device(&s, &token).await;
+    let step = step_with_margin(5_000).await;
+    // Known to the directory first, so the refusal is the commit's.
+    assert_eq!(charge(&s, &sk, &code(&secret, step), 100).await.status, 201);
+    let r = s
+        .call(
+            Method::DELETE,
+            &format!("/v1/wallet/devices/{device_id}"),
+            Some(&token),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    charge(&s, &sk, &code(&secret, step + 1), 100)
+        .await
+        .assert_error(400, "payment_code_invalid");
+    assert_eq!(s.wallet_balance(&token, "CNY").await, 10_000 - 100);
+}
+
+#[tokio::test]
+async fn above_the_small_tier_the_payment_waits_in_the_wallet() {
+    let s = Server::start().await;
+    let (_, sk) = s.merchant("Till").await;
+    let (customer, token) = s.customer("+8613800000106", 100_000).await;
+    let (_, secret) = device(&s, &token).await;
+    let step = step_with_margin(5_000).await;
+    let r = charge(&s, &sk, &code(&secret, step), 50_000).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["status"], "pending");
+    assert_eq!(r.body["customer"], customer.as_str());
+    assert_eq!(r.body["policy"]["authentication"], "pin");
+    let id = r.body["id"].as_str().unwrap();
+    let listed = s.get("/v1/wallet/payments?status=pending", &token).await;
+    assert_eq!(listed.body["data"][0]["id"], id, "{}", listed.text);
+    s.confirm(&token, id, json!({}))
+        .await
+        .assert_error(401, "pin_required");
+    let paid = s.confirm(&token, id, json!({"pin": "123456"})).await;
+    assert_eq!(paid.status, 200, "{}", paid.text);
+    assert_eq!(s.wallet_balance(&token, "CNY").await, 50_000);
+}
+
+#[tokio::test]
+async fn bad_code_requests_change_nothing() {
+    let s = Server::start().await;
+    let (_, sk) = s.merchant("Till").await;
+    let (customer, token) = s.customer("+8613800000107", 500).await;
+    let (_, secret) = device(&s, &token).await;
+    let step = step_with_margin(5_000).await;
+    let shown = code(&secret, step);
+    for bad in [
+        "",
+        "28",
+        "2812345678901234567",
+        "99".repeat(9).as_str(),
+        "28abcdefghijklmnop",
+        "２８１２３４５６７８９０１２３４５６",
+    ] {
+        charge(&s, &sk, bad, 100)
+            .await
+            .assert_error(400, "payment_code_invalid");
+    }
+    let both = s
+        .post(
+            "/v1/payments",
+            &sk,
+            json!({"amount": 100, "currency": "CNY", "payment_code": shown, "customer": customer}),
+        )
+        .await;
+    both.assert_error(400, "parameter_invalid");
+    assert_eq!(both.param(), Some("payment_code"));
+    let wrong_type = s
+        .post(
+            "/v1/payments",
+            &sk,
+            json!({"amount": 100, "currency": "CNY", "payment_code": 281234567890123456u64}),
+        )
+        .await;
+    assert_eq!(wrong_type.status, 400, "{}", wrong_type.text);
+    // Too little money: refused, nothing written, the code still good.
+    charge(&s, &sk, &shown, 1_000)
+        .await
+        .assert_error(402, "insufficient_funds");
+    let listed = s.get("/v1/payments", &sk).await;
+    assert_eq!(listed.body["data"].as_array().unwrap().len(), 0);
+    assert_eq!(charge(&s, &sk, &shown, 500).await.status, 201);
+}
+
+#[tokio::test]
+async fn ten_thousand_random_codes_are_all_refused() {
+    let s = Arc::new(
+        Server::start_options(Options {
+            args: vec!["--sandbox".into()],
+            env: vec![
+                ("POCKET_CODE_FAILURES_PER_MINUTE".into(), "0".into()),
+                ("POCKET_RATE_PER_CREDENTIAL".into(), "0".into()),
+                ("POCKET_RATE_PER_IP".into(), "0".into()),
+            ],
+            ..Options::default()
+        })
+        .await,
+    );
+    let (_, sk) = s.merchant("Till").await;
+    let mut wallets = Vec::new();
+    for i in 0..5 {
+        let (_, token) = s.customer(&format!("+86138000002{i:02}"), 10_000).await;
+        device(&s, &token).await;
+        wallets.push(token);
+    }
+    // Most in the codes' own range (28…), a tenth anywhere in 18 digits.
+    let guesses: Arc<Vec<String>> = Arc::new({
+        use rand::Rng;
+        let mut rng = rand::rng();
+        (0..10_000)
+            .map(|i| {
+                if i % 10 == 0 {
+                    format!("{:018}", rng.random_range(0..1_000_000_000_000_000_000u64))
+                } else {
+                    format!("28{:016}", rng.random_range(0..10_000_000_000_000_000u64))
+                }
+            })
+            .collect()
+    });
+    let refused = all(32, |worker| {
+        let s = s.clone();
+        let sk = sk.clone();
+        let guesses = guesses.clone();
+        async move {
+            let mut refused = 0;
+            for guess in guesses.iter().skip(worker).step_by(32) {
+                let r = charge(&s, &sk, guess, 100).await;
+                assert_eq!(r.status, 400, "{guess}: {}", r.text);
+                assert_eq!(r.code(), "payment_code_invalid");
+                refused += 1;
+            }
+            refused
+        }
+    })
+    .await;
+    assert_eq!(refused.iter().sum::<usize>(), 10_000);
+    let listed = s.get("/v1/payments", &sk).await;
+    assert_eq!(listed.body["data"].as_array().unwrap().len(), 0);
+    for token in &wallets {
+        assert_eq!(s.wallet_balance(token, "CNY").await, 10_000);
+    }
+}
+
+#[tokio::test]
+async fn guessing_is_bounded_per_merchant_by_the_wrong_code_limit() {
+    let s = Server::start_options(Options {
+        args: vec!["--sandbox".into()],
+        env: vec![("POCKET_CODE_FAILURES_PER_MINUTE".into(), "20".into())],
+        ..Options::default()
+    })
+    .await;
+    let (_, sk) = s.merchant("Guesser").await;
+    let (_, other_sk) = s.merchant("Honest").await;
+    let (_, token) = s.customer("+8613800000108", 10_000).await;
+    let (_, secret) = device(&s, &token).await;
+    // Clear of a minute's end, so all guesses count in one minute.
+    let left = 60_000 - now_ms().rem_euclid(60_000);
+    if left < 10_000 {
+        tokio::time::sleep(Duration::from_millis(left as u64 + 10)).await;
+    }
+    let mut answers = Vec::new();
+    for i in 0..30u64 {
+        let r = charge(&s, &sk, &format!("28{:016}", 1_000_000 + i), 100).await;
+        answers.push((
+            r.status.as_u16(),
+            r.code().to_string(),
+            r.headers.get("retry-after").is_some(),
+        ));
+    }
+    assert!(answers[..20].iter().all(|a| a.0 == 400), "{answers:?}");
+    assert!(
+        answers[20..]
+            .iter()
+            .all(|a| a.0 == 429 && a.1 == "rate_limited" && a.2),
+        "{answers:?}"
+    );
+    // Once over, even the right code is refused unread: guessing cannot continue.
+    let step = step_of(now_ms());
+    let right = charge(&s, &sk, &code(&secret, step), 100).await;
+    right.assert_error(429, "rate_limited");
+    // Another merchant is not held up.
+    let other = charge(&s, &other_sk, &code(&secret, step), 100).await;
+    assert_eq!(other.status, 201, "{}", other.text);
+}
+
+#[tokio::test]
+async fn nothing_stored_reveals_a_code_or_its_secret() {
+    let s = Server::start().await;
+    let (_, sk) = s.merchant("Till").await;
+    let (customer, token) = s.customer("+8613800000109", 10_000).await;
+    let (_, secret) = device(&s, &token).await;
+    let step = step_with_margin(5_000).await;
+    let shown = code(&secret, step);
+    let paid = charge(&s, &sk, &shown, 100).await;
+    assert_eq!(paid.status, 201, "{}", paid.text);
+    // The code names neither the customer nor the phone.
+    assert!(!shown.contains(customer.trim_start_matches("cus_")));
+    assert!(!shown.contains("13800000109"));
+    let secret_text = URL_SAFE_NO_PAD.encode(&secret);
+    let secret_hex: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+    for (what, bytes) in s.stored_bytes() {
+        for needle in [
+            shown.as_bytes(),
+            &shown.as_bytes()[2..],
+            secret_text.as_bytes(),
+            secret_hex.as_bytes(),
+            &secret[..],
+        ] {
+            assert!(
+                !bytes.windows(needle.len()).any(|w| w == needle),
+                "{what} holds a code or the code secret"
+            );
+        }
+    }
+    let payment: Value = paid.body;
+    assert!(
+        !payment.to_string().contains(&shown),
+        "the payment does not echo the code"
+    );
+}
