@@ -308,3 +308,53 @@ test("a risk rule written in the operator console raises a pending payment's pro
   const rules = await call(url, "GET", "/v1/admin/rules", ADMIN);
   assert.deepEqual(rules.data, []);
 });
+
+test("the wallet's payment code, read back from its QR, is charged once at the console's till", async () => {
+  const sk = await merchant(url, "Corner Shop", PRODUCTS);
+  const c = await customer(url, "+8613900000021", 10_000);
+  const wallet = await phone(b);
+  const shop = await phone(b);
+  await walletSignIn(wallet, url, c);
+  await consoleSignIn(shop, url, sk);
+  // The wallet makes codes exactly as the server checks them (the core's fixed vector).
+  const vector = await wallet.evaluate(async () => {
+    const m = await import("/assets/paycode.js");
+    const key = await crypto.subtle.importKey("raw", new Uint8Array(32).fill(7), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+    return m.codeAt(key, 60_000_000);
+  });
+  assert.equal(vector, "284955836916290020");
+  // Turning codes on registers this phone as a device (the PIN), once.
+  await walletTab(wallet, "pay");
+  await wallet.locator("#paycode-show").click();
+  await enterPin(wallet, c.pin);
+  const qr = wallet.locator("#paycode-qr");
+  await qr.waitFor({ state: "visible" });
+  await wallet.waitForFunction(() => document.getElementById("paycode-qr").naturalWidth > 0);
+  const code = await decodeQr(qr);
+  assert.match(code, /^28\d{16}$/);
+  assert.equal((await wallet.locator("#paycode-digits").textContent()).replace(/\s/g, ""), code);
+  assert.ok(await wallet.evaluate(() => document.getElementById("paycode-bar").width > 100), "the barcode is drawn");
+  assert.match(await wallet.locator("#paycode-left").textContent(), /Changes in [0-9]+ s/);
+  await screenshot(wallet, "wallet-payment-code");
+  // The cashier scans it into the console: the small tier is paid at once.
+  const id = await sellOne(shop, "tea", { code });
+  await shop.locator(`#current-card [data-status="succeeded"]`).waitFor({ timeout: 5000 });
+  await screenshot(shop, "console-code-charged");
+  // The wallet's code gives way to the receipt, live.
+  await wallet.locator(`#receipt-body [data-payment="${id}"]`).waitFor({ timeout: 5000 });
+  await screenshot(wallet, "wallet-code-receipt");
+  await closeReceipt(wallet, id);
+  assert.equal(await balanceText(wallet, "CNY"), "CN¥87.01");
+  // The same code a second time is refused, in words a cashier understands.
+  await shop.locator("#cart-code").fill(code);
+  await shop.locator("#create-payment").click();
+  await shop.locator("#cart-error", { hasText: "This payment code is not valid now" }).waitFor();
+  await screenshot(shop, "console-code-used");
+  assert.equal(await balanceText(wallet, "CNY"), "CN¥87.01");
+  // Showing the code again needs no PIN: the device is kept on the phone.
+  await walletTab(wallet, "home");
+  await walletTab(wallet, "pay");
+  await wallet.locator("#paycode-show").click();
+  await wallet.locator("#paycode-qr").waitFor({ state: "visible" });
+  assert.equal(await wallet.locator("#pin-dialog").isVisible(), false);
+});

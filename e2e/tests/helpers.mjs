@@ -170,12 +170,13 @@ export async function consoleTab(page, name) {
 }
 
 /** Builds a cart of one line in the console and creates the payment; returns its id. */
-export async function sellOne(page, sku, { phone: to, quantity = 1, expiresIn, hold = false } = {}) {
+export async function sellOne(page, sku, { phone: to, code, quantity = 1, expiresIn, hold = false } = {}) {
   await consoleTab(page, "sale");
   const before = await page.evaluate(() => document.querySelector("#current-card [data-payment]")?.dataset.payment || null);
   await page.locator("#line-0-sku").selectOption(sku);
   await page.locator("#line-0-qty").fill(String(quantity));
   await page.locator("#cart-phone").fill(to || "");
+  await page.locator("#cart-code").fill(code || "");
   await page.locator("#cart-expires").fill(expiresIn ? String(expiresIn) : "");
   await page.locator("#cart-hold").setChecked(hold);
   await page.locator("#create-payment").click();

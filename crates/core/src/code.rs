@@ -120,6 +120,8 @@ mod tests {
         // A fixed vector, so the wallet's WebCrypto code can be tested against it.
         let secret = [7u8; 32];
         let code = code_at(&secret, 60_000_000);
+        // The same vector is checked against the wallet's paycode.js in the browser tests.
+        assert_eq!(code.as_str(), "284955836916290020");
         assert_eq!(code, code_at(&secret, 60_000_000));
         assert_eq!(code.as_str().len(), 18);
         assert!(code.as_str().starts_with("28"));

@@ -38,6 +38,22 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/wallet.js"),
     ),
     (
+        "paycode.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/paycode.js"),
+    ),
+    // Vendored, unchanged (web/vendor/README.md: versions and licences).
+    (
+        "qrcode.mjs",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/vendor/qrcode.mjs"),
+    ),
+    (
+        "jsbarcode.code128.min.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/vendor/jsbarcode.code128.min.js"),
+    ),
+    (
         "merchant.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/merchant.js"),

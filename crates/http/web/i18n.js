@@ -32,7 +32,8 @@ export const STRINGS = {
     product_name: "Product name",
     active: "Active", inactive: "Inactive", save: "Save", deactivate: "Deactivate", activate: "Activate", edit: "Edit",
     add_product: "Add product", cart: "New sale", quantity: "Quantity", product: "Product", add_line: "Add line",
-    customer_phone: "Customer phone (empty: show a QR code)", expires_in_s: "Expires in (seconds, optional)", hold_capture_later: "Hold the money; capture later",
+    customer_phone: "Customer phone (empty: show a QR code)",
+    payment_code_field: "Or charge the customer's payment code (scan or type the 18 digits)", expires_in_s: "Expires in (seconds, optional)", hold_capture_later: "Hold the money; capture later",
     capture_amount: "Amount to capture (empty: all)", capture_payment: "Capture", capture_before: "Capture before {time}", captured: "Captured {amount}",
     create_payment: "Create payment", total: "Total", payment: "Payment", refund: "Refund", refund_amount: "Refund amount (empty: all that is left)",
     payments: "Payments", events: "Events", next: "Next", previous: "Previous", link: "Payment link", qr_alt: "QR code of the payment",
@@ -51,6 +52,10 @@ export const STRINGS = {
     page_payment_id: "A payment id looks like pay_ followed by 24 letters and digits.",
     tier_small: "Small", tier_medium: "Medium", tier_large: "Large",
     tab_home: "Home", tab_pay: "Pay", tab_cards: "Cards", tab_history: "History", tab_me: "Me",
+    paycode_title: "Pay at a till", paycode_hint: "Show this code to the cashier. It changes every 30 seconds and works without a network.",
+    paycode_show: "Show payment code", paycode_hide: "Hide code", paycode_qr_alt: "Your payment code as a QR code",
+    paycode_bar_alt: "Your payment code as a barcode", paycode_left: "Changes in {s} s",
+    paycode_pin: "Enter your PIN to turn on payment codes on this phone", paycode_on: "Payment codes are on for this phone.",
     later: "Later", receipt: "Receipt", done: "Done", merchant: "Merchant", payment_id: "Payment ID", paid_at: "Paid at",
     sign_in_to_pay: "Sign in to pay this.",
     // Transaction kinds in the wallet's history.
@@ -73,6 +78,7 @@ export const STRINGS = {
     add_rule: "Add rule", remove_rule: "Remove", no_rules: "No rules: the amount tiers alone decide.",
     err_rule_invalid: "The expression is not valid", err_too_many_rules: "There are too many rules; remove one first.",
     err_payment_blocked: "A risk rule blocks this payment.", err_limit_exceeded: "This would pass the wallet's daily spending limit.",
+    err_payment_code_invalid: "This payment code is not valid now; ask the customer to show the current one.",
     connector: "Connector", date_utc: "Date (UTC)", reconcile: "Reconcile",
     difference: "Difference", operation: "Operation", in_pocket: "In Pocket", at_bank: "At the bank",
     reconcile_clean: "{matched} operations match; no differences.", reconcile_differences: "{matched} operations match; {n} differ.",
@@ -158,7 +164,8 @@ export const STRINGS = {
     product_name: "商品名称",
     active: "在售", inactive: "已下架", save: "保存", deactivate: "下架", activate: "上架", edit: "编辑",
     add_product: "添加商品", cart: "新建收款", quantity: "数量", product: "商品", add_line: "添加一行",
-    customer_phone: "顾客手机号（留空则显示二维码）", expires_in_s: "有效期（秒，可选）", hold_capture_later: "预授权：先冻结，稍后扣款",
+    customer_phone: "顾客手机号（留空则显示二维码）",
+    payment_code_field: "或扫描顾客的付款码（也可输入 18 位数字）", expires_in_s: "有效期（秒，可选）", hold_capture_later: "预授权：先冻结，稍后扣款",
     capture_amount: "扣款金额（留空则全部）", capture_payment: "确认扣款", capture_before: "请在 {time} 前扣款", captured: "已扣款 {amount}",
     create_payment: "创建收款", total: "合计", payment: "收款", refund: "退款", refund_amount: "退款金额（留空则全部退还）",
     payments: "收款记录", events: "事件", next: "下一页", previous: "上一页", link: "支付链接", qr_alt: "支付二维码",
@@ -177,6 +184,10 @@ export const STRINGS = {
     page_payment_id: "收款编号形如 pay_ 加 24 位字母和数字。",
     tier_small: "小额", tier_medium: "中额", tier_large: "大额",
     tab_home: "首页", tab_pay: "付款", tab_cards: "银行卡", tab_history: "账单", tab_me: "我的",
+    paycode_title: "向商家付款", paycode_hint: "请向收银员出示付款码。付款码每 30 秒更新一次，无网络时也可使用。",
+    paycode_show: "显示付款码", paycode_hide: "隐藏付款码", paycode_qr_alt: "付款码二维码",
+    paycode_bar_alt: "付款码条形码", paycode_left: "{s} 秒后更新",
+    paycode_pin: "输入支付密码，在本机开通付款码", paycode_on: "本机已开通付款码。",
     later: "稍后", receipt: "支付凭证", done: "完成", merchant: "商户", payment_id: "支付编号", paid_at: "支付时间",
     sign_in_to_pay: "登录后即可支付。",
     kind_topup: "充值", kind_payment: "付款", kind_refund: "退款", kind_withdrawal: "提现", kind_payout: "结算",
@@ -196,6 +207,7 @@ export const STRINGS = {
     add_rule: "添加规则", remove_rule: "删除", no_rules: "暂无规则：仅按金额档位决定。",
     err_rule_invalid: "表达式无效", err_too_many_rules: "规则过多，请先删除一条。",
     err_payment_blocked: "此笔支付被风控规则拦截。", err_limit_exceeded: "超出钱包的每日消费限额。",
+    err_payment_code_invalid: "付款码无效，请顾客刷新后重新出示。",
     connector: "银行通道", date_utc: "日期（协调世界时）", reconcile: "对账",
     difference: "差异", operation: "业务", in_pocket: "Pocket 记录", at_bank: "银行记录",
     reconcile_clean: "{matched} 笔一致，无差异。", reconcile_differences: "{matched} 笔一致，{n} 笔有差异。",
@@ -316,6 +328,7 @@ export function translate(root = document) {
   for (const el of root.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   for (const el of root.querySelectorAll("[data-i18n-label]")) el.setAttribute("aria-label", t(el.dataset.i18nLabel));
   for (const el of root.querySelectorAll("[data-i18n-placeholder]")) el.placeholder = t(el.dataset.i18nPlaceholder);
+  for (const el of root.querySelectorAll("[data-i18n-alt]")) el.alt = t(el.dataset.i18nAlt);
   const title = root.querySelector("[data-i18n-title]");
   if (title) document.title = t(title.dataset.i18nTitle);
 }

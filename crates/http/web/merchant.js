@@ -259,11 +259,16 @@ async function createPayment(ev) {
   const body = { currency, items };
   const phone = $("cart-phone").value.trim();
   if (phone) body.customer = phone;
+  // A scanner types the code (and Enter) into this field; the groups the wallet shows
+  // may be typed with their spaces.
+  const code = $("cart-code").value.replace(/\s/g, "");
+  if (code) body.payment_code = code;
   const expires = $("cart-expires").value.trim();
   if (expires) body.expires_in = Number(expires);
   if ($("cart-hold").checked) body.capture = "manual";
   try {
     const p = await api("POST", "/v1/payments", sk, body, newKey());
+    $("cart-code").value = "";
     await showPayment(p);
     watch(p.id);
   } catch (e) {

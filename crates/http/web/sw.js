@@ -1,7 +1,8 @@
 // The wallet's offline shell: the page and its assets are kept so the app opens without
 // a network and says so. API answers are never cached (balances and payments must be live).
-const SHELL = "pocket-shell-v1";
+const SHELL = "pocket-shell-v2";
 const FILES = ["/", "/assets/app.css", "/assets/common.js", "/assets/i18n.js", "/assets/wallet.js",
+  "/assets/paycode.js", "/assets/qrcode.mjs", "/assets/jsbarcode.code128.min.js",
   "/assets/icon.svg", "/assets/wallet.webmanifest"];
 
 self.addEventListener("install", (ev) => {

@@ -1,13 +1,15 @@
 // The wallet app, phone first: a balance header and five tabs (Home, Pay, Cards,
 // History, Me). A request that arrives opens a full-screen payment sheet (merchant,
 // items, amount, countdown, one action) that ends on a receipt; a PIN pad that stays
-// open after a wrong PIN and says how many tries are left; paying links and QR codes;
-// bank cards; the history of every movement, paged.
+// open after a wrong PIN and says how many tries are left; paying links and QR codes, and
+// showing the wallet's own payment code at a till; bank cards; the history of every
+// movement, paged.
 import { t, translate, switchLanguage } from "./i18n.js";
 import {
   api, ApiError, PageError, money, when, el, statusBadge, showError, newKey, tickCountdowns, paymentIdFrom, toMinor,
   itemsLine,
 } from "./common.js";
+import { importCodeSecret, codeAt, drawCode, stepOf, STEP_MS } from "./paycode.js";
 
 const $ = (id) => document.getElementById(id);
 const HISTORY_PAGE = 20;
@@ -95,6 +97,7 @@ function show(name) {
   for (const b of document.querySelectorAll("[data-tab]")) {
     if (b.dataset.tab === name) b.setAttribute("aria-current", "page"); else b.removeAttribute("aria-current");
   }
+  if (name !== "pay") hidePayCode();
   if (name === "history") refreshHistory().catch(() => {});
   if (name === "cards") refreshCards().catch(() => {});
 }
@@ -426,23 +429,73 @@ async function idbPut(key, value) {
   });
 }
 
-/** This device's registered key for the signed-in customer, made on first use. */
-async function deviceKey(pin) {
-  const me = await api("GET", "/v1/wallet/me", token);
-  const slot = `device:${me.id}`;
-  const saved = await idbGet(slot);
-  if (saved) {
-    const devices = await api("GET", "/v1/wallet/devices", token);
-    if (devices.data.some((d) => d.id === saved.id && !d.revoked_at)) return saved;
-  }
-  flash(t("device_needed"));
+/** This device's entry for the signed-in customer, if it was registered and is still
+ *  active: `{ id, keys, codeKey }` (`codeKey` is missing on devices registered before
+ *  payment codes). Offline, the entry kept on the phone. */
+async function savedDevice() {
+  const me = await api("GET", "/v1/wallet/me", token).catch(() => null);
+  const customer = me ? me.id : localStorage.getItem("pocket.customer");
+  if (!customer) return null;
+  if (me) localStorage.setItem("pocket.customer", me.id);
+  const saved = await idbGet(`device:${customer}`);
+  if (!saved || !me) return saved || null;
+  const devices = await api("GET", "/v1/wallet/devices", token);
+  return devices.data.some((d) => d.id === saved.id && !d.revoked_at) ? saved : null;
+}
+
+/** This device's registered key for the signed-in customer, made on first use (and
+ *  again when `withCode` asks for a payment code secret an older entry lacks). */
+async function deviceKey(pin, withCode = false) {
+  const saved = await savedDevice();
+  if (saved && (saved.codeKey || !withCode)) return saved;
+  flash(t(withCode ? "paycode_on" : "device_needed"));
   const keys = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"]);
   const jwk = await crypto.subtle.exportKey("jwk", keys.publicKey);
   const publicKey = { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y };
   const device = await api("POST", "/v1/wallet/devices", token, { name: navigator.userAgent.slice(0, 80) || "browser", public_key: publicKey, pin }, newKey());
-  const entry = { id: device.id, keys };
-  await idbPut(slot, entry);
+  // The code secret is shown this once: it lives on as a key that cannot be read back.
+  const entry = { id: device.id, keys, codeKey: await importCodeSecret(device.code_secret) };
+  await idbPut(`device:${localStorage.getItem("pocket.customer")}`, entry);
   return entry;
+}
+
+// ---- the payment code shown at a till (made on the phone, also offline) --------------------------------
+
+let codeTimer = null;
+
+async function showPayCode() {
+  showError($("paycode-error"), null);
+  try {
+    let device = await savedDevice();
+    if (!device || !device.codeKey) {
+      device = await askPin(t("paycode_pin"), (pin) => deviceKey(pin, true));
+      if (!device) return;
+    }
+    $("paycode").classList.remove("hidden");
+    $("paycode-show").classList.add("hidden");
+    let shown = null;
+    const tick = async () => {
+      const now = Date.now();
+      const step = stepOf(now);
+      if (step !== shown) {
+        shown = step;
+        drawCode(await codeAt(device.codeKey, step), $("paycode-qr"), $("paycode-bar"), $("paycode-digits"));
+      }
+      $("paycode-left").textContent = t("paycode_left", { s: Math.ceil(((step + 1) * STEP_MS - now) / 1000) });
+    };
+    await tick();
+    clearInterval(codeTimer);
+    codeTimer = setInterval(() => tick().catch(() => {}), 1000);
+  } catch (e) {
+    showError($("paycode-error"), e);
+  }
+}
+
+function hidePayCode() {
+  clearInterval(codeTimer);
+  codeTimer = null;
+  $("paycode").classList.add("hidden");
+  $("paycode-show").classList.remove("hidden");
 }
 
 async function sign(privateKey, message) {
@@ -469,6 +522,13 @@ async function listen() {
     for (const type of ["payment.created", "payment.authorized", "payment.succeeded", "payment.declined", "payment.expired", "payment.canceled", "refund.succeeded"]) {
       stream.addEventListener(type, changed);
     }
+    // A code shown at a till was charged: the receipt replaces the code.
+    stream.addEventListener("payment.succeeded", (ev) => {
+      if (!codeTimer) return;
+      const p = JSON.parse(ev.data).data.object;
+      hidePayCode();
+      showReceipt(p);
+    });
     // Operations the bank answers later arrive here too.
     const moved = () => Promise.all([refresh(), refreshCards()]).catch(() => {});
     for (const type of ["topup.succeeded", "topup.failed", "withdrawal.succeeded", "withdrawal.failed"]) {
@@ -635,6 +695,8 @@ document.addEventListener("DOMContentLoaded", async () => {
   for (const b of document.querySelectorAll("[data-tab]")) b.addEventListener("click", () => show(b.dataset.tab));
   $("link-form").addEventListener("submit", (ev) => { ev.preventDefault(); openLink($("link").value); });
   $("scan").addEventListener("click", scan);
+  $("paycode-show").addEventListener("click", showPayCode);
+  $("paycode-hide").addEventListener("click", hidePayCode);
   $("topup-form").addEventListener("submit", topup);
   $("card-form").addEventListener("submit", bindCard);
   $("move-form").addEventListener("submit", moveMoney);
