@@ -146,6 +146,17 @@ fn benches(c: &mut Criterion) {
             )
         })
     });
+    // What the code directory pays per active device and step (three steps at each
+    // rebuild): a device's secret and one code.
+    c.bench_function("code: device secret + one code", |b| {
+        b.iter(|| {
+            let secret = pocket_core::code::device_secret(
+                &[7u8; 32],
+                black_box("dev_AAAAAAAAAAAAAAAAAAAAAAAA"),
+            );
+            pocket_core::code::code_at(&secret, black_box(60_000_000))
+        })
+    });
 }
 
 criterion_group!(core, benches);

@@ -1,29 +1,37 @@
 //! Customer-presented payment codes, before the store: which active device shows a code
-//! now (the code directory), and how many wrong codes one merchant may try (the bound on
-//! guessing). The store then charges the code at commit: its window, its device still
+//! now (the code directory), and how many unknown codes one merchant may try (the bound
+//! on guessing). The store then charges the code at commit: its window, its device still
 //! active, single use (`pocket_store` `ops::codes`).
 //!
 //! A code carries no device number (`pocket_core::code`), so the directory computes the
 //! codes every active device shows in the accepted steps — the previous, the current and
-//! the next — and finds a code by a hash look-up. It is per node and rebuilt from the
-//! database at every step (30 s), which also drops revoked devices; a code it does not
-//! know makes it read the devices registered since its last read (on any node) first.
-//! Cost: three HMACs per active device per step, and about 100 bytes per device.
-//! Two devices showing the same 16 digits in the window (about 3·N²/10¹⁶) are both
-//! refused, never charged to the wrong one.
+//! the next — and finds a code by a hash look-up. It is per node. When a step begins it
+//! computes that step's next codes only (one HMAC per device, on a blocking thread: about
+//! 0.23 s per million devices, `cargo bench -p pocket-core -- code:`); every
+//! [`FULL_READ_STEPS`] steps it reads the active devices again (dropping revoked ones);
+//! a code it does not know makes it read the devices registered since (on any node)
+//! first. About 200 bytes per active device.
+//!
+//! Two devices showing the same 16 digits in the window (odds about 3·N²/10¹⁶ among N
+//! devices) are both refused. A device registered since the last read whose code equals
+//! a known device's would be found as the known one (odds about 3·N/10¹⁶ per new device);
+//! the commit then charges the known device's customer, as if that customer's code had
+//! been scanned.
 
 use crate::error::ApiError;
 use pocket_core::code::{self, PaymentCode, SKEW_STEPS, step_of};
 use pocket_core::{Error, ErrorKind};
 use pocket_store::{CodeCharge, Store};
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
-/// Devices read per query while rebuilding.
+/// Devices read per query.
 const PAGE: usize = 10_000;
-/// A look-up that misses re-reads this many registrations before the newest it has:
-/// on PostgreSQL, registrations on other nodes may commit out of their `seq` order.
+/// A look-up that misses re-reads this many registrations before the newest it has (a
+/// margin for registrations committed out of their `seq` order).
 const REREAD_SEQS: i64 = 256;
+/// Steps between full reads of the active devices (5 minutes).
+pub const FULL_READ_STEPS: i64 = 10;
 
 /// Which device shows which code, around one step.
 pub struct CodeDirectory {
@@ -31,43 +39,73 @@ pub struct CodeDirectory {
     inner: tokio::sync::Mutex<Codes>,
 }
 
+/// One step's codes: 16 digits → index into `devices`; `None` when shared.
+type StepCodes = HashMap<u64, Option<u32>>;
+
 #[derive(Default)]
 struct Codes {
-    /// The step the codes were computed around; `None` before the first look-up.
+    /// The newest step computed; `None` before the first look-up.
     step: Option<i64>,
-    /// The devices whose codes are in `by_digits`.
+    /// The step of the last full read.
+    full_read_step: i64,
+    /// Active devices as read: id and code secret.
+    devices: Arc<Vec<(String, [u8; 32])>>,
     known: HashSet<String>,
     /// The highest `seq` read.
     newest_seq: i64,
-    /// A code's 16 digits → its device and step; `None` when two devices share them.
-    by_digits: HashMap<u64, Option<CodeCharge>>,
+    by_step: BTreeMap<i64, StepCodes>,
+}
+
+fn step_codes(devices: &[(String, [u8; 32])], step: i64) -> StepCodes {
+    let mut codes = StepCodes::with_capacity(devices.len());
+    for (i, (_, secret)) in devices.iter().enumerate() {
+        let digits = code::digits_of(&code::code_at(secret, step));
+        let i = u32::try_from(i).unwrap_or(u32::MAX);
+        codes
+            .entry(digits)
+            .and_modify(|shared| *shared = None)
+            .or_insert(Some(i));
+    }
+    codes
 }
 
 impl Codes {
+    /// Adds a device (read since the last full read) to every computed step.
     fn add(&mut self, server_key: &[u8; 32], device_id: String) {
-        let Some(step) = self.step else { return };
         if !self.known.insert(device_id.clone()) {
             return;
         }
         let secret = code::device_secret(server_key, &device_id);
-        for s in step - SKEW_STEPS..=step + SKEW_STEPS {
-            let digits = code::digits_of(&code::code_at(&secret, s));
-            let charge = CodeCharge {
-                device_id: device_id.clone(),
-                step: s,
-            };
-            self.by_digits
+        let devices = Arc::make_mut(&mut self.devices);
+        let i = u32::try_from(devices.len()).unwrap_or(u32::MAX);
+        devices.push((device_id, secret));
+        for (step, codes) in &mut self.by_step {
+            let digits = code::digits_of(&code::code_at(&secret, *step));
+            codes
                 .entry(digits)
                 .and_modify(|shared| *shared = None)
-                .or_insert(Some(charge));
+                .or_insert(Some(i));
         }
     }
 
-    fn find(&self, code: &PaymentCode) -> Option<CodeCharge> {
-        self.by_digits
-            .get(&code::digits_of(code))
-            .cloned()
-            .flatten()
+    /// The one device showing `code` in the window around `step`.
+    fn find(&self, code: &PaymentCode, step: i64) -> Option<CodeCharge> {
+        let digits = code::digits_of(code);
+        let mut found = None;
+        for s in step - SKEW_STEPS..=step + SKEW_STEPS {
+            match self.by_step.get(&s).and_then(|c| c.get(&digits)) {
+                None => {}
+                Some(None) => return None,
+                Some(Some(_)) if found.is_some() => return None,
+                Some(Some(i)) => found = Some((*i, s)),
+            }
+        }
+        let (i, step) = found?;
+        let (device_id, _) = self.devices.get(i as usize)?;
+        Some(CodeCharge {
+            device_id: device_id.clone(),
+            step,
+        })
     }
 }
 
@@ -79,113 +117,177 @@ impl CodeDirectory {
         }
     }
 
-    /// The device showing `code` at `now_ms` and the step it was made for; `None` for
-    /// any code no active device shows in the window.
+    /// The device showing `code` now and the step it was made for; `None` for any code
+    /// no active device shows in the window.
     pub async fn find(
         &self,
         store: &dyn Store,
         code: &PaymentCode,
-        now_ms: i64,
     ) -> Result<Option<CodeCharge>, Error> {
-        let step = step_of(now_ms);
         let mut codes = self.inner.lock().await;
-        if codes.step != Some(step) {
-            *codes = Codes {
-                step: Some(step),
-                ..Codes::default()
-            };
-            self.read_since(store, &mut codes, i64::MIN).await?;
+        // Read after the lock: a look-up that waited never sends the directory back.
+        let step = step_of(store.now_ms());
+        if codes.step.is_none_or(|s| step > s) {
+            self.advance(store, &mut codes, step).await?;
         }
-        if let Some(hit) = codes.find(code) {
+        if let Some(hit) = codes.find(code, step) {
             return Ok(Some(hit));
         }
         let since = codes.newest_seq.saturating_sub(REREAD_SEQS);
         self.read_since(store, &mut codes, since).await?;
-        Ok(codes.find(code))
+        Ok(codes.find(code, step))
+    }
+
+    /// Moves the window to `step`: the steps it lacks are computed (all three after a
+    /// full read, one as time goes on), the ones it left are dropped.
+    async fn advance(&self, store: &dyn Store, codes: &mut Codes, step: i64) -> Result<(), Error> {
+        if codes.step.is_none() || step - codes.full_read_step >= FULL_READ_STEPS {
+            *codes = Codes {
+                full_read_step: step,
+                ..Codes::default()
+            };
+            let ids = self
+                .read_ids(store, i64::MIN, &mut codes.newest_seq)
+                .await?;
+            let key = self.server_key;
+            let devices = tokio::task::spawn_blocking(move || {
+                ids.into_iter()
+                    .map(|id| {
+                        let secret = code::device_secret(&key, &id);
+                        (id, secret)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .await
+            .map_err(|_| Error::internal())?;
+            codes.known = devices.iter().map(|(id, _)| id.clone()).collect();
+            codes.devices = Arc::new(devices);
+        }
+        codes.step = Some(step);
+        codes
+            .by_step
+            .retain(|s, _| (step - SKEW_STEPS..=step + SKEW_STEPS).contains(s));
+        for s in step - SKEW_STEPS..=step + SKEW_STEPS {
+            if codes.by_step.contains_key(&s) {
+                continue;
+            }
+            let devices = codes.devices.clone();
+            let computed = tokio::task::spawn_blocking(move || step_codes(&devices, s))
+                .await
+                .map_err(|_| Error::internal())?;
+            codes.by_step.insert(s, computed);
+        }
+        Ok(())
+    }
+
+    async fn read_ids(
+        &self,
+        store: &dyn Store,
+        mut after_seq: i64,
+        newest_seq: &mut i64,
+    ) -> Result<Vec<String>, Error> {
+        let mut ids = Vec::new();
+        loop {
+            let page = store.active_devices_since(after_seq, PAGE).await?;
+            let full = page.len() == PAGE;
+            for (seq, id) in page {
+                after_seq = seq;
+                *newest_seq = (*newest_seq).max(seq);
+                ids.push(id);
+            }
+            if !full {
+                return Ok(ids);
+            }
+        }
     }
 
     async fn read_since(
         &self,
         store: &dyn Store,
         codes: &mut Codes,
-        mut after_seq: i64,
+        after_seq: i64,
     ) -> Result<(), Error> {
-        loop {
-            let page = store.active_devices_since(after_seq, PAGE).await?;
-            let full = page.len() == PAGE;
-            for (seq, id) in page {
-                after_seq = seq;
-                codes.newest_seq = codes.newest_seq.max(seq);
-                codes.add(&self.server_key, id);
-            }
-            if !full {
-                return Ok(());
-            }
+        let mut newest = codes.newest_seq;
+        for id in self.read_ids(store, after_seq, &mut newest).await? {
+            codes.add(&self.server_key, id);
         }
+        codes.newest_seq = newest;
+        Ok(())
     }
 }
 
-/// Wrong payment codes one merchant may try per minute (`0`: no bound). With N active
-/// devices a guess hits one with odds of about 3·N/10¹⁶.
+/// Codes no device shows that one merchant may send per minute, counted per node (`0`:
+/// no bound). With N active devices a guess hits one with odds of about 3·N/10¹⁶.
 pub struct CodeGuesses {
     per_minute: u32,
-    /// Merchant → (minute, wrong codes in it).
-    wrong: Mutex<HashMap<String, (i64, u32)>>,
+    /// Merchant → (minute, codes counted in it).
+    counted: Mutex<HashMap<String, (i64, u32)>>,
 }
 
-/// Merchants whose counts are kept at once (older minutes are dropped first).
+/// Merchants whose counts are kept at once (older minutes are dropped first; beyond,
+/// codes are refused).
 const MAX_COUNTED_MERCHANTS: usize = 100_000;
 
 impl CodeGuesses {
     pub fn new(per_minute: u32) -> CodeGuesses {
         CodeGuesses {
             per_minute,
-            wrong: Mutex::new(HashMap::new()),
+            counted: Mutex::new(HashMap::new()),
         }
     }
 
-    /// `429 rate_limited` while the merchant has used up this minute's wrong codes:
-    /// then every code it sends is refused unread, right or wrong.
-    pub fn check(&self, merchant_id: &str, now_ms: i64) -> Result<(), ApiError> {
+    /// Counts a code about to be looked up, before it is: parallel look-ups cannot
+    /// all pass a count that none of them has raised yet. Over the bound, `429
+    /// rate_limited` until the minute ends, for every code, right or wrong. A code found
+    /// is given back by [`CodeGuesses::found`].
+    pub fn begin(&self, merchant_id: &str, now_ms: i64) -> Result<(), ApiError> {
         if self.per_minute == 0 {
             return Ok(());
         }
         let minute = now_ms.div_euclid(60_000);
-        let wrong = self.wrong.lock().unwrap_or_else(|p| p.into_inner());
-        match wrong.get(merchant_id) {
-            Some((m, n)) if *m == minute && *n >= self.per_minute => {
-                let wait_s = (minute + 1) * 60 - now_ms.div_euclid(1_000);
-                Err(ApiError(
-                    Error::new(
-                        ErrorKind::RateLimited,
-                        "rate_limited",
-                        "Too many wrong payment codes from this merchant; retry after the time in Retry-After.",
-                    )
-                    .with_retry_after(wait_s.max(1) as u64),
-                ))
+        let over = || {
+            let wait_s = (minute + 1) * 60 - now_ms.div_euclid(1_000);
+            ApiError(
+                Error::new(
+                    ErrorKind::RateLimited,
+                    "rate_limited",
+                    "Too many unknown payment codes from this merchant; retry after the time in Retry-After.",
+                )
+                .with_retry_after(wait_s.max(1) as u64),
+            )
+        };
+        let mut counted = self.counted.lock().unwrap_or_else(|p| p.into_inner());
+        if counted.len() >= MAX_COUNTED_MERCHANTS && !counted.contains_key(merchant_id) {
+            counted.retain(|_, (m, _)| *m == minute);
+            if counted.len() >= MAX_COUNTED_MERCHANTS {
+                return Err(over());
             }
-            _ => Ok(()),
         }
+        let entry = counted
+            .entry(merchant_id.to_string())
+            .or_insert((minute, 0));
+        if entry.0 != minute {
+            *entry = (minute, 0);
+        }
+        if entry.1 >= self.per_minute {
+            return Err(over());
+        }
+        entry.1 += 1;
+        Ok(())
     }
 
-    /// Counts a wrong code.
-    pub fn wrong(&self, merchant_id: &str, now_ms: i64) {
+    /// A code [`CodeGuesses::begin`] counted was found: it does not count.
+    pub fn found(&self, merchant_id: &str, now_ms: i64) {
         if self.per_minute == 0 {
             return;
         }
         let minute = now_ms.div_euclid(60_000);
-        let mut wrong = self.wrong.lock().unwrap_or_else(|p| p.into_inner());
-        if wrong.len() >= MAX_COUNTED_MERCHANTS && !wrong.contains_key(merchant_id) {
-            wrong.retain(|_, (m, _)| *m == minute);
-            if wrong.len() >= MAX_COUNTED_MERCHANTS {
-                return;
-            }
+        let mut counted = self.counted.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((m, n)) = counted.get_mut(merchant_id)
+            && *m == minute
+        {
+            *n = n.saturating_sub(1);
         }
-        let entry = wrong.entry(merchant_id.to_string()).or_insert((minute, 0));
-        if entry.0 != minute {
-            *entry = (minute, 0);
-        }
-        entry.1 = entry.1.saturating_add(1);
     }
 }
 
@@ -194,14 +296,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_merchant_is_stopped_after_its_wrong_codes_until_the_minute_ends() {
+    fn a_merchant_is_stopped_after_its_unknown_codes_until_the_minute_ends() {
         let g = CodeGuesses::new(3);
         let t = 1_800_000_000_000;
         for _ in 0..3 {
-            assert!(g.check("m", t).is_ok());
-            g.wrong("m", t);
+            assert!(g.begin("m", t).is_ok());
         }
-        let refused = g.check("m", t + 1).unwrap_err();
+        let refused = g.begin("m", t + 1).unwrap_err();
         assert_eq!(refused.0.code, "rate_limited");
         assert!(
             refused
@@ -210,38 +311,69 @@ mod tests {
                 .is_some_and(|s| (1..=60).contains(&s))
         );
         assert!(
-            g.check("other", t).is_ok(),
+            g.begin("other", t).is_ok(),
             "another merchant is not stopped"
         );
+        // A found code is given back.
+        g.found("m", t);
+        assert!(g.begin("m", t).is_ok());
+        assert!(g.begin("m", t).is_err());
         assert!(
-            g.check("m", t + 60_000).is_ok(),
+            g.begin("m", t + 60_000).is_ok(),
             "a new minute starts afresh"
         );
-        assert!(CodeGuesses::new(0).check("m", t).is_ok());
+        assert!(CodeGuesses::new(0).begin("m", t).is_ok());
+    }
+
+    fn directory(ids: &[&str], step: i64) -> Codes {
+        let mut codes = Codes {
+            step: Some(step),
+            ..Codes::default()
+        };
+        for s in step - 1..=step + 1 {
+            codes.by_step.insert(s, StepCodes::new());
+        }
+        for id in ids {
+            codes.add(&[1u8; 32], id.to_string());
+        }
+        codes
     }
 
     #[test]
-    fn two_devices_sharing_digits_are_both_refused() {
-        let mut codes = Codes {
-            step: Some(10),
-            ..Codes::default()
-        };
-        codes.add(&[1u8; 32], "dev_a".into());
+    fn a_code_is_found_in_its_window_and_only_there() {
+        let codes = directory(&["dev_a", "dev_b"], 10);
+        let secret = code::device_secret(&[1u8; 32], "dev_b");
+        for s in 9..=11 {
+            assert_eq!(
+                codes.find(&code::code_at(&secret, s), 10),
+                Some(CodeCharge {
+                    device_id: "dev_b".into(),
+                    step: s
+                })
+            );
+        }
+        assert_eq!(codes.find(&code::code_at(&secret, 12), 10), None);
+        assert_eq!(codes.find(&code::code_at(&secret, 8), 10), None);
+        // The same devices computed in bulk give the same answers.
+        let bulk = step_codes(&codes.devices, 11);
+        assert_eq!(bulk, codes.by_step[&11]);
+    }
+
+    #[test]
+    fn digits_two_devices_share_are_refused_for_both() {
+        let mut codes = directory(&["dev_a"], 10);
         let secret = code::device_secret(&[1u8; 32], "dev_a");
         let shown = code::code_at(&secret, 11);
-        assert_eq!(
-            codes.find(&shown),
-            Some(CodeCharge {
-                device_id: "dev_a".into(),
-                step: 11
-            })
-        );
-        assert_eq!(
-            codes.find(&code::code_at(&secret, 12)),
-            None,
-            "outside the window"
-        );
-        codes.by_digits.insert(code::digits_of(&shown), None);
-        assert_eq!(codes.find(&shown), None);
+        codes
+            .by_step
+            .get_mut(&11)
+            .unwrap()
+            .insert(code::digits_of(&shown), None);
+        assert_eq!(codes.find(&shown, 10), None);
+        // The same digits in two steps (two devices) are refused too.
+        let mut codes = directory(&["dev_a"], 10);
+        let digits = code::digits_of(&shown);
+        codes.by_step.get_mut(&9).unwrap().insert(digits, Some(0));
+        assert_eq!(codes.find(&shown, 10), None);
     }
 }

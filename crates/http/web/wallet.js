@@ -66,6 +66,16 @@ async function submitAuth(ev) {
 }
 
 async function signOut() {
+  // A signed-out phone shows no payment codes: its device is revoked and forgotten.
+  const customer = localStorage.getItem("pocket.customer");
+  if (customer) {
+    const saved = await idbGet(`device:${customer}`).catch(() => null);
+    if (saved) {
+      try { await api("DELETE", `/v1/wallet/devices/${saved.id}`, token); } catch { /* offline: revoke it from another session */ }
+      await idbDelete(`device:${customer}`).catch(() => {});
+    }
+    localStorage.removeItem("pocket.customer");
+  }
   try { await api("DELETE", "/v1/wallet/sessions/current", token); } catch { /* already gone */ }
   sessionStorage.removeItem("pocket.token");
   token = null;
@@ -126,6 +136,8 @@ async function refresh() {
     api("GET", "/v1/wallet/me", token),
     api("GET", "/v1/wallet/payments?status=pending&limit=100", token),
   ]);
+  // Whose device entry this phone may use when it is offline.
+  localStorage.setItem("pocket.customer", me.id);
   $("me-name").textContent = me.name;
   $("me-phone").textContent = me.phone;
   const [first, ...others] = me.balances.length ? me.balances : [];
@@ -419,6 +431,16 @@ async function idbGet(key) {
   });
 }
 
+async function idbDelete(key) {
+  const db = await idb();
+  return new Promise((resolve, reject) => {
+    const tx = db.transaction("keys", "readwrite");
+    tx.objectStore("keys").delete(key);
+    tx.oncomplete = () => resolve();
+    tx.onerror = () => reject(tx.error);
+  });
+}
+
 async function idbPut(key, value) {
   const db = await idb();
   return new Promise((resolve, reject) => {
@@ -433,12 +455,18 @@ async function idbPut(key, value) {
  *  active: `{ id, keys, codeKey }` (`codeKey` is missing on devices registered before
  *  payment codes). Offline, the entry kept on the phone. */
 async function savedDevice() {
-  const me = await api("GET", "/v1/wallet/me", token).catch(() => null);
+  let me = null;
+  try {
+    me = await api("GET", "/v1/wallet/me", token);
+  } catch (e) {
+    if (e instanceof ApiError) throw e; // the server answered: not offline
+  }
   const customer = me ? me.id : localStorage.getItem("pocket.customer");
   if (!customer) return null;
-  if (me) localStorage.setItem("pocket.customer", me.id);
+  localStorage.setItem("pocket.customer", customer);
   const saved = await idbGet(`device:${customer}`);
-  if (!saved || !me) return saved || null;
+  if (!saved || (saved.customer && saved.customer !== customer)) return null;
+  if (!me) return saved;
   const devices = await api("GET", "/v1/wallet/devices", token);
   return devices.data.some((d) => d.id === saved.id && !d.revoked_at) ? saved : null;
 }
@@ -448,20 +476,25 @@ async function savedDevice() {
 async function deviceKey(pin, withCode = false) {
   const saved = await savedDevice();
   if (saved && (saved.codeKey || !withCode)) return saved;
+  const customer = localStorage.getItem("pocket.customer");
   flash(t(withCode ? "paycode_on" : "device_needed"));
   const keys = await crypto.subtle.generateKey({ name: "ECDSA", namedCurve: "P-256" }, false, ["sign", "verify"]);
   const jwk = await crypto.subtle.exportKey("jwk", keys.publicKey);
   const publicKey = { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y };
   const device = await api("POST", "/v1/wallet/devices", token, { name: navigator.userAgent.slice(0, 80) || "browser", public_key: publicKey, pin }, newKey());
   // The code secret is shown this once: it lives on as a key that cannot be read back.
-  const entry = { id: device.id, keys, codeKey: await importCodeSecret(device.code_secret) };
-  await idbPut(`device:${localStorage.getItem("pocket.customer")}`, entry);
+  const entry = { id: device.id, customer, keys, codeKey: await importCodeSecret(device.code_secret) };
+  await idbPut(`device:${customer}`, entry);
+  // An older entry without a code secret is replaced: its device is revoked, so a
+  // wallet's devices do not pile up to the limit.
+  if (saved) await api("DELETE", `/v1/wallet/devices/${saved.id}`, token).catch(() => {});
   return entry;
 }
 
 // ---- the payment code shown at a till (made on the phone, also offline) --------------------------------
 
 let codeTimer = null;
+let codeShownAt = 0;
 
 async function showPayCode() {
   showError($("paycode-error"), null);
@@ -473,6 +506,7 @@ async function showPayCode() {
     }
     $("paycode").classList.remove("hidden");
     $("paycode-show").classList.add("hidden");
+    codeShownAt = Date.now();
     let shown = null;
     const tick = async () => {
       const now = Date.now();
@@ -526,6 +560,9 @@ async function listen() {
     stream.addEventListener("payment.succeeded", (ev) => {
       if (!codeTimer) return;
       const p = JSON.parse(ev.data).data.object;
+      // Only a payment made while the code was shown (a minute's leeway for the phone's
+      // clock), not one paid from the sheet.
+      if (new Date(p.created_at).getTime() < codeShownAt - 60_000 || sheetPayment?.id === p.id) return;
       hidePayCode();
       showReceipt(p);
     });

@@ -273,6 +273,41 @@ async fn bad_code_requests_change_nothing() {
 }
 
 #[tokio::test]
+async fn a_live_code_and_an_unknown_one_get_the_same_answer_to_a_bad_request() {
+    let s = Server::start().await;
+    let (_, sk) = s.merchant("Till").await;
+    let (_, token) = s.customer("+8613800000110", 10_000).await;
+    let (_, secret) = device(&s, &token).await;
+    let step = step_with_margin(5_000).await;
+    let live = code(&secret, step);
+    let unknown = "280000000000000001";
+    let bad_requests = [
+        json!({"amount": 100, "currency": "CNY", "expires_in": 100_000}),
+        json!({"amount": 100_000_000_000i64, "currency": "CNY"}),
+        json!({"amount": 100, "currency": "CNY", "items": [{"sku": "nothing", "quantity": 1}]}),
+    ];
+    for body in bad_requests {
+        let answer = |c: &str| {
+            let mut b = body.clone();
+            b["payment_code"] = json!(c);
+            b
+        };
+        let a = s.post("/v1/payments", &sk, answer(&live)).await;
+        let b = s.post("/v1/payments", &sk, answer(unknown)).await;
+        assert_eq!(
+            (a.status, a.code()),
+            (b.status, b.code()),
+            "{body}: {} / {}",
+            a.text,
+            b.text
+        );
+        assert_ne!(a.status, 201);
+    }
+    // The live code was neither used nor spent by those.
+    assert_eq!(charge(&s, &sk, &live, 100).await.status, 201);
+}
+
+#[tokio::test]
 async fn ten_thousand_random_codes_are_all_refused() {
     let s = Arc::new(
         Server::start_options(Options {
@@ -332,13 +367,15 @@ async fn ten_thousand_random_codes_are_all_refused() {
 }
 
 #[tokio::test]
-async fn guessing_is_bounded_per_merchant_by_the_wrong_code_limit() {
-    let s = Server::start_options(Options {
-        args: vec!["--sandbox".into()],
-        env: vec![("POCKET_CODE_FAILURES_PER_MINUTE".into(), "20".into())],
-        ..Options::default()
-    })
-    .await;
+async fn guessing_is_bounded_per_merchant_by_the_unknown_code_limit() {
+    let s = Arc::new(
+        Server::start_options(Options {
+            args: vec!["--sandbox".into()],
+            env: vec![("POCKET_CODE_FAILURES_PER_MINUTE".into(), "20".into())],
+            ..Options::default()
+        })
+        .await,
+    );
     let (_, sk) = s.merchant("Guesser").await;
     let (_, other_sk) = s.merchant("Honest").await;
     let (_, token) = s.customer("+8613800000108", 10_000).await;
@@ -348,22 +385,27 @@ async fn guessing_is_bounded_per_merchant_by_the_wrong_code_limit() {
     if left < 10_000 {
         tokio::time::sleep(Duration::from_millis(left as u64 + 10)).await;
     }
-    let mut answers = Vec::new();
-    for i in 0..30u64 {
-        let r = charge(&s, &sk, &format!("28{:016}", 1_000_000 + i), 100).await;
-        answers.push((
-            r.status.as_u16(),
-            r.code().to_string(),
-            r.headers.get("retry-after").is_some(),
-        ));
-    }
-    assert!(answers[..20].iter().all(|a| a.0 == 400), "{answers:?}");
-    assert!(
-        answers[20..]
-            .iter()
-            .all(|a| a.0 == 429 && a.1 == "rate_limited" && a.2),
-        "{answers:?}"
-    );
+    // 40 guesses at once: each is counted before it is looked up, so exactly 20 are
+    // looked at and the rest refused unread.
+    let answers = all(40, |i| {
+        let s = s.clone();
+        let sk = sk.clone();
+        async move {
+            let r = charge(&s, &sk, &format!("28{:016}", 1_000_000 + i), 100).await;
+            (
+                r.status.as_u16(),
+                r.code().to_string(),
+                r.headers.get("retry-after").is_some(),
+            )
+        }
+    })
+    .await;
+    let looked_at = answers.iter().filter(|a| a.0 == 400).count();
+    let refused = answers
+        .iter()
+        .filter(|a| a.0 == 429 && a.1 == "rate_limited" && a.2)
+        .count();
+    assert_eq!((looked_at, refused), (20, 20), "{answers:?}");
     // Once over, even the right code is refused unread: guessing cannot continue.
     let step = step_of(now_ms());
     let right = charge(&s, &sk, &code(&secret, step), 100).await;

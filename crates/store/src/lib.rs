@@ -45,9 +45,11 @@ pub struct NewPayment {
     pub amount: Option<i64>,
     /// A `cus_` id or an E.164 phone number.
     pub customer: Option<String>,
-    /// Instead of `customer`: the payment code the customer showed, resolved to its
-    /// device; charged (window, device, single use) inside the creating transaction.
-    pub code: Option<CodeCharge>,
+    /// Instead of `customer`: the payment code the customer showed, as the code
+    /// directory resolved it; charged (window, device, single use) inside the creating
+    /// transaction, after every other check, so that no answer tells a known code from
+    /// an unknown one.
+    pub code: Option<ShownCode>,
     pub description: Option<String>,
     pub metadata: BTreeMap<String, String>,
     pub expires_in_seconds: Option<i64>,
@@ -65,6 +67,13 @@ pub struct NewPayment {
 pub struct CodeCharge {
     pub device_id: String,
     pub step: i64,
+}
+
+/// A payment code sent by a merchant: shown by a device, or by none.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ShownCode {
+    Device(CodeCharge),
+    Unknown,
 }
 
 #[derive(Clone, Debug)]

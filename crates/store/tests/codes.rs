@@ -11,7 +11,7 @@ use pocket_core::lockout::LockRule;
 use pocket_core::payment::{Payment, Proof, Status};
 use pocket_store::model::PinAttempt;
 use pocket_store::testing::{fresh, new_payment};
-use pocket_store::{CodeCharge, NewPayment};
+use pocket_store::{CodeCharge, NewPayment, ShownCode};
 use world::{World, world};
 
 impl World {
@@ -40,10 +40,10 @@ impl World {
     /// Charges the code `device` shows at `step` for `amount`.
     async fn charge(&self, device: &str, step: i64, amount: i64) -> Result<Payment, &'static str> {
         let new = NewPayment {
-            code: Some(CodeCharge {
+            code: Some(ShownCode::Device(CodeCharge {
                 device_id: device.into(),
                 step,
-            }),
+            })),
             ..new_payment(&self.merchant, amount)
         };
         self.store
@@ -172,6 +172,12 @@ async fn a_revoked_devices_codes_are_refused() {
         w.charge("dev_unknown", s, 100).await.unwrap_err(),
         "payment_code_invalid"
     );
+    let unknown = NewPayment {
+        code: Some(ShownCode::Unknown),
+        ..new_payment(&w.merchant, 100)
+    };
+    let refused = w.store.create_payment(unknown, None).await.unwrap_err();
+    assert_eq!(refused.code, "payment_code_invalid");
     assert_eq!(w.wallet().await, 10_000);
 }
 

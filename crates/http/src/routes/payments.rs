@@ -14,12 +14,12 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use pocket_core::code::{PaymentCode, code_invalid};
+use pocket_core::code::PaymentCode;
 use pocket_core::payment::{CaptureMethod, Payment};
 use pocket_core::pricing::CartLine;
 use pocket_core::{Currency, Error, money};
 use pocket_store::model::{Page, Refund};
-use pocket_store::{CodeCharge, NewPayment, PaymentOwner};
+use pocket_store::{NewPayment, PaymentOwner, ShownCode};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
@@ -128,23 +128,26 @@ pub async fn create(
     Ok(respond(written, StatusCode::CREATED))
 }
 
-/// The device showing `code`, unless this merchant has sent too many wrong codes; a
-/// code no active device shows is `400 payment_code_invalid` and counts as wrong. (A
-/// code the store then refuses — used, revoked since, too old at commit — was a real
-/// code: it does not count, so a double scan never holds up a merchant's tills.)
+/// The device showing `code`, unless this merchant has sent too many codes no device
+/// shows (`429`). A code no device shows counts against that bound and goes on to the
+/// store as unknown, which refuses it (`400 payment_code_invalid`) where it refuses a
+/// used or expired one: after every other check of the request, so no other answer
+/// tells a live code from a dead one. (A code found here and refused at commit — used,
+/// revoked since, too old — does not count: a double scan never holds up a till.)
 async fn resolve_code(
     state: &AppState,
     merchant_id: &str,
     code: &PaymentCode,
-) -> ApiResult<CodeCharge> {
-    let now = state.store.now_ms();
-    state.code_guesses.check(merchant_id, now)?;
-    match state.codes.find(state.store.as_ref(), code, now).await? {
-        Some(charge) => Ok(charge),
-        None => {
-            state.code_guesses.wrong(merchant_id, now);
-            Err(code_invalid().into())
+) -> ApiResult<ShownCode> {
+    state
+        .code_guesses
+        .begin(merchant_id, state.store.now_ms())?;
+    match state.codes.find(state.store.as_ref(), code).await? {
+        Some(charge) => {
+            state.code_guesses.found(merchant_id, state.store.now_ms());
+            Ok(ShownCode::Device(charge))
         }
+        None => Ok(ShownCode::Unknown),
     }
 }
 

@@ -4,7 +4,7 @@
 //! directory (the codes are derived from a secret this crate never sees).
 
 use super::Db;
-use crate::CodeCharge;
+use crate::ShownCode;
 use crate::sql::{Conn, Optional, params};
 use pocket_core::Error;
 use pocket_core::code::{SKEW_STEPS, code_invalid, in_window};
@@ -33,9 +33,12 @@ pub(crate) fn active_devices_since(
 pub(crate) fn claim(
     conn: &Conn,
     now: i64,
-    code: &CodeCharge,
+    code: &ShownCode,
     payment_id: &str,
 ) -> Result<String, Error> {
+    let ShownCode::Device(code) = code else {
+        return Err(code_invalid());
+    };
     if !in_window(code.step, now) {
         return Err(code_invalid());
     }
