@@ -227,6 +227,45 @@ async fn above_the_small_tier_the_payment_waits_in_the_wallet() {
 }
 
 #[tokio::test]
+async fn a_rule_applies_to_a_code_payment_at_once() {
+    let s = Server::start().await;
+    let (_, sk) = s.merchant("Till").await;
+    let (_, token) = s.customer("+8613800000111", 10_000).await;
+    let (_, secret) = device(&s, &token).await;
+    for (name, when, action) in [
+        ("pin at 7.77", "payment.amount == 777", "require_pin"),
+        (
+            "no 6.66",
+            "payment.amount == 666 && customer.spent_today >= 0",
+            "block",
+        ),
+    ] {
+        let r = s
+            .post(
+                "/v1/admin/rules",
+                common::ADMIN_KEY,
+                json!({"name": name, "when": when, "action": action}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let step = step_with_margin(5_000).await;
+    // A raised proof: pending in the wallet, and the merchant's copy says why.
+    let r = charge(&s, &sk, &code(&secret, step), 777).await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["status"], "pending");
+    assert_eq!(r.body["policy"]["authentication"], "pin");
+    assert_eq!(r.body["policy"]["rule"], "pin at 7.77");
+    // A block (by a rule reading the customer): refused, nothing written, the code unused.
+    charge(&s, &sk, &code(&secret, step - 1), 666)
+        .await
+        .assert_error(402, "payment_blocked");
+    let paid = charge(&s, &sk, &code(&secret, step - 1), 100).await;
+    assert_eq!(paid.body["status"], "succeeded", "{}", paid.text);
+    assert_eq!(s.wallet_balance(&token, "CNY").await, 10_000 - 100);
+}
+
+#[tokio::test]
 async fn bad_code_requests_change_nothing() {
     let s = Server::start().await;
     let (_, sk) = s.merchant("Till").await;

@@ -218,8 +218,13 @@ pub(crate) fn create(
         capture_within_seconds,
     };
     // The rules that read only the payment apply now; all of them, and the daily
-    // limit, again when it is confirmed.
-    let raised = risk.screen_new(conn, &p)?;
+    // limit, again when it is confirmed. A payer who showed a payment code is known
+    // now: every rule and the limit apply at once, so the stored policy (and the
+    // `payment.created` event) already asks for the proof the rules want.
+    let raised = match (&new.code, &p.customer) {
+        (Some(_), Some(payer)) => risk.screen(conn, now, &p, payer)?,
+        _ => risk.screen_new(conn, &p)?,
+    };
     raise(&mut p, raised);
     let items_json = serde_json::to_string(&p.items).map_err(|_| Error::internal())?;
     let metadata_json = serde_json::to_string(&p.metadata).map_err(|_| Error::internal())?;
