@@ -420,6 +420,35 @@ test("the wallet is installable and opens without a network", async () => {
   await page.context().setOffline(false);
 });
 
+test("the payment code is made on the phone without a network and charged once it is back", async () => {
+  const sk = await merchant(url, "Night Market", PRODUCTS);
+  const c = await customer(url, "+8613900001120", 10_000);
+  const wallet = await phone(b);
+  await walletSignIn(wallet, url, c);
+  await wallet.evaluate(() => navigator.serviceWorker.ready);
+  // Turned on once, online (the PIN registers the phone and brings its code secret).
+  await walletTab(wallet, "pay");
+  await wallet.locator("#paycode-show").click();
+  await enterPin(wallet, c.pin);
+  await wallet.locator("#paycode-qr").waitFor({ state: "visible" });
+  // No network: the app opens from its kept shell and still shows a code.
+  await wallet.context().setOffline(true);
+  await wallet.reload();
+  await wallet.locator('#live[data-i18n="offline"]').waitFor();
+  await walletTab(wallet, "pay");
+  await wallet.locator("#paycode-show").click();
+  const qr = wallet.locator("#paycode-qr");
+  await qr.waitFor({ state: "visible" });
+  await wallet.waitForFunction(() => document.getElementById("paycode-qr").naturalWidth > 0);
+  const code = await decodeQr(qr);
+  assert.match(code, /^28\d{16}$/);
+  await screenshot(wallet, "wallet-code-offline");
+  await wallet.context().setOffline(false);
+  // The till (online) charges the code the phone made offline.
+  const paid = await call(url, "POST", "/v1/payments", sk, { currency: "CNY", amount: 1299, payment_code: code });
+  assert.equal(paid.status, "succeeded");
+});
+
 test("a request that opens the sheet by itself is not paid by a key pressed in that moment", async () => {
   const sk = await merchant(url, "Surprise Shop", PRODUCTS);
   const c = await customer(url, "+8613900001110", 10_000);

@@ -716,6 +716,9 @@ async function start() {
     await refresh();
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) { sessionStorage.removeItem("pocket.token"); location.reload(); return; }
+    // No network: the kept shell, which can still show the payment code; the "online"
+    // handler refreshes and listens when the network is back.
+    if (!(e instanceof ApiError)) { setLive("offline"); return; }
     throw e;
   }
   listen();
