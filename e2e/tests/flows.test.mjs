@@ -358,3 +358,23 @@ test("the wallet's payment code, read back from its QR, is charged once at the c
   await wallet.locator("#paycode-qr").waitFor({ state: "visible" });
   assert.equal(await wallet.locator("#pin-dialog").isVisible(), false);
 });
+
+test("a phone whose clock is ten minutes fast still shows a code the till accepts", async () => {
+  const sk = await merchant(url, "Clock Shop", PRODUCTS);
+  const c = await customer(url, "+8613900000022", 10_000);
+  const wallet = await phone(b);
+  await wallet.addInitScript(() => {
+    const real = Date.now;
+    Date.now = () => real() + 10 * 60_000;
+  });
+  await walletSignIn(wallet, url, c);
+  await walletTab(wallet, "pay");
+  await wallet.locator("#paycode-show").click();
+  await enterPin(wallet, c.pin);
+  const qr = wallet.locator("#paycode-qr");
+  await qr.waitFor({ state: "visible" });
+  await wallet.waitForFunction(() => document.getElementById("paycode-qr").naturalWidth > 0);
+  const code = await decodeQr(qr);
+  const paid = await call(url, "POST", "/v1/payments", sk, { currency: "CNY", amount: 500, payment_code: code });
+  assert.equal(paid.status, "succeeded");
+});

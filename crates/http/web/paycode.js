@@ -17,6 +17,20 @@ export async function importCodeSecret(b64url) {
 
 export const stepOf = (ms) => Math.floor(ms / STEP_MS);
 
+/** How far the server's clock is ahead of the phone's (ms), from the `Date` of an
+ *  answer: codes follow the server's time, so a phone set minutes off still shows codes
+ *  the till accepts. Within the header's one-second resolution, 0. */
+export async function serverClockOffset() {
+  const sent = Date.now();
+  const resp = await fetch("/healthz", { cache: "no-store" });
+  const received = Date.now();
+  const server = Date.parse(resp.headers.get("date") || "");
+  if (Number.isNaN(server)) return 0;
+  // `Date` has whole seconds: the server's time was within [server, server + 1000).
+  const offset = server + 500 - (sent + received) / 2;
+  return Math.abs(offset) < 2_000 ? 0 : Math.round(offset);
+}
+
 /** The code shown during `step`. */
 export async function codeAt(key, step) {
   const mac = new Uint8Array(await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(`pocket-code:v1:${step}`)));

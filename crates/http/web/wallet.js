@@ -9,7 +9,7 @@ import {
   api, ApiError, PageError, money, when, el, statusBadge, showError, newKey, tickCountdowns, paymentIdFrom, toMinor,
   itemsLine,
 } from "./common.js";
-import { importCodeSecret, codeAt, drawCode, stepOf, STEP_MS } from "./paycode.js";
+import { importCodeSecret, codeAt, drawCode, stepOf, STEP_MS, serverClockOffset } from "./paycode.js";
 
 const $ = (id) => document.getElementById(id);
 const HISTORY_PAGE = 20;
@@ -504,12 +504,18 @@ async function showPayCode() {
       device = await askPin(t("paycode_pin"), (pin) => deviceKey(pin, true));
       if (!device) return;
     }
+    // The server's time, learnt while online and kept for offline use.
+    let offset = Number(localStorage.getItem("pocket.clock_offset_ms")) || 0;
+    try {
+      offset = await serverClockOffset();
+      localStorage.setItem("pocket.clock_offset_ms", String(offset));
+    } catch { /* offline: the offset learnt last */ }
     $("paycode").classList.remove("hidden");
     $("paycode-show").classList.add("hidden");
     codeShownAt = Date.now();
     let shown = null;
     const tick = async () => {
-      const now = Date.now();
+      const now = Date.now() + offset;
       const step = stepOf(now);
       if (step !== shown) {
         shown = step;
