@@ -41,6 +41,30 @@ fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
+/// A server, a merchant's key, and a wallet with a registered device.
+struct Till {
+    s: Arc<Server>,
+    sk: String,
+    customer: String,
+    token: String,
+    device: String,
+    secret: Vec<u8>,
+}
+
+async fn till(s: Server, phone: &str, balance: i64) -> Till {
+    let (_, sk) = s.merchant("Till").await;
+    let (customer, token) = s.customer(phone, balance).await;
+    let (device_id, secret) = device(&s, &token).await;
+    Till {
+        s: Arc::new(s),
+        sk,
+        customer,
+        token,
+        device: device_id,
+        secret,
+    }
+}
+
 /// The current step, once at least `margin_ms` remain of it (so a test's codes keep
 /// their age relative to the server's clock while it runs).
 async fn step_with_margin(margin_ms: i64) -> i64 {
@@ -67,10 +91,14 @@ async fn charge(s: &Server, sk: &str, code: &str, amount: i64) -> common::Reply 
 
 #[tokio::test]
 async fn a_code_pays_the_small_tier_once_and_its_secret_is_shown_once() {
-    let s = Server::start().await;
-    let (_, sk) = s.merchant("Till").await;
-    let (customer, token) = s.customer("+8613800000101", 10_000).await;
-    let (device_id, secret) = device(&s, &token).await;
+    let Till {
+        s,
+        sk,
+        customer,
+        token,
+        device,
+        secret,
+    } = till(Server::start().await, "+8613800000101", 10_000).await;
     let step = step_with_margin(5_000).await;
     let shown = code(&secret, step);
     assert!(shown.starts_with("28") && shown.len() == 18);
@@ -89,7 +117,7 @@ async fn a_code_pays_the_small_tier_once_and_its_secret_is_shown_once() {
     // The secret is in the registration's answer only.
     let listed = s.get("/v1/wallet/devices", &token).await;
     assert!(!listed.text.contains("code_secret"), "{}", listed.text);
-    assert_eq!(listed.body["data"][0]["id"], device_id.as_str());
+    assert_eq!(listed.body["data"][0]["id"], device.as_str());
     s.assert_balanced().await;
 }
 
@@ -160,10 +188,14 @@ async fn the_same_code_sent_twice_at_once_makes_one_payment() {
 
 #[tokio::test]
 async fn one_step_old_works_two_steps_old_does_not() {
-    let s = Server::start().await;
-    let (_, sk) = s.merchant("Till").await;
-    let (_, token) = s.customer("+8613800000104", 10_000).await;
-    let (_, secret) = device(&s, &token).await;
+    let Till {
+        s,
+        sk,
+        customer: _,
+        token,
+        device: _,
+        secret,
+    } = till(Server::start().await, "+8613800000104", 10_000).await;
     let step = step_with_margin(5_000).await;
     let old = charge(&s, &sk, &code(&secret, step - 1), 100).await;
     assert_eq!(old.status, 201, "{}", old.text);
@@ -180,17 +212,21 @@ async fn one_step_old_works_two_steps_old_does_not() {
 
 #[tokio::test]
 async fn a_revoked_devices_codes_fail() {
-    let s = Server::start().await;
-    let (_, sk) = s.merchant("Till").await;
-    let (_, token) = s.customer("+8613800000105", 10_000).await;
-    let (device_id, secret) = device(&s, &token).await;
+    let Till {
+        s,
+        sk,
+        customer: _,
+        token,
+        device,
+        secret,
+    } = till(Server::start().await, "+8613800000105", 10_000).await;
     let step = step_with_margin(5_000).await;
     // Known to the directory first, so the refusal is the commit's.
     assert_eq!(charge(&s, &sk, &code(&secret, step), 100).await.status, 201);
     let r = s
         .call(
             Method::DELETE,
-            &format!("/v1/wallet/devices/{device_id}"),
+            &format!("/v1/wallet/devices/{device}"),
             Some(&token),
             None,
             None,
@@ -205,10 +241,14 @@ async fn a_revoked_devices_codes_fail() {
 
 #[tokio::test]
 async fn above_the_small_tier_the_payment_waits_in_the_wallet() {
-    let s = Server::start().await;
-    let (_, sk) = s.merchant("Till").await;
-    let (customer, token) = s.customer("+8613800000106", 100_000).await;
-    let (_, secret) = device(&s, &token).await;
+    let Till {
+        s,
+        sk,
+        customer,
+        token,
+        device: _,
+        secret,
+    } = till(Server::start().await, "+8613800000106", 100_000).await;
     let step = step_with_margin(5_000).await;
     let r = charge(&s, &sk, &code(&secret, step), 50_000).await;
     assert_eq!(r.status, 201, "{}", r.text);
@@ -228,10 +268,14 @@ async fn above_the_small_tier_the_payment_waits_in_the_wallet() {
 
 #[tokio::test]
 async fn a_rule_applies_to_a_code_payment_at_once() {
-    let s = Server::start().await;
-    let (_, sk) = s.merchant("Till").await;
-    let (_, token) = s.customer("+8613800000111", 10_000).await;
-    let (_, secret) = device(&s, &token).await;
+    let Till {
+        s,
+        sk,
+        customer: _,
+        token,
+        device: _,
+        secret,
+    } = till(Server::start().await, "+8613800000111", 10_000).await;
     for (name, when, action) in [
         ("pin at 7.77", "payment.amount == 777", "require_pin"),
         (
@@ -267,10 +311,14 @@ async fn a_rule_applies_to_a_code_payment_at_once() {
 
 #[tokio::test]
 async fn bad_code_requests_change_nothing() {
-    let s = Server::start().await;
-    let (_, sk) = s.merchant("Till").await;
-    let (customer, token) = s.customer("+8613800000107", 500).await;
-    let (_, secret) = device(&s, &token).await;
+    let Till {
+        s,
+        sk,
+        customer,
+        token: _,
+        device: _,
+        secret,
+    } = till(Server::start().await, "+8613800000107", 500).await;
     let step = step_with_margin(5_000).await;
     let shown = code(&secret, step);
     for bad in [
@@ -313,10 +361,14 @@ async fn bad_code_requests_change_nothing() {
 
 #[tokio::test]
 async fn a_live_code_and_an_unknown_one_get_the_same_answer_to_a_bad_request() {
-    let s = Server::start().await;
-    let (_, sk) = s.merchant("Till").await;
-    let (_, token) = s.customer("+8613800000110", 10_000).await;
-    let (_, secret) = device(&s, &token).await;
+    let Till {
+        s,
+        sk,
+        customer: _,
+        token: _,
+        device: _,
+        secret,
+    } = till(Server::start().await, "+8613800000110", 10_000).await;
     let step = step_with_margin(5_000).await;
     let live = code(&secret, step);
     let unknown = "280000000000000001";
@@ -456,10 +508,14 @@ async fn guessing_is_bounded_per_merchant_by_the_unknown_code_limit() {
 
 #[tokio::test]
 async fn nothing_stored_reveals_a_code_or_its_secret() {
-    let s = Server::start().await;
-    let (_, sk) = s.merchant("Till").await;
-    let (customer, token) = s.customer("+8613800000109", 10_000).await;
-    let (_, secret) = device(&s, &token).await;
+    let Till {
+        s,
+        sk,
+        customer,
+        token: _,
+        device: _,
+        secret,
+    } = till(Server::start().await, "+8613800000109", 10_000).await;
     let step = step_with_margin(5_000).await;
     let shown = code(&secret, step);
     let paid = charge(&s, &sk, &shown, 100).await;
