@@ -4,7 +4,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import {
   startServer, call, merchant, customer, browser, phone, screenshot, walletSignIn, consoleSignIn,
-  sellOne, enterPin, decodeQr, emvFields, crc16, walletTab, sheetFor, closeReceipt, consoleTab, desktop, ADMIN,
+  sellOne, enterPin, decodeQr, showPayCode, emvFields, crc16, walletTab, sheetFor, closeReceipt, consoleTab, desktop, ADMIN,
 } from "./helpers.mjs";
 
 let server, b, url;
@@ -324,13 +324,7 @@ test("the wallet's payment code, read back from its QR, is charged once at the c
   });
   assert.equal(vector, "284955836916290020");
   // Turning codes on registers this phone as a device (the PIN), once.
-  await walletTab(wallet, "pay");
-  await wallet.locator("#paycode-show").click();
-  await enterPin(wallet, c.pin);
-  const qr = wallet.locator("#paycode-qr");
-  await qr.waitFor({ state: "visible" });
-  await wallet.waitForFunction(() => document.getElementById("paycode-qr").naturalWidth > 0);
-  const code = await decodeQr(qr);
+  const code = await showPayCode(wallet, c.pin);
   assert.match(code, /^28\d{16}$/);
   assert.equal((await wallet.locator("#paycode-digits").textContent()).replace(/\s/g, ""), code);
   assert.ok(await wallet.evaluate(() => document.getElementById("paycode-bar").width > 100), "the barcode is drawn");
@@ -368,13 +362,7 @@ test("a phone whose clock is ten minutes fast still shows a code the till accept
     Date.now = () => real() + 10 * 60_000;
   });
   await walletSignIn(wallet, url, c);
-  await walletTab(wallet, "pay");
-  await wallet.locator("#paycode-show").click();
-  await enterPin(wallet, c.pin);
-  const qr = wallet.locator("#paycode-qr");
-  await qr.waitFor({ state: "visible" });
-  await wallet.waitForFunction(() => document.getElementById("paycode-qr").naturalWidth > 0);
-  const code = await decodeQr(qr);
+  const code = await showPayCode(wallet, c.pin);
   const paid = await call(url, "POST", "/v1/payments", sk, { currency: "CNY", amount: 500, payment_code: code });
   assert.equal(paid.status, "succeeded");
 });

@@ -195,6 +195,18 @@ export async function enterPin(page, pin) {
   await dialog.locator("#pin-ok").click();
 }
 
+/** Opens the wallet's Pay tab and shows its payment code (with `pin`: the first time on
+ *  this phone, which registers it); returns the code read back from the rendered QR. */
+export async function showPayCode(page, pin) {
+  await walletTab(page, "pay");
+  await page.locator("#paycode-show").click();
+  if (pin) await enterPin(page, pin);
+  const qr = page.locator("#paycode-qr");
+  await qr.waitFor({ state: "visible" });
+  await page.waitForFunction(() => document.getElementById("paycode-qr").naturalWidth > 0);
+  return decodeQr(qr);
+}
+
 /** Decodes the QR code shown by `locator` (an <img> of the server's SVG). */
 export async function decodeQr(locator) {
   const png = PNG.sync.read(await locator.screenshot());

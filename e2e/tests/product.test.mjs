@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import {
   startServer, call, merchant, customer, browser, phone, desktop, screenshot, walletSignIn, consoleSignIn,
-  sellOne, enterPin, decodeQr, walletTab, sheetFor, closeReceipt, axeViolations, englishWords, ADMIN, consoleTab,
+  sellOne, enterPin, decodeQr, showPayCode, walletTab, sheetFor, closeReceipt, axeViolations, englishWords, ADMIN, consoleTab,
 } from "./helpers.mjs";
 
 let server, plain, b, url;
@@ -427,20 +427,12 @@ test("the payment code is made on the phone without a network and charged once i
   await walletSignIn(wallet, url, c);
   await wallet.evaluate(() => navigator.serviceWorker.ready);
   // Turned on once, online (the PIN registers the phone and brings its code secret).
-  await walletTab(wallet, "pay");
-  await wallet.locator("#paycode-show").click();
-  await enterPin(wallet, c.pin);
-  await wallet.locator("#paycode-qr").waitFor({ state: "visible" });
+  await showPayCode(wallet, c.pin);
   // No network: the app opens from its kept shell and still shows a code.
   await wallet.context().setOffline(true);
   await wallet.reload();
   await wallet.locator('#live[data-i18n="offline"]').waitFor();
-  await walletTab(wallet, "pay");
-  await wallet.locator("#paycode-show").click();
-  const qr = wallet.locator("#paycode-qr");
-  await qr.waitFor({ state: "visible" });
-  await wallet.waitForFunction(() => document.getElementById("paycode-qr").naturalWidth > 0);
-  const code = await decodeQr(qr);
+  const code = await showPayCode(wallet);
   assert.match(code, /^28\d{16}$/);
   await screenshot(wallet, "wallet-code-offline");
   await wallet.context().setOffline(false);
