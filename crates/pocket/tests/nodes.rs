@@ -625,4 +625,25 @@ async fn a_payment_code_is_charged_once_across_nodes() {
         n[1].wallet_balance(&token, "CNY").await,
         100_000 - paid * 100
     );
+    // Revoked on node 0: node 1 still has the device in its directory, and its commit
+    // refuses the code.
+    let device = r.body["id"].as_str().unwrap();
+    let revoked = n[0]
+        .call(
+            Method::DELETE,
+            &format!("/v1/wallet/devices/{device}"),
+            Some(&token),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(revoked.status, 200, "{}", revoked.text);
+    let code = pocket_core::code::code_at(&secret, step - 1);
+    n[1].post(
+        "/v1/payments",
+        &sk,
+        json!({"currency": "CNY", "amount": 100, "payment_code": code.as_str()}),
+    )
+    .await
+    .assert_error(400, "payment_code_invalid");
 }
