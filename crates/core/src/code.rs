@@ -65,13 +65,6 @@ pub fn pays_at_once(authentication: Authentication) -> bool {
     authentication == Authentication::None
 }
 
-/// Whether a refused at-once confirm of a code payment leaves it pending for the
-/// wallet (it wants a proof the wallet can give) rather than refusing the charge (a
-/// block, a limit, too little money: the cashier is told, nothing is written).
-pub fn waits_for_wallet(refusal: &Error) -> bool {
-    matches!(refusal.code, "pin_required" | "device_signature_required")
-}
-
 /// The step of `now_ms`.
 pub fn step_of(now_ms: i64) -> i64 {
     now_ms.div_euclid(STEP_MS)
@@ -140,16 +133,10 @@ mod tests {
     }
 
     #[test]
-    fn only_a_tap_tier_is_paid_at_once_and_only_a_missing_proof_waits() {
+    fn only_a_tap_tier_is_paid_at_once() {
         assert!(pays_at_once(Authentication::None));
         assert!(!pays_at_once(Authentication::Pin));
         assert!(!pays_at_once(Authentication::PinAndDevice));
-        assert!(waits_for_wallet(&crate::payment::pin_required()));
-        assert!(waits_for_wallet(
-            &crate::payment::device_signature_required()
-        ));
-        assert!(!waits_for_wallet(&code_invalid()));
-        assert!(!waits_for_wallet(&crate::ledger::insufficient_funds()));
     }
 
     #[test]

@@ -257,30 +257,14 @@ pub(crate) fn create(
     ])
     .db()?;
     emit_for(conn, now, &p)?;
-    match (&p.customer, new.code) {
-        (Some(customer), Some(_)) if code::pays_at_once(p.policy.authentication) => {
-            pay_by_code(conn, now, p.clone(), customer, risk)
+    // A code in the `small` tier (after the screening above, which is the confirm's
+    // own) is paid now, as the wallet's confirm pays: a refusal (funds) refuses the
+    // charge and writes nothing.
+    match p.customer.clone() {
+        Some(payer) if new.code.is_some() && code::pays_at_once(p.policy.authentication) => {
+            pay(conn, now, p, &payer)
         }
         _ => Ok(p),
-    }
-}
-
-/// A payment code in the `small` tier is paid at once, in the creating transaction,
-/// through the same confirm as the wallet's (rules, limits, funds). A proof a rule
-/// raised leaves it pending for the wallet; any other refusal refuses the charge.
-fn pay_by_code(
-    conn: &Conn,
-    now: i64,
-    pending: Payment,
-    customer: &str,
-    risk: &Risk,
-) -> Result<Payment, Error> {
-    let tap = payment::Proof::default();
-    match confirm(conn, now, &pending.id, customer, tap, None, risk) {
-        Ok(Ok(paid)) => Ok(paid),
-        Ok(Err(refused)) => Err(refused),
-        Err(refused) if code::waits_for_wallet(&refused) => Ok(pending),
-        Err(refused) => Err(refused),
     }
 }
 
@@ -385,10 +369,17 @@ pub(crate) fn confirm(
             "This device key is not active; register the device again.",
         ));
     }
+    pay(conn, now, p, customer_id).map(Ok)
+}
+
+/// Moves a pending payment whose proof and rules were checked to `customer_id`: held
+/// for a manual capture, else paid (claimed, its transfer, the customer's figures and
+/// its event).
+fn pay(conn: &Conn, now: i64, mut p: Payment, customer_id: &str) -> Result<Payment, Error> {
     if p.capture == CaptureMethod::Manual {
         let held = authorize(conn, now, p, customer_id)?;
         risk::record(conn, now, customer_id, held.currency.code(), held.amount)?;
-        return Ok(Ok(held));
+        return Ok(held);
     }
     // Claim the payment: only one confirm can move it out of pending, and only
     // before its deadline, whatever else runs concurrently.
@@ -419,7 +410,7 @@ pub(crate) fn confirm(
     p.customer = Some(customer_id.to_string());
     p.completed_at = Some(now);
     emit_for(conn, now, &p)?;
-    Ok(Ok(p))
+    Ok(p)
 }
 
 /// A confirm of a manual-capture payment: the amount is reserved in the wallet
