@@ -31,7 +31,7 @@ const PAGE: usize = 10_000;
 /// margin for registrations committed out of their `seq` order).
 const REREAD_SEQS: i64 = 256;
 /// Steps between full reads of the active devices (5 minutes).
-pub const FULL_READ_STEPS: i64 = 10;
+const FULL_READ_STEPS: i64 = 10;
 
 /// Which device shows which code, around one step.
 pub struct CodeDirectory {
@@ -218,6 +218,8 @@ impl CodeDirectory {
 
 /// Codes no device shows that one merchant may send per minute, counted per node (`0`:
 /// no bound). With N active devices a guess hits one with odds of about 3·N/10¹⁶.
+/// A count per minute rather than `governor`'s buckets (`limits`, `pins`): a code is
+/// counted before its look-up and given back when found, which a bucket cannot do.
 pub struct CodeGuesses {
     per_minute: u32,
     /// Merchant → (minute, codes counted in it).

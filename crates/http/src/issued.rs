@@ -1,7 +1,7 @@
 //! Responses that carry a secret issued now — a merchant's secret key, a webhook
-//! endpoint's signing secret, a device's payment code secret — and merchant key rolls. Secrets are derived (from the
-//! idempotency record or the endpoint id), never stored, and the same function renders
-//! the first answer and every replay. Shared by the operator's and the merchant's
+//! endpoint's signing secret, a device's payment code secret — and merchant key rolls.
+//! Secrets are derived (from the idempotency record, or the endpoint's or the device's
+//! id), never stored, and the same function renders the first answer and every replay. Shared by the operator's and the merchant's
 //! routes, so neither calls the other.
 
 use crate::AppState;

@@ -139,12 +139,11 @@ async fn resolve_code(
     merchant_id: &str,
     code: &PaymentCode,
 ) -> ApiResult<ShownCode> {
-    state
-        .code_guesses
-        .begin(merchant_id, state.store.now_ms())?;
+    let now = state.store.now_ms();
+    state.code_guesses.begin(merchant_id, now)?;
     match state.codes.find(state.store.as_ref(), code).await? {
         Some(charge) => {
-            state.code_guesses.found(merchant_id, state.store.now_ms());
+            state.code_guesses.found(merchant_id, now);
             Ok(ShownCode::Device(charge))
         }
         None => Ok(ShownCode::Unknown),
