@@ -431,25 +431,19 @@ async function idbGet(key) {
   });
 }
 
-async function idbDelete(key) {
+/** Runs `change(store)` in a read-write transaction; resolves once it is committed. */
+async function idbWrite(change) {
   const db = await idb();
   return new Promise((resolve, reject) => {
     const tx = db.transaction("keys", "readwrite");
-    tx.objectStore("keys").delete(key);
+    change(tx.objectStore("keys"));
     tx.oncomplete = () => resolve();
     tx.onerror = () => reject(tx.error);
   });
 }
 
-async function idbPut(key, value) {
-  const db = await idb();
-  return new Promise((resolve, reject) => {
-    const tx = db.transaction("keys", "readwrite");
-    tx.objectStore("keys").put(value, key);
-    tx.oncomplete = () => resolve();
-    tx.onerror = () => reject(tx.error);
-  });
-}
+const idbPut = (key, value) => idbWrite((store) => store.put(value, key));
+const idbDelete = (key) => idbWrite((store) => store.delete(key));
 
 /** This device's entry for the signed-in customer, if it was registered and is still
  *  active: `{ id, keys, codeKey }` (`codeKey` is missing on devices registered before
@@ -465,8 +459,7 @@ async function savedDevice() {
   if (!customer) return null;
   localStorage.setItem("pocket.customer", customer);
   const saved = await idbGet(`device:${customer}`);
-  if (!saved || (saved.customer && saved.customer !== customer)) return null;
-  if (!me) return saved;
+  if (!saved || !me) return saved || null;
   const devices = await api("GET", "/v1/wallet/devices", token);
   return devices.data.some((d) => d.id === saved.id && !d.revoked_at) ? saved : null;
 }
@@ -483,7 +476,7 @@ async function deviceKey(pin, withCode = false) {
   const publicKey = { kty: jwk.kty, crv: jwk.crv, x: jwk.x, y: jwk.y };
   const device = await api("POST", "/v1/wallet/devices", token, { name: navigator.userAgent.slice(0, 80) || "browser", public_key: publicKey, pin }, newKey());
   // The code secret is shown this once: it lives on as a key that cannot be read back.
-  const entry = { id: device.id, customer, keys, codeKey: await importCodeSecret(device.code_secret) };
+  const entry = { id: device.id, keys, codeKey: await importCodeSecret(device.code_secret) };
   await idbPut(`device:${customer}`, entry);
   // An older entry without a code secret is replaced: its device is revoked, so a
   // wallet's devices do not pile up to the limit.
