@@ -17,23 +17,6 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A device registered for the wallet of `token`: `(id, code secret)`.
-async fn device(s: &Server, token: &str) -> (String, Vec<u8>) {
-    let r = s
-        .post(
-            "/v1/wallet/devices",
-            token,
-            json!({"name": "phone", "public_key": jwk(&new_key()), "pin": "123456"}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let secret = URL_SAFE_NO_PAD
-        .decode(r.body["code_secret"].as_str().expect("code_secret"))
-        .unwrap();
-    assert_eq!(secret.len(), 32);
-    (r.body["id"].as_str().unwrap().to_string(), secret)
-}
-
 fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -54,7 +37,7 @@ struct Till {
 async fn till(s: Server, phone: &str, balance: i64) -> Till {
     let (_, sk) = s.merchant("Till").await;
     let (customer, token) = s.customer(phone, balance).await;
-    let (device_id, secret) = device(&s, &token).await;
+    let (device_id, secret) = s.register_device(&token).await;
     Till {
         s: Arc::new(s),
         sk,
@@ -155,7 +138,7 @@ async fn the_same_code_sent_twice_at_once_makes_one_payment() {
     let s = Arc::new(Server::start().await);
     let (_, sk) = s.merchant("Till").await;
     let (_, token) = s.customer("+8613800000103", 100_000).await;
-    let (_, secret) = device(&s, &token).await;
+    let (_, secret) = s.register_device(&token).await;
     let step = step_with_margin(10_000).await;
     let mut paid = 0;
     // Ten codes (this step's and the next's, then earlier... all within the window),
@@ -223,15 +206,7 @@ async fn a_revoked_devices_codes_fail() {
     let step = step_with_margin(5_000).await;
     // Known to the directory first, so the refusal is the commit's.
     assert_eq!(charge(&s, &sk, &code(&secret, step), 100).await.status, 201);
-    let r = s
-        .call(
-            Method::DELETE,
-            &format!("/v1/wallet/devices/{device}"),
-            Some(&token),
-            None,
-            None,
-        )
-        .await;
+    let r = s.revoke_device(&token, &device).await;
     assert_eq!(r.status, 200, "{}", r.text);
     charge(&s, &sk, &code(&secret, step + 1), 100)
         .await
@@ -416,7 +391,7 @@ async fn ten_thousand_random_codes_are_all_refused() {
     let mut wallets = Vec::new();
     for i in 0..5 {
         let (_, token) = s.customer(&format!("+86138000002{i:02}"), 10_000).await;
-        device(&s, &token).await;
+        s.register_device(&token).await;
         wallets.push(token);
     }
     // Most in the codes' own range (28…), a tenth anywhere in 18 digits.
@@ -470,7 +445,7 @@ async fn guessing_is_bounded_per_merchant_by_the_unknown_code_limit() {
     let (_, sk) = s.merchant("Guesser").await;
     let (_, other_sk) = s.merchant("Honest").await;
     let (_, token) = s.customer("+8613800000108", 10_000).await;
-    let (_, secret) = device(&s, &token).await;
+    let (_, secret) = s.register_device(&token).await;
     // Clear of a minute's end, so all guesses count in one minute.
     let left = 60_000 - now_ms().rem_euclid(60_000);
     if left < 10_000 {

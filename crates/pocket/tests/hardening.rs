@@ -134,15 +134,7 @@ async fn large_payments_need_a_device_signature() {
     .await
     .assert_error(401, "invalid_signature");
     // Revoked: even a correct signature no longer confirms.
-    let r = s
-        .call(
-            Method::DELETE,
-            &format!("/v1/wallet/devices/{device}"),
-            Some(&token),
-            None,
-            None,
-        )
-        .await;
+    let r = s.revoke_device(&token, &device).await;
     assert!(r.body["revoked_at"].is_string());
     s.confirm(
         &token,

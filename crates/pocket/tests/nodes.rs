@@ -564,7 +564,6 @@ async fn a_daily_limit_holds_with_confirms_spread_over_two_nodes() {
 /// nodes at once is charged once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_payment_code_is_charged_once_across_nodes() {
-    use base64::Engine;
     let Some(n) = nodes(2).await else { return };
     let (_, sk) = n[0].merchant("M").await;
     let (_, token) = n[0].customer("+8613800010111", 100_000).await;
@@ -578,17 +577,7 @@ async fn a_payment_code_is_charged_once_across_nodes() {
         .await
         .assert_error(400, "payment_code_invalid");
     }
-    let r = n[0]
-        .post(
-            "/v1/wallet/devices",
-            &token,
-            json!({"name": "phone", "public_key": common::jwk(&common::new_key()), "pin": "123456"}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(r.body["code_secret"].as_str().unwrap())
-        .unwrap();
+    let (device, secret) = n[0].register_device(&token).await;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -627,16 +616,7 @@ async fn a_payment_code_is_charged_once_across_nodes() {
     );
     // Revoked on node 0: node 1 still has the device in its directory, and its commit
     // refuses the code.
-    let device = r.body["id"].as_str().unwrap();
-    let revoked = n[0]
-        .call(
-            Method::DELETE,
-            &format!("/v1/wallet/devices/{device}"),
-            Some(&token),
-            None,
-            None,
-        )
-        .await;
+    let revoked = n[0].revoke_device(&token, &device).await;
     assert_eq!(revoked.status, 200, "{}", revoked.text);
     let code = pocket_core::code::code_at(&secret, step - 1);
     n[1].post(

@@ -524,6 +524,37 @@ impl Server {
         .await
     }
 
+    /// Registers a new device key for the wallet of `token` (PIN `123456`): its id and
+    /// the payment code secret its registration answered with.
+    pub async fn register_device(&self, token: &str) -> (String, Vec<u8>) {
+        use base64::Engine;
+        let r = self
+            .post(
+                "/v1/wallet/devices",
+                token,
+                json!({"name": "phone", "public_key": jwk(&new_key()), "pin": "123456"}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        let secret = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(r.body["code_secret"].as_str().expect("code_secret"))
+            .unwrap();
+        assert_eq!(secret.len(), 32);
+        (r.body["id"].as_str().unwrap().to_string(), secret)
+    }
+
+    /// `DELETE /v1/wallet/devices/{id}`.
+    pub async fn revoke_device(&self, token: &str, id: &str) -> Reply {
+        self.call(
+            Method::DELETE,
+            &format!("/v1/wallet/devices/{id}"),
+            Some(token),
+            None,
+            None,
+        )
+        .await
+    }
+
     /// Available balance of a wallet (by its token) in `currency`, 0 if none.
     pub async fn wallet_balance(&self, token: &str, currency: &str) -> i64 {
         let r = self.get("/v1/wallet/me", token).await;
