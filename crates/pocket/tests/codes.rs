@@ -10,19 +10,12 @@ mod common;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{Options, Server, all, jwk, new_key};
+use common::{Options, Server, all, jwk, new_key, now_ms};
 use pocket_core::code::{STEP_MS, code_at, step_of};
 use reqwest::Method;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
+use std::time::Duration;
 
 /// A server, a merchant's key, and a wallet with a registered device.
 struct Till {

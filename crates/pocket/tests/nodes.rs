@@ -578,11 +578,7 @@ async fn a_payment_code_is_charged_once_across_nodes() {
         .assert_error(400, "payment_code_invalid");
     }
     let (device, secret) = n[0].register_device(&token).await;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
-    let step = pocket_core::code::step_of(now);
+    let step = pocket_core::code::step_of(common::now_ms());
     let n = std::sync::Arc::new(n);
     let mut paid = 0;
     for step in [step, step + 1] {

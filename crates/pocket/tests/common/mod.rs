@@ -638,6 +638,14 @@ where
     out
 }
 
+/// The wall clock in ms since the epoch (the server under test reads the same).
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 /// A new ECDSA P-256 device key.
 pub fn new_key() -> p256::ecdsa::SigningKey {
     use rand::RngCore;
