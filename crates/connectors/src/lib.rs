@@ -96,12 +96,16 @@ impl std::fmt::Debug for CardDetails {
     }
 }
 
-/// What the bank keeps for Pocket: a token to charge or pay out to later.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BoundCard {
-    pub token: String,
-    pub brand: String,
-    pub last4: String,
+/// Longest card token Pocket keeps.
+pub const MAX_TOKEN_CHARS: usize = 200;
+
+/// Whether a connector's card token is one Pocket may store and send back: 1 to
+/// [`MAX_TOKEN_CHARS`] characters of `[A-Za-z0-9._:-]` (no markup, no control bytes).
+pub fn token_ok(token: &str) -> bool {
+    (1..=MAX_TOKEN_CHARS).contains(&token.len())
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 /// Where a payout goes.
@@ -155,14 +159,53 @@ pub enum OpKind {
     Payout,
 }
 
-/// One line of a daily statement: what the bank says it did.
+/// What a bank says of one operation: its answer to a charge or a payout, to a status
+/// query, in a notification, or as a line of its statement. Believed only where it
+/// agrees with the operation Pocket asked about ([`OpAnswer::disagreement`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StatementLine {
+pub struct OpAnswer {
     pub operation_id: String,
     pub kind: OpKind,
     pub amount: i64,
     pub currency: String,
     pub status: OpStatus,
+}
+
+impl OpAnswer {
+    /// The answer a bank gives for `op`, of `kind`, in `status`.
+    pub fn of(kind: OpKind, op: &Operation, status: OpStatus) -> OpAnswer {
+        OpAnswer {
+            operation_id: op.operation_id.clone(),
+            kind,
+            amount: op.amount,
+            currency: op.currency.clone(),
+            status,
+        }
+    }
+
+    /// Where this answer differs from the operation it should be about (`None` when
+    /// it is about exactly that one): the id, the kind, the amount, the currency.
+    pub fn disagreement(&self, kind: OpKind, op: &Operation) -> Option<String> {
+        if self.operation_id != op.operation_id {
+            return Some(format!(
+                "the answer is about operation {:?}, not {:?}",
+                self.operation_id, op.operation_id
+            ));
+        }
+        if self.kind != kind {
+            return Some(format!(
+                "the answer is about a {:?}, the operation is a {kind:?}",
+                self.kind
+            ));
+        }
+        if self.amount != op.amount || self.currency != op.currency {
+            return Some(format!(
+                "the answer says {} {}, the operation is {} {}",
+                self.amount, self.currency, op.amount, op.currency
+            ));
+        }
+        None
+    }
 }
 
 /// Why a connector call did not give an answer about the operation itself.
@@ -175,6 +218,12 @@ pub enum ConnectorError {
     Unavailable { why: String },
     /// The operation id is unknown to the bank.
     UnknownOperation,
+    /// A signed answer that does not read as the protocol says (a field missing or
+    /// out of bounds, a token of the wrong alphabet, a malformed statement line).
+    Invalid { why: String },
+    /// A signed answer about another operation, or about this one with another kind,
+    /// amount or currency: never applied, the operation stays unknown and is flagged.
+    Disagrees { why: String },
 }
 
 pub type Result<T> = std::result::Result<T, ConnectorError>;
@@ -184,10 +233,12 @@ pub type Result<T> = std::result::Result<T, ConnectorError>;
 pub trait Connector: Send + Sync + 'static {
     /// The name it is configured under (`[[connectors]] name`).
     fn name(&self) -> &str;
-    async fn bind_card(&self, operation_id: &str, card: &CardDetails) -> Result<BoundCard>;
-    async fn charge(&self, op: &Operation, card_token: &str) -> Result<OpStatus>;
-    async fn payout(&self, op: &Operation, to: &Destination) -> Result<OpStatus>;
-    async fn status(&self, operation_id: &str) -> Result<(OpKind, Operation, OpStatus)>;
+    /// Binds a card; returns the bank's token for it (brand and last four digits are
+    /// Pocket's own, from the number it already has).
+    async fn bind_card(&self, operation_id: &str, card: &CardDetails) -> Result<String>;
+    async fn charge(&self, op: &Operation, card_token: &str) -> Result<OpAnswer>;
+    async fn payout(&self, op: &Operation, to: &Destination) -> Result<OpAnswer>;
+    async fn status(&self, operation_id: &str) -> Result<OpAnswer>;
     /// Everything the bank did on `date` (`YYYY-MM-DD`, UTC).
-    async fn statement(&self, date: &str) -> Result<Vec<StatementLine>>;
+    async fn statement(&self, date: &str) -> Result<Vec<OpAnswer>>;
 }

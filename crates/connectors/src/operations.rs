@@ -2,7 +2,7 @@
 //! once, and while there is none, look again later — also after a restart, and on
 //! whichever node holds the operation's lease (state in the database, not memory).
 
-use crate::{ConnectorError, Destination, OpStatus, Operation, Registry};
+use crate::{ConnectorError, Destination, OpAnswer, OpKind, OpStatus, Operation, Registry};
 use pocket_store::Store;
 use pocket_store::model::BankOperation;
 use std::sync::Arc;
@@ -17,6 +17,35 @@ const BATCH: usize = 32;
 /// Longest pause between two rounds.
 const POLL_EVERY: Duration = Duration::from_millis(500);
 
+/// Which way `op` moves money, as its bank must see it.
+fn kind_of(op: &BankOperation) -> OpKind {
+    match op.object {
+        "topup" => OpKind::Charge,
+        _ => OpKind::Payout,
+    }
+}
+
+fn request(op: &BankOperation) -> Operation {
+    Operation {
+        operation_id: op.id.clone(),
+        amount: op.amount,
+        currency: op.currency.code().to_string(),
+    }
+}
+
+/// What an answer says of `op`: its status, if the answer is about exactly `op` (its
+/// id, kind, amount and currency); otherwise the answer is believed in nothing.
+pub fn judge(
+    op: &BankOperation,
+    answer: Result<OpAnswer, ConnectorError>,
+) -> Result<OpStatus, ConnectorError> {
+    let answer = answer?;
+    match answer.disagreement(kind_of(op), &request(op)) {
+        None => Ok(answer.status),
+        Some(why) => Err(ConnectorError::Disagrees { why }),
+    }
+}
+
 /// What the bank said, as the store applies it.
 async fn record(store: &dyn Store, op: &BankOperation, answer: Result<OpStatus, ConnectorError>) {
     let applied = match answer {
@@ -25,6 +54,15 @@ async fn record(store: &dyn Store, op: &BankOperation, answer: Result<OpStatus, 
             store
                 .apply_bank_answer(op.id.clone(), false, Some(decline_code))
                 .await
+        }
+        Err(ConnectorError::Disagrees { why } | ConnectorError::Invalid { why }) => {
+            // Signed, but not an answer about this operation: never applied; the
+            // operation stays unknown and the operator sees why.
+            tracing::error!(operation = %op.id, connector = %op.connector, %why, "a bank answer was refused");
+            store
+                .flag_bank_operation(op.id.clone(), why)
+                .await
+                .map(|_| None)
         }
         Ok(OpStatus::Pending) | Err(_) => {
             // No final answer (yet): ask again later. Unknown is never failed.
@@ -36,14 +74,6 @@ async fn record(store: &dyn Store, op: &BankOperation, answer: Result<OpStatus, 
     };
     if let Err(e) = applied {
         tracing::warn!(code = e.code, operation = %op.id, "could not record a bank answer");
-    }
-}
-
-fn request(op: &BankOperation) -> Operation {
-    Operation {
-        operation_id: op.id.clone(),
-        amount: op.amount,
-        currency: op.currency.code().to_string(),
     }
 }
 
@@ -89,7 +119,7 @@ pub async fn send(store: &dyn Store, connectors: &Registry, op: &BankOperation) 
             why: "the operation's destination is unknown".into(),
         }),
     };
-    record(store, op, answer).await;
+    record(store, op, judge(op, answer)).await;
 }
 
 /// Asks where an operation stands; one the bank never received is sent again.
@@ -106,9 +136,8 @@ pub async fn look(store: &dyn Store, connectors: &Registry, op: &BankOperation) 
         return;
     };
     match connector.status(&op.id).await {
-        Ok((_, _, status)) => record(store, op, Ok(status)).await,
         Err(ConnectorError::UnknownOperation) => send(store, connectors, op).await,
-        Err(e) => record(store, op, Err(e)).await,
+        answer => record(store, op, judge(op, answer)).await,
     }
 }
 

@@ -1,7 +1,7 @@
 //! Reconciliation: Pocket's operations with one connector on one day against the
 //! connector's statement for that day, matched by operation id. Pure.
 
-use crate::{OpStatus, StatementLine};
+use crate::{OpAnswer, OpStatus};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -23,6 +23,15 @@ pub struct Mismatch {
     pub connector: Line,
 }
 
+/// An operation for which the bank gave a signed answer Pocket refused (about another
+/// operation, another amount, currency or kind, or malformed): never applied.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct RefusedAnswer {
+    pub operation_id: String,
+    /// What was wrong with the (latest) refused answer.
+    pub why: String,
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Report {
     pub connector: String,
@@ -34,6 +43,8 @@ pub struct Report {
     pub amount_mismatches: Vec<Mismatch>,
     /// Same amount, different outcome (one side succeeded, the other did not).
     pub status_mismatches: Vec<Mismatch>,
+    /// Pocket's operations of the day whose bank answered something Pocket refused.
+    pub refused_answers: Vec<RefusedAnswer>,
 }
 
 impl Report {
@@ -42,48 +53,86 @@ impl Report {
             && self.missing_in_pocket.is_empty()
             && self.amount_mismatches.is_empty()
             && self.status_mismatches.is_empty()
+            && self.refused_answers.is_empty()
     }
 
     /// The report as CSV: one line per difference, `kind,operation_id,pocket_amount,
-    /// connector_amount,currency,pocket_status,connector_status`.
+    /// connector_amount,currency,pocket_status,connector_status,why`; every cell quoted
+    /// and safe from formula injection (`pocket_core::csv`).
     pub fn csv(&self) -> String {
-        let mut out = String::from(
-            "kind,operation_id,pocket_amount,connector_amount,currency,pocket_status,connector_status\n",
-        );
+        use pocket_core::csv::row;
+        let mut out = row(&[
+            "kind",
+            "operation_id",
+            "pocket_amount",
+            "connector_amount",
+            "currency",
+            "pocket_status",
+            "connector_status",
+            "why",
+        ]);
         for l in &self.missing_at_connector {
-            out += &format!(
-                "missing_at_connector,{},{},,{},{},\n",
-                l.operation_id, l.amount, l.currency, l.status
-            );
+            let amount = l.amount.to_string();
+            out += &row(&[
+                "missing_at_connector",
+                &l.operation_id,
+                &amount,
+                "",
+                &l.currency,
+                &l.status,
+                "",
+                "",
+            ]);
         }
         for l in &self.missing_in_pocket {
-            out += &format!(
-                "missing_in_pocket,{},,{},{},,{}\n",
-                l.operation_id, l.amount, l.currency, l.status
-            );
+            let amount = l.amount.to_string();
+            out += &row(&[
+                "missing_in_pocket",
+                &l.operation_id,
+                "",
+                &amount,
+                &l.currency,
+                "",
+                &l.status,
+                "",
+            ]);
         }
         for (kind, list) in [
             ("amount_mismatch", &self.amount_mismatches),
             ("status_mismatch", &self.status_mismatches),
         ] {
             for m in list {
-                out += &format!(
-                    "{kind},{},{},{},{},{},{}\n",
-                    m.operation_id,
-                    m.pocket.amount,
-                    m.connector.amount,
-                    m.pocket.currency,
-                    m.pocket.status,
-                    m.connector.status
-                );
+                let (ours, theirs) = (m.pocket.amount.to_string(), m.connector.amount.to_string());
+                out += &row(&[
+                    kind,
+                    &m.operation_id,
+                    &ours,
+                    &theirs,
+                    &m.pocket.currency,
+                    &m.pocket.status,
+                    &m.connector.status,
+                    "",
+                ]);
             }
+        }
+        for r in &self.refused_answers {
+            out += &row(&[
+                "refused_answer",
+                &r.operation_id,
+                "",
+                "",
+                "",
+                "",
+                "",
+                &r.why,
+            ]);
         }
         out
     }
 }
 
 /// The connector's statement line as a [`Line`].
-pub fn line_of(s: &StatementLine) -> Line {
+pub fn line_of(s: &OpAnswer) -> Line {
     Line {
         operation_id: s.operation_id.clone(),
         amount: s.amount,
@@ -96,8 +145,15 @@ pub fn line_of(s: &StatementLine) -> Line {
     }
 }
 
-/// Matches the two sides by operation id.
-pub fn reconcile(connector: &str, date: &str, pocket: Vec<Line>, bank: Vec<Line>) -> Report {
+/// Matches the two sides by operation id; `refused` are Pocket's operations of the day
+/// whose bank gave an answer Pocket refused.
+pub fn reconcile(
+    connector: &str,
+    date: &str,
+    pocket: Vec<Line>,
+    bank: Vec<Line>,
+    refused: Vec<RefusedAnswer>,
+) -> Report {
     let mut theirs: BTreeMap<String, Line> = bank
         .into_iter()
         .map(|l| (l.operation_id.clone(), l))
@@ -105,6 +161,7 @@ pub fn reconcile(connector: &str, date: &str, pocket: Vec<Line>, bank: Vec<Line>
     let mut report = Report {
         connector: connector.to_string(),
         date: date.to_string(),
+        refused_answers: refused,
         ..Report::default()
     };
     for ours in pocket {
@@ -163,7 +220,11 @@ mod tests {
             l("d", 400, "failed"),
             l("z", 9, "succeeded"),
         ];
-        let r = reconcile("sandbox", "2026-11-26", pocket, bank);
+        let refused = vec![RefusedAnswer {
+            operation_id: "a".into(),
+            why: "=1+1".into(),
+        }];
+        let r = reconcile("sandbox", "2026-11-26", pocket, bank, refused);
         assert_eq!(r.matched, 2);
         assert_eq!(r.missing_at_connector, vec![l("e", 500, "succeeded")]);
         assert_eq!(r.missing_in_pocket, vec![l("z", 9, "succeeded")]);
@@ -171,14 +232,16 @@ mod tests {
         assert_eq!(r.status_mismatches.len(), 1);
         assert!(!r.is_clean());
         let csv = r.csv();
-        assert_eq!(csv.lines().count(), 5, "{csv}");
-        assert!(csv.contains("amount_mismatch,b,200,250,CNY"));
+        assert_eq!(csv.lines().count(), 6, "{csv}");
+        assert!(csv.contains("\"amount_mismatch\",\"b\",\"200\",\"250\",\"CNY\""));
+        assert!(csv.contains("\"refused_answer\",\"a\",\"\",\"\",\"\",\"\",\"\",\"'=1+1\""));
         assert!(
             reconcile(
                 "s",
                 "d",
                 vec![l("a", 1, "succeeded")],
-                vec![l("a", 1, "succeeded")]
+                vec![l("a", 1, "succeeded")],
+                vec![]
             )
             .is_clean()
         );

@@ -17,8 +17,8 @@
 //! | bank account numbers ending in 0000 | payouts fail `account_closed` |
 
 use crate::{
-    BoundCard, CardDetails, Connector, ConnectorError, Destination, OpKind, OpStatus, Operation,
-    Result, StatementLine,
+    CardDetails, Connector, ConnectorError, Destination, OpAnswer, OpKind, OpStatus, Operation,
+    Result,
 };
 use rand::Rng;
 use std::collections::HashMap;
@@ -89,6 +89,34 @@ struct Record {
     status: OpStatus,
 }
 
+impl Record {
+    /// The record as one line of the state file.
+    fn line(&self) -> String {
+        let a = OpAnswer::of(self.kind, &self.op, self.status.clone());
+        let mut v = crate::protocol::answer_json(&a);
+        v["behaviour"] = self.behaviour.code().into();
+        v["created_ms"] = self.created_ms.into();
+        v.to_string()
+    }
+
+    fn of_line(line: &str) -> Option<Record> {
+        let v: serde_json::Value = serde_json::from_str(line).ok()?;
+        let a = crate::protocol::read_answer(&v).ok()?;
+        Some(Record {
+            kind: a.kind,
+            op: Operation {
+                operation_id: a.operation_id,
+                amount: a.amount,
+                currency: a.currency,
+            },
+            behaviour: Behaviour::of_code(v["behaviour"].as_str()?)?,
+            attempts: 0,
+            created_ms: v["created_ms"].as_i64()?,
+            status: a.status,
+        })
+    }
+}
+
 /// Milliseconds since the Unix epoch; tests pass a manual one.
 pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
@@ -99,6 +127,10 @@ pub struct SandboxBank {
     /// Share of requests answered with a failure before anything is done.
     fail_rate: f64,
     clock: Clock,
+    /// The currencies it moves (any ISO 4217 one when `None`).
+    currencies: Option<Vec<String>>,
+    /// Where every new operation is written before it is answered (`--state`).
+    journal: Option<Mutex<std::fs::File>>,
 }
 
 /// Most operations the sandbox remembers (a limit on everything).
@@ -112,7 +144,74 @@ impl SandboxBank {
             async_delay_ms,
             fail_rate,
             clock,
+            currencies: None,
+            journal: None,
         }
+    }
+
+    /// Moves only these currencies; others are declined `currency_unsupported`.
+    pub fn accepting(mut self, currencies: Vec<String>) -> SandboxBank {
+        self.currencies = Some(currencies);
+        self
+    }
+
+    /// Keeps its operations in the file at `path` (JSON lines, one per operation,
+    /// appended and synced before the operation is answered) and reads back those
+    /// already there, so a restarted bank answers a re-sent operation as before.
+    pub fn keeping_state(
+        mut self,
+        path: &std::path::Path,
+    ) -> std::result::Result<SandboxBank, String> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        };
+        let mut ops = HashMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let r = Record::of_line(line)
+                .ok_or_else(|| format!("{} line {}: not an operation", path.display(), i + 1))?;
+            ops.insert(r.op.operation_id.clone(), r);
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        self.ops = Mutex::new(ops);
+        self.journal = Some(Mutex::new(file));
+        Ok(self)
+    }
+
+    fn journal(&self, r: &Record) -> Result<()> {
+        use std::io::Write;
+        let Some(file) = &self.journal else {
+            return Ok(());
+        };
+        let mut file = file.lock().unwrap_or_else(|p| p.into_inner());
+        writeln!(file, "{}", r.line())
+            .and_then(|_| file.sync_data())
+            .map_err(|e| Self::unavailable(&format!("cannot keep the operation: {e}")))
+    }
+
+    /// What any bank checks before it moves money: a positive amount in a currency it
+    /// moves.
+    fn check(&self, op: &Operation) -> Result<()> {
+        let declined = |code: &str| ConnectorError::Declined {
+            decline_code: code.to_string(),
+        };
+        if !(1..=pocket_core::money::MAX_AMOUNT_MINOR).contains(&op.amount) {
+            return Err(declined("invalid_amount"));
+        }
+        let known = pocket_core::Currency::parse(&op.currency, "currency").is_ok();
+        let moved = self
+            .currencies
+            .as_ref()
+            .is_none_or(|list| list.contains(&op.currency));
+        if !known || !moved {
+            return Err(declined("currency_unsupported"));
+        }
+        Ok(())
     }
 
     fn unavailable(why: &str) -> ConnectorError {
@@ -152,28 +251,37 @@ impl SandboxBank {
         op: &Operation,
         behaviour: Behaviour,
         decide: impl FnOnce() -> OpStatus,
-    ) -> Result<OpStatus> {
+    ) -> Result<OpAnswer> {
         self.maybe_fail()?;
+        self.check(op)?;
         let now = (self.clock)();
         let mut ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
-        if !ops.contains_key(&op.operation_id) && ops.len() >= MAX_OPERATIONS {
-            return Err(Self::unavailable("the sandbox bank is full"));
-        }
-        let r = ops
-            .entry(op.operation_id.clone())
-            .or_insert_with(|| Record {
+        if !ops.contains_key(&op.operation_id) {
+            if ops.len() >= MAX_OPERATIONS {
+                return Err(Self::unavailable("the sandbox bank is full"));
+            }
+            let r = Record {
                 kind,
                 op: op.clone(),
                 behaviour,
                 attempts: 0,
                 created_ms: now,
                 status: decide(),
-            });
+            };
+            // Kept before it is answered: a re-sent operation after a restart is
+            // answered, never done twice.
+            self.journal(&r)?;
+            ops.insert(op.operation_id.clone(), r);
+        }
+        let Some(r) = ops.get_mut(&op.operation_id) else {
+            return Err(Self::unavailable("the operation vanished"));
+        };
         if r.kind != kind || r.op != *op {
             // Same id, another operation: a bank refuses rather than guess.
-            return Ok(OpStatus::Failed {
+            let reused = OpStatus::Failed {
                 decline_code: "operation_id_reused".into(),
-            });
+            };
+            return Ok(OpAnswer::of(kind, op, reused));
         }
         r.attempts += 1;
         if r.behaviour == Behaviour::Flaky && r.attempts <= 2 {
@@ -185,12 +293,12 @@ impl SandboxBank {
             return Err(Self::unavailable("no answer in time (late card)"));
         }
         self.settle(r, now);
-        Ok(r.status.clone())
+        Ok(OpAnswer::of(kind, op, r.status.clone()))
     }
 
     /// Operations whose final answer is due to be notified: async charges past their
     /// delay (for `pocket sandbox-bank`, which posts them to Pocket).
-    pub fn due_notifications(&self) -> Vec<(OpKind, Operation, OpStatus)> {
+    pub fn due_notifications(&self) -> Vec<OpAnswer> {
         let now = (self.clock)();
         let mut ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
         let mut due = Vec::new();
@@ -198,7 +306,7 @@ impl SandboxBank {
             if r.status == OpStatus::Pending {
                 self.settle(r, now);
                 if r.status.is_final() {
-                    due.push((r.kind, r.op.clone(), r.status.clone()));
+                    due.push(OpAnswer::of(r.kind, &r.op, r.status.clone()));
                 }
             }
         }
@@ -212,7 +320,7 @@ impl Connector for SandboxBank {
         &self.name
     }
 
-    async fn bind_card(&self, _operation_id: &str, card: &CardDetails) -> Result<BoundCard> {
+    async fn bind_card(&self, _operation_id: &str, card: &CardDetails) -> Result<String> {
         self.maybe_fail()?;
         let behaviour = Behaviour::of_number(&card.number.digits()).map_err(|code| {
             ConnectorError::Declined {
@@ -221,14 +329,14 @@ impl Connector for SandboxBank {
         })?;
         let mut tail = [0u8; 12];
         rand::rng().fill(&mut tail);
-        Ok(BoundCard {
-            token: format!("tok_sbx_{}_{}", behaviour.code(), hex::encode(tail)),
-            brand: card.number.brand.as_str().to_string(),
-            last4: card.number.last4(),
-        })
+        Ok(format!(
+            "tok_sbx_{}_{}",
+            behaviour.code(),
+            hex::encode(tail)
+        ))
     }
 
-    async fn charge(&self, op: &Operation, card_token: &str) -> Result<OpStatus> {
+    async fn charge(&self, op: &Operation, card_token: &str) -> Result<OpAnswer> {
         let behaviour = Self::behaviour_of(card_token).ok_or(ConnectorError::Declined {
             decline_code: "card_unknown".into(),
         })?;
@@ -244,7 +352,7 @@ impl Connector for SandboxBank {
         })
     }
 
-    async fn payout(&self, op: &Operation, to: &Destination) -> Result<OpStatus> {
+    async fn payout(&self, op: &Operation, to: &Destination) -> Result<OpAnswer> {
         let (behaviour, closed) = match to {
             Destination::Card { token } => {
                 let b = Self::behaviour_of(token).ok_or(ConnectorError::Declined {
@@ -267,7 +375,7 @@ impl Connector for SandboxBank {
         })
     }
 
-    async fn status(&self, operation_id: &str) -> Result<(OpKind, Operation, OpStatus)> {
+    async fn status(&self, operation_id: &str) -> Result<OpAnswer> {
         self.maybe_fail()?;
         let now = (self.clock)();
         let mut ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
@@ -275,25 +383,19 @@ impl Connector for SandboxBank {
             .get_mut(operation_id)
             .ok_or(ConnectorError::UnknownOperation)?;
         self.settle(r, now);
-        Ok((r.kind, r.op.clone(), r.status.clone()))
+        Ok(OpAnswer::of(r.kind, &r.op, r.status.clone()))
     }
 
-    async fn statement(&self, date: &str) -> Result<Vec<StatementLine>> {
+    async fn statement(&self, date: &str) -> Result<Vec<OpAnswer>> {
         self.maybe_fail()?;
         let now = (self.clock)();
         let mut ops = self.ops.lock().unwrap_or_else(|p| p.into_inner());
-        let mut lines: Vec<StatementLine> = ops
+        let mut lines: Vec<OpAnswer> = ops
             .values_mut()
             .filter(|r| pocket_core::time::utc_date(r.created_ms) == date)
             .map(|r| {
                 self.settle(r, now);
-                StatementLine {
-                    operation_id: r.op.operation_id.clone(),
-                    kind: r.kind,
-                    amount: r.op.amount,
-                    currency: r.op.currency.clone(),
-                    status: r.status.clone(),
-                }
+                OpAnswer::of(r.kind, &r.op, r.status.clone())
             })
             .collect();
         lines.sort_by(|a, b| a.operation_id.cmp(&b.operation_id));
@@ -316,6 +418,10 @@ mod tests {
             Arc::new(move || clock.load(Ordering::SeqCst)),
         );
         (bank, now)
+    }
+
+    fn st(r: Result<OpAnswer>) -> Result<OpStatus> {
+        r.map(|a| a.status)
     }
 
     fn card(number: &str) -> CardDetails {
@@ -346,25 +452,25 @@ mod tests {
         for n in ["4242424242424242", "5555555555554444", "6200000000000005"] {
             let t = bind(n).await.unwrap();
             assert_eq!(
-                bank.charge(&op(&format!("c{n}")), &t.token).await,
+                st(bank.charge(&op(&format!("c{n}")), &t).await),
                 Ok(OpStatus::Succeeded)
             );
-            let to = Destination::Card { token: t.token };
+            let to = Destination::Card { token: t };
             assert_eq!(
-                bank.payout(&op(&format!("p{n}")), &to).await,
+                st(bank.payout(&op(&format!("p{n}")), &to).await),
                 Ok(OpStatus::Succeeded)
             );
         }
         let t = bind("4000000000000002").await.unwrap();
         assert_eq!(
-            bank.charge(&op("d"), &t.token).await,
+            st(bank.charge(&op("d"), &t).await),
             Ok(OpStatus::Failed {
                 decline_code: "card_declined".into()
             })
         );
         let t = bind("4000000000009995").await.unwrap();
         assert_eq!(
-            bank.charge(&op("n"), &t.token).await,
+            st(bank.charge(&op("n"), &t).await),
             Ok(OpStatus::Failed {
                 decline_code: "insufficient_funds".into()
             })
@@ -378,34 +484,27 @@ mod tests {
         let t = bind("4000000000000119").await.unwrap();
         for _ in 0..2 {
             assert!(matches!(
-                bank.charge(&op("f"), &t.token).await,
+                st(bank.charge(&op("f"), &t).await),
                 Err(ConnectorError::Unavailable { .. })
             ));
         }
-        assert_eq!(
-            bank.charge(&op("f"), &t.token).await,
-            Ok(OpStatus::Succeeded)
-        );
+        assert_eq!(st(bank.charge(&op("f"), &t).await), Ok(OpStatus::Succeeded));
         let t = bind("4000000000003220").await.unwrap();
-        assert_eq!(bank.charge(&op("a"), &t.token).await, Ok(OpStatus::Pending));
+        assert_eq!(st(bank.charge(&op("a"), &t).await), Ok(OpStatus::Pending));
         assert!(bank.due_notifications().is_empty());
         now.fetch_add(5_000, Ordering::SeqCst);
         assert_eq!(bank.due_notifications().len(), 1);
-        assert_eq!(bank.status("a").await.unwrap().2, OpStatus::Succeeded);
+        assert_eq!(bank.status("a").await.unwrap().status, OpStatus::Succeeded);
         let t = bind("4000000000000259").await.unwrap();
         assert!(matches!(
-            bank.charge(&op("l"), &t.token).await,
+            st(bank.charge(&op("l"), &t).await),
             Err(ConnectorError::Unavailable { .. })
         ));
-        assert_eq!(bank.status("l").await.unwrap().2, OpStatus::Succeeded);
+        assert_eq!(bank.status("l").await.unwrap().status, OpStatus::Succeeded);
         let t = bind("4000000000000341").await.unwrap();
+        assert_eq!(st(bank.charge(&op("x"), &t).await), Ok(OpStatus::Succeeded));
         assert_eq!(
-            bank.charge(&op("x"), &t.token).await,
-            Ok(OpStatus::Succeeded)
-        );
-        assert_eq!(
-            bank.payout(&op("y"), &Destination::Card { token: t.token })
-                .await,
+            st(bank.payout(&op("y"), &Destination::Card { token: t }).await),
             Ok(OpStatus::Failed {
                 decline_code: "account_closed".into()
             })
@@ -416,13 +515,13 @@ mod tests {
             holder_name: "Tea House".into(),
         };
         assert_eq!(
-            bank.payout(&op("b0"), &account("6222020000000000")).await,
+            st(bank.payout(&op("b0"), &account("6222020000000000")).await),
             Ok(OpStatus::Failed {
                 decline_code: "account_closed".into()
             })
         );
         assert_eq!(
-            bank.payout(&op("b1"), &account("6222020000001234")).await,
+            st(bank.payout(&op("b1"), &account("6222020000001234")).await),
             Ok(OpStatus::Succeeded)
         );
         assert_eq!(
@@ -440,7 +539,7 @@ mod tests {
             .unwrap();
         for _ in 0..3 {
             assert_eq!(
-                bank.charge(&op("same"), &t.token).await,
+                st(bank.charge(&op("same"), &t).await),
                 Ok(OpStatus::Succeeded)
             );
         }
@@ -449,7 +548,7 @@ mod tests {
             ..op("same")
         };
         assert_eq!(
-            bank.charge(&other, &t.token).await,
+            st(bank.charge(&other, &t).await),
             Ok(OpStatus::Failed {
                 decline_code: "operation_id_reused".into()
             })

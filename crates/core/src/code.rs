@@ -25,6 +25,9 @@ pub const PREFIX: &str = "28";
 pub const DIGITS: usize = 18;
 /// How many steps either side of a code's own are accepted.
 pub const SKEW_STEPS: i64 = 1;
+/// Charges of one code the payer's side may refuse (`402`: funds, a rule, the daily
+/// limit) before the code is spent, so a live code is not a balance oracle.
+pub const MAX_REFUSALS: i64 = 3;
 
 /// A well-formed code: 18 ASCII digits starting with [`PREFIX`].
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

@@ -7,6 +7,7 @@
 //!
 //! - [`card`]: card numbers (Luhn, brand), expiry and CVC checks.
 //! - [`code`]: customer-presented payment codes (18 digits, a new one every 30 s).
+//! - [`csv`]: CSV cells quoted and safe from formula injection.
 //! - [`money`]: currencies (ISO 4217) and amounts in minor units.
 //! - [`policy`]: amount tiers → time window and required authentication.
 //! - [`pricing`]: pricing a cart from a merchant's catalog.
@@ -22,6 +23,7 @@
 
 pub mod card;
 pub mod code;
+pub mod csv;
 pub mod emv;
 pub mod error;
 pub mod hold;

@@ -146,8 +146,16 @@ async function refreshLedger(full) {
 
 // ---- reconciliation: Pocket's operations against a connector's statement -----------------------
 
+/** A line as text; whatever a bank put in it, one bad line never hides the others. */
 function lineText(l) {
-  return l ? `${money(l.amount, l.currency)} · ${t(`op_status_${l.status}`)}` : "–";
+  if (!l) return "–";
+  let amount;
+  try {
+    amount = money(l.amount, l.currency);
+  } catch {
+    amount = `${String(l.amount)} ${String(l.currency)}`;
+  }
+  return `${amount} · ${t(`op_status_${l.status}`)}`;
 }
 
 async function reconcile(ev) {
@@ -161,11 +169,13 @@ async function reconcile(ev) {
       ...r.missing_in_pocket.map((l) => ["missing_in_pocket", l.operation_id, null, l]),
       ...r.amount_mismatches.map((m) => ["amount_mismatch", m.operation_id, m.pocket, m.connector]),
       ...r.status_mismatches.map((m) => ["status_mismatch", m.operation_id, m.pocket, m.connector]),
+      ...(r.refused_answers || []).map((x) => ["refused_answer", x.operation_id, null, null, x.why]),
     ];
     $("reconcile-summary").textContent = t(rows.length ? "reconcile_differences" : "reconcile_clean", { matched: r.matched, n: rows.length });
     $("reconcile-summary").dataset.clean = String(rows.length === 0);
-    $("reconcile-lines").replaceChildren(...rows.map(([kind, id, pocket, bank]) => el("tr", { "data-kind": kind },
-      el("td", {}, t(`diff_${kind}`)), el("td", {}, el("code", {}, id)), el("td", {}, lineText(pocket)), el("td", {}, lineText(bank)))));
+    $("reconcile-lines").replaceChildren(...rows.map(([kind, id, pocket, bank, why]) => el("tr", { "data-kind": kind },
+      el("td", {}, t(`diff_${kind}`)), el("td", {}, el("code", {}, String(id))), el("td", {}, lineText(pocket)),
+      el("td", {}, why === undefined ? lineText(bank) : String(why)))));
   } catch (e) {
     showError($("reconcile-error"), e);
   }

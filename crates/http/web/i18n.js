@@ -84,6 +84,7 @@ export const STRINGS = {
     reconcile_clean: "{matched} operations match; no differences.", reconcile_differences: "{matched} operations match; {n} differ.",
     diff_missing_at_connector: "Unknown to the bank", diff_missing_in_pocket: "Unknown to Pocket",
     diff_amount_mismatch: "Amounts differ", diff_status_mismatch: "Outcomes differ",
+    diff_refused_answer: "Bank answer refused",
     no_merchants: "No merchants yet", created: "Created", refresh: "Refresh", unit_ms: "ms", actions: "Actions",
     // Errors made in the page.
     page_amount: "Enter an amount such as 12.50.", page_unit_price: "Enter the unit price as an amount such as 12.99.",
@@ -213,6 +214,7 @@ export const STRINGS = {
     reconcile_clean: "{matched} 笔一致，无差异。", reconcile_differences: "{matched} 笔一致，{n} 笔有差异。",
     diff_missing_at_connector: "银行无此记录", diff_missing_in_pocket: "Pocket 无此记录",
     diff_amount_mismatch: "金额不一致", diff_status_mismatch: "结果不一致",
+    diff_refused_answer: "银行应答被拒",
     no_merchants: "暂无商户", created: "创建时间", refresh: "刷新", unit_ms: "毫秒", actions: "操作",
     page_amount: "请输入金额，如 12.50。", page_unit_price: "请输入单价，如 12.99。",
     page_link: "这不是 Pocket 的支付链接或付款码。", page_phone: "请输入手机号，如 138 0000 0001。",

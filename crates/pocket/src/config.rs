@@ -58,6 +58,29 @@ pub struct ConnectorConfig {
     pub secret: Option<String>,
     /// `sandbox` only: how long its asynchronous card (…3220) takes to succeed.
     pub async_delay_seconds: Option<u64>,
+    /// `http` only: allow plain `http://` to a connector that is not on loopback (a
+    /// test set-up; anyone on the link can read card numbers). Warned at start.
+    #[serde(default)]
+    pub insecure: bool,
+}
+
+impl ConnectorConfig {
+    /// Whether its URL is plain HTTP to a host other than loopback.
+    pub fn plain_http_off_loopback(&self) -> bool {
+        let Some(url) = self
+            .url
+            .as_deref()
+            .and_then(|u| reqwest::Url::parse(u).ok())
+        else {
+            return false;
+        };
+        let host = url.host_str().unwrap_or("").trim_matches(['[', ']']);
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        url.scheme() == "http" && !loopback
+    }
 }
 
 /// The sandbox connector `--demo` and `--sandbox` configure when none is.
@@ -69,6 +92,7 @@ pub fn default_sandbox_connector() -> ConnectorConfig {
         url: None,
         secret: None,
         async_delay_seconds: None,
+        insecure: false,
     }
 }
 
@@ -579,6 +603,15 @@ impl Config {
                             "an http connector needs an http(s):// url",
                         ));
                     }
+                    if c.plain_http_off_loopback() && !c.insecure {
+                        return Err(bad(
+                            "connectors.url",
+                            format!(
+                                "connector '{}' is not on loopback: it needs an https:// url (or `insecure = true` for a test set-up)",
+                                c.name
+                            ),
+                        ));
+                    }
                     if c.secret.as_deref().is_none_or(|s| s.len() < 16) {
                         return Err(bad(
                             "connectors.secret",
@@ -705,6 +738,37 @@ mod tests {
                 .to_string()
                 .contains("tiers.default")
         );
+    }
+
+    #[test]
+    fn a_connector_off_loopback_needs_https_or_an_explicit_insecure() {
+        let with = |url: &str, insecure: bool| {
+            let text = format!(
+                "[[connectors]]\nname = \"acme\"\nkind = \"http\"\ncurrencies = [\"CNY\"]\nurl = \"{url}\"\nsecret = \"0123456789abcdef\"\ninsecure = {insecure}\n"
+            );
+            toml::from_str::<Config>(&text).unwrap().validate()
+        };
+        for url in [
+            "http://10.0.0.7:9443",
+            "http://bank.internal",
+            "http://127.0.0.1.evil.example",
+        ] {
+            let e = with(url, false).unwrap_err().to_string();
+            assert!(
+                e.contains("connectors.url") && e.contains("https"),
+                "{url}: {e}"
+            );
+            assert!(with(url, true).is_ok(), "{url} with insecure");
+        }
+        for url in [
+            "https://bank.internal:9443",
+            "http://127.0.0.1:9099",
+            "http://127.8.0.1:9099",
+            "http://localhost:9099",
+            "http://[::1]:9099",
+        ] {
+            assert!(with(url, false).is_ok(), "{url}");
+        }
     }
 
     #[test]

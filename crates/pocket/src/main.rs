@@ -123,6 +123,13 @@ enum Command {
         /// Loses, repeats and delays notifications, each with this probability (0 to 1).
         #[arg(long, default_value_t = 0.0)]
         notification_chaos: f64,
+        /// The currencies it moves (others are declined `currency_unsupported`).
+        #[arg(long, value_delimiter = ',', default_value = "CNY,USD,EUR,JPY")]
+        currencies: Vec<String>,
+        /// Keep its operations in this file (JSON lines), so that after a restart a
+        /// re-sent operation is answered, not done twice. Without it, memory only.
+        #[arg(long)]
+        state: Option<std::path::PathBuf>,
     },
     /// Write a consistent copy of the database to FILE while the server runs. The
     /// keys in the data directory (server.key, admin.key) are not in it: keep them too.
@@ -381,12 +388,20 @@ fn run(cli: Cli) -> Result<(), String> {
             async_delay,
             fail_rate,
             notification_chaos,
+            currencies,
+            state,
         } => {
             if !(0.0..=1.0).contains(&fail_rate) || !(0.0..=1.0).contains(&notification_chaos) {
                 return Err("--fail-rate and --notification-chaos must be 0 to 1".into());
             }
             if secret.len() < 16 {
                 return Err("--secret must be at least 16 characters".into());
+            }
+            if let Some(c) = currencies
+                .iter()
+                .find(|c| pocket_core::Currency::parse(c, "currencies").is_err())
+            {
+                return Err(format!("--currencies: '{c}' is not an ISO 4217 currency"));
             }
             runtime()?.block_on(sandbox_bank::run(sandbox_bank::Options {
                 listen,
@@ -395,6 +410,8 @@ fn run(cli: Cli) -> Result<(), String> {
                 async_delay_seconds: async_delay,
                 fail_rate,
                 notification_chaos,
+                currencies,
+                state,
             }))
         }
         Command::MigrateData { from, to } => {

@@ -1,8 +1,12 @@
 //! `pocket sandbox-bank`: the sandbox bank as a process of its own, speaking the
-//! Pocket Connector Protocol (`docs/CONNECTORS.md`) — what an `http` connector of a
-//! real bank would be. It checks every request's signature, signs every answer, and
-//! posts signed notifications when an asynchronous operation becomes final, retrying
-//! until Pocket answers `200`. `--fail-rate` answers a share of requests with `500`.
+//! Pocket Connector Protocol v2 (`docs/CONNECTORS.md`) — what an `http` connector of a
+//! real bank would be, and the reference connector authors copy. It checks every
+//! request's signature, signs every answer for the request it answers, refuses
+//! amounts that are not positive and currencies it does not move, keeps its operations
+//! in a file (`--state`) so a re-sent operation is answered after a restart rather than
+//! done twice, and posts signed notifications when an asynchronous operation becomes
+//! final, retrying until Pocket answers `200`. `--fail-rate` answers a share of
+//! requests with `500`.
 
 use axum::body::Bytes;
 use axum::extract::{Request, State};
@@ -11,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use pocket_connectors::protocol::{self, HEADER};
 use pocket_connectors::sandbox::SandboxBank;
 use pocket_connectors::{
-    CardDetails, Connector, ConnectorError, Destination, OpKind, OpStatus, Operation,
+    CardDetails, Connector, ConnectorError, Destination, OpAnswer, OpKind, OpStatus, Operation,
 };
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -26,6 +30,10 @@ pub struct Options {
     /// Loses, repeats and delays notifications (each with this probability), as a
     /// misbehaving bank would.
     pub notification_chaos: f64,
+    /// The currencies it moves.
+    pub currencies: Vec<String>,
+    /// Where it keeps its operations (none: in memory only).
+    pub state: Option<std::path::PathBuf>,
 }
 
 #[derive(Clone)]
@@ -41,36 +49,15 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-fn status_json(s: &OpStatus) -> Value {
-    match s {
-        OpStatus::Pending => json!({"status": "pending", "decline_code": null}),
-        OpStatus::Succeeded => json!({"status": "succeeded", "decline_code": null}),
-        OpStatus::Failed { decline_code } => {
-            json!({"status": "failed", "decline_code": decline_code})
-        }
-    }
+fn answer(a: &OpAnswer) -> Value {
+    protocol::answer_json(a)
 }
 
-fn merged(mut a: Value, b: Value) -> Value {
-    if let (Some(a), Some(b)) = (a.as_object_mut(), b.as_object()) {
-        for (k, v) in b {
-            a.insert(k.clone(), v.clone());
-        }
-    }
-    a
-}
-
-fn kind_str(k: OpKind) -> &'static str {
-    match k {
-        OpKind::Charge => "charge",
-        OpKind::Payout => "payout",
-    }
-}
-
-/// Signs an answer with its request's method and path.
-fn signed(secret: &str, method: &str, path: &str, status: StatusCode, body: Value) -> Response {
+/// Signs an answer for the request it answers.
+fn signed(secret: &str, to: &protocol::Request<'_>, status: StatusCode, body: Value) -> Response {
     let bytes = body.to_string();
-    let signature = protocol::sign(secret, unix_now(), method, path, bytes.as_bytes());
+    let signature =
+        protocol::sign_response(secret, unix_now(), to, status.as_u16(), bytes.as_bytes());
     let mut r = (status, bytes).into_response();
     r.headers_mut()
         .insert("content-type", HeaderValue::from_static("application/json"));
@@ -94,38 +81,35 @@ async fn handle(State(b): State<Bank>, request: Request) -> Response {
         .map(str::to_string);
     let body: Bytes = match axum::body::to_bytes(request.into_body(), 64 * 1024).await {
         Ok(b) => b,
-        Err(_) => return StatusCode::BAD_REQUEST.into_response(),
+        Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
     };
-    if protocol::verify(
-        &b.secret,
-        header.as_deref(),
-        unix_now(),
-        &method,
-        &path,
-        &body,
-    )
-    .is_err()
-    {
-        return signed(
-            &b.secret,
-            &method,
-            &path,
-            StatusCode::UNAUTHORIZED,
-            json!({"error": "bad_signature"}),
-        );
-    }
+    let now = unix_now();
+    let nonce =
+        match protocol::verify_request(&b.secret, header.as_deref(), now, &method, &path, &body) {
+            Ok(n) => n.to_string(),
+            // Nothing to bind an answer to: a plain refusal, unsigned.
+            Err(_) => return (StatusCode::UNAUTHORIZED, "bad_signature").into_response(),
+        };
+    let asked = protocol::Request {
+        nonce: &nonce,
+        method: &method,
+        path: &path,
+        body: &body,
+    };
     let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let answer = route(&b.bank, &method, &path, &req).await;
-    let (status, body) = match answer {
+    let (status, reply) = match route(&b.bank, &method, &path, &req).await {
         Ok(v) => (StatusCode::OK, v),
         Err(ConnectorError::UnknownOperation) => {
             (StatusCode::NOT_FOUND, json!({"error": "unknown_operation"}))
         }
-        Err(ConnectorError::Declined { decline_code }) => (
-            StatusCode::OK,
-            json!({"status": "failed", "decline_code": decline_code}),
-        ),
-        Err(ConnectorError::Unavailable { why }) => {
+        Err(ConnectorError::Declined { decline_code }) => {
+            (StatusCode::OK, declined(&req, &path, &decline_code))
+        }
+        Err(
+            ConnectorError::Unavailable { why }
+            | ConnectorError::Invalid { why }
+            | ConnectorError::Disagrees { why },
+        ) => {
             if why.contains("late card") {
                 // Never in time: past the caller's timeout.
                 tokio::time::sleep(pocket_connectors::http::TIMEOUT + Duration::from_secs(2)).await;
@@ -133,7 +117,30 @@ async fn handle(State(b): State<Bank>, request: Request) -> Response {
             (StatusCode::INTERNAL_SERVER_ERROR, json!({"error": why}))
         }
     };
-    signed(&b.secret, &method, &path, status, body)
+    signed(&b.secret, &asked, status, reply)
+}
+
+/// A refusal, as the request's answer: a binding's, or a `failed` operation's.
+fn declined(req: &Value, path: &str, decline_code: &str) -> Value {
+    let kind = match path {
+        "/v1/charges" => OpKind::Charge,
+        "/v1/payouts" => OpKind::Payout,
+        _ => {
+            return json!({"operation_id": req["operation_id"], "status": "failed", "decline_code": decline_code});
+        }
+    };
+    match operation_of(req) {
+        Some(op) => answer(&OpAnswer::of(
+            kind,
+            &op,
+            OpStatus::Failed {
+                decline_code: decline_code.to_string(),
+            },
+        )),
+        None => {
+            json!({"operation_id": req["operation_id"], "status": "failed", "decline_code": decline_code})
+        }
+    }
 }
 
 fn operation_of(req: &Value) -> Option<Operation> {
@@ -160,53 +167,28 @@ async fn route(
                 cvc: req["cvc"].as_str().unwrap_or("").to_string(),
                 holder_name: req["holder_name"].as_str().map(str::to_string),
             };
-            let id = req["operation_id"].as_str().unwrap_or("");
-            let bound = bank.bind_card(id, &card).await?;
-            Ok(merged(
-                json!({"status": "succeeded"}),
-                serde_json::to_value(bound).unwrap_or_default(),
-            ))
+            let id = req["operation_id"].as_str().ok_or_else(bad)?;
+            let token = bank.bind_card(id, &card).await?;
+            Ok(json!({"operation_id": id, "status": "succeeded", "token": token}))
         }
         ("POST", "/v1/charges") => {
             let op = operation_of(req).ok_or_else(bad)?;
             let token = req["card_token"].as_str().ok_or_else(bad)?;
-            let s = bank.charge(&op, token).await?;
-            Ok(merged(
-                json!({"operation_id": op.operation_id}),
-                status_json(&s),
-            ))
+            Ok(answer(&bank.charge(&op, token).await?))
         }
         ("POST", "/v1/payouts") => {
             let op = operation_of(req).ok_or_else(bad)?;
             let to: Destination =
                 serde_json::from_value(req["destination"].clone()).map_err(|_| bad())?;
-            let s = bank.payout(&op, &to).await?;
-            Ok(merged(
-                json!({"operation_id": op.operation_id}),
-                status_json(&s),
-            ))
+            Ok(answer(&bank.payout(&op, &to).await?))
         }
         ("GET", p) if p.starts_with("/v1/operations/") => {
             let id = &p["/v1/operations/".len()..];
-            let (kind, op, s) = bank.status(id).await?;
-            Ok(merged(
-                json!({"operation_id": op.operation_id, "kind": kind_str(kind), "amount": op.amount, "currency": op.currency}),
-                status_json(&s),
-            ))
+            Ok(answer(&bank.status(id).await?))
         }
         ("GET", p) if p.starts_with("/v1/statements/") => {
             let date = &p["/v1/statements/".len()..];
-            let lines: Vec<Value> = bank
-                .statement(date)
-                .await?
-                .into_iter()
-                .map(|l| {
-                    merged(
-                        json!({"operation_id": l.operation_id, "kind": kind_str(l.kind), "amount": l.amount, "currency": l.currency}),
-                        status_json(&l.status),
-                    )
-                })
-                .collect();
+            let lines: Vec<Value> = bank.statement(date).await?.iter().map(answer).collect();
             Ok(json!({"date": date, "lines": lines}))
         }
         _ => Err(ConnectorError::UnknownOperation),
@@ -219,6 +201,9 @@ async fn notify(bank: Arc<SandboxBank>, secret: Arc<str>, url: String, chaos: f6
     use rand::Rng;
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(10))
+        .connect_timeout(Duration::from_secs(3))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
         .build()
         .unwrap_or_default();
     let path = reqwest::Url::parse(&url)
@@ -227,11 +212,8 @@ async fn notify(bank: Arc<SandboxBank>, secret: Arc<str>, url: String, chaos: f6
     let mut outbox: Vec<(Value, tokio::time::Instant)> = Vec::new();
     loop {
         let now = tokio::time::Instant::now();
-        for (kind, op, status) in bank.due_notifications() {
-            let n = merged(
-                json!({"operation_id": op.operation_id, "kind": kind_str(kind), "amount": op.amount, "currency": op.currency}),
-                status_json(&status),
-            );
+        for a in bank.due_notifications() {
+            let n = answer(&a);
             let mut rng = rand::rng();
             if chaos > 0.0 && rng.random_bool(chaos) {
                 continue; // lost
@@ -253,7 +235,14 @@ async fn notify(bank: Arc<SandboxBank>, secret: Arc<str>, url: String, chaos: f6
                 continue;
             }
             let body = n.to_string();
-            let signature = protocol::sign(&secret, unix_now(), "POST", &path, body.as_bytes());
+            let nonce = protocol::new_nonce();
+            let request = protocol::Request {
+                nonce: &nonce,
+                method: "POST",
+                path: &path,
+                body: body.as_bytes(),
+            };
+            let signature = protocol::sign_request(&secret, unix_now(), &request);
             let sent = client
                 .post(&url)
                 .header("content-type", "application/json")
@@ -277,12 +266,17 @@ pub async fn run(o: Options) -> Result<(), String> {
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0)
     });
-    let bank = Arc::new(SandboxBank::new(
+    let mut bank = SandboxBank::new(
         "sandbox",
         o.async_delay_seconds as i64 * 1000,
         o.fail_rate,
         clock,
-    ));
+    )
+    .accepting(o.currencies);
+    if let Some(path) = &o.state {
+        bank = bank.keeping_state(path)?;
+    }
+    let bank = Arc::new(bank);
     let secret: Arc<str> = o.secret.into();
     let listener = tokio::net::TcpListener::bind(&o.listen)
         .await

@@ -132,6 +132,13 @@ fn connectors(config: &Config, demo: bool) -> pocket_connectors::Registry {
     for c in list {
         match (c.kind.as_str(), c.url.as_deref(), c.secret.as_deref()) {
             ("http", Some(url), Some(secret)) => {
+                if c.plain_http_off_loopback() {
+                    tracing::warn!(connector = %c.name, %url, "insecure = true: this connector is reached over plain HTTP off loopback; anyone on the link reads card numbers and tokens");
+                    eprintln!(
+                        "WARNING: connector '{}' is reached over plain HTTP ({url}), allowed by `insecure = true`: for test set-ups only.",
+                        c.name
+                    );
+                }
                 match pocket_connectors::http::HttpConnector::new(&c.name, url, secret) {
                     Ok(connector) => {
                         registry.add(Arc::new(connector), c.currencies);

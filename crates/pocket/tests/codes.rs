@@ -513,3 +513,95 @@ async fn nothing_stored_reveals_a_code_or_its_secret() {
         "the payment does not echo the code"
     );
 }
+
+/// The review stepped the amount down on one live code, 402 after 402, until it found
+/// the wallet's exact balance and took it. Now the payer's refusals of a code are
+/// counted: after three the code is spent, and the next step's code is a fresh start.
+#[tokio::test]
+async fn a_live_code_is_no_balance_oracle() {
+    let t = till(Server::start().await, "+8613800000131", 1_234).await;
+    let step = step_with_margin(8_000).await;
+    let shown = code(&t.secret, step);
+    for amount in [4_000, 2_000, 1_500] {
+        charge(&t.s, &t.sk, &shown, amount)
+            .await
+            .assert_error(402, "insufficient_funds");
+    }
+    // The exact balance, on the same code: refused as a spent code.
+    charge(&t.s, &t.sk, &shown, 1_234)
+        .await
+        .assert_error(400, "payment_code_invalid");
+    assert_eq!(t.s.wallet_balance(&t.token, "CNY").await, 1_234);
+    // 20 parallel tries of the next code: at most three are looked at.
+    let next = code(&t.secret, step + 1);
+    let answers = all(20, |i| {
+        let (s, sk, next) = (t.s.clone(), t.sk.clone(), next.clone());
+        async move {
+            charge(&s, &sk, &next, 5_000 - i as i64)
+                .await
+                .code()
+                .to_string()
+        }
+    })
+    .await;
+    let looked = answers
+        .iter()
+        .filter(|c| *c == "insufficient_funds")
+        .count();
+    assert_eq!(looked, 3, "{answers:?}");
+    assert!(
+        answers
+            .iter()
+            .all(|c| c == "insufficient_funds" || c == "payment_code_invalid")
+    );
+    assert_eq!(t.s.wallet_balance(&t.token, "CNY").await, 1_234);
+    t.s.assert_balanced().await;
+}
+
+/// The contract says signing out revokes the wallet's device; only the web app asked,
+/// best effort. Now the sign-out's own transaction revokes the devices its session
+/// registered: a code shown before sign-out no longer pays. Another session's device
+/// (the customer's other phone) keeps working.
+#[tokio::test]
+async fn signing_out_revokes_the_sessions_devices() {
+    let t = till(Server::start().await, "+8613800000132", 10_000).await;
+    // A second phone: its own session, its own device.
+    let r =
+        t.s.post(
+            "/v1/wallet/sessions",
+            "",
+            json!({"phone": "+8613800000132", "pin": "123456"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let other_token = r.body["token"].as_str().unwrap().to_string();
+    let (other_device, other_secret) = t.s.register_device(&other_token).await;
+    let step = step_with_margin(5_000).await;
+    let r =
+        t.s.call(
+            Method::DELETE,
+            "/v1/wallet/sessions/current",
+            Some(&t.token),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    charge(&t.s, &t.sk, &code(&t.secret, step), 100)
+        .await
+        .assert_error(400, "payment_code_invalid");
+    let devices = t.s.get("/v1/wallet/devices", &other_token).await;
+    let revoked = |id: &str| {
+        devices.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == id)
+            .map(|d| !d["revoked_at"].is_null())
+    };
+    assert_eq!(revoked(&t.device), Some(true), "{}", devices.text);
+    assert_eq!(revoked(&other_device), Some(false), "{}", devices.text);
+    let paid = charge(&t.s, &t.sk, &code(&other_secret, step), 100).await;
+    assert_eq!(paid.status, 201, "{}", paid.text);
+    assert_eq!(t.s.wallet_balance(&other_token, "CNY").await, 10_000 - 100);
+}

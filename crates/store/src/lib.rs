@@ -354,11 +354,13 @@ pub trait Store: Send + Sync + 'static {
     /// it; `None` when unknown, used or expired.
     async fn redeem_ticket(&self, digest: String) -> Result<Option<(Customer, String)>, Error>;
 
+    /// Registers a device in the session `session_digest`, whose sign-out revokes it.
     async fn add_device(
         &self,
         customer_id: String,
         name: String,
         public_key: String,
+        session_digest: String,
         pin: PinAttempt,
         idem: Option<Idem>,
     ) -> Result<Written<Device>, Error>;
@@ -402,6 +404,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<BankOperation>, Error>;
     /// No final answer yet: look again later (backing off).
     async fn reschedule_bank_operation(&self, id: String) -> Result<(), Error>;
+    /// Keeps why a signed answer about operation `id` was refused, and looks again later.
+    async fn flag_bank_operation(&self, id: String, why: String) -> Result<(), Error>;
     /// Leases operations due for a look.
     async fn claim_bank_operations(
         &self,

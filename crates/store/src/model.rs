@@ -372,6 +372,10 @@ pub struct BankOperation {
     /// Two-phase state of what a withdrawal or payout reserved.
     #[serde(skip)]
     pub reservation: Option<String>,
+    /// Why Pocket refused a signed answer of the bank about this operation (the
+    /// latest), for the operator's reconciliation; never shown to the owner.
+    #[serde(skip)]
+    pub refused_answer: Option<String>,
 }
 
 /// A merchant's bank account, as the API shows it (the number's last four digits).

@@ -28,6 +28,7 @@ impl World {
                     self.customer.clone(),
                     "phone".into(),
                     "{}".into(),
+                    "session".into(),
                     attempt,
                     None,
                 )
@@ -249,4 +250,64 @@ async fn a_refused_charge_writes_nothing_and_leaves_the_code_unused() {
         Status::Succeeded
     );
     assert_eq!(w.wallet().await, 0);
+}
+
+/// Stepping the amount down on one live code would find the wallet's exact balance
+/// (the review: 1,812 tries, then all of it taken): the payer's refusals of a code are
+/// counted, and after `MAX_REFUSALS` the code is spent.
+#[tokio::test]
+async fn a_code_refused_three_times_is_spent() {
+    use pocket_core::code::MAX_REFUSALS as MAX_REFUSALS_PER_CODE;
+    let w = world(500).await;
+    let device = w.device().await;
+    let s = w.step().await;
+    for amount in (0..MAX_REFUSALS_PER_CODE).map(|i| 4_000 - i * 1_000) {
+        assert_eq!(
+            w.charge(&device, s, amount).await.unwrap_err(),
+            "insufficient_funds"
+        );
+    }
+    // Even an amount the wallet holds: the code is spent, refused as a used one.
+    assert_eq!(
+        w.charge(&device, s, 500).await.unwrap_err(),
+        "payment_code_invalid"
+    );
+    assert_eq!(w.wallet().await, 500, "nothing taken");
+    // The next code of the same device works.
+    assert_eq!(
+        w.charge(&device, s + 1, 500).await.unwrap().status,
+        Status::Succeeded
+    );
+}
+
+/// 40 charges of one live code at once, each for more than the wallet holds: exactly
+/// `MAX_REFUSALS` are looked at (402), every other one is refused as spent.
+/// On one store the writer runs them one after another; across PostgreSQL nodes, the
+/// lock every charge takes on the code's refusal row first is what keeps the count
+/// exact. (Today every PostgreSQL write batch also takes the cluster-wide advisory
+/// lock, so removing the row lock does not yet make this fail — checked; it will once
+/// issue 22 removes that lock.)
+#[tokio::test]
+async fn parallel_charges_of_one_code_are_refused_at_most_three_times() {
+    use pocket_core::code::MAX_REFUSALS as MAX_REFUSALS_PER_CODE;
+    let w = std::sync::Arc::new(world(500).await);
+    let device = w.device().await;
+    let s = w.step().await;
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let (w, device) = (w.clone(), device.clone());
+            tokio::spawn(async move { w.charge(&device, s, 10_000 - i).await })
+        })
+        .collect();
+    let (mut looked, mut spent) = (0, 0);
+    for t in tasks {
+        match t.await.unwrap().unwrap_err() {
+            "insufficient_funds" => looked += 1,
+            "payment_code_invalid" => spent += 1,
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(looked, MAX_REFUSALS_PER_CODE, "{looked} refusals looked at");
+    assert_eq!(spent, 40 - MAX_REFUSALS_PER_CODE);
+    assert_eq!(w.wallet().await, 500);
 }

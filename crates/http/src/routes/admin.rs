@@ -2,7 +2,7 @@
 
 use crate::AppState;
 use crate::auth::Admin;
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Body;
 use crate::extract::ListQuery;
 use crate::idem::{IdempotencyKey, respond};
@@ -207,6 +207,27 @@ pub struct ReconciliationQuery {
     format: Option<String>,
 }
 
+/// A statement the bank did not give (`503 connector_unavailable`), or gave malformed
+/// (`503 statement_invalid`: refused whole, the reason in the message).
+fn statement_refused(e: pocket_connectors::ConnectorError) -> ApiError {
+    use pocket_connectors::ConnectorError;
+    match e {
+        ConnectorError::Invalid { why } | ConnectorError::Disagrees { why } => {
+            tracing::error!(%why, "a statement was refused");
+            ApiError(Error::new(
+                ErrorKind::Unavailable,
+                "statement_invalid",
+                format!("The bank's statement was refused as a whole: {why}."),
+            ))
+        }
+        _ => ApiError(Error::new(
+            ErrorKind::Unavailable,
+            "connector_unavailable",
+            "The bank did not give its statement; retry after a moment.",
+        )),
+    }
+}
+
 #[utoipa::path(get, path = "/v1/admin/reconciliation", tag = "operator",
     params(("connector" = String, Query), ("date" = String, Query, description = "YYYY-MM-DD (UTC)"),
            ("format" = Option<String>, Query, description = "`json` (default) or `csv`")),
@@ -221,7 +242,7 @@ pub async fn reconciliation(
         axum::extract::rejection::QueryRejection,
     >,
 ) -> ApiResult<Response> {
-    use pocket_connectors::reconcile::{Line, line_of, reconcile};
+    use pocket_connectors::reconcile::{Line, RefusedAnswer, line_of, reconcile};
     let q = query
         .map_err(|_| {
             Error::invalid(
@@ -245,17 +266,24 @@ pub async fn reconciliation(
             format!("No connector called '{name}' is configured."),
         )
     })?;
-    let statement = connector.statement(&date).await.map_err(|_| {
-        Error::new(
-            ErrorKind::Unavailable,
-            "connector_unavailable",
-            "The bank did not give its statement; retry after a moment.",
-        )
-    })?;
-    let ours: Vec<Line> = state
+    let statement = connector
+        .statement(&date)
+        .await
+        .map_err(statement_refused)?;
+    let mine = state
         .store
         .bank_operations_between(name.clone(), from, to)
-        .await?
+        .await?;
+    let refused = mine
+        .iter()
+        .filter_map(|op| {
+            op.refused_answer.clone().map(|why| RefusedAnswer {
+                operation_id: op.id.clone(),
+                why,
+            })
+        })
+        .collect();
+    let ours: Vec<Line> = mine
         .into_iter()
         .map(|op| Line {
             operation_id: op.id,
@@ -268,7 +296,8 @@ pub async fn reconciliation(
             },
         })
         .collect();
-    let report = reconcile(&name, &date, ours, statement.iter().map(line_of).collect());
+    let theirs = statement.iter().map(line_of).collect();
+    let report = reconcile(&name, &date, ours, theirs, refused);
     if csv {
         return Ok((
             [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],

@@ -239,10 +239,13 @@ pub async fn list_withdrawals(
     Ok(Json(Page::new(ops, LIST_LIMIT)))
 }
 
-/// What a connector tells Pocket when an operation becomes final.
+/// What a connector tells Pocket when an operation becomes final (the same fields as
+/// any answer about an operation, `docs/CONNECTORS.md`).
 #[derive(Deserialize, ToSchema)]
 pub struct Notification {
     pub operation_id: String,
+    /// `charge` or `payout`.
+    pub kind: String,
     pub amount: i64,
     pub currency: String,
     /// `pending`, `succeeded` or `failed`.
@@ -250,10 +253,18 @@ pub struct Notification {
     pub decline_code: Option<String>,
 }
 
+fn refused_signature() -> ApiError {
+    ApiError(Error::new(
+        ErrorKind::Authentication,
+        "invalid_signature",
+        "The notification's Pocket-Connector-Signature is missing, wrong or stale.",
+    ))
+}
+
 #[utoipa::path(post, path = "/v1/connectors/{name}/notifications", tag = "connectors", params(("name" = String, Path)),
     request_body = Notification,
-    responses((status = 200, description = "Recorded (or already known)"), (status = 401, body = ErrorBody),
-              (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, description = "Recorded (or already known)"), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn notification(
     State(state): State<AppState>,
     Path(name): Path<String>,
@@ -261,57 +272,51 @@ pub async fn notification(
     headers: axum::http::HeaderMap,
     raw: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    use pocket_connectors::protocol;
+    use pocket_connectors::{ConnectorError, OpStatus, operations, protocol};
     let secret = state
         .connectors
         .secret(&name)
         .ok_or_else(|| Error::not_found("connector", &name).with_param("name"))?;
     let header = headers.get(protocol::HEADER).and_then(|v| v.to_str().ok());
     let now_s = state.store.now_ms() / 1000;
-    if protocol::verify(secret, header, now_s, "POST", uri.path(), &raw).is_err() {
-        return Err(ApiError(Error::new(
-            ErrorKind::Authentication,
-            "invalid_signature",
-            "The notification's Pocket-Connector-Signature is missing, wrong or stale.",
-        )));
-    }
-    let n: Notification = serde_json::from_slice(&raw).map_err(|_| {
-        Error::invalid(
-            "body",
-            "Not a notification of the Pocket Connector Protocol.",
-        )
-    })?;
+    protocol::verify_request(secret, header, now_s, "POST", uri.path(), &raw)
+        .map_err(|_| refused_signature())?;
+    let answer = serde_json::from_slice(&raw)
+        .map_err(|_| "not JSON".to_string())
+        .and_then(|v| protocol::read_answer(&v))
+        .map_err(|why| {
+            Error::invalid(
+                "body",
+                format!("Not a notification of the Pocket Connector Protocol: {why}."),
+            )
+        })?;
     let op = state
         .store
-        .bank_operation(n.operation_id.clone())
+        .bank_operation(answer.operation_id.clone())
         .await?
         .filter(|op| op.connector == name)
-        .ok_or_else(|| Error::not_found("operation", &n.operation_id))?;
-    if op.amount != n.amount || op.currency.code() != n.currency {
-        tracing::error!(operation = %op.id, connector = %name, "a notification disagrees with the operation's amount");
-        return Err(Error::conflict(
-            "notification_mismatch",
-            "The amount or currency differs from the operation's.",
-        )
-        .into());
-    }
-    match n.status.as_str() {
-        "succeeded" => {
+        .ok_or_else(|| Error::not_found("operation", &answer.operation_id))?;
+    match operations::judge(&op, Ok(answer)) {
+        Ok(OpStatus::Succeeded) => {
             state.store.apply_bank_answer(op.id, true, None).await?;
         }
-        "failed" => {
-            let code = n.decline_code.unwrap_or_else(|| "declined".into());
+        Ok(OpStatus::Failed { decline_code }) => {
             state
                 .store
-                .apply_bank_answer(op.id, false, Some(code))
+                .apply_bank_answer(op.id, false, Some(decline_code))
                 .await?;
         }
-        "pending" => {}
-        _ => {
-            return Err(
-                Error::invalid("status", "`status` must be pending, succeeded or failed.").into(),
-            );
+        Ok(OpStatus::Pending) => {}
+        Err(ConnectorError::Disagrees { why }) | Err(ConnectorError::Invalid { why }) => {
+            tracing::error!(operation = %op.id, connector = %name, %why, "a notification was refused");
+            state.store.flag_bank_operation(op.id, why).await?;
+            return Err(Error::conflict(
+                "notification_mismatch",
+                "The kind, amount or currency differs from the operation's.",
+            )
+            .into());
         }
+        Err(_) => return Err(Error::internal().into()),
     }
     Ok(Json(serde_json::json!({"received": true})).into_response())
 }

@@ -116,6 +116,17 @@ pub async fn bind(
             None => connector
                 .bind_card(&pocket_store::ids::new_id("op"), &details)
                 .await
+                .and_then(|token| match pocket_connectors::token_ok(&token) {
+                    true => Ok(token),
+                    false => Err(ConnectorError::Invalid {
+                        why: "the card token is not [A-Za-z0-9._:-]{1,200}".into(),
+                    }),
+                })
+                .inspect_err(|e| {
+                    if let ConnectorError::Invalid { why } | ConnectorError::Disagrees { why } = e {
+                        tracing::error!(connector = %connector.name(), %why, "a binding answer was refused");
+                    }
+                })
                 .map_err(|e| match e {
                     ConnectorError::Declined { decline_code } => Error::new(
                         ErrorKind::Payment,
@@ -124,7 +135,10 @@ pub async fn bind(
                     )
                     .with_param("number")
                     .with_decline_code(decline_code),
-                    ConnectorError::Unavailable { .. } | ConnectorError::UnknownOperation => {
+                    ConnectorError::Unavailable { .. }
+                    | ConnectorError::UnknownOperation
+                    | ConnectorError::Invalid { .. }
+                    | ConnectorError::Disagrees { .. } => {
                         Error::new(
                             ErrorKind::Unavailable,
                             "connector_unavailable",
@@ -133,9 +147,12 @@ pub async fn bind(
                     }
                 }),
         };
+        // Brand and last four digits are Pocket's own reading of the number, not what
+        // the bank says; only the token comes from the bank (its form checked there).
+        let (brand, last4) = (details.number.brand.as_str().to_string(), details.number.last4());
         drop(details);
-        let bound = match bound {
-            Ok(b) => b,
+        let token = match bound {
+            Ok(t) => t,
             Err(e) => {
                 // The PIN was right: its attempt is settled as such.
                 state.store.settle_right_pin(attempt).await?;
@@ -144,9 +161,9 @@ pub async fn bind(
         };
         let card = NewCard {
             connector: connector.name().to_string(),
-            token: bound.token,
-            brand: bound.brand,
-            last4: bound.last4,
+            token,
+            brand,
+            last4,
             exp_month: req.exp_month,
             exp_year: req.exp_year,
             fingerprint,

@@ -67,7 +67,14 @@ pub async fn register(
         let attempt = check_holder_pin(&state, ip, &customer, &req.pin).await?;
         let written = state
             .store
-            .add_device(customer.id, req.name, public_key, attempt, idem)
+            .add_device(
+                customer.id,
+                req.name,
+                public_key,
+                caller.token_digest,
+                attempt,
+                idem,
+            )
             .await?;
         // The device's payment code secret, in this answer (and its replays) only.
         Ok(secret_response(

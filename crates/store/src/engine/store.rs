@@ -271,7 +271,7 @@ impl Store for SqlStore {
         let customer = self
             .writer
             .run_then(
-                move |c, _| ops::wallet::delete_session(c, &digest),
+                move |c, now| ops::wallet::delete_session(c, now, &digest),
                 move || credentials.forget_session(&token_digest),
             )
             .await?;
@@ -396,10 +396,16 @@ impl Store for SqlStore {
         idem: Option<Idem>,
     ) -> Result<Written<Payment>, Error> {
         let risk = self.risk.clone();
-        self.write_idem(idem, move |c, now| {
-            ops::payments::create(c, now, new, &risk)
-        })
-        .await
+        self.writer
+            .run(move |conn, now| {
+                ops::idempotency::wrap(conn, now, idem, |conn| {
+                    let code = new.code.clone();
+                    ops::codes::counting_refusals(conn, code.as_ref(), |conn| {
+                        ops::payments::create(conn, now, new, &risk)
+                    })
+                })
+            })
+            .await?
     }
 
     async fn payment(&self, id: String) -> Result<Option<Payment>, Error> {
@@ -690,6 +696,7 @@ impl Store for SqlStore {
         customer_id: String,
         name: String,
         public_key: String,
+        session_digest: String,
         pin: PinAttempt,
         idem: Option<Idem>,
     ) -> Result<Written<Device>, Error> {
@@ -697,7 +704,8 @@ impl Store for SqlStore {
             .run(move |c, now| {
                 ops::pins::with_correct_pin(c, now, Some(&pin), |c| {
                     ops::idempotency::wrap(c, now, idem, |c| {
-                        ops::devices::add(c, now, &customer_id, &name, &public_key).map(Ok)
+                        let (customer, session) = (&customer_id, &session_digest);
+                        ops::devices::add(c, now, customer, &name, &public_key, session).map(Ok)
                     })
                 })
             })
@@ -780,6 +788,12 @@ impl Store for SqlStore {
     async fn reschedule_bank_operation(&self, id: String) -> Result<(), Error> {
         self.writer
             .run(move |c, now| ops::bank::reschedule(c, now, &id))
+            .await
+    }
+
+    async fn flag_bank_operation(&self, id: String, why: String) -> Result<(), Error> {
+        self.writer
+            .run(move |c, now| ops::bank::flag(c, now, &id, &why))
             .await
     }
 

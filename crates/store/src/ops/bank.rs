@@ -14,7 +14,7 @@ use pocket_core::{Currency, Error};
 
 const COLS: &str =
     "id, kind, connector, owner_kind, owner, card_id, bank_account_id, amount, currency,
-                    status, reservation, failure_code, created_at, completed_at";
+                    status, reservation, failure_code, created_at, completed_at, refused_answer";
 
 fn row(r: &crate::sql::Row<'_>) -> crate::sql::Result<RawOp> {
     Ok(RawOp {
@@ -32,6 +32,7 @@ fn row(r: &crate::sql::Row<'_>) -> crate::sql::Result<RawOp> {
         failure_code: r.get(11)?,
         created_at: r.get(12)?,
         completed_at: r.get(13)?,
+        refused_answer: r.get(14)?,
     })
 }
 
@@ -50,6 +51,7 @@ struct RawOp {
     failure_code: Option<String>,
     created_at: i64,
     completed_at: Option<i64>,
+    refused_answer: Option<String>,
 }
 
 fn decode(r: RawOp) -> Result<BankOperation, Error> {
@@ -78,6 +80,7 @@ fn decode(r: RawOp) -> Result<BankOperation, Error> {
         owner_kind,
         owner: r.owner,
         reservation: r.reservation,
+        refused_answer: r.refused_answer,
     })
 }
 
@@ -297,6 +300,21 @@ pub(crate) fn reschedule(conn: &Conn, now: i64, id: &str) -> Result<(), Error> {
     .execute(params![id, now])
     .db()?;
     Ok(())
+}
+
+/// Longest reason kept for a refused answer.
+const MAX_REFUSAL_CHARS: usize = 300;
+
+/// The bank gave a signed answer Pocket refused (`why`): kept for the operator and
+/// reconciliation, and an operation still processing is looked at again later — its
+/// outcome is unknown, never taken from that answer.
+pub(crate) fn flag(conn: &Conn, now: i64, id: &str, why: &str) -> Result<(), Error> {
+    let why: String = why.chars().take(MAX_REFUSAL_CHARS).collect();
+    conn.prepare_cached("UPDATE bank_operations SET refused_answer = ?2 WHERE id = ?1")
+        .db()?
+        .execute(params![id, why])
+        .db()?;
+    reschedule(conn, now, id)
 }
 
 /// Leases up to `limit` operations due for a look (ask the bank where they stand).

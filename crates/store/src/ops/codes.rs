@@ -4,10 +4,10 @@
 //! directory (the codes are derived from a secret this crate never sees).
 
 use super::Db;
-use crate::ShownCode;
 use crate::sql::{Conn, Optional, params};
-use pocket_core::Error;
-use pocket_core::code::{SKEW_STEPS, code_invalid, in_window};
+use crate::{CodeCharge, ShownCode};
+use pocket_core::code::{MAX_REFUSALS, SKEW_STEPS, code_invalid, in_window};
+use pocket_core::{Error, ErrorKind};
 
 /// Active devices registered after `after_seq`, in registration order: `(seq, id)`.
 pub(crate) fn active_devices_since(
@@ -68,4 +68,71 @@ pub(crate) fn claim(
         .execute(params![code.device_id, code.step - 2 * SKEW_STEPS - 1])
         .db()?;
     Ok(customer)
+}
+
+/// Runs `charge` (a payment's creation) for a code of a device, counting the payer's
+/// refusals of that code. The code's refusal row is locked first, so every charge of
+/// one code passes here one at a time: a code refused [`MAX_REFUSALS`] times
+/// is spent (refused as a used one), exactly, however many charges arrive at once. A
+/// refusal of the payer (`402`) rolls back what `charge` wrote and commits the count;
+/// the inner `Err` is that refusal. Codes of no device, and every other error, pass as
+/// they are.
+pub(crate) fn counting_refusals<T>(
+    conn: &Conn,
+    code: Option<&ShownCode>,
+    charge: impl FnOnce(&Conn) -> Result<T, Error>,
+) -> Result<Result<T, Error>, Error> {
+    let Some(ShownCode::Device(code)) = code else {
+        return charge(conn).map(Ok);
+    };
+    if refusals_locked(conn, code)? >= MAX_REFUSALS {
+        return Err(code_invalid());
+    }
+    conn.prepare_cached("SAVEPOINT code_charge")
+        .db()?
+        .execute([])
+        .db()?;
+    let result = charge(conn);
+    if result.is_ok() {
+        conn.prepare_cached("RELEASE code_charge")
+            .db()?
+            .execute([])
+            .db()?;
+        return result.map(Ok);
+    }
+    for end in ["ROLLBACK TO code_charge", "RELEASE code_charge"] {
+        conn.prepare_cached(end).db()?.execute([]).db()?;
+    }
+    match result {
+        Err(e) if e.kind == ErrorKind::Payment => {
+            conn.prepare_cached(
+                "UPDATE payment_code_refusals SET refusals = refusals + 1
+                 WHERE device_id = ?1 AND step = ?2",
+            )
+            .db()?
+            .execute(params![code.device_id, code.step])
+            .db()?;
+            Ok(Err(e))
+        }
+        other => other.map(Ok),
+    }
+}
+
+/// The refusals of `code` so far, its row locked until the transaction ends (made at
+/// 0 on its first charge; rows whose codes are outside every window are pruned).
+fn refusals_locked(conn: &Conn, code: &CodeCharge) -> Result<i64, Error> {
+    let refusals = conn
+        .prepare_cached(
+            "INSERT INTO payment_code_refusals (device_id, step, refusals) VALUES (?1, ?2, 0)
+             ON CONFLICT (device_id, step) DO UPDATE SET refusals = payment_code_refusals.refusals
+             RETURNING refusals",
+        )
+        .db()?
+        .query_row(params![code.device_id, code.step], |r| r.get(0))
+        .db()?;
+    conn.prepare_cached("DELETE FROM payment_code_refusals WHERE device_id = ?1 AND step < ?2")
+        .db()?
+        .execute(params![code.device_id, code.step - 2 * SKEW_STEPS - 1])
+        .db()?;
+    Ok(refusals)
 }

@@ -28,6 +28,7 @@ pub(crate) fn add(
     customer_id: &str,
     name: &str,
     public_key: &str,
+    session_digest: &str,
 ) -> Result<Device, Error> {
     let active: i64 = conn
         .prepare_cached(
@@ -53,10 +54,18 @@ pub(crate) fn add(
         public_key: public_key.to_string(),
     };
     conn.prepare_cached(
-        "INSERT INTO devices (id, customer_id, name, public_key, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO devices (id, customer_id, name, public_key, created_at, session_digest)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
     )
     .db()?
-    .execute(params![d.id, customer_id, d.name, d.public_key, now])
+    .execute(params![
+        d.id,
+        customer_id,
+        d.name,
+        d.public_key,
+        now,
+        session_digest
+    ])
     .db()?;
     Ok(d)
 }
@@ -92,6 +101,18 @@ pub(crate) fn revoke(conn: &Conn, now: i64, customer_id: &str, id: &str) -> Resu
         d.revoked_at = Some(now);
     }
     Ok(d)
+}
+
+/// Revokes the devices registered in the session `session_digest` (the session
+/// signs out: its phone's codes and device key stop working in the same transaction).
+pub(crate) fn revoke_of_session(conn: &Conn, now: i64, session_digest: &str) -> Result<(), Error> {
+    conn.prepare_cached(
+        "UPDATE devices SET revoked_at = ?2 WHERE session_digest = ?1 AND revoked_at IS NULL",
+    )
+    .db()?
+    .execute(params![session_digest, now])
+    .db()?;
+    Ok(())
 }
 
 /// Inside a confirm: is the device still active? (Revocation wins over a signature

@@ -133,8 +133,14 @@ pub(crate) fn session(
     .db()
 }
 
-/// Signs a session out; the customer it belonged to, whose streams end now.
-pub(crate) fn delete_session(conn: &Conn, token_digest: &str) -> Result<Option<String>, Error> {
+/// Signs a session out, revoking the devices it registered; the customer it belonged
+/// to, whose streams end now.
+pub(crate) fn delete_session(
+    conn: &Conn,
+    now: i64,
+    token_digest: &str,
+) -> Result<Option<String>, Error> {
+    super::devices::revoke_of_session(conn, now, token_digest)?;
     let customer: Option<String> = conn
         .prepare_cached("DELETE FROM sessions WHERE token_digest = ?1 RETURNING customer_id")
         .db()?
