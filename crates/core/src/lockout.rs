@@ -132,6 +132,26 @@ impl Guard {
         if let Some(until_ms) = g.locked_until_ms {
             return (g, Verdict::Locked { until_ms });
         }
+        g.judged(rule, now_ms, correct)
+    }
+
+    /// Judges a guess verified inside the same transaction that answers it: nothing
+    /// is in flight, so no reservation is taken and none is needed — a guess a crashed
+    /// process left in flight never makes it wait. (A replay of a stored request is
+    /// such a guess: its PIN is compared with the first request's by their
+    /// fingerprints.) Locked: refused. Wrong: counted at once, whatever else is in
+    /// flight, so the wrong guesses answered in a lock period stay within the limit.
+    pub fn judge_at_once(self, rule: &LockRule, now_ms: i64, correct: bool) -> (Guard, Verdict) {
+        let g = self.at(rule, now_ms);
+        if let Some(until_ms) = g.locked_until_ms {
+            return (g, Verdict::Locked { until_ms });
+        }
+        g.judged(rule, now_ms, correct)
+    }
+
+    /// A verified guess on an unlocked guard: accepted, or counted as wrong.
+    fn judged(self, rule: &LockRule, now_ms: i64, correct: bool) -> (Guard, Verdict) {
+        let mut g = self;
         if correct {
             // A right PIN ends the run of wrong ones, but not while other guesses are
             // in flight with it: those are counted against the same run, so a burst
@@ -292,6 +312,33 @@ mod tests {
     }
 
     #[test]
+    fn a_guess_judged_at_once_needs_no_free_reservation() {
+        let mut g = Guard::default();
+        for _ in 0..5 {
+            g = g.reserve(&RULE, 0).unwrap();
+        }
+        // Every attempt is in flight (a crashed process's, say): a new guess that
+        // needs a reservation waits, one judged at once does not.
+        assert!(g.reserve(&RULE, 0).is_err());
+        let (g, v) = g.judge_at_once(&RULE, 0, true);
+        assert_eq!(v, Verdict::Accepted);
+        let (g, v) = g.judge_at_once(&RULE, 0, false);
+        assert_eq!(v, Verdict::Wrong { tries_left: 0 });
+        assert_eq!(g.failures, 1);
+        let mut g = g;
+        for _ in 0..3 {
+            g = g.judge_at_once(&RULE, 0, false).0;
+        }
+        let (g, v) = g.judge_at_once(&RULE, 0, false);
+        assert_eq!(v, Verdict::Locked { until_ms: 900_000 });
+        assert_eq!(
+            g.judge_at_once(&RULE, 1, true).1,
+            Verdict::Locked { until_ms: 900_000 },
+            "a right guess while locked is refused"
+        );
+    }
+
+    #[test]
     fn unsettled_reservations_are_released_once_stale() {
         let mut g = Guard::default();
         for _ in 0..5 {
@@ -379,6 +426,55 @@ mod tests {
                 // never exceed the limit.
                 let recent = answered_at.iter().filter(|t| **t > now - RULE.lock_ms).count();
                 prop_assert!(recent <= RULE.max_failures as usize, "{recent} guesses in one period");
+            }
+        }
+
+        /// Guesses judged at once (replays compared by fingerprint) interleaved with
+        /// reserved ones, whatever is in flight or died in flight: the wrong guesses
+        /// whose answer says so (`Wrong`, or the `Locked` their own count set off) stay
+        /// within the limit per lock period; a guess judged at once is never `Busy`.
+        #[test]
+        fn guesses_judged_at_once_keep_the_bound(steps in steps(), at_once in prop::collection::vec(any::<bool>(), 200)) {
+            let mut g = Guard::default();
+            let mut now = 0i64;
+            let mut in_flight = 0usize;
+            let mut told_at: Vec<i64> = Vec::new();
+            for (step, once) in steps.into_iter().zip(at_once) {
+                let before = g.locked_until(&RULE, now).is_some();
+                let verdict = match step {
+                    Step::Reserve if once => Some(g.judge_at_once(&RULE, now, false)),
+                    Step::Reserve => {
+                        if let Ok(next) = g.reserve(&RULE, now) {
+                            g = next;
+                            in_flight += 1;
+                        }
+                        None
+                    }
+                    Step::Settle { .. } | Step::Abandon if in_flight > 0 => {
+                        in_flight -= 1;
+                        Some(g.settle(&RULE, now, false))
+                    }
+                    Step::Wait { ms } => {
+                        now += ms;
+                        if now >= g.pending_until_ms {
+                            in_flight = 0;
+                        }
+                        None
+                    }
+                    _ => None,
+                };
+                if let Some((next, v)) = verdict {
+                    let busy = matches!(v, Verdict::Busy { .. });
+                    prop_assert!(!(busy && once), "a guess judged at once was busy");
+                    g = next;
+                    let told = matches!(v, Verdict::Wrong { .. })
+                        || (matches!(v, Verdict::Locked { .. }) && !before);
+                    if told {
+                        told_at.push(now);
+                    }
+                }
+                let recent = told_at.iter().filter(|t| **t > now - RULE.lock_ms).count();
+                prop_assert!(recent <= RULE.max_failures as usize, "{recent} wrong guesses told in one period");
             }
         }
 

@@ -161,6 +161,36 @@ pub fn replay(stored: StoredResponse) -> Response {
     r
 }
 
+/// Answers a write whose answer is decided after its record was written (a bank
+/// operation: written as `processing`, then the bank asked): the answer sent, made
+/// the record's, so a replay gets this very body. (A replay that arrives before this
+/// second write gets the record as first written.)
+pub async fn answer_recorded<T: Serialize>(
+    store: &dyn pocket_store::Store,
+    idem: Option<Idem>,
+    status: StatusCode,
+    value: &T,
+) -> Response {
+    let body = match serde_json::to_string(value) {
+        Ok(b) => b,
+        Err(_) => return ApiError(Error::internal()).into_response(),
+    };
+    if let Some(idem) = idem
+        && let Err(e) = store.record_answer(idem, body.clone()).await
+    {
+        tracing::warn!(
+            code = e.code,
+            "could not record the answer sent for replays"
+        );
+    }
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
 /// Answers a write: the fresh value with `status`, or the replayed first response.
 pub fn respond<T: Serialize>(written: Written<T>, status: StatusCode) -> Response {
     match written {

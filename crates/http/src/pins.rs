@@ -382,8 +382,8 @@ impl PinGate {
 /// the PIN, so telling a replay (same body) from a reused key (another body) would
 /// tell whether a guessed PIN is the one first sent: with a known key, a PIN oracle
 /// outside every guard. So when a record exists, the comparison is a guarded guess
-/// under `subject`: budgeted, reserved, and a mismatch counted as a wrong PIN (the
-/// answer stays `409 idempotency_key_reused`, or `423` once it locks).
+/// under `subject`: budgeted, judged and counted in one transaction (a mismatch is a
+/// wrong PIN: the answer stays `409 idempotency_key_reused`, or `423` once it locks).
 pub async fn guarded_precheck(
     state: &crate::AppState,
     ip: crate::limits::ClientIp,
@@ -391,30 +391,31 @@ pub async fn guarded_precheck(
     idem: Option<&pocket_store::model::Idem>,
 ) -> Result<Option<pocket_store::model::StoredResponse>, ApiError> {
     let Some(idem) = idem else { return Ok(None) };
-    let Some((fingerprint, stored)) = state
+    // Most requests are not replays: a read first, no write for them.
+    if state
         .store
         .find_idempotent(idem.caller.clone(), idem.key.clone())
         .await?
-    else {
+        .is_none()
+    {
         return Ok(None);
-    };
+    }
     let gate = &state.pins;
     gate.spend_budget(ip.0, &subject)?;
     let attempt = PinAttempt {
         subject,
         rule: gate.rule,
     };
-    state.store.reserve_pin(attempt.clone()).await?;
-    if pocket_store::model::fingerprints_match(&fingerprint, &idem.fingerprint) {
-        state.store.settle_right_pin(attempt).await?;
-        return Ok(Some(stored));
+    // Compared and counted in one transaction, without a reservation: a crashed
+    // process's reservations never make a replay of an acknowledged request wait.
+    match state.store.judge_pin_replay(attempt, idem.clone()).await? {
+        None => Ok(None),
+        Some(Ok(stored)) => Ok(Some(stored)),
+        Some(Err(refused)) => {
+            metrics::counter!("pocket_pin_checks_total", "result" => "wrong").increment(1);
+            Err(ApiError(refused))
+        }
     }
-    metrics::counter!("pocket_pin_checks_total", "result" => "wrong").increment(1);
-    let refused = state.store.settle_wrong_pin(attempt).await?;
-    if refused.code == "pin_locked" {
-        return Err(ApiError(refused));
-    }
-    Err(ApiError(pocket_store::sqlite::key_reused()))
 }
 
 /// Runs a request that checks a PIN to its end even if its client goes away: every

@@ -405,3 +405,48 @@ async fn the_day_reconciles_against_the_banks_statement() {
         );
     }
 }
+
+/// A retried top-up, withdrawal or payout is answered with the very status and body
+/// of the first answer. (The record was written as `processing` before the bank was
+/// asked, so a replay answered `201 processing` with `completed_at: null` to a request
+/// first answered `201 succeeded`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replayed_bank_operation_gets_the_answer_first_sent() {
+    use reqwest::Method;
+    let s = server().await;
+    let (_, token) = s.customer("+8613800005201", 0).await;
+    let card = bind(&s, &token, "4242424242424242").await;
+    let requests = [
+        (
+            "/v1/wallet/topups",
+            token.clone(),
+            json!({"amount": 10_000, "currency": "CNY", "card": card, "pin": "123456"}),
+        ),
+        (
+            "/v1/wallet/withdrawals",
+            token.clone(),
+            json!({"amount": 2_500, "currency": "CNY", "card": card, "pin": "123456"}),
+        ),
+    ];
+    for (path, auth, body) in requests {
+        let key = format!("key-of-{path}");
+        let first = s
+            .call(
+                Method::POST,
+                path,
+                Some(&auth),
+                Some(body.clone()),
+                Some(&key),
+            )
+            .await;
+        assert_eq!(first.status, 201, "{}", first.text);
+        assert_eq!(first.body["status"], "succeeded", "{}", first.text);
+        let again = s
+            .call(Method::POST, path, Some(&auth), Some(body), Some(&key))
+            .await;
+        assert_eq!(again.status, 201);
+        assert_eq!(again.headers["idempotent-replayed"], "true");
+        assert_eq!(again.text, first.text, "{path}: the same body");
+    }
+    s.assert_balanced().await;
+}

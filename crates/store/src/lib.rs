@@ -148,6 +148,16 @@ pub trait Store: Send + Sync + 'static {
     /// wrong by [`Store::settle_wrong_pin`], never verified by [`Store::abandon_pin`],
     /// right by the write it authorises (which checks the lock as it commits).
     async fn reserve_pin(&self, attempt: PinAttempt) -> Result<(), Error>;
+    /// Makes `body` the answer a replay of `idem` gets (the answer actually sent,
+    /// decided after the record was first written).
+    async fn record_answer(&self, idem: Idem, body: String) -> Result<(), Error>;
+    /// A replay of a PIN request judged at once against its record (`ops::pins::
+    /// judge_replay`): `None` when there is no record.
+    async fn judge_pin_replay(
+        &self,
+        attempt: PinAttempt,
+        idem: Idem,
+    ) -> Result<Option<Result<StoredResponse, Error>>, Error>;
     /// Counts a wrong PIN; the error to answer (`incorrect_pin` or `pin_locked`).
     async fn settle_wrong_pin(&self, attempt: PinAttempt) -> Result<Error, Error>;
     async fn abandon_pin(&self, attempt: PinAttempt) -> Result<(), Error>;

@@ -311,3 +311,91 @@ async fn parallel_charges_of_one_code_are_refused_at_most_three_times() {
     assert_eq!(spent, 40 - MAX_REFUSALS_PER_CODE);
     assert_eq!(w.wallet().await, 500);
 }
+
+/// After a `kill -9`, the dead process's PIN reservations stay counted until they go
+/// stale: the crash test saw 1,980 replays of acknowledged PIN requests get `429` in 7
+/// of 26 cycles. A replay is judged against its record in one transaction, without a
+/// reservation: the same body gets the stored answer at once; another body is counted
+/// as a wrong PIN, and five of them lock the guard, reservations in flight or not.
+#[tokio::test]
+async fn a_replay_is_answered_even_while_dead_reservations_fill_the_guard() {
+    use pocket_store::model::Idem;
+    let w = world(0).await;
+    let attempt = PinAttempt {
+        subject: format!("holder:{}", w.customer),
+        rule: LockRule::default(),
+    };
+    let idem = |fingerprint: &str| Idem {
+        caller: w.customer.clone(),
+        key: "key-1".into(),
+        fingerprint: fingerprint.into(),
+        status: 201,
+    };
+    w.store.reserve_pin(attempt.clone()).await.unwrap();
+    let first = w
+        .store
+        .add_device(
+            w.customer.clone(),
+            "phone".into(),
+            "{}".into(),
+            "session".into(),
+            attempt.clone(),
+            Some(idem("body-a")),
+        )
+        .await
+        .unwrap();
+    let device = fresh(first).id;
+    // A process dies with every attempt in flight.
+    for _ in 0..5 {
+        w.store.reserve_pin(attempt.clone()).await.unwrap();
+    }
+    assert_eq!(
+        w.store.reserve_pin(attempt.clone()).await.unwrap_err().code,
+        "rate_limited",
+        "a fresh PIN check waits for the dead reservations"
+    );
+    let replay = w
+        .store
+        .judge_pin_replay(attempt.clone(), idem("body-a"))
+        .await
+        .unwrap()
+        .expect("a record")
+        .expect("the stored answer");
+    assert!(replay.body.contains(&device), "{}", replay.body);
+    for n in 1..=5 {
+        let refused = w
+            .store
+            .judge_pin_replay(attempt.clone(), idem("body-b"))
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap_err();
+        let expected = if n < 5 {
+            "idempotency_key_reused"
+        } else {
+            "pin_locked"
+        };
+        assert_eq!(refused.code, expected, "wrong guess {n}");
+    }
+    let locked = w
+        .store
+        .judge_pin_replay(attempt.clone(), idem("body-a"))
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(locked.code, "pin_locked", "locked: not even the right body");
+    assert!(
+        w.store
+            .judge_pin_replay(
+                attempt,
+                Idem {
+                    key: "key-2".into(),
+                    ..idem("body-a")
+                }
+            )
+            .await
+            .unwrap()
+            .is_none()
+    );
+}

@@ -98,20 +98,22 @@ async fn card_operation(
     };
     let written = state
         .store
-        .begin_bank_operation(new, Some(attempt), idem)
+        .begin_bank_operation(new, Some(attempt), idem.clone())
         .await?;
     let op = match written {
         Written::Replayed(stored) => return Ok(crate::idem::replay(stored)),
         Written::Fresh(op) => op,
     };
     pocket_connectors::operations::send(state.store.as_ref(), &state.connectors, &op).await;
-    // As it stands now: final, or still processing (the poller takes it from here).
+    // As it stands now: final, or still processing (the poller takes it from here);
+    // a replay answers the same.
     let now = state
         .store
         .bank_operation(op.id.clone())
         .await?
         .unwrap_or(op);
-    Ok((StatusCode::CREATED, Json(now)).into_response())
+    let store = state.store.as_ref();
+    Ok(crate::idem::answer_recorded(store, idem, StatusCode::CREATED, &now).await)
 }
 
 #[utoipa::path(post, path = "/v1/wallet/topups", tag = "wallet", request_body = WalletTopup,

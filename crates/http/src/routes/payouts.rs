@@ -11,7 +11,7 @@ use crate::validate;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use pocket_core::ledger::AccountKind;
 use pocket_core::{Currency, Error, ErrorKind, money};
 use pocket_store::model::{
@@ -172,13 +172,13 @@ pub async fn create_payout(
     let store = state.store.clone();
     let connectors = state.connectors.clone();
     crate::pins::to_completion(async move {
-        let op = match store.begin_bank_operation(new, None, idem).await? {
+        let op = match store.begin_bank_operation(new, None, idem.clone()).await? {
             Written::Replayed(stored) => return Ok(replay(stored)),
             Written::Fresh(op) => op,
         };
         pocket_connectors::operations::send(store.as_ref(), &connectors, &op).await;
         let now = store.bank_operation(op.id.clone()).await?.unwrap_or(op);
-        Ok((StatusCode::CREATED, Json(now)).into_response())
+        Ok(crate::idem::answer_recorded(store.as_ref(), idem, StatusCode::CREATED, &now).await)
     })
     .await
 }

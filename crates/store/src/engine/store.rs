@@ -216,6 +216,22 @@ impl Store for SqlStore {
             .await
     }
 
+    async fn record_answer(&self, idem: Idem, body: String) -> Result<(), Error> {
+        self.writer
+            .run(move |c, _| ops::idempotency::record_answer(c, &idem, &body))
+            .await
+    }
+
+    async fn judge_pin_replay(
+        &self,
+        attempt: PinAttempt,
+        idem: Idem,
+    ) -> Result<Option<Result<StoredResponse, Error>>, Error> {
+        self.writer
+            .run(move |c, now| ops::pins::judge_replay(c, now, &attempt, &idem))
+            .await
+    }
+
     async fn reserve_pin(&self, attempt: PinAttempt) -> Result<(), Error> {
         self.writer
             .run(move |c, now| ops::pins::reserve(c, now, &attempt))

@@ -32,6 +32,18 @@ pub(crate) fn find(
     .db()
 }
 
+/// Replaces the body of `idem`'s record (same caller, key and fingerprint) with the
+/// answer actually sent.
+pub(crate) fn record_answer(conn: &Conn, idem: &Idem, body: &str) -> Result<(), Error> {
+    conn.prepare_cached(
+        "UPDATE idempotency_keys SET body = ?4 WHERE caller = ?1 AND key = ?2 AND fingerprint = ?3",
+    )
+    .db()?
+    .execute(params![idem.caller, idem.key, idem.fingerprint, body])
+    .db()?;
+    Ok(())
+}
+
 pub fn key_reused() -> Error {
     Error::new(
         ErrorKind::Idempotency,
