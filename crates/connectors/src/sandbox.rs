@@ -560,4 +560,88 @@ mod tests {
         assert_eq!(lines.len(), 1, "charged once");
         assert_eq!(bank.statement("2000-01-01").await.unwrap(), vec![]);
     }
+
+    #[tokio::test]
+    async fn it_refuses_what_a_bank_refuses_and_keeps_its_operations_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bank.jsonl");
+        let (bank, now) = bank();
+        let clock = now.clone();
+        let bank = bank
+            .accepting(vec!["CNY".into()])
+            .keeping_state(&path)
+            .unwrap();
+        let token = bank
+            .bind_card("op", &card("4242424242424242"))
+            .await
+            .unwrap();
+        for (amount, currency, code) in [
+            (-5, "CNY", "invalid_amount"),
+            (0, "CNY", "invalid_amount"),
+            (100, "USD", "currency_unsupported"),
+            (100, "XYZ", "currency_unsupported"),
+        ] {
+            let op = Operation {
+                operation_id: format!("bad{amount}{currency}"),
+                amount,
+                currency: currency.into(),
+            };
+            assert_eq!(
+                bank.charge(&op, &token).await,
+                Err(ConnectorError::Declined {
+                    decline_code: code.into()
+                }),
+                "{amount} {currency}"
+            );
+        }
+        let slow = bank
+            .bind_card("op", &card("4000000000003220"))
+            .await
+            .unwrap();
+        assert_eq!(
+            st(bank.charge(&op("paid"), &token).await),
+            Ok(OpStatus::Succeeded)
+        );
+        assert_eq!(
+            st(bank.charge(&op("later"), &slow).await),
+            Ok(OpStatus::Pending)
+        );
+        drop(bank);
+        // Restarted: a re-sent operation is answered as before, never done again, and
+        // the pending one still settles on time.
+        let again = SandboxBank::new(
+            "sandbox",
+            5_000,
+            0.0,
+            Arc::new(move || clock.load(Ordering::SeqCst)),
+        )
+        .keeping_state(&path)
+        .unwrap();
+        let reused = Operation {
+            amount: 1,
+            ..op("paid")
+        };
+        assert_eq!(
+            st(again.charge(&reused, &token).await),
+            Ok(OpStatus::Failed {
+                decline_code: "operation_id_reused".into()
+            }),
+            "the bank remembers operation 'paid'"
+        );
+        assert_eq!(
+            st(again.charge(&op("paid"), &token).await),
+            Ok(OpStatus::Succeeded)
+        );
+        now.fetch_add(5_000, Ordering::SeqCst);
+        assert_eq!(
+            again.status("later").await.unwrap().status,
+            OpStatus::Succeeded
+        );
+        let day = pocket_core::time::utc_date(1_764_000_000_000);
+        assert_eq!(
+            again.statement(&day).await.unwrap().len(),
+            2,
+            "charged once each"
+        );
+    }
 }

@@ -4,13 +4,17 @@
 
 use crate::error::{Error, ErrorKind};
 
-/// Card brands Pocket recognises by prefix (the bank has the last word).
+/// Card brands Pocket takes, by their issuer ranges (ISO/IEC 7812 IIN prefixes) and
+/// lengths. A number in no brand's range is refused before any bank is asked: twelve
+/// zeros pass Luhn, but no issuer gives them out. (The bank has the last word on the
+/// rest.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Brand {
     Visa,
     Mastercard,
     UnionPay,
     Amex,
+    /// No longer given to new cards; kept so that cards bound before read back.
     Unknown,
 }
 
@@ -25,20 +29,24 @@ impl Brand {
         }
     }
 
-    fn of(digits: &[u8]) -> Brand {
+    /// The brand whose issuer range and lengths hold `digits`, if any: Visa `4`, 13, 16
+    /// or 19 digits; Mastercard `51`–`55` and `2221`–`2720`, 16; UnionPay `62`, 16 to
+    /// 19; American Express `34` and `37`, 15.
+    fn of(digits: &[u8]) -> Option<Brand> {
         let prefix = |n: usize| -> u32 {
             digits[..n.min(digits.len())]
                 .iter()
                 .fold(0, |acc, d| acc * 10 + u32::from(*d))
         };
-        match digits.first() {
-            Some(4) => Brand::Visa,
-            Some(5) if (51..=55).contains(&prefix(2)) => Brand::Mastercard,
-            Some(2) if (2221..=2720).contains(&prefix(4)) => Brand::Mastercard,
-            Some(6) if prefix(2) == 62 => Brand::UnionPay,
-            Some(3) if matches!(prefix(2), 34 | 37) => Brand::Amex,
-            _ => Brand::Unknown,
-        }
+        let (brand, lengths): (Brand, &[usize]) = match digits.first() {
+            Some(4) => (Brand::Visa, &[13, 16, 19]),
+            Some(5) if (51..=55).contains(&prefix(2)) => (Brand::Mastercard, &[16]),
+            Some(2) if (2221..=2720).contains(&prefix(4)) => (Brand::Mastercard, &[16]),
+            Some(6) if prefix(2) == 62 => (Brand::UnionPay, &[16, 17, 18, 19]),
+            Some(3) if matches!(prefix(2), 34 | 37) => (Brand::Amex, &[15]),
+            _ => return None,
+        };
+        lengths.contains(&digits.len()).then_some(brand)
     }
 }
 
@@ -100,7 +108,8 @@ fn invalid_number() -> Error {
 }
 
 /// Parses a card number: 12 to 19 digits (spaces and dashes between groups allowed)
-/// with a correct Luhn check digit; `400 card_number_invalid` otherwise.
+/// with a correct Luhn check digit, in the issuer range of a brand Pocket takes and of
+/// that brand's length ([`Brand`]); `400 card_number_invalid` otherwise.
 pub fn parse_number(raw: &str) -> Result<CardNumber, Error> {
     if raw.len() > 32 {
         return Err(invalid_number());
@@ -116,7 +125,7 @@ pub fn parse_number(raw: &str) -> Result<CardNumber, Error> {
     if !(12..=19).contains(&digits.len()) || !luhn_valid(&digits) {
         return Err(invalid_number());
     }
-    let brand = Brand::of(&digits);
+    let brand = Brand::of(&digits).ok_or_else(invalid_number)?;
     Ok(CardNumber { digits, brand })
 }
 
@@ -177,6 +186,12 @@ mod tests {
             assert_eq!(c.brand, brand, "{n}");
         }
         assert_eq!(parse_number("4242424242424242").unwrap().last4(), "4242");
+        assert_eq!(parse_number("378282246310005").unwrap().brand, Brand::Amex);
+        assert_eq!(
+            parse_number("2223003122003222").unwrap().brand,
+            Brand::Mastercard
+        );
+        assert_eq!(parse_number("4222222222222").unwrap().brand, Brand::Visa);
         assert_eq!(
             format!("{:?}", parse_number("4242424242424242").unwrap()),
             "CardNumber(visa …4242)"
@@ -192,6 +207,15 @@ mod tests {
             "42424242424242424242",
             "4242x42424242424",
             "４２４２４２４２４２４２４２４２",
+            // Luhn-valid, in no issuer's range (the review bound these).
+            "000000000000",
+            "0000000000000",
+            "0000000000000000",
+            "9999999999999995",
+            "1234567812345670",
+            // In a range, of another length.
+            "42424242424242",
+            "55555555555544440",
         ] {
             assert_eq!(
                 parse_number(bad).unwrap_err().code,

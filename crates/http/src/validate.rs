@@ -28,9 +28,20 @@ pub fn phone(value: &str, param: &str) -> Result<(), Error> {
 }
 
 /// Non-blank text of at most `max_chars` characters, without control characters.
+/// Characters no name may hold: controls, and the invisible ones that change how the
+/// text around them reads — bidirectional overrides, embeddings and isolates (U+202E
+/// shows "Tea House" as "esuoH aeT"), marks, zero-width space and the BOM. (The
+/// zero-width joiner stays: emoji sequences need it.)
+fn hides_or_reorders(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{061C}' | '\u{200B}' | '\u{200E}' | '\u{200F}'
+            | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
 pub fn text(value: &str, param: &str, max_chars: usize) -> Result<(), Error> {
     let n = value.chars().count();
-    if value.trim().is_empty() || n > max_chars || value.chars().any(char::is_control) {
+    if value.trim().is_empty() || n > max_chars || value.chars().any(hides_or_reorders) {
         return Err(Error::invalid(
             param,
             format!("`{param}` must be 1 to {max_chars} characters of text."),
@@ -102,6 +113,24 @@ pub fn id(value: &str, prefix: &str, param: &str) -> Result<(), Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_refuse_controls_and_bidirectional_overrides() {
+        for bad in [
+            "Tea\u{202E}esuoH",
+            "\u{2066}Tea\u{2069}",
+            "Tea\u{200F}",
+            "Tea\u{200B}House",
+            "\u{FEFF}Tea",
+            "Tea\nHouse",
+            "Tea\u{0}",
+        ] {
+            assert!(text(bad, "name", 80).is_err(), "{bad:?}");
+        }
+        for good in ["Tea House", "茶馆", "Café 👩\u{200D}🍳", "O'Brien & Sons"] {
+            assert!(text(good, "name", 80).is_ok(), "{good:?}");
+        }
+    }
 
     #[test]
     fn phones() {

@@ -963,3 +963,55 @@ async fn idempotency_key_too_long() {
     r.assert_error(400, "parameter_invalid");
     assert_eq!(before, fx.s.snapshot(&fx.sk, &fx.token).await);
 }
+
+/// Names that reorder or hide text (U+202E shows "Tea House" backwards in every list
+/// that prints it) and card numbers in no issuer's range (twelve zeros pass Luhn) are
+/// refused and change nothing.
+#[tokio::test]
+async fn names_that_reorder_text_and_numbers_no_issuer_gives_out() {
+    let fx = fixture().await;
+    for name in [
+        "Tea\u{202E}esuoH",
+        "\u{2066}Li\u{2069}",
+        "Li\u{200B}Lei",
+        "\u{FEFF}Li",
+    ] {
+        fx.refused(
+            Method::POST,
+            "/v1/wallet/signup",
+            None,
+            Some(json!({"phone": "+8613800000098", "name": name, "pin": "123456"})),
+            400,
+            "parameter_invalid",
+            Some("name"),
+        )
+        .await;
+        fx.refused(
+            Method::POST,
+            "/v1/products",
+            Some(&fx.sk),
+            Some(json!({"sku": "bidi", "name": name, "unit_amount": 1, "currency": "CNY"})),
+            400,
+            "parameter_invalid",
+            Some("name"),
+        )
+        .await;
+    }
+    for number in [
+        "000000000000",
+        "0000000000000",
+        "9999999999999995",
+        "42424242424242",
+    ] {
+        fx.refused(
+            Method::POST,
+            "/v1/wallet/cards",
+            Some(&fx.token),
+            Some(json!({"number": number, "exp_month": 12, "exp_year": 2031, "cvc": "123", "pin": "123456"})),
+            400,
+            "card_number_invalid",
+            Some("number"),
+        )
+        .await;
+    }
+}

@@ -310,10 +310,10 @@ pub(crate) fn add(
 ) -> Result<RiskRule, Error> {
     let id = new_id("rule");
     Rule::compile(&id, name, when, action)?;
-    let count: i64 = conn
-        .prepare_cached("SELECT COUNT(*) FROM risk_rules")
+    let (count, total_chars): (i64, i64) = conn
+        .prepare_cached("SELECT COUNT(*), COALESCE(SUM(LENGTH(expression)), 0) FROM risk_rules")
         .db()?
-        .query_row([], |r| r.get(0))
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
         .db()?;
     if count as usize >= MAX_RULES {
         return Err(Error::conflict(
@@ -321,6 +321,7 @@ pub(crate) fn add(
             format!("At most {MAX_RULES} rules may be active; remove one first."),
         ));
     }
+    pocket_core::risk::check_total_size(total_chars as usize, when.chars().count())?;
     conn.prepare_cached(
         "INSERT INTO risk_rules (id, name, expression, action, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
     )
