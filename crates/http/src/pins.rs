@@ -408,12 +408,15 @@ pub async fn guarded_precheck(
     };
     // Compared and counted in one transaction, without a reservation: a crashed
     // process's reservations never make a replay of an acknowledged request wait.
+    use pocket_store::model::ReplayJudged;
     match state.store.judge_pin_replay(attempt, idem.clone()).await? {
-        None => Ok(None),
-        Some(Ok(stored)) => Ok(Some(stored)),
-        Some(Err(refused)) => {
-            metrics::counter!("pocket_pin_checks_total", "result" => "wrong").increment(1);
-            Err(ApiError(refused))
+        ReplayJudged::Fresh => Ok(None),
+        ReplayJudged::Replay(stored) => Ok(Some(stored)),
+        ReplayJudged::Refused { error, counted } => {
+            if counted {
+                metrics::counter!("pocket_pin_checks_total", "result" => "wrong").increment(1);
+            }
+            Err(ApiError(error))
         }
     }
 }

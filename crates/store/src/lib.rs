@@ -152,12 +152,12 @@ pub trait Store: Send + Sync + 'static {
     /// decided after the record was first written).
     async fn record_answer(&self, idem: Idem, body: String) -> Result<(), Error>;
     /// A replay of a PIN request judged at once against its record (`ops::pins::
-    /// judge_replay`): `None` when there is no record.
+    /// judge_replay`).
     async fn judge_pin_replay(
         &self,
         attempt: PinAttempt,
         idem: Idem,
-    ) -> Result<Option<Result<StoredResponse, Error>>, Error>;
+    ) -> Result<ReplayJudged, Error>;
     /// Counts a wrong PIN; the error to answer (`incorrect_pin` or `pin_locked`).
     async fn settle_wrong_pin(&self, attempt: PinAttempt) -> Result<Error, Error>;
     async fn abandon_pin(&self, attempt: PinAttempt) -> Result<(), Error>;

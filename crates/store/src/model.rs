@@ -218,6 +218,20 @@ pub fn fingerprints_match(stored: &str, given: &str) -> bool {
     stored == given || stored == LEGACY_FINGERPRINT
 }
 
+/// A replay of a PIN request, judged against its record (`Store::judge_pin_replay`).
+#[derive(Debug)]
+pub enum ReplayJudged {
+    /// No record: a fresh request.
+    Fresh,
+    /// The same body: the first answer.
+    Replay(StoredResponse),
+    /// Refused: another body (a wrong PIN, `counted`) or the guard locked (not counted).
+    Refused {
+        error: pocket_core::Error,
+        counted: bool,
+    },
+}
+
 /// The result of an idempotent write: done now, or a replay of the first response.
 #[derive(Debug)]
 pub enum Written<T> {

@@ -319,7 +319,7 @@ async fn parallel_charges_of_one_code_are_refused_at_most_three_times() {
 /// as a wrong PIN, and five of them lock the guard, reservations in flight or not.
 #[tokio::test]
 async fn a_replay_is_answered_even_while_dead_reservations_fill_the_guard() {
-    use pocket_store::model::Idem;
+    use pocket_store::model::{Idem, ReplayJudged};
     let w = world(0).await;
     let attempt = PinAttempt {
         subject: format!("holder:{}", w.customer),
@@ -354,48 +354,50 @@ async fn a_replay_is_answered_even_while_dead_reservations_fill_the_guard() {
         "rate_limited",
         "a fresh PIN check waits for the dead reservations"
     );
-    let replay = w
+    let ReplayJudged::Replay(replay) = w
         .store
         .judge_pin_replay(attempt.clone(), idem("body-a"))
         .await
         .unwrap()
-        .expect("a record")
-        .expect("the stored answer");
+    else {
+        panic!("the stored answer");
+    };
     assert!(replay.body.contains(&device), "{}", replay.body);
     for n in 1..=5 {
-        let refused = w
+        let ReplayJudged::Refused { error, counted } = w
             .store
             .judge_pin_replay(attempt.clone(), idem("body-b"))
             .await
             .unwrap()
-            .unwrap()
-            .unwrap_err();
+        else {
+            panic!("refused");
+        };
         let expected = if n < 5 {
             "idempotency_key_reused"
         } else {
             "pin_locked"
         };
-        assert_eq!(refused.code, expected, "wrong guess {n}");
+        assert_eq!((error.code, counted), (expected, true), "wrong guess {n}");
     }
-    let locked = w
+    let ReplayJudged::Refused { error, counted } = w
         .store
         .judge_pin_replay(attempt.clone(), idem("body-a"))
         .await
         .unwrap()
-        .unwrap()
-        .unwrap_err();
-    assert_eq!(locked.code, "pin_locked", "locked: not even the right body");
-    assert!(
-        w.store
-            .judge_pin_replay(
-                attempt,
-                Idem {
-                    key: "key-2".into(),
-                    ..idem("body-a")
-                }
-            )
-            .await
-            .unwrap()
-            .is_none()
+    else {
+        panic!("refused");
+    };
+    assert_eq!(
+        (error.code, counted),
+        ("pin_locked", false),
+        "locked: not even the right body, and not counted again"
     );
+    let other = Idem {
+        key: "key-2".into(),
+        ..idem("body-a")
+    };
+    assert!(matches!(
+        w.store.judge_pin_replay(attempt, other).await.unwrap(),
+        ReplayJudged::Fresh
+    ));
 }

@@ -226,7 +226,7 @@ impl Store for SqlStore {
         &self,
         attempt: PinAttempt,
         idem: Idem,
-    ) -> Result<Option<Result<StoredResponse, Error>>, Error> {
+    ) -> Result<ReplayJudged, Error> {
         self.writer
             .run(move |c, now| ops::pins::judge_replay(c, now, &attempt, &idem))
             .await

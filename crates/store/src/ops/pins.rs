@@ -3,7 +3,7 @@
 //! reservations are serialised however many guesses arrive at once.
 
 use super::Db;
-use crate::model::{Idem, PinAttempt, StoredResponse};
+use crate::model::{Idem, PinAttempt, ReplayJudged};
 use crate::sql::{Conn, Optional, params};
 use pocket_core::Error;
 use pocket_core::lockout::{Guard, Verdict};
@@ -62,8 +62,8 @@ fn save(conn: &Conn, now: i64, subject: &str, g: &Guard) -> Result<(), Error> {
 /// A replay of a request that carried a PIN, judged in one transaction: its PIN is
 /// compared with the first request's by their fingerprints (same body, same PIN), a
 /// guess judged at once (`Guard::judge_at_once`), so no reservation is taken — after a
-/// crash, the dead process's reservations never make a replay wait. `None`: no record
-/// (a fresh request). The same body gets the stored answer unless the guard is locked;
+/// crash, the dead process's reservations never make a replay wait. No record
+/// (`Fresh`). The same body gets the stored answer unless the guard is locked;
 /// another body is counted as a wrong PIN (`409 idempotency_key_reused`, or `423`), and
 /// that count commits with the answer.
 pub(crate) fn judge_replay(
@@ -71,19 +71,27 @@ pub(crate) fn judge_replay(
     now: i64,
     attempt: &PinAttempt,
     idem: &Idem,
-) -> Result<Option<Result<StoredResponse, Error>>, Error> {
+) -> Result<ReplayJudged, Error> {
     let Some((fingerprint, stored)) = super::idempotency::find(conn, &idem.caller, &idem.key, now)?
     else {
-        return Ok(None);
+        return Ok(ReplayJudged::Fresh);
     };
     let same = crate::model::fingerprints_match(&fingerprint, &idem.fingerprint);
-    let (g, verdict) = load(conn, &attempt.subject)?.judge_at_once(&attempt.rule, now, same);
+    let before = load(conn, &attempt.subject)?;
+    let locked_before = before.locked_until(&attempt.rule, now).is_some();
+    let (g, verdict) = before.judge_at_once(&attempt.rule, now, same);
     save(conn, now, &attempt.subject, &g)?;
-    Ok(Some(match verdict {
-        Verdict::Accepted => Ok(stored),
-        Verdict::Locked { .. } => Err(verdict.error(now).unwrap_or_else(Error::internal)),
-        _ => Err(super::idempotency::key_reused()),
-    }))
+    Ok(match verdict {
+        Verdict::Accepted => ReplayJudged::Replay(stored),
+        Verdict::Locked { .. } => ReplayJudged::Refused {
+            error: verdict.error(now).unwrap_or_else(Error::internal),
+            counted: !locked_before,
+        },
+        _ => ReplayJudged::Refused {
+            error: super::idempotency::key_reused(),
+            counted: true,
+        },
+    })
 }
 
 /// Reserves one attempt before a PIN is verified; `Err` is `423 pin_locked`.
