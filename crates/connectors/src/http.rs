@@ -154,13 +154,12 @@ fn bound_token(v: &Value, operation_id: &str) -> Result<String> {
             _ => Err(invalid("the token is not [A-Za-z0-9._:-]{1,200}")),
         },
         Some("failed") => {
-            let code = v["decline_code"].as_str().unwrap_or("declined");
-            let fine = code.len() <= 64
-                && code
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            let code = v["decline_code"]
+                .as_str()
+                .filter(|c| protocol::decline_code_ok(c))
+                .unwrap_or("declined");
             Err(ConnectorError::Declined {
-                decline_code: if fine { code } else { "declined" }.to_string(),
+                decline_code: code.to_string(),
             })
         }
         _ => Err(invalid("unknown binding status")),

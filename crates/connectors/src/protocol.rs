@@ -200,7 +200,8 @@ fn id_ok(s: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-fn decline_code_ok(s: &str) -> bool {
+/// A decline code Pocket keeps and shows: `[a-z0-9_]{1,64}`.
+pub(crate) fn decline_code_ok(s: &str) -> bool {
     (1..=MAX_ID_CHARS).contains(&s.len())
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')

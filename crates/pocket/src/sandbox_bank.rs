@@ -49,10 +49,6 @@ fn unix_now() -> i64 {
         .unwrap_or(0)
 }
 
-fn answer(a: &OpAnswer) -> Value {
-    protocol::answer_json(a)
-}
-
 /// Signs an answer for the request it answers.
 fn signed(secret: &str, to: &protocol::Request<'_>, status: StatusCode, body: Value) -> Response {
     let bytes = body.to_string();
@@ -122,22 +118,18 @@ async fn handle(State(b): State<Bank>, request: Request) -> Response {
 
 /// A refusal, as the request's answer: a binding's, or a `failed` operation's.
 fn declined(req: &Value, path: &str, decline_code: &str) -> Value {
-    let kind = match path {
-        "/v1/charges" => OpKind::Charge,
-        "/v1/payouts" => OpKind::Payout,
-        _ => {
-            return json!({"operation_id": req["operation_id"], "status": "failed", "decline_code": decline_code});
-        }
+    let failed = OpStatus::Failed {
+        decline_code: decline_code.to_string(),
     };
-    match operation_of(req) {
-        Some(op) => answer(&OpAnswer::of(
-            kind,
-            &op,
-            OpStatus::Failed {
-                decline_code: decline_code.to_string(),
-            },
-        )),
-        None => {
+    let kind = match path {
+        "/v1/charges" => Some(OpKind::Charge),
+        "/v1/payouts" => Some(OpKind::Payout),
+        _ => None,
+    };
+    match (kind, operation_of(req)) {
+        (Some(kind), Some(op)) => protocol::answer_json(&OpAnswer::of(kind, &op, failed)),
+        // A binding's refusal, or a request too malformed to name its operation.
+        _ => {
             json!({"operation_id": req["operation_id"], "status": "failed", "decline_code": decline_code})
         }
     }
@@ -174,21 +166,26 @@ async fn route(
         ("POST", "/v1/charges") => {
             let op = operation_of(req).ok_or_else(bad)?;
             let token = req["card_token"].as_str().ok_or_else(bad)?;
-            Ok(answer(&bank.charge(&op, token).await?))
+            Ok(protocol::answer_json(&bank.charge(&op, token).await?))
         }
         ("POST", "/v1/payouts") => {
             let op = operation_of(req).ok_or_else(bad)?;
             let to: Destination =
                 serde_json::from_value(req["destination"].clone()).map_err(|_| bad())?;
-            Ok(answer(&bank.payout(&op, &to).await?))
+            Ok(protocol::answer_json(&bank.payout(&op, &to).await?))
         }
         ("GET", p) if p.starts_with("/v1/operations/") => {
             let id = &p["/v1/operations/".len()..];
-            Ok(answer(&bank.status(id).await?))
+            Ok(protocol::answer_json(&bank.status(id).await?))
         }
         ("GET", p) if p.starts_with("/v1/statements/") => {
             let date = &p["/v1/statements/".len()..];
-            let lines: Vec<Value> = bank.statement(date).await?.iter().map(answer).collect();
+            let lines: Vec<Value> = bank
+                .statement(date)
+                .await?
+                .iter()
+                .map(protocol::answer_json)
+                .collect();
             Ok(json!({"date": date, "lines": lines}))
         }
         _ => Err(ConnectorError::UnknownOperation),
@@ -213,7 +210,7 @@ async fn notify(bank: Arc<SandboxBank>, secret: Arc<str>, url: String, chaos: f6
     loop {
         let now = tokio::time::Instant::now();
         for a in bank.due_notifications() {
-            let n = answer(&a);
+            let n = protocol::answer_json(&a);
             let mut rng = rand::rng();
             if chaos > 0.0 && rng.random_bool(chaos) {
                 continue; // lost

@@ -275,12 +275,6 @@ async fn lying_bank(reply: Reply) -> u16 {
             let body = axum::body::to_bytes(request.into_body(), 1 << 20)
                 .await
                 .unwrap();
-            let protocol = pocket_connectors::protocol::Request {
-                nonce: "",
-                method: &method,
-                path: &path,
-                body: &body,
-            };
             let Ok(nonce) = pocket_connectors::protocol::verify_request(
                 SECRET,
                 header.as_deref(),
@@ -291,7 +285,12 @@ async fn lying_bank(reply: Reply) -> u16 {
             ) else {
                 return (axum::http::StatusCode::UNAUTHORIZED, "unsigned").into_response();
             };
-            let asked = pocket_connectors::protocol::Request { nonce, ..protocol };
+            let asked = pocket_connectors::protocol::Request {
+                nonce,
+                method: &method,
+                path: &path,
+                body: &body,
+            };
             let req: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             let (status, answer) = reply(&method, &path, &req);
             let answer = answer.to_string();
