@@ -623,3 +623,41 @@ async fn a_payment_code_is_charged_once_across_nodes() {
     .await
     .assert_error(400, "payment_code_invalid");
 }
+
+/// A live code's refusals are bounded across nodes too: 20 charges of one code, each
+/// for more than the wallet holds, spread over two nodes → exactly 3 looked at (`402`),
+/// the rest refused as spent. Every charge of the code locks its refusal row first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_live_codes_refusals_are_bounded_across_nodes() {
+    let Some(n) = nodes(2).await else { return };
+    let (_, sk) = n[0].merchant("M").await;
+    let (_, token) = n[0].customer("+8613800010121", 1_000).await;
+    let (_, secret) = n[0].register_device(&token).await;
+    let step = pocket_core::code::step_of(common::now_ms());
+    let code = pocket_core::code::code_at(&secret, step)
+        .as_str()
+        .to_string();
+    let n = std::sync::Arc::new(n);
+    let replies = common::all(20, |i| {
+        let (n, sk, code) = (n.clone(), sk.clone(), code.clone());
+        async move {
+            let body = json!({"currency": "CNY", "amount": 5_000 + i as i64, "payment_code": code});
+            n[i % 2]
+                .post("/v1/payments", &sk, body)
+                .await
+                .code()
+                .to_string()
+        }
+    })
+    .await;
+    let looked = replies
+        .iter()
+        .filter(|c| *c == "insufficient_funds")
+        .count();
+    let spent = replies
+        .iter()
+        .filter(|c| *c == "payment_code_invalid")
+        .count();
+    assert_eq!((looked, spent), (3, 17), "{replies:?}");
+    assert_eq!(n[1].wallet_balance(&token, "CNY").await, 1_000);
+}
