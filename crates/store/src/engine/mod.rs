@@ -24,18 +24,26 @@ use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
-/// The advisory lock every PostgreSQL write transaction takes first: writes commit
-/// one batch at a time across every node, as SQLite's one writer does on one machine,
-/// so read-then-write rules (a PIN guard, a balance) hold on any number of nodes. The
-/// lock is transaction-scoped: a node that dies mid-batch releases it with its
-/// connection. The key spells "pocket". A batch's first round trip is the transaction,
-/// the lock and the first job's savepoint.
-/// The batch's transaction id, which server instance it runs on, and whether that
-/// server is read-only come back with it.
-const PG_BEGIN_WRITE: &str = "BEGIN; SELECT pg_advisory_xact_lock(123623711663476); \
+/// A PostgreSQL write batch's first round trip: the transaction and the first job's
+/// savepoint, with the batch's transaction id, which server instance it runs on,
+/// whether that server is read-only, and the database's clock (milliseconds since
+/// the epoch, read in this transaction: the time every job of the batch decides by).
+/// No lock is taken: each rule locks the rows it reads (see ARCHITECTURE.md, "The
+/// write path on PostgreSQL"), so batches of every writer of every node commit side
+/// by side.
+const PG_BEGIN_WRITE: &str = "BEGIN; \
      SELECT pg_current_xact_id()::text, current_setting('transaction_read_only'), \
-     (SELECT system_identifier FROM pg_control_system())::text || '@' || pg_postmaster_start_time()::text; \
+     (SELECT system_identifier FROM pg_control_system())::text || '@' || pg_postmaster_start_time()::text, \
+     (extract(epoch FROM clock_timestamp()) * 1000)::bigint::text; \
      SAVEPOINT job";
+
+/// The end of a PostgreSQL batch's last job, with its COMMIT: the batch's events take
+/// their place in the order here (`pocket_seal_events`, schema v6), so the order of
+/// seqs is the order of commits.
+const PG_SEAL_AND_COMMIT: [&str; 2] = [
+    "RELEASE SAVEPOINT job; SELECT pocket_seal_events(); COMMIT",
+    "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job; SELECT pocket_seal_events(); COMMIT",
+];
 
 /// Which server instance a session talks to: transaction ids are unique only within
 /// one (a promoted standby hands out again the ids of transactions the old primary
@@ -73,23 +81,29 @@ impl PgLink {
         Ok(self.session.insert(session))
     }
 
-    /// Begins a write batch (see [`PG_BEGIN_WRITE`]). A server that turned out
-    /// read-only (a standby, a demoted primary) is left: the next batch connects again,
-    /// and `target_session_attrs=read-write` finds the writable host.
-    fn begin_write(&mut self) -> Result<()> {
+    /// Begins a write batch (see [`PG_BEGIN_WRITE`]); the database's time. A server
+    /// that turned out read-only (a standby, a demoted primary) is left: the next batch
+    /// connects again, and `target_session_attrs=read-write` finds the writable host.
+    fn begin_write(&mut self) -> Result<Option<i64>> {
         self.xid = None;
         let session = self.open()?;
-        let messages = session.borrow_mut().client.simple_query(PG_BEGIN_WRITE)?;
+        let messages = {
+            let mut s = session.borrow_mut();
+            s.revoked.clear();
+            s.client.simple_query(PG_BEGIN_WRITE)?
+        };
         let mut read_only = false;
+        let mut db_ms = None;
         for m in &messages {
             if let postgres::SimpleQueryMessage::Row(r) = m
-                && r.len() == 3
+                && r.len() == 4
             {
                 self.xid = r
                     .get(0)
                     .zip(r.get(2))
                     .map(|(x, i)| (x.to_owned(), i.to_owned()));
                 read_only = r.get(1) == Some("on");
+                db_ms = r.get(3).and_then(|t| t.parse().ok());
             }
         }
         if read_only {
@@ -98,7 +112,35 @@ impl PgLink {
             }
             return Err(SqlError::ReadOnly);
         }
-        Ok(())
+        Ok(db_ms)
+    }
+
+    /// After a commit: tells every node's listener what it must look at (events were
+    /// sealed; credentials were revoked), in a small transaction of its own that does
+    /// not wait for the disk (a lost notification costs a listener's next look, half
+    /// a second, never an event).
+    fn notify_committed(&mut self, events: bool) {
+        let Some(session) = self.session.as_ref() else {
+            return;
+        };
+        let mut s = session.borrow_mut();
+        let revoked = std::mem::take(&mut s.revoked);
+        if !events && revoked.is_empty() {
+            return;
+        }
+        let mut sql = String::from("BEGIN; SET LOCAL synchronous_commit = off; ");
+        if events {
+            sql.push_str("SELECT pg_notify('pocket_events', ''); ");
+        }
+        for subject in revoked.iter().take(64) {
+            // Subjects are `customer:<id>`/`merchant:<id>`; quoted all the same.
+            let quoted = subject.replace('\'', "''");
+            sql.push_str(&format!("SELECT pg_notify('pocket_revoked', '{quoted}'); "));
+        }
+        sql.push_str("COMMIT");
+        if let Err(e) = s.client.batch_execute(&sql) {
+            tracing::debug!(error = %e, "could not notify the other nodes; they look on their own");
+        }
     }
 
     /// What became of the batch whose COMMIT got no clear answer, asked of the same
@@ -175,11 +217,13 @@ impl Session {
         }
     }
 
-    /// Begins a write transaction that holds the right to write, with the first job's
-    /// savepoint open (one round trip).
-    fn begin_write(&mut self) -> Result<()> {
+    /// Begins a write transaction with the first job's savepoint open (one round
+    /// trip); on PostgreSQL, the database's time read in it.
+    fn begin_write(&mut self) -> Result<Option<i64>> {
         match self {
-            Session::Sqlite(c) => Conn::sqlite(c).execute_batch("BEGIN IMMEDIATE; SAVEPOINT job"),
+            Session::Sqlite(c) => Conn::sqlite(c)
+                .execute_batch("BEGIN IMMEDIATE; SAVEPOINT job")
+                .map(|()| None),
             Session::Postgres(link) => {
                 let first = link.begin_write();
                 if first.is_err() && self.lost() {
@@ -191,6 +235,38 @@ impl Session {
                 }
                 first
             }
+        }
+    }
+
+    /// Ends the batch's last job (kept or rolled back) and commits, in one round trip;
+    /// on PostgreSQL, whether events were sealed with it.
+    fn commit(&self, keep_last: bool) -> Result<bool> {
+        match self {
+            Session::Sqlite(c) => Conn::sqlite(c)
+                .execute_batch(if keep_last {
+                    "RELEASE SAVEPOINT job; COMMIT"
+                } else {
+                    "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job; COMMIT"
+                })
+                .map(|()| false),
+            Session::Postgres(link) => {
+                let Some(session) = link.session.as_ref() else {
+                    return Err(SqlError::NoRows);
+                };
+                let sql = PG_SEAL_AND_COMMIT[usize::from(!keep_last)];
+                let messages = session.borrow_mut().client.simple_query(sql)?;
+                Ok(messages.iter().any(|m| {
+                    matches!(m, postgres::SimpleQueryMessage::Row(r)
+                        if r.get(0).is_some_and(|n| n != "0"))
+                }))
+            }
+        }
+    }
+
+    /// After a committed batch (PostgreSQL: the notifications for other nodes).
+    fn committed(&mut self, events: bool) {
+        if let Session::Postgres(link) = self {
+            link.notify_committed(events);
         }
     }
 

@@ -97,11 +97,12 @@ impl SqlStore {
     async fn write_idem<T, F>(&self, idem: Option<Idem>, f: F) -> Result<Written<T>, Error>
     where
         T: serde::Serialize + Send + 'static,
-        F: FnOnce(&Conn<'_>, i64) -> Result<T, Error> + Send + 'static,
+        F: FnMut(&Conn<'_>, i64) -> Result<T, Error> + Send + 'static,
     {
+        let mut f = f;
         self.writer
             .run(move |conn, now| {
-                ops::idempotency::wrap(conn, now, idem, |conn| f(conn, now).map(Ok))
+                ops::idempotency::wrap(conn, now, idem.as_ref(), |conn| f(conn, now).map(Ok))
             })
             .await?
     }
@@ -132,8 +133,8 @@ impl Store for SqlStore {
     ) -> Result<Written<MerchantCreated>, Error> {
         self.write_idem(idem, move |c, now| {
             let merchant = ops::merchants::create(c, now, &name, &key.digest, &key.prefix)?;
-            let webhook_endpoint = match webhook_url {
-                Some(url) => Some(ops::webhooks::create(c, now, &merchant.id, &url, &None)?),
+            let webhook_endpoint = match &webhook_url {
+                Some(url) => Some(ops::webhooks::create(c, now, &merchant.id, url, &None)?),
                 None => None,
             };
             Ok(MerchantCreated {
@@ -165,7 +166,7 @@ impl Store for SqlStore {
             .writer
             .run_then(
                 move |c, now| {
-                    ops::idempotency::wrap(c, now, idem, |c| {
+                    ops::idempotency::wrap(c, now, idem.as_ref(), |c| {
                         ops::merchants::roll_key(
                             c,
                             now,
@@ -265,7 +266,7 @@ impl Store for SqlStore {
         self.writer
             .run(move |c, now| {
                 ops::pins::with_correct_pin(c, now, Some(&pin), |c| {
-                    ops::idempotency::wrap(c, now, idem, |c| {
+                    ops::idempotency::wrap(c, now, idem.as_ref(), |c| {
                         if let Some(r) = &rehash {
                             ops::wallet::rehash_pin(c, &customer_id, r)?;
                         }
@@ -414,10 +415,10 @@ impl Store for SqlStore {
         let risk = self.risk.clone();
         self.writer
             .run(move |conn, now| {
-                ops::idempotency::wrap(conn, now, idem, |conn| {
+                ops::idempotency::wrap(conn, now, idem.as_ref(), |conn| {
                     let code = new.code.clone();
                     ops::codes::counting_refusals(conn, code.as_ref(), |conn| {
-                        ops::payments::create(conn, now, new, &risk)
+                        ops::payments::create(conn, now, new.clone(), &risk)
                     })
                 })
             })
@@ -451,7 +452,7 @@ impl Store for SqlStore {
         self.writer
             .run(move |c, now| {
                 ops::pins::with_correct_pin(c, now, pin.as_ref(), |c| {
-                    ops::idempotency::wrap(c, now, idem, |c| {
+                    ops::idempotency::wrap(c, now, idem.as_ref(), |c| {
                         ops::payments::confirm(
                             c,
                             now,
@@ -475,7 +476,7 @@ impl Store for SqlStore {
     ) -> Result<Written<Payment>, Error> {
         self.writer
             .run(move |c, now| {
-                ops::idempotency::wrap(c, now, idem, |c| {
+                ops::idempotency::wrap(c, now, idem.as_ref(), |c| {
                     ops::payments::decline(c, now, &payment_id, &customer_id)
                 })
             })
@@ -490,7 +491,7 @@ impl Store for SqlStore {
     ) -> Result<Written<Payment>, Error> {
         self.writer
             .run(move |c, now| {
-                ops::idempotency::wrap(c, now, idem, |c| {
+                ops::idempotency::wrap(c, now, idem.as_ref(), |c| {
                     ops::payments::cancel(c, now, &payment_id, &merchant_id)
                 })
             })
@@ -506,7 +507,7 @@ impl Store for SqlStore {
         idem: Option<Idem>,
     ) -> Result<Written<Refund>, Error> {
         self.write_idem(idem, move |c, now| {
-            ops::payments::refund(c, now, &payment_id, &merchant_id, amount, reason)
+            ops::payments::refund(c, now, &payment_id, &merchant_id, amount, reason.clone())
         })
         .await
     }
@@ -520,7 +521,7 @@ impl Store for SqlStore {
     ) -> Result<Written<Payment>, Error> {
         self.writer
             .run(move |c, now| {
-                ops::idempotency::wrap(c, now, idem, |c| {
+                ops::idempotency::wrap(c, now, idem.as_ref(), |c| {
                     ops::payments::capture(c, now, &payment_id, &merchant_id, amount)
                 })
             })
@@ -719,7 +720,7 @@ impl Store for SqlStore {
         self.writer
             .run(move |c, now| {
                 ops::pins::with_correct_pin(c, now, Some(&pin), |c| {
-                    ops::idempotency::wrap(c, now, idem, |c| {
+                    ops::idempotency::wrap(c, now, idem.as_ref(), |c| {
                         let (customer, session) = (&customer_id, &session_digest);
                         ops::devices::add(c, now, customer, &name, &public_key, session).map(Ok)
                     })
@@ -749,7 +750,7 @@ impl Store for SqlStore {
         self.writer
             .run(move |c, now| {
                 ops::pins::with_correct_pin(c, now, Some(&pin), |c| {
-                    ops::idempotency::wrap(c, now, idem, |c| {
+                    ops::idempotency::wrap(c, now, idem.as_ref(), |c| {
                         ops::cards::add(c, now, &customer_id, &card).map(Ok)
                     })
                 })
@@ -779,7 +780,7 @@ impl Store for SqlStore {
         self.writer
             .run(move |c, now| {
                 ops::pins::with_correct_pin(c, now, pin.as_ref(), |c| {
-                    ops::idempotency::wrap(c, now, idem, |c| ops::bank::begin(c, now, &new).map(Ok))
+                    ops::idempotency::wrap(c, now, idem.as_ref(), |c| ops::bank::begin(c, now, &new).map(Ok))
                 })
             })
             .await?

@@ -1,35 +1,53 @@
 //! The group-committing writer.
 //!
-//! All writes of a process go through one thread. It blocks for the first job, then
-//! takes every job already queued (up to [`MAX_BATCH`]) into one transaction
-//! (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: `BEGIN` and the cluster-wide write lock,
-//! see `PG_BEGIN_WRITE` in `super`). Each job
-//! runs inside its own `SAVEPOINT`, so a job that fails rolls back alone and its
-//! batch-mates still commit. Answers are sent only after `COMMIT` returned: a reply
-//! means the change is durable. The queue is bounded; a full queue answers `503`.
+//! All writes of a process go through one queue and a few writer threads (SQLite: one,
+//! which holds the database; PostgreSQL: several, each with its own connection, whose
+//! batches commit side by side — no lock is shared, every rule locks the rows it
+//! reads). A writer blocks for the first job, then takes every job already queued (up
+//! to [`MAX_BATCH`]) into one transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL:
+//! `BEGIN`, see `PG_BEGIN_WRITE` in `super`). Each job runs inside its own
+//! `SAVEPOINT`, so a job that fails rolls back alone and its batch-mates still commit.
+//! A job that meets rows another transaction holds past the session's `lock_timeout`
+//! (or a deadlock) is rolled back and runs again in a later batch, for up to
+//! [`CONTENTION_PATIENCE`], then answers `503`. Answers are sent only after `COMMIT`
+//! returned: a reply means the change is durable. The queue is bounded; a full queue
+//! answers `503`.
 //!
 //! A second, small lane carries jobs that must not wait behind the queue (the
 //! sweeper's expiries: a deadline's lag should not grow with the API's load): each
 //! batch takes them first. It is bounded too ([`URGENT_DEPTH`]).
 
 use super::{Announcer, Outcome, Session};
-use crate::clock::Clock;
+use crate::clock::{Clock, DatabaseClock};
 use crate::sql::{Conn, storage_unavailable};
 use pocket_core::{Error, ErrorKind};
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TrySendError, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Most jobs in one transaction.
 pub const MAX_BATCH: usize = 256;
 /// Most jobs waiting in the urgent lane.
 pub const URGENT_DEPTH: usize = 16;
+/// How long a job may keep meeting rows that other transactions hold (a lock not
+/// granted within the session's `lock_timeout`, a deadlock) before it answers `503`:
+/// until then it runs again in a later batch, so one held row never stalls a batch.
+const CONTENTION_PATIENCE: Duration = Duration::from_secs(2);
+/// The first wait before a contended job runs again (doubled each time, at most
+/// [`RETRY_MAX_WAIT`]).
+const RETRY_FIRST_WAIT: Duration = Duration::from_millis(5);
+const RETRY_MAX_WAIT: Duration = Duration::from_millis(200);
 
 /// What a job hands back after running: whether to keep its savepoint, and what to do
-/// once the batch's fate is known.
+/// once the batch's fate is known — or that it met contention and must run again.
 type Finish = Box<dyn FnOnce(Outcome) + Send>;
-type Job = Box<dyn FnOnce(&Conn<'_>, i64) -> (bool, Finish) + Send>;
+enum Ran {
+    Done(bool, Finish),
+    Again,
+}
+type Job = Box<dyn FnMut(&Conn<'_>, i64) -> Ran + Send>;
 /// Upkeep the engine runs on the writer's connection after a batch was answered (SQLite:
 /// restarting the WAL when the checkpointer asks).
 pub(crate) type Upkeep = Box<dyn FnMut(&mut Session) + Send>;
@@ -41,10 +59,23 @@ pub(crate) struct Writer {
     waiting: Arc<std::sync::atomic::AtomicI64>,
 }
 
+/// What every writer thread of one store shares.
+struct Shared {
+    lanes: Mutex<Lanes>,
+    clock: Arc<dyn Clock>,
+    /// PostgreSQL on the wall clock: the database's clock, read by every batch.
+    database_clock: Option<Arc<DatabaseClock>>,
+    announcer: Arc<Announcer>,
+    waiting: Arc<std::sync::atomic::AtomicI64>,
+}
+
 impl Writer {
+    /// Starts one writer thread per session (SQLite: one; PostgreSQL: several, whose
+    /// batches commit side by side), all taking jobs from one queue.
     pub(crate) fn start(
-        session: Session,
+        sessions: Vec<Session>,
         clock: Arc<dyn Clock>,
+        database_clock: Option<Arc<DatabaseClock>>,
         queue_depth: usize,
         announcer: Arc<Announcer>,
         upkeep: Option<Upkeep>,
@@ -52,14 +83,23 @@ impl Writer {
         let (queue, jobs) = sync_channel::<Job>(queue_depth.max(1));
         let (urgent, urgent_jobs) = sync_channel::<Job>(URGENT_DEPTH);
         let waiting = Arc::new(std::sync::atomic::AtomicI64::new(0));
-        let taken = waiting.clone();
-        let lanes = Lanes {
-            jobs,
-            urgent: urgent_jobs,
-        };
-        std::thread::Builder::new()
-            .name("pocket-writer".into())
-            .spawn(move || writer_loop(session, clock, lanes, announcer, taken, upkeep))?;
+        let shared = Arc::new(Shared {
+            lanes: Mutex::new(Lanes {
+                jobs,
+                urgent: urgent_jobs,
+            }),
+            clock,
+            database_clock,
+            announcer,
+            waiting: waiting.clone(),
+        });
+        let mut upkeep = upkeep;
+        for (i, session) in sessions.into_iter().enumerate() {
+            let (shared, upkeep) = (shared.clone(), upkeep.take());
+            std::thread::Builder::new()
+                .name(format!("pocket-writer-{i}"))
+                .spawn(move || writer_loop(session, &shared, upkeep))?;
+        }
         Ok(Writer {
             queue,
             urgent,
@@ -72,17 +112,19 @@ impl Writer {
     pub(crate) async fn run_first<T, F>(&self, f: F) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: FnOnce(&Conn<'_>, i64) -> Result<T, Error> + Send + 'static,
+        F: FnMut(&Conn<'_>, i64) -> Result<T, Error> + Send + 'static,
     {
         self.submit(f, || {}, true).await
     }
 
     /// Runs `f` inside the next batch's transaction with the time read at execution.
-    /// `Err` rolls back this job only. Resolves after the batch is durable.
+    /// `Err` rolls back this job only. Resolves after the batch is durable. `f` may
+    /// run more than once: a run that met rows held by another transaction is rolled
+    /// back and run again in a later batch, so it must not act outside the database.
     pub(crate) async fn run<T, F>(&self, f: F) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: FnOnce(&Conn<'_>, i64) -> Result<T, Error> + Send + 'static,
+        F: FnMut(&Conn<'_>, i64) -> Result<T, Error> + Send + 'static,
     {
         self.run_then(f, || {}).await
     }
@@ -93,26 +135,41 @@ impl Writer {
     pub(crate) async fn run_then<T, F, A>(&self, f: F, after: A) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: FnOnce(&Conn<'_>, i64) -> Result<T, Error> + Send + 'static,
+        F: FnMut(&Conn<'_>, i64) -> Result<T, Error> + Send + 'static,
         A: FnOnce() + Send + 'static,
     {
         self.submit(f, after, false).await
     }
 
-    async fn submit<T, F, A>(&self, f: F, after: A, urgent: bool) -> Result<T, Error>
+    async fn submit<T, F, A>(&self, mut f: F, after: A, urgent: bool) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: FnOnce(&Conn<'_>, i64) -> Result<T, Error> + Send + 'static,
+        F: FnMut(&Conn<'_>, i64) -> Result<T, Error> + Send + 'static,
         A: FnOnce() + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T, Error>>();
+        let mut reply = Some((tx, after));
+        let first_run = Instant::now();
         let job: Job = Box::new(move |conn, now| {
+            crate::sql::take_contention();
             let result = match catch_unwind(AssertUnwindSafe(|| f(conn, now))) {
                 Ok(r) => r,
                 Err(_) => {
                     tracing::error!("a write job panicked; its changes are rolled back");
                     Err(Error::internal())
                 }
+            };
+            let contended = crate::sql::take_contention();
+            if result.is_err() && contended {
+                if first_run.elapsed() < CONTENTION_PATIENCE {
+                    metrics::counter!("pocket_writer_contended_runs_total").increment(1);
+                    return Ran::Again;
+                }
+                metrics::counter!("pocket_writer_contended_jobs_total").increment(1);
+                tracing::warn!("a write job could not get its rows in time; answering 503");
+            }
+            let Some((tx, after)) = reply.take() else {
+                return Ran::Done(false, Box::new(|_| {}));
             };
             let keep = result.is_ok();
             let finish: Finish = Box::new(move |outcome| {
@@ -133,13 +190,13 @@ impl Writer {
                 // The requester may have gone away (client disconnected): nothing to do.
                 let _ = tx.send(answer);
             });
-            (keep, finish)
+            Ran::Done(keep, finish)
         });
         let sent = if urgent {
             self.urgent.try_send(job).map(|()| {
                 // A writer idle in `recv` on the main queue wakes for an empty job; a
                 // full main queue means it is busy and takes the lane next anyway.
-                let wake: Job = Box::new(|_, _| (true, Box::new(|_| {})));
+                let wake: Job = Box::new(|_, _| Ran::Done(true, Box::new(|_| {})));
                 if self.queue.try_send(wake).is_ok() {
                     self.waiting
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -173,62 +230,142 @@ struct Lanes {
     urgent: Receiver<Job>,
 }
 
-fn writer_loop(
-    mut session: Session,
-    clock: Arc<dyn Clock>,
-    lanes: Lanes,
-    announcer: Arc<Announcer>,
-    waiting: Arc<std::sync::atomic::AtomicI64>,
-    mut upkeep: Option<Upkeep>,
-) {
+/// Jobs that met contention, each with when it may run again and how long it waits
+/// next time.
+struct Retries(Vec<(Instant, Duration, Job)>);
+
+impl Retries {
+    fn add(&mut self, job: Job, waited: Option<Duration>) {
+        let wait = waited.map_or(RETRY_FIRST_WAIT, |w| (w * 2).min(RETRY_MAX_WAIT));
+        self.0.push((Instant::now() + wait, wait, job));
+    }
+
+    /// The jobs whose time came, with the wait they had.
+    fn due(&mut self, out: &mut Vec<(Option<Duration>, Job)>) {
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.0.len() && out.len() < MAX_BATCH {
+            if self.0[i].0 <= now {
+                let (_, wait, job) = self.0.swap_remove(i);
+                out.push((Some(wait), job));
+            } else {
+                i += 1;
+            }
+        }
+    }
+
+    /// How long until the first job is due (none: `None`).
+    fn next_in(&self) -> Option<Duration> {
+        let now = Instant::now();
+        self.0
+            .iter()
+            .map(|(at, _, _)| at.saturating_duration_since(now))
+            .min()
+    }
+}
+
+/// Takes the next batch: contended jobs whose time came, the urgent lane, then what is
+/// queued, waiting (while holding the lanes, so one idle writer waits at a time) for
+/// the first job. `None` once the queue is closed and nothing is left.
+fn take_batch(
+    shared: &Shared,
+    retries: &mut Retries,
+    batch: &mut Vec<(Option<Duration>, Job)>,
+) -> Option<usize> {
+    let Ok(lanes) = shared.lanes.lock() else {
+        return None;
+    };
+    loop {
+        retries.due(batch);
+        batch.extend(lanes.urgent.try_iter().take(MAX_BATCH).map(|j| (None, j)));
+        if !batch.is_empty() {
+            break;
+        }
+        let first = match retries.next_in() {
+            Some(wait) => match lanes.jobs.recv_timeout(wait) {
+                Ok(job) => job,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) if retries.0.is_empty() => return None,
+                Err(RecvTimeoutError::Disconnected) => {
+                    std::thread::sleep(wait);
+                    continue;
+                }
+            },
+            None => match lanes.jobs.recv() {
+                Ok(job) => job,
+                Err(_) => return None,
+            },
+        };
+        // What woke an idle writer may be the urgent lane's empty job: its job goes
+        // first into this same batch, not the next.
+        batch.extend(lanes.urgent.try_iter().take(MAX_BATCH - 1).map(|j| (None, j)));
+        batch.push((None, first));
+        let mut queued = 1;
+        queued += take_queued(&lanes, batch);
+        return Some(account_taken(shared, queued, batch));
+    }
+    let queued = take_queued(&lanes, batch);
+    Some(account_taken(shared, queued, batch))
+}
+
+fn take_queued(lanes: &Lanes, batch: &mut Vec<(Option<Duration>, Job)>) -> usize {
+    let mut queued = 0;
+    while batch.len() < MAX_BATCH {
+        match lanes.jobs.try_recv() {
+            Ok(job) => {
+                batch.push((None, job));
+                queued += 1;
+            }
+            Err(_) => break,
+        }
+    }
+    queued
+}
+
+/// Counts the jobs taken from the queue off the gauge; the batch's size.
+fn account_taken(
+    shared: &Shared,
+    queued: usize,
+    batch: &[(Option<Duration>, Job)],
+) -> usize {
+    let queued = queued as i64;
+    let left = shared
+        .waiting
+        .fetch_sub(queued, std::sync::atomic::Ordering::Relaxed)
+        - queued;
+    metrics::gauge!("pocket_writer_queue_depth").set(left.max(0) as f64);
+    metrics::histogram!("pocket_writer_batch_jobs").record(batch.len() as f64);
+    batch.len()
+}
+
+fn writer_loop(mut session: Session, shared: &Shared, mut upkeep: Option<Upkeep>) {
     let announce = session.announces_own_commits();
-    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    let mut batch: Vec<(Option<Duration>, Job)> = Vec::with_capacity(MAX_BATCH);
     let mut finishers: Vec<Finish> = Vec::with_capacity(MAX_BATCH);
+    let mut retries = Retries(Vec::new());
     // Counted for the shutdown log line: how well commits were shared.
     let (mut batches, mut jobs_done) = (0u64, 0u64);
-    loop {
-        batch.extend(lanes.urgent.try_iter().take(MAX_BATCH));
-        let mut urgent = batch.len();
-        if urgent == 0 {
-            match lanes.jobs.recv() {
-                Ok(first) => {
-                    // What woke an idle writer may be the urgent lane's empty job:
-                    // its job goes first into this same batch, not the next.
-                    batch.extend(lanes.urgent.try_iter().take(MAX_BATCH - 1));
-                    urgent = batch.len();
-                    batch.push(first);
-                }
-                Err(_) => break,
-            }
-        }
-        while batch.len() < MAX_BATCH {
-            match lanes.jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
-        let queued = (batch.len() - urgent) as i64;
-        let left = waiting.fetch_sub(queued, std::sync::atomic::Ordering::Relaxed) - queued;
-        metrics::gauge!("pocket_writer_queue_depth").set(left.max(0) as f64);
-        metrics::histogram!("pocket_writer_batch_jobs").record(batch.len() as f64);
-        let started = std::time::Instant::now();
-        let outcome = run_batch(&mut session, clock.as_ref(), &mut batch, &mut finishers);
+    while take_batch(shared, &mut retries, &mut batch).is_some() {
+        let started = Instant::now();
+        let outcome = run_batch(&mut session, shared, &mut batch, &mut finishers, &mut retries);
         // From BEGIN to COMMIT returned (durable): what each of its jobs waited at least.
         metrics::histogram!("pocket_writer_batch_seconds").record(started.elapsed().as_secs_f64());
-        if outcome != Outcome::Committed {
+        if outcome.0 != Outcome::Committed {
             metrics::counter!("pocket_writer_failed_batches_total").increment(1);
         }
         batches += 1;
         jobs_done += finishers.len() as u64;
         for finish in finishers.drain(..) {
-            finish(outcome);
+            finish(outcome.0);
         }
-        if outcome == Outcome::Committed
-            && announce
-            && let Some(conn) = session.conn()
-            && let Err(e) = announcer.catch_up(&conn)
-        {
-            tracing::warn!(code = e.code, "could not announce committed events");
+        if outcome.0 == Outcome::Committed {
+            session.committed(outcome.1);
+            if announce
+                && let Some(conn) = session.conn()
+                && let Err(e) = shared.announcer.catch_up(&conn)
+            {
+                tracing::warn!(code = e.code, "could not announce committed events");
+            }
         }
         if let Some(upkeep) = upkeep.as_mut() {
             upkeep(&mut session);
@@ -256,85 +393,108 @@ fn log_batch_error(what: &str, e: &dyn std::fmt::Display) {
     }
 }
 
-/// Runs one batch; returns what became of it. Fills `finishers` in job order.
+/// Runs one batch; returns what became of it (and, on PostgreSQL, whether it sealed
+/// events). Fills `finishers` in job order; jobs that met contention go to `retries`.
 fn run_batch(
     session: &mut Session,
-    clock: &dyn Clock,
-    batch: &mut Vec<Job>,
+    shared: &Shared,
+    batch: &mut Vec<(Option<Duration>, Job)>,
     finishers: &mut Vec<Finish>,
-) -> Outcome {
+    retries: &mut Retries,
+) -> (Outcome, bool) {
+    let sent_ms = crate::clock::SystemClock.now_ms();
     let begun = session.begin_write();
+    if let (Ok(Some(db_ms)), Some(clock)) = (&begun, &shared.database_clock) {
+        clock.observe(*db_ms, sent_ms, crate::clock::SystemClock.now_ms());
+    }
     let conn = match (begun, session.conn()) {
-        (Ok(()), Some(conn)) => conn,
+        (Ok(_), Some(conn)) => conn,
         (Err(e), _) => {
             log_batch_error("cannot begin a write transaction", &e);
             if let Some(conn) = session.conn() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
-            for job in batch.drain(..) {
-                // Run nothing: answer every job as failed.
-                finishers.push(Box::new(move |_| drop(job)));
-            }
-            return Outcome::RolledBack;
+            drop_unrun(batch, finishers);
+            return (Outcome::RolledBack, false);
         }
-        (Ok(()), None) => {
-            for job in batch.drain(..) {
-                finishers.push(Box::new(move |_| drop(job)));
-            }
-            return Outcome::RolledBack;
+        (Ok(_), None) => {
+            drop_unrun(batch, finishers);
+            return (Outcome::RolledBack, false);
         }
     };
     // The batch began with the first job's savepoint open. Each job's end and the
     // next one's savepoint (or, after the last job, the COMMIT) go to the database in
     // one round trip: on PostgreSQL each round trip is most of a statement's cost.
     let mut ok = true;
-    let mut committed = false;
-    let mut at_commit = false;
     let jobs = batch.len();
-    for (i, job) in batch.drain(..).enumerate() {
+    let mut keep_last = true;
+    for (i, (waited, mut job)) in batch.drain(..).enumerate() {
         if !ok {
             finishers.push(Box::new(move |_| drop(job)));
             continue;
         }
-        let now = clock.now_ms();
-        let (keep, finish) = job(&conn, now);
-        let last = i + 1 == jobs;
-        let end = match (keep, last) {
-            (true, false) => "RELEASE SAVEPOINT job; SAVEPOINT job",
-            (false, false) => "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job; SAVEPOINT job",
-            (true, true) => "RELEASE SAVEPOINT job; COMMIT",
-            (false, true) => "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job; COMMIT",
+        let now = shared.clock.now_ms();
+        let keep = match job(&conn, now) {
+            Ran::Done(keep, finish) => {
+                finishers.push(finish);
+                keep
+            }
+            Ran::Again => {
+                retries.add(job, waited);
+                false
+            }
         };
-        match conn.execute_batch(end) {
-            Ok(()) => committed = last,
+        if i + 1 == jobs {
+            keep_last = keep;
+            break;
+        }
+        let end = if keep {
+            "RELEASE SAVEPOINT job; SAVEPOINT job"
+        } else {
+            "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job; SAVEPOINT job"
+        };
+        if let Err(e) = conn.execute_batch(end) {
+            log_batch_error("cannot end a job; the batch is rolled back", &e);
+            ok = false;
+        }
+    }
+    if ok {
+        match session.commit(keep_last) {
+            Ok(sealed) => return (Outcome::Committed, sealed),
             Err(e) => {
-                log_batch_error("cannot end a job or commit; the batch is rolled back", &e);
-                ok = false;
-                at_commit = last;
+                log_batch_error("cannot commit; the batch is rolled back", &e);
+                drop(conn);
+                return (commit_failed(session, jobs), false);
             }
         }
-        finishers.push(finish);
-    }
-    if ok && committed {
-        return Outcome::Committed;
     }
     let _ = conn.execute_batch("ROLLBACK");
-    if at_commit {
-        // The round trip that carried the COMMIT failed: on PostgreSQL a connection
-        // lost in it leaves the outcome open; ask the server what became of it.
-        let outcome = session.commit_outcome();
-        if let Some(times) = OUTCOME_LOG.hit(crate::throttle::wall_ms()) {
-            tracing::warn!(
-                ?outcome,
-                jobs,
-                times,
-                "a batch's commit got no answer; asked the database"
-            );
-        }
-        metrics::counter!("pocket_writer_unanswered_commits_total", "outcome" => format!("{outcome:?}"))
-            .increment(1);
-        outcome
-    } else {
-        Outcome::RolledBack
+    (Outcome::RolledBack, false)
+}
+
+/// Answers every job of a batch that could not begin as failed, running none.
+fn drop_unrun(batch: &mut Vec<(Option<Duration>, Job)>, finishers: &mut Vec<Finish>) {
+    for (_, job) in batch.drain(..) {
+        finishers.push(Box::new(move |_| drop(job)));
     }
+}
+
+/// The round trip that carried the COMMIT failed: on PostgreSQL a connection lost in
+/// it leaves the outcome open; ask the server what became of it.
+fn commit_failed(session: &mut Session, jobs: usize) -> Outcome {
+    if let Some(conn) = session.conn() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    let outcome = session.commit_outcome();
+    if let Some(times) = OUTCOME_LOG.hit(crate::throttle::wall_ms()) {
+        tracing::warn!(
+            ?outcome,
+            jobs,
+            times,
+            "a batch's commit got no answer; asked the database"
+        );
+    }
+    metrics::counter!("pocket_writer_unanswered_commits_total", "outcome" => format!("{outcome:?}"))
+        .increment(1);
+    outcome
 }

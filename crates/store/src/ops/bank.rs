@@ -189,7 +189,18 @@ pub(crate) fn apply(
     outcome: Outcome,
     failure_code: Option<&str>,
 ) -> Result<Option<BankOperation>, Error> {
-    let Some(op) = get(conn, id)? else {
+    // Locked first: the same answer applied on two nodes at once is applied by the
+    // first; the second then reads it done and changes nothing.
+    let sql = format!("SELECT {COLS} FROM bank_operations WHERE id = ?1 FOR UPDATE");
+    let Some(op) = conn
+        .prepare_cached(&sql)
+        .db()?
+        .query_row([id], row)
+        .optional()
+        .db()?
+        .map(decode)
+        .transpose()?
+    else {
         return Ok(None);
     };
     if op.status != "processing" {
@@ -324,11 +335,20 @@ pub(crate) fn claim_due(
     limit: usize,
     lease_ms: i64,
 ) -> Result<Vec<BankOperation>, Error> {
+    // Several writers: rows another writer is leasing right now are skipped, and the
+    // lease's condition is checked again on the row itself, so no operation is leased
+    // twice.
+    let skip_locked = if conn.is_postgres() {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
     let sql = format!(
         "UPDATE bank_operations SET lease_until = ?2
          WHERE id IN (SELECT id FROM bank_operations
                       WHERE status = 'processing' AND next_check_at <= ?1 AND lease_until <= ?1
-                      ORDER BY next_check_at LIMIT ?3)
+                      ORDER BY next_check_at LIMIT ?3{skip_locked})
+           AND status = 'processing' AND lease_until <= ?1
          RETURNING {COLS}"
     );
     let mut stmt = conn.prepare_cached(&sql).db()?;

@@ -43,6 +43,7 @@ pub(crate) fn add(
     merchant_id: &str,
     new: &NewBankAccount,
 ) -> Result<BankAccount, Error> {
+    super::lock_owner(conn, super::Owner::Merchant, merchant_id)?;
     let count: i64 = conn
         .prepare_cached("SELECT COUNT(*) FROM bank_accounts WHERE merchant_id = ?1")
         .db()?

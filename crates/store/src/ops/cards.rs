@@ -47,6 +47,7 @@ pub(crate) fn is_bound(conn: &Conn, customer_id: &str, fingerprint: &str) -> Res
 
 /// Binds a card the bank accepted: at most [`MAX_CARDS`] per wallet, each once.
 pub(crate) fn add(conn: &Conn, now: i64, customer_id: &str, card: &NewCard) -> Result<Card, Error> {
+    super::lock_owner(conn, super::Owner::Customer, customer_id)?;
     let bound: i64 = conn
         .prepare_cached("SELECT COUNT(*) FROM cards WHERE customer_id = ?1 AND removed_at IS NULL")
         .db()?

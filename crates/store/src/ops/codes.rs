@@ -43,7 +43,11 @@ pub(crate) fn claim(
         return Err(code_invalid());
     }
     let customer: Option<String> = conn
-        .prepare_cached("SELECT customer_id FROM devices WHERE id = ?1 AND revoked_at IS NULL")
+        // FOR SHARE: a revocation on another node waits for this charge's commit, or
+        // this charge reads the device revoked — never a charge after the revoke.
+        .prepare_cached(
+            "SELECT customer_id FROM devices WHERE id = ?1 AND revoked_at IS NULL FOR SHARE",
+        )
         .db()?
         .query_row([&code.device_id], |r| r.get(0))
         .optional()

@@ -30,6 +30,7 @@ pub(crate) fn add(
     public_key: &str,
     session_digest: &str,
 ) -> Result<Device, Error> {
+    super::lock_owner(conn, super::Owner::Customer, customer_id)?;
     let active: i64 = conn
         .prepare_cached(
             "SELECT COUNT(*) FROM devices WHERE customer_id = ?1 AND revoked_at IS NULL",
@@ -117,6 +118,15 @@ pub(crate) fn revoke_of_session(conn: &Conn, now: i64, session_digest: &str) -> 
 
 /// Inside a confirm: is the device still active? (Revocation wins over a signature
 /// made before it.)
+/// Read FOR SHARE: a revocation on another node waits for this confirm's commit, or
+/// this confirm reads the device revoked.
 pub(crate) fn is_active(conn: &Conn, customer_id: &str, id: &str) -> Result<bool, Error> {
-    Ok(get(conn, customer_id, id)?.is_some_and(|d| d.revoked_at.is_none()))
+    conn.prepare_cached(
+        "SELECT id FROM devices WHERE id = ?1 AND customer_id = ?2 AND revoked_at IS NULL FOR SHARE",
+    )
+    .db()?
+    .query_row(params![id, customer_id], |r| r.get::<_, String>(0))
+    .optional()
+    .db()
+    .map(|d| d.is_some())
 }

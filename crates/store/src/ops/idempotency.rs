@@ -16,7 +16,7 @@ pub(crate) fn find(
 ) -> Result<Option<(String, StoredResponse)>, Error> {
     conn.prepare_cached(
         "SELECT fingerprint, status, body FROM idempotency_keys
-         WHERE caller = ?1 AND key = ?2 AND created_at > ?3",
+         WHERE caller = ?1 AND key = ?2 AND created_at > ?3 AND status > 0",
     )
     .db()?
     .query_row(params![caller, key, now - IDEMPOTENCY_TTL_MS], |r| {
@@ -58,10 +58,13 @@ pub fn key_reused() -> Error {
 pub(crate) fn wrap<T: Serialize>(
     conn: &Conn,
     now: i64,
-    idem: Option<Idem>,
+    idem: Option<&Idem>,
     f: impl FnOnce(&Conn) -> Result<Result<T, Error>, Error>,
 ) -> Result<Result<Written<T>, Error>, Error> {
-    if let Some(idem) = &idem
+    if let Some(idem) = idem {
+        claim(conn, now, idem)?;
+    }
+    if let Some(idem) = idem
         && let Some((fingerprint, stored)) = find(conn, &idem.caller, &idem.key, now)?
     {
         return Ok(
@@ -74,7 +77,12 @@ pub(crate) fn wrap<T: Serialize>(
     }
     let value = match f(conn)? {
         Ok(v) => v,
-        Err(e) => return Ok(Err(e)),
+        Err(e) => {
+            if let Some(idem) = idem {
+                unclaim(conn, idem)?;
+            }
+            return Ok(Err(e));
+        }
     };
     if let Some(idem) = idem {
         let body = serde_json::to_string(&value).map_err(|_| Error::internal())?;
@@ -96,6 +104,39 @@ pub(crate) fn wrap<T: Serialize>(
         .db()?;
     }
     Ok(Ok(Written::Fresh(value)))
+}
+
+/// Claims `(caller, key)` before anything else runs (PostgreSQL, where several
+/// writers run at once): one statement inserts a placeholder (status 0, never
+/// committed) or locks the record there. A second request with the key, on any node,
+/// waits at this statement until the first commits, then replays its answer.
+/// SQLite's one writer needs no claim.
+fn claim(conn: &Conn, now: i64, idem: &Idem) -> Result<(), Error> {
+    if !conn.is_postgres() {
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "INSERT INTO idempotency_keys (caller, key, fingerprint, status, body, created_at)
+         VALUES (?1, ?2, ?3, 0, '', ?4)
+         ON CONFLICT (caller, key) DO UPDATE SET caller = excluded.caller",
+    )
+    .db()?
+    .execute(params![idem.caller, idem.key, idem.fingerprint, now])
+    .db()?;
+    Ok(())
+}
+
+/// Removes this transaction's placeholder when the answer is not stored (an error
+/// that commits): nobody else ever sees it.
+fn unclaim(conn: &Conn, idem: &Idem) -> Result<(), Error> {
+    if !conn.is_postgres() {
+        return Ok(());
+    }
+    conn.prepare_cached("DELETE FROM idempotency_keys WHERE caller = ?1 AND key = ?2 AND status = 0")
+        .db()?
+        .execute(params![idem.caller, idem.key])
+        .db()?;
+    Ok(())
 }
 
 pub(crate) fn forget_before(conn: &Conn, before_ms: i64, limit: usize) -> Result<usize, Error> {

@@ -1,6 +1,8 @@
-//! Ledger accounts and transfers in SQL. Balance arithmetic is `pocket_core::ledger::post`;
-//! the updates are conditional on the balance read (and the table's CHECK keeps
-//! wallets and merchants ≥ 0), so a concurrent writer can never be overwritten.
+//! Ledger accounts and transfers in SQL. Balance arithmetic is `pocket_core::ledger::post`.
+//! A posting locks its accounts first, both in one statement and in one fixed order
+//! (`LOCK_ORDER`), then writes what the core computed; the updates are also conditional
+//! on the balance read, and the table's CHECK keeps wallets and merchants ≥ 0, so a
+//! concurrent writer can never be overwritten.
 
 use super::{Db, cursor_seq, stored_currency};
 use crate::ids::new_id;
@@ -14,7 +16,8 @@ use pocket_core::{Currency, Error};
 /// Owner of the settlement accounts.
 pub(crate) const OPERATOR: &str = "operator";
 
-/// The running totals of one currency (schema v4's `ledger_totals`).
+/// The running totals of one currency (schema v4's `ledger_totals`; sharded since
+/// v12/PostgreSQL v6: each writer keeps its own row, the book is their sum).
 #[derive(Debug, Default, PartialEq, Eq)]
 pub(crate) struct Totals {
     pub debits: i128,
@@ -31,47 +34,89 @@ fn parse_sum(text: String) -> Result<i128, Error> {
     })
 }
 
-pub(crate) fn load_totals(conn: &Conn, currency: &str) -> Result<Totals, Error> {
-    let row = conn
-        .prepare_cached(
-            "SELECT total_debits, total_credits, sum_of_balances, transfers, accounts
-             FROM ledger_totals WHERE currency = ?1",
-        )
-        .db()?
-        .query_row([currency], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
-                r.get::<_, i64>(4)?,
-            ))
-        })
-        .optional()
-        .db()?;
-    match row {
-        None => Ok(Totals::default()),
-        Some((d, c, s, transfers, accounts)) => Ok(Totals {
+type TotalsRow = (String, String, String, i64, i64);
+
+fn totals_row(r: &crate::sql::Row<'_>) -> crate::sql::Result<TotalsRow> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+impl Totals {
+    fn from_row((d, c, s, transfers, accounts): TotalsRow) -> Result<Totals, Error> {
+        Ok(Totals {
             debits: parse_sum(d)?,
             credits: parse_sum(c)?,
             sum_of_balances: parse_sum(s)?,
             transfers,
             accounts,
-        }),
+        })
+    }
+
+    fn add(&mut self, other: &Totals) {
+        self.debits += other.debits;
+        self.credits += other.credits;
+        self.sum_of_balances += other.sum_of_balances;
+        self.transfers += other.transfers;
+        self.accounts += other.accounts;
     }
 }
 
-fn save_totals(conn: &Conn, currency: &str, t: &Totals) -> Result<(), Error> {
+/// This writer's shard of a currency's totals, locked until the commit (PostgreSQL:
+/// one statement creates, locks and reads it; no other writer uses the row, see
+/// `TOTALS_SHARDS`).
+fn load_shard(conn: &Conn, currency: &str) -> Result<Totals, Error> {
+    let shard = conn.totals_shard();
+    let row = if conn.is_postgres() {
+        conn.prepare_cached(
+            "INSERT INTO ledger_totals (currency, shard, total_debits, total_credits, sum_of_balances, transfers, accounts)
+             VALUES (?1, ?2, '0', '0', '0', 0, 0)
+             ON CONFLICT (currency, shard) DO UPDATE SET transfers = ledger_totals.transfers
+             RETURNING total_debits, total_credits, sum_of_balances, transfers, accounts",
+        )
+        .db()?
+        .query_row(params![currency, shard], totals_row)
+        .optional()
+        .db()?
+    } else {
+        conn.prepare_cached(
+            "SELECT total_debits, total_credits, sum_of_balances, transfers, accounts
+             FROM ledger_totals WHERE currency = ?1 AND shard = ?2",
+        )
+        .db()?
+        .query_row(params![currency, shard], totals_row)
+        .optional()
+        .db()?
+    };
+    row.map_or(Ok(Totals::default()), Totals::from_row)
+}
+
+/// A currency's totals: the sum of its shards.
+pub(crate) fn load_totals(conn: &Conn, currency: &str) -> Result<Totals, Error> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT total_debits, total_credits, sum_of_balances, transfers, accounts
+             FROM ledger_totals WHERE currency = ?1",
+        )
+        .db()?;
+    let rows = stmt.query_map([currency], totals_row).db()?;
+    let mut sum = Totals::default();
+    for row in rows {
+        sum.add(&Totals::from_row(row.db()?)?);
+    }
+    Ok(sum)
+}
+
+fn save_shard(conn: &Conn, currency: &str, t: &Totals) -> Result<(), Error> {
     conn.prepare_cached(
-        "INSERT INTO ledger_totals (currency, total_debits, total_credits, sum_of_balances, transfers, accounts)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (currency) DO UPDATE SET total_debits = excluded.total_debits,
+        "INSERT INTO ledger_totals (currency, shard, total_debits, total_credits, sum_of_balances, transfers, accounts)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (currency, shard) DO UPDATE SET total_debits = excluded.total_debits,
              total_credits = excluded.total_credits, sum_of_balances = excluded.sum_of_balances,
              transfers = excluded.transfers, accounts = excluded.accounts",
     )
     .db()?
     .execute(params![
         currency,
+        conn.totals_shard(),
         t.debits.to_string(),
         t.credits.to_string(),
         t.sum_of_balances.to_string(),
@@ -82,41 +127,105 @@ fn save_totals(conn: &Conn, currency: &str, t: &Totals) -> Result<(), Error> {
     Ok(())
 }
 
-/// The account's id, balance and reserved part, creating it at zero on first use.
-fn account(
-    conn: &Conn,
-    kind: AccountKind,
-    owner: &str,
-    currency: Currency,
-) -> Result<(i64, i64, i64), Error> {
-    let select = "SELECT id, balance, reserved FROM accounts WHERE kind = ?1 AND owner = ?2 AND currency = ?3";
-    let args = params![kind.as_str(), owner, currency.code()];
-    if let Some(found) = conn
-        .prepare_cached(select)
-        .db()?
-        .query_row(args, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()
-        .db()?
-    {
-        return Ok(found);
-    }
+/// An account as locked for a posting: id, balance, reserved part.
+type Locked = (i64, i64, i64);
+
+/// The order in which accounts are locked, the same in every transaction, so two
+/// postings on the same accounts never wait for each other in a circle: wallets, then
+/// merchants, then the operator's accounts; within a kind by id. (A rule that reads a
+/// customer's figures before a posting locks the customer's row first, see
+/// `ops::risk::lock_payer`; nothing locks a customer after an account.)
+const LOCK_ORDER: &str = "CASE kind WHEN 'wallet' THEN 0 WHEN 'merchant' THEN 1 ELSE 2 END, id";
+
+/// Creates the account at zero if it does not exist yet (counted in the totals).
+fn open_account(conn: &Conn, kind: AccountKind, owner: &str, currency: Currency) -> Result<(), Error> {
     let created = conn
         .prepare_cached(
             "INSERT INTO accounts (kind, owner, currency, balance) VALUES (?1, ?2, ?3, 0)
              ON CONFLICT (kind, owner, currency) DO NOTHING",
         )
         .db()?
-        .execute(args)
+        .execute(params![kind.as_str(), owner, currency.code()])
         .db()?;
     if created == 1 {
-        let mut totals = load_totals(conn, currency.code())?;
+        let mut totals = load_shard(conn, currency.code())?;
         totals.accounts += 1;
-        save_totals(conn, currency.code(), &totals)?;
+        save_shard(conn, currency.code(), &totals)?;
     }
-    conn.prepare_cached(select)
-        .db()?
-        .query_row(args, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .db()
+    Ok(())
+}
+
+/// One account, locked until the commit, created at zero on first use.
+fn account(conn: &Conn, kind: AccountKind, owner: &str, currency: Currency) -> Result<Locked, Error> {
+    let select = "SELECT id, balance, reserved FROM accounts
+                  WHERE kind = ?1 AND owner = ?2 AND currency = ?3 FOR UPDATE";
+    let args = params![kind.as_str(), owner, currency.code()];
+    let read = |conn: &Conn| {
+        conn.prepare_cached(select)
+            .db()?
+            .query_row(args, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()
+            .db()
+    };
+    if let Some(found) = read(conn)? {
+        return Ok(found);
+    }
+    open_account(conn, kind, owner, currency)?;
+    read(conn)?.ok_or_else(Error::internal)
+}
+
+/// Both accounts of a posting, locked in [`LOCK_ORDER`] by one statement (created
+/// at zero on first use): `(debit, credit)`.
+fn account_pair(
+    conn: &Conn,
+    debit: (AccountKind, &str),
+    credit: (AccountKind, &str),
+    currency: Currency,
+) -> Result<(Locked, Locked), Error> {
+    if debit == credit {
+        tracing::error!(owner = debit.1, "a transfer from an account to itself");
+        return Err(Error::internal());
+    }
+    let sql = format!(
+        "SELECT id, kind, owner, balance, reserved FROM accounts
+         WHERE currency = ?1 AND ((kind = ?2 AND owner = ?3) OR (kind = ?4 AND owner = ?5))
+         ORDER BY {LOCK_ORDER} FOR UPDATE"
+    );
+    for _ in 0..2 {
+        let mut stmt = conn.prepare_cached(&sql).db()?;
+        let rows = stmt
+            .query_map(
+                params![currency.code(), debit.0.as_str(), debit.1, credit.0.as_str(), credit.1],
+                |r| {
+                    Ok((
+                        (r.get::<_, String>(1)?, r.get::<_, String>(2)?),
+                        (r.get(0)?, r.get(3)?, r.get(4)?),
+                    ))
+                },
+            )
+            .db()?;
+        let (mut d, mut c) = (None, None);
+        for row in rows {
+            let ((kind, owner), locked): ((String, String), Locked) = row.db()?;
+            if kind == debit.0.as_str() && owner == debit.1 {
+                d = Some(locked);
+            } else {
+                c = Some(locked);
+            }
+        }
+        match (d, c) {
+            (Some(d), Some(c)) => return Ok((d, c)),
+            (d, c) => {
+                if d.is_none() {
+                    open_account(conn, debit.0, debit.1, currency)?;
+                }
+                if c.is_none() {
+                    open_account(conn, credit.0, credit.1, currency)?;
+                }
+            }
+        }
+    }
+    Err(Error::internal())
 }
 
 fn set_balance(conn: &Conn, id: i64, before: i64, after: i64) -> Result<(), Error> {
@@ -126,8 +235,7 @@ fn set_balance(conn: &Conn, id: i64, before: i64, after: i64) -> Result<(), Erro
         .execute(params![id, before, after])
         .db()?;
     if changed != 1 {
-        // Another writer moved this balance between our read and write: abort; the
-        // request is answered 500 and may be retried.
+        // The row is locked by this transaction: nobody can have moved it.
         tracing::error!(account = id, "balance changed under a transfer");
         return Err(Error::internal());
     }
@@ -146,8 +254,8 @@ pub(crate) fn transfer(
     kind: TransferKind,
     reference: &str,
 ) -> Result<(), Error> {
-    let (debit_id, debit_before, debit_reserved) = account(conn, debit.0, debit.1, currency)?;
-    let (credit_id, credit_before, _) = account(conn, credit.0, credit.1, currency)?;
+    let ((debit_id, debit_before, debit_reserved), (credit_id, credit_before, _)) =
+        account_pair(conn, debit, credit, currency)?;
     // What is reserved for pending withdrawals and payouts cannot be spent again.
     let posting = post(
         (debit.0, debit_before - debit_reserved),
@@ -192,8 +300,10 @@ fn record(
         credit_after,
     };
     // The book's sums, kept and checked with every posting: a transfer that would
-    // leave debits ≠ credits or balances not summing to zero rolls back.
-    let mut totals = load_totals(conn, currency.code())?;
+    // leave debits ≠ credits or balances not summing to zero rolls back. (Each shard
+    // balances on its own: a transfer adds as much to debits as to credits, and
+    // nothing to the sum of balances.)
+    let mut totals = load_shard(conn, currency.code())?;
     let amount_wide = i128::from(amount);
     totals.debits += amount_wide;
     totals.credits += amount_wide;
@@ -209,7 +319,7 @@ fn record(
         );
         return Err(Error::internal());
     }
-    save_totals(conn, currency.code(), &totals)?;
+    save_shard(conn, currency.code(), &totals)?;
     conn.prepare_cached(
         "INSERT INTO transfers (id, debit_account, credit_account, amount, currency, kind, reference,
                                 debit_balance_after, credit_balance_after, created_at)
@@ -296,8 +406,8 @@ pub(crate) fn settle_reserved(
     kind: TransferKind,
     reference: &str,
 ) -> Result<(), Error> {
-    let (debit_id, debit_before, debit_reserved) = account(conn, debit.0, debit.1, currency)?;
-    let (credit_id, credit_before, credit_reserved) = account(conn, credit.0, credit.1, currency)?;
+    let ((debit_id, debit_before, debit_reserved), (credit_id, credit_before, credit_reserved)) =
+        account_pair(conn, debit, credit, currency)?;
     if debit_reserved < settlement.captured + settlement.released {
         tracing::error!(account = debit_id, "posting more than was reserved");
         return Err(Error::internal());
@@ -426,7 +536,7 @@ pub(crate) fn transactions(
 /// The book from its running totals: no scan, whatever its size.
 pub(crate) fn report_from_totals(conn: &Conn) -> Result<LedgerReport, Error> {
     let mut stmt = conn
-        .prepare_cached("SELECT currency FROM ledger_totals ORDER BY currency")
+        .prepare_cached("SELECT DISTINCT currency FROM ledger_totals ORDER BY currency")
         .db()?;
     let codes: Vec<String> = stmt
         .query_map([], |r| r.get(0))

@@ -66,3 +66,29 @@ pub(crate) fn resolve_customer(conn: &Conn, customer: &str, param: &str) -> Resu
         .db()?
         .ok_or_else(|| Error::not_found("customer", customer).with_param(param))
 }
+
+/// Whose row a cap is counted under.
+#[derive(Clone, Copy)]
+pub(crate) enum Owner {
+    Customer,
+    Merchant,
+}
+
+/// Locks the owner's row until the commit before something of theirs is counted
+/// against a cap (cards, devices, webhook endpoints, bank accounts): two writers
+/// adding at once count one after the other. SQLite's one writer needs no lock.
+pub(crate) fn lock_owner(conn: &Conn, owner: Owner, id: &str) -> Result<(), Error> {
+    if !conn.is_postgres() {
+        return Ok(());
+    }
+    let sql = match owner {
+        Owner::Customer => "SELECT id FROM customers WHERE id = ?1 FOR UPDATE",
+        Owner::Merchant => "SELECT id FROM merchants WHERE id = ?1 FOR UPDATE",
+    };
+    conn.prepare_cached(sql)
+        .db()?
+        .query_row([id], |r| r.get::<_, String>(0))
+        .optional()
+        .db()?;
+    Ok(())
+}

@@ -1,6 +1,6 @@
-//! PIN lockout guards: the stored side of `pocket_core::lockout`. Every change reads
-//! the guard and writes the core's answer inside the writer's transaction, so
-//! reservations are serialised however many guesses arrive at once.
+//! PIN lockout guards: the stored side of `pocket_core::lockout`. Every change locks
+//! and reads the guard and writes the core's answer inside the writer's transaction,
+//! so reservations are serialised however many guesses arrive at once, on any nodes.
 
 use super::Db;
 use crate::model::{Idem, PinAttempt, ReplayJudged};
@@ -8,14 +8,23 @@ use crate::sql::{Conn, Optional, params};
 use pocket_core::Error;
 use pocket_core::lockout::{Guard, Verdict};
 
-fn load(conn: &Conn, subject: &str) -> Result<Guard, Error> {
+/// The subject's guard, locked until the commit. PostgreSQL: one statement creates
+/// (empty), locks and reads it, so guesses on several nodes are counted one after the
+/// other; SQLite's one writer reads it.
+fn load(conn: &Conn, now: i64, subject: &str) -> Result<Guard, Error> {
+    let sql = if conn.is_postgres() {
+        "INSERT INTO pin_guards (subject, failures, pending, pending_until, last_failure_at, locked_until, updated_at)
+         VALUES (?1, 0, 0, 0, 0, NULL, ?2)
+         ON CONFLICT (subject) DO UPDATE SET subject = excluded.subject
+         RETURNING failures, pending, pending_until, last_failure_at, locked_until"
+    } else {
+        "SELECT failures, pending, pending_until, last_failure_at, locked_until
+         FROM pin_guards WHERE subject = ?1 AND ?2 = ?2"
+    };
     let guard = conn
-        .prepare_cached(
-            "SELECT failures, pending, pending_until, last_failure_at, locked_until
-             FROM pin_guards WHERE subject = ?1",
-        )
+        .prepare_cached(sql)
         .db()?
-        .query_row([subject], |r| {
+        .query_row(params![subject, now], |r| {
             Ok(Guard {
                 failures: r.get(0)?,
                 pending: r.get(1)?,
@@ -77,7 +86,7 @@ pub(crate) fn judge_replay(
         return Ok(ReplayJudged::Fresh);
     };
     let same = crate::model::fingerprints_match(&fingerprint, &idem.fingerprint);
-    let before = load(conn, &attempt.subject)?;
+    let before = load(conn, now, &attempt.subject)?;
     let locked_before = before.locked_until(&attempt.rule, now).is_some();
     let (g, verdict) = before.judge_at_once(&attempt.rule, now, same);
     save(conn, now, &attempt.subject, &g)?;
@@ -96,7 +105,7 @@ pub(crate) fn judge_replay(
 
 /// Reserves one attempt before a PIN is verified; `Err` is `423 pin_locked`.
 pub(crate) fn reserve(conn: &Conn, now: i64, attempt: &PinAttempt) -> Result<(), Error> {
-    let guard = load(conn, &attempt.subject)?;
+    let guard = load(conn, now, &attempt.subject)?;
     match guard.reserve(&attempt.rule, now) {
         Ok(g) => save(conn, now, &attempt.subject, &g),
         Err(refused) => Err(refused.error(now).unwrap_or_else(Error::internal)),
@@ -110,14 +119,14 @@ pub(crate) fn settle(
     attempt: &PinAttempt,
     correct: bool,
 ) -> Result<Verdict, Error> {
-    let (g, verdict) = load(conn, &attempt.subject)?.settle(&attempt.rule, now, correct);
+    let (g, verdict) = load(conn, now, &attempt.subject)?.settle(&attempt.rule, now, correct);
     save(conn, now, &attempt.subject, &g)?;
     Ok(verdict)
 }
 
 /// Releases a reserved attempt that was never verified.
 pub(crate) fn abandon(conn: &Conn, now: i64, attempt: &PinAttempt) -> Result<(), Error> {
-    let g = load(conn, &attempt.subject)?.abandon(&attempt.rule, now);
+    let g = load(conn, now, &attempt.subject)?.abandon(&attempt.rule, now);
     save(conn, now, &attempt.subject, &g)
 }
 
@@ -154,7 +163,12 @@ pub(crate) fn with_correct_pin<T>(
             .execute([])
             .db()?;
     }
-    Ok(result.unwrap_or_else(Err))
+    match result {
+        // Rows held by another transaction: the whole job runs again (the settlement
+        // too), rather than committing a settlement with a 503.
+        Err(e) if crate::sql::contention_seen() => Err(e),
+        result => Ok(result.unwrap_or_else(Err)),
+    }
 }
 
 /// Forgets guards untouched for longer than `idle_ms` whose state has run out.

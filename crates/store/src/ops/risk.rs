@@ -7,7 +7,7 @@
 use super::Db;
 use crate::ids::new_id;
 use crate::model::RiskRule;
-use crate::sql::{Conn, params};
+use crate::sql::{Conn, Optional, params};
 use pocket_core::Error;
 use pocket_core::payment::Payment;
 use pocket_core::policy::Authentication;
@@ -148,6 +148,13 @@ impl Risk {
         customer: &str,
         currency: &str,
     ) -> Result<CustomerFacts, Error> {
+        // Several writers: the customer's row is locked before the figures are read,
+        // and held to the commit that adds this payment to them, so two confirms of
+        // one customer (on any nodes) read one after the other (see `lock_payer`).
+        let signed_up = match lock_payer(conn, customer)? {
+            Some(at) => at,
+            None => self.signed_up(conn, customer)?,
+        };
         let minute = minute_of(now);
         let (spent_today, payments_last_hour, device_registered): (Option<i64>, i64, bool) = conn
             .prepare_cached(
@@ -163,7 +170,7 @@ impl Risk {
             )
             .db()?;
         Ok(CustomerFacts {
-            age_days: (now - self.signed_up(conn, customer)?).max(0)
+            age_days: (now - signed_up).max(0)
                 / pocket_core::risk::MS_PER_DAY,
             payments_last_hour,
             spent_today: spent_today.unwrap_or(0),
@@ -187,6 +194,23 @@ impl Risk {
         known.insert(customer.to_string(), at);
         Ok(at)
     }
+}
+
+/// On PostgreSQL, locks the paying customer's row until the commit and reads when
+/// they signed up; SQLite's one writer needs no lock (`None`). Every job that reads
+/// a customer's figures to decide takes this lock before it, and before any account
+/// (see `ops::ledger::LOCK_ORDER`).
+pub(crate) fn lock_payer(conn: &Conn, customer: &str) -> Result<Option<i64>, Error> {
+    if !conn.is_postgres() {
+        return Ok(None);
+    }
+    conn.prepare_cached("SELECT created_at FROM customers WHERE id = ?1 FOR UPDATE")
+        .db()?
+        .query_row([customer], |r| r.get(0))
+        .optional()
+        .db()?
+        .ok_or_else(|| Error::not_found("customer", customer))
+        .map(Some)
 }
 
 /// What the rules see of `p`, with `customer`'s figures.
@@ -310,6 +334,9 @@ pub(crate) fn add(
 ) -> Result<RiskRule, Error> {
     let id = new_id("rule");
     Rule::compile(&id, name, when, action)?;
+    // The version row first: it locks, so two nodes adding rules at once count one
+    // after the other (the cap holds).
+    bump_version(conn)?;
     let (count, total_chars): (i64, i64) = conn
         .prepare_cached("SELECT COUNT(*), COALESCE(SUM(LENGTH(expression)), 0) FROM risk_rules")
         .db()?
@@ -328,7 +355,6 @@ pub(crate) fn add(
     .db()?
     .execute(params![id, name, when, action.as_str(), now])
     .db()?;
-    bump_version(conn)?;
     wire(StoredRule {
         id,
         name: name.to_string(),

@@ -49,6 +49,7 @@ pub(crate) fn create(
     url: &str,
     events: &Option<Vec<String>>,
 ) -> Result<WebhookEndpoint, Error> {
+    super::lock_owner(conn, super::Owner::Merchant, merchant_id)?;
     let count: i64 = conn
         .prepare_cached(
             "SELECT COUNT(*) FROM webhook_endpoints WHERE merchant_id = ?1 AND deleted_at IS NULL",
@@ -158,6 +159,7 @@ pub(crate) fn claim(
         "SELECT seq FROM (
              SELECT d.seq, ROW_NUMBER() OVER (PARTITION BY d.endpoint_id ORDER BY d.next_attempt_at, d.seq) AS rn
              FROM deliveries d
+             JOIN webhook_endpoints w ON w.id = d.endpoint_id AND w.deleted_at IS NULL
              WHERE d.status = 'pending' AND d.next_attempt_at <= ?1 {exclude}
          ) AS due WHERE rn <= ?2 LIMIT ?3"
     );

@@ -35,6 +35,8 @@ pub struct PostgresOptions {
     pub url: String,
     pub queue_depth: usize,
     pub read_connections: usize,
+    /// Writer sessions of this node: batches of each commit side by side.
+    pub write_connections: usize,
     /// `(name, digest)` of each key this node serves with. The first node records
     /// them; a node whose keys differ refuses to start (several nodes must share
     /// their keys, or each would reject what the others wrote).
@@ -47,10 +49,20 @@ impl PostgresOptions {
             url: url.to_owned(),
             queue_depth: crate::sqlite::DEFAULT_QUEUE_DEPTH,
             read_connections: 8,
+            write_connections: DEFAULT_WRITE_CONNECTIONS,
             key_checks: Vec::new(),
         }
     }
 }
+
+/// Writer sessions per node unless configured: enough that a batch waiting on the
+/// database (a round trip, a held row) never leaves the others idle.
+pub const DEFAULT_WRITE_CONNECTIONS: usize = 4;
+
+/// How long a writer's statement waits for a row another transaction holds before
+/// its job is rolled back and run again in a later batch (see `crate::engine`'s
+/// writer): a batch is never held up longer by one contended row.
+const WRITER_LOCK_TIMEOUT: &str = "-c lock_timeout=50ms";
 
 /// Embedded migrations, applied in order; `pocket_schema.version` records the last.
 const MIGRATIONS: &[&str] = &[
@@ -59,6 +71,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v3.sql"),
     include_str!("schema_v4.sql"),
     include_str!("schema_v5.sql"),
+    include_str!("schema_v6.sql"),
 ];
 
 /// Held (session-scoped) while migrating, so nodes starting together migrate once.
@@ -108,6 +121,27 @@ fn server_config(url: &str) -> Result<postgres::Config, String> {
         .keepalives_idle(KEEPALIVE_IDLE)
         .tcp_user_timeout(TCP_USER_TIMEOUT);
     Ok(config)
+}
+
+/// [`server_config`] for a writer session: a short `lock_timeout` (the last setting
+/// given wins, so it also shortens one the URL sets).
+fn writer_config(url: &str) -> Result<postgres::Config, String> {
+    let mut config = server_config(url)?;
+    let options = config.get_options().unwrap_or_default().to_owned();
+    config.options(format!("{options} {WRITER_LOCK_TIMEOUT}").trim());
+    Ok(config)
+}
+
+/// The database's clock now, in milliseconds since the epoch.
+fn database_ms(session: &mut PgSession) -> Result<i64, String> {
+    session
+        .client
+        .query_one(
+            "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+            &[],
+        )
+        .map(|r| r.get(0))
+        .map_err(|e| format!("cannot read the database's clock: {e}"))
 }
 
 fn connect(config: &postgres::Config) -> Result<PgSession, String> {
@@ -196,6 +230,19 @@ fn open_here(options: &PostgresOptions, clock: Arc<dyn Clock>) -> Result<SqlStor
     let config = server_config(&options.url)?;
     let mut writer = connect(&config)?;
     migrate(&mut writer)?;
+    // On the wall clock, every time decision follows the database's clock (a test's
+    // clock stays the test's).
+    let database_clock = if clock.is_wall() {
+        let local = clock.now_ms();
+        let db = database_ms(&mut writer)?;
+        Some(Arc::new(crate::clock::DatabaseClock::new(db, local)))
+    } else {
+        None
+    };
+    let clock: Arc<dyn Clock> = match &database_clock {
+        Some(c) => c.clone(),
+        None => clock,
+    };
     check_keys(&mut writer, &options.key_checks)?;
     let last_seq = {
         let cell = RefCell::new(writer);
@@ -222,13 +269,20 @@ fn open_here(options: &PostgresOptions, clock: Arc<dyn Clock>) -> Result<SqlStor
             .spawn(move || listen(config, listener, announcer, stop))
             .map_err(|e| format!("cannot start the listener: {e}"))?;
     }
-    let writer = Writer::start(
-        Session::Postgres(Box::new(PgLink {
-            config,
-            session: Some(RefCell::new(writer)),
+    drop(writer);
+    let writer_config = writer_config(&options.url)?;
+    let mut writers = Vec::with_capacity(options.write_connections.max(1));
+    for _ in 0..options.write_connections.max(1) {
+        writers.push(Session::Postgres(Box::new(PgLink {
+            session: Some(RefCell::new(connect(&writer_config)?)),
+            config: writer_config.clone(),
             xid: None,
-        })),
+        })));
+    }
+    let writer = Writer::start(
+        writers,
         clock.clone(),
+        database_clock,
         options.queue_depth,
         announcer.clone(),
         None,
@@ -381,7 +435,9 @@ fn listen(
                         }
                         events
                     }
-                    Ok(None) => false,
+                    // No word for a tick: look anyway (a notification is sent after
+                    // the commit, so a node that died in between sends none).
+                    Ok(None) => true,
                     Err(e) => {
                         tracing::warn!(error = %e, "listener lost PostgreSQL");
                         healthy = false;

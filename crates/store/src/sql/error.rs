@@ -47,6 +47,18 @@ impl From<postgres::Error> for SqlError {
 }
 
 impl SqlError {
+    /// Whether this is another transaction holding rows this one needs: a lock not
+    /// granted in time (`lock_timeout`), a deadlock, a serialisation failure. The job
+    /// that met it is run again in a later batch (see the writer).
+    pub fn is_contention(&self) -> bool {
+        match self {
+            SqlError::Postgres(e) => e
+                .code()
+                .is_some_and(|c| matches!(c.code(), "55P03" | "40P01" | "40001")),
+            _ => false,
+        }
+    }
+
     /// Whether this is the surroundings failing (retry later) rather than a bug: a
     /// full disk, an I/O error, a lock held too long; for PostgreSQL also a lost
     /// connection, a server shutting down or in recovery, a read-only standby after
@@ -137,8 +149,29 @@ static UNAVAILABLE_LOG: crate::throttle::Throttle =
 static INTERNAL_LOG: crate::throttle::Throttle =
     crate::throttle::Throttle::new(crate::throttle::LOG_EVERY_MS);
 
+thread_local! {
+    /// Set when a job on this (writer) thread met [`SqlError::is_contention`].
+    static CONTENDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether the thread met contention in the job now running (it stays known).
+pub(crate) fn contention_seen() -> bool {
+    CONTENDED.with(std::cell::Cell::get)
+}
+
+/// Whether the thread met contention since the last call (and forgets it).
+pub(crate) fn take_contention() -> bool {
+    CONTENDED.with(|c| c.replace(false))
+}
+
 /// Maps a database error to the contract's answer, logging it once per interval.
 pub fn sql_error(e: SqlError) -> Error {
+    if e.is_contention() {
+        // Not logged: the writer runs the job again; only a job that never gets its
+        // rows answers 503 (and is counted there).
+        CONTENDED.with(|c| c.set(true));
+        return storage_unavailable();
+    }
     let now = crate::throttle::wall_ms();
     if e.is_unavailable() {
         if let Some(times) = UNAVAILABLE_LOG.hit(now) {

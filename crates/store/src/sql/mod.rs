@@ -13,6 +13,7 @@ mod error;
 mod value;
 
 pub use error::{Db, SqlError, outcome_unknown, storage_unavailable};
+pub(crate) use error::{contention_seen, take_contention};
 pub use value::{Cell, FromSql, ToSql, Value};
 
 use std::cell::RefCell;
@@ -23,10 +24,21 @@ pub type Result<T> = std::result::Result<T, SqlError>;
 /// Statements prepared per PostgreSQL connection before the cache starts over.
 const PG_STATEMENT_CACHE: usize = 256;
 
+/// Shards of the book's running totals (`ledger_totals.shard`): each writer session
+/// takes one at random, so writers rarely share a row (two that do only wait for each
+/// other).
+pub const TOTALS_SHARDS: i64 = 1024;
+
 /// A PostgreSQL connection with its prepared statements.
 pub struct PgSession {
     pub client: postgres::Client,
     prepared: HashMap<String, postgres::Statement>,
+    /// This session's shard of the running totals.
+    pub shard: i64,
+    /// Subjects whose credentials the open transaction revoked: told to every node
+    /// after the commit (`NOTIFY` inside a writing transaction would serialise
+    /// every commit of the database behind it).
+    pub revoked: Vec<String>,
 }
 
 impl PgSession {
@@ -34,6 +46,8 @@ impl PgSession {
         PgSession {
             client,
             prepared: HashMap::new(),
+            shard: i64::from(rand::random::<u16>()) % TOTALS_SHARDS,
+            revoked: Vec::new(),
         }
     }
 
@@ -68,17 +82,28 @@ impl<'a> Conn<'a> {
         Conn(Inner::Postgres(session))
     }
 
-    /// Tells every node, when this transaction commits, that `subject`'s credentials
-    /// stopped working (`customer:<id>` or `merchant:<id>`). PostgreSQL: `NOTIFY
-    /// pocket_revoked`; SQLite has one node, which the store tells itself.
+    /// Tells every node, once this transaction committed, that `subject`'s
+    /// credentials stopped working (`customer:<id>` or `merchant:<id>`). PostgreSQL:
+    /// `NOTIFY pocket_revoked` after the commit (the writer sends it); SQLite has one
+    /// node, which the store tells itself.
     pub fn notify_revoked(&self, subject: &str) -> Result<()> {
+        if let Inner::Postgres(s) = self.0 {
+            s.borrow_mut().revoked.push(subject.to_owned());
+        }
+        Ok(())
+    }
+
+    /// Whether this is PostgreSQL: several writers at once, so a rule that reads then
+    /// writes locks its rows first (SQLite has one writer, which holds the database).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.0, Inner::Postgres(_))
+    }
+
+    /// The shard of the running totals this connection writes (SQLite: 0).
+    pub fn totals_shard(&self) -> i64 {
         match self.0 {
-            Inner::Sqlite(_) => Ok(()),
-            Inner::Postgres(_) => {
-                self.query_row("SELECT pg_notify('pocket_revoked', ?1)", [subject], |_| {
-                    Ok(())
-                })
-            }
+            Inner::Sqlite(_) => 0,
+            Inner::Postgres(s) => s.borrow().shard,
         }
     }
 
@@ -90,10 +115,12 @@ impl<'a> Conn<'a> {
         }
     }
 
-    /// A statement, prepared once per connection.
+    /// A statement, prepared once per connection. A row-locking clause at its end
+    /// (`FOR UPDATE`, `FOR SHARE`, `… SKIP LOCKED`) is for PostgreSQL; SQLite, whose
+    /// one writer holds the whole database, leaves it off.
     pub fn prepare_cached(&self, sql: &str) -> Result<Stmt<'a>> {
         Ok(match self.0 {
-            Inner::Sqlite(c) => Stmt(StmtInner::Sqlite(c.prepare_cached(sql)?)),
+            Inner::Sqlite(c) => Stmt(StmtInner::Sqlite(c.prepare_cached(without_row_locks(sql))?)),
             Inner::Postgres(s) => {
                 let stmt = s.borrow_mut().prepare(sql)?;
                 Stmt(StmtInner::Postgres(s, stmt))
@@ -105,7 +132,7 @@ impl<'a> Conn<'a> {
     /// a bounded cache anyway).
     pub fn prepare(&self, sql: &str) -> Result<Stmt<'a>> {
         match self.0 {
-            Inner::Sqlite(c) => Ok(Stmt(StmtInner::SqliteOnce(c.prepare(sql)?))),
+            Inner::Sqlite(c) => Ok(Stmt(StmtInner::SqliteOnce(c.prepare(without_row_locks(sql))?))),
             Inner::Postgres(_) => self.prepare_cached(sql),
         }
     }
@@ -323,6 +350,19 @@ impl<T> Optional<T> for Result<T> {
     }
 }
 
+/// Row-locking clauses Pocket's statements may end with, for PostgreSQL only.
+const ROW_LOCKS: [&str; 3] = [" FOR UPDATE SKIP LOCKED", " FOR UPDATE", " FOR SHARE"];
+
+/// `sql` without a row-locking clause at its end (no copy: SQLite's statement cache
+/// is keyed by the text).
+fn without_row_locks(sql: &str) -> &str {
+    let trimmed = sql.trim_end();
+    ROW_LOCKS
+        .iter()
+        .find_map(|lock| trimmed.strip_suffix(lock))
+        .unwrap_or(sql)
+}
+
 /// Rewrites SQLite's `?N` (and bare `?`) placeholders as PostgreSQL's `$N`, leaving
 /// string literals and quoted names alone.
 pub fn dollar_placeholders(sql: &str) -> String {
@@ -376,6 +416,17 @@ mod tests {
             dollar_placeholders("SELECT \"?x\" , ?3"),
             "SELECT \"?x\" , $3"
         );
+    }
+
+    #[test]
+    fn row_locks_are_for_postgres_only() {
+        assert_eq!(without_row_locks("SELECT a FROM t FOR UPDATE"), "SELECT a FROM t");
+        assert_eq!(
+            without_row_locks("SELECT a FROM t LIMIT 5 FOR UPDATE SKIP LOCKED\n"),
+            "SELECT a FROM t LIMIT 5"
+        );
+        assert_eq!(without_row_locks("SELECT a FROM t FOR SHARE"), "SELECT a FROM t");
+        assert_eq!(without_row_locks("SELECT a FROM t"), "SELECT a FROM t");
     }
 
     #[test]

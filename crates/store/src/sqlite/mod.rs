@@ -107,6 +107,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v9.sql"),
     include_str!("schema_v10.sql"),
     include_str!("schema_v11.sql"),
+    include_str!("schema_v12.sql"),
 ];
 
 fn migrate(conn: &mut Connection) -> rusqlite::Result<()> {
@@ -161,8 +162,9 @@ pub fn open(options: &SqliteOptions, clock: Arc<dyn Clock>) -> Result<SqlStore, 
         .map_err(|e| format!("cannot read {}: {}", options.path.display(), e.message))?;
     let announcer = Announcer::new(last_seq);
     let writer = Writer::start(
-        Session::Sqlite(conn),
+        vec![Session::Sqlite(conn)],
         clock.clone(),
+        None,
         options.queue_depth,
         announcer.clone(),
         Some(restart),
