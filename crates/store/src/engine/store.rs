@@ -307,10 +307,14 @@ impl Store for SqlStore {
         source: &'static str,
         idem: Option<Idem>,
     ) -> Result<Written<Topup>, Error> {
-        self.write_idem(idem, move |c, now| {
-            ops::wallet::topup(c, now, &customer, amount, currency, source)
-        })
-        .await
+        let key = customer.clone();
+        self.writer
+            .run_keyed(&key, move |c, now| {
+                ops::idempotency::wrap(c, now, idem.as_ref(), |c| {
+                    ops::wallet::topup(c, now, &customer, amount, currency, source).map(Ok)
+                })
+            })
+            .await?
     }
 
     async fn balances(
@@ -449,8 +453,9 @@ impl Store for SqlStore {
         idem: Option<Idem>,
     ) -> Result<Written<Payment>, Error> {
         let risk = self.risk.clone();
+        let key = customer_id.clone();
         self.writer
-            .run(move |c, now| {
+            .run_keyed(&key, move |c, now| {
                 ops::pins::with_correct_pin(c, now, pin.as_ref(), |c| {
                     ops::idempotency::wrap(c, now, idem.as_ref(), |c| {
                         ops::payments::confirm(
@@ -474,8 +479,9 @@ impl Store for SqlStore {
         customer_id: String,
         idem: Option<Idem>,
     ) -> Result<Written<Payment>, Error> {
+        let key = customer_id.clone();
         self.writer
-            .run(move |c, now| {
+            .run_keyed(&key, move |c, now| {
                 ops::idempotency::wrap(c, now, idem.as_ref(), |c| {
                     ops::payments::decline(c, now, &payment_id, &customer_id)
                 })
@@ -780,7 +786,9 @@ impl Store for SqlStore {
         self.writer
             .run(move |c, now| {
                 ops::pins::with_correct_pin(c, now, pin.as_ref(), |c| {
-                    ops::idempotency::wrap(c, now, idem.as_ref(), |c| ops::bank::begin(c, now, &new).map(Ok))
+                    ops::idempotency::wrap(c, now, idem.as_ref(), |c| {
+                        ops::bank::begin(c, now, &new).map(Ok)
+                    })
                 })
             })
             .await?

@@ -39,6 +39,9 @@ const CONTENTION_PATIENCE: Duration = Duration::from_secs(2);
 /// [`RETRY_MAX_WAIT`]).
 const RETRY_FIRST_WAIT: Duration = Duration::from_millis(5);
 const RETRY_MAX_WAIT: Duration = Duration::from_millis(200);
+/// How often an idle writer of several looks at the urgent lane (whose wake-up goes
+/// to the first writer only).
+const IDLE_TICK: Duration = Duration::from_millis(50);
 
 /// What a job hands back after running: whether to keep its savepoint, and what to do
 /// once the batch's fate is known — or that it met contention and must run again.
@@ -53,7 +56,11 @@ type Job = Box<dyn FnMut(&Conn<'_>, i64) -> Ran + Send>;
 pub(crate) type Upkeep = Box<dyn FnMut(&mut Session) + Send>;
 
 pub(crate) struct Writer {
-    queue: SyncSender<Job>,
+    /// One queue per writer thread: jobs with the same key (a customer) go to the
+    /// same writer, so they share its transactions instead of waiting for each
+    /// other's row locks; jobs without one are spread in turn.
+    queues: Vec<SyncSender<Job>>,
+    next: std::sync::atomic::AtomicUsize,
     urgent: SyncSender<Job>,
     /// Jobs waiting for the writer (the `pocket_writer_queue_depth` gauge).
     waiting: Arc<std::sync::atomic::AtomicI64>,
@@ -61,7 +68,8 @@ pub(crate) struct Writer {
 
 /// What every writer thread of one store shares.
 struct Shared {
-    lanes: Mutex<Lanes>,
+    /// The urgent lane, which every writer empties into its next batch.
+    urgent: Mutex<Receiver<Job>>,
     clock: Arc<dyn Clock>,
     /// PostgreSQL on the wall clock: the database's clock, read by every batch.
     database_clock: Option<Arc<DatabaseClock>>,
@@ -80,31 +88,52 @@ impl Writer {
         announcer: Arc<Announcer>,
         upkeep: Option<Upkeep>,
     ) -> std::io::Result<Writer> {
-        let (queue, jobs) = sync_channel::<Job>(queue_depth.max(1));
         let (urgent, urgent_jobs) = sync_channel::<Job>(URGENT_DEPTH);
         let waiting = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let several = sessions.len() > 1;
         let shared = Arc::new(Shared {
-            lanes: Mutex::new(Lanes {
-                jobs,
-                urgent: urgent_jobs,
-            }),
+            urgent: Mutex::new(urgent_jobs),
             clock,
             database_clock,
             announcer,
             waiting: waiting.clone(),
         });
         let mut upkeep = upkeep;
+        let mut queues = Vec::with_capacity(sessions.len());
         for (i, session) in sessions.into_iter().enumerate() {
+            let (queue, jobs) = sync_channel::<Job>(queue_depth.max(1));
+            queues.push(queue);
             let (shared, upkeep) = (shared.clone(), upkeep.take());
+            let own = Own {
+                jobs,
+                retries: Retries(Vec::new()),
+                tick: several.then_some(IDLE_TICK),
+            };
             std::thread::Builder::new()
                 .name(format!("pocket-writer-{i}"))
-                .spawn(move || writer_loop(session, &shared, upkeep))?;
+                .spawn(move || writer_loop(session, &shared, own, upkeep))?;
         }
         Ok(Writer {
-            queue,
+            queues,
+            next: std::sync::atomic::AtomicUsize::new(0),
             urgent,
             waiting,
         })
+    }
+
+    /// The queue for a job with `key` (or, without one, the next in turn).
+    fn queue(&self, key: Option<&str>) -> &SyncSender<Job> {
+        let n = self.queues.len();
+        let i = match key {
+            Some(k) if n > 1 => {
+                use std::hash::{BuildHasher, BuildHasherDefault};
+                let h = BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default()
+                    .hash_one(k);
+                (h % n as u64) as usize
+            }
+            _ => self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % n,
+        };
+        &self.queues[i]
     }
 
     /// [`Writer::run`] in the urgent lane: the next batch takes it before anything
@@ -114,7 +143,17 @@ impl Writer {
         T: Send + 'static,
         F: FnMut(&Conn<'_>, i64) -> Result<T, Error> + Send + 'static,
     {
-        self.submit(f, || {}, true).await
+        self.submit(f, || {}, None, true).await
+    }
+
+    /// [`Writer::run`] for a job about `key` (a customer id): it runs on the writer
+    /// that runs that key's other jobs.
+    pub(crate) async fn run_keyed<T, F>(&self, key: &str, f: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnMut(&Conn<'_>, i64) -> Result<T, Error> + Send + 'static,
+    {
+        self.submit(f, || {}, Some(key), false).await
     }
 
     /// Runs `f` inside the next batch's transaction with the time read at execution.
@@ -138,10 +177,16 @@ impl Writer {
         F: FnMut(&Conn<'_>, i64) -> Result<T, Error> + Send + 'static,
         A: FnOnce() + Send + 'static,
     {
-        self.submit(f, after, false).await
+        self.submit(f, after, None, false).await
     }
 
-    async fn submit<T, F, A>(&self, mut f: F, after: A, urgent: bool) -> Result<T, Error>
+    async fn submit<T, F, A>(
+        &self,
+        mut f: F,
+        after: A,
+        key: Option<&str>,
+        urgent: bool,
+    ) -> Result<T, Error>
     where
         T: Send + 'static,
         F: FnMut(&Conn<'_>, i64) -> Result<T, Error> + Send + 'static,
@@ -197,13 +242,13 @@ impl Writer {
                 // A writer idle in `recv` on the main queue wakes for an empty job; a
                 // full main queue means it is busy and takes the lane next anyway.
                 let wake: Job = Box::new(|_, _| Ran::Done(true, Box::new(|_| {})));
-                if self.queue.try_send(wake).is_ok() {
+                if self.queues[0].try_send(wake).is_ok() {
                     self.waiting
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
             })
         } else {
-            self.queue.try_send(job).map(|()| {
+            self.queue(key).try_send(job).map(|()| {
                 self.waiting
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             })
@@ -224,10 +269,13 @@ impl Writer {
     }
 }
 
-/// The writer's two queues: the urgent lane is emptied first into every batch.
-struct Lanes {
+/// What one writer thread has to itself: its queue, the jobs of its that met
+/// contention, and how often it looks at the urgent lane while idle (one writer: it
+/// gets the lane's wake-up, so never).
+struct Own {
     jobs: Receiver<Job>,
-    urgent: Receiver<Job>,
+    retries: Retries,
+    tick: Option<Duration>,
 }
 
 /// Jobs that met contention, each with when it may run again and how long it waits
@@ -264,54 +312,57 @@ impl Retries {
     }
 }
 
-/// Takes the next batch: contended jobs whose time came, the urgent lane, then what is
-/// queued, waiting (while holding the lanes, so one idle writer waits at a time) for
-/// the first job. `None` once the queue is closed and nothing is left.
+/// Takes the next batch: this writer's contended jobs whose time came, the urgent
+/// lane, then what is queued for it, waiting for the first job. `None` once the queue
+/// is closed and nothing is left.
 fn take_batch(
     shared: &Shared,
-    retries: &mut Retries,
+    own: &mut Own,
     batch: &mut Vec<(Option<Duration>, Job)>,
 ) -> Option<usize> {
-    let Ok(lanes) = shared.lanes.lock() else {
-        return None;
-    };
     loop {
-        retries.due(batch);
-        batch.extend(lanes.urgent.try_iter().take(MAX_BATCH).map(|j| (None, j)));
-        if !batch.is_empty() {
-            break;
+        own.retries.due(batch);
+        if let Ok(urgent) = shared.urgent.lock() {
+            batch.extend(urgent.try_iter().take(MAX_BATCH).map(|j| (None, j)));
         }
-        let first = match retries.next_in() {
-            Some(wait) => match lanes.jobs.recv_timeout(wait) {
+        if !batch.is_empty() {
+            let queued = take_queued(&own.jobs, batch);
+            return Some(account_taken(shared, queued, batch));
+        }
+        let wait = match (own.retries.next_in(), own.tick) {
+            (Some(r), Some(t)) => Some(r.min(t)),
+            (r, t) => r.or(t),
+        };
+        let first = match wait {
+            Some(wait) => match own.jobs.recv_timeout(wait) {
                 Ok(job) => job,
                 Err(RecvTimeoutError::Timeout) => continue,
-                Err(RecvTimeoutError::Disconnected) if retries.0.is_empty() => return None,
+                Err(RecvTimeoutError::Disconnected) if own.retries.0.is_empty() => return None,
                 Err(RecvTimeoutError::Disconnected) => {
                     std::thread::sleep(wait);
                     continue;
                 }
             },
-            None => match lanes.jobs.recv() {
+            None => match own.jobs.recv() {
                 Ok(job) => job,
                 Err(_) => return None,
             },
         };
         // What woke an idle writer may be the urgent lane's empty job: its job goes
         // first into this same batch, not the next.
-        batch.extend(lanes.urgent.try_iter().take(MAX_BATCH - 1).map(|j| (None, j)));
+        if let Ok(urgent) = shared.urgent.lock() {
+            batch.extend(urgent.try_iter().take(MAX_BATCH - 1).map(|j| (None, j)));
+        }
         batch.push((None, first));
-        let mut queued = 1;
-        queued += take_queued(&lanes, batch);
+        let queued = 1 + take_queued(&own.jobs, batch);
         return Some(account_taken(shared, queued, batch));
     }
-    let queued = take_queued(&lanes, batch);
-    Some(account_taken(shared, queued, batch))
 }
 
-fn take_queued(lanes: &Lanes, batch: &mut Vec<(Option<Duration>, Job)>) -> usize {
+fn take_queued(jobs: &Receiver<Job>, batch: &mut Vec<(Option<Duration>, Job)>) -> usize {
     let mut queued = 0;
     while batch.len() < MAX_BATCH {
-        match lanes.jobs.try_recv() {
+        match jobs.try_recv() {
             Ok(job) => {
                 batch.push((None, job));
                 queued += 1;
@@ -323,11 +374,7 @@ fn take_queued(lanes: &Lanes, batch: &mut Vec<(Option<Duration>, Job)>) -> usize
 }
 
 /// Counts the jobs taken from the queue off the gauge; the batch's size.
-fn account_taken(
-    shared: &Shared,
-    queued: usize,
-    batch: &[(Option<Duration>, Job)],
-) -> usize {
+fn account_taken(shared: &Shared, queued: usize, batch: &[(Option<Duration>, Job)]) -> usize {
     let queued = queued as i64;
     let left = shared
         .waiting
@@ -338,16 +385,21 @@ fn account_taken(
     batch.len()
 }
 
-fn writer_loop(mut session: Session, shared: &Shared, mut upkeep: Option<Upkeep>) {
+fn writer_loop(mut session: Session, shared: &Shared, mut own: Own, mut upkeep: Option<Upkeep>) {
     let announce = session.announces_own_commits();
     let mut batch: Vec<(Option<Duration>, Job)> = Vec::with_capacity(MAX_BATCH);
     let mut finishers: Vec<Finish> = Vec::with_capacity(MAX_BATCH);
-    let mut retries = Retries(Vec::new());
     // Counted for the shutdown log line: how well commits were shared.
     let (mut batches, mut jobs_done) = (0u64, 0u64);
-    while take_batch(shared, &mut retries, &mut batch).is_some() {
+    while take_batch(shared, &mut own, &mut batch).is_some() {
         let started = Instant::now();
-        let outcome = run_batch(&mut session, shared, &mut batch, &mut finishers, &mut retries);
+        let outcome = run_batch(
+            &mut session,
+            shared,
+            &mut batch,
+            &mut finishers,
+            &mut own.retries,
+        );
         // From BEGIN to COMMIT returned (durable): what each of its jobs waited at least.
         metrics::histogram!("pocket_writer_batch_seconds").record(started.elapsed().as_secs_f64());
         if outcome.0 != Outcome::Committed {

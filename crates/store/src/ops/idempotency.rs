@@ -132,10 +132,12 @@ fn unclaim(conn: &Conn, idem: &Idem) -> Result<(), Error> {
     if !conn.is_postgres() {
         return Ok(());
     }
-    conn.prepare_cached("DELETE FROM idempotency_keys WHERE caller = ?1 AND key = ?2 AND status = 0")
-        .db()?
-        .execute(params![idem.caller, idem.key])
-        .db()?;
+    conn.prepare_cached(
+        "DELETE FROM idempotency_keys WHERE caller = ?1 AND key = ?2 AND status = 0",
+    )
+    .db()?
+    .execute(params![idem.caller, idem.key])
+    .db()?;
     Ok(())
 }
 

@@ -138,7 +138,12 @@ type Locked = (i64, i64, i64);
 const LOCK_ORDER: &str = "CASE kind WHEN 'wallet' THEN 0 WHEN 'merchant' THEN 1 ELSE 2 END, id";
 
 /// Creates the account at zero if it does not exist yet (counted in the totals).
-fn open_account(conn: &Conn, kind: AccountKind, owner: &str, currency: Currency) -> Result<(), Error> {
+fn open_account(
+    conn: &Conn,
+    kind: AccountKind,
+    owner: &str,
+    currency: Currency,
+) -> Result<(), Error> {
     let created = conn
         .prepare_cached(
             "INSERT INTO accounts (kind, owner, currency, balance) VALUES (?1, ?2, ?3, 0)
@@ -156,7 +161,12 @@ fn open_account(conn: &Conn, kind: AccountKind, owner: &str, currency: Currency)
 }
 
 /// One account, locked until the commit, created at zero on first use.
-fn account(conn: &Conn, kind: AccountKind, owner: &str, currency: Currency) -> Result<Locked, Error> {
+fn account(
+    conn: &Conn,
+    kind: AccountKind,
+    owner: &str,
+    currency: Currency,
+) -> Result<Locked, Error> {
     let select = "SELECT id, balance, reserved FROM accounts
                   WHERE kind = ?1 AND owner = ?2 AND currency = ?3 FOR UPDATE";
     let args = params![kind.as_str(), owner, currency.code()];
@@ -195,7 +205,13 @@ fn account_pair(
         let mut stmt = conn.prepare_cached(&sql).db()?;
         let rows = stmt
             .query_map(
-                params![currency.code(), debit.0.as_str(), debit.1, credit.0.as_str(), credit.1],
+                params![
+                    currency.code(),
+                    debit.0.as_str(),
+                    debit.1,
+                    credit.0.as_str(),
+                    credit.1
+                ],
                 |r| {
                     Ok((
                         (r.get::<_, String>(1)?, r.get::<_, String>(2)?),

@@ -170,8 +170,7 @@ impl Risk {
             )
             .db()?;
         Ok(CustomerFacts {
-            age_days: (now - signed_up).max(0)
-                / pocket_core::risk::MS_PER_DAY,
+            age_days: (now - signed_up).max(0) / pocket_core::risk::MS_PER_DAY,
             payments_last_hour,
             spent_today: spent_today.unwrap_or(0),
             device_registered,

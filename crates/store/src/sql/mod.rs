@@ -132,7 +132,9 @@ impl<'a> Conn<'a> {
     /// a bounded cache anyway).
     pub fn prepare(&self, sql: &str) -> Result<Stmt<'a>> {
         match self.0 {
-            Inner::Sqlite(c) => Ok(Stmt(StmtInner::SqliteOnce(c.prepare(without_row_locks(sql))?))),
+            Inner::Sqlite(c) => Ok(Stmt(StmtInner::SqliteOnce(
+                c.prepare(without_row_locks(sql))?,
+            ))),
             Inner::Postgres(_) => self.prepare_cached(sql),
         }
     }
@@ -420,12 +422,18 @@ mod tests {
 
     #[test]
     fn row_locks_are_for_postgres_only() {
-        assert_eq!(without_row_locks("SELECT a FROM t FOR UPDATE"), "SELECT a FROM t");
+        assert_eq!(
+            without_row_locks("SELECT a FROM t FOR UPDATE"),
+            "SELECT a FROM t"
+        );
         assert_eq!(
             without_row_locks("SELECT a FROM t LIMIT 5 FOR UPDATE SKIP LOCKED\n"),
             "SELECT a FROM t LIMIT 5"
         );
-        assert_eq!(without_row_locks("SELECT a FROM t FOR SHARE"), "SELECT a FROM t");
+        assert_eq!(
+            without_row_locks("SELECT a FROM t FOR SHARE"),
+            "SELECT a FROM t"
+        );
         assert_eq!(without_row_locks("SELECT a FROM t"), "SELECT a FROM t");
     }
 
