@@ -90,6 +90,18 @@ impl Client {
         serde_json::from_str(&text).map_err(|e| format!("GET {path}: {e}"))
     }
 
+    /// A GET whose answer is text (`/metrics`).
+    pub async fn get_text(&self, path: &str, credential: &str) -> Result<String, String> {
+        let (status, text) = self
+            .send(reqwest::Method::GET, path, credential, None, None)
+            .await
+            .map_err(|e| format!("GET {path}: {e}"))?;
+        if !(200..300).contains(&status) {
+            return Err(format!("GET {path}: {status}"));
+        }
+        Ok(text)
+    }
+
     /// A timed POST; returns the answer's `id` (if any) when the status is one of
     /// `expected`, and records anything else as an error by code (unexpected ones fail
     /// the run). Only the fields needed are parsed: the load generator must stay cheap,

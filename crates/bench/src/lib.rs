@@ -10,6 +10,7 @@
 //! - [`report`]: aggregation and printing (text or JSON).
 
 pub mod client;
+pub mod delay;
 pub mod mix;
 pub mod process;
 pub mod report;
@@ -32,6 +33,8 @@ pub struct Options {
     pub database: Option<String>,
     /// How many servers to spawn (on `database`).
     pub nodes: usize,
+    /// Spawned nodes reach `database` through a proxy adding this round-trip delay.
+    pub db_delay: Option<Duration>,
     pub admin_key: Option<String>,
     /// With `url`: the server's pid, to report its memory.
     pub pid: Option<u32>,
@@ -62,10 +65,16 @@ struct Customer {
 
 /// Runs the benchmark; `Err` when setup fails or answers were not what the mix expects.
 pub async fn run(opts: Options) -> Result<Report, String> {
-    let spawned = match opts.urls.is_empty() {
-        true => {
-            server::Spawned::start(&opts.exe, opts.database.as_deref(), opts.nodes.max(1)).await?
+    let database = match (&opts.database, opts.db_delay) {
+        (Some(url), Some(delay)) => {
+            let (_, upstream) = delay::redirect(url, "")?;
+            let addr = delay::start(upstream, delay).await?;
+            Some(delay::redirect(url, &addr)?.0)
         }
+        (url, _) => url.clone(),
+    };
+    let spawned = match opts.urls.is_empty() {
+        true => server::Spawned::start(&opts.exe, database.as_deref(), opts.nodes.max(1)).await?,
         false => Vec::new(),
     };
     let urls: Vec<String> = match opts.urls.is_empty() {
@@ -153,6 +162,7 @@ pub async fn run(opts: Options) -> Result<Report, String> {
         false => spawned.iter().map(|s| s.pid).collect(),
     };
     let meter = process::Meter::start(server_pids);
+    let trips_before = round_trips(&nodes, &admin).await;
     let stop = Arc::new(AtomicBool::new(false));
     let iterations = Arc::new(AtomicU64::new(0));
     let requests = Arc::new(AtomicU64::new(0));
@@ -187,17 +197,36 @@ pub async fn run(opts: Options) -> Result<Report, String> {
     progress.finish();
     let memory = memory.map(|m| m.stop());
     let costs = meter.finish(recorder.requests(), recorder.payments());
+    let trips = round_trips(&nodes, &admin).await - trips_before;
 
     // Let expiries land, then check the ledger.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let ledger = client
         .get_json("/v1/admin/ledger?audit=full", &admin)
         .await?;
-    let report = Report::new(&opts, elapsed, recorder, memory, costs, ledger);
+    let mut report = Report::new(&opts, elapsed, recorder, memory, costs, ledger);
+    if trips > 0.0 && report.payments > 0 {
+        report.postgres_round_trips_per_payment = Some(trips / report.payments as f64);
+    }
     for s in spawned {
         s.stop();
     }
     Ok(report)
+}
+
+/// The nodes' `pocket_postgres_round_trips_total`, summed (0 on SQLite).
+async fn round_trips(nodes: &[Client], admin: &str) -> f64 {
+    let mut sum = 0.0;
+    for node in nodes {
+        if let Ok(text) = node.get_text("/metrics", admin).await {
+            sum += text
+                .lines()
+                .filter(|l| l.starts_with("pocket_postgres_round_trips_total"))
+                .filter_map(|l| l.split_whitespace().last()?.parse::<f64>().ok())
+                .sum::<f64>();
+        }
+    }
+    sum
 }
 
 struct Worker {

@@ -104,6 +104,9 @@ pub struct Report {
     /// CPU and writes of the server(s) and of the generator (`None` without a pid).
     pub costs: Option<Costs>,
     pub ledger: Value,
+    /// PostgreSQL round trips of all nodes over the run, per payment (every
+    /// request's included: creates, confirms, reads, failures).
+    pub postgres_round_trips_per_payment: Option<f64>,
     pub ok: bool,
 }
 
@@ -170,6 +173,7 @@ impl Report {
             memory,
             costs,
             ledger,
+            postgres_round_trips_per_payment: None,
         }
     }
 
@@ -238,6 +242,9 @@ impl Report {
             self.ledger["payment_transfer_mismatches"],
             self.ledger["refund_transfer_mismatches"]
         );
+        if let Some(trips) = self.postgres_round_trips_per_payment {
+            println!("postgres round trips per payment (all requests of the mix): {trips:.1}");
+        }
         println!("{}", if self.ok { "OK" } else { "FAILED" });
     }
 }

@@ -202,6 +202,8 @@ pub struct StorageConfig {
     pub url: Option<String>,
     pub queue_depth: usize,
     pub read_connections: usize,
+    /// PostgreSQL: writer sessions of this node, whose batches commit side by side.
+    pub write_connections: usize,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -274,6 +276,7 @@ impl Default for StorageConfig {
             url: None,
             queue_depth: pocket_store::sqlite::DEFAULT_QUEUE_DEPTH,
             read_connections: 8,
+            write_connections: pocket_store::postgres::DEFAULT_WRITE_CONNECTIONS,
         }
     }
 }
@@ -538,6 +541,9 @@ impl Config {
         }
         if !(1..=64).contains(&self.storage.read_connections) {
             return Err(bad("storage.read_connections", "must be 1 to 64"));
+        }
+        if !(1..=32).contains(&self.storage.write_connections) {
+            return Err(bad("storage.write_connections", "must be 1 to 32"));
         }
         if !matches!(self.log.format.as_str(), "pretty" | "json") {
             return Err(bad("log.format", "must be \"pretty\" or \"json\""));

@@ -169,6 +169,10 @@ enum Command {
         /// With --spawn --database: how many nodes to start on it.
         #[arg(long, default_value_t = 1, requires = "database")]
         nodes: usize,
+        /// With --spawn --database: the nodes reach the database through a local
+        /// proxy adding this much round-trip delay (1: a database on its own host).
+        #[arg(long, value_name = "MS", requires = "database")]
+        db_delay_ms: Option<f64>,
         /// The operator's key of the --url server.
         #[arg(long, env = "POCKET_ADMIN_KEY", hide_env_values = true)]
         admin_key: Option<String>,
@@ -241,6 +245,7 @@ fn run(cli: Cli) -> Result<(), String> {
             spawn: _,
             database,
             nodes,
+            db_delay_ms,
             admin_key,
             pid,
             clients,
@@ -256,10 +261,15 @@ fn run(cli: Cli) -> Result<(), String> {
             if !(1..=16).contains(&nodes) {
                 return Err("--nodes must be 1 to 16".into());
             }
+            if db_delay_ms.is_some_and(|ms| !(0.0..=100.0).contains(&ms)) {
+                return Err("--db-delay-ms must be 0 to 100".into());
+            }
             let opts = pocket_bench::Options {
                 urls: url,
                 database,
                 nodes,
+                db_delay: db_delay_ms
+                    .map(|ms| std::time::Duration::from_micros((ms * 1000.0) as u64)),
                 admin_key,
                 pid,
                 clients,

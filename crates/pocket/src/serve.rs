@@ -50,6 +50,7 @@ pub fn open_store(
             options.key_checks = key_checks;
             options.queue_depth = storage.queue_depth;
             options.read_connections = storage.read_connections;
+            options.write_connections = storage.write_connections;
             pocket_store::postgres::open(&options, Arc::new(SystemClock))
                 .map(|s| s.with_daily_limits(config.limits.customer_daily_spend.clone()))
         }

@@ -661,3 +661,332 @@ async fn a_live_codes_refusals_are_bounded_across_nodes() {
     assert_eq!((looked, spent), (3, 17), "{replies:?}");
     assert_eq!(n[1].wallet_balance(&token, "CNY").await, 1_000);
 }
+
+/// The database URL of a test's nodes.
+fn database_url(n: &[Server]) -> String {
+    n[0].database
+        .as_ref()
+        .expect("a PostgreSQL test")
+        .url
+        .clone()
+}
+
+/// Runs `sql` in a `psql` of its own, named `app` in `pg_stat_activity`, and waits
+/// until that session is running it (so whatever it locks first is locked).
+fn psql_holding(url: &str, app: &str, sql: &str) -> common::Killed {
+    let child = common::Killed(
+        std::process::Command::new("psql")
+            .args(["-X", "-q", "-d", url, "-c", sql])
+            .env("PGAPPNAME", app)
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("psql"),
+    );
+    let started = Instant::now();
+    loop {
+        let out = std::process::Command::new("psql")
+            .args(["-X", "-tA", "-d", url, "-c"])
+            .arg(format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = '{app}' \
+                 AND state = 'active' AND wait_event IS DISTINCT FROM 'ClientRead' \
+                 AND query LIKE '%pg_sleep%'"
+            ))
+            .output()
+            .expect("psql");
+        if String::from_utf8_lossy(&out.stdout).trim() == "1" {
+            return child;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "psql did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// No cluster-wide serialisation: while one wallet's row is held by another session
+/// (an operator's `SELECT … FOR UPDATE`, a long transaction), other customers' payments
+/// on both nodes go through at once, and the held wallet's own confirm answers `503`
+/// with `Retry-After` instead of stalling anyone — then succeeds once the row is free.
+/// With any lock every batch takes (the advisory lock this replaced), every confirm
+/// here waited for the held row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_wallet_row_held_elsewhere_stalls_no_other_payment_on_any_node() {
+    let Some(n) = nodes(2).await else { return };
+    let n = std::sync::Arc::new(n);
+    let (_, sk) = n[0].merchant("M").await;
+    let (held, held_token) = n[0].customer("+8613800010301", 100_000).await;
+    let mut others = Vec::new();
+    for i in 0..8 {
+        others.push(
+            n[i % 2]
+                .customer(&format!("+86138000104{i:02}"), 100_000)
+                .await,
+        );
+    }
+    let held_payment = n[0]
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 100, "customer": held}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut ids = Vec::new();
+    for (i, (cus, _)) in others.iter().enumerate() {
+        for _ in 0..4 {
+            let p = n[i % 2]
+                .payment(
+                    &sk,
+                    json!({"currency": "CNY", "amount": 100, "customer": cus}),
+                )
+                .await;
+            ids.push(p["id"].as_str().unwrap().to_string());
+        }
+    }
+    let hold_s = 4;
+    let mut psql = psql_holding(
+        &database_url(&n),
+        "pocket_test_hold",
+        &format!(
+            "BEGIN; SELECT id FROM accounts WHERE kind = 'wallet' AND owner = '{held}' FOR UPDATE; \
+             SELECT pg_sleep({hold_s}); COMMIT"
+        ),
+    );
+    let held_at = Instant::now();
+    // The held wallet's confirm, meanwhile, on node 1.
+    let blocked = {
+        let (n, token, id) = (n.clone(), held_token.clone(), held_payment.clone());
+        tokio::spawn(async move {
+            let r = n[1].confirm(&token, &id, json!({})).await;
+            (
+                r.status.as_u16(),
+                r.code().to_string(),
+                r.headers.get("retry-after").is_some(),
+            )
+        })
+    };
+    let tokens: Vec<String> = others.iter().map(|(_, t)| t.clone()).collect();
+    let replies = common::all(ids.len(), |i| {
+        let (n, token, id) = (n.clone(), tokens[i / 4].clone(), ids[i].clone());
+        async move {
+            let sent = Instant::now();
+            let r = n[i % 2].confirm(&token, &id, json!({})).await;
+            (r.status.as_u16(), sent.elapsed())
+        }
+    })
+    .await;
+    let all_done = held_at.elapsed();
+    let worst = replies.iter().map(|(_, t)| *t).max().unwrap();
+    eprintln!(
+        "{} confirms of other customers on 2 nodes while one wallet row was held {hold_s} s: \
+         all answered {all_done:?} after the hold began, the slowest in {worst:?}",
+        replies.len()
+    );
+    assert!(replies.iter().all(|(st, _)| *st == 200), "{replies:?}");
+    assert!(
+        all_done < Duration::from_secs(2),
+        "other customers' payments waited for the held row"
+    );
+    let (status, code, retry_after) = blocked.await.unwrap();
+    assert_eq!(
+        (status, code.as_str(), retry_after),
+        (503, "storage_unavailable", true)
+    );
+    psql.0.wait().unwrap();
+    assert_eq!(
+        n[1].confirm(&held_token, &held_payment, json!({}))
+            .await
+            .status,
+        200
+    );
+    assert_eq!(n[0].wallet_balance(&held_token, "CNY").await, 100_000 - 100);
+    n[0].assert_balanced().await;
+}
+
+/// Event order without a lock: commits that land out of the order their jobs ran in
+/// (every third batch held 300 ms before its COMMIT, on both nodes) still reach a
+/// stream on another node complete and in seq order, and a stream resumed with
+/// `Last-Event-ID` in the middle gets exactly the rest — no event committed late is
+/// skipped. (With seqs drawn at insert, a held batch's events commit below seqs already
+/// announced and are never seen.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn events_committed_out_of_order_reach_streams_complete_and_in_order() {
+    if !pocket_store::testing::on_postgres() {
+        eprintln!("SKIPPED on SQLite: several nodes share a PostgreSQL database");
+        return;
+    }
+    let n = std::sync::Arc::new(
+        Server::start_nodes(
+            2,
+            Options {
+                env: vec![("POCKET_TEST_DELAY_COMMITS".into(), "3:300".into())],
+                ..Options::default()
+            },
+        )
+        .await,
+    );
+    let (_, sk) = n[0].merchant("M").await;
+    let (cus, token) = n[1].customer("+8613800010501", 0).await;
+    let mut stream = open_stream(&n[1], &token).await;
+    const PAYMENTS: usize = 60;
+    let created = common::all(PAYMENTS, |i| {
+        let (n, sk, cus) = (n.clone(), sk.clone(), cus.clone());
+        async move {
+            let p = n[i % 2]
+                .payment(
+                    &sk,
+                    json!({"currency": "CNY", "amount": 100 + i, "customer": cus}),
+                )
+                .await;
+            p["id"].as_str().unwrap().to_string()
+        }
+    })
+    .await;
+    let mut seen = Vec::new();
+    while seen.len() < PAYMENTS {
+        let e = stream
+            .next(Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("only {} of {PAYMENTS} events arrived", seen.len()));
+        assert_eq!(e.event, "payment.created");
+        let data: Value = serde_json::from_str(&e.data).unwrap();
+        seen.push((
+            e.id.clone(),
+            data["data"]["object"]["id"].as_str().unwrap().to_string(),
+        ));
+    }
+    let mut got: Vec<&String> = seen.iter().map(|(_, p)| p).collect();
+    got.sort();
+    let mut want: Vec<&String> = created.iter().collect();
+    want.sort();
+    assert_eq!(got, want, "every payment's event, once");
+    // Resumed after the 20th: exactly the 40 after it, in the same order.
+    let resp = n[0]
+        .client
+        .get(format!("{}/v1/wallet/events", n[0].url))
+        .bearer_auth(&token)
+        .header("Last-Event-ID", seen[19].0.clone())
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut resumed = SseReader::new(resp);
+    for (id, _) in &seen[20..] {
+        let e = resumed
+            .next(Duration::from_secs(5))
+            .await
+            .expect("a resumed event");
+        assert_eq!(
+            &e.id, id,
+            "the resumed stream skipped or reordered an event"
+        );
+    }
+    eprintln!(
+        "{PAYMENTS} payments on 2 nodes, every third batch's commit held 300 ms: the stream on \
+         node 1 got all {PAYMENTS} in order, the resume after the 20th the 40 after it"
+    );
+}
+
+/// One Idempotency-Key sent to two nodes at once, for a create and then for a confirm:
+/// one effect each, and both answers are the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_idempotency_key_on_two_nodes_at_once_acts_once() {
+    let Some(n) = nodes(2).await else { return };
+    let n = std::sync::Arc::new(n);
+    let (_, sk) = n[0].merchant("M").await;
+    let (cus, token) = n[1].customer("+8613800010601", 10_000).await;
+    for round in 0..10 {
+        let key = format!("same-key-{round}");
+        let body = json!({"currency": "CNY", "amount": 100, "customer": cus});
+        let created = common::all(2, |i| {
+            let (n, sk, key, body) = (n.clone(), sk.clone(), key.clone(), body.clone());
+            async move {
+                n[i].call(
+                    Method::POST,
+                    "/v1/payments",
+                    Some(&sk),
+                    Some(body),
+                    Some(&key),
+                )
+                .await
+            }
+        })
+        .await;
+        assert_eq!(
+            (created[0].status.as_u16(), created[1].status.as_u16()),
+            (201, 201)
+        );
+        assert_eq!(
+            created[0].body["id"], created[1].body["id"],
+            "two payments for one key"
+        );
+        let id = created[0].body["id"].as_str().unwrap().to_string();
+        let confirm_key = format!("confirm-key-{round}");
+        let confirmed = common::all(2, |i| {
+            let (n, token, id, key) = (n.clone(), token.clone(), id.clone(), confirm_key.clone());
+            async move {
+                n[i].call(
+                    Method::POST,
+                    &format!("/v1/wallet/payments/{id}/confirm"),
+                    Some(&token),
+                    Some(json!({})),
+                    Some(&key),
+                )
+                .await
+            }
+        })
+        .await;
+        assert_eq!(
+            (confirmed[0].status.as_u16(), confirmed[1].status.as_u16()),
+            (200, 200)
+        );
+        assert_eq!(
+            confirmed[0].body, confirmed[1].body,
+            "two answers for one key"
+        );
+    }
+    let listed = n[0].get("/v1/payments?limit=100", &sk).await;
+    assert_eq!(listed.body["data"].as_array().unwrap().len(), 10);
+    assert_eq!(n[0].wallet_balance(&token, "CNY").await, 10_000 - 10 * 100);
+    n[0].assert_balanced().await;
+}
+
+/// Many customers paying one merchant at once through three nodes: no 500s, and the
+/// merchant's balance is exactly the sum (its account row is every payment's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn many_customers_paying_one_merchant_through_three_nodes_add_up_exactly() {
+    let Some(n) = nodes(3).await else { return };
+    let n = std::sync::Arc::new(n);
+    let (_, sk) = n[0].merchant("M").await;
+    const CUSTOMERS: usize = 30;
+    let mut customers = Vec::new();
+    for i in 0..CUSTOMERS {
+        customers.push(
+            n[i % 3]
+                .customer(&format!("+86138000107{i:02}"), 10_000)
+                .await,
+        );
+    }
+    let replies = common::all(CUSTOMERS * 3, |i| {
+        let (n, sk, (cus, token)) = (n.clone(), sk.clone(), customers[i % CUSTOMERS].clone());
+        async move {
+            let p = n[i % 3]
+                .payment(
+                    &sk,
+                    json!({"currency": "CNY", "amount": 100 + i, "customer": cus}),
+                )
+                .await;
+            let id = p["id"].as_str().unwrap().to_string();
+            let r = n[(i + 1) % 3].confirm(&token, &id, json!({})).await;
+            (r.status.as_u16(), 100 + i as i64)
+        }
+    })
+    .await;
+    assert!(replies.iter().all(|(st, _)| *st == 200), "{replies:?}");
+    let total: i64 = replies.iter().map(|(_, a)| a).sum();
+    assert_eq!(n[2].merchant_balance(&sk, "CNY").await, total);
+    n[1].assert_balanced().await;
+}

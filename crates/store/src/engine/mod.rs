@@ -39,10 +39,13 @@ const PG_BEGIN_WRITE: &str = "BEGIN; \
 
 /// The end of a PostgreSQL batch's last job, with its COMMIT: the batch's events take
 /// their place in the order here (`pocket_seal_events`, schema v6), so the order of
-/// seqs is the order of commits.
+/// seqs is the order of commits. The event clock is held only from here to the end of
+/// a commit, never by a batch's jobs: the seal waits for it longer than jobs wait for
+/// rows (a seal that gave up would lose the whole batch).
 const PG_SEAL_AND_COMMIT: [&str; 2] = [
-    "RELEASE SAVEPOINT job; SELECT pocket_seal_events(); COMMIT",
-    "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job; SELECT pocket_seal_events(); COMMIT",
+    "RELEASE SAVEPOINT job; SET LOCAL lock_timeout = '5s'; SELECT pocket_seal_events(); COMMIT",
+    "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job; SET LOCAL lock_timeout = '5s'; \
+     SELECT pocket_seal_events(); COMMIT",
 ];
 
 /// Which server instance a session talks to: transaction ids are unique only within
@@ -90,6 +93,7 @@ impl PgLink {
         let messages = {
             let mut s = session.borrow_mut();
             s.revoked.clear();
+            crate::sql::round_trip();
             s.client.simple_query(PG_BEGIN_WRITE)?
         };
         let mut read_only = false;
@@ -138,6 +142,7 @@ impl PgLink {
             sql.push_str(&format!("SELECT pg_notify('pocket_revoked', '{quoted}'); "));
         }
         sql.push_str("COMMIT");
+        crate::sql::round_trip();
         if let Err(e) = s.client.batch_execute(&sql) {
             tracing::debug!(error = %e, "could not notify the other nodes; they look on their own");
         }
@@ -254,6 +259,7 @@ impl Session {
                     return Err(SqlError::NoRows);
                 };
                 let sql = PG_SEAL_AND_COMMIT[usize::from(!keep_last)];
+                crate::sql::round_trip();
                 let messages = session.borrow_mut().client.simple_query(sql)?;
                 Ok(messages.iter().any(|m| {
                     matches!(m, postgres::SimpleQueryMessage::Row(r)

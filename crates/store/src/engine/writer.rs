@@ -511,17 +511,37 @@ fn run_batch(
         }
     }
     if ok {
+        delay_for_tests();
         match session.commit(keep_last) {
             Ok(sealed) => return (Outcome::Committed, sealed),
             Err(e) => {
                 log_batch_error("cannot commit; the batch is rolled back", &e);
-                drop(conn);
                 return (commit_failed(session, jobs), false);
             }
         }
     }
     let _ = conn.execute_batch("ROLLBACK");
     (Outcome::RolledBack, false)
+}
+
+/// A test hook: `POCKET_TEST_DELAY_COMMITS=<every>:<ms>` holds every `every`-th batch
+/// of the process `ms` milliseconds before its COMMIT round trip (its jobs have run,
+/// its events are not numbered yet), so tests can make commits land out of the order
+/// their jobs ran in. Unset in production; read once.
+fn delay_for_tests() {
+    static DELAY: std::sync::OnceLock<Option<(u64, u64)>> = std::sync::OnceLock::new();
+    static BATCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let delay = DELAY.get_or_init(|| {
+        let v = std::env::var("POCKET_TEST_DELAY_COMMITS").ok()?;
+        let (every, ms) = v.split_once(':')?;
+        Some((every.parse().ok()?, ms.parse().ok()?))
+    });
+    if let Some((every, ms)) = *delay {
+        let n = BATCHES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if every > 0 && n % every == every - 1 {
+            std::thread::sleep(Duration::from_millis(ms));
+        }
+    }
 }
 
 /// Answers every job of a batch that could not begin as failed, running none.

@@ -67,13 +67,22 @@ pub(crate) fn create(
         )
         .with_param("sku"));
     }
-    conn.prepare_cached(
-        "INSERT INTO products (merchant_id, sku, name, unit_amount, currency, active, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7)",
-    )
-    .db()?
-    .execute(params![merchant_id, p.sku, p.name, p.unit_amount, p.currency.code(), p.active, now])
-    .db()?;
+    // The (merchant, sku) key decides between two creates on two nodes at once.
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO products (merchant_id, sku, name, unit_amount, currency, active, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7) ON CONFLICT DO NOTHING",
+        )
+        .db()?
+        .execute(params![merchant_id, p.sku, p.name, p.unit_amount, p.currency.code(), p.active, now])
+        .db()?;
+    if inserted == 0 {
+        return Err(Error::conflict(
+            "sku_taken",
+            format!("A product with sku '{}' already exists.", p.sku),
+        )
+        .with_param("sku"));
+    }
     Ok(p.clone())
 }
 

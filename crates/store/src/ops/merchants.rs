@@ -75,8 +75,10 @@ pub(crate) fn roll_key(
     old_expires_at: i64,
     by_key: Option<&str>,
 ) -> Result<Merchant, Error> {
+    // Locked: two rolls at once (on any nodes) read the keys one after the other, so
+    // only one retires the caller's key.
     let merchant = conn
-        .prepare_cached("SELECT id, name, created_at FROM merchants WHERE id = ?1")
+        .prepare_cached("SELECT id, name, created_at FROM merchants WHERE id = ?1 FOR UPDATE")
         .db()?
         .query_row([merchant_id], |r| {
             Ok(Merchant {

@@ -17,26 +17,24 @@ pub(crate) fn signup(
     token_digest: &str,
     session_expires_at: i64,
 ) -> Result<Customer, Error> {
-    let taken: Option<i64> = conn
-        .prepare_cached("SELECT 1 FROM customers WHERE phone = ?1")
+    // The phone's unique index decides, also between two sign-ups on two nodes at
+    // once: the second waits for the first's commit, then inserts nothing.
+    let id = new_id("cus");
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO customers (id, phone, name, pin_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT (phone) DO NOTHING",
+        )
         .db()?
-        .query_row([phone], |r| r.get(0))
-        .optional()
+        .execute(params![id, phone, name, pin_hash, now])
         .db()?;
-    if taken.is_some() {
+    if inserted == 0 {
         return Err(Error::conflict(
             "phone_taken",
             "A wallet with this phone number already exists.",
         )
         .with_param("phone"));
     }
-    let id = new_id("cus");
-    conn.prepare_cached(
-        "INSERT INTO customers (id, phone, name, pin_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )
-    .db()?
-    .execute(params![id, phone, name, pin_hash, now])
-    .db()?;
     insert_session(conn, now, &id, token_digest, session_expires_at)?;
     Ok(Customer {
         id,

@@ -134,6 +134,9 @@ fn copy_here(
         ))
         .map_err(fail)?;
     }
+    // Events keep their seqs; the next commit numbers after them (schema v6).
+    pg.execute_batch("UPDATE event_clock SET last = (SELECT COALESCE(MAX(seq), 0) FROM events)")
+        .map_err(fail)?;
     pg.execute_batch("COMMIT").map_err(fail)?;
 
     // Verify before saying so: the same rows, and a sound book on PostgreSQL.

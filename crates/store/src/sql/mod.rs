@@ -24,6 +24,12 @@ pub type Result<T> = std::result::Result<T, SqlError>;
 /// Statements prepared per PostgreSQL connection before the cache starts over.
 const PG_STATEMENT_CACHE: usize = 256;
 
+/// Counts one round trip to PostgreSQL (`pocket_postgres_round_trips_total`: what
+/// a payment costs in round trips is this counter's rise over the payments made).
+pub(crate) fn round_trip() {
+    metrics::counter!("pocket_postgres_round_trips_total").increment(1);
+}
+
 /// Shards of the book's running totals (`ledger_totals.shard`): each writer session
 /// takes one at random, so writers rarely share a row (two that do only wait for each
 /// other).
@@ -59,6 +65,7 @@ impl PgSession {
             // Only dynamic SQL (a varying list of ids) gets here; start over.
             self.prepared.clear();
         }
+        round_trip();
         let stmt = self.client.prepare(&dollar_placeholders(sql))?;
         self.prepared.insert(sql.to_owned(), stmt.clone());
         Ok(stmt)
@@ -151,7 +158,10 @@ impl<'a> Conn<'a> {
     pub fn execute_batch(&self, sql: &str) -> Result<()> {
         match self.0 {
             Inner::Sqlite(c) => Ok(c.execute_batch(sql)?),
-            Inner::Postgres(s) => Ok(s.borrow_mut().client.batch_execute(sql)?),
+            Inner::Postgres(s) => {
+                round_trip();
+                Ok(s.borrow_mut().client.batch_execute(sql)?)
+            }
         }
     }
 }
@@ -178,6 +188,7 @@ impl Stmt<'_> {
             StmtInner::SqliteOnce(s) => sqlite_first(s, &values, f),
             StmtInner::Postgres(session, stmt) => {
                 let refs = pg_params(&values);
+                round_trip();
                 let row = session.borrow_mut().client.query_opt(&*stmt, &refs)?;
                 match row {
                     Some(r) => f(&Row(RowInner::Postgres(&r))),
@@ -204,6 +215,7 @@ impl Stmt<'_> {
             StmtInner::SqliteOnce(s) => sqlite_all(s, &values, &mut f, &mut out)?,
             StmtInner::Postgres(session, stmt) => {
                 let refs = pg_params(&values);
+                round_trip();
                 let rows = session.borrow_mut().client.query(&*stmt, &refs)?;
                 out.extend(rows.iter().map(|r| f(&Row(RowInner::Postgres(r)))));
             }
@@ -219,6 +231,7 @@ impl Stmt<'_> {
             StmtInner::SqliteOnce(s) => Ok(s.execute(rusqlite::params_from_iter(values.iter()))?),
             StmtInner::Postgres(session, stmt) => {
                 let refs = pg_params(&values);
+                round_trip();
                 let n = session.borrow_mut().client.execute(&*stmt, &refs)?;
                 Ok(usize::try_from(n).unwrap_or(usize::MAX))
             }
