@@ -361,6 +361,9 @@ impl Config {
         if let Some(v) = env("POCKET_QUEUE_DEPTH") {
             self.storage.queue_depth = parse("POCKET_QUEUE_DEPTH", v)?;
         }
+        if let Some(v) = env("POCKET_WRITE_CONNECTIONS") {
+            self.storage.write_connections = parse("POCKET_WRITE_CONNECTIONS", v)?;
+        }
         if let Some(v) = env("POCKET_WEBHOOKS_ALLOW_PRIVATE") {
             self.webhooks.allow_private = parse("POCKET_WEBHOOKS_ALLOW_PRIVATE", v)?;
         }

@@ -42,10 +42,13 @@ const PG_BEGIN_WRITE: &str = "BEGIN; \
 /// seqs is the order of commits. The event clock is held only from here to the end of
 /// a commit, never by a batch's jobs: the seal waits for it longer than jobs wait for
 /// rows (a seal that gave up would lose the whole batch).
+/// The batch's credits are applied first (`pocket_apply_credits`: credited accounts
+/// locked in id order, then the event clock — the same order in every commit).
 const PG_SEAL_AND_COMMIT: [&str; 2] = [
-    "RELEASE SAVEPOINT job; SET LOCAL lock_timeout = '5s'; SELECT pocket_seal_events(); COMMIT",
-    "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job; SET LOCAL lock_timeout = '5s'; \
+    "RELEASE SAVEPOINT job; SET LOCAL lock_timeout = '5s'; SELECT pocket_apply_credits(); \
      SELECT pocket_seal_events(); COMMIT",
+    "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job; SET LOCAL lock_timeout = '5s'; \
+     SELECT pocket_apply_credits(); SELECT pocket_seal_events(); COMMIT",
 ];
 
 /// Which server instance a session talks to: transaction ids are unique only within
@@ -263,7 +266,7 @@ impl Session {
                 let messages = session.borrow_mut().client.simple_query(sql)?;
                 Ok(messages.iter().any(|m| {
                     matches!(m, postgres::SimpleQueryMessage::Row(r)
-                        if r.get(0).is_some_and(|n| n != "0"))
+                        if r.get(0).and_then(|n| n.parse::<i64>().ok()).is_some_and(|n| n > 0))
                 }))
             }
         }

@@ -244,6 +244,49 @@ fn account_pair(
     Err(Error::internal())
 }
 
+/// The credited account's balance as a posting sees it on PostgreSQL, where credits
+/// are applied at commit: zero, so the posting's own arithmetic is the credit alone.
+const DEFERRED: i64 = 0;
+
+/// The accounts of a posting. SQLite: both, as [`account_pair`]. PostgreSQL: the
+/// debited account locked and the credited one only found (created on first use) —
+/// its credit is applied at commit (`pocket_apply_credits`, schema v6), so a merchant
+/// every payment credits is not locked for a whole batch; its balance reads as
+/// [`DEFERRED`], and [`set_balance`] and `record` leave it to the commit.
+fn postings_accounts(
+    conn: &Conn,
+    debit: (AccountKind, &str),
+    credit: (AccountKind, &str),
+    currency: Currency,
+) -> Result<(Locked, Locked), Error> {
+    if !conn.is_postgres() {
+        return account_pair(conn, debit, credit, currency);
+    }
+    if debit == credit {
+        tracing::error!(owner = debit.1, "a transfer from an account to itself");
+        return Err(Error::internal());
+    }
+    let locked = account(conn, debit.0, debit.1, currency)?;
+    let find = "SELECT id, reserved FROM accounts WHERE kind = ?1 AND owner = ?2 AND currency = ?3";
+    let args = params![credit.0.as_str(), credit.1, currency.code()];
+    let read = |conn: &Conn| {
+        conn.prepare_cached(find)
+            .db()?
+            .query_row(args, |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+            .optional()
+            .db()
+    };
+    let (id, reserved) = match read(conn)? {
+        Some(found) => found,
+        None => {
+            open_account(conn, credit.0, credit.1, currency)?;
+            read(conn)?.ok_or_else(Error::internal)?
+        }
+    };
+    let _ = reserved; // a credit does not touch the reserved part
+    Ok((locked, (id, DEFERRED, 0)))
+}
+
 fn set_balance(conn: &Conn, id: i64, before: i64, after: i64) -> Result<(), Error> {
     let changed = conn
         .prepare_cached("UPDATE accounts SET balance = ?3 WHERE id = ?1 AND balance = ?2")
@@ -271,7 +314,7 @@ pub(crate) fn transfer(
     reference: &str,
 ) -> Result<(), Error> {
     let ((debit_id, debit_before, debit_reserved), (credit_id, credit_before, _)) =
-        account_pair(conn, debit, credit, currency)?;
+        postings_accounts(conn, debit, credit, currency)?;
     // What is reserved for pending withdrawals and payouts cannot be spent again.
     let posting = post(
         (debit.0, debit_before - debit_reserved),
@@ -283,7 +326,9 @@ pub(crate) fn transfer(
         ..posting
     };
     set_balance(conn, debit_id, debit_before, posting.debit_after)?;
-    set_balance(conn, credit_id, credit_before, posting.credit_after)?;
+    if !conn.is_postgres() {
+        set_balance(conn, credit_id, credit_before, posting.credit_after)?;
+    }
     record(
         conn,
         now,
@@ -351,7 +396,8 @@ fn record(
         kind.as_str(),
         reference,
         posting.debit_after,
-        posting.credit_after,
+        // PostgreSQL: filled in by the commit that applies the credit.
+        (!conn.is_postgres()).then_some(posting.credit_after),
         now
     ])
     .db()?;
@@ -423,7 +469,7 @@ pub(crate) fn settle_reserved(
     reference: &str,
 ) -> Result<(), Error> {
     let ((debit_id, debit_before, debit_reserved), (credit_id, credit_before, credit_reserved)) =
-        account_pair(conn, debit, credit, currency)?;
+        postings_accounts(conn, debit, credit, currency)?;
     if debit_reserved < settlement.captured + settlement.released {
         tracing::error!(account = debit_id, "posting more than was reserved");
         return Err(Error::internal());
@@ -435,7 +481,9 @@ pub(crate) fn settle_reserved(
     )?;
     set_reserved(conn, debit_id, debit_reserved, d.reserved)?;
     set_balance(conn, debit_id, debit_before, d.balance)?;
-    set_balance(conn, credit_id, credit_before, c.balance)?;
+    if !conn.is_postgres() {
+        set_balance(conn, credit_id, credit_before, c.balance)?;
+    }
     record(
         conn,
         now,

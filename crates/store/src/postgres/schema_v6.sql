@@ -44,3 +44,32 @@ $$;
 -- NOTIFY until the commit is durable): the writer notifies after its commit.
 DROP TRIGGER events_notify ON events;
 DROP FUNCTION pocket_notify_event();
+
+-- Credits are applied at commit, not when posted: a transfer locks only the account
+-- it debits (whose floor the core checks), and is written with
+-- `credit_balance_after` NULL (only the writing transaction ever sees it so); the
+-- COMMIT's round trip first runs `pocket_apply_credits()`, which adds each credited
+-- account's sum in one update, accounts in id order, and fills in the balances after.
+-- So a merchant that every payment credits is locked only from there to the end of
+-- each commit, not for a whole batch on every writer.
+ALTER TABLE transfers ALTER COLUMN credit_balance_after DROP NOT NULL;
+CREATE INDEX transfers_credit_pending ON transfers (seq) WHERE credit_balance_after IS NULL;
+
+CREATE FUNCTION pocket_apply_credits() RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    r record;
+    after_all bigint;
+BEGIN
+    FOR r IN SELECT credit_account AS account, sum(amount)::bigint AS total
+             FROM transfers WHERE credit_balance_after IS NULL
+             GROUP BY credit_account ORDER BY credit_account LOOP
+        UPDATE accounts SET balance = balance + r.total WHERE id = r.account
+            RETURNING balance INTO after_all;
+        UPDATE transfers t SET credit_balance_after = after_all - r.total + p.running
+        FROM (SELECT seq, (sum(amount) OVER (ORDER BY seq))::bigint AS running
+              FROM transfers
+              WHERE credit_balance_after IS NULL AND credit_account = r.account) p
+        WHERE t.seq = p.seq;
+    END LOOP;
+END;
+$$;
