@@ -37,19 +37,13 @@ const PG_BEGIN_WRITE: &str = "BEGIN; \
      (extract(epoch FROM clock_timestamp()) * 1000)::bigint::text; \
      SAVEPOINT job";
 
-/// The end of a PostgreSQL batch's last job, with its COMMIT: the batch's events take
-/// their place in the order here (`pocket_seal_events`, schema v6), so the order of
-/// seqs is the order of commits. The event clock is held only from here to the end of
-/// a commit, never by a batch's jobs: the seal waits for it longer than jobs wait for
-/// rows (a seal that gave up would lose the whole batch).
-/// The batch's credits are applied first (`pocket_apply_credits`: credited accounts
-/// locked in id order, then the event clock — the same order in every commit).
-const PG_SEAL_AND_COMMIT: [&str; 2] = [
-    "RELEASE SAVEPOINT job; SET LOCAL lock_timeout = '5s'; SELECT pocket_apply_credits(); \
-     SELECT pocket_seal_events(); COMMIT",
-    "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job; SET LOCAL lock_timeout = '5s'; \
-     SELECT pocket_apply_credits(); SELECT pocket_seal_events(); COMMIT",
-];
+/// What a PostgreSQL writer runs right after each commit, before any of the batch's
+/// answers is sent, in a small transaction of its own that does not wait for the disk
+/// (lost in a crash, the next one does it: what it settles stays pending until then):
+/// `pocket_settle()` applies the committed credits still pending and numbers the
+/// committed events (schema v6), then notifies every node's listener.
+const PG_SETTLE: &str = "BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL lock_timeout = '5s'; \
+     SELECT pocket_settle(); ";
 
 /// Which server instance a session talks to: transaction ids are unique only within
 /// one (a promoted standby hands out again the ids of transactions the old primary
@@ -122,23 +116,16 @@ impl PgLink {
         Ok(db_ms)
     }
 
-    /// After a commit: tells every node's listener what it must look at (events were
-    /// sealed; credentials were revoked), in a small transaction of its own that does
-    /// not wait for the disk (a lost notification costs a listener's next look, half
-    /// a second, never an event).
-    fn notify_committed(&mut self, events: bool) {
-        let Some(session) = self.session.as_ref() else {
+    /// After a commit (see [`PG_SETTLE`]), with the revocations the batch made told to
+    /// every node. A failure is logged: what it would have settled stays pending for
+    /// the next one.
+    fn settle(&mut self) {
+        let Ok(session) = self.open() else {
             return;
         };
         let mut s = session.borrow_mut();
         let revoked = std::mem::take(&mut s.revoked);
-        if !events && revoked.is_empty() {
-            return;
-        }
-        let mut sql = String::from("BEGIN; SET LOCAL synchronous_commit = off; ");
-        if events {
-            sql.push_str("SELECT pg_notify('pocket_events', ''); ");
-        }
+        let mut sql = String::from(PG_SETTLE);
         for subject in revoked.iter().take(64) {
             // Subjects are `customer:<id>`/`merchant:<id>`; quoted all the same.
             let quoted = subject.replace('\'', "''");
@@ -147,7 +134,8 @@ impl PgLink {
         sql.push_str("COMMIT");
         crate::sql::round_trip();
         if let Err(e) = s.client.batch_execute(&sql) {
-            tracing::debug!(error = %e, "could not notify the other nodes; they look on their own");
+            let _ = s.client.batch_execute("ROLLBACK");
+            tracing::warn!(error = %e, "could not settle after a commit; the next commit will");
         }
     }
 
@@ -246,36 +234,23 @@ impl Session {
         }
     }
 
-    /// Ends the batch's last job (kept or rolled back) and commits, in one round trip;
-    /// on PostgreSQL, whether events were sealed with it.
-    fn commit(&self, keep_last: bool) -> Result<bool> {
-        match self {
-            Session::Sqlite(c) => Conn::sqlite(c)
-                .execute_batch(if keep_last {
-                    "RELEASE SAVEPOINT job; COMMIT"
-                } else {
-                    "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job; COMMIT"
-                })
-                .map(|()| false),
-            Session::Postgres(link) => {
-                let Some(session) = link.session.as_ref() else {
-                    return Err(SqlError::NoRows);
-                };
-                let sql = PG_SEAL_AND_COMMIT[usize::from(!keep_last)];
-                crate::sql::round_trip();
-                let messages = session.borrow_mut().client.simple_query(sql)?;
-                Ok(messages.iter().any(|m| {
-                    matches!(m, postgres::SimpleQueryMessage::Row(r)
-                        if r.get(0).and_then(|n| n.parse::<i64>().ok()).is_some_and(|n| n > 0))
-                }))
-            }
+    /// Ends the batch's last job (kept or rolled back) and commits, in one round trip.
+    fn commit(&self, keep_last: bool) -> Result<()> {
+        let sql = if keep_last {
+            "RELEASE SAVEPOINT job; COMMIT"
+        } else {
+            "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job; COMMIT"
+        };
+        match self.conn() {
+            Some(conn) => conn.execute_batch(sql),
+            None => Err(SqlError::NoRows),
         }
     }
 
-    /// After a committed batch (PostgreSQL: the notifications for other nodes).
-    fn committed(&mut self, events: bool) {
+    /// After a committed batch, before its answers (PostgreSQL: see [`PG_SETTLE`]).
+    fn committed(&mut self) {
         if let Session::Postgres(link) = self {
-            link.notify_committed(events);
+            link.settle();
         }
     }
 

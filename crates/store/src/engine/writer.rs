@@ -402,16 +402,18 @@ fn writer_loop(mut session: Session, shared: &Shared, mut own: Own, mut upkeep: 
         );
         // From BEGIN to COMMIT returned (durable): what each of its jobs waited at least.
         metrics::histogram!("pocket_writer_batch_seconds").record(started.elapsed().as_secs_f64());
-        if outcome.0 != Outcome::Committed {
+        if outcome != Outcome::Committed {
             metrics::counter!("pocket_writer_failed_batches_total").increment(1);
+        } else {
+            // Credits applied and events numbered before anyone hears of the batch.
+            session.committed();
         }
         batches += 1;
         jobs_done += finishers.len() as u64;
         for finish in finishers.drain(..) {
-            finish(outcome.0);
+            finish(outcome);
         }
-        if outcome.0 == Outcome::Committed {
-            session.committed(outcome.1);
+        if outcome == Outcome::Committed {
             if announce
                 && let Some(conn) = session.conn()
                 && let Err(e) = shared.announcer.catch_up(&conn)
@@ -445,15 +447,15 @@ fn log_batch_error(what: &str, e: &dyn std::fmt::Display) {
     }
 }
 
-/// Runs one batch; returns what became of it (and, on PostgreSQL, whether it sealed
-/// events). Fills `finishers` in job order; jobs that met contention go to `retries`.
+/// Runs one batch; returns what became of it. Fills `finishers` in job order; jobs
+/// that met contention go to `retries`.
 fn run_batch(
     session: &mut Session,
     shared: &Shared,
     batch: &mut Vec<(Option<Duration>, Job)>,
     finishers: &mut Vec<Finish>,
     retries: &mut Retries,
-) -> (Outcome, bool) {
+) -> Outcome {
     let sent_ms = crate::clock::SystemClock.now_ms();
     let begun = session.begin_write();
     if let (Ok(Some(db_ms)), Some(clock)) = (&begun, &shared.database_clock) {
@@ -467,11 +469,11 @@ fn run_batch(
                 let _ = conn.execute_batch("ROLLBACK");
             }
             drop_unrun(batch, finishers);
-            return (Outcome::RolledBack, false);
+            return Outcome::RolledBack;
         }
         (Ok(_), None) => {
             drop_unrun(batch, finishers);
-            return (Outcome::RolledBack, false);
+            return Outcome::RolledBack;
         }
     };
     // The batch began with the first job's savepoint open. Each job's end and the
@@ -513,15 +515,15 @@ fn run_batch(
     if ok {
         delay_for_tests();
         match session.commit(keep_last) {
-            Ok(sealed) => return (Outcome::Committed, sealed),
+            Ok(()) => return Outcome::Committed,
             Err(e) => {
                 log_batch_error("cannot commit; the batch is rolled back", &e);
-                return (commit_failed(session, jobs), false);
+                return commit_failed(session, jobs);
             }
         }
     }
     let _ = conn.execute_batch("ROLLBACK");
-    (Outcome::RolledBack, false)
+    Outcome::RolledBack
 }
 
 /// A test hook: `POCKET_TEST_DELAY_COMMITS=<every>:<ms>` holds every `every`-th batch

@@ -184,7 +184,7 @@ pub(crate) fn list(
     let mut stmt = conn
         .prepare_cached(
             "SELECT id, type, created_at, data FROM events
-             WHERE merchant_id = ?1 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
+             WHERE merchant_id = ?1 AND seq > 0 AND seq < ?2 ORDER BY seq DESC LIMIT ?3",
         )
         .db()?;
     let rows = stmt

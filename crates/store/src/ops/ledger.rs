@@ -558,6 +558,7 @@ pub(crate) fn transactions(
                 t.debit_account IN {owned}, t.debit_balance_after, t.credit_balance_after
          FROM transfers t
          WHERE (t.debit_account IN {owned} OR t.credit_account IN {owned}) AND t.seq < ?1
+           AND t.credit_balance_after IS NOT NULL
          ORDER BY t.seq DESC LIMIT ?4"
     );
     let mut stmt = conn.prepare_cached(&sql).db()?;
@@ -642,7 +643,13 @@ pub(crate) fn report(conn: &Conn) -> Result<LedgerReport, Error> {
     let mut transfers = 0;
     {
         let mut stmt = conn
-            .prepare("SELECT id, kind, currency, balance FROM accounts")
+            // With the credits still pending (PostgreSQL, between a commit and its
+            // settlement): what the account holds once they are applied.
+            .prepare(
+                "SELECT a.id, a.kind, a.currency, a.balance + CAST(COALESCE((SELECT SUM(t.amount)
+                   FROM transfers t WHERE t.credit_account = a.id AND t.credit_balance_after IS NULL), 0) AS BIGINT)
+                 FROM accounts a",
+            )
             .db()?;
         let rows = stmt
             .query_map([], |r| {

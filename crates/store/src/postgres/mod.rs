@@ -239,6 +239,11 @@ fn open_here(options: &PostgresOptions, clock: Arc<dyn Clock>) -> Result<SqlStor
     } else {
         None
     };
+    // What a node that died between a commit and its settlement left pending.
+    writer
+        .client
+        .batch_execute("SELECT pocket_settle()")
+        .map_err(|e| format!("cannot settle what was left pending: {e}"))?;
     let clock: Arc<dyn Clock> = match &database_clock {
         Some(c) => c.clone(),
         None => clock,
