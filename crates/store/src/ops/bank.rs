@@ -191,7 +191,7 @@ pub(crate) fn apply(
 ) -> Result<Option<BankOperation>, Error> {
     // Locked first: the same answer applied on two nodes at once is applied by the
     // first; the second then reads it done and changes nothing.
-    let sql = format!("SELECT {COLS} FROM bank_operations WHERE id = ?1 FOR UPDATE");
+    let sql = format!("SELECT {COLS} FROM bank_operations WHERE id = ?1 FOR NO KEY UPDATE");
     let Some(op) = conn
         .prepare_cached(&sql)
         .db()?

@@ -168,7 +168,7 @@ fn account(
     currency: Currency,
 ) -> Result<Locked, Error> {
     let select = "SELECT id, balance, reserved FROM accounts
-                  WHERE kind = ?1 AND owner = ?2 AND currency = ?3 FOR UPDATE";
+                  WHERE kind = ?1 AND owner = ?2 AND currency = ?3 FOR NO KEY UPDATE";
     let args = params![kind.as_str(), owner, currency.code()];
     let read = |conn: &Conn| {
         conn.prepare_cached(select)
@@ -199,7 +199,7 @@ fn account_pair(
     let sql = format!(
         "SELECT id, kind, owner, balance, reserved FROM accounts
          WHERE currency = ?1 AND ((kind = ?2 AND owner = ?3) OR (kind = ?4 AND owner = ?5))
-         ORDER BY {LOCK_ORDER} FOR UPDATE"
+         ORDER BY {LOCK_ORDER} FOR NO KEY UPDATE"
     );
     for _ in 0..2 {
         let mut stmt = conn.prepare_cached(&sql).db()?;

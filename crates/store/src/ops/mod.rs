@@ -82,8 +82,8 @@ pub(crate) fn lock_owner(conn: &Conn, owner: Owner, id: &str) -> Result<(), Erro
         return Ok(());
     }
     let sql = match owner {
-        Owner::Customer => "SELECT id FROM customers WHERE id = ?1 FOR UPDATE",
-        Owner::Merchant => "SELECT id FROM merchants WHERE id = ?1 FOR UPDATE",
+        Owner::Customer => "SELECT id FROM customers WHERE id = ?1 FOR NO KEY UPDATE",
+        Owner::Merchant => "SELECT id FROM merchants WHERE id = ?1 FOR NO KEY UPDATE",
     };
     conn.prepare_cached(sql)
         .db()?

@@ -203,7 +203,7 @@ pub(crate) fn lock_payer(conn: &Conn, customer: &str) -> Result<Option<i64>, Err
     if !conn.is_postgres() {
         return Ok(None);
     }
-    conn.prepare_cached("SELECT created_at FROM customers WHERE id = ?1 FOR UPDATE")
+    conn.prepare_cached("SELECT created_at FROM customers WHERE id = ?1 FOR NO KEY UPDATE")
         .db()?
         .query_row([customer], |r| r.get(0))
         .optional()

@@ -52,7 +52,7 @@ DECLARE
 BEGIN
     FOR account IN SELECT DISTINCT credit_account FROM transfers
                    WHERE credit_balance_after IS NULL ORDER BY 1 LOOP
-        PERFORM 1 FROM accounts WHERE id = account FOR UPDATE;
+        PERFORM 1 FROM accounts WHERE id = account FOR NO KEY UPDATE;
         SELECT array_agg(seq ORDER BY seq), sum(amount)::bigint INTO seqs, total
         FROM transfers WHERE credit_balance_after IS NULL AND credit_account = account;
         CONTINUE WHEN seqs IS NULL;
@@ -63,7 +63,7 @@ BEGIN
               FROM transfers WHERE seq = ANY (seqs)) p
         WHERE t.seq = p.seq;
     END LOOP;
-    PERFORM 1 FROM event_clock WHERE id = 1 FOR UPDATE;
+    PERFORM 1 FROM event_clock WHERE id = 1 FOR NO KEY UPDATE;
     SELECT array_agg(seq ORDER BY seq DESC) INTO seqs FROM events WHERE seq < 0;
     IF seqs IS NULL THEN
         RETURN 0;

@@ -366,7 +366,14 @@ impl<T> Optional<T> for Result<T> {
 }
 
 /// Row-locking clauses Pocket's statements may end with, for PostgreSQL only.
-const ROW_LOCKS: [&str; 3] = [" FOR UPDATE SKIP LOCKED", " FOR UPDATE", " FOR SHARE"];
+/// (`FOR NO KEY UPDATE` is how Pocket locks a row it will change: it does not wait
+/// for, nor block, the key-share locks that inserts referring to the row take.)
+const ROW_LOCKS: [&str; 4] = [
+    " FOR UPDATE SKIP LOCKED",
+    " FOR NO KEY UPDATE",
+    " FOR UPDATE",
+    " FOR SHARE",
+];
 
 /// `sql` without a row-locking clause at its end (no copy: SQLite's statement cache
 /// is keyed by the text).
