@@ -78,7 +78,9 @@ pub(crate) fn roll_key(
     // Locked: two rolls at once (on any nodes) read the keys one after the other, so
     // only one retires the caller's key.
     let merchant = conn
-        .prepare_cached("SELECT id, name, created_at FROM merchants WHERE id = ?1 FOR NO KEY UPDATE")
+        .prepare_cached(
+            "SELECT id, name, created_at FROM merchants WHERE id = ?1 FOR NO KEY UPDATE",
+        )
         .db()?
         .query_row([merchant_id], |r| {
             Ok(Merchant {
