@@ -413,13 +413,12 @@ fn writer_loop(mut session: Session, shared: &Shared, mut own: Own, mut upkeep: 
         for finish in finishers.drain(..) {
             finish(outcome);
         }
-        if outcome == Outcome::Committed {
-            if announce
-                && let Some(conn) = session.conn()
-                && let Err(e) = shared.announcer.catch_up(&conn)
-            {
-                tracing::warn!(code = e.code, "could not announce committed events");
-            }
+        if outcome == Outcome::Committed
+            && announce
+            && let Some(conn) = session.conn()
+            && let Err(e) = shared.announcer.catch_up(&conn)
+        {
+            tracing::warn!(code = e.code, "could not announce committed events");
         }
         if let Some(upkeep) = upkeep.as_mut() {
             upkeep(&mut session);
