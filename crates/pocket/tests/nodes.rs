@@ -990,3 +990,117 @@ async fn many_customers_paying_one_merchant_through_three_nodes_add_up_exactly()
     assert_eq!(n[2].merchant_balance(&sk, "CNY").await, total);
     n[1].assert_balanced().await;
 }
+
+/// Payments, refunds and captures racing on one wallet and one merchant, spread over
+/// three nodes: no deadlock shows (no 500, no 503), neither balance goes below zero,
+/// the merchant holds exactly what was paid and captured less what was refunded, and
+/// the book balances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn payments_refunds_and_captures_racing_on_one_wallet_and_merchant_stay_exact() {
+    let Some(n) = nodes(3).await else { return };
+    let n = std::sync::Arc::new(n);
+    let (_, sk) = n[0].merchant("M").await;
+    let (cus, token) = n[1].customer("+8613800010801", 10_000).await;
+    let mut paid = Vec::new();
+    for i in 0..10 {
+        let p = n[i % 3]
+            .payment(
+                &sk,
+                json!({"currency": "CNY", "amount": 500, "customer": cus}),
+            )
+            .await;
+        let id = p["id"].as_str().unwrap().to_string();
+        assert_eq!(
+            n[(i + 1) % 3].confirm(&token, &id, json!({})).await.status,
+            200
+        );
+        paid.push(id);
+    }
+    let mut held = Vec::new();
+    for i in 0..5 {
+        let p = n[i % 3]
+            .payment(
+                &sk,
+                json!({"currency": "CNY", "amount": 300, "customer": cus, "capture": "manual", "capture_within": 3600}),
+            )
+            .await;
+        let id = p["id"].as_str().unwrap().to_string();
+        assert_eq!(
+            n[(i + 2) % 3].confirm(&token, &id, json!({})).await.status,
+            200
+        );
+        held.push(id);
+    }
+    // 10,000 − 5,000 paid − 1,500 held: 3,500 available for 20 payments of 400.
+    let mut fresh = Vec::new();
+    for i in 0..20 {
+        let p = n[i % 3]
+            .payment(
+                &sk,
+                json!({"currency": "CNY", "amount": 400, "customer": cus}),
+            )
+            .await;
+        fresh.push(p["id"].as_str().unwrap().to_string());
+    }
+    let ops = common::all(35, |i| {
+        let (n, sk, token) = (n.clone(), sk.clone(), token.clone());
+        let (paid, held, fresh) = (paid.clone(), held.clone(), fresh.clone());
+        async move {
+            let node = &n[i % 3];
+            match i {
+                0..10 => {
+                    let r = node
+                        .post(
+                            &format!("/v1/payments/{}/refunds", paid[i]),
+                            &sk,
+                            json!({"amount": 200}),
+                        )
+                        .await;
+                    ("refund", r.status.as_u16(), 200)
+                }
+                10..15 => {
+                    let r = node
+                        .post(
+                            &format!("/v1/payments/{}/capture", held[i - 10]),
+                            &sk,
+                            json!({}),
+                        )
+                        .await;
+                    ("capture", r.status.as_u16(), 300)
+                }
+                _ => {
+                    let r = node.confirm(&token, &fresh[i - 15], json!({})).await;
+                    ("pay", r.status.as_u16(), 400)
+                }
+            }
+        }
+    })
+    .await;
+    let ok = |kind: &str| {
+        ops.iter()
+            .filter(|(k, st, _)| *k == kind && (*st == 200 || *st == 201))
+            .map(|(_, _, a)| *a as i64)
+            .sum::<i64>()
+    };
+    assert!(
+        ops.iter()
+            .all(|(k, st, _)| matches!(st, 200 | 201) || (*k == "pay" && *st == 402)),
+        "{ops:?}"
+    );
+    let (refunded, captured, paid_now) = (ok("refund"), ok("capture"), ok("pay"));
+    assert_eq!((refunded, captured), (2_000, 1_500), "{ops:?}");
+    // Refunds return money to the wallet while the payments race, so more than 8 of
+    // the 400s may pass; never more than the wallet held.
+    assert!((8 * 400..=3_500 + 2_000).contains(&paid_now), "{paid_now}");
+    let wallet = n[2].wallet_balance(&token, "CNY").await;
+    let merchant = n[0].merchant_balance(&sk, "CNY").await;
+    assert!(wallet >= 0 && merchant >= 0);
+    assert_eq!(merchant, 5_000 + captured + paid_now - refunded);
+    assert_eq!(wallet + merchant, 10_000);
+    eprintln!(
+        "10 refunds, 5 captures and 20 payments at once on one wallet over 3 nodes: \
+         {} payments passed, wallet {wallet}, merchant {merchant}",
+        paid_now / 400
+    );
+    n[1].assert_balanced().await;
+}
