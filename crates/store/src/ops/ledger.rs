@@ -267,23 +267,23 @@ fn postings_accounts(
         return Err(Error::internal());
     }
     let locked = account(conn, debit.0, debit.1, currency)?;
-    let find = "SELECT id, reserved FROM accounts WHERE kind = ?1 AND owner = ?2 AND currency = ?3";
+    let find = "SELECT id FROM accounts WHERE kind = ?1 AND owner = ?2 AND currency = ?3";
     let args = params![credit.0.as_str(), credit.1, currency.code()];
     let read = |conn: &Conn| {
         conn.prepare_cached(find)
             .db()?
-            .query_row(args, |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?)))
+            .query_row(args, |r| r.get::<_, i64>(0))
             .optional()
             .db()
     };
-    let (id, reserved) = match read(conn)? {
-        Some(found) => found,
+    let id = match read(conn)? {
+        Some(id) => id,
         None => {
             open_account(conn, credit.0, credit.1, currency)?;
             read(conn)?.ok_or_else(Error::internal)?
         }
     };
-    let _ = reserved; // a credit does not touch the reserved part
+    // A credit does not touch the reserved part.
     Ok((locked, (id, DEFERRED, 0)))
 }
 
