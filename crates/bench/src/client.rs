@@ -80,24 +80,18 @@ impl Client {
     }
 
     pub async fn get_json(&self, path: &str, credential: &str) -> Result<Value, String> {
-        let (status, text) = self
-            .send(reqwest::Method::GET, path, credential, None, None)
-            .await
-            .map_err(|e| format!("GET {path}: {e}"))?;
-        if !(200..300).contains(&status) {
-            return Err(format!("GET {path}: {status} {text}"));
-        }
+        let text = self.get_text(path, credential).await?;
         serde_json::from_str(&text).map_err(|e| format!("GET {path}: {e}"))
     }
 
-    /// A GET whose answer is text (`/metrics`).
+    /// A GET whose answer is text (`/metrics`); `Err` unless 2xx.
     pub async fn get_text(&self, path: &str, credential: &str) -> Result<String, String> {
         let (status, text) = self
             .send(reqwest::Method::GET, path, credential, None, None)
             .await
             .map_err(|e| format!("GET {path}: {e}"))?;
         if !(200..300).contains(&status) {
-            return Err(format!("GET {path}: {status}"));
+            return Err(format!("GET {path}: {status} {text}"));
         }
         Ok(text)
     }

@@ -284,9 +284,7 @@ async fn a_code_refused_three_times_is_spent() {
 /// `MAX_REFUSALS` are looked at (402), every other one is refused as spent.
 /// On one store the writer runs them one after another; across PostgreSQL nodes, the
 /// lock every charge takes on the code's refusal row first is what keeps the count
-/// exact. (Today every PostgreSQL write batch also takes the cluster-wide advisory
-/// lock, so removing the row lock does not yet make this fail — checked; it will once
-/// issue 22 removes that lock.)
+/// exact (no lock is shared by PostgreSQL's writers).
 #[tokio::test]
 async fn parallel_charges_of_one_code_are_refused_at_most_three_times() {
     use pocket_core::code::MAX_REFUSALS as MAX_REFUSALS_PER_CODE;

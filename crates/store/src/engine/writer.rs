@@ -1,9 +1,9 @@
 //! The group-committing writer.
 //!
-//! All writes of a process go through one queue and a few writer threads (SQLite: one,
-//! which holds the database; PostgreSQL: several, each with its own connection, whose
+//! All writes of a process go through a few writer threads, each with its own queue
+//! and connection (SQLite: one, which holds the database; PostgreSQL: several, whose
 //! batches commit side by side — no lock is shared, every rule locks the rows it
-//! reads). A writer blocks for the first job, then takes every job already queued (up
+//! reads; a job with a key, a customer, always goes to the same writer). A writer blocks for the first job, then takes every job already queued (up
 //! to [`MAX_BATCH`]) into one transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL:
 //! `BEGIN`, see `PG_BEGIN_WRITE` in `super`). Each job runs inside its own
 //! `SAVEPOINT`, so a job that fails rolls back alone and its batch-mates still commit.
@@ -79,7 +79,7 @@ struct Shared {
 
 impl Writer {
     /// Starts one writer thread per session (SQLite: one; PostgreSQL: several, whose
-    /// batches commit side by side), all taking jobs from one queue.
+    /// batches commit side by side), each with its own queue; all share the urgent lane.
     pub(crate) fn start(
         sessions: Vec<Session>,
         clock: Arc<dyn Clock>,

@@ -160,20 +160,20 @@ fn open_account(
     Ok(())
 }
 
-/// One account, locked until the commit, created at zero on first use.
-fn account(
+/// The account's row read by `select` (`?1` kind, `?2` owner, `?3` currency),
+/// creating the account at zero first if there is none.
+fn read_or_open<T>(
     conn: &Conn,
-    kind: AccountKind,
-    owner: &str,
+    select: &str,
+    (kind, owner): (AccountKind, &str),
     currency: Currency,
-) -> Result<Locked, Error> {
-    let select = "SELECT id, balance, reserved FROM accounts
-                  WHERE kind = ?1 AND owner = ?2 AND currency = ?3 FOR NO KEY UPDATE";
+    row: impl Fn(&crate::sql::Row<'_>) -> crate::sql::Result<T>,
+) -> Result<T, Error> {
     let args = params![kind.as_str(), owner, currency.code()];
     let read = |conn: &Conn| {
         conn.prepare_cached(select)
             .db()?
-            .query_row(args, |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_row(args, &row)
             .optional()
             .db()
     };
@@ -184,6 +184,23 @@ fn account(
     read(conn)?.ok_or_else(Error::internal)
 }
 
+/// One account, locked until the commit, created at zero on first use.
+fn account(
+    conn: &Conn,
+    kind: AccountKind,
+    owner: &str,
+    currency: Currency,
+) -> Result<Locked, Error> {
+    read_or_open(
+        conn,
+        "SELECT id, balance, reserved FROM accounts
+         WHERE kind = ?1 AND owner = ?2 AND currency = ?3 FOR NO KEY UPDATE",
+        (kind, owner),
+        currency,
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )
+}
+
 /// Both accounts of a posting, locked in [`LOCK_ORDER`] by one statement (created
 /// at zero on first use): `(debit, credit)`.
 fn account_pair(
@@ -192,10 +209,6 @@ fn account_pair(
     credit: (AccountKind, &str),
     currency: Currency,
 ) -> Result<(Locked, Locked), Error> {
-    if debit == credit {
-        tracing::error!(owner = debit.1, "a transfer from an account to itself");
-        return Err(Error::internal());
-    }
     let sql = format!(
         "SELECT id, kind, owner, balance, reserved FROM accounts
          WHERE currency = ?1 AND ((kind = ?2 AND owner = ?3) OR (kind = ?4 AND owner = ?5))
@@ -259,30 +272,21 @@ fn postings_accounts(
     credit: (AccountKind, &str),
     currency: Currency,
 ) -> Result<(Locked, Locked), Error> {
-    if !conn.is_postgres() {
-        return account_pair(conn, debit, credit, currency);
-    }
     if debit == credit {
         tracing::error!(owner = debit.1, "a transfer from an account to itself");
         return Err(Error::internal());
     }
+    if !conn.is_postgres() {
+        return account_pair(conn, debit, credit, currency);
+    }
     let locked = account(conn, debit.0, debit.1, currency)?;
-    let find = "SELECT id FROM accounts WHERE kind = ?1 AND owner = ?2 AND currency = ?3";
-    let args = params![credit.0.as_str(), credit.1, currency.code()];
-    let read = |conn: &Conn| {
-        conn.prepare_cached(find)
-            .db()?
-            .query_row(args, |r| r.get::<_, i64>(0))
-            .optional()
-            .db()
-    };
-    let id = match read(conn)? {
-        Some(id) => id,
-        None => {
-            open_account(conn, credit.0, credit.1, currency)?;
-            read(conn)?.ok_or_else(Error::internal)?
-        }
-    };
+    let id = read_or_open(
+        conn,
+        "SELECT id FROM accounts WHERE kind = ?1 AND owner = ?2 AND currency = ?3",
+        credit,
+        currency,
+        |r| r.get::<_, i64>(0),
+    )?;
     // A credit does not touch the reserved part.
     Ok((locked, (id, DEFERRED, 0)))
 }

@@ -2,13 +2,15 @@
 //! several hosts with `target_session_attrs=read-write` to follow a failover), the
 //! migrations, and the `LISTEN` thread that announces every node's commits here.
 //!
-//! - Each node has one **writer** session (`crate::engine`'s writer). A batch begins
-//!   with the cluster-wide write lock (`pg_advisory_xact_lock`, see `crate::engine`), so batches
-//!   of all nodes commit one at a time, as on SQLite; correctness stays in the
-//!   database (the lock, conditional updates, constraints), never in a node.
+//! - Each node has a few **writer** sessions (`crate::engine`'s writer,
+//!   `write_connections`) whose batches commit side by side with every node's: no lock
+//!   is shared; each rule locks the rows it reads (ARCHITECTURE.md, "The write path on
+//!   PostgreSQL"), and correctness stays in the database (row locks, conditional
+//!   updates, constraints), never in a node.
 //! - **Readers** are a small pool; a lost connection is opened again on next use.
-//! - The **listener** holds `LISTEN pocket_events`; a trigger on `events` notifies at
-//!   every commit that wrote one, and the listener announces what it has not yet seen
+//! - The **listener** holds `LISTEN pocket_events`; the settlement after each commit
+//!   (`pocket_settle`, schema v6) notifies when it numbered events, and the listener
+//!   announces what it has not yet seen, also every `LISTEN_TICK` without a word
 //!   (after a reconnect too: it reads from the last seq it announced). It also holds
 //!   `LISTEN pocket_revoked`: a sign-out or a key expired now, on any node, wakes the
 //!   streams and long-polls holding it on every node.
@@ -81,9 +83,10 @@ const MIGRATE_LOCK_KEY: i64 = 0x0070_6f63_6b65_746d; // "pocketm"
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Bounds on a serving node's sessions, so that no node can stall the others: a node
-/// frozen inside a write batch (a paused VM, a partition without a reset) holds the
-/// cluster's write lock until the server ends its idle transaction; a writer waits
-/// for that lock, and a statement runs, only so long (then `503`, retried by clients).
+/// frozen inside a write batch (a paused VM, a partition without a reset) holds its
+/// rows' locks until the server ends its idle transaction; a statement waits for a
+/// lock (writers: `WRITER_LOCK_TIMEOUT`), and runs, only so long (then `503`, retried
+/// by clients).
 /// Keepalives and a TCP user timeout find a silent server in seconds, not hours.
 /// (Not for `pocket verify` or `migrate-data`, whose full scans may take longer.)
 const SERVER_OPTIONS: &str =
