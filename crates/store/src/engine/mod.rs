@@ -27,14 +27,17 @@ use tokio::sync::broadcast;
 /// A PostgreSQL write batch's first round trip: the transaction and the first job's
 /// savepoint, with the batch's transaction id, which server instance it runs on,
 /// whether that server is read-only, and the database's clock (milliseconds since
-/// the epoch, read in this transaction: the time every job of the batch decides by).
+/// the epoch, read in this transaction: the time every job of the batch decides by)
+/// and the risk rules' version (which the batch's screenings need, see
+/// `Conn::batch_rules_version`).
 /// No lock is taken: each rule locks the rows it reads (see ARCHITECTURE.md, "The
 /// write path on PostgreSQL"), so batches of every writer of every node commit side
 /// by side.
 const PG_BEGIN_WRITE: &str = "BEGIN; \
      SELECT pg_current_xact_id()::text, current_setting('transaction_read_only'), \
      (SELECT system_identifier FROM pg_control_system())::text || '@' || pg_postmaster_start_time()::text, \
-     (extract(epoch FROM clock_timestamp()) * 1000)::bigint::text; \
+     (extract(epoch FROM clock_timestamp()) * 1000)::bigint::text, \
+     (SELECT version FROM risk_rules_version)::text; \
      SAVEPOINT job";
 
 /// What a PostgreSQL writer runs right after each commit, before any of the batch's
@@ -90,14 +93,16 @@ impl PgLink {
         let messages = {
             let mut s = session.borrow_mut();
             s.revoked.clear();
+            s.rules_version = None;
             crate::sql::round_trip();
             s.client.simple_query(PG_BEGIN_WRITE)?
         };
         let mut read_only = false;
         let mut db_ms = None;
+        let mut rules_version = None;
         for m in &messages {
             if let postgres::SimpleQueryMessage::Row(r) = m
-                && r.len() == 4
+                && r.len() == 5
             {
                 self.xid = r
                     .get(0)
@@ -105,7 +110,11 @@ impl PgLink {
                     .map(|(x, i)| (x.to_owned(), i.to_owned()));
                 read_only = r.get(1) == Some("on");
                 db_ms = r.get(3).and_then(|t| t.parse().ok());
+                rules_version = r.get(4).and_then(|t| t.parse().ok());
             }
+        }
+        if let Some(s) = &self.session {
+            s.borrow_mut().rules_version = rules_version;
         }
         if read_only {
             if let Some(s) = self.session.take() {

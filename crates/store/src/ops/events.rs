@@ -24,20 +24,38 @@ pub(crate) fn emit<T: serde::Serialize>(
 ) -> Result<(), Error> {
     let data = serde_json::to_string(object).map_err(|_| Error::internal())?;
     let id = new_id("evt");
-    conn.prepare_cached(
-        "INSERT INTO events (id, type, merchant_id, customer_id, payment_id, data, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
-    .db()?
-    .execute(params![
+    let wanted = format!(",{kind},");
+    let event = params![
         id,
         kind,
         subject.merchant_id,
         subject.customer_id,
         subject.payment_id,
         data,
-        now
-    ])
+        now,
+        wanted
+    ];
+    if conn.is_postgres() {
+        // The event and its outbox in one round trip.
+        conn.prepare_cached(
+            "WITH e AS (INSERT INTO events (id, type, merchant_id, customer_id, payment_id, data, created_at)
+                        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id)
+             INSERT INTO deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at)
+             SELECT e.id, w.id, 'pending', 0, ?7, ?7 FROM e, webhook_endpoints w
+             WHERE w.merchant_id = ?3 AND w.deleted_at IS NULL
+               AND (w.events = '*' OR strpos(w.events, ?8) > 0)",
+        )
+        .db()?
+        .execute(event)
+        .db()?;
+        return Ok(());
+    }
+    conn.prepare_cached(
+        "INSERT INTO events (id, type, merchant_id, customer_id, payment_id, data, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .db()?
+    .execute(&event[..7])
     .db()?;
     // The webhook outbox: one delivery per subscribed endpoint, in this transaction.
     // (Filtered here rather than with `LIKE ?`, which makes SQLite re-prepare.)
@@ -50,7 +68,6 @@ pub(crate) fn emit<T: serde::Serialize>(
             .db()?;
         rows.collect::<crate::sql::Result<_>>().db()?
     };
-    let wanted = format!(",{kind},");
     for (endpoint, events) in endpoints {
         if events == "*" || events.contains(&wanted) {
             conn.prepare_cached(

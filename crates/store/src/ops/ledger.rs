@@ -279,16 +279,30 @@ fn postings_accounts(
     if !conn.is_postgres() {
         return account_pair(conn, debit, credit, currency);
     }
-    let locked = account(conn, debit.0, debit.1, currency)?;
-    let id = read_or_open(
-        conn,
-        "SELECT id FROM accounts WHERE kind = ?1 AND owner = ?2 AND currency = ?3",
-        credit,
-        currency,
-        |r| r.get::<_, i64>(0),
-    )?;
-    // A credit does not touch the reserved part.
-    Ok((locked, (id, DEFERRED, 0)))
+    // One statement: the debited account locked, the credited one's id beside it.
+    for _ in 0..3 {
+        let found: Option<(Locked, Option<i64>)> = conn
+            .prepare_cached(
+                "SELECT d.id, d.balance, d.reserved,
+                        (SELECT c.id FROM accounts c WHERE c.kind = ?4 AND c.owner = ?5 AND c.currency = ?3)
+                 FROM accounts d WHERE d.kind = ?1 AND d.owner = ?2 AND d.currency = ?3
+                 FOR NO KEY UPDATE OF d",
+            )
+            .db()?
+            .query_row(
+                params![debit.0.as_str(), debit.1, currency.code(), credit.0.as_str(), credit.1],
+                |r| Ok(((r.get(0)?, r.get(1)?, r.get(2)?), r.get(3)?)),
+            )
+            .optional()
+            .db()?;
+        match found {
+            // A credit does not touch the reserved part.
+            Some((locked, Some(id))) => return Ok((locked, (id, DEFERRED, 0))),
+            Some((_, None)) => open_account(conn, credit.0, credit.1, currency)?,
+            None => open_account(conn, debit.0, debit.1, currency)?,
+        }
+    }
+    Err(Error::internal())
 }
 
 fn set_balance(conn: &Conn, id: i64, before: i64, after: i64) -> Result<(), Error> {
@@ -329,62 +343,73 @@ pub(crate) fn transfer(
         debit_after: posting.debit_after + debit_reserved,
         ..posting
     };
-    set_balance(conn, debit_id, debit_before, posting.debit_after)?;
-    if !conn.is_postgres() {
-        set_balance(conn, credit_id, credit_before, posting.credit_after)?;
-    }
-    record(
-        conn,
-        now,
-        (debit_id, debit_before, posting.debit_after),
-        (credit_id, credit_before, posting.credit_after),
+    let entry = Entry {
+        debit: (debit_id, debit_before, posting.debit_after),
+        credit: (credit_id, credit_before, posting.credit_after),
         amount,
         currency,
         kind,
         reference,
-    )
+    };
+    record(conn, now, &entry)
 }
 
-/// Writes a transfer that moved balances (one-phase, or a posted two-phase one), and
-/// keeps and checks the currency's running totals with it.
-#[allow(clippy::too_many_arguments)]
-fn record(
-    conn: &Conn,
-    now: i64,
+/// A transfer to write: each account as (id, balance before, balance after), what
+/// moved and why.
+struct Entry<'a> {
     debit: (i64, i64, i64),
     credit: (i64, i64, i64),
     amount: i64,
     currency: Currency,
     kind: TransferKind,
-    reference: &str,
-) -> Result<(), Error> {
-    let (debit_id, debit_before, debit_after) = debit;
-    let (credit_id, credit_before, credit_after) = credit;
-    let posting = pocket_core::ledger::Posting {
-        debit_after,
-        credit_after,
-    };
-    // The book's sums, kept and checked with every posting: a transfer that would
-    // leave debits ≠ credits or balances not summing to zero rolls back. (Each shard
-    // balances on its own: a transfer adds as much to debits as to credits, and
-    // nothing to the sum of balances.)
-    let mut totals = load_shard(conn, currency.code())?;
-    let amount_wide = i128::from(amount);
+    reference: &'a str,
+}
+
+impl Entry<'_> {
+    /// What the transfer adds to the sum of balances (nothing, when it is right).
+    fn balances_delta(&self) -> i128 {
+        let (_, debit_before, debit_after) = self.debit;
+        let (_, credit_before, credit_after) = self.credit;
+        i128::from(debit_after) - i128::from(debit_before) + i128::from(credit_after)
+            - i128::from(credit_before)
+    }
+
+    /// The book's sums after this transfer: a transfer that would leave debits ≠
+    /// credits or balances not summing to zero rolls back. (Each shard balances on its
+    /// own: a transfer adds as much to debits as to credits, and nothing to the sum of
+    /// balances.)
+    fn check(&self, totals: &Totals) -> Result<(), Error> {
+        if totals.debits != totals.credits || totals.sum_of_balances != 0 {
+            tracing::error!(
+                currency = self.currency.code(),
+                reference = self.reference,
+                "a posting would unbalance the book; rolled back"
+            );
+            return Err(Error::internal());
+        }
+        Ok(())
+    }
+}
+
+/// Writes a transfer (one-phase, or a posted two-phase one): the accounts' new
+/// balances, the immutable transfer, and the currency's running totals, checked with
+/// every posting. PostgreSQL: see [`record_at_once`].
+fn record(conn: &Conn, now: i64, e: &Entry) -> Result<(), Error> {
+    if conn.is_postgres() {
+        return record_at_once(conn, now, e);
+    }
+    let (debit_id, debit_before, debit_after) = e.debit;
+    let (credit_id, credit_before, credit_after) = e.credit;
+    set_balance(conn, debit_id, debit_before, debit_after)?;
+    set_balance(conn, credit_id, credit_before, credit_after)?;
+    let mut totals = load_shard(conn, e.currency.code())?;
+    let amount_wide = i128::from(e.amount);
     totals.debits += amount_wide;
     totals.credits += amount_wide;
-    totals.sum_of_balances += i128::from(posting.debit_after) - i128::from(debit_before)
-        + i128::from(posting.credit_after)
-        - i128::from(credit_before);
+    totals.sum_of_balances += e.balances_delta();
     totals.transfers += 1;
-    if totals.debits != totals.credits || totals.sum_of_balances != 0 {
-        tracing::error!(
-            currency = currency.code(),
-            reference,
-            "a posting would unbalance the book; rolled back"
-        );
-        return Err(Error::internal());
-    }
-    save_shard(conn, currency.code(), &totals)?;
+    e.check(&totals)?;
+    save_shard(conn, e.currency.code(), &totals)?;
     conn.prepare_cached(
         "INSERT INTO transfers (id, debit_account, credit_account, amount, currency, kind, reference,
                                 debit_balance_after, credit_balance_after, created_at)
@@ -395,17 +420,68 @@ fn record(
         new_id("txn"),
         debit_id,
         credit_id,
-        amount,
-        currency.code(),
-        kind.as_str(),
-        reference,
-        posting.debit_after,
-        // PostgreSQL: filled in by the commit that applies the credit.
-        (!conn.is_postgres()).then_some(posting.credit_after),
+        e.amount,
+        e.currency.code(),
+        e.kind.as_str(),
+        e.reference,
+        debit_after,
+        credit_after,
         now
     ])
     .db()?;
     Ok(())
+}
+
+/// [`record`] on PostgreSQL, in one round trip: the debited account's new balance
+/// (conditional on the one read under its lock), the transfer with its credit pending
+/// (`credit_balance_after` NULL: applied after the commit by `pocket_settle()`), and
+/// this session's shard of the totals, added to and read back to be checked.
+fn record_at_once(conn: &Conn, now: i64, e: &Entry) -> Result<(), Error> {
+    let (debit_id, debit_before, debit_after) = e.debit;
+    let (credit_id, _, _) = e.credit;
+    let totals = conn
+        .prepare_cached(
+            "WITH moved AS (UPDATE accounts SET balance = ?8 WHERE id = ?2 AND balance = ?10 RETURNING id),
+             t AS (INSERT INTO transfers (id, debit_account, credit_account, amount, currency, kind, reference,
+                                          debit_balance_after, credit_balance_after, created_at)
+                   SELECT ?1, moved.id, CAST(?3 AS BIGINT), CAST(?4 AS BIGINT), ?5, ?6, ?7,
+                          CAST(?8 AS BIGINT), NULL, CAST(?9 AS BIGINT) FROM moved
+                   RETURNING amount)
+             INSERT INTO ledger_totals (currency, shard, total_debits, total_credits, sum_of_balances, transfers, accounts)
+             SELECT ?5, CAST(?11 AS BIGINT), t.amount::text, t.amount::text, ?12, 1, 0 FROM t
+             ON CONFLICT (currency, shard) DO UPDATE SET
+               total_debits = (ledger_totals.total_debits::numeric + excluded.total_debits::numeric)::text,
+               total_credits = (ledger_totals.total_credits::numeric + excluded.total_credits::numeric)::text,
+               sum_of_balances = (ledger_totals.sum_of_balances::numeric + excluded.sum_of_balances::numeric)::text,
+               transfers = ledger_totals.transfers + 1
+             RETURNING total_debits, total_credits, sum_of_balances, transfers, accounts",
+        )
+        .db()?
+        .query_row(
+            params![
+                new_id("txn"),
+                debit_id,
+                credit_id,
+                e.amount,
+                e.currency.code(),
+                e.kind.as_str(),
+                e.reference,
+                debit_after,
+                now,
+                debit_before,
+                conn.totals_shard(),
+                e.balances_delta().to_string()
+            ],
+            totals_row,
+        )
+        .optional()
+        .db()?;
+    let Some(totals) = totals else {
+        // The row is locked by this transaction: nobody can have moved it.
+        tracing::error!(account = debit_id, "balance changed under a transfer");
+        return Err(Error::internal());
+    };
+    e.check(&Totals::from_row(totals)?)
 }
 
 /// Sets an account's reserved part, conditional on what was read.
@@ -484,20 +560,15 @@ pub(crate) fn settle_reserved(
         settlement,
     )?;
     set_reserved(conn, debit_id, debit_reserved, d.reserved)?;
-    set_balance(conn, debit_id, debit_before, d.balance)?;
-    if !conn.is_postgres() {
-        set_balance(conn, credit_id, credit_before, c.balance)?;
-    }
-    record(
-        conn,
-        now,
-        (debit_id, debit_before, d.balance),
-        (credit_id, credit_before, c.balance),
-        settlement.captured,
+    let entry = Entry {
+        debit: (debit_id, debit_before, d.balance),
+        credit: (credit_id, credit_before, c.balance),
+        amount: settlement.captured,
         currency,
         kind,
         reference,
-    )
+    };
+    record(conn, now, &entry)
 }
 
 /// Voids a reservation: nothing moves.

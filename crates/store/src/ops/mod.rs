@@ -51,13 +51,19 @@ pub(crate) fn cursor_seq(
         .ok_or_else(|| Error::not_found("object", id).with_param("starting_after"))
 }
 
-/// Resolves a customer given as a `cus_` id or an E.164 phone to its id.
-pub(crate) fn resolve_customer(conn: &Conn, customer: &str, param: &str) -> Result<String, Error> {
-    let column = if customer.starts_with('+') {
+/// The column of `customers` that a customer given as a `cus_` id or an E.164 phone
+/// names.
+pub(crate) fn customer_column(customer: &str) -> &'static str {
+    if customer.starts_with('+') {
         "phone"
     } else {
         "id"
-    };
+    }
+}
+
+/// Resolves a customer given as a `cus_` id or an E.164 phone to its id.
+pub(crate) fn resolve_customer(conn: &Conn, customer: &str, param: &str) -> Result<String, Error> {
+    let column = customer_column(customer);
     let sql = format!("SELECT id FROM customers WHERE {column} = ?1");
     conn.prepare_cached(&sql)
         .db()?

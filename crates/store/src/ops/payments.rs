@@ -5,7 +5,7 @@
 
 use super::events::{Subject, emit};
 use super::risk::{self, Risk};
-use super::{Db, catalog, codes, cursor_seq, devices, ledger, resolve_customer, stored_currency};
+use super::{Db, catalog, codes, cursor_seq, devices, ledger, stored_currency};
 use crate::ids::new_id;
 use crate::model::{Page, PageRequest, Refund};
 use crate::sql::{Conn, Optional, Row, params};
@@ -142,6 +142,33 @@ fn must_get(conn: &Conn, id: &str) -> Result<Payment, Error> {
     get(conn, id)?.ok_or_else(|| Error::not_found("payment", id))
 }
 
+/// The merchant's name and the customer a new payment names (by id or phone), in
+/// one statement.
+fn merchant_and_customer(
+    conn: &Conn,
+    new: &NewPayment,
+) -> Result<(String, Option<String>), Error> {
+    let Some(wanted) = &new.customer else {
+        let name = conn
+            .prepare_cached("SELECT name FROM merchants WHERE id = ?1")
+            .db()?
+            .query_row([&new.merchant_id], |r| r.get(0))
+            .db()?;
+        return Ok((name, None));
+    };
+    let column = super::customer_column(wanted);
+    let sql = format!(
+        "SELECT name, (SELECT id FROM customers WHERE {column} = ?2) FROM merchants WHERE id = ?1"
+    );
+    let (name, found): (String, Option<String>) = conn
+        .prepare_cached(&sql)
+        .db()?
+        .query_row(params![new.merchant_id, wanted], |r| Ok((r.get(0)?, r.get(1)?)))
+        .db()?;
+    let id = found.ok_or_else(|| Error::not_found("customer", wanted).with_param("customer"))?;
+    Ok((name, Some(id)))
+}
+
 fn amount_mismatch(total: i64) -> Error {
     Error::new(
         ErrorKind::InvalidRequest,
@@ -157,15 +184,7 @@ pub(crate) fn create(
     new: NewPayment,
     risk: &Risk,
 ) -> Result<Payment, Error> {
-    let merchant_name: String = conn
-        .prepare_cached("SELECT name FROM merchants WHERE id = ?1")
-        .db()?
-        .query_row([&new.merchant_id], |r| r.get(0))
-        .db()?;
-    let mut customer = match &new.customer {
-        Some(c) => Some(resolve_customer(conn, c, "customer")?),
-        None => None,
-    };
+    let (merchant_name, mut customer) = merchant_and_customer(conn, &new)?;
     let (items, amount) = match (&new.items, new.amount) {
         (Some(lines), check) => {
             let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
