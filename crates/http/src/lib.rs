@@ -26,7 +26,7 @@ pub mod validate;
 pub mod web;
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -264,6 +264,21 @@ async fn sandbox_header(request: Request, next: Next) -> Response {
     response
 }
 
+/// Every answer's `Date` is the store's clock (on PostgreSQL the database's, which
+/// decides deadlines and payment-code steps), not this machine's: a wallet that learns
+/// the time from it shows codes the till's commit accepts, whichever node it asked.
+async fn store_date(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let now_ms = state.store.now_ms();
+    let mut response = next.run(request).await;
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(now_ms.max(0) as u64);
+    if let Ok(date) = HeaderValue::from_str(&httpdate::fmt_http_date(at)) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::DATE, date);
+    }
+    response
+}
+
 /// The whole HTTP application. Serve it with
 /// `into_make_service_with_connect_info::<SocketAddr>()` so per-IP limits see the peer.
 pub fn router(state: AppState) -> Router {
@@ -301,6 +316,7 @@ pub fn router(state: AppState) -> Router {
             limits::forwarded,
         ))
         .layer(middleware::from_fn(metrics::track))
+        .layer(middleware::from_fn_with_state(state.clone(), store_date))
         .with_state(state);
     if sandbox {
         app = app.layer(middleware::from_fn(sandbox_header));

@@ -7,7 +7,6 @@ mod common;
 use common::{Options, Server, all};
 use serde_json::{Value, json};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 const SANDBOX: &str = "[[connectors]]\nname = \"sandbox\"\nkind = \"sandbox\"\ncurrencies = [\"CNY\", \"USD\"]\nasync_delay_seconds = 1\n";
 
@@ -19,44 +18,8 @@ async fn server() -> Server {
     .await
 }
 
-async fn bind(s: &Server, token: &str, number: &str) -> String {
-    let r = s
-        .post(
-            "/v1/wallet/cards",
-            token,
-            json!({"number": number, "exp_month": 12, "exp_year": 2031, "cvc": "123", "pin": "123456"}),
-        )
-        .await;
-    assert_eq!(r.status, 201, "{}", r.text);
-    r.body["id"].as_str().unwrap().to_string()
-}
-
-/// Polls an operation until it is final (the poller's backoff: 1 s, 2 s, 4 s…).
-async fn final_state(s: &Server, token: &str, path: &str) -> Value {
-    let started = Instant::now();
-    loop {
-        let r = s.get(path, token).await;
-        assert_eq!(r.status, 200, "{}", r.text);
-        if r.body["status"] != "processing" {
-            return r.body;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "still processing: {}",
-            r.text
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn balance(me: &Value, field: &str) -> i64 {
-    me["balances"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|b| b["currency"] == "CNY")
-        .and_then(|b| b[field].as_i64())
-        .unwrap_or(0)
+    common::balance_field(&me["balances"], "CNY", field)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -73,7 +36,7 @@ async fn card_top_ups_follow_the_sandbox_table() {
     for (i, (number, status, code)) in cases.into_iter().enumerate() {
         // A wallet per card: at most five cards to a wallet.
         let (_, token) = s.customer(&format!("+86138000050{i:02}"), 0).await;
-        let card = bind(&s, &token, number).await;
+        let card = s.bind_card(&token, number).await;
         let r = s
             .post(
                 "/v1/wallet/topups",
@@ -86,7 +49,9 @@ async fn card_top_ups_follow_the_sandbox_table() {
         assert_eq!(r.body["card"], card.as_str());
         let id = r.body["id"].as_str().unwrap();
         assert!(id.starts_with("top_"));
-        let done = final_state(&s, &token, &format!("/v1/wallet/topups/{id}")).await;
+        let done = s
+            .until_final(&token, &format!("/v1/wallet/topups/{id}"))
+            .await;
         assert_eq!(done["status"], status, "{number}: {done}");
         assert_eq!(done["failure_code"].as_str(), code, "{number}: {done}");
         let expected = if status == "succeeded" { 10_000 } else { 0 };
@@ -109,9 +74,9 @@ async fn withdrawals_reserve_at_once_and_post_or_release_once() {
     let s = server().await;
     let (cus, token) = s.customer("+8613800005101", 0).await;
     s.topup(&cus, 100_000, "CNY").await;
-    let ok = bind(&s, &token, "4242424242424242").await;
-    let closed = bind(&s, &token, "4000000000000341").await;
-    let flaky = bind(&s, &token, "4000000000000119").await;
+    let ok = s.bind_card(&token, "4242424242424242").await;
+    let closed = s.bind_card(&token, "4000000000000341").await;
+    let flaky = s.bind_card(&token, "4000000000000119").await;
     let withdraw = |card: &str, amount: i64| json!({"amount": amount, "currency": "CNY", "card": card, "pin": "123456"});
     let r = s
         .post("/v1/wallet/withdrawals", &token, withdraw(&ok, 30_000))
@@ -149,7 +114,9 @@ async fn withdrawals_reserve_at_once_and_post_or_release_once() {
         .await
         .assert_error(402, "insufficient_funds");
     let id = r.body["id"].as_str().unwrap();
-    let done = final_state(&s, &token, &format!("/v1/wallet/withdrawals/{id}")).await;
+    let done = s
+        .until_final(&token, &format!("/v1/wallet/withdrawals/{id}"))
+        .await;
     assert_eq!(done["status"], "succeeded");
     let me = s.get("/v1/wallet/me", &token).await.body;
     assert_eq!(
@@ -191,7 +158,7 @@ async fn parallel_withdrawals_never_reserve_more_than_there_is() {
     let s = Arc::new(server().await);
     let (cus, token) = s.customer("+8613800005201", 0).await;
     s.topup(&cus, 20_000, "CNY").await;
-    let card = bind(&s, &token, "4242424242424242").await;
+    let card = s.bind_card(&token, "4242424242424242").await;
     // Five at once (a wallet's PIN guard lets five checks run together).
     let replies = all(5, |_| {
         let (s, token, card) = (s.clone(), token.clone(), card.clone());
@@ -222,7 +189,7 @@ async fn parallel_withdrawals_never_reserve_more_than_there_is() {
 async fn an_operation_in_flight_survives_a_kill_9() {
     let mut s = server().await;
     let (_, token) = s.customer("+8613800005301", 0).await;
-    let card = bind(&s, &token, "4000000000003220").await;
+    let card = s.bind_card(&token, "4000000000003220").await;
     let r = s
         .post(
             "/v1/wallet/topups",
@@ -234,7 +201,9 @@ async fn an_operation_in_flight_survives_a_kill_9() {
     let id = r.body["id"].as_str().unwrap().to_string();
     s.kill9();
     s.start_again();
-    let done = final_state(&s, &token, &format!("/v1/wallet/topups/{id}")).await;
+    let done = s
+        .until_final(&token, &format!("/v1/wallet/topups/{id}"))
+        .await;
     assert_eq!(done["status"], "succeeded");
     assert_eq!(
         balance(&s.get("/v1/wallet/me", &token).await.body, "available"),
@@ -319,9 +288,9 @@ async fn the_day_reconciles_against_the_banks_statement() {
     let s = server().await;
     let (cus, token) = s.customer("+8613800005501", 0).await;
     s.topup(&cus, 50_000, "CNY").await;
-    let ok = bind(&s, &token, "4242424242424242").await;
-    let declined = bind(&s, &token, "4000000000000002").await;
-    let closed = bind(&s, &token, "4000000000000341").await;
+    let ok = s.bind_card(&token, "4242424242424242").await;
+    let declined = s.bind_card(&token, "4000000000000002").await;
+    let closed = s.bind_card(&token, "4000000000000341").await;
     let body =
         |card: &str| json!({"amount": 1_000, "currency": "CNY", "card": card, "pin": "123456"});
     for card in [&ok, &declined] {
@@ -415,7 +384,7 @@ async fn a_replayed_bank_operation_gets_the_answer_first_sent() {
     use reqwest::Method;
     let s = server().await;
     let (_, token) = s.customer("+8613800005201", 0).await;
-    let card = bind(&s, &token, "4242424242424242").await;
+    let card = s.bind_card(&token, "4242424242424242").await;
     let requests = [
         (
             "/v1/wallet/topups",

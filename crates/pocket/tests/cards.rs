@@ -4,13 +4,9 @@
 
 mod common;
 
-use common::{Options, Server, all};
-use serde_json::{Value, json};
+use common::{Options, Server, all, card};
+use serde_json::json;
 use std::sync::Arc;
-
-fn card(number: &str) -> Value {
-    json!({"number": number, "exp_month": 12, "exp_year": 2031, "cvc": "987", "pin": "123456"})
-}
 
 #[tokio::test]
 async fn binding_cards_follows_the_contract() {
@@ -93,26 +89,7 @@ async fn at_most_five_cards_whatever_the_concurrency() {
     let s = Arc::new(Server::start().await);
     let (_, token) = s.customer("+8613800004101", 0).await;
     // Ten different valid numbers (Visa test range, Luhn-completed).
-    let numbers: Vec<String> = (0..10)
-        .map(|i| {
-            let body: Vec<u8> = format!("400000000000{:03}", 100 + i)
-                .bytes()
-                .map(|b| b - b'0')
-                .collect();
-            let check = (0..10u8)
-                .find(|c| {
-                    let mut d = body.clone();
-                    d.push(*c);
-                    pocket_core::card::luhn_valid(&d)
-                })
-                .unwrap();
-            format!(
-                "{}{}",
-                String::from_utf8(body.iter().map(|d| d + b'0').collect()).unwrap(),
-                check
-            )
-        })
-        .collect();
+    let numbers = common::card_numbers(10);
     // Three bound one by one, then five at once (the PIN guard lets five checks run
     // together): exactly two more fit.
     for n in &numbers[..3] {

@@ -25,15 +25,26 @@ use std::time::{Duration, Instant};
 
 /// Runs one of PostgreSQL's programs, as `postgres` when we are root.
 fn pg(bin: &Path, program: &str, args: &[&str]) -> std::process::Output {
+    pg_with(bin, program, args, &[])
+}
+
+/// [`pg`] with these variables in the program's environment (and so its children's).
+fn pg_with(bin: &Path, program: &str, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
     let exe = bin.join(program);
     if unsafe { libc::geteuid() } == 0 {
+        // Through `env`, so they reach the program and not only runuser.
+        let vars = env.iter().map(|(k, v)| format!("{k}={v}"));
         Command::new("runuser")
-            .args(["-u", "postgres", "--"])
+            .args(["-u", "postgres", "--", "env"])
+            .args(vars)
             .arg(&exe)
             .args(args)
             .output()
     } else {
-        Command::new(&exe).args(args).output()
+        Command::new(&exe)
+            .envs(env.iter().copied())
+            .args(args)
+            .output()
     }
     .unwrap_or_else(|e| panic!("cannot run {}: {e}", exe.display()))
 }
@@ -82,14 +93,15 @@ impl Cluster {
         self.dir.path().join(name).display().to_string()
     }
 
-    fn build() -> Cluster {
+    /// An empty directory for the clusters of one test, owned by `postgres`.
+    fn empty() -> Cluster {
         let bin = Command::new("pg_config")
             .arg("--bindir")
             .output()
             .expect("pg_config");
         let bin = PathBuf::from(String::from_utf8_lossy(&bin.stdout).trim());
         let dir = tempfile::Builder::new()
-            .prefix("pocket-failover")
+            .prefix("pocket-cluster")
             .tempdir()
             .unwrap();
         // The server runs as `postgres`: it must own its directories.
@@ -105,29 +117,39 @@ impl Cluster {
                 .status()
                 .unwrap();
         }
-        let c = Cluster {
+        Cluster {
             bin,
             primary: common::free_port(),
             standby: common::free_port(),
             dir,
-        };
-        let primary = c.data("primary");
+        }
+    }
+
+    /// `initdb` of the primary, listening on its port.
+    fn init_primary(&self, conf: &str) {
+        let primary = self.data("primary");
         must(
             pg(
-                &c.bin,
+                &self.bin,
                 "initdb",
                 &["-D", &primary, "-U", "postgres", "--auth=trust", "-N"],
             ),
             "initdb",
         );
-        let conf = format!(
-            "port = {}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n\
-             wal_level = replica\nmax_wal_senders = 4\nsynchronous_commit = on\n\
-             synchronous_standby_names = 'standby1'\nfsync = on\n",
-            c.primary,
-            c.dir.path().display()
+        let listen = format!(
+            "port = {}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\n{conf}",
+            self.primary,
+            self.dir.path().display()
         );
-        append(&Path::new(&primary).join("postgresql.conf"), &conf);
+        append(&Path::new(&primary).join("postgresql.conf"), &listen);
+    }
+
+    fn build() -> Cluster {
+        let c = Cluster::empty();
+        c.init_primary(
+            "wal_level = replica\nmax_wal_senders = 4\nsynchronous_commit = on\n\
+             synchronous_standby_names = 'standby1'\nfsync = on\n",
+        );
         c.start("primary");
         let standby = c.data("standby");
         must(
@@ -180,13 +202,18 @@ impl Cluster {
     }
 
     fn start(&self, name: &str) {
+        self.start_with(name, &[]);
+    }
+
+    fn start_with(&self, name: &str, env: &[(&str, &str)]) {
         let data = self.data(name);
         let log = self.data(&format!("{name}.log"));
         must(
-            pg(
+            pg_with(
                 &self.bin,
                 "pg_ctl",
                 &["-D", &data, "-l", &log, "-w", "start"],
+                env,
             ),
             name,
         );
@@ -468,4 +495,165 @@ async fn a_failover_in_the_middle_of_a_load_loses_nothing() {
         "answers: {:?}",
         t.answers
     );
+}
+
+/// libfaketime's preload library (Debian's `faketime` package), if installed.
+fn libfaketime() -> Option<String> {
+    [
+        "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1",
+        "/usr/lib/faketime/libfaketime.so.1",
+    ]
+    .into_iter()
+    .find(|p| Path::new(p).exists())
+    .map(String::from)
+}
+
+const TWO_HOURS_MS: i64 = 2 * 3_600_000;
+
+/// One clock: a database whose clock runs two hours ahead of this machine's (a private
+/// cluster started under libfaketime; Pocket's own clock cannot be moved, as
+/// jemalloc's start-up deadlocks under it) decides every time Pocket writes or checks:
+/// `created_at`, `expires_at`, a hold's `capture_before`, the `Date` of every answer,
+/// and the payment code's step — a code computed on this machine's clock is refused,
+/// the one for the time the `Date` says is accepted. Each figure here would be two
+/// hours off if a node decided on its own clock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_databases_clock_decides_every_time() {
+    if !pocket_store::testing::on_postgres() {
+        eprintln!("SKIPPED on SQLite: it keeps the process's clock");
+        return;
+    }
+    let Some(lib) = libfaketime() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "libfaketime is missing (apt install faketime)"
+        );
+        eprintln!("SKIPPED: libfaketime is not installed (apt install faketime)");
+        return;
+    };
+    let cluster = Cluster::empty();
+    cluster.init_primary("fsync = off\n");
+    cluster.start_with(
+        "primary",
+        &[
+            ("LD_PRELOAD", &lib),
+            ("FAKETIME", "+2h"),
+            ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+        ],
+    );
+    psql(cluster.primary, "postgres", "CREATE DATABASE pocket");
+    let db_ms: i64 = psql(
+        cluster.primary,
+        "postgres",
+        "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+    )
+    .parse()
+    .unwrap();
+    let ahead_ms = db_ms - common::now_ms();
+    assert!(
+        (ahead_ms - TWO_HOURS_MS).abs() < 60_000,
+        "the cluster's clock is {ahead_ms} ms ahead, not two hours"
+    );
+    let s = Server::start_on(
+        Options {
+            args: vec!["--sandbox".into()],
+            database_url: Some(format!(
+                "postgres://postgres@127.0.0.1:{}/pocket",
+                cluster.primary
+            )),
+            ..Options::default()
+        },
+        None,
+    )
+    .await;
+    assert_two_hours_ahead(&s).await;
+}
+
+/// An instant two hours ahead of this machine's clock (within a minute).
+fn two_hours_ahead(what: &str, at_ms: i64) {
+    let ahead_ms = at_ms - common::now_ms();
+    assert!(
+        (ahead_ms - TWO_HOURS_MS).abs() < 60_000,
+        "{what} is {ahead_ms} ms ahead of this machine, not two hours"
+    );
+}
+
+async fn assert_two_hours_ahead(s: &Server) {
+    use pocket_core::code::{code_at, step_of};
+    let (_, sk) = s.merchant("M").await;
+    let (cus, token) = s.customer("+8613800020001", 100_000).await;
+    let p = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 100, "customer": cus, "expires_in": 60}),
+        )
+        .await;
+    let created = at_ms(&p["created_at"]);
+    two_hours_ahead("created_at", created);
+    assert_eq!(at_ms(&p["expires_at"]) - created, 60_000, "{p}");
+
+    let hold = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 100, "customer": cus,
+                   "capture": "manual", "capture_within": 600}),
+        )
+        .await;
+    let id = hold["id"].as_str().unwrap();
+    let r = s.confirm(&token, id, json!({})).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    two_hours_ahead("capture_before", at_ms(&r.body["capture_before"]) - 600_000);
+
+    let answer = s.get("/v1/wallet/me", &token).await;
+    two_hours_ahead("the Date header", date_ms(&answer));
+
+    // A code for this machine's time is two hours stale; the Date's time is the one.
+    let (_, secret) = s.register_device(&token).await;
+    let local = code_at(&secret, step_of(common::now_ms()));
+    let r = s
+        .post(
+            "/v1/payments",
+            &sk,
+            json!({"amount": 100, "currency": "CNY", "payment_code": local.as_str()}),
+        )
+        .await;
+    assert_eq!(
+        r.status.as_u16() / 100,
+        4,
+        "a stale code was taken: {}",
+        r.text
+    );
+    let now = code_at(&secret, step_of(common::now_ms() + ahead_of(s).await));
+    let r = s
+        .post(
+            "/v1/payments",
+            &sk,
+            json!({"amount": 100, "currency": "CNY", "payment_code": now.as_str()}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["status"], "succeeded", "{}", r.text);
+}
+
+/// How far ahead the server's `Date` is, in milliseconds (to the second).
+async fn ahead_of(s: &Server) -> i64 {
+    let r = s.call(Method::GET, "/healthz", None, None, None).await;
+    date_ms(&r) - common::now_ms()
+}
+
+/// A contract timestamp (RFC 3339) in epoch milliseconds.
+fn at_ms(v: &serde_json::Value) -> i64 {
+    let text = v.as_str().unwrap_or_else(|| panic!("not a timestamp: {v}"));
+    chrono::DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+        .timestamp_millis()
+}
+
+/// An answer's `Date` header in epoch milliseconds.
+fn date_ms(r: &common::Reply) -> i64 {
+    let text = r.headers["date"].to_str().unwrap();
+    chrono::DateTime::parse_from_rfc2822(text)
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+        .timestamp_millis()
 }

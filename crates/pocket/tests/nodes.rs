@@ -18,6 +18,20 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 async fn nodes(n: usize) -> Option<Vec<Server>> {
+    nodes_with(n, vec![]).await
+}
+
+/// Nodes that hold every second write batch 40 ms before its COMMIT (the test hook in
+/// engine/writer.rs), so the window between a rule's reads and its commit is wide.
+async fn nodes_delayed(n: usize) -> Option<Vec<Server>> {
+    nodes_with(n, held_commits()).await
+}
+
+fn held_commits() -> Vec<(String, String)> {
+    vec![("POCKET_TEST_DELAY_COMMITS".into(), "2:40".into())]
+}
+
+async fn nodes_with(n: usize, env: Vec<(String, String)>) -> Option<Vec<Server>> {
     if !pocket_store::testing::on_postgres() {
         eprintln!("SKIPPED on SQLite: several nodes share a PostgreSQL database");
         return None;
@@ -27,6 +41,7 @@ async fn nodes(n: usize) -> Option<Vec<Server>> {
             n,
             Options {
                 args: vec!["--sandbox".into()],
+                env,
                 ..Options::default()
             },
         )
@@ -231,6 +246,20 @@ async fn pins_checked(n: &[Server]) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_limit_holds_with_requests_spread_over_three_nodes() {
     let Some(n) = nodes(3).await else { return };
+    every_limit_holds(n).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_limit_holds_over_three_nodes_with_commits_held() {
+    let Some(n) = nodes_delayed(3).await else {
+        return;
+    };
+    every_limit_holds(n).await;
+}
+
+/// Confirms of one payment, a wallet's balance, a payment's refunds and a wallet's
+/// PIN, each attacked at once over three nodes.
+async fn every_limit_holds(n: Vec<Server>) {
     let n = std::sync::Arc::new(n);
     let (_, sk) = n[0].merchant("M").await;
 
@@ -516,6 +545,11 @@ async fn a_rule_added_on_one_node_applies_on_every_node_at_once() {
 /// them: exactly 10 pass, whichever node each reached.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_daily_limit_holds_with_confirms_spread_over_two_nodes() {
+    a_daily_limit_holds_over_two_nodes(vec![]).await;
+}
+
+/// (`env`: the nodes' test hooks.)
+async fn a_daily_limit_holds_over_two_nodes(env: Vec<(String, String)>) {
     if !pocket_store::testing::on_postgres() {
         eprintln!("SKIPPED on SQLite: several nodes share a PostgreSQL database");
         return;
@@ -525,6 +559,7 @@ async fn a_daily_limit_holds_with_confirms_spread_over_two_nodes() {
             2,
             Options {
                 config: Some("[limits]\ncustomer_daily_spend = { CNY = 10000 }\n".into()),
+                env,
                 ..Options::default()
             },
         )
@@ -565,6 +600,10 @@ async fn a_daily_limit_holds_with_confirms_spread_over_two_nodes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_payment_code_is_charged_once_across_nodes() {
     let Some(n) = nodes(2).await else { return };
+    a_payment_code_is_charged_once_across_nodes_on(n).await;
+}
+
+async fn a_payment_code_is_charged_once_across_nodes_on(n: Vec<Server>) {
     let (_, sk) = n[0].merchant("M").await;
     let (_, token) = n[0].customer("+8613800010111", 100_000).await;
     // Both nodes have built their directories before the device exists.
@@ -895,6 +934,10 @@ async fn events_committed_out_of_order_reach_streams_complete_and_in_order() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_idempotency_key_on_two_nodes_at_once_acts_once() {
     let Some(n) = nodes(2).await else { return };
+    one_idempotency_key_on_two_nodes_at_once_acts_once_on(n).await;
+}
+
+async fn one_idempotency_key_on_two_nodes_at_once_acts_once_on(n: Vec<Server>) {
     let n = std::sync::Arc::new(n);
     let (_, sk) = n[0].merchant("M").await;
     let (cus, token) = n[1].customer("+8613800010601", 10_000).await;
@@ -959,6 +1002,10 @@ async fn one_idempotency_key_on_two_nodes_at_once_acts_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn many_customers_paying_one_merchant_through_three_nodes_add_up_exactly() {
     let Some(n) = nodes(3).await else { return };
+    many_customers_paying_one_merchant_through_three_nodes_add_up_exactly_on(n).await;
+}
+
+async fn many_customers_paying_one_merchant_through_three_nodes_add_up_exactly_on(n: Vec<Server>) {
     let n = std::sync::Arc::new(n);
     let (_, sk) = n[0].merchant("M").await;
     const CUSTOMERS: usize = 30;
@@ -998,6 +1045,12 @@ async fn many_customers_paying_one_merchant_through_three_nodes_add_up_exactly()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn payments_refunds_and_captures_racing_on_one_wallet_and_merchant_stay_exact() {
     let Some(n) = nodes(3).await else { return };
+    payments_refunds_and_captures_racing_on_one_wallet_and_merchant_stay_exact_on(n).await;
+}
+
+async fn payments_refunds_and_captures_racing_on_one_wallet_and_merchant_stay_exact_on(
+    n: Vec<Server>,
+) {
     let n = std::sync::Arc::new(n);
     let (_, sk) = n[0].merchant("M").await;
     let (cus, token) = n[1].customer("+8613800010801", 10_000).await;
@@ -1103,4 +1156,167 @@ async fn payments_refunds_and_captures_racing_on_one_wallet_and_merchant_stay_ex
         paid_now / 400
     );
     n[1].assert_balanced().await;
+}
+
+/// Caps, withdrawals and bank answers with requests spread over three nodes whose
+/// commits are held now and then: five cards and ten devices to a wallet, sixteen
+/// endpoints to a merchant (each checked under its owner's row), withdrawals never
+/// reserve more than the wallet holds, and a bank answer that needs retries — taken
+/// by the pollers of all three nodes — is applied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn caps_and_bank_answers_hold_over_three_nodes_with_commits_held() {
+    let Some(n) = nodes_delayed(3).await else {
+        return;
+    };
+    let n = std::sync::Arc::new(n);
+    let (_, token) = n[0].customer("+8613800010801", 0).await;
+
+    // Cards: three bound, then five at once over three nodes (the PIN guard lets five
+    // checks run together): exactly two more fit.
+    let numbers = common::card_numbers(8);
+    for number in &numbers[..3] {
+        let r = n[0]
+            .post("/v1/wallet/cards", &token, common::card(number))
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+    }
+    let replies = common::all(5, |i| {
+        let (n, token, number) = (n.clone(), token.clone(), numbers[3 + i].clone());
+        async move {
+            let r = n[i % 3]
+                .post("/v1/wallet/cards", &token, common::card(&number))
+                .await;
+            (r.status.as_u16(), r.code().to_string())
+        }
+    })
+    .await;
+    assert_eq!(count(&replies, 201, ""), 2, "{replies:?}");
+    assert_eq!(count(&replies, 409, "too_many_cards"), 3, "{replies:?}");
+
+    // Devices: eight registered, then five at once: exactly two more fit.
+    for _ in 0..8 {
+        n[1].register_device(&token).await;
+    }
+    let replies = common::all(5, |i| {
+        let (n, token) = (n.clone(), token.clone());
+        async move {
+            let key = common::jwk(&common::new_key());
+            let body = json!({"name": "phone", "public_key": key, "pin": "123456"});
+            let r = n[i % 3].post("/v1/wallet/devices", &token, body).await;
+            (r.status.as_u16(), r.param().unwrap_or_default().to_string())
+        }
+    })
+    .await;
+    assert_eq!(count(&replies, 201, ""), 2, "{replies:?}");
+    assert_eq!(count(&replies, 400, "public_key"), 3, "{replies:?}");
+
+    // Endpoints: twenty at once: exactly sixteen fit.
+    let (_, sk) = n[2].merchant("M").await;
+    let hooks = Receiver::start(vec![], Answer::Ok).await;
+    let url = hooks.url.clone();
+    let replies = common::all(20, |i| {
+        let (n, sk, url) = (n.clone(), sk.clone(), url.clone());
+        async move {
+            let r = n[i % 3]
+                .post("/v1/webhook_endpoints", &sk, json!({"url": url}))
+                .await;
+            (r.status.as_u16(), r.param().unwrap_or_default().to_string())
+        }
+    })
+    .await;
+    assert_eq!(count(&replies, 201, ""), 16, "{replies:?}");
+    assert_eq!(count(&replies, 400, "url"), 4, "{replies:?}");
+
+    // Withdrawals of 10,000 from 20,000, five at once, to a card whose bank answers
+    // 500 twice before it succeeds: two reserved, each posted once by whichever
+    // node's poller gets its answer.
+    let (payer, payer_token) = n[1].customer("+8613800010802", 0).await;
+    n[0].topup(&payer, 20_000, "CNY").await;
+    let card = n[1].bind_card(&payer_token, "4000000000000119").await;
+    let replies = common::all(5, |i| {
+        let (n, token, card) = (n.clone(), payer_token.clone(), card.clone());
+        async move {
+            let body = json!({"amount": 10_000, "currency": "CNY", "card": card, "pin": "123456"});
+            let r = n[i % 3].post("/v1/wallet/withdrawals", &token, body).await;
+            let id = r.body["id"].as_str().unwrap_or_default().to_string();
+            (r.status.as_u16(), r.code().to_string(), id)
+        }
+    })
+    .await;
+    let made: Vec<&String> = replies
+        .iter()
+        .filter(|r| r.0 == 201)
+        .map(|r| &r.2)
+        .collect();
+    let refused = replies
+        .iter()
+        .filter(|r| (r.0, r.1.as_str()) == (402, "insufficient_funds"))
+        .count();
+    assert_eq!((made.len(), refused), (2, 3), "{replies:?}");
+
+    // Three top-ups at once through the same kind of card: each credited once.
+    let (_, topup_token) = n[2].customer("+8613800010803", 0).await;
+    let card = n[2].bind_card(&topup_token, "4000000000000119").await;
+    let topups = common::all(3, |i| {
+        let (n, token, card) = (n.clone(), topup_token.clone(), card.clone());
+        async move {
+            let body = json!({"amount": 10_000, "currency": "CNY", "card": card, "pin": "123456"});
+            let r = n[i % 3].post("/v1/wallet/topups", &token, body).await;
+            assert_eq!(r.status, 201, "{}", r.text);
+            r.body["id"].as_str().unwrap().to_string()
+        }
+    })
+    .await;
+    for id in made {
+        let done = n[2]
+            .until_final(&payer_token, &format!("/v1/wallet/withdrawals/{id}"))
+            .await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+    }
+    for id in &topups {
+        let done = n[0]
+            .until_final(&topup_token, &format!("/v1/wallet/topups/{id}"))
+            .await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+    }
+    let me = n[0].get("/v1/wallet/me", &payer_token).await.body;
+    let figures =
+        ["available", "reserved"].map(|f| common::balance_field(&me["balances"], "CNY", f));
+    assert_eq!(figures, [0, 0], "{me}");
+    assert_eq!(n[1].wallet_balance(&topup_token, "CNY").await, 30_000);
+    n[2].assert_balanced().await;
+    let (ok, out) = n[0].pocket(&["verify"]);
+    assert!(ok, "{out}");
+}
+
+/// How many replies have this status and (when not empty) this code or param.
+fn count<T: AsRef<str>>(replies: &[(u16, T)], status: u16, what: &str) -> usize {
+    replies
+        .iter()
+        .filter(|(s, w)| *s == status && (what.is_empty() || w.as_ref() == what))
+        .count()
+}
+
+/// The rules of the tests above once more, on nodes whose commits are held now and
+/// then (every second batch waits 40 ms before its COMMIT), so each rule's window
+/// between its reads and its commit is wide.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_rules_hold_across_nodes_with_commits_held() {
+    a_daily_limit_holds_over_two_nodes(held_commits()).await;
+    let Some(n) = nodes_delayed(2).await else {
+        return;
+    };
+    a_payment_code_is_charged_once_across_nodes_on(n).await;
+    let Some(n) = nodes_delayed(2).await else {
+        return;
+    };
+    one_idempotency_key_on_two_nodes_at_once_acts_once_on(n).await;
+    let Some(n) = nodes_delayed(3).await else {
+        return;
+    };
+    many_customers_paying_one_merchant_through_three_nodes_add_up_exactly_on(n).await;
+    let Some(n) = nodes_delayed(3).await else {
+        return;
+    };
+    payments_refunds_and_captures_racing_on_one_wallet_and_merchant_stay_exact_on(n).await;
 }

@@ -543,6 +543,32 @@ impl Server {
         (r.body["id"].as_str().unwrap().to_string(), secret)
     }
 
+    /// Binds a card to the wallet of `token`: its id.
+    pub async fn bind_card(&self, token: &str, number: &str) -> String {
+        let r = self.post("/v1/wallet/cards", token, card(number)).await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body["id"].as_str().unwrap().to_string()
+    }
+
+    /// Polls a bank operation (`path`) until it is final (the poller's backoff: 1 s,
+    /// 2 s, 4 s…), at most 20 s.
+    pub async fn until_final(&self, token: &str, path: &str) -> Value {
+        let started = std::time::Instant::now();
+        loop {
+            let r = self.get(path, token).await;
+            assert_eq!(r.status, 200, "{}", r.text);
+            if r.body["status"] != "processing" {
+                return r.body;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "still processing: {}",
+                r.text
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// `DELETE /v1/wallet/devices/{id}`.
     pub async fn revoke_device(&self, token: &str, id: &str) -> Reply {
         self.call(
@@ -605,13 +631,45 @@ impl Server {
 }
 
 pub fn balance_of(balances: &Value, currency: &str) -> i64 {
+    balance_field(balances, currency, "available")
+}
+
+/// One figure (`available`, `reserved`) of a balance in `currency`, 0 if none.
+pub fn balance_field(balances: &Value, currency: &str, field: &str) -> i64 {
     balances
         .as_array()
         .into_iter()
         .flatten()
         .find(|b| b["currency"] == currency)
-        .and_then(|b| b["available"].as_i64())
+        .and_then(|b| b[field].as_i64())
         .unwrap_or(0)
+}
+
+/// A card to bind (`POST /v1/wallet/cards`) with the test wallets' PIN.
+pub fn card(number: &str) -> Value {
+    json!({"number": number, "exp_month": 12, "exp_year": 2031, "cvc": "123", "pin": "123456"})
+}
+
+/// `n` different valid card numbers (the Visa test range, Luhn-completed) the sandbox
+/// bank accepts.
+pub fn card_numbers(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| {
+            let mut digits: Vec<u8> = format!("400000000000{:03}", 100 + i)
+                .bytes()
+                .map(|b| b - b'0')
+                .collect();
+            let check = (0..10u8)
+                .find(|c| {
+                    let mut d = digits.clone();
+                    d.push(*c);
+                    pocket_core::card::luhn_valid(&d)
+                })
+                .unwrap();
+            digits.push(check);
+            digits.iter().map(|d| char::from(d + b'0')).collect()
+        })
+        .collect()
 }
 
 impl Drop for Server {

@@ -144,10 +144,7 @@ fn must_get(conn: &Conn, id: &str) -> Result<Payment, Error> {
 
 /// The merchant's name and the customer a new payment names (by id or phone), in
 /// one statement.
-fn merchant_and_customer(
-    conn: &Conn,
-    new: &NewPayment,
-) -> Result<(String, Option<String>), Error> {
+fn merchant_and_customer(conn: &Conn, new: &NewPayment) -> Result<(String, Option<String>), Error> {
     let Some(wanted) = &new.customer else {
         let name = conn
             .prepare_cached("SELECT name FROM merchants WHERE id = ?1")
@@ -163,7 +160,9 @@ fn merchant_and_customer(
     let (name, found): (String, Option<String>) = conn
         .prepare_cached(&sql)
         .db()?
-        .query_row(params![new.merchant_id, wanted], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(params![new.merchant_id, wanted], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .db()?;
     let id = found.ok_or_else(|| Error::not_found("customer", wanted).with_param("customer"))?;
     Ok((name, Some(id)))
