@@ -2,12 +2,15 @@
 //! holds every chunk of bytes for half the delay in each direction, so a round trip
 //! costs what a database on its own host does (~1 ms) while pipelined bytes still
 //! flow (each chunk is due at its arrival plus the delay, not after the one before).
+//!
+//! It runs on OS threads, not tokio: tokio's timer counts whole milliseconds, so a
+//! 0.5 ms hop slept until the next tick and a "1 ms" round trip cost ~2–3 ms.
+//! `std::thread::sleep` wakes within tens of microseconds of its due time.
 
-use std::collections::VecDeque;
-use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::time::Instant;
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 /// Most bytes read at once from one side.
 const CHUNK_BYTES: usize = 64 * 1024;
@@ -16,72 +19,67 @@ const IN_FLIGHT: usize = 1024;
 
 /// Starts the proxy to `upstream` (`host:port`); the address to connect to instead.
 pub async fn start(upstream: String, round_trip: Duration) -> Result<String, String> {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| format!("delay proxy: {e}"))?;
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("delay proxy: {e}"))?;
     let addr = listener
         .local_addr()
         .map_err(|e| format!("delay proxy: {e}"))?
         .to_string();
     let one_way = round_trip / 2;
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let upstream = upstream.clone();
-            tokio::spawn(async move {
-                if let Ok(server) = TcpStream::connect(&upstream).await {
-                    let _ = client.set_nodelay(true);
-                    let _ = server.set_nodelay(true);
-                    let (cr, cw) = client.into_split();
-                    let (sr, sw) = server.into_split();
-                    tokio::spawn(pipe(cr, sw, one_way));
-                    tokio::spawn(pipe(sr, cw, one_way));
-                }
-            });
-        }
-    });
+    std::thread::Builder::new()
+        .name("db-delay-accept".into())
+        .spawn(move || {
+            for client in listener.incoming().flatten() {
+                let Ok(server) = TcpStream::connect(&upstream) else {
+                    continue;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                let (Ok(client2), Ok(server2)) = (client.try_clone(), server.try_clone()) else {
+                    continue;
+                };
+                pipe(client, server2, one_way);
+                pipe(server, client2, one_way);
+            }
+        })
+        .map_err(|e| format!("delay proxy: {e}"))?;
     Ok(addr)
 }
 
-/// Copies `from` to `to`, each chunk written `delay` after it was read.
-async fn pipe(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    delay: Duration,
-) {
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Instant, Vec<u8>)>(IN_FLIGHT);
-    let writer = tokio::spawn(async move {
-        let mut queue = VecDeque::new();
-        while let Some(chunk) = rx.recv().await {
-            queue.push_back(chunk);
-            while let Some((due, bytes)) = queue.pop_front() {
-                tokio::time::sleep_until(due).await;
-                if to.write_all(&bytes).await.is_err() {
-                    return;
+/// Copies `from` to `to` on two threads, each chunk written `delay` after it was read.
+fn pipe(mut from: TcpStream, mut to: TcpStream, delay: Duration) {
+    let (tx, rx) = mpsc::sync_channel::<(Instant, Vec<u8>)>(IN_FLIGHT);
+    let _ = std::thread::Builder::new()
+        .name("db-delay-write".into())
+        .spawn(move || {
+            for (due, bytes) in rx {
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
                 }
-                while let Ok(next) = rx.try_recv() {
-                    queue.push_back(next);
-                }
-            }
-        }
-        let _ = to.shutdown().await;
-    });
-    let mut buf = vec![0u8; CHUNK_BYTES];
-    loop {
-        match from.read(&mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                if tx
-                    .send((Instant::now() + delay, buf[..n].to_vec()))
-                    .await
-                    .is_err()
-                {
+                if to.write_all(&bytes).is_err() {
                     break;
                 }
             }
-        }
-    }
-    drop(tx);
-    let _ = writer.await;
+            let _ = to.shutdown(Shutdown::Write);
+        });
+    let _ = std::thread::Builder::new()
+        .name("db-delay-read".into())
+        .spawn(move || {
+            let mut buf = vec![0u8; CHUNK_BYTES];
+            loop {
+                match from.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if tx
+                            .send((Instant::now() + delay, buf[..n].to_vec()))
+                            .is_err()
+                        {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
 }
 
 /// `url` with its `host:port` replaced by `addr`; the `host:port` it had.
