@@ -9,7 +9,7 @@
 mod credentials;
 mod readers;
 mod store;
-mod writer;
+pub(crate) mod writer;
 
 pub(crate) use credentials::{Credentials, KeyGrant, SessionGrant};
 pub(crate) use readers::Readers;

@@ -42,6 +42,13 @@ const RETRY_MAX_WAIT: Duration = Duration::from_millis(200);
 /// How often an idle writer of several looks at the urgent lane (whose wake-up goes
 /// to the first writer only).
 const IDLE_TICK: Duration = Duration::from_millis(50);
+/// Writers that take jobs before any round trip was measured, and at least ever after
+/// (fewer when fewer sessions were given).
+pub const WRITERS_AT_LEAST: usize = 4;
+/// One writer more per this much of the database's least round trip (see [`Width`]).
+const ROUND_TRIP_US_PER_WRITER: u64 = 64;
+/// How long a least round trip is remembered: a window, and the one before it.
+const ROUND_TRIP_WINDOW: Duration = Duration::from_secs(2);
 
 /// What a job hands back after running: whether to keep its savepoint, and what to do
 /// once the batch's fate is known — or that it met contention and must run again.
@@ -61,6 +68,7 @@ pub(crate) struct Writer {
     /// other's row locks; jobs without one are spread in turn.
     queues: Vec<SyncSender<Job>>,
     next: std::sync::atomic::AtomicUsize,
+    width: Arc<Width>,
     urgent: SyncSender<Job>,
     /// Jobs waiting for the writer (the `pocket_writer_queue_depth` gauge).
     waiting: Arc<std::sync::atomic::AtomicI64>,
@@ -75,6 +83,62 @@ struct Shared {
     database_clock: Option<Arc<DatabaseClock>>,
     announcer: Arc<Announcer>,
     waiting: Arc<std::sync::atomic::AtomicI64>,
+    width: Arc<Width>,
+}
+
+/// How many of the writers take jobs. A batch's jobs run one after another, each
+/// statement a round trip, so a writer does at most one round trip at a time: with the
+/// database on its own host (~1 ms a round trip) four writers leave it idle, while
+/// next to it (~50 µs) more writers only contend for the same cores. The writers in use
+/// follow the least round trip seen lately (its floor is the network, not the
+/// database's load, which would otherwise add writers exactly when they hurt): one per
+/// [`ROUND_TRIP_US_PER_WRITER`], never fewer than [`WRITERS_AT_LEAST`] nor more than
+/// the sessions given. A writer not yet used has not connected.
+struct Width {
+    at_least: usize,
+    at_most: usize,
+    in_use: std::sync::atomic::AtomicUsize,
+    /// When this window began, its least round trip and the last window's (µs).
+    window: Mutex<(Instant, u64, u64)>,
+}
+
+impl Width {
+    fn new(at_most: usize) -> Width {
+        let at_least = WRITERS_AT_LEAST.min(at_most).max(1);
+        Width {
+            at_least,
+            at_most: at_most.max(1),
+            in_use: std::sync::atomic::AtomicUsize::new(at_least),
+            window: Mutex::new((Instant::now(), u64::MAX, u64::MAX)),
+        }
+    }
+
+    fn in_use(&self) -> usize {
+        self.in_use.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// A round trip that carried nothing but the batch's first statement.
+    fn observe(&self, round_trip: Duration) {
+        let us = u64::try_from(round_trip.as_micros()).unwrap_or(u64::MAX);
+        let least = {
+            let mut w = self.window.lock().unwrap_or_else(|e| e.into_inner());
+            if w.0.elapsed() >= ROUND_TRIP_WINDOW {
+                *w = (Instant::now(), u64::MAX, w.1);
+            }
+            w.1 = w.1.min(us);
+            w.1.min(w.2)
+        };
+        let n = writers_for(least, self.at_least, self.at_most);
+        if self.in_use.swap(n, std::sync::atomic::Ordering::Relaxed) != n {
+            metrics::gauge!("pocket_writers_in_use").set(n as f64);
+        }
+    }
+}
+
+/// The writers a least round trip of `least_us` asks for, within `at_least..=at_most`.
+fn writers_for(least_us: u64, at_least: usize, at_most: usize) -> usize {
+    let wanted = usize::try_from(least_us.div_ceil(ROUND_TRIP_US_PER_WRITER)).unwrap_or(usize::MAX);
+    wanted.clamp(at_least, at_most.max(at_least))
 }
 
 impl Writer {
@@ -91,12 +155,14 @@ impl Writer {
         let (urgent, urgent_jobs) = sync_channel::<Job>(URGENT_DEPTH);
         let waiting = Arc::new(std::sync::atomic::AtomicI64::new(0));
         let several = sessions.len() > 1;
+        let width = Arc::new(Width::new(sessions.len()));
         let shared = Arc::new(Shared {
             urgent: Mutex::new(urgent_jobs),
             clock,
             database_clock,
             announcer,
             waiting: waiting.clone(),
+            width: width.clone(),
         });
         let mut upkeep = upkeep;
         let mut queues = Vec::with_capacity(sessions.len());
@@ -116,14 +182,16 @@ impl Writer {
         Ok(Writer {
             queues,
             next: std::sync::atomic::AtomicUsize::new(0),
+            width,
             urgent,
             waiting,
         })
     }
 
-    /// The queue for a job with `key` (or, without one, the next in turn).
+    /// The queue for a job with `key` (or, without one, the next in turn), among the
+    /// writers in use.
     fn queue(&self, key: Option<&str>) -> &SyncSender<Job> {
-        let n = self.queues.len();
+        let n = self.width.in_use().min(self.queues.len()).max(1);
         let i = match key {
             Some(k) if n > 1 => {
                 use std::hash::{BuildHasher, BuildHasherDefault};
@@ -456,9 +524,13 @@ fn run_batch(
     retries: &mut Retries,
 ) -> Outcome {
     let sent_ms = crate::clock::SystemClock.now_ms();
+    let sent = Instant::now();
     let begun = session.begin_write();
     if let (Ok(Some(db_ms)), Some(clock)) = (&begun, &shared.database_clock) {
         clock.observe(*db_ms, sent_ms, crate::clock::SystemClock.now_ms());
+    }
+    if begun.is_ok() {
+        shared.width.observe(sent.elapsed());
     }
     let conn = match (begun, session.conn()) {
         (Ok(_), Some(conn)) => conn,
@@ -570,4 +642,38 @@ fn commit_failed(session: &mut Session, jobs: usize) -> Outcome {
     metrics::counter!("pocket_writer_unanswered_commits_total", "outcome" => format!("{outcome:?}"))
         .increment(1);
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writers_follow_the_least_round_trip_within_their_bounds() {
+        // A database next to the node: the floor.
+        assert_eq!(writers_for(40, 4, 16), 4);
+        assert_eq!(writers_for(256, 4, 16), 4);
+        // One writer more per 64 µs beyond it.
+        assert_eq!(writers_for(257, 4, 16), 5);
+        assert_eq!(writers_for(512, 4, 16), 8);
+        // On its own host: every session, never more.
+        assert_eq!(writers_for(1_100, 4, 16), 16);
+        assert_eq!(writers_for(u64::MAX, 4, 16), 16);
+        // Fewer sessions than the floor: all of them.
+        assert_eq!(writers_for(40, 1, 1), 1);
+    }
+
+    #[test]
+    fn the_width_remembers_the_least_round_trip_of_two_windows() {
+        let w = Width::new(16);
+        assert_eq!(w.in_use(), 4);
+        w.observe(Duration::from_micros(1_100));
+        assert_eq!(w.in_use(), 16);
+        // One quick round trip is the network's floor: a slow one after it (a busy
+        // database) does not add writers back.
+        w.observe(Duration::from_micros(60));
+        w.observe(Duration::from_micros(5_000));
+        assert_eq!(w.in_use(), 4);
+        assert_eq!(Width::new(2).in_use(), 2);
+    }
 }

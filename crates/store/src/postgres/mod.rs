@@ -57,9 +57,10 @@ impl PostgresOptions {
     }
 }
 
-/// Writer sessions per node unless configured: enough that a batch waiting on the
-/// database (a round trip, a held row) never leaves the others idle.
-pub const DEFAULT_WRITE_CONNECTIONS: usize = 4;
+/// Writer sessions per node unless configured: the most that take jobs when the
+/// database is far (each connects when first used; near, only
+/// [`crate::engine::writer::WRITERS_AT_LEAST`] do — see the writer's `Width`).
+pub const DEFAULT_WRITE_CONNECTIONS: usize = 16;
 
 /// How long a writer's statement waits for a row another transaction holds before
 /// its job is rolled back and run again in a later batch (see `crate::engine`'s
@@ -280,9 +281,15 @@ fn open_here(options: &PostgresOptions, clock: Arc<dyn Clock>) -> Result<SqlStor
     drop(writer);
     let writer_config = writer_config(&options.url)?;
     let mut writers = Vec::with_capacity(options.write_connections.max(1));
-    for _ in 0..options.write_connections.max(1) {
+    for i in 0..options.write_connections.max(1) {
+        // The first connect now (a database that refuses is found at start); the
+        // others when the writer is first used.
+        let session = match i < crate::engine::writer::WRITERS_AT_LEAST {
+            true => Some(RefCell::new(connect(&writer_config)?)),
+            false => None,
+        };
         writers.push(Session::Postgres(Box::new(PgLink {
-            session: Some(RefCell::new(connect(&writer_config)?)),
+            session,
             config: writer_config.clone(),
             xid: None,
         })));
