@@ -32,8 +32,10 @@ for round in $(seq 1 "${ROUNDS:-3}"); do
       fresh pocket_bench
       echo "postgres, $nodes node(s), ${delay} ms added per round trip:"
       delayed=()
-      [ "$delay" = 0 ] || delayed=(--db-delay-ms "$delay")
-      $pocket bench --spawn --database "$base/pocket_bench" --nodes "$nodes" --clients "$clients" \
+      writers=4
+      # A database on its own host: configured as docs/DEPLOY.md says.
+      [ "$delay" = 0 ] || { delayed=(--db-delay-ms "$delay"); writers=16; }
+      POCKET_WRITE_CONNECTIONS=$writers $pocket bench --spawn --database "$base/pocket_bench" --nodes "$nodes" --clients "$clients" \
         "${delayed[@]}" --seconds "$seconds" --json "$out/postgres-$nodes-delay$delay-$round.json" \
         | grep -E "payments \(|all requests|ledger|round trips"
     done

@@ -138,6 +138,26 @@ pub(crate) fn delete(
     Ok(found)
 }
 
+/// How long after an endpoint's deletion the dispatcher still looks for deliveries to
+/// it left pending (see [`fail_orphans`]): far longer than a batch stays open.
+const ORPHAN_LOOKBACK_MS: i64 = 10 * 60 * 1000;
+
+/// Fails due deliveries to endpoints deleted lately. On PostgreSQL a batch that read
+/// an endpoint as live before its deletion committed can write a delivery after it:
+/// the deletion's own update did not see that row, so it would stay pending for
+/// ever (never sent: [`claim`] joins live endpoints only).
+fn fail_orphans(conn: &Conn, now: i64) -> Result<(), Error> {
+    conn.prepare_cached(
+        "UPDATE deliveries SET status = 'failed'
+         WHERE status = 'pending' AND next_attempt_at <= ?1 AND endpoint_id IN
+               (SELECT id FROM webhook_endpoints WHERE deleted_at IS NOT NULL AND deleted_at > ?2)",
+    )
+    .db()?
+    .execute(params![now, now - ORPHAN_LOOKBACK_MS])
+    .db()?;
+    Ok(())
+}
+
 /// Claims due deliveries: at most `per_endpoint` per endpoint (so one dead endpoint
 /// cannot take every slot), none for `busy` endpoints, at most `limit` in all. Each
 /// claimed delivery is leased until `now + lease_ms`.
@@ -149,6 +169,9 @@ pub(crate) fn claim(
     limit: usize,
     lease_ms: i64,
 ) -> Result<Vec<DeliveryJob>, Error> {
+    if conn.is_postgres() {
+        fail_orphans(conn, now)?;
+    }
     let placeholders: String = (0..busy.len()).map(|i| format!(", ?{}", i + 4)).collect();
     let exclude = if busy.is_empty() {
         String::new()

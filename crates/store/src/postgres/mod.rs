@@ -58,9 +58,12 @@ impl PostgresOptions {
 }
 
 /// Writer sessions per node unless configured: the most that take jobs when the
-/// database is far (each connects when first used; near, only
-/// [`crate::engine::writer::WRITERS_AT_LEAST`] do — see the writer's `Width`).
-pub const DEFAULT_WRITE_CONNECTIONS: usize = 16;
+/// database is far (each beyond [`crate::engine::writer::WRITERS_AT_LEAST`] connects
+/// when first used — see the writer's `Width`). Four: a loaded machine's round trips
+/// look far too, and more writers there only add connections (several nodes and
+/// their tests share one `max_connections`); a node whose database is on its own host
+/// is configured with more (docs/DEPLOY.md).
+pub const DEFAULT_WRITE_CONNECTIONS: usize = 4;
 
 /// How long a writer's statement waits for a row another transaction holds before
 /// its job is rolled back and run again in a later batch (see `crate::engine`'s
@@ -75,6 +78,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v4.sql"),
     include_str!("schema_v5.sql"),
     include_str!("schema_v6.sql"),
+    include_str!("schema_v7.sql"),
 ];
 
 /// Held (session-scoped) while migrating, so nodes starting together migrate once.
