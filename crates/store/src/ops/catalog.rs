@@ -37,19 +37,37 @@ pub(crate) fn get(conn: &Conn, merchant_id: &str, sku: &str) -> Result<Option<Pr
         .transpose()
 }
 
-/// The products of `skus` (at most a cart's worth) that exist, by sku.
+/// The products of `skus` (at most a cart's worth) that exist, by sku, in one
+/// statement: on PostgreSQL each statement is a round trip.
 pub(crate) fn get_many(
     conn: &Conn,
     merchant_id: &str,
     skus: &[&str],
 ) -> Result<HashMap<String, Product>, Error> {
-    let mut out = HashMap::with_capacity(skus.len());
-    for sku in skus {
-        if !out.contains_key(*sku)
-            && let Some(p) = get(conn, merchant_id, sku)?
-        {
-            out.insert(p.sku.clone(), p);
-        }
+    let mut wanted = skus.to_vec();
+    wanted.sort_unstable();
+    wanted.dedup();
+    if wanted.is_empty() || wanted.len() > pocket_core::pricing::MAX_CART_LINES {
+        // Refused by pricing, which names the limit.
+        return Ok(HashMap::new());
+    }
+    let placeholders: Vec<String> = (0..wanted.len()).map(|i| format!("?{}", i + 2)).collect();
+    let sql = format!(
+        "SELECT {COLS} FROM products WHERE merchant_id = ?1 AND sku IN ({})",
+        placeholders.join(", ")
+    );
+    let mut args = vec![crate::sql::Value::Text(merchant_id)];
+    args.extend(wanted.iter().map(|sku| crate::sql::Value::Text(sku)));
+    let mut stmt = conn.prepare_cached(&sql).db()?;
+    let rows: Vec<_> = stmt
+        .query_map(crate::sql::params_from_iter(args), product)
+        .db()?
+        .collect::<crate::sql::Result<_>>()
+        .db()?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        let p = to_product(row)?;
+        out.insert(p.sku.clone(), p);
     }
     Ok(out)
 }
