@@ -22,6 +22,23 @@ pub(crate) fn emit<T: serde::Serialize>(
     subject: Subject<'_>,
     object: &T,
 ) -> Result<(), Error> {
+    emit_with(conn, now, kind, subject, object, None)
+}
+
+/// More writes for the event's own statement on PostgreSQL: data-modifying CTEs
+/// (`name AS (…), ` each) whose parameters follow the event's eight (`?9` on), so a
+/// state change's last writes share one round trip. SQLite takes none.
+pub(crate) type Also<'a> = (&'static str, &'a [&'a dyn crate::sql::ToSql]);
+
+/// [`emit`], with `also` written in the same statement (PostgreSQL only).
+pub(crate) fn emit_with<T: serde::Serialize>(
+    conn: &Conn,
+    now: i64,
+    kind: &str,
+    subject: Subject<'_>,
+    object: &T,
+    also: Option<Also<'_>>,
+) -> Result<(), Error> {
     let data = serde_json::to_string(object).map_err(|_| Error::internal())?;
     let id = new_id("evt");
     let wanted = format!(",{kind},");
@@ -36,20 +53,22 @@ pub(crate) fn emit<T: serde::Serialize>(
         wanted
     ];
     if conn.is_postgres() {
-        // The event and its outbox in one round trip.
-        conn.prepare_cached(
-            "WITH e AS (INSERT INTO events (id, type, merchant_id, customer_id, payment_id, data, created_at)
+        // The event and its outbox (and `also`) in one round trip.
+        let (ctes, more) = also.unwrap_or(("", &[]));
+        let sql = format!(
+            "WITH {ctes}e AS (INSERT INTO events (id, type, merchant_id, customer_id, payment_id, data, created_at)
                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id)
              INSERT INTO deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at)
              SELECT e.id, w.id, 'pending', 0, ?7, ?7 FROM e, webhook_endpoints w
              WHERE w.merchant_id = ?3 AND w.deleted_at IS NULL
-               AND (w.events = '*' OR strpos(w.events, ?8) > 0)",
-        )
-        .db()?
-        .execute(event)
-        .db()?;
+               AND (w.events = '*' OR strpos(w.events, ?8) > 0)"
+        );
+        let mut all = event.to_vec();
+        all.extend_from_slice(more);
+        conn.prepare_cached(&sql).db()?.execute(&all[..]).db()?;
         return Ok(());
     }
+    debug_assert!(also.is_none(), "SQLite writes each statement on its own");
     conn.prepare_cached(
         "INSERT INTO events (id, type, merchant_id, customer_id, payment_id, data, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

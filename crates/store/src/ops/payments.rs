@@ -3,7 +3,7 @@
 //! conditional UPDATE (`WHERE status = 'pending' AND expires_at > now`, `WHERE status =
 //! 'authorized' AND capture_before > now`), so it holds even with several writers.
 
-use super::events::{Subject, emit};
+use super::events::{self, Subject, emit};
 use super::risk::{self, Risk};
 use super::{Db, catalog, codes, cursor_seq, devices, ledger, stored_currency};
 use crate::ids::new_id;
@@ -296,7 +296,17 @@ fn raise(p: &mut Payment, raised: Option<(Authentication, String)>) {
 
 /// Writes the event of the payment's current status.
 fn emit_for(conn: &Conn, now: i64, p: &Payment) -> Result<(), Error> {
-    emit(
+    emit_for_with(conn, now, p, None)
+}
+
+/// [`emit_for`], with more writes in the event's statement (see [`events::emit_with`]).
+fn emit_for_with(
+    conn: &Conn,
+    now: i64,
+    p: &Payment,
+    also: Option<events::Also<'_>>,
+) -> Result<(), Error> {
+    events::emit_with(
         conn,
         now,
         p.status.event_type(),
@@ -306,6 +316,7 @@ fn emit_for(conn: &Conn, now: i64, p: &Payment) -> Result<(), Error> {
             payment_id: Some(&p.id),
         },
         p,
+        also,
     )
 }
 
@@ -423,11 +434,13 @@ fn pay(conn: &Conn, now: i64, mut p: Payment, customer_id: &str) -> Result<Payme
         TransferKind::Payment,
         &p.id,
     )?;
-    risk::record(conn, now, customer_id, p.currency.code(), p.amount)?;
     p.status = Status::Succeeded;
     p.customer = Some(customer_id.to_string());
     p.completed_at = Some(now);
-    emit_for(conn, now, &p)?;
+    let money = (p.currency.code(), p.amount);
+    risk::record_then_emit(conn, now, customer_id, money, |also| {
+        emit_for_with(conn, now, &p, also)
+    })?;
     Ok(p)
 }
 
