@@ -190,6 +190,31 @@ test("wrong today: \"Add money (sandbox)\" shows only on a server that takes it"
   assert.equal(await other.locator("#topup-section").isVisible(), true);
 });
 
+test("wrong today: the console and the operator console take a phone number typed the local way", async () => {
+  const sk = await merchant(url, "Local Shop", PRODUCTS);
+  const c = await customer(url, "+8613900001199", 10_000);
+  const shop = await desktop(b);
+  await consoleSignIn(shop, url, sk);
+  // What the console's own error message suggests: the number as people write it.
+  const id = await sellOne(shop, "tea", { phone: "139 0000 1199" });
+  assert.equal((await call(url, "GET", `/v1/payments/${id}`, sk)).customer, c.id);
+  const admin = await desktop(b);
+  await admin.goto(url + "/admin");
+  await admin.fill("#admin-key", ADMIN);
+  await admin.locator("#auth-form button[type=submit]").click();
+  await admin.locator("#fig-backlog", { hasText: /\d/ }).waitFor();
+  await admin.locator('[data-tab="customers"]').click();
+  await admin.fill("#customer-phone", "139-0000-1199");
+  await admin.getByRole("button", { name: "Find" }).click();
+  await admin.locator(`#customer-found [data-customer="${c.id}"]`).waitFor();
+  await admin.fill("#topup-customer", "139 0000 1199");
+  await admin.fill("#topup-amount", "1.00");
+  await admin.locator("#topup-form button[type=submit]").click();
+  await admin.locator("#topup-done", { hasText: c.id }).waitFor();
+  await shop.close();
+  await admin.close();
+});
+
 test("the wallet: local phone numbers, a pay link before sign-in, history beyond 20, receipts from History", async () => {
   const sk = await merchant(url, "Link Shop", PRODUCTS);
   const c = await customer(url, "+8613900001106", 100_000);

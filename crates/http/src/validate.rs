@@ -85,17 +85,30 @@ pub fn metadata(m: &BTreeMap<String, String>) -> Result<(), Error> {
 }
 
 /// A `cus_` id or an E.164 phone.
-pub fn customer_ref(value: &str, param: &str) -> Result<(), Error> {
-    if value.starts_with('+') {
-        phone(value, param)
-    } else if ids::is_id(value, "cus") {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            param,
-            format!("`{param}` must be a customer id (cus_…) or an E.164 phone number."),
-        ))
+pub fn customer_ref(value: &str, param: &str, country: &str) -> Result<String, Error> {
+    if ids::is_id(value, "cus") {
+        return Ok(value.to_string());
     }
+    typed_phone(value, param, country).map_err(|_| {
+        Error::invalid(
+            param,
+            format!(
+                "`{param}` must be a customer id (cus_…) or a phone number: +8613800138000, or as typed locally (138 0013 8000)."
+            ),
+        )
+    })
+}
+
+/// A phone number as a person types it in the server's `country` (see
+/// [`pocket_core::phone::to_e164`]): its E.164 form.
+pub fn typed_phone(value: &str, param: &str, country: &str) -> Result<String, Error> {
+    let code = pocket_core::phone::calling_code(country);
+    pocket_core::phone::to_e164(value, code).ok_or_else(|| {
+        Error::invalid(
+            param,
+            format!("`{param}` must be a phone number: +8613800138000, or as typed locally (138 0013 8000)."),
+        )
+    })
 }
 
 /// A well-formed id of the given prefix.

@@ -768,3 +768,72 @@ async fn qr_code_and_payload() {
         .assert_error(404, "resource_missing");
     let _ = merchant_id;
 }
+
+/// One phone parser, everywhere: a number typed the local way (`138 0000 0001` on a
+/// server in China) reaches the same wallet from the console's cart, the operator's
+/// customer search and top-up as its E.164 form; what is no phone number is refused
+/// with the contract's `400`, naming the field.
+#[tokio::test]
+async fn phone_numbers_typed_the_local_way_are_taken_everywhere() {
+    let s = Server::start().await;
+    let (_, sk) = s.merchant("M").await;
+    let (cus, token) = s.customer("+8613800000001", 1_000).await;
+    for typed in [
+        "138 0000 0001",
+        "138-0000-0001",
+        "+86 138 0000 0001",
+        "0086 13800000001",
+    ] {
+        let p = s
+            .payment(
+                &sk,
+                json!({"currency": "CNY", "amount": 100, "customer": typed}),
+            )
+            .await;
+        assert_eq!(p["customer"], cus.as_str(), "{typed}: {p}");
+        let found = s
+            .get(
+                &format!("/v1/admin/customers?phone={}", urlencode(typed)),
+                ADMIN_KEY,
+            )
+            .await;
+        assert_eq!(found.status, 200, "{typed}: {}", found.text);
+        assert_eq!(found.body["data"][0]["id"], cus.as_str(), "{typed}");
+    }
+    let r = s
+        .post(
+            "/v1/admin/topups",
+            ADMIN_KEY,
+            json!({"customer": "138 0000 0001", "amount": 500, "currency": "CNY"}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(s.wallet_balance(&token, "CNY").await, 1_500);
+    for bad in ["138 0000 000a", "12", "+0123456789"] {
+        let r = s
+            .post(
+                "/v1/payments",
+                &sk,
+                json!({"currency": "CNY", "amount": 100, "customer": bad}),
+            )
+            .await;
+        r.assert_error(400, "parameter_invalid");
+        assert_eq!(r.param(), Some("customer"), "{bad}");
+        let r = s
+            .get(
+                &format!("/v1/admin/customers?phone={}", urlencode(bad)),
+                ADMIN_KEY,
+            )
+            .await;
+        r.assert_error(400, "parameter_invalid");
+    }
+}
+
+fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -97,7 +97,7 @@ pub struct CustomerQuery {
 }
 
 #[utoipa::path(get, path = "/v1/admin/customers", tag = "operator",
-    params(("phone" = String, Query, description = "E.164 phone number")),
+    params(("phone" = String, Query, description = "A phone number: E.164, or as typed locally (`138 0013 8000`)")),
     responses((status = 200, description = "The customer with this phone number (an empty list when there is none)", body = Page<CustomerView>),
               (status = 400, body = ErrorBody)),
     security(("admin_key" = [])))]
@@ -110,7 +110,7 @@ pub async fn find_customers(
         .map_err(|_| Error::invalid("phone", "Expected `phone`, an E.164 phone number."))?
         .0
         .phone;
-    validate::phone(&phone, "phone")?;
+    let phone = validate::typed_phone(&phone, "phone", &state.settings.qr.place.country)?;
     let mut found = Vec::new();
     if let Some(pin_state) = state.store.pin_state_by_phone(phone).await? {
         let c = pin_state.customer;
@@ -147,7 +147,7 @@ pub async fn roll_key(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTopup {
-    /// A customer id (`cus_…`) or an E.164 phone number.
+    /// A customer id (`cus_…`) or a phone number (E.164, or as typed locally).
     pub customer: String,
     pub amount: i64,
     pub currency: String,
@@ -163,8 +163,9 @@ pub async fn create_topup(
     key: IdempotencyKey,
     body: Body<CreateTopup>,
 ) -> ApiResult<Response> {
-    let req = body.value;
-    validate::customer_ref(&req.customer, "customer")?;
+    let mut req = body.value;
+    req.customer =
+        validate::customer_ref(&req.customer, "customer", &state.settings.qr.place.country)?;
     let currency = Currency::parse(&req.currency, "currency")?;
     let amount = money::check_amount(req.amount, "amount")?;
     let idem = key.for_caller(ADMIN, &body.raw, StatusCode::CREATED);

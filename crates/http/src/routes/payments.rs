@@ -32,7 +32,8 @@ pub struct CreatePayment {
     pub items: Option<Vec<CartLine>>,
     /// The amount in minor units; with `items`, a check against the computed total.
     pub amount: Option<i64>,
-    /// A customer id (`cus_…`) or E.164 phone: the request is pushed to that wallet.
+    /// A customer id (`cus_…`) or a phone number (E.164, or as typed locally in the
+    /// server's `qr.country`): the request is pushed to that wallet.
     /// Omitted: an open payment that the first confirming customer pays.
     pub customer: Option<String>,
     /// Instead of `customer`: the 18-digit code the customer's wallet shows, scanned
@@ -61,7 +62,7 @@ pub async fn create(
     key: IdempotencyKey,
     body: Body<CreatePayment>,
 ) -> ApiResult<Response> {
-    let req = body.value;
+    let mut req = body.value;
     let currency = Currency::parse(&req.currency, "currency")?;
     if let Some(amount) = req.amount {
         money::check_amount(amount, "amount")?;
@@ -72,7 +73,8 @@ pub async fn create(
         None => {}
     }
     if let Some(c) = &req.customer {
-        validate::customer_ref(c, "customer")?;
+        let country = &state.settings.qr.place.country;
+        req.customer = Some(validate::customer_ref(c, "customer", country)?);
     }
     let code = match &req.payment_code {
         Some(_) if req.customer.is_some() => {
