@@ -215,6 +215,21 @@ test("wrong today: the console and the operator console take a phone number type
   await admin.close();
 });
 
+test("wrong today: a failed attempt at the till clears the previous payment's card", async () => {
+  const sk = await merchant(url, "Clear Shop", PRODUCTS);
+  const shop = await desktop(b);
+  await consoleSignIn(shop, url, sk);
+  const first = await sellOne(shop, "tea");
+  await shop.locator(`#current-card [data-payment="${first}"]`).waitFor();
+  // The next attempt fails (no such phone number): only its error is shown.
+  await shop.fill("#cart-phone", "abc");
+  await shop.locator("#create-payment").click();
+  await shop.locator("#cart-error", { hasText: /\S/ }).waitFor();
+  assert.equal(await shop.locator("#current-card [data-payment]").count(), 0);
+  assert.equal(await shop.locator("#current").isVisible(), false);
+  await shop.close();
+});
+
 test("the wallet: local phone numbers, a pay link before sign-in, history beyond 20, receipts from History", async () => {
   const sk = await merchant(url, "Link Shop", PRODUCTS);
   const c = await customer(url, "+8613900001106", 100_000);

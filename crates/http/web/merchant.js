@@ -251,6 +251,12 @@ function cartTotal() {
 async function createPayment(ev) {
   ev.preventDefault();
   showError($("cart-error"), null);
+  // A new attempt clears the last result: a "Paid" card beside this attempt's error
+  // reads as this sale's success. (Its watcher stops showing it too.)
+  watching++;
+  current = null;
+  $("current").classList.add("hidden");
+  $("current-card").replaceChildren();
   const items = [...$("lines").children].map((row) => ({
     sku: row.querySelector(".line-product").value,
     quantity: Number(row.querySelector(".line-qty").value),
