@@ -56,15 +56,6 @@ fn code(secret: &[u8], step: i64) -> String {
     code_at(secret, step).as_str().to_string()
 }
 
-async fn charge(s: &Server, sk: &str, code: &str, amount: i64) -> common::Reply {
-    s.post(
-        "/v1/payments",
-        sk,
-        json!({"amount": amount, "currency": "CNY", "payment_code": code}),
-    )
-    .await
-}
-
 #[tokio::test]
 async fn a_code_pays_the_small_tier_once_and_its_secret_is_shown_once() {
     let Till {
@@ -79,13 +70,13 @@ async fn a_code_pays_the_small_tier_once_and_its_secret_is_shown_once() {
     let shown = code(&secret, step);
     assert!(shown.starts_with("28") && shown.len() == 18);
 
-    let paid = charge(&s, &sk, &shown, 1_299).await;
+    let paid = s.charge_code(&sk, &shown, 1_299).await;
     assert_eq!(paid.status, 201, "{}", paid.text);
     assert_eq!(paid.body["status"], "succeeded");
     assert_eq!(paid.body["customer"], customer.as_str());
     assert_eq!(s.wallet_balance(&token, "CNY").await, 10_000 - 1_299);
 
-    let again = charge(&s, &sk, &shown, 1_299).await;
+    let again = s.charge_code(&sk, &shown, 1_299).await;
     again.assert_error(400, "payment_code_invalid");
     assert_eq!(again.param(), Some("payment_code"));
     assert_eq!(s.wallet_balance(&token, "CNY").await, 10_000 - 1_299);
@@ -143,7 +134,7 @@ async fn the_same_code_sent_twice_at_once_makes_one_payment() {
             let sk = sk.clone();
             let shown = shown.clone();
             async move {
-                let r = charge(&s, &sk, &shown, 100).await;
+                let r = s.charge_code(&sk, &shown, 100).await;
                 (r.status.as_u16(), r.code().to_string())
             }
         })
@@ -173,15 +164,15 @@ async fn one_step_old_works_two_steps_old_does_not() {
         secret,
     } = till(Server::start().await, "+8613800000104", 10_000).await;
     let step = step_with_margin(5_000).await;
-    let old = charge(&s, &sk, &code(&secret, step - 1), 100).await;
+    let old = s.charge_code(&sk, &code(&secret, step - 1), 100).await;
     assert_eq!(old.status, 201, "{}", old.text);
-    charge(&s, &sk, &code(&secret, step - 2), 100)
+    s.charge_code(&sk, &code(&secret, step - 2), 100)
         .await
         .assert_error(400, "payment_code_invalid");
-    charge(&s, &sk, &code(&secret, step + 2), 100)
+    s.charge_code(&sk, &code(&secret, step + 2), 100)
         .await
         .assert_error(400, "payment_code_invalid");
-    let ahead = charge(&s, &sk, &code(&secret, step + 1), 100).await;
+    let ahead = s.charge_code(&sk, &code(&secret, step + 1), 100).await;
     assert_eq!(ahead.status, 201, "a phone a little ahead: {}", ahead.text);
     assert_eq!(s.wallet_balance(&token, "CNY").await, 10_000 - 200);
 }
@@ -198,10 +189,13 @@ async fn a_revoked_devices_codes_fail() {
     } = till(Server::start().await, "+8613800000105", 10_000).await;
     let step = step_with_margin(5_000).await;
     // Known to the directory first, so the refusal is the commit's.
-    assert_eq!(charge(&s, &sk, &code(&secret, step), 100).await.status, 201);
+    assert_eq!(
+        s.charge_code(&sk, &code(&secret, step), 100).await.status,
+        201
+    );
     let r = s.revoke_device(&token, &device).await;
     assert_eq!(r.status, 200, "{}", r.text);
-    charge(&s, &sk, &code(&secret, step + 1), 100)
+    s.charge_code(&sk, &code(&secret, step + 1), 100)
         .await
         .assert_error(400, "payment_code_invalid");
     assert_eq!(s.wallet_balance(&token, "CNY").await, 10_000 - 100);
@@ -218,7 +212,7 @@ async fn above_the_small_tier_the_payment_waits_in_the_wallet() {
         secret,
     } = till(Server::start().await, "+8613800000106", 100_000).await;
     let step = step_with_margin(5_000).await;
-    let r = charge(&s, &sk, &code(&secret, step), 50_000).await;
+    let r = s.charge_code(&sk, &code(&secret, step), 50_000).await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["status"], "pending");
     assert_eq!(r.body["customer"], customer.as_str());
@@ -263,16 +257,16 @@ async fn a_rule_applies_to_a_code_payment_at_once() {
     }
     let step = step_with_margin(5_000).await;
     // A raised proof: pending in the wallet, and the merchant's copy says why.
-    let r = charge(&s, &sk, &code(&secret, step), 777).await;
+    let r = s.charge_code(&sk, &code(&secret, step), 777).await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["status"], "pending");
     assert_eq!(r.body["policy"]["authentication"], "pin");
     assert_eq!(r.body["policy"]["rule"], "pin at 7.77");
     // A block (by a rule reading the customer): refused, nothing written, the code unused.
-    charge(&s, &sk, &code(&secret, step - 1), 666)
+    s.charge_code(&sk, &code(&secret, step - 1), 666)
         .await
         .assert_error(402, "payment_blocked");
-    let paid = charge(&s, &sk, &code(&secret, step - 1), 100).await;
+    let paid = s.charge_code(&sk, &code(&secret, step - 1), 100).await;
     assert_eq!(paid.body["status"], "succeeded", "{}", paid.text);
     assert_eq!(s.wallet_balance(&token, "CNY").await, 10_000 - 100);
 }
@@ -297,7 +291,7 @@ async fn bad_code_requests_change_nothing() {
         "28abcdefghijklmnop",
         "２８１２３４５６７８９０１２３４５６",
     ] {
-        charge(&s, &sk, bad, 100)
+        s.charge_code(&sk, bad, 100)
             .await
             .assert_error(400, "payment_code_invalid");
     }
@@ -319,12 +313,12 @@ async fn bad_code_requests_change_nothing() {
         .await;
     assert_eq!(wrong_type.status, 400, "{}", wrong_type.text);
     // Too little money: refused, nothing written, the code still good.
-    charge(&s, &sk, &shown, 1_000)
+    s.charge_code(&sk, &shown, 1_000)
         .await
         .assert_error(402, "insufficient_funds");
     let listed = s.get("/v1/payments", &sk).await;
     assert_eq!(listed.body["data"].as_array().unwrap().len(), 0);
-    assert_eq!(charge(&s, &sk, &shown, 500).await.status, 201);
+    assert_eq!(s.charge_code(&sk, &shown, 500).await.status, 201);
 }
 
 #[tokio::test]
@@ -363,7 +357,7 @@ async fn a_live_code_and_an_unknown_one_get_the_same_answer_to_a_bad_request() {
         assert_ne!(a.status, 201);
     }
     // The live code was neither used nor spent by those.
-    assert_eq!(charge(&s, &sk, &live, 100).await.status, 201);
+    assert_eq!(s.charge_code(&sk, &live, 100).await.status, 201);
 }
 
 #[tokio::test]
@@ -408,7 +402,7 @@ async fn ten_thousand_random_codes_are_all_refused() {
         async move {
             let mut refused = 0;
             for guess in guesses.iter().skip(worker).step_by(32) {
-                let r = charge(&s, &sk, guess, 100).await;
+                let r = s.charge_code(&sk, guess, 100).await;
                 assert_eq!(r.status, 400, "{guess}: {}", r.text);
                 assert_eq!(r.code(), "payment_code_invalid");
                 refused += 1;
@@ -450,7 +444,9 @@ async fn guessing_is_bounded_per_merchant_by_the_unknown_code_limit() {
         let s = s.clone();
         let sk = sk.clone();
         async move {
-            let r = charge(&s, &sk, &format!("28{:016}", 1_000_000 + i), 100).await;
+            let r = s
+                .charge_code(&sk, &format!("28{:016}", 1_000_000 + i), 100)
+                .await;
             (
                 r.status.as_u16(),
                 r.code().to_string(),
@@ -467,10 +463,10 @@ async fn guessing_is_bounded_per_merchant_by_the_unknown_code_limit() {
     assert_eq!((looked_at, refused), (20, 20), "{answers:?}");
     // Once over, even the right code is refused unread: guessing cannot continue.
     let step = step_of(now_ms());
-    let right = charge(&s, &sk, &code(&secret, step), 100).await;
+    let right = s.charge_code(&sk, &code(&secret, step), 100).await;
     right.assert_error(429, "rate_limited");
     // Another merchant is not held up.
-    let other = charge(&s, &other_sk, &code(&secret, step), 100).await;
+    let other = s.charge_code(&other_sk, &code(&secret, step), 100).await;
     assert_eq!(other.status, 201, "{}", other.text);
 }
 
@@ -486,7 +482,7 @@ async fn nothing_stored_reveals_a_code_or_its_secret() {
     } = till(Server::start().await, "+8613800000109", 10_000).await;
     let step = step_with_margin(5_000).await;
     let shown = code(&secret, step);
-    let paid = charge(&s, &sk, &shown, 100).await;
+    let paid = s.charge_code(&sk, &shown, 100).await;
     assert_eq!(paid.status, 201, "{}", paid.text);
     // The code names neither the customer nor the phone.
     assert!(!shown.contains(customer.trim_start_matches("cus_")));
@@ -523,12 +519,12 @@ async fn a_live_code_is_no_balance_oracle() {
     let step = step_with_margin(8_000).await;
     let shown = code(&t.secret, step);
     for amount in [4_000, 2_000, 1_500] {
-        charge(&t.s, &t.sk, &shown, amount)
+        t.s.charge_code(&t.sk, &shown, amount)
             .await
             .assert_error(402, "insufficient_funds");
     }
     // The exact balance, on the same code: refused as a spent code.
-    charge(&t.s, &t.sk, &shown, 1_234)
+    t.s.charge_code(&t.sk, &shown, 1_234)
         .await
         .assert_error(400, "payment_code_invalid");
     assert_eq!(t.s.wallet_balance(&t.token, "CNY").await, 1_234);
@@ -537,7 +533,7 @@ async fn a_live_code_is_no_balance_oracle() {
     let answers = all(20, |i| {
         let (s, sk, next) = (t.s.clone(), t.sk.clone(), next.clone());
         async move {
-            charge(&s, &sk, &next, 5_000 - i as i64)
+            s.charge_code(&sk, &next, 5_000 - i as i64)
                 .await
                 .code()
                 .to_string()
@@ -587,7 +583,7 @@ async fn signing_out_revokes_the_sessions_devices() {
         )
         .await;
     assert_eq!(r.status, 204, "{}", r.text);
-    charge(&t.s, &t.sk, &code(&t.secret, step), 100)
+    t.s.charge_code(&t.sk, &code(&t.secret, step), 100)
         .await
         .assert_error(400, "payment_code_invalid");
     let devices = t.s.get("/v1/wallet/devices", &other_token).await;
@@ -601,7 +597,9 @@ async fn signing_out_revokes_the_sessions_devices() {
     };
     assert_eq!(revoked(&t.device), Some(true), "{}", devices.text);
     assert_eq!(revoked(&other_device), Some(false), "{}", devices.text);
-    let paid = charge(&t.s, &t.sk, &code(&other_secret, step), 100).await;
+    let paid =
+        t.s.charge_code(&t.sk, &code(&other_secret, step), 100)
+            .await;
     assert_eq!(paid.status, 201, "{}", paid.text);
     assert_eq!(t.s.wallet_balance(&other_token, "CNY").await, 10_000 - 100);
 }

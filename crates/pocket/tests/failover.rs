@@ -611,13 +611,7 @@ async fn assert_two_hours_ahead(s: &Server) {
     // A code for this machine's time is two hours stale; the Date's time is the one.
     let (_, secret) = s.register_device(&token).await;
     let local = code_at(&secret, step_of(common::now_ms()));
-    let r = s
-        .post(
-            "/v1/payments",
-            &sk,
-            json!({"amount": 100, "currency": "CNY", "payment_code": local.as_str()}),
-        )
-        .await;
+    let r = s.charge_code(&sk, local.as_str(), 100).await;
     assert_eq!(
         r.status.as_u16() / 100,
         4,
@@ -625,13 +619,7 @@ async fn assert_two_hours_ahead(s: &Server) {
         r.text
     );
     let now = code_at(&secret, step_of(common::now_ms() + ahead_of(s).await));
-    let r = s
-        .post(
-            "/v1/payments",
-            &sk,
-            json!({"amount": 100, "currency": "CNY", "payment_code": now.as_str()}),
-        )
-        .await;
+    let r = s.charge_code(&sk, now.as_str(), 100).await;
     assert_eq!(r.status, 201, "{}", r.text);
     assert_eq!(r.body["status"], "succeeded", "{}", r.text);
 }

@@ -543,6 +543,16 @@ impl Server {
         (r.body["id"].as_str().unwrap().to_string(), secret)
     }
 
+    /// `POST /v1/payments` charging a wallet's payment `code` (CNY, minor units).
+    pub async fn charge_code(&self, sk: &str, code: &str, amount: i64) -> Reply {
+        self.post(
+            "/v1/payments",
+            sk,
+            json!({"amount": amount, "currency": "CNY", "payment_code": code}),
+        )
+        .await
+    }
+
     /// Binds a card to the wallet of `token`: its id.
     pub async fn bind_card(&self, token: &str, number: &str) -> String {
         let r = self.post("/v1/wallet/cards", token, card(number)).await;
