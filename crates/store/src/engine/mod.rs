@@ -24,8 +24,17 @@ use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
-/// A PostgreSQL write batch's first round trip: the transaction and the first job's
-/// savepoint, with the batch's transaction id, which server instance it runs on,
+macro_rules! pg_begin_write {
+    () => {
+        "BEGIN; \
+         SELECT pg_current_xact_id()::text, current_setting('transaction_read_only'), \
+         (SELECT system_identifier FROM pg_control_system())::text || '@' || pg_postmaster_start_time()::text, \
+         (extract(epoch FROM clock_timestamp()) * 1000)::bigint::text, \
+         (SELECT version FROM risk_rules_version)::text;"
+    };
+}
+/// A PostgreSQL write batch's first round trip: the transaction, with the batch's
+/// transaction id, which server instance it runs on,
 /// whether that server is read-only, and the database's clock (milliseconds since
 /// the epoch, read in this transaction: the time every job of the batch decides by)
 /// and the risk rules' version (which the batch's screenings need, see
@@ -33,20 +42,18 @@ use tokio::sync::broadcast;
 /// No lock is taken: each rule locks the rows it reads (see ARCHITECTURE.md, "The
 /// write path on PostgreSQL"), so batches of every writer of every node commit side
 /// by side.
-const PG_BEGIN_WRITE: &str = "BEGIN; \
-     SELECT pg_current_xact_id()::text, current_setting('transaction_read_only'), \
-     (SELECT system_identifier FROM pg_control_system())::text || '@' || pg_postmaster_start_time()::text, \
-     (extract(epoch FROM clock_timestamp()) * 1000)::bigint::text, \
-     (SELECT version FROM risk_rules_version)::text; \
-     SAVEPOINT job";
+const PG_BEGIN_WRITE: &str = pg_begin_write!();
+/// [`PG_BEGIN_WRITE`] with the first job's savepoint open (a batch whose jobs are kept
+/// apart, see `writer::run_batch`).
+const PG_BEGIN_WRITE_GUARDED: &str = concat!(pg_begin_write!(), " SAVEPOINT job");
 
 /// What a PostgreSQL writer runs right after each commit, before any of the batch's
 /// answers is sent, in a small transaction of its own that does not wait for the disk
 /// (lost in a crash, the next one does it: what it settles stays pending until then):
 /// `pocket_settle()` applies the committed credits still pending and numbers the
 /// committed events (schema v6), then notifies every node's listener.
-const PG_SETTLE: &str = "BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL lock_timeout = '5s'; \
-     SELECT pocket_settle(); ";
+const PG_SETTLE: &str =
+    "BEGIN; SET LOCAL synchronous_commit = off; SET LOCAL lock_timeout = '5s'; ";
 
 /// Which server instance a session talks to: transaction ids are unique only within
 /// one (a promoted standby hands out again the ids of transactions the old primary
@@ -87,15 +94,20 @@ impl PgLink {
     /// Begins a write batch (see [`PG_BEGIN_WRITE`]); the database's time. A server
     /// that turned out read-only (a standby, a demoted primary) is left: the next batch
     /// connects again, and `target_session_attrs=read-write` finds the writable host.
-    fn begin_write(&mut self) -> Result<Option<i64>> {
+    fn begin_write(&mut self, guarded: bool) -> Result<Option<i64>> {
         self.xid = None;
         let session = self.open()?;
         let messages = {
             let mut s = session.borrow_mut();
             s.revoked.clear();
+            s.pending_events.clear();
             s.rules_version = None;
             crate::sql::round_trip();
-            s.client.simple_query(PG_BEGIN_WRITE)?
+            s.client.simple_query(if guarded {
+                PG_BEGIN_WRITE_GUARDED
+            } else {
+                PG_BEGIN_WRITE
+            })?
         };
         let mut read_only = false;
         let mut db_ms = None;
@@ -125,16 +137,27 @@ impl PgLink {
         Ok(db_ms)
     }
 
-    /// After a commit (see [`PG_SETTLE`]), with the revocations the batch made told to
-    /// every node. A failure is logged: what it would have settled stays pending for
-    /// the next one.
-    fn settle(&mut self) {
+    /// After one or more commits (see [`PG_SETTLE`]): their credits applied, their
+    /// events numbered (`events`: their pending seqs; `None`: every event still
+    /// pending, whoever wrote it), the revocations their batches made told to every
+    /// node. Whether it worked; a failure is logged, and what it would have settled
+    /// stays pending for the next settlement of everything.
+    fn settle(&mut self, revoked: &[String], events: Option<&[i64]>) -> bool {
         let Ok(session) = self.open() else {
-            return;
+            return false;
         };
         let mut s = session.borrow_mut();
-        let revoked = std::mem::take(&mut s.revoked);
         let mut sql = String::from(PG_SETTLE);
+        match events {
+            Some(seqs) => {
+                let list: Vec<String> = seqs.iter().map(i64::to_string).collect();
+                sql.push_str(&format!(
+                    "SELECT pocket_settle('{{{}}}'::bigint[]); ",
+                    list.join(",")
+                ));
+            }
+            None => sql.push_str("SELECT pocket_settle(); "),
+        }
         for subject in revoked.iter().take(64) {
             // Subjects are `customer:<id>`/`merchant:<id>`; quoted all the same.
             let quoted = subject.replace('\'', "''");
@@ -144,8 +167,10 @@ impl PgLink {
         crate::sql::round_trip();
         if let Err(e) = s.client.batch_execute(&sql) {
             let _ = s.client.batch_execute("ROLLBACK");
-            tracing::warn!(error = %e, "could not settle after a commit; the next commit will");
+            tracing::warn!(error = %e, "could not settle after a commit; the next settlement will");
+            return false;
         }
+        true
     }
 
     /// What became of the batch whose COMMIT got no clear answer, asked of the same
@@ -222,20 +247,24 @@ impl Session {
         }
     }
 
-    /// Begins a write transaction with the first job's savepoint open (one round
-    /// trip); on PostgreSQL, the database's time read in it.
-    fn begin_write(&mut self) -> Result<Option<i64>> {
+    /// Begins a write transaction (`guarded`: with the first job's savepoint open), in
+    /// one round trip; on PostgreSQL, the database's time read in it.
+    fn begin_write(&mut self, guarded: bool) -> Result<Option<i64>> {
         match self {
             Session::Sqlite(c) => Conn::sqlite(c)
-                .execute_batch("BEGIN IMMEDIATE; SAVEPOINT job")
+                .execute_batch(if guarded {
+                    "BEGIN IMMEDIATE; SAVEPOINT job"
+                } else {
+                    "BEGIN IMMEDIATE"
+                })
                 .map(|()| None),
             Session::Postgres(link) => {
-                let first = link.begin_write();
+                let first = link.begin_write(guarded);
                 if first.is_err() && self.lost() {
                     // The connection died while idle (a restarted or failed-over
                     // server): nothing ran yet, so begin once more on a new one.
                     if let Session::Postgres(link) = self {
-                        return link.begin_write();
+                        return link.begin_write(guarded);
                     }
                 }
                 first
@@ -243,12 +272,13 @@ impl Session {
         }
     }
 
-    /// Ends the batch's last job (kept or rolled back) and commits, in one round trip.
-    fn commit(&self, keep_last: bool) -> Result<()> {
-        let sql = if keep_last {
-            "RELEASE SAVEPOINT job; COMMIT"
-        } else {
-            "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job; COMMIT"
+    /// Commits, in one round trip; `last`: the batch's jobs were kept apart, and the
+    /// last one's savepoint is ended first (`Some(true)` kept, `Some(false)` rolled back).
+    fn commit(&self, last: Option<bool>) -> Result<()> {
+        let sql = match last {
+            None => "COMMIT",
+            Some(true) => "RELEASE SAVEPOINT job; COMMIT",
+            Some(false) => "ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job; COMMIT",
         };
         match self.conn() {
             Some(conn) => conn.execute_batch(sql),
@@ -256,10 +286,32 @@ impl Session {
         }
     }
 
-    /// After a committed batch, before its answers (PostgreSQL: see [`PG_SETTLE`]).
-    fn committed(&mut self) {
-        if let Session::Postgres(link) = self {
-            link.settle();
+    /// What the committed batch leaves to its settlement (PostgreSQL): the
+    /// credentials it revoked, to be told to every node, and its events' pending
+    /// seqs. SQLite's one process has nothing to settle.
+    fn take_unsettled(&mut self) -> (Vec<String>, Vec<i64>) {
+        match self {
+            Session::Sqlite(_) => (Vec::new(), Vec::new()),
+            Session::Postgres(link) => link
+                .session
+                .as_ref()
+                .map(|s| {
+                    let mut s = s.borrow_mut();
+                    (
+                        std::mem::take(&mut s.revoked),
+                        std::mem::take(&mut s.pending_events),
+                    )
+                })
+                .unwrap_or_default(),
+        }
+    }
+
+    /// Settles what committed (PostgreSQL: see [`PgLink::settle`]; SQLite has nothing
+    /// to). Whether it worked.
+    fn settle(&mut self, revoked: &[String], events: Option<&[i64]>) -> bool {
+        match self {
+            Session::Sqlite(_) => true,
+            Session::Postgres(link) => link.settle(revoked, events),
         }
     }
 

@@ -5,13 +5,15 @@
 //! batches commit side by side — no lock is shared, every rule locks the rows it
 //! reads; a job with a key, a customer, always goes to the same writer). A writer blocks for the first job, then takes every job already queued (up
 //! to [`MAX_BATCH`]) into one transaction (SQLite: `BEGIN IMMEDIATE`; PostgreSQL:
-//! `BEGIN`, see `PG_BEGIN_WRITE` in `super`). Each job runs inside its own
-//! `SAVEPOINT`, so a job that fails rolls back alone and its batch-mates still commit.
+//! `BEGIN`, see `PG_BEGIN_WRITE` in `super`). A job that fails rolls back alone and
+//! its batch-mates still commit: a batch runs without savepoints, and one whose job
+//! failed after others were kept runs again with each job in its own `SAVEPOINT` (see
+//! [`Guard`]).
 //! A job that meets rows another transaction holds past the session's `lock_timeout`
 //! (or a deadlock) is rolled back and runs again in a later batch, for up to
 //! [`CONTENTION_PATIENCE`], then answers `503`. Answers are sent only after `COMMIT`
-//! returned: a reply means the change is durable. The queue is bounded; a full queue
-//! answers `503`.
+//! returned: a reply means the change is durable (PostgreSQL: and settled, by the
+//! settler, see [`settler_loop`]). The queue is bounded; a full queue answers `503`.
 //!
 //! A second, small lane carries jobs that must not wait behind the queue (the
 //! sweeper's expiries: a deadline's lag should not grow with the API's load): each
@@ -84,6 +86,64 @@ struct Shared {
     announcer: Arc<Announcer>,
     waiting: Arc<std::sync::atomic::AtomicI64>,
     width: Arc<Width>,
+    /// PostgreSQL: where committed batches go to be settled and answered.
+    settler: Option<SyncSender<Handoff>>,
+}
+
+/// Most committed batches waiting for the settler before their writers wait too.
+const SETTLER_DEPTH: usize = 64;
+
+/// How often the settler also settles everything still pending, whoever wrote it (a
+/// node that crashed between a commit and its settlement, a settlement that failed).
+const SETTLE_ALL_EVERY: Duration = Duration::from_secs(1);
+
+/// A committed batch handed to the settler: what it revoked, its events' pending seqs
+/// and its answers.
+struct Handoff {
+    revoked: Vec<String>,
+    events: Vec<i64>,
+    finishers: Vec<Finish>,
+}
+
+impl Handoff {
+    fn finish(self) {
+        for finish in self.finishers {
+            finish(Outcome::Committed);
+        }
+    }
+}
+
+/// The settler (PostgreSQL): after their commits, the batches of every writer of the
+/// node are settled (credits applied, events numbered, see `PG_SETTLE`) on a
+/// connection of its own, several at once, and only then answered. Writers do not wait
+/// for it, and one settlement a node at a time meets the other nodes' on the merchant
+/// rows and the event clock instead of four.
+fn settler_loop(mut session: Session, handoffs: &Receiver<Handoff>) {
+    let mut all_settled = Instant::now();
+    loop {
+        let first = match handoffs.recv_timeout(SETTLE_ALL_EVERY) {
+            Ok(first) => Some(first),
+            Err(RecvTimeoutError::Timeout) => None,
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        if (first.is_none() || all_settled.elapsed() >= SETTLE_ALL_EVERY)
+            && session.settle(&[], None)
+        {
+            all_settled = Instant::now();
+        }
+        let Some(first) = first else { continue };
+        let mut settled = vec![first];
+        settled.extend(handoffs.try_iter().take(SETTLER_DEPTH));
+        let (mut revoked, mut events) = (Vec::new(), Vec::new());
+        for h in &mut settled {
+            revoked.append(&mut h.revoked);
+            events.append(&mut h.events);
+        }
+        session.settle(&revoked, Some(&events));
+        for handoff in settled {
+            handoff.finish();
+        }
+    }
 }
 
 /// How many of the writers take jobs. A batch's jobs run one after another, each
@@ -151,8 +211,19 @@ impl Writer {
         queue_depth: usize,
         announcer: Arc<Announcer>,
         upkeep: Option<Upkeep>,
+        settle: Option<Session>,
     ) -> std::io::Result<Writer> {
         let (urgent, urgent_jobs) = sync_channel::<Job>(URGENT_DEPTH);
+        let settler = match settle {
+            Some(session) => {
+                let (settler, handoffs) = sync_channel::<Handoff>(SETTLER_DEPTH);
+                std::thread::Builder::new()
+                    .name("pocket-settler".into())
+                    .spawn(move || settler_loop(session, &handoffs))?;
+                Some(settler)
+            }
+            None => None,
+        };
         let waiting = Arc::new(std::sync::atomic::AtomicI64::new(0));
         let several = sessions.len() > 1;
         let width = Arc::new(Width::new(sessions.len()));
@@ -163,6 +234,7 @@ impl Writer {
             announcer,
             waiting: waiting.clone(),
             width: width.clone(),
+            settler,
         });
         let mut upkeep = upkeep;
         let mut queues = Vec::with_capacity(sessions.len());
@@ -261,7 +333,9 @@ impl Writer {
         A: FnOnce() + Send + 'static,
     {
         let (tx, rx) = oneshot::channel::<Result<T, Error>>();
-        let mut reply = Some((tx, after));
+        // Shared with the finisher of each run: a run whose batch is run again (see
+        // `run_batch`) drops its finisher unused, and the next run answers.
+        let reply = Arc::new(Mutex::new(Some((tx, after))));
         let first_run = Instant::now();
         let job: Job = Box::new(move |conn, now| {
             crate::sql::take_contention();
@@ -281,11 +355,16 @@ impl Writer {
                 metrics::counter!("pocket_writer_contended_jobs_total").increment(1);
                 tracing::warn!("a write job could not get its rows in time; answering 503");
             }
-            let Some((tx, after)) = reply.take() else {
+            if reply.lock().map_or(true, |r| r.is_none()) {
                 return Ran::Done(false, Box::new(|_| {}));
-            };
+            }
             let keep = result.is_ok();
+            let reply = reply.clone();
             let finish: Finish = Box::new(move |outcome| {
+                let taken = reply.lock().ok().and_then(|mut r| r.take());
+                let Some((tx, after)) = taken else {
+                    return;
+                };
                 if result.is_ok() && outcome != Outcome::RolledBack {
                     after();
                 }
@@ -457,6 +536,7 @@ fn writer_loop(mut session: Session, shared: &Shared, mut own: Own, mut upkeep: 
     let announce = session.announces_own_commits();
     let mut batch: Vec<(Option<Duration>, Job)> = Vec::with_capacity(MAX_BATCH);
     let mut finishers: Vec<Finish> = Vec::with_capacity(MAX_BATCH);
+    let mut guard = Guard { guarded_left: 0 };
     // Counted for the shutdown log line: how well commits were shared.
     let (mut batches, mut jobs_done) = (0u64, 0u64);
     while take_batch(shared, &mut own, &mut batch).is_some() {
@@ -467,19 +547,35 @@ fn writer_loop(mut session: Session, shared: &Shared, mut own: Own, mut upkeep: 
             &mut batch,
             &mut finishers,
             &mut own.retries,
+            &mut guard,
         );
         // From BEGIN to COMMIT returned (durable): what each of its jobs waited at least.
         metrics::histogram!("pocket_writer_batch_seconds").record(started.elapsed().as_secs_f64());
         if outcome != Outcome::Committed {
             metrics::counter!("pocket_writer_failed_batches_total").increment(1);
-        } else {
-            // Credits applied and events numbered before anyone hears of the batch.
-            session.committed();
         }
         batches += 1;
         jobs_done += finishers.len() as u64;
-        for finish in finishers.drain(..) {
-            finish(outcome);
+        match (&shared.settler, outcome) {
+            // Credits applied and events numbered before anyone hears of the batch —
+            // by the settler, while this writer goes on with its next batch.
+            (Some(settler), Outcome::Committed) => {
+                let (revoked, events) = session.take_unsettled();
+                let handoff = Handoff {
+                    revoked,
+                    events,
+                    finishers: std::mem::replace(&mut finishers, Vec::with_capacity(MAX_BATCH)),
+                };
+                if let Err(std::sync::mpsc::SendError(handoff)) = settler.send(handoff) {
+                    session.settle(&handoff.revoked, Some(&handoff.events));
+                    handoff.finish();
+                }
+            }
+            _ => {
+                for finish in finishers.drain(..) {
+                    finish(outcome);
+                }
+            }
         }
         if outcome == Outcome::Committed
             && announce
@@ -514,6 +610,26 @@ fn log_batch_error(what: &str, e: &dyn std::fmt::Display) {
     }
 }
 
+/// What became of one job in a pass over its batch.
+enum Step {
+    NotRun,
+    Done(Finish),
+    Again,
+}
+
+/// How the jobs of a batch are kept apart. Most batches run **unguarded**: no
+/// savepoints, whose cost (a round trip per job and, on PostgreSQL, a subtransaction
+/// each) is paid only when a job fails — a failed job's writes can then be undone only
+/// with everything since `BEGIN`, so the batch runs again **guarded**, each job in its
+/// own savepoint, and so do the next [`GUARDED_AFTER_REPLAY`] batches of its writer
+/// (failures come in runs: a refused card, a busy row).
+struct Guard {
+    guarded_left: u32,
+}
+
+/// Batches a writer runs guarded after one had to be run again.
+const GUARDED_AFTER_REPLAY: u32 = 8;
+
 /// Runs one batch; returns what became of it. Fills `finishers` in job order; jobs
 /// that met contention go to `retries`.
 fn run_batch(
@@ -522,56 +638,130 @@ fn run_batch(
     batch: &mut Vec<(Option<Duration>, Job)>,
     finishers: &mut Vec<Finish>,
     retries: &mut Retries,
+    guard: &mut Guard,
 ) -> Outcome {
+    let mut steps: Vec<Step> = Vec::with_capacity(batch.len());
+    let mut outcome = None;
+    if guard.guarded_left == 0 {
+        outcome = run_unguarded(session, shared, batch, &mut steps);
+        if outcome.is_none() {
+            metrics::counter!("pocket_writer_replayed_batches_total").increment(1);
+            guard.guarded_left = GUARDED_AFTER_REPLAY;
+        }
+    } else {
+        guard.guarded_left -= 1;
+    }
+    let outcome = match outcome {
+        Some(outcome) => outcome,
+        None => run_guarded(session, shared, batch, &mut steps),
+    };
+    for ((waited, job), step) in batch.drain(..).zip(steps.drain(..)) {
+        match step {
+            Step::Done(finish) => finishers.push(finish),
+            Step::Again => retries.add(job, waited),
+            // A job dropped unanswered never ran: its requester hears `503`.
+            Step::NotRun => finishers.push(Box::new(move |_| drop(job))),
+        }
+    }
+    outcome
+}
+
+/// Begins the batch's transaction (`guarded`: with the first job's savepoint open);
+/// whether it began.
+fn begin(session: &mut Session, shared: &Shared, guarded: bool) -> bool {
     let sent_ms = crate::clock::SystemClock.now_ms();
     let sent = Instant::now();
-    let begun = session.begin_write();
+    let begun = session.begin_write(guarded);
     if let (Ok(Some(db_ms)), Some(clock)) = (&begun, &shared.database_clock) {
         clock.observe(*db_ms, sent_ms, crate::clock::SystemClock.now_ms());
     }
-    if begun.is_ok() {
-        shared.width.observe(sent.elapsed());
-    }
-    let conn = match (begun, session.conn()) {
-        (Ok(_), Some(conn)) => conn,
-        (Err(e), _) => {
+    match begun {
+        Ok(_) => {
+            shared.width.observe(sent.elapsed());
+            session.conn().is_some()
+        }
+        Err(e) => {
             log_batch_error("cannot begin a write transaction", &e);
             if let Some(conn) = session.conn() {
                 let _ = conn.execute_batch("ROLLBACK");
             }
-            drop_unrun(batch, finishers);
-            return Outcome::RolledBack;
+            false
         }
-        (Ok(_), None) => {
-            drop_unrun(batch, finishers);
-            return Outcome::RolledBack;
+    }
+}
+
+/// Runs one job: whether to keep its changes, and its step.
+fn run_job(job: &mut Job, conn: &Conn<'_>, shared: &Shared) -> (bool, Step) {
+    match job(conn, shared.clock.now_ms()) {
+        Ran::Done(keep, finish) => (keep, Step::Done(finish)),
+        Ran::Again => (false, Step::Again),
+    }
+}
+
+/// A pass without savepoints. `None`: a job failed after others had been kept; the
+/// transaction was rolled back and the batch must run guarded. A job that fails
+/// before any was kept is rolled back alone, by beginning again.
+fn run_unguarded(
+    session: &mut Session,
+    shared: &Shared,
+    batch: &mut [(Option<Duration>, Job)],
+    steps: &mut Vec<Step>,
+) -> Option<Outcome> {
+    steps.clear();
+    steps.resize_with(batch.len(), || Step::NotRun);
+    let mut open = false;
+    let mut kept = 0;
+    for (i, (_, job)) in batch.iter_mut().enumerate() {
+        if !open {
+            if !begin(session, shared, false) {
+                return Some(Outcome::RolledBack);
+            }
+            open = true;
         }
+        let conn = session.conn()?;
+        let (keep, step) = run_job(job, &conn, shared);
+        steps[i] = step;
+        if keep {
+            kept += 1;
+            continue;
+        }
+        let _ = conn.execute_batch("ROLLBACK");
+        if kept > 0 {
+            return None;
+        }
+        open = false;
+    }
+    if !open {
+        // Every job failed and was rolled back: nothing to commit.
+        return Some(Outcome::RolledBack);
+    }
+    Some(commit(session, None, batch.len()))
+}
+
+/// A pass with each job in its own savepoint: a job that fails rolls back alone.
+fn run_guarded(
+    session: &mut Session,
+    shared: &Shared,
+    batch: &mut [(Option<Duration>, Job)],
+    steps: &mut Vec<Step>,
+) -> Outcome {
+    steps.clear();
+    steps.resize_with(batch.len(), || Step::NotRun);
+    if !begin(session, shared, true) {
+        return Outcome::RolledBack;
+    }
+    let Some(conn) = session.conn() else {
+        return Outcome::RolledBack;
     };
     // The batch began with the first job's savepoint open. Each job's end and the
     // next one's savepoint (or, after the last job, the COMMIT) go to the database in
     // one round trip: on PostgreSQL each round trip is most of a statement's cost.
-    let mut ok = true;
     let jobs = batch.len();
-    let mut keep_last = true;
-    for (i, (waited, mut job)) in batch.drain(..).enumerate() {
-        if !ok {
-            finishers.push(Box::new(move |_| drop(job)));
-            continue;
-        }
-        let now = shared.clock.now_ms();
-        let keep = match job(&conn, now) {
-            Ran::Done(keep, finish) => {
-                finishers.push(finish);
-                keep
-            }
-            Ran::Again => {
-                retries.add(job, waited);
-                false
-            }
-        };
+    for (i, (_, job)) in batch.iter_mut().enumerate() {
+        let (keep, step) = run_job(job, &conn, shared);
+        steps[i] = step;
         if i + 1 == jobs {
-            keep_last = keep;
-            break;
+            return commit(session, Some(keep), jobs);
         }
         let end = if keep {
             "RELEASE SAVEPOINT job; SAVEPOINT job"
@@ -580,21 +770,24 @@ fn run_batch(
         };
         if let Err(e) = conn.execute_batch(end) {
             log_batch_error("cannot end a job; the batch is rolled back", &e);
-            ok = false;
-        }
-    }
-    if ok {
-        delay_for_tests();
-        match session.commit(keep_last) {
-            Ok(()) => return Outcome::Committed,
-            Err(e) => {
-                log_batch_error("cannot commit; the batch is rolled back", &e);
-                return commit_failed(session, jobs);
-            }
+            // The jobs after it never ran; the ones before are rolled back with it.
+            break;
         }
     }
     let _ = conn.execute_batch("ROLLBACK");
     Outcome::RolledBack
+}
+
+/// Commits the open transaction (`last`: see [`Session::commit`]).
+fn commit(session: &mut Session, last: Option<bool>, jobs: usize) -> Outcome {
+    delay_for_tests();
+    match session.commit(last) {
+        Ok(()) => Outcome::Committed,
+        Err(e) => {
+            log_batch_error("cannot commit; the batch is rolled back", &e);
+            commit_failed(session, jobs)
+        }
+    }
 }
 
 /// A test hook: `POCKET_TEST_DELAY_COMMITS=<every>:<ms>` holds every `every`-th batch
@@ -614,13 +807,6 @@ fn delay_for_tests() {
         if every > 0 && n % every == every - 1 {
             std::thread::sleep(Duration::from_millis(ms));
         }
-    }
-}
-
-/// Answers every job of a batch that could not begin as failed, running none.
-fn drop_unrun(batch: &mut Vec<(Option<Duration>, Job)>, finishers: &mut Vec<Finish>) {
-    for (_, job) in batch.drain(..) {
-        finishers.push(Box::new(move |_| drop(job)));
     }
 }
 
@@ -647,6 +833,101 @@ fn commit_failed(session: &mut Session, jobs: usize) -> Outcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A writer on a SQLite file with a table `t (n)`, held by a first job until
+    /// `release` is sent, so that every job submitted meanwhile shares one batch.
+    fn held_writer(dir: &std::path::Path) -> (Arc<Writer>, std::sync::mpsc::Sender<()>) {
+        let conn = rusqlite::Connection::open(dir.join("w.db")).unwrap();
+        conn.execute_batch("CREATE TABLE t (n INTEGER NOT NULL)")
+            .unwrap();
+        let writer = Arc::new(
+            Writer::start(
+                vec![Session::Sqlite(conn)],
+                Arc::new(crate::clock::SystemClock),
+                None,
+                1024,
+                Announcer::new(0),
+                None,
+                None,
+            )
+            .unwrap(),
+        );
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let held = Mutex::new(held);
+        let w = writer.clone();
+        tokio::spawn(async move {
+            w.run(move |_, _| {
+                let _ = held.lock().unwrap().recv();
+                Ok(())
+            })
+            .await
+        });
+        (writer, release)
+    }
+
+    /// Job `n` inserts `n` and then fails when `n` is in `failing`.
+    async fn insert(writer: Arc<Writer>, n: i64, failing: &'static [i64]) -> Result<(), Error> {
+        writer
+            .run(move |c, _| {
+                c.prepare_cached("INSERT INTO t (n) VALUES (?1)")
+                    .and_then(|mut s| s.execute([n]))
+                    .map_err(|_| Error::internal())?;
+                match failing.contains(&n) {
+                    true => Err(Error::new(ErrorKind::Conflict, "refused", "refused")),
+                    false => Ok(()),
+                }
+            })
+            .await
+    }
+
+    async fn rows(writer: &Writer) -> Vec<i64> {
+        writer
+            .run(|c, _| {
+                let mut s = c
+                    .prepare_cached("SELECT n FROM t ORDER BY n")
+                    .map_err(|_| Error::internal())?;
+                let rows = s
+                    .query_map([], |r| r.get(0))
+                    .map_err(|_| Error::internal())?;
+                rows.collect::<Result<Vec<i64>, _>>()
+                    .map_err(|_| Error::internal())
+            })
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_failed_job_rolls_back_alone_whether_its_batch_was_guarded_or_not() {
+        const FAILING: &[i64] = &[1, 5, 6, 19];
+        let dir = tempfile::tempdir().unwrap();
+        let (writer, release) = held_writer(dir.path());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        // Queued behind the held job: one batch, unguarded first. Job 1 fails before
+        // any job was kept (begun again), job 5 after (the batch runs again guarded).
+        let jobs: Vec<_> = (1..=20)
+            .map(|n| insert(writer.clone(), n, FAILING))
+            .collect();
+        let all = tokio::spawn(futures_util::future::join_all(jobs));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        release.send(()).unwrap();
+        let answers = all.await.unwrap();
+        for (n, answer) in (1..=20).zip(&answers) {
+            assert_eq!(answer.is_err(), FAILING.contains(&n), "job {n}: {answer:?}");
+        }
+        let kept: Vec<i64> = (1..=20).filter(|n| !FAILING.contains(n)).collect();
+        assert_eq!(rows(&writer).await, kept);
+        // The next batches run guarded, with the same result.
+        let again: Vec<_> = (1..=20)
+            .map(|n| insert(writer.clone(), n + 100, &[]))
+            .collect();
+        assert!(
+            futures_util::future::join_all(again)
+                .await
+                .iter()
+                .all(Result::is_ok)
+        );
+        assert_eq!(rows(&writer).await.len(), kept.len() + 20);
+    }
 
     #[test]
     fn writers_follow_the_least_round_trip_within_their_bounds() {

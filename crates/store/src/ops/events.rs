@@ -57,15 +57,22 @@ pub(crate) fn emit_with<T: serde::Serialize>(
         let (ctes, more) = also.unwrap_or(("", &[]));
         let sql = format!(
             "WITH {ctes}e AS (INSERT INTO events (id, type, merchant_id, customer_id, payment_id, data, created_at)
-                        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id)
-             INSERT INTO deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at)
-             SELECT e.id, w.id, 'pending', 0, ?7, ?7 FROM e, webhook_endpoints w
-             WHERE w.merchant_id = ?3 AND w.deleted_at IS NULL
-               AND (w.events = '*' OR strpos(w.events, ?8) > 0)"
+                        VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING id, seq),
+             d AS (INSERT INTO deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at)
+                   SELECT e.id, w.id, 'pending', 0, ?7, ?7 FROM e, webhook_endpoints w
+                   WHERE w.merchant_id = ?3 AND w.deleted_at IS NULL
+                     AND (w.events = '*' OR strpos(w.events, ?8) > 0))
+             SELECT seq FROM e"
         );
         let mut all = event.to_vec();
         all.extend_from_slice(more);
-        conn.prepare_cached(&sql).db()?.execute(&all[..]).db()?;
+        let pending: i64 = conn
+            .prepare_cached(&sql)
+            .db()?
+            .query_row(&all[..], |r| r.get(0))
+            .db()?;
+        // Numbered after the commit by the settlement (schema v8).
+        conn.note_pending_event(pending);
         return Ok(());
     }
     debug_assert!(also.is_none(), "SQLite writes each statement on its own");

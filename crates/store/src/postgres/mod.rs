@@ -79,6 +79,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v5.sql"),
     include_str!("schema_v6.sql"),
     include_str!("schema_v7.sql"),
+    include_str!("schema_v8.sql"),
 ];
 
 /// Held (session-scoped) while migrating, so nodes starting together migrate once.
@@ -305,6 +306,11 @@ fn open_here(options: &PostgresOptions, clock: Arc<dyn Clock>) -> Result<SqlStor
         options.queue_depth,
         announcer.clone(),
         None,
+        Some(Session::Postgres(Box::new(PgLink {
+            session: Some(RefCell::new(connect(&writer_config)?)),
+            config: writer_config.clone(),
+            xid: None,
+        }))),
     )
     .map_err(|e| format!("cannot start the writer: {e}"))?;
     Ok(SqlStore::new(

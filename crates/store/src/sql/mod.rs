@@ -45,6 +45,9 @@ pub struct PgSession {
     /// after the commit (`NOTIFY` inside a writing transaction would serialise
     /// every commit of the database behind it).
     pub revoked: Vec<String>,
+    /// The pending seqs of the events the open transaction inserted, which its
+    /// settlement numbers (schema v8).
+    pub pending_events: Vec<i64>,
     /// The risk rules' version as the open write batch read it in its first round
     /// trip (`None` outside a write batch, or once a job of the batch changed it).
     pub rules_version: Option<i64>,
@@ -57,6 +60,7 @@ impl PgSession {
             prepared: HashMap::new(),
             shard: i64::from(rand::random::<u16>()) % TOTALS_SHARDS,
             revoked: Vec::new(),
+            pending_events: Vec::new(),
             rules_version: None,
         }
     }
@@ -102,6 +106,14 @@ impl<'a> Conn<'a> {
             s.borrow_mut().revoked.push(subject.to_owned());
         }
         Ok(())
+    }
+
+    /// Remembers an event inserted under a pending seq (PostgreSQL), for the
+    /// settlement after the commit to number.
+    pub fn note_pending_event(&self, seq: i64) {
+        if let Inner::Postgres(s) = self.0 {
+            s.borrow_mut().pending_events.push(seq);
+        }
     }
 
     /// Whether this is PostgreSQL: several writers at once, so a rule that reads then

@@ -168,6 +168,7 @@ pub fn open(options: &SqliteOptions, clock: Arc<dyn Clock>) -> Result<SqlStore, 
         options.queue_depth,
         announcer.clone(),
         Some(restart),
+        None,
     )
     .map_err(|e| format!("cannot start the writer: {e}"))?;
     Ok(SqlStore::new(
