@@ -230,6 +230,35 @@ test("wrong today: a failed attempt at the till clears the previous payment's ca
   await shop.close();
 });
 
+test("wrong today: a hold captured in part counts as captured in the overview, as in the balance", async () => {
+  const sk = await merchant(url, "Hold Takings", [["room", "Room", 5697], ["tea", "Green tea", 1299]]);
+  const c = await customer(url, "+8613900001130", 200_000);
+  const wallet = await phone(b);
+  const shop = await desktop(b);
+  await walletSignIn(wallet, url, c);
+  await consoleSignIn(shop, url, sk);
+  const id = await sellOne(shop, "room", { phone: c.phone, hold: true });
+  const sheet = await sheetFor(wallet, id);
+  await sheet.locator("#sheet-confirm").click();
+  await closeReceipt(wallet, id);
+  await shop.locator(`#current-card [data-status="authorized"]`).waitFor({ timeout: 5000 });
+  await shop.locator("#capture-amount").fill("40");
+  await shop.locator("#capture-payment").click();
+  await shop.locator(`#current-card [data-status="succeeded"]`).waitFor({ timeout: 5000 });
+  // The day's balance transactions are the truth: 40.00 reached the balance, not 56.97.
+  const midnight = await shop.evaluate(() => { const d = new Date(); d.setHours(0, 0, 0, 0); return d.getTime(); });
+  const moves = await call(url, "GET", "/v1/balance/transactions?limit=100", sk);
+  const today = moves.data.filter((m) => Date.parse(m.created_at) >= midnight).reduce((n, m) => n + m.amount, 0);
+  assert.equal(today, 4000);
+  const balance = await call(url, "GET", "/v1/balance", sk);
+  assert.equal(balance.balances[0].available, 4000);
+  await consoleTab(shop, "overview");
+  await shop.locator("#takings-today", { hasText: "CN¥40.00" }).waitFor();
+  assert.equal(await shop.locator("#takings-week").textContent(), "CN¥40.00");
+  await wallet.close();
+  await shop.close();
+});
+
 test("the wallet: local phone numbers, a pay link before sign-in, history beyond 20, receipts from History", async () => {
   const sk = await merchant(url, "Link Shop", PRODUCTS);
   const c = await customer(url, "+8613900001106", 100_000);

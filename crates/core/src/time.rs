@@ -17,6 +17,13 @@ pub fn rfc3339_ms(at_ms: i64) -> String {
     }
 }
 
+/// Reads an RFC 3339 timestamp (any offset) as epoch milliseconds.
+pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.timestamp_millis())
+}
+
 /// serde helper: `#[serde(serialize_with = "time::ser")]` on an `i64` millisecond field.
 /// The UTC `(year, month)` of an instant: what a card's expiry is compared with.
 pub fn utc_year_month(at_ms: i64) -> (u32, u32) {
@@ -75,5 +82,17 @@ mod tests {
     fn formats_with_millis_and_z() {
         assert_eq!(rfc3339_ms(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(rfc3339_ms(1_795_600_800_123), "2026-11-25T10:00:00.123Z");
+    }
+
+    #[test]
+    fn timestamps_read_back_as_written_whatever_their_offset() {
+        let at = 1_764_720_000_123;
+        assert_eq!(parse_rfc3339_ms(&rfc3339_ms(at)), Some(at));
+        assert_eq!(
+            parse_rfc3339_ms("2026-12-03T08:00:00+08:00"),
+            parse_rfc3339_ms("2026-12-03T00:00:00Z")
+        );
+        assert_eq!(parse_rfc3339_ms("2026-12-03"), None);
+        assert_eq!(parse_rfc3339_ms("yesterday"), None);
     }
 }

@@ -236,6 +236,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(merchant::update_product))
         .routes(routes!(merchant::balance))
         .routes(routes!(merchant::balance_transactions))
+        .routes(routes!(merchant::takings))
         .routes(routes!(merchant::events))
         .routes(routes!(payments::create, payments::list))
         .routes(routes!(payments::get))

@@ -99,33 +99,37 @@ function barChart(bars, currency, title) {
   return chart;
 }
 
+/** What reached the balance through sales since `from`, per `interval`, from the server's ledger. */
+async function takings(from, interval) {
+  const q = new URLSearchParams({ from: from.toISOString(), interval, utc_offset: String(-from.getTimezoneOffset()) });
+  return api("GET", `/v1/balance/takings?${q}`, sk);
+}
+
 async function refreshOverview() {
   await refreshBalance();
   const now = new Date();
   const today = startOfDay(now);
   const weekStart = new Date(today.getTime() - 6 * 86_400_000);
-  const { payments, complete } = await paymentsSince(weekStart.getTime());
-  // Takings: money that arrived, less what went back, in the most used currency.
-  const currency = payments[0]?.currency || "CNY";
-  const net = (p) => (p.status === "succeeded" && p.currency === currency ? p.amount - p.amount_refunded : 0);
-  const paidAt = (p) => new Date(p.completed_at || p.created_at);
-  const todayTotal = payments.filter((p) => paidAt(p) >= today).reduce((s, p) => s + net(p), 0);
-  const weekTotal = payments.reduce((s, p) => s + net(p), 0);
-  $("takings-today").textContent = money(todayTotal, currency);
-  $("takings-week").textContent = money(weekTotal, currency);
+  const [byDay, byHour, { payments, complete }] = await Promise.all([
+    takings(weekStart, "day"), takings(today, "hour"), paymentsSince(weekStart.getTime())]);
+  // Takings: what reached the balance (captured, less refunds), in the most used currency.
+  const main = byDay.currencies.reduce((a, c) => (!a || c.received > a.received ? c : a), null);
+  const currency = main?.currency || payments[0]?.currency || "CNY";
+  const hourly = byHour.currencies.find((c) => c.currency === currency);
+  const daily = main?.intervals || [];
+  $("takings-today").textContent = money(daily.length ? daily[daily.length - 1].net : 0, currency);
+  $("takings-week").textContent = money(main?.net || 0, currency);
   const hours = Array.from({ length: 24 }, (_, h) => [String(h), 0]);
+  for (const i of hourly?.intervals || []) {
+    const h = new Date(i.start).getHours();
+    hours[h][1] += i.net;
+  }
   const days = Array.from({ length: 7 }, (_, i) => {
     const d = new Date(weekStart.getTime() + i * 86_400_000);
-    return [new Intl.DateTimeFormat(locale(), { weekday: "short" }).format(d), 0, d];
+    return [new Intl.DateTimeFormat(locale(), { weekday: "short" }).format(d), daily[i]?.net || 0];
   });
-  for (const p of payments) {
-    const at = paidAt(p);
-    if (at >= today) hours[at.getHours()][1] += net(p);
-    const i = Math.floor((startOfDay(at) - weekStart) / 86_400_000);
-    if (i >= 0 && i < 7) days[i][1] += net(p);
-  }
   $("chart-hours").replaceChildren(barChart(hours, currency, t("per_hour_today")));
-  $("chart-days").replaceChildren(barChart(days.map(([l, v]) => [l, v]), currency, t("per_day")));
+  $("chart-days").replaceChildren(barChart(days, currency, t("per_day")));
   const tiers = new Map();
   for (const p of payments) {
     const row = tiers.get(p.policy.tier) || { succeeded: 0, expired: 0, declined: 0, canceled: 0, pending: 0 };

@@ -260,3 +260,192 @@ async fn a_hold_left_alone_is_released_after_capture_before() {
     assert_eq!(events.body["data"][0]["type"], "payment.canceled");
     s.assert_balanced().await;
 }
+
+/// The sum of a merchant's balance transactions created at or after `since` (RFC 3339).
+async fn moved_since(s: &Server, sk: &str, since_ms: i64) -> i64 {
+    let moves = s.get("/v1/balance/transactions?limit=100", sk).await;
+    moves.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| {
+            let at =
+                chrono::DateTime::parse_from_rfc3339(m["created_at"].as_str().unwrap()).unwrap();
+            at.timestamp_millis() >= since_ms
+        })
+        .map(|m| m["amount"].as_i64().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn takings_are_what_reached_the_balance_a_hold_as_captured_less_refunds() {
+    let s = Server::start().await;
+    let (_, sk) = s.merchant("Takings Hotel").await;
+    let (cus, token) = s.customer("+8613800000091", 20_000).await;
+    let start_ms = common::now_ms() - 1_000;
+    let held = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 5_697, "customer": cus, "capture": "manual"}),
+        )
+        .await;
+    let held = held["id"].as_str().unwrap();
+    assert_eq!(s.confirm(&token, held, json!({})).await.status, 200);
+    let r = s
+        .post(
+            &format!("/v1/payments/{held}/capture"),
+            &sk,
+            json!({"amount": 4_000}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let paid = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 1_000, "customer": cus}),
+        )
+        .await;
+    let paid = paid["id"].as_str().unwrap();
+    assert_eq!(s.confirm(&token, paid, json!({})).await.status, 200);
+    let r = s
+        .post(
+            &format!("/v1/payments/{paid}/refunds"),
+            &sk,
+            json!({"amount": 300}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    // Created, confirmed and never captured: nothing reached the balance.
+    let open = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 700, "customer": cus, "capture": "manual"}),
+        )
+        .await;
+    assert_eq!(
+        s.confirm(&token, open["id"].as_str().unwrap(), json!({}))
+            .await
+            .status,
+        200
+    );
+
+    let from = pocket_core::time::rfc3339_ms(start_ms);
+    let url = format!("/v1/balance/takings?from={from}&interval=hour&utc_offset=480");
+    let t = s.get(&url.replace('+', "%2B"), &sk).await;
+    assert_eq!(t.status, 200, "{}", t.text);
+    assert_eq!(t.body["object"], "takings");
+    assert_eq!(t.body["interval"], "hour");
+    assert_eq!(t.body["utc_offset"], 480);
+    let cny = &t.body["currencies"][0];
+    assert_eq!(cny["currency"], "CNY");
+    assert_eq!(
+        (
+            cny["received"].as_i64(),
+            cny["refunded"].as_i64(),
+            cny["net"].as_i64()
+        ),
+        (Some(5_000), Some(300), Some(4_700))
+    );
+    assert_eq!(
+        (cny["payments"].as_i64(), cny["refunds"].as_i64()),
+        (Some(2), Some(1))
+    );
+    // The balance and its transactions say the same.
+    assert_eq!(
+        cny["net"].as_i64().unwrap(),
+        moved_since(&s, &sk, start_ms).await
+    );
+    assert_eq!(s.merchant_balance(&sk, "CNY").await, 4_700);
+    let intervals = cny["intervals"].as_array().unwrap();
+    let sum: i64 = intervals.iter().map(|i| i["net"].as_i64().unwrap()).sum();
+    assert_eq!(sum, 4_700);
+    for i in intervals {
+        let start = chrono::DateTime::parse_from_rfc3339(i["start"].as_str().unwrap()).unwrap();
+        assert_eq!(start.timestamp_millis() % 3_600_000, 0, "{i}");
+    }
+    // By day from a local midnight (UTC+8): one interval, starting there.
+    let day = s
+        .get("/v1/balance/takings?from=2026-01-01T00:00:00%2B08:00&to=2026-01-02T00:00:00%2B08:00&utc_offset=480", &sk)
+        .await;
+    assert_eq!(day.status, 200, "{}", day.text);
+    assert_eq!(day.body["currencies"], json!([]), "nothing in that day");
+    // Another merchant sees none of it.
+    let (_, other) = s.merchant("Elsewhere").await;
+    let t = s
+        .get(
+            &format!("/v1/balance/takings?from={}", from.replace('+', "%2B")),
+            &other,
+        )
+        .await;
+    assert_eq!(t.body["currencies"], json!([]));
+}
+
+#[tokio::test]
+async fn takings_refuse_what_they_cannot_answer() {
+    let s = Server::start().await;
+    let (_, sk) = s.merchant("Takings Bad Input").await;
+    for (query, status, code, param) in [
+        ("", 400, "parameter_missing", "from"),
+        ("?from=yesterday", 400, "parameter_invalid", "from"),
+        ("?from=2026-12-03", 400, "parameter_invalid", "from"),
+        (
+            "?from=2026-12-03T00:00:00Z&to=2026-12-02T00:00:00Z",
+            400,
+            "parameter_invalid",
+            "to",
+        ),
+        (
+            "?from=2026-12-03T00:00:00Z&to=2026-12-03T00:00:00Z",
+            400,
+            "parameter_invalid",
+            "to",
+        ),
+        (
+            "?from=2026-12-03T00:00:00Z&interval=week",
+            400,
+            "parameter_invalid",
+            "interval",
+        ),
+        (
+            "?from=2026-12-03T00:00:00Z&utc_offset=900",
+            400,
+            "parameter_invalid",
+            "utc_offset",
+        ),
+        (
+            "?from=2026-12-03T00:00:00Z&utc_offset=8h",
+            400,
+            "parameter_invalid",
+            "utc_offset",
+        ),
+        (
+            "?from=2020-01-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+            400,
+            "parameter_invalid",
+            "from",
+        ),
+        (
+            "?from=2026-01-01T00:00:00Z&to=2026-03-01T00:00:00Z&interval=hour",
+            400,
+            "parameter_invalid",
+            "from",
+        ),
+        (
+            "?from=2026-12-03T00:00:00Z&limit=3",
+            400,
+            "parameter_invalid",
+            "query",
+        ),
+    ] {
+        let r = s.get(&format!("/v1/balance/takings{query}"), &sk).await;
+        r.assert_error(status, code);
+        assert_eq!(r.param(), Some(param), "{query}: {}", r.text);
+    }
+    let r = s
+        .get(
+            "/v1/balance/takings?from=2026-12-03T00:00:00Z",
+            "sk_nothing",
+        )
+        .await;
+    assert_eq!(r.status, 401);
+}

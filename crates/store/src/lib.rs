@@ -191,6 +191,8 @@ pub trait Store: Send + Sync + 'static {
         owner: String,
         page: PageRequest,
     ) -> Result<Page<Transaction>, Error>;
+    /// What reached a merchant's balance through sales in a period.
+    async fn takings(&self, merchant: String, q: TakingsQuery) -> Result<Takings, Error>;
     /// The book from its running totals, or (`full`) audited by reading everything.
     async fn ledger_report(&self, full: bool) -> Result<LedgerReport, Error>;
     /// Payments by status and tier and the webhook backlog, for `GET /metrics` (a

@@ -89,6 +89,83 @@ pub struct Balance {
     pub reserved: i64,
 }
 
+/// What reached a merchant's balance over a period: payments in (a hold counts with
+/// what was captured of it), refunds out, per currency and per interval of the period.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Takings {
+    #[schema(value_type = String, example = "takings")]
+    pub object: &'static str,
+    #[serde(serialize_with = "time::ser")]
+    #[schema(value_type = String, format = DateTime)]
+    pub from: i64,
+    #[serde(serialize_with = "time::ser")]
+    #[schema(value_type = String, format = DateTime)]
+    pub to: i64,
+    /// `hour` or `day`.
+    pub interval: String,
+    /// Minutes east of UTC where the intervals begin (a day starts at local midnight).
+    pub utc_offset: i32,
+    pub currencies: Vec<CurrencyTakings>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct CurrencyTakings {
+    #[schema(value_type = String, example = "CNY")]
+    pub currency: Currency,
+    /// Payments in, captured holds as captured (minor units).
+    pub received: i64,
+    /// Refunds out.
+    pub refunded: i64,
+    /// `received - refunded`: what the period added to the balance through sales.
+    pub net: i64,
+    /// How many transfers brought `received`, and how many took `refunded`.
+    pub payments: i64,
+    pub refunds: i64,
+    /// Every interval of the period in order, those without money too.
+    pub intervals: Vec<TakingsInterval>,
+}
+
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct TakingsInterval {
+    #[serde(serialize_with = "time::ser")]
+    #[schema(value_type = String, format = DateTime)]
+    pub start: i64,
+    pub received: i64,
+    pub refunded: i64,
+    pub net: i64,
+}
+
+/// The period and intervals of a [`Takings`] question (milliseconds).
+#[derive(Clone, Copy, Debug)]
+pub struct TakingsQuery {
+    pub from_ms: i64,
+    pub to_ms: i64,
+    pub interval_ms: i64,
+    pub utc_offset_ms: i64,
+}
+
+impl TakingsQuery {
+    /// Most intervals in one answer.
+    pub const MAX_INTERVALS: i64 = 1_000;
+
+    /// The interval a moment falls in, counted from the one `from_ms` falls in.
+    pub fn index(&self, at_ms: i64) -> i64 {
+        (at_ms + self.utc_offset_ms).div_euclid(self.interval_ms)
+            - (self.from_ms + self.utc_offset_ms).div_euclid(self.interval_ms)
+    }
+
+    /// How many intervals the period spans.
+    pub fn intervals(&self) -> i64 {
+        self.index(self.to_ms - 1) + 1
+    }
+
+    /// When interval `i` begins (aligned to the offset's midnight or hour).
+    pub fn start(&self, i: i64) -> i64 {
+        ((self.from_ms + self.utc_offset_ms).div_euclid(self.interval_ms) + i) * self.interval_ms
+            - self.utc_offset_ms
+    }
+}
+
 /// One ledger movement seen from a wallet or a merchant balance.
 #[derive(Clone, Debug, Serialize, ToSchema)]
 pub struct Transaction {

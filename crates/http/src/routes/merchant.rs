@@ -15,9 +15,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pocket_core::ledger::AccountKind;
 use pocket_core::pricing::{Product, check_sku};
-use pocket_core::{Currency, money};
+use pocket_core::{Currency, Error, money};
 use pocket_store::ProductPatch;
-use pocket_store::model::{Balance, Event, Page, Transaction};
+use pocket_store::model::{Balance, Event, Page, Takings, TakingsQuery, Transaction};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -147,6 +147,102 @@ pub async fn balance_transactions(
         .transactions(AccountKind::Merchant, merchant.id, page)
         .await?;
     Ok(Json(list).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TakingsParams {
+    from: Option<String>,
+    to: Option<String>,
+    interval: Option<String>,
+    utc_offset: Option<String>,
+}
+
+/// Furthest a day may be offset from UTC, in minutes (UTC−12:00 to UTC+14:00).
+const MAX_UTC_OFFSET_MINUTES: i64 = 14 * 60;
+
+impl TakingsParams {
+    /// The question, checked: `from` before `to` (default now), at most
+    /// [`TakingsQuery::MAX_INTERVALS`] intervals.
+    fn check(self, now_ms: i64) -> Result<TakingsQuery, Error> {
+        let instant = |param: &str, text: &str| {
+            pocket_core::time::parse_rfc3339_ms(text).ok_or_else(|| {
+                Error::invalid(param, format!("`{param}` must be an RFC 3339 timestamp, such as 2026-12-03T00:00:00+08:00."))
+            })
+        };
+        let from_ms = instant("from", &self.from.ok_or_else(|| Error::missing("from"))?)?;
+        let to_ms = match self.to {
+            Some(t) => instant("to", &t)?,
+            None => now_ms,
+        };
+        if to_ms <= from_ms {
+            return Err(Error::invalid("to", "`to` must be later than `from`."));
+        }
+        let interval_ms = match self.interval.as_deref() {
+            None | Some("day") => 86_400_000,
+            Some("hour") => 3_600_000,
+            Some(_) => {
+                return Err(Error::invalid(
+                    "interval",
+                    "`interval` may be `hour` or `day`.",
+                ));
+            }
+        };
+        let utc_offset_ms = match self.utc_offset {
+            None => 0,
+            Some(m) => m
+                .parse::<i64>()
+                .ok()
+                .filter(|m| m.abs() <= MAX_UTC_OFFSET_MINUTES)
+                .ok_or_else(|| {
+                    Error::invalid("utc_offset", format!("`utc_offset` must be minutes east of UTC, -{MAX_UTC_OFFSET_MINUTES} to {MAX_UTC_OFFSET_MINUTES}."))
+                })?
+                * 60_000,
+        };
+        let q = TakingsQuery {
+            from_ms,
+            to_ms,
+            interval_ms,
+            utc_offset_ms,
+        };
+        if q.intervals() > TakingsQuery::MAX_INTERVALS {
+            return Err(Error::invalid(
+                "from",
+                format!(
+                    "The period spans more than {} intervals; ask for a shorter one or by day.",
+                    TakingsQuery::MAX_INTERVALS
+                ),
+            ));
+        }
+        Ok(q)
+    }
+}
+
+#[utoipa::path(get, path = "/v1/balance/takings", tag = "merchant",
+    params(("from" = String, Query, description = "RFC 3339: where the period begins"),
+           ("to" = Option<String>, Query, description = "RFC 3339: where it ends (excluded); default now"),
+           ("interval" = Option<String>, Query, description = "`day` (default) or `hour`"),
+           ("utc_offset" = Option<i32>, Query, description = "minutes east of UTC where days begin, -840 to 840; default 0")),
+    responses((status = 200, description = "What reached the balance through sales in the period", body = Takings),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("secret_key" = [])))]
+/// What reached the merchant's balance through sales: payments in (holds as captured),
+/// refunds out, per currency and interval — summed from the ledger by the server.
+pub async fn takings(
+    State(state): State<AppState>,
+    merchant: MerchantCaller,
+    query: Result<axum::extract::Query<TakingsParams>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Takings>> {
+    let params = query
+        .map_err(|_| {
+            Error::invalid(
+                "query",
+                "Expected `from` and optionally `to`, `interval` and `utc_offset`.",
+            )
+        })?
+        .0;
+    let q = params.check(state.store.now_ms())?;
+    Ok(Json(state.store.takings(merchant.id, q).await?))
 }
 
 #[utoipa::path(get, path = "/v1/events", tag = "merchant",

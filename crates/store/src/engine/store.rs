@@ -336,6 +336,11 @@ impl Store for SqlStore {
             .await
     }
 
+    async fn takings(&self, merchant: String, q: TakingsQuery) -> Result<Takings, Error> {
+        self.read(move |c| ops::ledger::takings(c, &merchant, &q))
+            .await
+    }
+
     async fn figures(&self) -> Result<StoreFigures, Error> {
         self.read(|c| {
             let mut stmt = c

@@ -6,7 +6,10 @@
 
 use super::{Db, cursor_seq, stored_currency};
 use crate::ids::new_id;
-use crate::model::{Balance, CurrencyTotals, LedgerReport, Page, PageRequest, Transaction};
+use crate::model::{
+    Balance, CurrencyTakings, CurrencyTotals, LedgerReport, Page, PageRequest, Takings,
+    TakingsInterval, TakingsQuery, Transaction,
+};
 use crate::sql::{Conn, Optional, params};
 use pocket_core::hold::{Settlement, settle};
 use pocket_core::ledger::pending::{Holding, reserve as reserve_holding, void_pending};
@@ -672,6 +675,106 @@ pub(crate) fn transactions(
     }
     Ok(Page::new(out, page.limit))
 }
+
+/// What reached a merchant's balance in the period (see [`Takings`]): the payments
+/// it was credited and the refunds it was debited, settled ones only (as
+/// [`transactions`] lists them), summed by the database per currency and interval.
+pub(crate) fn takings(conn: &Conn, merchant: &str, q: &TakingsQuery) -> Result<Takings, Error> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT t.currency, t.kind, (t.created_at + ?4) / ?5, CAST(SUM(t.amount) AS BIGINT), COUNT(*)
+             FROM transfers t
+             WHERE ((t.kind = 'payment' AND t.credit_account IN (SELECT id FROM accounts WHERE kind = 'merchant' AND owner = ?1))
+                 OR (t.kind = 'refund' AND t.debit_account IN (SELECT id FROM accounts WHERE kind = 'merchant' AND owner = ?1)))
+               AND t.created_at >= ?2 AND t.created_at < ?3 AND t.credit_balance_after IS NOT NULL
+             GROUP BY t.currency, t.kind, 3",
+        )
+        .db()?;
+    let rows = stmt
+        .query_map(
+            params![merchant, q.from_ms, q.to_ms, q.utc_offset_ms, q.interval_ms],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            },
+        )
+        .db()?;
+    let first = (q.from_ms + q.utc_offset_ms).div_euclid(q.interval_ms);
+    let mut by_currency: std::collections::BTreeMap<String, CurrencyTakings> = Default::default();
+    for row in rows {
+        let (code, kind, bucket, sum, count) = row.db()?;
+        let currency = stored_currency(&code)?;
+        let entry = by_currency.entry(code).or_insert_with(|| CurrencyTakings {
+            currency,
+            received: 0,
+            refunded: 0,
+            net: 0,
+            payments: 0,
+            refunds: 0,
+            intervals: (0..q.intervals())
+                .map(|i| TakingsInterval {
+                    start: q.start(i),
+                    received: 0,
+                    refunded: 0,
+                    net: 0,
+                })
+                .collect(),
+        });
+        let Some(interval) = usize::try_from(bucket - first)
+            .ok()
+            .and_then(|i| entry.intervals.get_mut(i))
+        else {
+            tracing::error!(bucket, "a transfer outside the period it was selected for");
+            return Err(Error::internal());
+        };
+        let add = |total: &mut i64, n: i64| -> Result<(), Error> {
+            *total = total.checked_add(n).ok_or_else(Error::internal)?;
+            Ok(())
+        };
+        if kind == "payment" {
+            add(&mut interval.received, sum)?;
+            add(&mut entry.received, sum)?;
+            add(&mut entry.payments, count)?;
+        } else {
+            add(&mut interval.refunded, sum)?;
+            add(&mut entry.refunded, sum)?;
+            add(&mut entry.refunds, count)?;
+        }
+    }
+    let mut currencies: Vec<CurrencyTakings> = by_currency.into_values().collect();
+    for c in &mut currencies {
+        c.net = c
+            .received
+            .checked_sub(c.refunded)
+            .ok_or_else(Error::internal)?;
+        for i in &mut c.intervals {
+            i.net = i
+                .received
+                .checked_sub(i.refunded)
+                .ok_or_else(Error::internal)?;
+        }
+    }
+    Ok(Takings {
+        object: "takings",
+        from: q.from_ms,
+        to: q.to_ms,
+        interval: if q.interval_ms == HOUR_MS {
+            "hour"
+        } else {
+            "day"
+        }
+        .into(),
+        utc_offset: i32::try_from(q.utc_offset_ms / 60_000).unwrap_or(0),
+        currencies,
+    })
+}
+
+const HOUR_MS: i64 = 3_600_000;
 
 /// The book from its running totals: no scan, whatever its size.
 pub(crate) fn report_from_totals(conn: &Conn) -> Result<LedgerReport, Error> {
