@@ -259,6 +259,22 @@ test("wrong today: a hold captured in part counts as captured in the overview, a
   await shop.close();
 });
 
+test("wrong today: \"Export CSV\" writes every payment the filters match, not the page on screen", async () => {
+  const sk = await merchant(url, "Export Shop", PRODUCTS);
+  const made = [];
+  for (let i = 0; i < 25; i++) made.push((await call(url, "POST", "/v1/payments", sk, { currency: "CNY", items: [{ sku: "tea", quantity: 1 + (i % 3) }] })).id);
+  const shop = await desktop(b);
+  await consoleSignIn(shop, url, sk);
+  await consoleTab(shop, "payments");
+  await shop.locator(`#payments [data-payment="${made[24]}"]`).waitFor();
+  assert.equal(await shop.locator("#payments [data-payment]").count(), 20);
+  const [download] = await Promise.all([shop.waitForEvent("download"), shop.locator("#csv").click()]);
+  const lines = readFileSync(await download.path(), "utf8").trim().split("\n");
+  assert.equal(lines.length, 26, "a header and all 25 payments");
+  for (const id of made) assert.ok(lines.some((l) => l.startsWith(`"${id}",`)), id);
+  await shop.close();
+});
+
 test("the wallet: local phone numbers, a pay link before sign-in, history beyond 20, receipts from History", async () => {
   const sk = await merchant(url, "Link Shop", PRODUCTS);
   const c = await customer(url, "+8613900001106", 100_000);
@@ -441,7 +457,11 @@ test("the console: overview figures, payments filtered and searched, the timelin
   const [download] = await Promise.all([shop.waitForEvent("download"), shop.locator("#csv").click()]);
   assert.equal(download.suggestedFilename(), "payments.csv");
   const csvText = readFileSync(await download.path(), "utf8");
-  assert.match(csvText, new RegExp(`^id,created_at,status,amount,amount_refunded,currency,customer,items,tier\n${paid.id},[^,]+,partially_refunded,38\.97,12\.99,CNY,${c.id},tea x3,small\n$`));
+  // The server's export: the filters applied (today, succeeded), captured and refunded columns.
+  const lines = csvText.trim().split("\n");
+  assert.equal(lines[0], '"id","created_at","completed_at","status","currency","amount","amount_captured","amount_refunded","customer","items","tier","description","failure_code"');
+  assert.equal(lines.length, 2, csvText);
+  assert.match(lines[1], new RegExp(`^"${paid.id}","[^"]+","[^"]+","succeeded","CNY","38\\.97","38\\.97","12\\.99","${c.id}","tea x3","small","",""$`));
   await shop.fill("#search-id", canceled.id);
   await shop.getByRole("button", { name: "Find" }).click();
   await shop.locator(`#detail-card [data-payment="${canceled.id}"] [data-status="canceled"]`).waitFor();

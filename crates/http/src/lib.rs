@@ -32,8 +32,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use pocket_store::Store;
 use routes::{
-    admin, bank, cards, devices, merchant, payments, payouts, public, qr, rules, service, stream,
-    wallet, webhooks,
+    admin, bank, cards, devices, export, merchant, payments, payouts, public, qr, rules, service,
+    stream, wallet, webhooks,
 };
 pub use settings::{PinHashing, Settings};
 use std::sync::Arc;
@@ -237,6 +237,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(merchant::balance))
         .routes(routes!(merchant::balance_transactions))
         .routes(routes!(merchant::takings))
+        .routes(routes!(export::export))
         .routes(routes!(merchant::events))
         .routes(routes!(payments::create, payments::list))
         .routes(routes!(payments::get))

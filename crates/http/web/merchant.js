@@ -4,7 +4,7 @@
 // Catalog, Payouts and Developers (key roll, webhook endpoints, events and deliveries).
 import { t, translate, switchLanguage, locale } from "./i18n.js";
 import {
-  api, PageError, money, when, el, statusBadge, shownStatus, showError, newKey, tickCountdowns, toMinor, toMajor,
+  api, ApiError, PageError, money, when, el, statusBadge, showError, newKey, tickCountdowns, toMinor, toMajor,
   itemsLine,
 } from "./common.js";
 
@@ -20,7 +20,6 @@ let watching = 0;
 let tab = "overview";
 const pages = { payments: [null], events: [null] };
 const cursors = { payments: 0, events: 0 };
-let shownPayments = [];
 
 async function signIn(ev) {
   ev.preventDefault();
@@ -407,7 +406,6 @@ async function refreshPayments() {
     $("payments-prev").disabled = cursors.payments === 0;
   }
   $("payments-next").disabled = !hasMore;
-  shownPayments = rows;
   $("payments").replaceChildren(...(rows.length ? rows.map((p) => el("tr", { "data-payment": p.id },
     el("td", {}, when(p.created_at)),
     el("td", {}, el("button", { type: "button", class: "link", onclick: () => openDetail(p) }, el("code", {}, p.id))),
@@ -416,23 +414,29 @@ async function refreshPayments() {
     el("td", {}, money(p.amount, p.currency)),
     el("td", {}, statusBadge(p))))
     : [el("tr", {}, el("td", { colspan: "6", class: "muted" }, t("no_payments")))]));
-  updateCsv();
 }
 
-function csvCell(v) {
-  const s = String(v ?? "");
-  return /[",\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
-}
-
-function updateCsv() {
-  const header = ["id", "created_at", "status", "amount", "amount_refunded", "currency", "customer", "items", "tier"];
-  const lines = [header.join(",")].concat(shownPayments.map((p) => [
-    p.id, p.created_at, shownStatus(p), toMajor(p.amount, p.currency), toMajor(p.amount_refunded, p.currency), p.currency,
-    p.customer || "", p.items.map((i) => `${i.sku} x${i.quantity}`).join(" "), p.policy.tier,
-  ].map(csvCell).join(",")));
-  const a = $("csv");
-  if (a.href.startsWith("blob:")) URL.revokeObjectURL(a.href);
-  a.href = URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/csv" }));
+/** Downloads every payment the filters match, as the server's CSV export streams it. */
+async function exportCsv(ev) {
+  ev.preventDefault();
+  showError($("payments-error"), null);
+  const f = filters();
+  const q = new URLSearchParams();
+  if (f.status) q.set("status", f.status);
+  if (f.from !== null) q.set("from", new Date(f.from).toISOString());
+  if (f.to !== null) q.set("to", new Date(f.to).toISOString());
+  try {
+    const resp = await fetch(`/v1/payments/export?${q}`, { headers: { Authorization: `Bearer ${sk}` } });
+    if (!resp.ok) throw new ApiError(resp.status, await resp.json().catch(() => null));
+    const href = URL.createObjectURL(await resp.blob());
+    const a = el("a", { href, download: "payments.csv", class: "hidden" });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(href), 60_000);
+  } catch (e) {
+    showError($("payments-error"), e);
+  }
 }
 
 async function search(ev) {
@@ -665,6 +669,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("refund-form").addEventListener("submit", refund);
   $("filter-form").addEventListener("submit", (ev) => { ev.preventDefault(); cursors.payments = 0; pages.payments = [null]; refreshPayments().catch((e) => showError($("payments-error"), e)); });
   $("search-form").addEventListener("submit", search);
+  $("csv").addEventListener("click", exportCsv);
   $("account-form").addEventListener("submit", addAccount);
   $("payout-form").addEventListener("submit", payOut);
   $("roll-key").addEventListener("click", rollKey);

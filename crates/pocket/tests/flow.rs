@@ -825,3 +825,164 @@ fn customer_search(phone: &str) -> String {
     url.query_pairs_mut().append_pair("phone", phone);
     format!("{}?{}", url.path(), url.query().unwrap_or_default())
 }
+
+/// The export's lines after the header, each read into its cells (every cell is
+/// quoted, `""` inside one is a quote; no cell of these tests holds a newline).
+fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .skip(1)
+        .map(|line| {
+            let (mut cells, mut cell, mut quoted) = (Vec::new(), String::new(), false);
+            let mut chars = line.chars().peekable();
+            while let Some(c) = chars.next() {
+                match (c, quoted) {
+                    ('"', true) if chars.peek() == Some(&'"') => {
+                        cell.push('"');
+                        chars.next();
+                    }
+                    ('"', _) => quoted = !quoted,
+                    (',', false) => cells.push(std::mem::take(&mut cell)),
+                    (c, _) => cell.push(c),
+                }
+            }
+            cells.push(cell);
+            cells
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_export_streams_every_payment_the_filters_match_with_what_was_captured_and_refunded() {
+    let s = std::sync::Arc::new(Server::start().await);
+    let (_, sk) = s.merchant("Export Shop").await;
+    let (cus, token) = s.customer("+8613800000071", 100_000).await;
+    let start = common::now_ms() - 1_000;
+    let paid = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 1_000, "customer": cus,
+            "description": "=HYPERLINK(\"http://evil.example\",\"x\"), with \"quotes\""}),
+        )
+        .await;
+    let paid = paid["id"].as_str().unwrap().to_owned();
+    assert_eq!(s.confirm(&token, &paid, json!({})).await.status, 200);
+    assert_eq!(
+        s.post(
+            &format!("/v1/payments/{paid}/refunds"),
+            &sk,
+            json!({"amount": 250})
+        )
+        .await
+        .status,
+        201
+    );
+    let held = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 5_697, "customer": cus, "capture": "manual"}),
+        )
+        .await;
+    let held = held["id"].as_str().unwrap().to_owned();
+    assert_eq!(s.confirm(&token, &held, json!({})).await.status, 200);
+    assert_eq!(
+        s.post(
+            &format!("/v1/payments/{held}/capture"),
+            &sk,
+            json!({"amount": 4_000})
+        )
+        .await
+        .status,
+        200
+    );
+    // More than one of the export's pages.
+    let (s2, sk2) = (s.clone(), sk.clone());
+    common::all(520, move |i| {
+        let (s, sk) = (s2.clone(), sk2.clone());
+        async move {
+            s.payment(&sk, json!({"currency": "CNY", "amount": 100 + i as i64}))
+                .await
+        }
+    })
+    .await;
+
+    let r = s.get("/v1/payments/export", &sk).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.headers["content-type"], "text/csv; charset=utf-8");
+    assert!(
+        r.headers["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("payments.csv")
+    );
+    assert!(r.text.starts_with("\"id\",\"created_at\",\"completed_at\",\"status\",\"currency\",\"amount\",\"amount_captured\",\"amount_refunded\""));
+    let rows = csv_rows(&r.text);
+    assert_eq!(rows.len(), 522, "every payment, past the first page");
+    assert!(rows.iter().all(|r| r.len() == 13), "13 cells on every line");
+    let by_id = |id: &str| rows.iter().find(|r| r[0] == id).cloned().unwrap();
+    let p = by_id(&paid);
+    assert_eq!(
+        (p[3].as_str(), p[5].as_str(), p[6].as_str(), p[7].as_str()),
+        ("succeeded", "10.00", "10.00", "2.50")
+    );
+    assert_eq!(p[8], cus);
+    assert!(
+        p[11].starts_with("'=HYPERLINK"),
+        "a formula is neutralised: {}",
+        p[11]
+    );
+    assert!(p[11].contains(", with \"quotes\""), "{}", p[11]);
+    let h = by_id(&held);
+    assert_eq!(
+        (h[3].as_str(), h[5].as_str(), h[6].as_str(), h[7].as_str()),
+        ("succeeded", "56.97", "40.00", "0.00")
+    );
+    // In the list's order.
+    let list = s.get("/v1/payments?limit=3", &sk).await;
+    let newest: Vec<&str> = rows.iter().take(3).map(|r| r[0].as_str()).collect();
+    let listed: Vec<&str> = list.body["data"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert_eq!(newest, listed);
+
+    // The list's filters.
+    let r = s.get("/v1/payments/export?status=succeeded", &sk).await;
+    assert_eq!(csv_rows(&r.text).len(), 2);
+    let after = pocket_core::time::rfc3339_ms(common::now_ms() + 3_600_000);
+    let r = s
+        .get(&format!("/v1/payments/export?from={after}"), &sk)
+        .await;
+    assert_eq!((r.status.as_u16(), csv_rows(&r.text).len()), (200, 0));
+    let before = pocket_core::time::rfc3339_ms(start);
+    let r = s
+        .get(&format!("/v1/payments/export?to={before}"), &sk)
+        .await;
+    assert_eq!(csv_rows(&r.text).len(), 0);
+    let r = s
+        .get(
+            &format!("/v1/payments/export?from={before}&status=succeeded"),
+            &sk,
+        )
+        .await;
+    assert_eq!(csv_rows(&r.text).len(), 2);
+    // Another merchant's export has none of it.
+    let (_, other) = s.merchant("Elsewhere").await;
+    assert_eq!(
+        csv_rows(&s.get("/v1/payments/export", &other).await.text).len(),
+        0
+    );
+
+    for (query, code, param) in [
+        ("?status=paid", "parameter_invalid", "status"),
+        ("?from=today", "parameter_invalid", "from"),
+        (
+            "?from=2026-12-03T00:00:00Z&to=2026-12-02T00:00:00Z",
+            "parameter_invalid",
+            "to",
+        ),
+        ("?limit=5", "parameter_invalid", "query"),
+    ] {
+        let r = s.get(&format!("/v1/payments/export{query}"), &sk).await;
+        r.assert_error(400, code);
+        assert_eq!(r.param(), Some(param), "{query}");
+    }
+    assert_eq!(s.get("/v1/payments/export", "sk_nothing").await.status, 401);
+    assert_eq!(s.get("/v1/payments/export", &token).await.status, 401);
+}

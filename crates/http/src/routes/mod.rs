@@ -5,6 +5,7 @@ pub mod admin;
 pub mod bank;
 pub mod cards;
 pub mod devices;
+pub mod export;
 pub mod merchant;
 pub mod payments;
 pub mod payouts;
