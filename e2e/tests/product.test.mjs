@@ -275,6 +275,56 @@ test("wrong today: \"Export CSV\" writes every payment the filters match, not th
   await shop.close();
 });
 
+test("wrong today: the payment's detail view acts — capture part, refund, cancel, release — as its state allows", async () => {
+  const sk = await merchant(url, "Detail Shop", PRODUCTS);
+  const c = await customer(url, "+8613900001131", 200_000);
+  const session = await call(url, "POST", "/v1/wallet/sessions", null, { phone: c.phone, pin: c.pin });
+  const held = await call(url, "POST", "/v1/payments", sk, { currency: "CNY", amount: 5697, customer: c.id, capture: "manual" });
+  await call(url, "POST", `/v1/wallet/payments/${held.id}/confirm`, session.token, {});
+  const other = await call(url, "POST", "/v1/payments", sk, { currency: "CNY", amount: 1000, customer: c.id, capture: "manual" });
+  await call(url, "POST", `/v1/wallet/payments/${other.id}/confirm`, session.token, {});
+  const pending = await call(url, "POST", "/v1/payments", sk, { currency: "CNY", amount: 800 });
+  const shop = await desktop(b);
+  await consoleSignIn(shop, url, sk);
+  await consoleTab(shop, "payments");
+  const open = async (id, status) => {
+    await shop.fill("#search-id", id);
+    await shop.getByRole("button", { name: "Find" }).click();
+    await shop.locator(`#detail-card [data-payment="${id}"] [data-status="${status}"]`).waitFor();
+  };
+  // A hold, long after the sale screen was left: capture 40.00 of 56.97.
+  await open(held.id, "authorized");
+  assert.equal(await shop.locator("#refund-form").isVisible(), false);
+  assert.equal(await shop.locator("#detail-cancel").textContent(), "Release hold");
+  await shop.fill("#detail-capture-amount", "40");
+  await shop.locator("#detail-capture-form button[type=submit]").click();
+  await shop.locator(`#detail-card [data-payment="${held.id}"] [data-status="succeeded"]`).waitFor();
+  assert.equal(await shop.locator("#detail-capture-form").isVisible(), false);
+  assert.equal(await shop.locator("#detail-cancel").isVisible(), false);
+  assert.equal((await call(url, "GET", `/v1/payments/${held.id}`, sk)).amount_captured, 4000);
+  // Refunds up to what was captured: 40.00, not 56.97.
+  await shop.fill("#refund-amount", "45");
+  await shop.locator("#refund-form button[type=submit]").click();
+  await shop.locator("#refund-error", { hasText: /\S/ }).waitFor();
+  await shop.fill("#refund-amount", "40");
+  await shop.locator("#refund-form button[type=submit]").click();
+  await shop.locator("#refund-form.hidden").waitFor({ state: "attached" });
+  assert.equal((await call(url, "GET", `/v1/payments/${held.id}`, sk)).amount_refunded, 4000);
+  // Another hold released, a pending payment canceled.
+  await open(other.id, "authorized");
+  await shop.locator("#detail-cancel").click();
+  await shop.locator(`#detail-card [data-payment="${other.id}"] [data-status="canceled"]`).waitFor();
+  await open(pending.id, "pending");
+  assert.equal(await shop.locator("#detail-cancel").textContent(), "Cancel payment");
+  assert.equal(await shop.locator("#detail-capture-form").isVisible(), false);
+  await shop.locator("#detail-cancel").click();
+  await shop.locator(`#detail-card [data-payment="${pending.id}"] [data-status="canceled"]`).waitFor();
+  assert.equal(await shop.locator("#detail-cancel").isVisible(), false);
+  const me = await call(url, "GET", "/v1/wallet/me", session.token);
+  assert.equal(me.balances.find((x) => x.currency === "CNY").available, 200_000, "every hold came back or was refunded");
+  await shop.close();
+});
+
 test("the wallet: local phone numbers, a pay link before sign-in, history beyond 20, receipts from History", async () => {
   const sk = await merchant(url, "Link Shop", PRODUCTS);
   const c = await customer(url, "+8613900001106", 100_000);

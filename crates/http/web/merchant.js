@@ -455,7 +455,7 @@ async function openDetail(p) {
   detail = p;
   $("detail").classList.remove("hidden");
   $("detail-card").replaceChildren(paymentCard(p));
-  $("refund-form").classList.toggle("hidden", !(p.status === "succeeded" && p.amount_refunded < p.amount));
+  detailActions(p);
   showError($("refund-error"), null);
   tickCountdowns();
   // The timeline: this payment's events among the merchant's latest (MAX_SCAN at most),
@@ -474,6 +474,45 @@ async function openDetail(p) {
   }
   if (detail !== p) return;
   $("timeline").replaceChildren(...await eventItems(events.reverse()));
+}
+
+/** What the detail view offers: what the payment's state allows, nothing else. */
+function detailActions(p) {
+  $("detail-capture-form").classList.toggle("hidden", p.status !== "authorized");
+  const cancel = $("detail-cancel");
+  cancel.classList.toggle("hidden", !(p.status === "pending" || p.status === "authorized"));
+  cancel.dataset.i18n = p.status === "authorized" ? "release_hold" : "cancel_payment";
+  cancel.textContent = t(cancel.dataset.i18n);
+  // What can be refunded is what reached the balance: a hold's captured part.
+  $("refund-form").classList.toggle("hidden", !(p.status === "succeeded" && p.amount_refunded < p.amount_captured));
+  showError($("detail-error"), null);
+}
+
+/** Acts on the payment in the detail view, then shows it as it now is. */
+async function detailAct(action, body) {
+  showError($("detail-error"), null);
+  try {
+    await api("POST", `/v1/payments/${detail.id}/${action}`, sk, body, newKey());
+    await openDetail(await api("GET", `/v1/payments/${detail.id}`, sk));
+    refreshBalance().catch(() => {});
+    refreshPayments().catch(() => {});
+    return true;
+  } catch (e) {
+    showError($("detail-error"), e);
+    return false;
+  }
+}
+
+async function detailCapture(ev) {
+  ev.preventDefault();
+  const text = $("detail-capture-amount").value.trim();
+  const body = {};
+  if (text) {
+    const amount = toMinor(text, detail.currency);
+    if (amount === null) { showError($("detail-error"), new PageError("page_amount")); return; }
+    body.amount = amount;
+  }
+  if (await detailAct("capture", body)) $("detail-capture-amount").value = "";
 }
 
 /** The list items of `events`, each with its webhook deliveries (or "No events yet"). */
@@ -667,6 +706,8 @@ document.addEventListener("DOMContentLoaded", () => {
   $("cancel-payment").addEventListener("click", cancelPayment);
   $("capture-form").addEventListener("submit", capturePayment);
   $("refund-form").addEventListener("submit", refund);
+  $("detail-capture-form").addEventListener("submit", detailCapture);
+  $("detail-cancel").addEventListener("click", () => detailAct("cancel", {}));
   $("filter-form").addEventListener("submit", (ev) => { ev.preventDefault(); cursors.payments = 0; pages.payments = [null]; refreshPayments().catch((e) => showError($("payments-error"), e)); });
   $("search-form").addEventListener("submit", search);
   $("csv").addEventListener("click", exportCsv);
