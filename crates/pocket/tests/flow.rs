@@ -939,7 +939,12 @@ async fn the_export_streams_every_payment_the_filters_match_with_what_was_captur
     // In the list's order.
     let list = s.get("/v1/payments?limit=3", &sk).await;
     let newest: Vec<&str> = rows.iter().take(3).map(|r| r[0].as_str()).collect();
-    let listed: Vec<&str> = list.body["data"].as_array().unwrap().iter().map(|p| p["id"].as_str().unwrap()).collect();
+    let listed: Vec<&str> = list.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["id"].as_str().unwrap())
+        .collect();
     assert_eq!(newest, listed);
 
     // The list's filters.
