@@ -104,6 +104,18 @@ test("wrong today: errors are sentences in the page's language", async () => {
   await shop.locator("#create-payment").click();
   await shop.locator("#cart-error", { hasText: "请输入顾客的手机号" }).waitFor();
   assert.deepEqual(await englishWords(shop), []);
+  // A phone no wallet has: said so, not a bare "not found".
+  await shop.fill("#cart-phone", "139 0000 9998");
+  await shop.locator("#create-payment").click();
+  await shop.locator("#cart-error", { hasText: "没有使用此手机号的钱包。" }).waitFor();
+  // A webhook address refused as private: the reason, in either language.
+  await consoleTab(shop, "developers");
+  await shop.fill("#endpoint-url", "http://127.0.0.1:9/hook");
+  await shop.locator("#endpoint-form button[type=submit]").click();
+  await shop.locator("#endpoint-error", { hasText: "不会调用内网或本机地址" }).waitFor();
+  assert.deepEqual(await englishWords(shop, ["https", "http"]), []);
+  await shop.locator("#lang").click();
+  await shop.locator("#endpoint-error", { hasText: "Pocket does not call private or local networks." }).waitFor();
   const wallet = await phone(b);
   await wallet.goto(url + "/");
   await zh(wallet);
