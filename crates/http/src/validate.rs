@@ -123,6 +123,16 @@ pub fn id(value: &str, prefix: &str, param: &str) -> Result<(), Error> {
     }
 }
 
+/// An RFC 3339 timestamp given as `param`, as epoch milliseconds.
+pub fn timestamp(text: &str, param: &str) -> Result<i64, Error> {
+    pocket_core::time::parse_rfc3339_ms(text).ok_or_else(|| {
+        Error::invalid(
+            param,
+            format!("`{param}` must be an RFC 3339 timestamp, such as 2026-12-03T00:00:00+08:00."),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -349,16 +349,20 @@ async function watch(id) {
   }
 }
 
+/** The body of a capture or refund: `{}` for an empty field (all of it), `{amount}` in
+ *  minor units, or null when the text is not an amount. */
+function amountBody(text, currency) {
+  const typed = text.trim();
+  if (!typed) return {};
+  const amount = toMinor(typed, currency);
+  return amount === null ? null : { amount };
+}
+
 async function capturePayment(ev) {
   ev.preventDefault();
   showError($("current-error"), null);
-  const text = $("capture-amount").value.trim();
-  const body = {};
-  if (text) {
-    const amount = toMinor(text, current.currency);
-    if (amount === null) { showError($("current-error"), new PageError("page_amount")); return; }
-    body.amount = amount;
-  }
+  const body = amountBody($("capture-amount").value, current.currency);
+  if (!body) { showError($("current-error"), new PageError("page_amount")); return; }
   try {
     await showPayment(await api("POST", `/v1/payments/${current.id}/capture`, sk, body, newKey()));
     $("capture-amount").value = "";
@@ -505,13 +509,8 @@ async function detailAct(action, body) {
 
 async function detailCapture(ev) {
   ev.preventDefault();
-  const text = $("detail-capture-amount").value.trim();
-  const body = {};
-  if (text) {
-    const amount = toMinor(text, detail.currency);
-    if (amount === null) { showError($("detail-error"), new PageError("page_amount")); return; }
-    body.amount = amount;
-  }
+  const body = amountBody($("detail-capture-amount").value, detail.currency);
+  if (!body) { showError($("detail-error"), new PageError("page_amount")); return; }
   if (await detailAct("capture", body)) $("detail-capture-amount").value = "";
 }
 
@@ -549,13 +548,8 @@ async function redeliver(e, button) {
 async function refund(ev) {
   ev.preventDefault();
   showError($("refund-error"), null);
-  const text = $("refund-amount").value.trim();
-  const body = {};
-  if (text) {
-    const amount = toMinor(text, detail.currency);
-    if (amount === null) { showError($("refund-error"), new PageError("page_amount")); return; }
-    body.amount = amount;
-  }
+  const body = amountBody($("refund-amount").value, detail.currency);
+  if (!body) { showError($("refund-error"), new PageError("page_amount")); return; }
   try {
     await api("POST", `/v1/payments/${detail.id}/refunds`, sk, body, newKey());
     $("refund-amount").value = "";

@@ -147,6 +147,18 @@ pub struct TakingsQuery {
 impl TakingsQuery {
     /// Most intervals in one answer.
     pub const MAX_INTERVALS: i64 = 1_000;
+    /// The two intervals asked for by name.
+    pub const HOUR_MS: i64 = 3_600_000;
+    pub const DAY_MS: i64 = 86_400_000;
+
+    /// The interval's name on the wire.
+    pub fn interval_name(&self) -> &'static str {
+        if self.interval_ms == Self::HOUR_MS {
+            "hour"
+        } else {
+            "day"
+        }
+    }
 
     /// The interval a moment falls in, counted from the one `from_ms` falls in.
     pub fn index(&self, at_ms: i64) -> i64 {

@@ -5,6 +5,7 @@
 use crate::AppState;
 use crate::auth::MerchantCaller;
 use crate::error::{ApiResult, ErrorBody};
+use crate::validate;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -54,22 +55,9 @@ struct Selection {
 
 impl ExportParams {
     fn check(self) -> Result<Selection, Error> {
-        let status = match self.status {
-            None => None,
-            Some(s) => Some(Status::parse(&s).ok_or_else(|| {
-                Error::invalid(
-                    "status",
-                    "`status` must be one of pending, authorized, succeeded, declined, expired, canceled.",
-                )
-            })?),
-        };
+        let status = super::status_of(self.status.as_deref())?;
         let instant = |param: &str, text: Option<String>| {
-            text.map(|t| {
-                time::parse_rfc3339_ms(&t).ok_or_else(|| {
-                    Error::invalid(param, format!("`{param}` must be an RFC 3339 timestamp."))
-                })
-            })
-            .transpose()
+            text.map(|t| validate::timestamp(&t, param)).transpose()
         };
         let (from_ms, to_ms) = (instant("from", self.from)?, instant("to", self.to)?);
         if let (Some(f), Some(t)) = (from_ms, to_ms)

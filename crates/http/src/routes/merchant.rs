@@ -165,22 +165,18 @@ impl TakingsParams {
     /// The question, checked: `from` before `to` (default now), at most
     /// [`TakingsQuery::MAX_INTERVALS`] intervals.
     fn check(self, now_ms: i64) -> Result<TakingsQuery, Error> {
-        let instant = |param: &str, text: &str| {
-            pocket_core::time::parse_rfc3339_ms(text).ok_or_else(|| {
-                Error::invalid(param, format!("`{param}` must be an RFC 3339 timestamp, such as 2026-12-03T00:00:00+08:00."))
-            })
-        };
-        let from_ms = instant("from", &self.from.ok_or_else(|| Error::missing("from"))?)?;
+        let from_ms =
+            validate::timestamp(&self.from.ok_or_else(|| Error::missing("from"))?, "from")?;
         let to_ms = match self.to {
-            Some(t) => instant("to", &t)?,
+            Some(t) => validate::timestamp(&t, "to")?,
             None => now_ms,
         };
         if to_ms <= from_ms {
             return Err(Error::invalid("to", "`to` must be later than `from`."));
         }
         let interval_ms = match self.interval.as_deref() {
-            None | Some("day") => 86_400_000,
-            Some("hour") => 3_600_000,
+            None | Some("day") => TakingsQuery::DAY_MS,
+            Some("hour") => TakingsQuery::HOUR_MS,
             Some(_) => {
                 return Err(Error::invalid(
                     "interval",

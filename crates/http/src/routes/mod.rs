@@ -51,14 +51,18 @@ pub(crate) fn page(q: &ListQuery, prefix: &str) -> ApiResult<PageRequest> {
 
 /// The `status` filter of a payment list.
 pub(crate) fn status_filter(q: &ListQuery) -> ApiResult<Option<Status>> {
-    match &q.status {
+    Ok(status_of(q.status.as_deref())?)
+}
+
+/// A payment status given as a filter (`None`: any).
+pub(crate) fn status_of(text: Option<&str>) -> Result<Option<Status>, Error> {
+    match text {
         None => Ok(None),
         Some(s) => Status::parse(s).map(Some).ok_or_else(|| {
             Error::invalid(
                 "status",
                 "`status` must be one of pending, authorized, succeeded, declined, expired, canceled.",
             )
-            .into()
         }),
     }
 }

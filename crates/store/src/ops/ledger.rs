@@ -763,18 +763,11 @@ pub(crate) fn takings(conn: &Conn, merchant: &str, q: &TakingsQuery) -> Result<T
         object: "takings",
         from: q.from_ms,
         to: q.to_ms,
-        interval: if q.interval_ms == HOUR_MS {
-            "hour"
-        } else {
-            "day"
-        }
-        .into(),
+        interval: q.interval_name().into(),
         utc_offset: i32::try_from(q.utc_offset_ms / 60_000).unwrap_or(0),
         currencies,
     })
 }
-
-const HOUR_MS: i64 = 3_600_000;
 
 /// The book from its running totals: no scan, whatever its size.
 pub(crate) fn report_from_totals(conn: &Conn) -> Result<LedgerReport, Error> {
