@@ -236,3 +236,41 @@ export function crc16(text) {
   }
   return crc.toString(16).toUpperCase().padStart(4, "0");
 }
+
+/** What does not fit the page's width: the page or a box scrolling sideways, an element
+ *  reaching past the screen's edge, a button or badge wrapped, a cell broken into a few
+ *  characters a line. Returns a description of each (none expected). */
+export async function overflows(page) {
+  return page.evaluate(() => {
+    const out = [];
+    const width = document.documentElement.clientWidth;
+    const name = (e) => `${e.tagName.toLowerCase()}${e.id ? `#${e.id}` : ""}${e.className && typeof e.className === "string" ? `.${e.className.trim().split(/\s+/).join(".")}` : ""} "${e.textContent.trim().slice(0, 30)}"`;
+    const shown = (e) => e.checkVisibility() && !e.closest(".sr-only, thead, dialog:not([open])");
+    if (document.documentElement.scrollWidth > width + 1) out.push(`the page is ${document.documentElement.scrollWidth} px wide`);
+    const lines = (e) => {
+      const range = document.createRange();
+      range.selectNodeContents(e);
+      // Boxes on one line overlap vertically (an ellipsis sits a pixel lower); a new line
+      // starts below the one before.
+      const rects = [...range.getClientRects()].filter((r) => r.width > 0).sort((a, b) => a.top - b.top);
+      let count = 0, bottom = -Infinity;
+      for (const r of rects) {
+        if (r.top >= bottom - 1) { count++; bottom = r.bottom; } else bottom = Math.max(bottom, r.bottom);
+      }
+      return count;
+    };
+    for (const e of document.querySelectorAll("body *")) {
+      if (!shown(e)) continue;
+      const r = e.getBoundingClientRect();
+      if (r.width <= 1) continue;
+      if (r.right > width + 1 || r.left < -1) out.push(`${name(e)} spans ${Math.round(r.left)}..${Math.round(r.right)} px`);
+      if (/auto|scroll/.test(getComputedStyle(e).overflowX) && e.scrollWidth > e.clientWidth + 1) out.push(`${name(e)} scrolls sideways`);
+      if (e.matches("button, .status") && e.textContent.trim() && lines(e) > 1) out.push(`${name(e)} wraps onto ${lines(e)} lines`);
+      if (e.matches("td, dd") && e.textContent.trim()) {
+        const n = lines(e);
+        if (n > 2 && e.textContent.trim().length / n < 8) out.push(`${name(e)} breaks into ${n} lines`);
+      }
+    }
+    return out;
+  });
+}

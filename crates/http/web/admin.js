@@ -1,7 +1,7 @@
 // The operator console: merchants (create, list, roll keys), customers by phone,
 // top-ups, the ledger audit, and a live view read from /metrics.
 import { t, translate, switchLanguage } from "./i18n.js";
-import { api, ApiError, PageError, money, when, el, showError, newKey, toMinor } from "./common.js";
+import { api, ApiError, PageError, money, when, el, showError, newKey, toMinor, labelTables } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 let key = sessionStorage.getItem("pocket.admin");
@@ -242,6 +242,7 @@ function start() {
 
 document.addEventListener("DOMContentLoaded", () => {
   translate();
+  labelTables();
   $("lang").addEventListener("click", () => { switchLanguage(); if (key) show(tab); });
   $("auth-form").addEventListener("submit", signIn);
   $("signout").addEventListener("click", () => { sessionStorage.removeItem("pocket.admin"); location.reload(); });

@@ -141,3 +141,23 @@ export function paymentIdFrom(text) {
   const m = String(text).match(/pay_[0-9A-Za-z]{24}/);
   return m ? m[0] : null;
 }
+
+/** Labels each body cell of `table` with its column's heading (`data-label`), which the
+ *  narrow layout shows beside the value; a heading only screen readers see labels nothing. */
+function labelCells(table) {
+  const heads = [...table.querySelectorAll("thead th")].map((th) => (th.querySelector(".sr-only") ? "" : th.textContent.trim()));
+  for (const tr of table.querySelectorAll("tbody tr")) {
+    [...tr.children].forEach((td, i) => {
+      const label = td.colSpan > 1 ? "" : heads[i] || "";
+      if (td.dataset.label !== label) td.dataset.label = label;
+    });
+  }
+}
+
+/** Keeps every table's cells labelled as rows arrive and headings change language. */
+export function labelTables() {
+  for (const table of document.querySelectorAll("table")) {
+    labelCells(table);
+    new MutationObserver(() => labelCells(table)).observe(table, { childList: true, subtree: true, characterData: true });
+  }
+}

@@ -154,7 +154,7 @@ export const STRINGS = {
     bind_card: "添加银行卡", card: "银行卡", card_topup: "充值", card_withdraw: "提现", remove: "删除",
     bank_operations: "充值与提现", no_cards: "还没有银行卡", no_operations: "暂无记录",
     op_status_processing: "处理中", op_status_succeeded: "已完成", op_status_failed: "失败", op_status_paid: "已到账",
-    payouts: "提现到银行账户", account_holder: "开户名", account_number: "银行账号", bank_code: "银行代码",
+    payouts: "提现", account_holder: "开户名", account_number: "银行账号", bank_code: "银行代码",
     add_account: "添加银行账户", bank_account: "银行账户", pay_out: "提现", no_payouts: "暂无提现",
     card_added: "银行卡已添加", op_topup: "充值", op_withdrawal: "提现", expiry_format: "请按 月/年 填写有效期，如 12/2030。",
     pin_for_card: "输入密码以添加此卡", pin_for_topup: "输入密码以从此卡充值",

@@ -5,7 +5,7 @@
 import { t, translate, switchLanguage, locale } from "./i18n.js";
 import {
   api, ApiError, PageError, money, when, el, statusBadge, showError, newKey, tickCountdowns, toMinor, toMajor,
-  itemsLine,
+  itemsLine, labelTables,
 } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
@@ -687,6 +687,7 @@ async function start() {
 
 document.addEventListener("DOMContentLoaded", () => {
   translate();
+  labelTables();
   $("lang").addEventListener("click", () => {
     switchLanguage();
     if (sk) { show(tab); cartTotal(); refreshProducts().catch(() => {}); if (current) showPayment(current); if (detail) openDetail(detail); }
