@@ -227,6 +227,39 @@ test("wrong today: the console and the operator console take a phone number type
   await admin.close();
 });
 
+test("wrong today: customers appear as a name and a masked phone, and payments are found by phone", async () => {
+  const sk = await merchant(url, "People Shop", PRODUCTS);
+  const c = await customer(url, "+8613900001133", 100_000);
+  const other = await customer(url, "+8613900001134", 100_000);
+  await call(url, "POST", "/v1/payments", sk, { currency: "CNY", items: [{ sku: "tea", quantity: 1 }], customer: other.id });
+  const shop = await desktop(b);
+  await consoleSignIn(shop, url, sk);
+  const id = await sellOne(shop, "tea", { phone: "139 0000 1133" });
+  const card = shop.locator(`#current-card [data-payment="${id}"] [data-customer]`);
+  await card.waitFor();
+  assert.equal(await card.textContent(), "Li Lei · 139****1133");
+  await consoleTab(shop, "payments");
+  const cell = shop.locator(`#payments [data-payment="${id}"] [data-customer]`);
+  await cell.waitFor();
+  assert.equal(await cell.textContent(), "Li Lei · 139****1133");
+  assert.equal(await shop.locator("#payments", { hasText: "cus_" }).count(), 0, "no cus_ id on screen");
+  // Found by the phone as people write it: only that customer's payments.
+  await shop.fill("#filter-customer", "139 0000 1133");
+  await shop.locator("#filter-form button[type=submit]").click();
+  await shop.locator("#payments tr").first().waitFor();
+  await shop.waitForFunction(() => document.querySelectorAll("#payments tr").length === 1);
+  assert.equal(await shop.locator(`#payments [data-payment="${id}"]`).count(), 1);
+  // The CSV says who, masked, and follows the filter.
+  const download = shop.waitForEvent("download");
+  await shop.locator("#csv").click();
+  const csv = readFileSync(await (await download).path(), "utf8");
+  const lines = csv.trim().split("\n");
+  assert.equal(lines.length, 2, csv);
+  assert.match(lines[1], /"Li Lei","139\*\*\*\*1133"$/);
+  assert.ok(!csv.includes("13900001133"), "no whole phone in the CSV");
+  await shop.close();
+});
+
 test("wrong today: a failed attempt at the till clears the previous payment's card", async () => {
   const sk = await merchant(url, "Clear Shop", PRODUCTS);
   const shop = await desktop(b);

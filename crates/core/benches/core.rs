@@ -42,6 +42,8 @@ fn payment() -> Payment {
         merchant: "mer_AAAAAAAAAAAAAAAAAAAAAAAA".into(),
         merchant_name: "Tea House".into(),
         customer: Some("cus_AAAAAAAAAAAAAAAAAAAAAAAA".into()),
+        customer_name: None,
+        customer_phone: None,
         status: Status::Pending,
         amount: 2598,
         currency: cny(),

@@ -82,6 +82,13 @@ pub struct Payment {
     pub merchant: String,
     pub merchant_name: String,
     pub customer: Option<String>,
+    /// The customer's name, once the payment has one.
+    pub customer_name: Option<String>,
+    /// The customer's phone, held as E.164 and always shown masked (`+86 138****0001`,
+    /// [`crate::phone::masked`]): no caller but the customer reads the whole number.
+    #[serde(serialize_with = "crate::phone::ser_masked")]
+    #[schema(value_type = Option<String>, example = "+86 138****0001")]
+    pub customer_phone: Option<String>,
     pub status: Status,
     pub amount: i64,
     #[schema(value_type = String, example = "CNY")]
@@ -324,6 +331,8 @@ pub(crate) fn test_payment(customer: Option<&str>, status: Status) -> Payment {
         merchant: "mer_1".into(),
         merchant_name: "Tea".into(),
         customer: customer.map(String::from),
+        customer_name: None,
+        customer_phone: None,
         status,
         amount: 1000,
         currency: Currency::parse("CNY", "c").unwrap(),

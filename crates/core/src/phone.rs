@@ -5,35 +5,87 @@
 /// Pocket is configured for most often. `None` for any other: the wallet then asks for
 /// the `+` form.
 pub fn calling_code(country: &str) -> Option<&'static str> {
-    const CODES: [(&str, &str); 22] = [
-        ("AU", "61"),
-        ("CA", "1"),
-        ("CN", "86"),
-        ("DE", "49"),
-        ("FR", "33"),
-        ("GB", "44"),
-        ("HK", "852"),
-        ("ID", "62"),
-        ("IN", "91"),
-        ("JP", "81"),
-        ("KR", "82"),
-        ("MO", "853"),
-        ("MY", "60"),
-        ("NZ", "64"),
-        ("PH", "63"),
-        ("SG", "65"),
-        ("TH", "66"),
-        ("TW", "886"),
-        ("US", "1"),
-        ("VN", "84"),
-        ("AE", "971"),
-        ("SA", "966"),
-    ];
     let country = country.to_ascii_uppercase();
     CODES
         .iter()
         .find(|(c, _)| *c == country)
         .map(|(_, code)| *code)
+}
+
+/// The countries [`calling_code`] knows, with their calling codes.
+const CODES: [(&str, &str); 22] = [
+    ("AU", "61"),
+    ("CA", "1"),
+    ("CN", "86"),
+    ("DE", "49"),
+    ("FR", "33"),
+    ("GB", "44"),
+    ("HK", "852"),
+    ("ID", "62"),
+    ("IN", "91"),
+    ("JP", "81"),
+    ("KR", "82"),
+    ("MO", "853"),
+    ("MY", "60"),
+    ("NZ", "64"),
+    ("PH", "63"),
+    ("SG", "65"),
+    ("TH", "66"),
+    ("TW", "886"),
+    ("US", "1"),
+    ("VN", "84"),
+    ("AE", "971"),
+    ("SA", "966"),
+];
+
+/// An E.164 number as someone other than its owner may see it: the calling code, then
+/// the national number with its middle hidden — `+86 138****0001`. At most the first 3
+/// and always the last 4 digits show, and at least 3 stay hidden; a number whose calling
+/// code is not one [`calling_code`] knows shows only its last 4 (`+****0001`). The
+/// apps drop the `+86 ` of their own country (`138****0001`).
+pub fn masked(e164: &str) -> String {
+    let digits = e164.strip_prefix('+').unwrap_or(e164);
+    let code = CODES
+        .iter()
+        .map(|(_, code)| *code)
+        .filter(|code| digits.starts_with(code))
+        .max_by_key(|code| code.len());
+    let (prefix, national) = match code {
+        Some(code) => (format!("+{code} "), &digits[code.len()..]),
+        None => ("+".to_string(), ""),
+    };
+    let n = national.chars().count();
+    let shown_front = match n {
+        11.. => 3,
+        9..=10 => 2,
+        _ => 0,
+    };
+    let last4: String = digits
+        .chars()
+        .skip(digits.chars().count().saturating_sub(4))
+        .collect();
+    let front: String = national.chars().take(shown_front).collect();
+    let least_hidden = if shown_front > 0 { 3 } else { 4 };
+    let hidden = n.saturating_sub(shown_front + 4).max(least_hidden);
+    format!("{prefix}{front}{}{last4}", "*".repeat(hidden))
+}
+
+/// [`masked`] as a person of the country whose `calling_code` is given reads it: without
+/// their own calling code (`138****0001`), with anyone else's.
+pub fn masked_locally(e164: &str, calling_code: Option<&str>) -> String {
+    let shown = masked(e164);
+    match calling_code.and_then(|code| shown.strip_prefix(&format!("+{code} "))) {
+        Some(national) => national.to_string(),
+        None => shown,
+    }
+}
+
+/// serde helper: an optional E.164 number, [`masked`].
+pub fn ser_masked<S: serde::Serializer>(e164: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match e164 {
+        Some(number) => s.serialize_str(&masked(number)),
+        None => s.serialize_none(),
+    }
 }
 
 /// Most characters of a typed phone number looked at.
@@ -71,7 +123,7 @@ pub fn to_e164(typed: &str, calling_code: Option<&str>) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::{calling_code, to_e164};
+    use super::{calling_code, masked, masked_locally, to_e164};
 
     #[test]
     fn numbers_typed_every_way_become_e164() {
@@ -113,6 +165,20 @@ mod tests {
             assert_eq!(to_e164(bad, cn), None, "{bad}");
         }
         assert_eq!(to_e164(&"1".repeat(65), cn), None);
+    }
+
+    #[test]
+    fn masked_numbers_hide_the_middle() {
+        assert_eq!(masked("+8613800000001"), "+86 138****0001");
+        assert_eq!(masked("+14155550100"), "+1 41****0100");
+        assert_eq!(masked("+85291234567"), "+852 ****4567");
+        assert_eq!(masked("+442079460000"), "+44 20****0000");
+        assert_eq!(masked("+3725551234"), "+****1234");
+        assert_eq!(masked_locally("+8613800000001", Some("86")), "138****0001");
+        assert_eq!(masked_locally("+14155550100", Some("86")), "+1 41****0100");
+        // However long, never more than 3 + 4 digits of it.
+        let long = masked("+861380000000123");
+        assert_eq!(long.chars().filter(|c| c.is_ascii_digit()).count(), 2 + 7);
     }
 
     #[test]

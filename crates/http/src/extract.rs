@@ -199,6 +199,8 @@ pub struct ListQuery {
     pub limit: usize,
     pub starting_after: Option<String>,
     pub status: Option<String>,
+    /// A merchant's payment list: one customer's (a `cus_` id or a phone).
+    pub customer: Option<String>,
 }
 
 /// Default and largest page sizes.
@@ -237,6 +239,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
                 }
                 "starting_after" => q.starting_after = Some(v),
                 "status" => q.status = Some(v),
+                "customer" => q.customer = Some(v),
                 other => {
                     return Err(ApiError(
                         Error::new(

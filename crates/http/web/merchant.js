@@ -18,6 +18,7 @@ let current = null;
 let detail = null;
 let watching = 0;
 let tab = "overview";
+let callingCode = null; // this server's own, "+86": phones of its country shown without it
 const pages = { payments: [null], events: [null] };
 const cursors = { payments: 0, events: 0 };
 
@@ -56,11 +57,11 @@ async function refreshBalance() {
 }
 
 /** Payments created since `sinceMs`, newest first, at most MAX_SCAN. */
-async function paymentsSince(sinceMs, status) {
+async function paymentsSince(sinceMs, status, customer = "") {
   const out = [];
   let after = null;
   while (out.length < MAX_SCAN) {
-    const q = `limit=100${status ? `&status=${status}` : ""}${after ? `&starting_after=${after}` : ""}`;
+    const q = `limit=100${status ? `&status=${status}` : ""}${customer ? `&customer=${encodeURIComponent(customer)}` : ""}${after ? `&starting_after=${after}` : ""}`;
     const list = await api("GET", `/v1/payments?${q}`, sk);
     for (const p of list.data) {
       if (new Date(p.created_at).getTime() < sinceMs) return { payments: out, complete: true };
@@ -285,12 +286,21 @@ async function createPayment(ev) {
   }
 }
 
+/** The payer as a person reads them: their name and masked phone, without this server's
+ *  own calling code (`Li Lei · 138****0001`); the id when the payment names no more. */
+function customerLabel(p) {
+  if (!p.customer_name && !p.customer_phone) return el("code", {}, p.customer);
+  const own = callingCode ? `${callingCode} ` : null;
+  const phone = own && p.customer_phone?.startsWith(own) ? p.customer_phone.slice(own.length) : p.customer_phone;
+  return el("span", { title: p.customer }, el("span", { "data-user-text": "" }, p.customer_name ?? ""), p.customer_phone ? ` · ${phone}` : "");
+}
+
 function paymentCard(p) {
   return el("div", { class: "card", "data-payment": p.id },
     el("div", { class: "row" }, el("strong", {}, el("code", {}, p.id)), statusBadge(p)),
     el("div", { class: "amount", "data-total": p.amount }, money(p.amount, p.currency)),
     el("div", { class: "muted", "data-user-text": "" }, itemsLine(p)),
-    p.customer ? el("div", { class: "muted" }, el("code", {}, p.customer)) : null,
+    p.customer ? el("div", { class: "muted", "data-customer": p.customer }, customerLabel(p)) : null,
     p.capture === "manual" && p.status === "succeeded" ? el("div", {}, t("captured", { amount: money(p.amount_captured, p.currency) })) : null,
     p.amount_refunded ? el("div", {}, t("refunded", { amount: money(p.amount_refunded, p.currency) })) : null,
     p.status === "pending" ? el("div", { class: "countdown", "data-expires": p.expires_at, role: "timer" }) : null);
@@ -387,6 +397,7 @@ function filters() {
   const from = $("filter-from").value, to = $("filter-to").value;
   return {
     status: $("filter-status").value,
+    customer: $("filter-customer").value.trim(),
     from: from ? new Date(`${from}T00:00:00`).getTime() : null,
     to: to ? new Date(`${to}T00:00:00`).getTime() + 86_400_000 : null,
   };
@@ -398,12 +409,13 @@ async function refreshPayments() {
   let rows, hasMore = false;
   if (f.from !== null || f.to !== null) {
     // Dates: read back to the start of the range (at most MAX_SCAN), then filter.
-    const { payments } = await paymentsSince(f.from ?? 0, f.status);
+    const { payments } = await paymentsSince(f.from ?? 0, f.status, f.customer);
     rows = payments.filter((p) => f.to === null || new Date(p.created_at).getTime() < f.to);
     $("payments-prev").disabled = true;
   } else {
     const after = pages.payments[cursors.payments];
-    const list = await api("GET", `/v1/payments?limit=${PAGE}${f.status ? `&status=${f.status}` : ""}${after ? `&starting_after=${after}` : ""}`, sk);
+    const customer = f.customer ? `&customer=${encodeURIComponent(f.customer)}` : "";
+    const list = await api("GET", `/v1/payments?limit=${PAGE}${f.status ? `&status=${f.status}` : ""}${customer}${after ? `&starting_after=${after}` : ""}`, sk);
     rows = list.data;
     hasMore = list.has_more;
     pages.payments[cursors.payments + 1] = hasMore ? rows[rows.length - 1].id : undefined;
@@ -413,7 +425,7 @@ async function refreshPayments() {
   $("payments").replaceChildren(...(rows.length ? rows.map((p) => el("tr", { "data-payment": p.id },
     el("td", {}, when(p.created_at)),
     el("td", {}, el("button", { type: "button", class: "link", onclick: () => openDetail(p) }, el("code", {}, p.id))),
-    el("td", {}, p.customer ? el("code", {}, p.customer) : "–"),
+    el("td", { "data-customer": p.customer ?? "" }, p.customer ? customerLabel(p) : "–"),
     el("td", { "data-user-text": "" }, itemsLine(p)),
     el("td", {}, money(p.amount, p.currency)),
     el("td", {}, statusBadge(p))))
@@ -427,6 +439,7 @@ async function exportCsv(ev) {
   const f = filters();
   const q = new URLSearchParams();
   if (f.status) q.set("status", f.status);
+  if (f.customer) q.set("customer", f.customer);
   if (f.from !== null) q.set("from", new Date(f.from).toISOString());
   if (f.to !== null) q.set("to", new Date(f.to).toISOString());
   try {
@@ -688,6 +701,7 @@ async function start() {
 document.addEventListener("DOMContentLoaded", () => {
   translate();
   labelTables();
+  api("GET", "/v1/wallet/settings", null).then((s) => { callingCode = s.calling_code; }).catch(() => { /* phones in full form */ });
   $("lang").addEventListener("click", () => {
     switchLanguage();
     if (sk) { show(tab); cartTotal(); refreshProducts().catch(() => {}); if (current) showPayment(current); if (detail) openDetail(detail); }

@@ -5,7 +5,7 @@ mod common;
 
 use common::{ADMIN_KEY, Server, balance_of};
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 #[tokio::test]
@@ -917,7 +917,7 @@ async fn the_export_streams_every_payment_the_filters_match_with_what_was_captur
     assert!(r.text.starts_with("\"id\",\"created_at\",\"completed_at\",\"status\",\"currency\",\"amount\",\"amount_captured\",\"amount_refunded\""));
     let rows = csv_rows(&r.text);
     assert_eq!(rows.len(), 522, "every payment, past the first page");
-    assert!(rows.iter().all(|r| r.len() == 13), "13 cells on every line");
+    assert!(rows.iter().all(|r| r.len() == 15), "15 cells on every line");
     let by_id = |id: &str| rows.iter().find(|r| r[0] == id).cloned().unwrap();
     let p = by_id(&paid);
     assert_eq!(
@@ -925,6 +925,7 @@ async fn the_export_streams_every_payment_the_filters_match_with_what_was_captur
         ("succeeded", "10.00", "10.00", "2.50")
     );
     assert_eq!(p[8], cus);
+    assert_eq!((p[13].as_str(), p[14].as_str()), ("Test", "138****0071"));
     assert!(
         p[11].starts_with("'=HYPERLINK"),
         "a formula is neutralised: {}",
@@ -990,4 +991,101 @@ async fn the_export_streams_every_payment_the_filters_match_with_what_was_captur
     }
     assert_eq!(s.get("/v1/payments/export", "sk_nothing").await.status, 401);
     assert_eq!(s.get("/v1/payments/export", &token).await.status, 401);
+}
+
+#[tokio::test]
+async fn payments_name_their_customer_with_a_masked_phone_and_list_by_customer() {
+    let s = Server::start().await;
+    let (_, sk) = s.merchant("People Shop").await;
+    let (li, li_token) = s.customer("+8613800000081", 100_000).await;
+    let (wang, _) = s.customer("+8613800000082", 100_000).await;
+    // Addressed by phone: named at once. Open, then paid: named by the payer's claim.
+    let addressed = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 100, "customer": "138 0000 0081"}),
+        )
+        .await;
+    assert_eq!(addressed["customer"], li.as_str());
+    assert_eq!(addressed["customer_name"], "Test");
+    assert_eq!(addressed["customer_phone"], "+86 138****0081");
+    let open = s
+        .payment(&sk, json!({"currency": "CNY", "amount": 200}))
+        .await;
+    assert_eq!(open["customer_name"], Value::Null);
+    assert_eq!(open["customer_phone"], Value::Null);
+    let open_id = open["id"].as_str().unwrap();
+    let paid = s.confirm(&li_token, open_id, json!({})).await;
+    assert_eq!(paid.status, 200, "{}", paid.text);
+    assert_eq!(paid.body["customer_phone"], "+86 138****0081");
+    let got = s.get(&format!("/v1/payments/{open_id}"), &sk).await;
+    assert_eq!(got.body["customer_name"], "Test");
+    s.payment(
+        &sk,
+        json!({"currency": "CNY", "amount": 300, "customer": wang}),
+    )
+    .await;
+    // Nothing the merchant reads holds the whole number: payments, events, the export.
+    for path in [
+        "/v1/payments?limit=100",
+        "/v1/events?limit=100",
+        "/v1/payments/export",
+    ] {
+        let r = s.get(path, &sk).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text);
+        assert!(
+            !r.text.contains("13800000081"),
+            "{path} shows a whole phone"
+        );
+        assert!(r.text.contains("138****0081"), "{path}");
+    }
+
+    // One customer's payments, named by id, phone or the local way.
+    let ids = |r: &common::Reply| -> Vec<String> {
+        r.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["amount"].to_string())
+            .collect()
+    };
+    for who in [li.as_str(), "%2B8613800000081", "138%200000%200081"] {
+        let r = s.get(&format!("/v1/payments?customer={who}"), &sk).await;
+        assert_eq!(r.status, 200, "{who}: {}", r.text);
+        assert_eq!(ids(&r), ["200", "100"], "{who}");
+    }
+    let r = s
+        .get(&format!("/v1/payments?customer={wang}&limit=1"), &sk)
+        .await;
+    assert_eq!(ids(&r), ["300"]);
+    let r = s.get("/v1/payments/export?customer=13800000082", &sk).await;
+    assert_eq!(csv_rows(&r.text).len(), 1);
+    // A phone no wallet has: none. Another merchant sees none of them.
+    let r = s.get("/v1/payments?customer=13800000089", &sk).await;
+    assert_eq!((r.status.as_u16(), ids(&r).len()), (200, 0));
+    let (_, other) = s.merchant("Other Shop").await;
+    let r = s.get(&format!("/v1/payments?customer={li}"), &other).await;
+    assert_eq!(ids(&r).len(), 0);
+
+    // Bad input: the contract's error, naming the parameter.
+    for bad in [
+        "/v1/payments?customer=12",
+        "/v1/payments?customer=cus_x",
+        "/v1/payments/export?customer=abc",
+    ] {
+        let r = s.get(bad, &sk).await;
+        r.assert_error(400, "parameter_invalid");
+        assert_eq!(r.param(), Some("customer"), "{bad}");
+    }
+    for (path, auth) in [
+        ("/v1/products?customer=13800000081", sk.as_str()),
+        (
+            "/v1/wallet/payments?customer=13800000081",
+            li_token.as_str(),
+        ),
+    ] {
+        let r = s.get(path, auth).await;
+        r.assert_error(400, "parameter_invalid");
+        assert_eq!(r.param(), Some("customer"), "{path}");
+    }
 }

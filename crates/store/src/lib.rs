@@ -94,6 +94,12 @@ pub struct ProductPatch {
 pub enum PaymentOwner {
     Merchant(String),
     Customer(String),
+    /// The merchant's payments of one customer, named by `cus_` id or E.164 phone (one
+    /// no wallet has: none).
+    MerchantCustomer {
+        merchant: String,
+        customer: String,
+    },
 }
 
 #[async_trait::async_trait]

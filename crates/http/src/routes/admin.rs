@@ -8,7 +8,7 @@ use crate::extract::ListQuery;
 use crate::idem::{IdempotencyKey, respond};
 use crate::issued::{RollKey, RolledKey, answer_with_new_key, roll};
 use crate::routes::webhooks::CreatedWebhookEndpoint;
-use crate::routes::{no_status, page};
+use crate::routes::{no_filters, page};
 use crate::validate;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -74,7 +74,7 @@ pub async fn list_merchants(
     _: Admin,
     q: ListQuery,
 ) -> ApiResult<Response> {
-    no_status(&q)?;
+    no_filters(&q)?;
     let page = page(&q, "mer")?;
     Ok(Json(state.store.list_merchants(page).await?).into_response())
 }

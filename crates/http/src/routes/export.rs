@@ -12,7 +12,7 @@ use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use pocket_core::payment::{Payment, Status};
-use pocket_core::{Error, csv, time};
+use pocket_core::{Error, csv, phone, time};
 use pocket_store::PaymentOwner;
 use pocket_store::model::{Page, PageRequest};
 use serde::Deserialize;
@@ -21,7 +21,7 @@ use serde::Deserialize;
 const EXPORT_PAGE: usize = 500;
 
 /// The columns, in order. Amounts are in major units of the row's currency.
-const COLUMNS: [&str; 13] = [
+const COLUMNS: [&str; 15] = [
     "id",
     "created_at",
     "completed_at",
@@ -35,6 +35,8 @@ const COLUMNS: [&str; 13] = [
     "tier",
     "description",
     "failure_code",
+    "customer_name",
+    "customer_phone",
 ];
 
 #[derive(Deserialize)]
@@ -43,6 +45,7 @@ pub struct ExportParams {
     status: Option<String>,
     from: Option<String>,
     to: Option<String>,
+    customer: Option<String>,
 }
 
 /// What an export selects: a status, and created in `[from, to)`.
@@ -73,8 +76,9 @@ impl ExportParams {
     }
 }
 
-/// One payment as a CSV line.
-fn row(p: &Payment) -> String {
+/// One payment as a CSV line; the customer's phone masked, without the calling code of
+/// the server's country (`calling_code`).
+fn row(p: &Payment, calling_code: Option<&str>) -> String {
     let major = |minor: i64| p.currency.format_major(minor);
     let items: Vec<String> = p
         .items
@@ -95,6 +99,11 @@ fn row(p: &Payment) -> String {
         p.policy.tier.clone(),
         p.description.clone().unwrap_or_default(),
         p.failure_code.clone().unwrap_or_default(),
+        p.customer_name.clone().unwrap_or_default(),
+        p.customer_phone
+            .as_deref()
+            .map(|e164| phone::masked_locally(e164, calling_code))
+            .unwrap_or_default(),
     ])
 }
 
@@ -106,7 +115,7 @@ const ORDER_SLACK_MS: i64 = 5 * 60 * 1_000;
 
 /// A page's rows inside the selection's dates (the list runs newest first), and
 /// whether older pages may still hold some.
-fn rows_of(page: &Page<Payment>, s: &Selection) -> (String, bool) {
+fn rows_of(page: &Page<Payment>, s: &Selection, calling_code: Option<&str>) -> (String, bool) {
     let mut out = String::new();
     for p in &page.data {
         if s.from_ms.is_some_and(|f| p.created_at < f - ORDER_SLACK_MS) {
@@ -116,7 +125,7 @@ fn rows_of(page: &Page<Payment>, s: &Selection) -> (String, bool) {
             continue;
         }
         if s.to_ms.is_none_or(|t| p.created_at < t) {
-            out.push_str(&row(p));
+            out.push_str(&row(p, calling_code));
         }
     }
     (out, page.has_more)
@@ -129,14 +138,19 @@ enum Next {
     End,
 }
 
-async fn look(state: &AppState, merchant: &str, s: &Selection, after: Option<String>) -> Next {
+async fn look(
+    state: &AppState,
+    owner: &PaymentOwner,
+    s: &Selection,
+    after: Option<String>,
+) -> Next {
     let page = PageRequest {
         limit: EXPORT_PAGE,
         starting_after: after,
     };
     match state
         .store
-        .list_payments(PaymentOwner::Merchant(merchant.to_owned()), s.status, page)
+        .list_payments(owner.clone(), s.status, page)
         .await
     {
         Ok(p) => Next::Page(p),
@@ -145,7 +159,7 @@ async fn look(state: &AppState, merchant: &str, s: &Selection, after: Option<Str
 }
 
 #[utoipa::path(get, path = "/v1/payments/export", tag = "payments",
-    params(("status" = Option<String>, Query), ("from" = Option<String>, Query, description = "RFC 3339: created at or after"),
+    params(("status" = Option<String>, Query), ("customer" = Option<String>, Query, description = "A `cus_` id or a phone number: that customer's payments"), ("from" = Option<String>, Query, description = "RFC 3339: created at or after"),
            ("to" = Option<String>, Query, description = "RFC 3339: created before")),
     responses((status = 200, description = "Every payment the filters match, newest first, as CSV (a header line, then one line each; amounts in major units)", content_type = "text/csv", body = String),
               (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 503, body = ErrorBody)),
@@ -162,19 +176,20 @@ pub async fn export(
         .map_err(|_| {
             Error::invalid(
                 "query",
-                "Expected `status`, `from` and `to`, each optional.",
+                "Expected `status`, `from`, `to` and `customer`, each optional.",
             )
         })?
         .0;
+    let owner = super::owner_of(&state, merchant.id, params.customer.as_deref())?;
     let selection = params.check()?;
-    let first = match look(&state, &merchant.id, &selection, None).await {
+    let calling_code = phone::calling_code(&state.settings.qr.place.country);
+    let first = match look(&state, &owner, &selection, None).await {
         Next::Failed(e) => return Err(e.into()),
         next => next,
     };
     let header = csv::row(&COLUMNS);
-    let merchant = merchant.id;
     let body = futures_util::stream::unfold((first, Some(header)), move |(next, header)| {
-        let (state, merchant) = (state.clone(), merchant.clone());
+        let (state, owner) = (state.clone(), owner.clone());
         async move {
             let page = match next {
                 Next::End => return None,
@@ -190,11 +205,9 @@ pub async fn export(
                 }
                 Next::Page(page) => page,
             };
-            let (rows, more) = rows_of(&page, &selection);
+            let (rows, more) = rows_of(&page, &selection, calling_code);
             let next = match (more, page.data.last()) {
-                (true, Some(last)) => {
-                    look(&state, &merchant, &selection, Some(last.id.clone())).await
-                }
+                (true, Some(last)) => look(&state, &owner, &selection, Some(last.id.clone())).await,
                 _ => Next::End,
             };
             let chunk = header.unwrap_or_default() + &rows;

@@ -1,7 +1,7 @@
 //! Merchant endpoints besides payments: the catalog, the balance and its movements,
 //! the events list, and rolling its own key.
 
-use super::{no_status, page};
+use super::{no_filters, page};
 use crate::AppState;
 use crate::auth::MerchantCaller;
 use crate::error::{ApiResult, ErrorBody};
@@ -108,7 +108,7 @@ pub async fn list_products(
     merchant: MerchantCaller,
     q: ListQuery,
 ) -> ApiResult<Response> {
-    no_status(&q)?;
+    no_filters(&q)?;
     let page = page(&q, "")?;
     Ok(Json(state.store.list_products(merchant.id, page).await?).into_response())
 }
@@ -140,7 +140,7 @@ pub async fn balance_transactions(
     merchant: MerchantCaller,
     q: ListQuery,
 ) -> ApiResult<Response> {
-    no_status(&q)?;
+    no_filters(&q)?;
     let page = page(&q, "txn")?;
     let list = state
         .store
@@ -250,7 +250,7 @@ pub async fn events(
     merchant: MerchantCaller,
     q: ListQuery,
 ) -> ApiResult<Response> {
-    no_status(&q)?;
+    no_filters(&q)?;
     let page = page(&q, "evt")?;
     Ok(Json(state.store.list_events(merchant.id, page).await?).into_response())
 }

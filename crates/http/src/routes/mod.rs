@@ -21,6 +21,7 @@ use crate::error::ApiResult;
 use crate::extract::ListQuery;
 use pocket_core::Error;
 use pocket_core::payment::Status;
+use pocket_store::PaymentOwner;
 use pocket_store::model::PageRequest;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -67,10 +68,37 @@ pub(crate) fn status_of(text: Option<&str>) -> Result<Option<Status>, Error> {
     }
 }
 
-/// Refuses a `status` filter on lists that have none.
-pub(crate) fn no_status(q: &ListQuery) -> ApiResult<()> {
+/// Whose payments a merchant's list or export shows: all of the merchant's, or one
+/// customer's (a `cus_` id or a phone as typed in the server's country).
+pub(crate) fn owner_of(
+    state: &crate::AppState,
+    merchant: String,
+    customer: Option<&str>,
+) -> Result<PaymentOwner, Error> {
+    let Some(customer) = customer else {
+        return Ok(PaymentOwner::Merchant(merchant));
+    };
+    let country = &state.settings.qr.place.country;
+    Ok(PaymentOwner::MerchantCustomer {
+        merchant,
+        customer: crate::validate::customer_ref(customer, "customer", country)?,
+    })
+}
+
+/// Refuses the filters of a payment list on lists that have none.
+pub(crate) fn no_filters(q: &ListQuery) -> ApiResult<()> {
     match q.status {
         Some(_) => Err(Error::invalid("status", "This list cannot be filtered by status.").into()),
+        None => no_customer(q),
+    }
+}
+
+/// Refuses a `customer` filter on lists that have none.
+pub(crate) fn no_customer(q: &ListQuery) -> ApiResult<()> {
+    match q.customer {
+        Some(_) => {
+            Err(Error::invalid("customer", "This list cannot be filtered by customer.").into())
+        }
         None => Ok(()),
     }
 }

@@ -1,7 +1,7 @@
 //! Merchant payment endpoints: create (from a cart or an amount), read, list,
 //! cancel, capture (holds), refund.
 
-use super::{page, status_filter};
+use super::{owner_of, page, status_filter};
 use crate::AppState;
 use crate::auth::MerchantCaller;
 use crate::error::{ApiResult, ErrorBody};
@@ -19,7 +19,7 @@ use pocket_core::payment::{CaptureMethod, Payment};
 use pocket_core::pricing::CartLine;
 use pocket_core::{Currency, Error, money};
 use pocket_store::model::{Page, Refund};
-use pocket_store::{NewPayment, PaymentOwner, ShownCode};
+use pocket_store::{NewPayment, ShownCode};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
@@ -207,8 +207,9 @@ pub async fn get(
 }
 
 #[utoipa::path(get, path = "/v1/payments", tag = "payments",
-    params(("status" = Option<String>, Query), ("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query)),
-    responses((status = 200, description = "A list of payments", body = Page<Payment>), (status = 404, description = "`starting_after` names nothing in this list", body = ErrorBody)),
+    params(("status" = Option<String>, Query), ("customer" = Option<String>, Query, description = "A `cus_` id or a phone number (typed the local way too): that customer's payments"),
+           ("limit" = Option<u32>, Query), ("starting_after" = Option<String>, Query)),
+    responses((status = 200, description = "A list of payments", body = Page<Payment>), (status = 400, body = ErrorBody), (status = 404, description = "`starting_after` names nothing in this list", body = ErrorBody)),
     security(("secret_key" = [])))]
 pub async fn list(
     State(state): State<AppState>,
@@ -217,7 +218,7 @@ pub async fn list(
 ) -> ApiResult<Response> {
     let status = status_filter(&q)?;
     let page = page(&q, "pay")?;
-    let owner = PaymentOwner::Merchant(merchant.id);
+    let owner = owner_of(&state, merchant.id, q.customer.as_deref())?;
     Ok(Json(state.store.list_payments(owner, status, page).await?).into_response())
 }
 

@@ -1,7 +1,7 @@
 //! Customer (wallet app) endpoints: sign-up and sessions, balances and history,
 //! payments addressed to the customer or open, confirm and decline, sandbox top-ups.
 
-use super::{no_status, page, status_filter};
+use super::{no_customer, no_filters, page, status_filter};
 use crate::AppState;
 use crate::auth::CustomerCaller;
 use crate::device_keys::invalid_signature;
@@ -273,6 +273,7 @@ pub async fn list_payments(
     q: ListQuery,
 ) -> ApiResult<Response> {
     let status = status_filter(&q)?;
+    no_customer(&q)?;
     let page = page(&q, "pay")?;
     let owner = PaymentOwner::Customer(caller.customer.id);
     Ok(Json(state.store.list_payments(owner, status, page).await?).into_response())
@@ -439,7 +440,7 @@ pub async fn transactions(
     caller: CustomerCaller,
     q: ListQuery,
 ) -> ApiResult<Response> {
-    no_status(&q)?;
+    no_filters(&q)?;
     let page = page(&q, "txn")?;
     let list = state
         .store

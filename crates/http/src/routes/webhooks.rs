@@ -1,6 +1,6 @@
 //! Merchant webhook endpoints, and the delivery history of events.
 
-use super::{no_status, page};
+use super::{no_filters, page};
 use crate::AppState;
 use crate::auth::MerchantCaller;
 use crate::error::{ApiResult, ErrorBody};
@@ -114,7 +114,7 @@ pub async fn list(
     merchant: MerchantCaller,
     q: ListQuery,
 ) -> ApiResult<Response> {
-    no_status(&q)?;
+    no_filters(&q)?;
     let page = page(&q, "we")?;
     Ok(Json(
         state

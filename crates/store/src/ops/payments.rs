@@ -20,7 +20,9 @@ use std::collections::BTreeMap;
 
 const COLS: &str = "id, merchant_id, merchant_name, customer_id, status, amount, currency, items, description,
     metadata, tier, window_seconds, authentication, created_at, expires_at, completed_at, amount_refunded, failure_code,
-    qr_payload, capture, capture_within, capture_before, amount_captured, policy_rule";
+    qr_payload, capture, capture_within, capture_before, amount_captured, policy_rule,
+    (SELECT c.name FROM customers c WHERE c.id = payments.customer_id),
+    (SELECT c.phone FROM customers c WHERE c.id = payments.customer_id)";
 
 /// A payment row as stored, before its text columns are decoded.
 struct RawPayment {
@@ -48,6 +50,8 @@ struct RawPayment {
     capture_before: Option<i64>,
     amount_captured: Option<i64>,
     policy_rule: Option<String>,
+    customer_name: Option<String>,
+    customer_phone: Option<String>,
 }
 
 fn raw(r: &Row<'_>) -> crate::sql::Result<RawPayment> {
@@ -76,6 +80,8 @@ fn raw(r: &Row<'_>) -> crate::sql::Result<RawPayment> {
         capture_before: r.get(21)?,
         amount_captured: r.get(22)?,
         policy_rule: r.get(23)?,
+        customer_name: r.get(24)?,
+        customer_phone: r.get(25)?,
     })
 }
 
@@ -101,6 +107,8 @@ fn decode(r: RawPayment) -> Result<Payment, Error> {
         merchant: r.merchant,
         merchant_name: r.merchant_name,
         customer: r.customer,
+        customer_name: r.customer_name,
+        customer_phone: r.customer_phone,
         status,
         amount: r.amount,
         currency: stored_currency(&r.currency)?,
@@ -142,9 +150,19 @@ fn must_get(conn: &Conn, id: &str) -> Result<Payment, Error> {
     get(conn, id)?.ok_or_else(|| Error::not_found("payment", id))
 }
 
+/// Who a payment is addressed to: the customer's id, name and phone.
+struct Addressee {
+    id: String,
+    name: String,
+    phone: String,
+}
+
 /// The merchant's name and the customer a new payment names (by id or phone), in
 /// one statement.
-fn merchant_and_customer(conn: &Conn, new: &NewPayment) -> Result<(String, Option<String>), Error> {
+fn merchant_and_customer(
+    conn: &Conn,
+    new: &NewPayment,
+) -> Result<(String, Option<Addressee>), Error> {
     let Some(wanted) = &new.customer else {
         let name = conn
             .prepare_cached("SELECT name FROM merchants WHERE id = ?1")
@@ -155,17 +173,38 @@ fn merchant_and_customer(conn: &Conn, new: &NewPayment) -> Result<(String, Optio
     };
     let column = super::customer_column(wanted);
     let sql = format!(
-        "SELECT name, (SELECT id FROM customers WHERE {column} = ?2) FROM merchants WHERE id = ?1"
+        "SELECT m.name, c.id, c.name, c.phone FROM merchants m
+         LEFT JOIN customers c ON c.{column} = ?2 WHERE m.id = ?1"
     );
-    let (name, found): (String, Option<String>) = conn
+    type Found = (String, Option<String>, Option<String>, Option<String>);
+    let (name, id, customer_name, phone): Found = conn
         .prepare_cached(&sql)
         .db()?
         .query_row(params![new.merchant_id, wanted], |r| {
-            Ok((r.get(0)?, r.get(1)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })
         .db()?;
-    let id = found.ok_or_else(|| Error::not_found("customer", wanted).with_param("customer"))?;
-    Ok((name, Some(id)))
+    match (id, customer_name, phone) {
+        (Some(id), Some(name_), Some(phone)) => Ok((
+            name,
+            Some(Addressee {
+                id,
+                name: name_,
+                phone,
+            }),
+        )),
+        _ => Err(Error::not_found("customer", wanted).with_param("customer")),
+    }
+}
+
+/// A customer's name and phone, by id.
+fn addressee(conn: &Conn, id: String) -> Result<Addressee, Error> {
+    let (name, phone) = conn
+        .prepare_cached("SELECT name, phone FROM customers WHERE id = ?1")
+        .db()?
+        .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .db()?;
+    Ok(Addressee { id, name, phone })
 }
 
 fn amount_mismatch(total: i64) -> Error {
@@ -202,7 +241,7 @@ pub(crate) fn create(
     let expires_at = payment::deadline_ms(now, &policy, new.expires_in_seconds)?;
     let id = new_id("pay");
     if let Some(charge) = &new.code {
-        customer = Some(codes::claim(conn, now, charge, &id)?);
+        customer = Some(addressee(conn, codes::claim(conn, now, charge, &id)?)?);
     }
     let qr_payload = pocket_core::emv::payload(
         &format!("{}/pay/{id}", new.qr.base_url),
@@ -216,7 +255,9 @@ pub(crate) fn create(
         object: "payment",
         merchant: new.merchant_id,
         merchant_name,
-        customer,
+        customer_name: customer.as_ref().map(|c| c.name.clone()),
+        customer_phone: customer.as_ref().map(|c| c.phone.clone()),
+        customer: customer.map(|c| c.id),
         status: Status::Pending,
         amount,
         currency: new.currency,
@@ -401,6 +442,14 @@ pub(crate) fn confirm(
     pay(conn, now, p, customer_id).map(Ok)
 }
 
+/// What a claim of a payment returns: its payer's name and phone.
+const PAYER: &str = "(SELECT c.name FROM customers c WHERE c.id = ?2),
+    (SELECT c.phone FROM customers c WHERE c.id = ?2)";
+
+fn payer(r: &Row<'_>) -> crate::sql::Result<(String, String)> {
+    Ok((r.get(0)?, r.get(1)?))
+}
+
 /// Moves a pending payment whose proof and rules were checked to `customer_id`: held
 /// for a manual capture, else paid (claimed, its transfer, the customer's figures and
 /// its event).
@@ -413,17 +462,20 @@ fn pay(conn: &Conn, now: i64, mut p: Payment, customer_id: &str) -> Result<Payme
     // Claim the payment: only one confirm can move it out of pending, and only
     // before its deadline, whatever else runs concurrently.
     let claimed = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "UPDATE payments SET status = 'succeeded', customer_id = ?2, completed_at = ?3
              WHERE id = ?1 AND status = 'pending' AND expires_at > ?3
-               AND (customer_id IS NULL OR customer_id = ?2)",
-        )
+               AND (customer_id IS NULL OR customer_id = ?2)
+             RETURNING {PAYER}"
+        ))
         .db()?
-        .execute(params![p.id, customer_id, now])
+        .query_row(params![p.id, customer_id, now], payer)
+        .optional()
         .db()?;
-    if claimed != 1 {
+    let Some((name, phone)) = claimed else {
         return Err(not_pending());
-    }
+    };
+    (p.customer_name, p.customer_phone) = (Some(name), Some(phone));
     ledger::transfer(
         conn,
         now,
@@ -450,18 +502,21 @@ fn pay(conn: &Conn, now: i64, mut p: Payment, customer_id: &str) -> Result<Payme
 fn authorize(conn: &Conn, now: i64, mut p: Payment, customer_id: &str) -> Result<Payment, Error> {
     let capture_before = hold::capture_deadline(&p, now);
     let claimed = conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "UPDATE payments SET status = 'authorized', customer_id = ?2, authorized_at = ?3,
                  capture_before = ?4
              WHERE id = ?1 AND status = 'pending' AND expires_at > ?3
-               AND (customer_id IS NULL OR customer_id = ?2)",
-        )
+               AND (customer_id IS NULL OR customer_id = ?2)
+             RETURNING {PAYER}"
+        ))
         .db()?
-        .execute(params![p.id, customer_id, now, capture_before])
+        .query_row(params![p.id, customer_id, now, capture_before], payer)
+        .optional()
         .db()?;
-    if claimed != 1 {
+    let Some((name, phone)) = claimed else {
         return Err(not_pending());
-    }
+    };
+    (p.customer_name, p.customer_phone) = (Some(name), Some(phone));
     ledger::reserve(
         conn,
         (AccountKind::Wallet, customer_id),
@@ -695,9 +750,12 @@ pub(crate) fn list(
     status: Option<Status>,
     page: &PageRequest,
 ) -> Result<Page<Payment>, Error> {
-    let (column, owner_id) = match owner {
-        PaymentOwner::Merchant(id) => ("merchant_id", id.as_str()),
-        PaymentOwner::Customer(id) => ("customer_id", id.as_str()),
+    let (column, owner_id, customer) = match owner {
+        PaymentOwner::Merchant(id) => ("merchant_id", id.as_str(), None),
+        PaymentOwner::Customer(id) => ("customer_id", id.as_str(), None),
+        PaymentOwner::MerchantCustomer { merchant, customer } => {
+            ("merchant_id", merchant.as_str(), Some(customer.as_str()))
+        }
     };
     let before = cursor_seq(
         conn,
@@ -710,8 +768,16 @@ pub(crate) fn list(
     } else {
         "AND CAST(?4 AS TEXT) IS NULL"
     };
+    let customer_filter = match customer {
+        None => "AND CAST(?5 AS TEXT) IS NULL",
+        Some(c) if super::customer_column(c) == "phone" => {
+            "AND customer_id = (SELECT id FROM customers WHERE phone = ?5)"
+        }
+        Some(_) => "AND customer_id = ?5",
+    };
     let sql = format!(
-        "SELECT {COLS} FROM payments WHERE {column} = ?1 AND seq < ?2 {status_filter} ORDER BY seq DESC LIMIT ?3"
+        "SELECT {COLS} FROM payments WHERE {column} = ?1 AND seq < ?2 {status_filter} {customer_filter}
+         ORDER BY seq DESC LIMIT ?3"
     );
     let mut stmt = conn.prepare_cached(&sql).db()?;
     let rows = stmt
@@ -720,7 +786,8 @@ pub(crate) fn list(
                 owner_id,
                 before,
                 (page.limit + 1) as i64,
-                status.map(|s| s.as_str())
+                status.map(|s| s.as_str()),
+                customer
             ],
             raw,
         )
