@@ -260,6 +260,65 @@ test("wrong today: customers appear as a name and a masked phone, and payments a
   await shop.close();
 });
 
+test("wrong today: Me changes the PIN, lists and removes devices, switches language, and a forgotten PIN comes back", async () => {
+  const c = await customer(url, "+8613900001135", 10_000);
+  const wallet = await phone(b);
+  await walletSignIn(wallet, url, c);
+  await showPayCode(wallet, c.pin); // registers this phone as a device
+  await walletTab(wallet, "me");
+  const mine = wallet.locator("#devices li[data-device]");
+  await mine.waitFor();
+  assert.match(await mine.textContent(), /this phone/);
+  // Change the PIN: a wrong current PIN says so, the right one changes it.
+  await wallet.fill("#pin-old", "000000");
+  await wallet.fill("#pin-new", "135790");
+  await wallet.locator("#pin-change-form button[type=submit]").click();
+  await wallet.locator("#pin-change-error", { hasText: /PIN is not correct/ }).waitFor();
+  await wallet.fill("#pin-old", c.pin);
+  await wallet.fill("#pin-new", "135790");
+  await wallet.locator("#pin-change-form button[type=submit]").click();
+  await wallet.locator("#pin-change-done", { hasText: /PIN changed/ }).waitFor();
+  const old = await fetch(url + "/v1/wallet/sessions", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ phone: c.phone, pin: c.pin }) });
+  assert.equal(old.status, 401, "the old PIN no longer signs in");
+  // Remove the device; then the list says it was removed.
+  await wallet.locator("#devices [data-action=remove]").click();
+  await wallet.locator("#devices li[data-device]", { hasText: /removed/ }).waitFor();
+  assert.equal(await wallet.locator("#devices [data-action=remove]").count(), 0);
+  // Language from Me.
+  await wallet.locator("#me-lang").click();
+  await wallet.locator("html[lang=zh-CN]").waitFor({ state: "attached" });
+  await wallet.locator("#me-lang").click();
+  await wallet.locator("html[lang=en-US]").waitFor({ state: "attached" });
+  await wallet.close();
+
+  // Forgotten: the operator issues a one-time code, the customer sets a new PIN with it.
+  const admin = await desktop(b);
+  await admin.goto(url + "/admin");
+  await admin.fill("#admin-key", ADMIN);
+  await admin.locator("#auth-form button[type=submit]").click();
+  await admin.locator('[data-tab="customers"]').click();
+  await admin.fill("#customer-phone", "139 0000 1135");
+  await admin.locator("#customer-form button[type=submit]").click();
+  await admin.locator(`#customer-found [data-customer="${c.id}"] [data-action=pin-reset]`).click();
+  const code = await admin.locator(`#customer-found [data-customer="${c.id}"] [data-code]`).getAttribute("data-code");
+  assert.match(code, /^\d{10}$/);
+  await admin.close();
+  const again = await phone(b);
+  await again.goto(url + "/");
+  await again.locator("#forgot-show").click();
+  await again.fill("#reset-phone", "139 0000 1135");
+  await again.fill("#reset-code", "0000000000");
+  await again.fill("#reset-pin", "246802");
+  await again.locator("#reset-form button[type=submit]").click();
+  await again.locator("#reset-error", { hasText: /wrong, used or expired/ }).waitFor();
+  await again.fill("#reset-code", code);
+  await again.locator("#reset-form button[type=submit]").click();
+  await again.locator("#requests").waitFor();
+  await walletTab(again, "me");
+  await again.locator("#me-phone", { hasText: "+8613900001135" }).waitFor();
+  await again.close();
+});
+
 test("wrong today: a failed attempt at the till clears the previous payment's card", async () => {
   const sk = await merchant(url, "Clear Shop", PRODUCTS);
   const shop = await desktop(b);
@@ -554,9 +613,9 @@ test("the console: overview figures, payments filtered and searched, the timelin
   const csvText = readFileSync(await download.path(), "utf8");
   // The server's export: the filters applied (today, succeeded), captured and refunded columns.
   const lines = csvText.trim().split("\n");
-  assert.equal(lines[0], '"id","created_at","completed_at","status","currency","amount","amount_captured","amount_refunded","customer","items","tier","description","failure_code"');
+  assert.equal(lines[0], '"id","created_at","completed_at","status","currency","amount","amount_captured","amount_refunded","customer","items","tier","description","failure_code","customer_name","customer_phone"');
   assert.equal(lines.length, 2, csvText);
-  assert.match(lines[1], new RegExp(`^"${paid.id}","[^"]+","[^"]+","succeeded","CNY","38\\.97","38\\.97","12\\.99","${c.id}","tea x3","small","",""$`));
+  assert.match(lines[1], new RegExp(`^"${paid.id}","[^"]+","[^"]+","succeeded","CNY","38\\.97","38\\.97","12\\.99","${c.id}","tea x3","small","","","Li Lei","${c.phone.slice(3, 6)}\\*\\*\\*\\*${c.phone.slice(-4)}"$`));
   await shop.fill("#search-id", canceled.id);
   await shop.getByRole("button", { name: "Find" }).click();
   await shop.locator(`#detail-card [data-payment="${canceled.id}"] [data-status="canceled"]`).waitFor();

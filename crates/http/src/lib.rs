@@ -32,8 +32,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use pocket_store::Store;
 use routes::{
-    admin, bank, cards, devices, export, merchant, payments, payouts, public, qr, rules, service,
-    stream, wallet, webhooks,
+    admin, bank, cards, devices, export, merchant, payments, payouts, pin, public, qr, rules,
+    service, stream, wallet, webhooks,
 };
 pub use settings::{PinHashing, Settings};
 use std::sync::Arc;
@@ -209,6 +209,9 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(wallet::sign_in))
         .routes(routes!(wallet::sign_out))
         .routes(routes!(wallet::me))
+        .routes(routes!(pin::change_pin))
+        .routes(routes!(pin::redeem_reset))
+        .routes(routes!(pin::issue_reset))
         .routes(routes!(wallet::list_payments))
         .routes(routes!(wallet::get_payment))
         .routes(routes!(wallet::confirm))

@@ -106,8 +106,24 @@ async function findCustomer(ev) {
     const found = await api("GET", `/v1/admin/customers?phone=${encodeURIComponent($("customer-phone").value.trim())}`, key);
     $("customer-found").replaceChildren(...(found.data.length ? found.data.map((c) => el("div", { class: "card", "data-customer": c.id },
       el("strong", { "data-user-text": "" }, c.name), el("div", {}, c.phone), el("div", {}, el("code", {}, c.id)),
-      el("ul", { class: "plain" }, ...c.balances.map((b) => el("li", {}, el("span", {}, b.currency), el("strong", {}, money(b.available, b.currency)))))))
+      el("ul", { class: "plain" }, ...c.balances.map((b) => el("li", {}, el("span", {}, b.currency), el("strong", {}, money(b.available, b.currency))))),
+      el("div", { class: "actions" }, el("button", { type: "button", class: "secondary", "data-action": "pin-reset", onclick: (ev) => pinReset(c, ev.target) }, t("issue_pin_reset"))),
+      el("p", { class: "notice pin-reset-code", role: "status" })))
       : [el("p", { class: "muted" }, t("no_customer"))]));
+  } catch (e) {
+    showError($("customer-error"), e);
+  }
+}
+
+/** A one-time code for a customer who forgot their PIN, to hand over once their
+ *  identity is checked; shown here only. */
+async function pinReset(c, button) {
+  showError($("customer-error"), null);
+  const out = button.closest("[data-customer]").querySelector(".pin-reset-code");
+  try {
+    const r = await api("POST", `/v1/admin/customers/${c.id}/pin_reset`, key, {});
+    const code = r.code.replace(/(\d{4})(\d{3})(\d{3})/, "$1 $2 $3");
+    out.replaceChildren(t("pin_reset_code", { time: when(r.expires_at) }), " ", el("code", { "data-code": r.code }, code));
   } catch (e) {
     showError($("customer-error"), e);
   }

@@ -83,6 +83,73 @@ async function signOut() {
   location.href = "/";
 }
 
+/** A forgotten PIN: the operator's one-time code sets a new one and signs in. */
+async function submitReset(ev) {
+  ev.preventDefault();
+  showError($("reset-error"), null);
+  const phone = toE164($("reset-phone").value.trim());
+  const pin = $("reset-pin").value.trim();
+  if (!/^\+\d{8,15}$/.test(phone)) { showError($("reset-error"), new PageError("page_phone")); return; }
+  if (!/^\d{6}$/.test(pin)) { showError($("reset-error"), new PageError("page_pin")); return; }
+  try {
+    const r = await api("POST", "/v1/wallet/pin_reset", null, { phone, code: $("reset-code").value, new_pin: pin });
+    token = r.token;
+    sessionStorage.setItem("pocket.token", token);
+    $("reset-pin").value = "";
+    $("reset-code").value = "";
+    await start();
+  } catch (e) {
+    showError($("reset-error"), e);
+  }
+}
+
+function showReset(on) {
+  $("auth-form").classList.toggle("hidden", on);
+  $("reset-form").classList.toggle("hidden", !on);
+  if (on) { $("reset-phone").value = $("phone").value; $("reset-code").focus(); }
+}
+
+// ---- me: the PIN, devices ------------------------------------------------------------------
+
+async function changePin(ev) {
+  ev.preventDefault();
+  showError($("pin-change-error"), null);
+  $("pin-change-done").textContent = "";
+  try {
+    await api("POST", "/v1/wallet/pin", token, { old_pin: $("pin-old").value.trim(), new_pin: $("pin-new").value.trim() }, newKey());
+    $("pin-old").value = "";
+    $("pin-new").value = "";
+    $("pin-change-done").textContent = t("pin_changed_done");
+    refreshDevices().catch(() => {});
+  } catch (e) {
+    showError($("pin-change-error"), e);
+  }
+}
+
+/** This wallet's devices, this phone's marked; each active one can be removed. */
+async function refreshDevices() {
+  const [list, mine] = await Promise.all([
+    api("GET", "/v1/wallet/devices", token),
+    idbGet(`device:${localStorage.getItem("pocket.customer")}`).catch(() => null),
+  ]);
+  const rows = list.data.map((d) => el("li", { "data-device": d.id },
+    el("span", {}, el("strong", { "data-user-text": "" }, d.name), mine?.id === d.id ? ` (${t("this_device")})` : "",
+      el("br"), el("span", { class: "muted small" }, d.revoked_at ? t("device_removed") : t("device_added", { time: when(d.created_at) }))),
+    d.revoked_at ? null : el("button", { type: "button", class: "secondary small", "data-action": "remove", onclick: () => removeDevice(d, mine) }, t("remove_device"))));
+  $("devices").replaceChildren(...(rows.length ? rows : [el("li", { class: "muted" }, t("no_devices"))]));
+}
+
+async function removeDevice(d, mine) {
+  showError($("devices-error"), null);
+  try {
+    await api("DELETE", `/v1/wallet/devices/${d.id}`, token);
+    if (mine?.id === d.id) await idbDelete(`device:${localStorage.getItem("pocket.customer")}`).catch(() => {});
+    await refreshDevices();
+  } catch (e) {
+    showError($("devices-error"), e);
+  }
+}
+
 /** A pay link opened while signed out: the merchant and amount above the sign-in. */
 async function showPreview() {
   if (!openPaymentId) return;
@@ -110,6 +177,7 @@ function show(name) {
   if (name !== "pay") hidePayCode();
   if (name === "history") refreshHistory().catch(() => {});
   if (name === "cards") refreshCards().catch(() => {});
+  if (name === "me") refreshDevices().catch((e) => showError($("devices-error"), e));
 }
 
 // ---- rendering -----------------------------------------------------------------------------
@@ -731,6 +799,11 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("auth-form").addEventListener("submit", submitAuth);
   $("auth-toggle").addEventListener("click", () => { signingUp = !signingUp; renderAuthMode(); });
   $("signout").addEventListener("click", signOut);
+  $("forgot-show").addEventListener("click", () => showReset(true));
+  $("forgot-hide").addEventListener("click", () => showReset(false));
+  $("reset-form").addEventListener("submit", submitReset);
+  $("pin-change-form").addEventListener("submit", changePin);
+  $("me-lang").addEventListener("click", () => $("lang").click());
   for (const b of document.querySelectorAll("[data-tab]")) b.addEventListener("click", () => show(b.dataset.tab));
   $("link-form").addEventListener("submit", (ev) => { ev.preventDefault(); openLink($("link").value); });
   $("scan").addEventListener("click", scan);

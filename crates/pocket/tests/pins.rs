@@ -769,3 +769,200 @@ async fn a_pin_hashed_at_an_older_cost_is_rehashed_at_sign_in() {
     );
     sign_in("000000").await.assert_error(401, "incorrect_pin");
 }
+
+#[tokio::test]
+async fn a_pin_is_changed_with_the_old_one_and_other_phones_are_signed_out() {
+    let s = Server::start().await;
+    let phone = "+8613800001401";
+    let (_, token) = s.customer(phone, 0).await;
+    let other = sign_in_token(&s, phone, "123456").await;
+    let change = |old: &str, new: &str| json!({"old_pin": old, "new_pin": new});
+    // Bad input changes nothing.
+    for (body, param) in [
+        (change("123456", "123456"), "new_pin"),
+        (change("123456", "12345"), "new_pin"),
+        (change("12345x", "654321"), "old_pin"),
+        (json!({"new_pin": "654321"}), "old_pin"),
+    ] {
+        let r = s.post("/v1/wallet/pin", &token, body).await;
+        r.assert_error(
+            400,
+            if param == "old_pin" && r.code() == "parameter_missing" {
+                "parameter_missing"
+            } else {
+                "parameter_invalid"
+            },
+        );
+        assert_eq!(r.param(), Some(param), "{}", r.text);
+    }
+    let r = s
+        .post("/v1/wallet/pin", &token, change("000000", "654321"))
+        .await;
+    r.assert_error(401, "incorrect_pin");
+    let r = s
+        .post("/v1/wallet/pin", &token, change("123456", "654321"))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.body["phone"], phone);
+    assert_eq!(
+        sign_in(&s, phone, "123456").await.0,
+        401,
+        "the old PIN is gone"
+    );
+    assert_eq!(sign_in(&s, phone, "654321").await.0, 201);
+    assert_eq!(
+        s.get("/v1/wallet/me", &token).await.status,
+        200,
+        "this phone stays in"
+    );
+    assert_eq!(
+        s.get("/v1/wallet/me", &other).await.status,
+        401,
+        "the other is signed out"
+    );
+    // The lockout applies: five wrong old PINs lock the holder's PIN.
+    for _ in 0..4 {
+        let r = s
+            .post("/v1/wallet/pin", &token, change("000000", "111111"))
+            .await;
+        r.assert_error(401, "incorrect_pin");
+    }
+    let r = s
+        .post("/v1/wallet/pin", &token, change("000000", "111111"))
+        .await;
+    r.assert_error(423, "pin_locked");
+    let r = s
+        .post("/v1/wallet/pin", &token, change("654321", "111111"))
+        .await;
+    r.assert_error(423, "pin_locked");
+}
+
+async fn sign_in_token(s: &Server, phone: &str, pin: &str) -> String {
+    let r = s
+        .post(
+            "/v1/wallet/sessions",
+            "",
+            json!({"phone": phone, "pin": pin}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    r.body["token"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forgotten_pin_comes_back_with_an_operators_one_time_code() {
+    let s = Arc::new(Server::start().await);
+    let phone = "+8613800001402";
+    let (cus, token) = s.customer(phone, 0).await;
+    // Locked out by wrong PINs, as someone who forgot it would be.
+    for _ in 0..5 {
+        sign_in(&s, phone, "000000").await;
+    }
+    assert_eq!(
+        sign_in(&s, phone, "123456").await,
+        (423, "pin_locked".into())
+    );
+    let issue = |s: Arc<Server>, cus: String| async move {
+        let r = s
+            .post(
+                &format!("/v1/admin/customers/{cus}/pin_reset"),
+                common::ADMIN_KEY,
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, 201, "{}", r.text);
+        r.body["code"].as_str().unwrap().to_string()
+    };
+    let code = issue(s.clone(), cus.clone()).await;
+    assert_eq!(code.len(), 10);
+    let redeem = |s: Arc<Server>, code: String, pin: &'static str| async move {
+        s.post(
+            "/v1/wallet/pin_reset",
+            "",
+            json!({"phone": "138 0000 1402", "code": code, "new_pin": pin}),
+        )
+        .await
+    };
+    // 30 wrong guesses at once: every one refused, and the code is worn out by them.
+    let wrong: Vec<String> = (0..30)
+        .map(|i| {
+            format!(
+                "{:010}",
+                (code.parse::<u64>().unwrap() + 1 + i) % 10_000_000_000
+            )
+        })
+        .collect();
+    let answers = all(30, {
+        let (s, wrong) = (s.clone(), wrong.clone());
+        move |i| redeem(s.clone(), wrong[i].clone(), "222222")
+    })
+    .await;
+    for r in &answers {
+        r.assert_error(401, "reset_code_invalid");
+    }
+    redeem(s.clone(), code, "222222")
+        .await
+        .assert_error(401, "reset_code_invalid");
+    // A new code, given right: the new PIN, a new session, every old one ended.
+    let code = issue(s.clone(), cus.clone()).await;
+    let spaced = format!("{} {} {}", &code[..4], &code[4..7], &code[7..]);
+    let r = redeem(s.clone(), spaced, "222222").await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    assert_eq!(r.body["customer"]["id"], cus.as_str());
+    let fresh_token = r.body["token"].as_str().unwrap().to_string();
+    assert_eq!(s.get("/v1/wallet/me", &fresh_token).await.status, 200);
+    assert_eq!(s.get("/v1/wallet/me", &token).await.status, 401);
+    assert_eq!(
+        sign_in(&s, phone, "222222").await.0,
+        201,
+        "the lock is lifted"
+    );
+    redeem(s.clone(), code, "333333")
+        .await
+        .assert_error(401, "reset_code_invalid");
+    // Bad input, and nothing to find.
+    for (body, param) in [
+        (
+            json!({"phone": "138 0000 1402", "code": "12345", "new_pin": "222222"}),
+            "code",
+        ),
+        (
+            json!({"phone": "138 0000 1402", "code": "1234567890", "new_pin": "22"}),
+            "new_pin",
+        ),
+        (
+            json!({"phone": "12", "code": "1234567890", "new_pin": "222222"}),
+            "phone",
+        ),
+    ] {
+        let r = s.post("/v1/wallet/pin_reset", "", body).await;
+        r.assert_error(400, "parameter_invalid");
+        assert_eq!(r.param(), Some(param));
+    }
+    let r = redeem(s.clone(), "1234567890".into(), "222222").await;
+    r.assert_error(401, "reset_code_invalid");
+    let r = s
+        .post(
+            "/v1/admin/customers/cus_x/pin_reset",
+            common::ADMIN_KEY,
+            json!({}),
+        )
+        .await;
+    r.assert_error(400, "parameter_invalid");
+    let r = s
+        .post(
+            "/v1/admin/customers/cus_0000000000000000000000aa/pin_reset",
+            common::ADMIN_KEY,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.text);
+    let r = s
+        .post(
+            &format!("/v1/admin/customers/{cus}/pin_reset"),
+            &fresh_token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 401, "only the operator issues codes");
+}

@@ -24,6 +24,7 @@ pub mod testing;
 pub mod throttle;
 
 pub use engine::{MAX_BATCH, SqlStore};
+pub use ops::wallet::{MAX_RESET_GUESSES, reset_code_invalid};
 
 use model::*;
 use pocket_core::ledger::AccountKind;
@@ -180,6 +181,30 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Written<Customer>, Error>;
     async fn session(&self, token_digest: String) -> Result<Option<Customer>, Error>;
     async fn delete_session(&self, token_digest: String) -> Result<(), Error>;
+    /// A new PIN once the old one was proven (`pin`), if the hash is still
+    /// `change.old_hash`; every session but `keep_session` ends, with its devices.
+    async fn change_pin(
+        &self,
+        customer_id: String,
+        keep_session: String,
+        pin: PinAttempt,
+        change: PinRehash,
+        idem: Option<Idem>,
+    ) -> Result<Written<Customer>, Error>;
+    /// Issues a customer's one-time PIN-reset code (its keyed digest), live until
+    /// `expires_at`, replacing any earlier one.
+    async fn issue_pin_reset(
+        &self,
+        customer_id: String,
+        code_digest: String,
+        expires_at: i64,
+    ) -> Result<Customer, Error>;
+    /// Takes one guess at the live reset code of the wallet with `phone`: its customer
+    /// and code digest, or `None` (no live code, or its guesses are used up).
+    async fn take_reset_guess(&self, phone: String) -> Result<Option<(String, String)>, Error>;
+    /// Spends a reset code that was guessed right: the new PIN, the guards cleared,
+    /// every session ended and a new one begun.
+    async fn redeem_pin_reset(&self, reset: PinReset) -> Result<Result<Customer, Error>, Error>;
 
     /// Credits a wallet from the settlement account. `customer` is an id or a phone.
     async fn topup(
@@ -468,6 +493,18 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<(i64, String)>, Error>;
     async fn revoke_device(&self, customer_id: String, id: String) -> Result<Device, Error>;
+}
+
+/// A right PIN-reset code, and what it does (see [`Store::redeem_pin_reset`]).
+#[derive(Clone, Debug)]
+pub struct PinReset {
+    pub customer_id: String,
+    pub code_digest: String,
+    pub pin_hash: String,
+    /// The PIN guards (subjects) a forgotten PIN may have locked, cleared.
+    pub guards: Vec<String>,
+    /// The new session: its token's digest and expiry.
+    pub session: (String, i64),
 }
 
 /// A PIN hash made at an older cost and its replacement.

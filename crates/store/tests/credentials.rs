@@ -214,3 +214,122 @@ fn the_file_is_owned_again_once_its_store_is_gone() {
     let again = TestStore::open(dir.path(), clock, None);
     drop(again);
 }
+
+fn reset(customer: &Customer, code_digest: &str, session: &str) -> pocket_store::PinReset {
+    pocket_store::PinReset {
+        customer_id: customer.id.clone(),
+        code_digest: code_digest.into(),
+        pin_hash: "new-hash".into(),
+        guards: vec![],
+        session: (session.into(), T0 + 86_400_000),
+    }
+}
+
+#[tokio::test]
+async fn a_pin_reset_code_works_once_until_its_deadline_and_ends_every_session() {
+    let w = world().await;
+    let c = w.signup("+8613800000301", "s-old", T0 + 86_400_000).await;
+    let phone = "+8613800000301".to_string();
+    let until = w.clock.now_ms() + 900_000;
+    w.store
+        .issue_pin_reset(c.id.clone(), "code-1".into(), until)
+        .await
+        .unwrap();
+    // At its deadline and after, no guess is taken: the code is dead.
+    w.clock.set_ms(until);
+    assert_eq!(w.store.take_reset_guess(phone.clone()).await.unwrap(), None);
+    w.clock.set_ms(until - 1);
+    let (who, digest) = w
+        .store
+        .take_reset_guess(phone.clone())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((who.as_str(), digest.as_str()), (c.id.as_str(), "code-1"));
+    // A digest that is not the code's spends nothing.
+    let wrong = w
+        .store
+        .redeem_pin_reset(reset(&c, "code-2", "s-new"))
+        .await
+        .unwrap();
+    assert_eq!(wrong.unwrap_err().code, "reset_code_invalid");
+    // The right one, one millisecond before the deadline: once.
+    assert!(w.store.session("s-old".into()).await.unwrap().is_some());
+    let redeemed = w
+        .store
+        .redeem_pin_reset(reset(&c, "code-1", "s-new"))
+        .await
+        .unwrap();
+    assert_eq!(redeemed.unwrap().id, c.id);
+    assert!(
+        w.store.session("s-old".into()).await.unwrap().is_none(),
+        "the old session ended"
+    );
+    assert!(w.store.session("s-new".into()).await.unwrap().is_some());
+    assert_eq!(
+        w.store
+            .pin_state(c.id.clone())
+            .await
+            .unwrap()
+            .unwrap()
+            .pin_hash,
+        "new-hash"
+    );
+    let again = w
+        .store
+        .redeem_pin_reset(reset(&c, "code-1", "s-3"))
+        .await
+        .unwrap();
+    assert_eq!(again.unwrap_err().code, "reset_code_invalid");
+    assert_eq!(
+        w.store.take_reset_guess(phone).await.unwrap(),
+        None,
+        "spent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn however_many_guesses_arrive_at_once_a_reset_code_takes_five() {
+    let w = Arc::new(world().await);
+    let c = w.signup("+8613800000302", "s-1", T0 + 86_400_000).await;
+    let until = w.clock.now_ms() + 900_000;
+    w.store
+        .issue_pin_reset(c.id.clone(), "code".into(), until)
+        .await
+        .unwrap();
+    let guesses: Vec<_> = (0..40)
+        .map(|_| {
+            let w = w.clone();
+            tokio::spawn(async move { w.store.take_reset_guess("+8613800000302".into()).await })
+        })
+        .collect();
+    let mut taken = 0;
+    for g in guesses {
+        taken += usize::from(g.await.unwrap().unwrap().is_some());
+    }
+    assert_eq!(taken, pocket_store::MAX_RESET_GUESSES as usize);
+    // A new code starts a new count; a phone without a wallet takes none.
+    w.store
+        .issue_pin_reset(c.id.clone(), "code-2".into(), until)
+        .await
+        .unwrap();
+    assert!(
+        w.store
+            .take_reset_guess("+8613800000302".into())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        w.store
+            .take_reset_guess("+8613800000399".into())
+            .await
+            .unwrap(),
+        None
+    );
+    let unknown = w
+        .store
+        .issue_pin_reset("cus_nobody".into(), "x".into(), until)
+        .await;
+    assert_eq!(unknown.unwrap_err().code, "resource_missing");
+}

@@ -9,6 +9,7 @@ pub mod export;
 pub mod merchant;
 pub mod payments;
 pub mod payouts;
+pub mod pin;
 pub mod public;
 pub mod qr;
 pub mod rules;

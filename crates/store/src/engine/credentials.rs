@@ -157,6 +157,14 @@ impl Credentials {
         }
     }
 
+    /// After a commit that ended sessions of `customer_id`, before answering it.
+    pub(crate) fn forget_customer(&self, customer_id: &str) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        if let Ok(mut sessions) = self.sessions.lock() {
+            sessions.retain(|_, g| g.customer.id != customer_id);
+        }
+    }
+
     /// After a commit that ended the session `digest`, before answering it.
     pub(crate) fn forget_session(&self, digest: &str) {
         self.generation.fetch_add(1, Ordering::AcqRel);

@@ -278,6 +278,81 @@ impl Store for SqlStore {
             .await?
     }
 
+    async fn change_pin(
+        &self,
+        customer_id: String,
+        keep_session: String,
+        pin: PinAttempt,
+        change: crate::PinRehash,
+        idem: Option<Idem>,
+    ) -> Result<Written<Customer>, Error> {
+        let (credentials, who) = (self.credentials.clone(), customer_id.clone());
+        let who_else = customer_id.clone();
+        let written = self
+            .writer
+            .run_then(
+                move |c, now| {
+                    ops::pins::with_correct_pin(c, now, Some(&pin), |c| {
+                        ops::idempotency::wrap(c, now, idem.as_ref(), |c| {
+                            ops::wallet::change_pin(c, now, &customer_id, &keep_session, &change)
+                        })
+                    })
+                },
+                move || credentials.forget_customer(&who),
+            )
+            .await??;
+        // This node's streams of the sessions that ended hear it now; other nodes'
+        // through the database.
+        self.announcer.revoked(&format!("customer:{who_else}"));
+        Ok(written)
+    }
+
+    async fn issue_pin_reset(
+        &self,
+        customer_id: String,
+        code_digest: String,
+        expires_at: i64,
+    ) -> Result<Customer, Error> {
+        self.writer
+            .run(move |c, now| {
+                ops::wallet::issue_pin_reset(c, now, &customer_id, &code_digest, expires_at)
+            })
+            .await
+    }
+
+    async fn take_reset_guess(&self, phone: String) -> Result<Option<(String, String)>, Error> {
+        self.writer
+            .run(move |c, now| ops::wallet::take_reset_guess(c, now, &phone))
+            .await
+    }
+
+    async fn redeem_pin_reset(
+        &self,
+        reset: crate::PinReset,
+    ) -> Result<Result<Customer, Error>, Error> {
+        let (credentials, who) = (self.credentials.clone(), reset.customer_id.clone());
+        let redeemed = self
+            .writer
+            .run_then(
+                move |c, now| {
+                    let r = ops::wallet::Redeem {
+                        customer_id: &reset.customer_id,
+                        code_digest: &reset.code_digest,
+                        pin_hash: &reset.pin_hash,
+                        guards: &reset.guards,
+                        session: &reset.session,
+                    };
+                    ops::wallet::redeem_pin_reset(c, now, &r)
+                },
+                move || credentials.forget_customer(&who),
+            )
+            .await?;
+        if let Ok(c) = &redeemed {
+            self.announcer.revoked(&format!("customer:{}", c.id));
+        }
+        Ok(redeemed)
+    }
+
     async fn session(&self, token_digest: String) -> Result<Option<Customer>, Error> {
         self.remembered(token_digest, ops::wallet::session).await
     }

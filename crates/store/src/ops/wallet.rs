@@ -231,3 +231,160 @@ pub(crate) fn redeem_ticket(
         None => Ok(None),
     }
 }
+
+/// Most wrong guesses one PIN-reset code takes; then only a new code helps.
+pub const MAX_RESET_GUESSES: i64 = 5;
+
+/// The answer to a reset code that is wrong, used, expired or worn out by guesses, and
+/// to a phone without a code: all alike.
+pub fn reset_code_invalid() -> Error {
+    Error::new(
+        pocket_core::ErrorKind::Authentication,
+        "reset_code_invalid",
+        "This code is wrong, used or expired. Ask the operator for a new one.",
+    )
+    .with_param("code")
+}
+
+/// Signs out every session of the customer but `keep`, revoking the devices they
+/// registered; the customer's streams hear it.
+fn sign_out_others(
+    conn: &Conn,
+    now: i64,
+    customer_id: &str,
+    keep: Option<&str>,
+) -> Result<(), Error> {
+    let keep = keep.unwrap_or("");
+    conn.prepare_cached(
+        "UPDATE devices SET revoked_at = ?3 WHERE customer_id = ?1 AND revoked_at IS NULL
+           AND session_digest IN (SELECT token_digest FROM sessions
+                                  WHERE customer_id = ?1 AND token_digest <> ?2)",
+    )
+    .db()?
+    .execute(params![customer_id, keep, now])
+    .db()?;
+    conn.prepare_cached("DELETE FROM sessions WHERE customer_id = ?1 AND token_digest <> ?2")
+        .db()?
+        .execute(params![customer_id, keep])
+        .db()?;
+    conn.notify_revoked(&format!("customer:{customer_id}"))
+        .db()?;
+    Ok(())
+}
+
+fn customer(conn: &Conn, customer_id: &str) -> Result<Customer, Error> {
+    pin_state(conn, "id", customer_id)?
+        .map(|s| s.customer)
+        .ok_or_else(|| Error::not_found("customer", customer_id))
+}
+
+/// A new PIN after the old one was proven: only if the hash is still the one the proof
+/// was checked against (two changes at once: one wins, the other is told). Every other
+/// session ends, with the devices it registered.
+pub(crate) fn change_pin(
+    conn: &Conn,
+    now: i64,
+    customer_id: &str,
+    keep_session: &str,
+    change: &crate::PinRehash,
+) -> Result<Result<Customer, Error>, Error> {
+    let changed = conn
+        .prepare_cached("UPDATE customers SET pin_hash = ?3 WHERE id = ?1 AND pin_hash = ?2")
+        .db()?
+        .execute(params![customer_id, change.old_hash, change.new_hash])
+        .db()?;
+    if changed != 1 {
+        return Ok(Err(Error::conflict(
+            "pin_changed",
+            "The PIN was changed meanwhile; sign in with the new one.",
+        )));
+    }
+    sign_out_others(conn, now, customer_id, Some(keep_session))?;
+    customer(conn, customer_id).map(Ok)
+}
+
+/// Issues a customer's PIN-reset code (its keyed digest), replacing any earlier one.
+pub(crate) fn issue_pin_reset(
+    conn: &Conn,
+    now: i64,
+    customer_id: &str,
+    code_digest: &str,
+    expires_at: i64,
+) -> Result<Customer, Error> {
+    let who = customer(conn, customer_id)?;
+    conn.prepare_cached(
+        "INSERT INTO pin_resets (customer_id, code_digest, created_at, expires_at, attempts, used_at)
+         VALUES (?1, ?2, ?3, ?4, 0, NULL)
+         ON CONFLICT (customer_id) DO UPDATE SET code_digest = excluded.code_digest,
+             created_at = excluded.created_at, expires_at = excluded.expires_at,
+             attempts = 0, used_at = NULL",
+    )
+    .db()?
+    .execute(params![customer_id, code_digest, now, expires_at])
+    .db()?;
+    Ok(who)
+}
+
+/// Takes one guess of the reset code of the wallet with `phone`, before the guess is
+/// compared: the customer and the code's digest, or `None` when there is no live code
+/// (none, used, expired, or out of guesses). However many guesses arrive at once, no
+/// code is compared more than [`MAX_RESET_GUESSES`] times.
+pub(crate) fn take_reset_guess(
+    conn: &Conn,
+    now: i64,
+    phone: &str,
+) -> Result<Option<(String, String)>, Error> {
+    conn.prepare_cached(
+        "UPDATE pin_resets SET attempts = attempts + 1
+         WHERE customer_id = (SELECT id FROM customers WHERE phone = ?1)
+           AND used_at IS NULL AND expires_at > ?2 AND attempts < ?3
+         RETURNING customer_id, code_digest",
+    )
+    .db()?
+    .query_row(params![phone, now, MAX_RESET_GUESSES], |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
+    .optional()
+    .db()
+}
+
+/// What a right reset code does, once: the code is spent (only while live), the PIN is
+/// replaced, the PIN guards named are cleared, every session ends and a new one begins.
+pub(crate) struct Redeem<'a> {
+    pub customer_id: &'a str,
+    pub code_digest: &'a str,
+    pub pin_hash: &'a str,
+    pub guards: &'a [String],
+    pub session: &'a (String, i64),
+}
+
+pub(crate) fn redeem_pin_reset(
+    conn: &Conn,
+    now: i64,
+    r: &Redeem<'_>,
+) -> Result<Result<Customer, Error>, Error> {
+    let spent = conn
+        .prepare_cached(
+            "UPDATE pin_resets SET used_at = ?3
+             WHERE customer_id = ?1 AND code_digest = ?2 AND used_at IS NULL AND expires_at > ?3",
+        )
+        .db()?
+        .execute(params![r.customer_id, r.code_digest, now])
+        .db()?;
+    if spent != 1 {
+        return Ok(Err(reset_code_invalid()));
+    }
+    conn.prepare_cached("UPDATE customers SET pin_hash = ?2 WHERE id = ?1")
+        .db()?
+        .execute(params![r.customer_id, r.pin_hash])
+        .db()?;
+    for subject in r.guards {
+        conn.prepare_cached("DELETE FROM pin_guards WHERE subject = ?1")
+            .db()?
+            .execute([subject])
+            .db()?;
+    }
+    sign_out_others(conn, now, r.customer_id, None)?;
+    insert_session(conn, now, r.customer_id, &r.session.0, r.session.1)?;
+    customer(conn, r.customer_id).map(Ok)
+}

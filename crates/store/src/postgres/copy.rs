@@ -34,6 +34,7 @@ const TABLES: &[&str] = &[
     "stream_tickets",
     "devices",
     "pin_guards",
+    "pin_resets",
     "ledger_totals",
     "cards",
     "bank_operations",
