@@ -85,8 +85,13 @@ export async function desktop(b, lang = "en-US") {
   return page(b, { width: 1280, height: 800 }, lang);
 }
 
-async function page(b, viewport, lang) {
-  const context = await b.newContext({ viewport, locale: lang, deviceScaleFactor: 1 });
+/** A phone-sized page whose system asks for dark colours. */
+export async function darkPhone(b, lang = "en-US") {
+  return page(b, { width: 390, height: 844 }, lang, "dark");
+}
+
+async function page(b, viewport, lang, colorScheme = "light") {
+  const context = await b.newContext({ viewport, locale: lang, deviceScaleFactor: 1, colorScheme });
   const page = await context.newPage();
   page.on("pageerror", (e) => console.error("page error:", e.message));
   return page;

@@ -5,7 +5,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import {
-  startServer, call, merchant, customer, browser, phone, desktop, screenshot, walletSignIn, consoleSignIn,
+  startServer, call, merchant, customer, browser, phone, desktop, darkPhone, screenshot, walletSignIn, consoleSignIn,
   sellOne, enterPin, decodeQr, showPayCode, walletTab, sheetFor, closeReceipt, axeViolations, englishWords, ADMIN, consoleTab,
 } from "./helpers.mjs";
 
@@ -319,6 +319,63 @@ test("wrong today: Me changes the PIN, lists and removes devices, switches langu
   await again.close();
 });
 
+test("wrong today: the smaller things — chart values and empty state, rule errors marked, cards before PINs, a loading state", async () => {
+  // Charts: a new shop's say there is nothing yet; after a sale the value axis and the bar carry figures.
+  const sk = await merchant(url, "Small Things", PRODUCTS);
+  const shop = await desktop(b);
+  await consoleSignIn(shop, url, sk);
+  await consoleTab(shop, "overview");
+  await shop.locator("#chart-days svg .empty", { hasText: "No sales in this period yet" }).waitFor();
+  const c = await customer(url, "+8613900001136", 100_000);
+  const p = await call(url, "POST", "/v1/payments", sk, { currency: "CNY", items: [{ sku: "tea", quantity: 1 }], customer: c.id });
+  await call(url, "POST", `/v1/wallet/sessions`, null, { phone: c.phone, pin: c.pin }).then((s) =>
+    call(url, "POST", `/v1/wallet/payments/${p.id}/confirm`, s.token, {}));
+  await consoleTab(shop, "catalog");
+  await consoleTab(shop, "overview");
+  await shop.locator("#chart-days svg .value", { hasText: "12.99" }).waitFor();
+  assert.ok((await shop.locator("#chart-days svg .tick").allTextContents()).some((x) => x.includes("12.99")), "the top of the axis");
+  assert.equal(await shop.locator("#chart-days svg .empty").count(), 0);
+  // A slow answer: the page says it is waiting (held until seen, then let through).
+  let release;
+  await shop.route("**/v1/balance", async (route) => { await new Promise((r) => { release = r; }); await route.continue(); });
+  const shown = consoleTab(shop, "overview");
+  await shop.locator("#busy:not(.hidden)", { hasText: "Loading" }).waitFor();
+  release();
+  await shown;
+  await shop.locator("#busy.hidden").waitFor({ state: "attached" });
+  await shop.close();
+
+  // A rule that does not parse: the sentence, and the place marked in the field.
+  const admin = await desktop(b);
+  await admin.goto(url + "/admin");
+  await admin.fill("#admin-key", ADMIN);
+  await admin.locator("#auth-form button[type=submit]").click();
+  await admin.locator('[data-tab="rules"]').click();
+  await admin.locator("#rule-when-hint", { hasText: "minor units" }).waitFor();
+  await admin.fill("#rule-name", "typo");
+  await admin.fill("#rule-when", "payment.amount > 5 &&& true");
+  await admin.locator("#rule-form button[type=submit]").click();
+  await admin.locator("#rule-error", { hasText: "column 22" }).waitFor();
+  assert.ok(!(await admin.locator("#rule-error").textContent()).includes("^"), "no parser dump");
+  const selected = await admin.locator("#rule-when").evaluate((i) => [i.selectionStart, i.selectionEnd, i.getAttribute("aria-invalid")]);
+  assert.deepEqual(selected, [21, 22, "true"]);
+  await admin.close();
+
+  // The wallet: no card, no form that cannot work; a bad card number refused before the PIN.
+  const wallet = await phone(b);
+  await walletSignIn(wallet, url, c);
+  await walletTab(wallet, "cards");
+  await wallet.locator("#move-needs-card:not(.hidden)").waitFor();
+  assert.equal(await wallet.locator("#move-form").isVisible(), false);
+  await wallet.fill("#card-number", "4242 4242 4242 4241");
+  await wallet.fill("#card-exp", "12/2030");
+  await wallet.fill("#card-cvc", "123");
+  await wallet.locator("#card-form button[type=submit]").click();
+  await wallet.locator("#card-error", { hasText: "not valid" }).waitFor();
+  assert.equal(await wallet.locator("#pin-dialog").isVisible(), false, "no PIN asked for");
+  await wallet.close();
+});
+
 test("wrong today: a failed attempt at the till clears the previous payment's card", async () => {
   const sk = await merchant(url, "Clear Shop", PRODUCTS);
   const shop = await desktop(b);
@@ -513,11 +570,32 @@ test("the operator console: merchants, keys, customers, top-ups, the ledger and 
   await screenshot(admin, "admin-reconciliation");
 });
 
-test("axe-core finds nothing on any screen of the three apps, in either language, phone and desktop", async () => {
+/** Whether the page is drawn light on dark (its background's luminance). */
+async function drawnDark(page) {
+  return page.evaluate(() => {
+    const [r, g, b] = getComputedStyle(document.documentElement).backgroundColor.match(/\d+/g).map(Number);
+    return (0.2126 * r + 0.7152 * g + 0.0722 * b) / 255 < 0.25;
+  });
+}
+
+test("wrong today: a phone set to dark gets dark screens", async () => {
+  for (const path of ["/", "/merchant", "/admin"]) {
+    const dark = await darkPhone(b);
+    await dark.goto(url + path);
+    assert.ok(await drawnDark(dark), `${path} in dark mode`);
+    await dark.context().close();
+    const light = await phone(b);
+    await light.goto(url + path);
+    assert.ok(!(await drawnDark(light)), `${path} in light mode`);
+    await light.context().close();
+  }
+});
+
+test("axe-core finds nothing on any screen of the three apps, in either language, phone and desktop, light and dark", async () => {
   const sk = await merchant(url, "Axe Shop", PRODUCTS);
   const c = await customer(url, "+8613900001108", 1_000_000);
   const open = await call(url, "POST", "/v1/payments", sk, { currency: "CNY", items: [{ sku: "tea", quantity: 1 }] });
-  for (const make of [phone, desktop]) {
+  for (const make of [phone, desktop, darkPhone]) {
     for (const language of ["en", "zh"]) {
       const wallet = await make(b);
       await wallet.goto(`${url}/pay/${open.id}`);

@@ -72,6 +72,8 @@ pub struct Error {
     pub tries_left: Option<u32>,
     /// For `429`/`503`: how long to wait before retrying, when known (else 1 s).
     pub retry_after_seconds: Option<u64>,
+    /// Only on `400 rule_invalid`: where in `when` it fails (1-based, in characters).
+    pub position: Option<u16>,
 }
 
 impl Error {
@@ -84,11 +86,17 @@ impl Error {
             decline_code: None,
             tries_left: None,
             retry_after_seconds: None,
+            position: None,
         }
     }
 
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
         self.retry_after_seconds = Some(seconds.max(1));
+        self
+    }
+
+    pub fn with_position(mut self, position: u16) -> Self {
+        self.position = Some(position);
         self
     }
 

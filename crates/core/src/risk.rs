@@ -242,6 +242,30 @@ fn rule_invalid(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidRequest, "rule_invalid", message).with_param("when")
 }
 
+/// A parser's complaint as a sentence and the place it points at: its line and column
+/// in the message, and as `position` (1-based, in characters of `when`).
+fn parse_error(when: &str, errors: &cel::ParseErrors) -> Error {
+    let Some(first) = errors.errors.first() else {
+        return rule_invalid("`when` does not parse.");
+    };
+    let (line, column) = (first.pos.0.max(1) as usize, first.pos.1.max(1) as usize);
+    // The parser counts lines and columns from 1; lines before it end in a newline.
+    let before: usize = when
+        .split('\n')
+        .take(line - 1)
+        .map(|l| l.chars().count() + 1)
+        .sum();
+    let what = first.msg.trim_start_matches("Syntax error: ");
+    let what = what.split(" expecting ").next().unwrap_or(what);
+    let at = if line > 1 {
+        format!("line {line}, column {column}")
+    } else {
+        format!("column {column}")
+    };
+    let position = u16::try_from(before + column).unwrap_or(u16::MAX);
+    rule_invalid(format!("`when` does not parse at {at}: {what}.")).with_position(position)
+}
+
 impl Rule {
     /// Compiles `when`; `400 rule_invalid` (with the parser's message) unless it parses
     /// and gives a boolean for a typical payment (so a misspelt field is caught now,
@@ -258,9 +282,7 @@ impl Rule {
         {
             return Err(rule_invalid("`when` may not contain control characters."));
         }
-        let program = STDLIB
-            .compile(when)
-            .map_err(|e| rule_invalid(format!("`when` does not parse: {e}")))?;
+        let program = STDLIB.compile(when).map_err(|e| parse_error(when, &e))?;
         check_names(program.expression())
             .map_err(|e| rule_invalid(format!("`when` cannot be used: {e}")))?;
         let refs = program.references();
@@ -274,9 +296,16 @@ impl Rule {
         };
         for facts in boundary_facts() {
             if let Err(e) = rule.matches(&facts) {
+                let c = &facts.customer;
                 return Err(rule_invalid(format!(
-                    "`when` cannot be evaluated for every payment (it fails for amount {}, customer {:?}): {e}",
-                    facts.amount, facts.customer
+                    "`when` cannot be evaluated for every payment: it fails for an amount of {} \
+                     with customer.age_days {}, customer.payments_last_hour {}, \
+                     customer.spent_today {} and device.registered {}: {e}",
+                    facts.amount,
+                    c.age_days,
+                    c.payments_last_hour,
+                    c.spent_today,
+                    c.device_registered
                 )));
             }
         }
@@ -643,5 +672,28 @@ mod tests {
             let v = decide(&rules, &facts(amount, CustomerFacts::default()), Authentication::None);
             prop_assert_eq!(v != Verdict::Allow, amount > threshold);
         }
+    }
+
+    #[test]
+    fn a_parse_error_is_a_sentence_that_points_at_its_place() {
+        let err = |when: &str| Rule::compile("r", "r", when, Action::Block).unwrap_err();
+        let e = err("payment.amount > 5 &&& true");
+        assert_eq!(e.code, "rule_invalid");
+        assert_eq!(e.position, Some(22), "the third '&'");
+        assert!(e.message.contains("column 22"), "{}", e.message);
+        assert!(
+            !e.message.contains("ERROR: <input>") && !e.message.contains('^'),
+            "{}",
+            e.message
+        );
+        let e = err("payment.amount >");
+        assert_eq!(e.position, Some(17), "just past the end");
+        assert!(!e.message.contains("expecting"), "{}", e.message);
+        let e = err("payment.amount > 5 &&\n  customer.age_days >");
+        assert!(e.message.contains("line 2"), "{}", e.message);
+        assert_eq!(e.position, Some(22 + 22), "just past the end of line 2");
+        let e = err("payment.amount > 'x'");
+        assert!(!e.message.contains("CustomerFacts"), "{}", e.message);
+        assert_eq!(e.position, None);
     }
 }

@@ -26,6 +26,10 @@ pub struct ErrorDetail {
     /// Only on `401 incorrect_pin`: how many more wrong PINs lock the wallet.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tries_left: Option<u32>,
+    /// Only on `400 rule_invalid`: where in `when` it fails (1-based, in characters),
+    /// when the parser can tell.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub position: Option<u16>,
 }
 
 /// Wrapper so handlers can return `Result<_, ApiError>` and use `?` on core errors.
@@ -57,6 +61,7 @@ impl IntoResponse for ApiError {
                 param: e.param,
                 decline_code: e.decline_code,
                 tries_left: e.tries_left,
+                position: e.position,
             },
         };
         let mut response = (status, axum::Json(body)).into_response();

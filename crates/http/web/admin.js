@@ -45,7 +45,19 @@ async function addRule(ev) {
     await refreshRules();
   } catch (e) {
     showError($("rule-error"), e);
+    if (e instanceof ApiError && e.position !== null) markRuleError(e.position);
   }
+}
+
+/** Selects the character of the rule the parser points at (1-based, as sent: trimmed). */
+function markRuleError(position) {
+  const input = $("rule-when");
+  const lead = input.value.length - input.value.trimStart().length;
+  const at = Math.min(input.value.length, lead + position - 1);
+  input.focus();
+  input.setSelectionRange(at, Math.min(input.value.length, at + 1));
+  input.setAttribute("aria-invalid", "true");
+  input.addEventListener("input", () => input.removeAttribute("aria-invalid"), { once: true });
 }
 
 async function removeRule(r) {

@@ -10,6 +10,7 @@ export class ApiError extends Error {
     this.code = e.code || "unknown";
     this.param = e.param || null;
     this.triesLeft = Number.isInteger(e.tries_left) ? e.tries_left : null;
+    this.position = Number.isInteger(e.position) ? e.position : null;
   }
 }
 
@@ -22,7 +23,39 @@ export class PageError extends Error {
 }
 
 /** Calls the API with a bearer credential; throws ApiError on a non-2xx answer. */
+/** How long an answer may take before the page says it is waiting for it. */
+const SLOW_MS = 400;
+let waiting = 0;
+let slowTimer = null;
+
+/** A bar at the top of the page, "Loading…", while some answer is slow in coming. */
+function waitingFor(delta) {
+  waiting += delta;
+  let bar = document.getElementById("busy");
+  if (!bar) {
+    bar = el("div", { id: "busy", class: "busy hidden", role: "status", "data-i18n": "loading" }, t("loading"));
+    document.body.prepend(bar);
+  }
+  clearTimeout(slowTimer);
+  if (waiting > 0) slowTimer = setTimeout(() => { bar.classList.remove("hidden"); document.body.setAttribute("aria-busy", "true"); }, SLOW_MS);
+  else { bar.classList.add("hidden"); document.body.removeAttribute("aria-busy"); }
+}
+
 export async function api(method, path, credential, body, idempotencyKey) {
+  waitingFor(1);
+  try {
+    return await request(method, path, credential, body, idempotencyKey);
+  } finally {
+    waitingFor(-1);
+  }
+}
+
+/** An API call nobody waits on at the screen (a long-poll): no "Loading…" for it. */
+export async function apiInBackground(method, path, credential, body, idempotencyKey) {
+  return request(method, path, credential, body, idempotencyKey);
+}
+
+async function request(method, path, credential, body, idempotencyKey) {
   const headers = {};
   if (credential) headers["Authorization"] = `Bearer ${credential}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";

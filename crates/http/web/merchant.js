@@ -4,7 +4,7 @@
 // Catalog, Payouts and Developers (key roll, webhook endpoints, events and deliveries).
 import { t, translate, switchLanguage, locale } from "./i18n.js";
 import {
-  api, ApiError, PageError, money, when, el, statusBadge, showError, newKey, tickCountdowns, toMinor, toMajor,
+  api, apiInBackground, ApiError, PageError, money, when, el, statusBadge, showError, newKey, tickCountdowns, toMinor, toMajor,
   itemsLine, labelTables,
 } from "./common.js";
 
@@ -83,19 +83,30 @@ function svg(tag, attrs = {}, ...children) {
   return e;
 }
 
-/** A bar chart of `bars` ([label, value]); values in minor units of `currency`. */
+/** A bar chart of `bars` ([label, value]); values in minor units of `currency`. The
+ *  value axis is marked at its top and half way; with few bars each carries its value;
+ *  a period without sales says so. */
 function barChart(bars, currency, title) {
-  const w = 720, h = 180, pad = 24, max = Math.max(1, ...bars.map(([, v]) => v));
+  const w = 720, h = 170, top = 18, pad = 96, max = Math.max(1, ...bars.map(([, v]) => v));
   const bw = (w - pad) / bars.length;
-  const chart = svg("svg", { viewBox: `0 0 ${w} ${h + 22}`, role: "img", "aria-label": title, class: "bars" });
+  const chart = svg("svg", { viewBox: `0 0 ${w} ${top + h + 22}`, role: "img", "aria-label": title, class: "bars" });
+  for (const share of [1, 0.5]) {
+    const y = top + h - share * h;
+    chart.append(svg("line", { x1: pad, y1: y, x2: w, y2: y, class: "grid" }),
+      svg("text", { x: pad - 8, y: y + 4, "text-anchor": "end", class: "axis tick" }, money(Math.round(max * share), currency)));
+  }
   bars.forEach(([label, v], i) => {
-    const bh = Math.round((v / max) * h);
-    const bar = svg("rect", { x: pad + i * bw + 2, y: h - bh, width: Math.max(1, bw - 4), height: bh, class: "bar" },
-      svg("title", {}, `${label}: ${money(v, currency)}`));
-    chart.append(bar);
-    if (bars.length <= 8 || i % 3 === 0) chart.append(svg("text", { x: pad + i * bw + bw / 2, y: h + 16, "text-anchor": "middle", class: "axis" }, label));
+    const bh = Math.max(0, Math.round((v / max) * h));
+    const x = pad + i * bw;
+    chart.append(svg("rect", { x: x + 2, y: top + h - bh, width: Math.max(1, bw - 4), height: bh, class: "bar" },
+      svg("title", {}, `${label}: ${money(v, currency)}`)));
+    if (bars.length <= 8 && v > 0) chart.append(svg("text", { x: x + bw / 2, y: top + h - bh - 4, "text-anchor": "middle", class: "axis value" }, money(v, currency)));
+    if (bars.length <= 8 || i % 3 === 0) chart.append(svg("text", { x: x + bw / 2, y: top + h + 16, "text-anchor": "middle", class: "axis" }, label));
   });
-  chart.append(svg("line", { x1: pad, y1: h, x2: w, y2: h, class: "axis-line" }));
+  chart.append(svg("line", { x1: pad, y1: top + h, x2: w, y2: top + h, class: "axis-line" }));
+  if (bars.every(([, v]) => v <= 0)) {
+    chart.append(svg("text", { x: pad + (w - pad) / 2, y: top + h / 2, "text-anchor": "middle", class: "axis empty" }, t("no_sales_period")));
+  }
   return chart;
 }
 
@@ -349,7 +360,7 @@ async function watch(id) {
   const mine = ++watching;
   for (;;) {
     try {
-      const p = await api("GET", `/v1/payments/${id}?wait=30`, sk);
+      const p = await apiInBackground("GET", `/v1/payments/${id}?wait=30`, sk);
       if (mine !== watching) return;
       await showPayment(p);
       if (p.status !== "pending") { refreshBalance().catch(() => {}); return; }

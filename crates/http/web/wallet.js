@@ -724,6 +724,9 @@ async function refreshCards() {
         }, t("remove"))))
     : [el("li", { class: "muted" }, t("no_cards"))]));
   $("move-card").replaceChildren(...cards.data.map((c) => el("option", { value: c.id }, `${c.brand.toUpperCase()} •••• ${c.last4}`)));
+  // Money moves through a card: without one, say so instead of a form that cannot work.
+  $("move-form").classList.toggle("hidden", cards.data.length === 0);
+  $("move-needs-card").classList.toggle("hidden", cards.data.length > 0);
   const ops = [...topups.data, ...withdrawals.data].sort((a, b) => b.created_at.localeCompare(a.created_at)).slice(0, 20);
   $("operations").replaceChildren(...(ops.length
     ? ops.map((o) => el("li", { "data-operation": o.id, "data-status": o.status },
@@ -733,11 +736,27 @@ async function refreshCards() {
     : [el("li", { class: "muted" }, t("no_operations"))]));
 }
 
+/** A card number as typed (spaces and dashes allowed): 12 to 19 digits, Luhn-valid. */
+function luhnValid(text) {
+  const digits = String(text).replace(/[\s-]/g, "");
+  if (!/^\d{12,19}$/.test(digits)) return false;
+  let sum = 0;
+  [...digits].reverse().forEach((d, i) => {
+    let n = Number(d);
+    if (i % 2 === 1) { n *= 2; if (n > 9) n -= 9; }
+    sum += n;
+  });
+  return sum % 10 === 0;
+}
+
 async function bindCard(ev) {
   ev.preventDefault();
   showError($("card-error"), null);
   const m = $("card-exp").value.trim().match(/^(\d{1,2})\s*\/\s*(\d{4})$/);
   if (!m) { showError($("card-error"), new PageError("expiry_format")); return; }
+  // What the page can tell is refused before the PIN is asked for.
+  if (!luhnValid($("card-number").value)) { showError($("card-error"), new PageError("card_number_format")); return; }
+  if (!/^\d{3,4}$/.test($("card-cvc").value.trim())) { showError($("card-error"), new PageError("cvc_format")); return; }
   try {
     const bound = await askPin(t("pin_for_card"), (pin) => api("POST", "/v1/wallet/cards", token, {
       number: $("card-number").value, exp_month: Number(m[1]), exp_year: Number(m[2]), cvc: $("card-cvc").value, pin,
