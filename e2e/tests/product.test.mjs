@@ -376,6 +376,44 @@ test("wrong today: the smaller things — chart values and empty state, rule err
   await wallet.close();
 });
 
+test("wrong today: History shows holds, captures, releases, refunds and declines by month, by kind, and says when a refund arrives", async () => {
+  const sk = await merchant(url, "Hold Shop", PRODUCTS);
+  const c = await customer(url, "+8613900001137", 200_000);
+  const session = await call(url, "POST", "/v1/wallet/sessions", null, { phone: c.phone, pin: c.pin });
+  const held = await call(url, "POST", "/v1/payments", sk, { currency: "CNY", amount: 5697, customer: c.id, capture: "manual" });
+  await call(url, "POST", `/v1/wallet/payments/${held.id}/confirm`, session.token, {});
+  await call(url, "POST", `/v1/payments/${held.id}/capture`, sk, { amount: 4000 });
+  const released = await call(url, "POST", "/v1/payments", sk, { currency: "CNY", amount: 900, customer: c.id, capture: "manual" });
+  await call(url, "POST", `/v1/wallet/payments/${released.id}/confirm`, session.token, {});
+  await call(url, "POST", `/v1/payments/${released.id}/cancel`, sk, {});
+  const declined = await call(url, "POST", "/v1/payments", sk, { currency: "CNY", amount: 700, customer: c.id });
+  await call(url, "POST", `/v1/wallet/payments/${declined.id}/decline`, session.token, {});
+  const wallet = await phone(b);
+  await walletSignIn(wallet, url, c);
+  await walletTab(wallet, "history");
+  const lines = wallet.locator("#history li[data-kind]");
+  await lines.nth(5).waitFor();
+  const kinds = await lines.evaluateAll((ls) => ls.map((l) => l.dataset.kind));
+  assert.deepEqual(kinds, ["declined", "release", "hold", "capture", "hold", "topup"]);
+  assert.match(await wallet.locator('#history [data-kind="capture"]').textContent(), /Hold Shop.*Captured.*−CN¥40\.00/s);
+  assert.match(await wallet.locator(`#history [data-kind="hold"][data-payment="${released.id}"]`).textContent(), /Hold Shop.*Held.*CN¥9\.00/s);
+  // The month, with what came in and went out of the wallet in it.
+  const month = wallet.locator("#history section.month").first();
+  assert.match(await month.locator(".flow").textContent(), /In CN¥2,000\.00 · Out CN¥40\.00/);
+  // By kind.
+  await wallet.locator("#history-kind").selectOption("release");
+  await wallet.waitForFunction(() => [...document.querySelectorAll("#history li[data-kind]")].every((l) => l.dataset.kind === "release"));
+  assert.equal(await lines.count(), 1);
+  await wallet.locator("#history-kind").selectOption("");
+  await lines.nth(5).waitFor();
+  // A refund arriving: a notice naming the merchant, and its line in History.
+  await call(url, "POST", `/v1/payments/${held.id}/refunds`, sk, { amount: 1000 });
+  await wallet.locator("#flash", { hasText: "Refund of CN¥10.00 from Hold Shop arrived" }).waitFor({ timeout: 5000 });
+  await wallet.locator('#history [data-kind="refund"]', { hasText: "Hold Shop" }).waitFor({ timeout: 5000 });
+  await screenshot(wallet, "wallet-history-months");
+  await wallet.close();
+});
+
 test("wrong today: a failed attempt at the till clears the previous payment's card", async () => {
   const sk = await merchant(url, "Clear Shop", PRODUCTS);
   const shop = await desktop(b);

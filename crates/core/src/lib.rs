@@ -5,6 +5,7 @@
 //! read state, call these functions, and write what they decide. That keeps every
 //! rule testable deterministically, with any clock a test wants.
 //!
+//! - [`activity`]: a wallet's history as a person reads it, from its events.
 //! - [`card`]: card numbers (Luhn, brand), expiry and CVC checks.
 //! - [`code`]: customer-presented payment codes (18 digits, a new one every 30 s).
 //! - [`csv`]: CSV cells quoted and safe from formula injection.
@@ -21,6 +22,7 @@
 //! - [`error`]: the contract's error shape and its stable codes.
 //! - [`time`]: the wire format of timestamps.
 
+pub mod activity;
 pub mod card;
 pub mod code;
 pub mod csv;

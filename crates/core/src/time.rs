@@ -43,6 +43,26 @@ pub fn utc_day_range(date: &str) -> Option<(i64, i64)> {
     Some((start, start + 86_400_000))
 }
 
+/// The calendar month an instant falls in where the clock is `utc_offset_minutes` east
+/// of UTC: its name (`YYYY-MM`) and its instants `[start, end)`.
+pub fn month_of(at_ms: i64, utc_offset_minutes: i32) -> (String, i64, i64) {
+    use chrono::{Datelike, NaiveDate};
+    let shift_ms = i64::from(utc_offset_minutes) * 60_000;
+    let local = DateTime::<Utc>::from_timestamp_millis(at_ms.saturating_add(shift_ms))
+        .unwrap_or_default()
+        .date_naive();
+    let first = NaiveDate::from_ymd_opt(local.year(), local.month(), 1).unwrap_or(local);
+    let next = first
+        .checked_add_months(chrono::Months::new(1))
+        .unwrap_or(first);
+    let at = |d: NaiveDate| {
+        d.and_hms_opt(0, 0, 0)
+            .map(|t| t.and_utc().timestamp_millis() - shift_ms)
+            .unwrap_or(at_ms)
+    };
+    (first.format("%Y-%m").to_string(), at(first), at(next))
+}
+
 /// The UTC calendar date (`YYYY-MM-DD`) of an instant: the day of a statement.
 pub fn utc_date(at_ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(at_ms)
@@ -94,5 +114,20 @@ mod tests {
         );
         assert_eq!(parse_rfc3339_ms("2026-12-03"), None);
         assert_eq!(parse_rfc3339_ms("yesterday"), None);
+    }
+
+    #[test]
+    fn months_begin_where_the_clock_says() {
+        let at = parse_rfc3339_ms("2026-11-30T18:00:00Z").unwrap();
+        let (name, start, end) = month_of(at, 0);
+        assert_eq!(name, "2026-11");
+        assert_eq!(rfc3339_ms(start), "2026-11-01T00:00:00.000Z");
+        assert_eq!(rfc3339_ms(end), "2026-12-01T00:00:00.000Z");
+        // 18:00 UTC is 02:00 on December 1st in Beijing (UTC+8).
+        let (name, start, end) = month_of(at, 480);
+        assert_eq!(name, "2026-12");
+        assert_eq!(rfc3339_ms(start), "2026-11-30T16:00:00.000Z");
+        assert_eq!(rfc3339_ms(end), "2026-12-31T16:00:00.000Z");
+        assert!(start <= at && at < end);
     }
 }

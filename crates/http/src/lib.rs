@@ -32,8 +32,8 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use pocket_store::Store;
 use routes::{
-    admin, bank, cards, devices, export, merchant, payments, payouts, pin, public, qr, rules,
-    service, stream, wallet, webhooks,
+    activity, admin, bank, cards, devices, export, merchant, payments, payouts, pin, public, qr,
+    rules, service, stream, wallet, webhooks,
 };
 pub use settings::{PinHashing, Settings};
 use std::sync::Arc;
@@ -225,6 +225,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(payouts::create_payout, payouts::list_payouts))
         .routes(routes!(payouts::get_payout))
         .routes(routes!(wallet::transactions))
+        .routes(routes!(activity::activity))
         .routes(routes!(devices::register, devices::list))
         .routes(routes!(devices::revoke))
         .routes(routes!(cards::bind, cards::list))

@@ -63,6 +63,8 @@ export const STRINGS = {
     sign_in_to_pay: "Sign in to pay this.",
     // Transaction kinds in the wallet's history.
     kind_topup: "Top-up", kind_payment: "Payment", kind_refund: "Refund", kind_withdrawal: "Withdrawal", kind_payout: "Payout",
+    kind_hold: "Held", kind_capture: "Captured", kind_release: "Released", kind_declined: "Declined", kind_expired: "Expired", kind_canceled: "Canceled",
+    history_kind: "Show", month_flow: "In {in} · Out {out}", refund_arrived: "Refund of {amount} from {merchant} arrived",
     // Event types.
     event_payment_created: "Payment created", event_payment_authorized: "Payment held", event_payment_succeeded: "Payment succeeded", event_payment_declined: "Payment declined",
     event_payment_expired: "Payment expired", event_payment_canceled: "Payment canceled", event_refund_succeeded: "Refund made",
@@ -210,6 +212,8 @@ export const STRINGS = {
     later: "稍后", receipt: "支付凭证", done: "完成", merchant: "商户", payment_id: "支付编号", paid_at: "支付时间",
     sign_in_to_pay: "登录后即可支付。",
     kind_topup: "充值", kind_payment: "付款", kind_refund: "退款", kind_withdrawal: "提现", kind_payout: "结算",
+    kind_hold: "已冻结", kind_capture: "已扣款", kind_release: "已解冻", kind_declined: "已拒绝", kind_expired: "已过期", kind_canceled: "已取消",
+    history_kind: "显示", month_flow: "收入 {in} · 支出 {out}", refund_arrived: "已收到 {merchant} 的退款 {amount}",
     event_payment_created: "收款已创建", event_payment_authorized: "款项已冻结", event_payment_succeeded: "收款成功", event_payment_declined: "顾客已拒绝",
     event_payment_expired: "收款已过期", event_payment_canceled: "收款已取消", event_refund_succeeded: "已退款",
     event_topup_succeeded: "充值成功", event_topup_failed: "充值失败", event_withdrawal_succeeded: "提现成功",

@@ -4,7 +4,7 @@
 // open after a wrong PIN and says how many tries are left; paying links and QR codes, and
 // showing the wallet's own payment code at a till; bank cards; the history of every
 // movement, paged.
-import { t, translate, switchLanguage } from "./i18n.js";
+import { t, translate, switchLanguage, locale } from "./i18n.js";
 import {
   api, ApiError, PageError, money, when, el, statusBadge, showError, newKey, tickCountdowns, paymentIdFrom, toMinor,
   itemsLine,
@@ -256,31 +256,63 @@ function onExpired(countdown) {
 
 // ---- history: every movement, 20 to a page -----------------------------------------------------
 
+/** History from the server's activity: each line what it did to the money (payments,
+ *  holds and what became of them, refunds naming the merchant, top-ups, declines),
+ *  grouped by month with the month's money in and out, filterable by kind. */
 async function refreshHistory() {
   const after = historyNav.pages[historyNav.at];
-  const list = await api("GET", `/v1/wallet/transactions?limit=${HISTORY_PAGE}${after ? `&starting_after=${after}` : ""}`, token);
-  // Payments show their state (refunded, partly refunded): fetch those on this page.
-  const ids = [...new Set(list.data.filter((x) => x.reference.startsWith("pay_")).map((x) => x.reference))];
+  const kind = $("history-kind").value;
+  const q = new URLSearchParams({ limit: String(HISTORY_PAGE), utc_offset: String(-new Date().getTimezoneOffset()) });
+  if (kind) q.set("kind", kind);
+  if (after) q.set("starting_after", after);
+  const list = await api("GET", `/v1/wallet/activity?${q}`, token);
+  // Payments show their state now (refunded, partly refunded) and open their receipt.
+  const ids = [...new Set(list.data.filter((x) => x.payment).map((x) => x.payment))];
   const payments = new Map((await Promise.all(ids.map((id) =>
     api("GET", `/v1/wallet/payments/${id}`, token).catch(() => null)))).filter(Boolean).map((p) => [p.id, p]));
-  $("history").replaceChildren(...(list.data.length ? list.data.map((x) => {
-    const p = payments.get(x.reference);
-    const attrs = { "data-transaction": x.id, "data-kind": x.kind, class: `movement ${x.amount < 0 ? "out" : "in"}` };
-    if (p) attrs["data-payment"] = p.id;
-    const what = p ? p.merchant_name : t(`kind_${x.kind}`);
-    const row = el("li", attrs,
-      el("span", { class: "what" }, el("strong", {}, what), p ? el("span", { class: "muted" }, ` ${t(`kind_${x.kind}`)}`) : null,
-        el("br"), el("span", { class: "muted small" }, when(x.created_at))),
-      el("span", { class: "how-much" }, el("strong", {}, (x.amount > 0 ? "+" : "") + money(x.amount, x.currency)),
-        p ? statusBadge(p) : null));
-    if (p) {
-      row.append(el("button", { type: "button", class: "secondary small", "data-action": "receipt", onclick: () => showReceipt(p) }, t("receipt")));
-    }
-    return row;
-  }) : [el("li", { class: "muted" }, t("no_history"))]));
+  const groups = new Map();
+  for (const x of list.data) {
+    const month = monthOf(x.created_at);
+    if (!groups.has(month)) groups.set(month, []);
+    groups.get(month).push(historyLine(x, payments.get(x.payment)));
+  }
+  $("history").replaceChildren(...(list.data.length ? [...groups].map(([month, lines]) => el("section", { class: "month", "data-month": month },
+    el("h3", {}, monthName(month)),
+    el("p", { class: "flow muted small" }, ...list.months.filter((m) => m.month === month).map((m) =>
+      el("span", { "data-currency": m.currency }, t("month_flow", { in: money(m.in, m.currency), out: money(m.out, m.currency) }), " "))),
+    el("ul", { class: "plain" }, ...lines)))
+    : [el("p", { class: "muted" }, t("no_history"))]));
   historyNav.pages[historyNav.at + 1] = list.has_more ? list.data[list.data.length - 1].id : undefined;
   $("history-next").disabled = !list.has_more;
   $("history-prev").disabled = historyNav.at === 0;
+}
+
+/** `YYYY-MM` of an instant, by this phone's clock (as the server was asked to sum). */
+function monthOf(iso) {
+  const d = new Date(iso);
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}`;
+}
+
+function monthName(month) {
+  const [y, m] = month.split("-").map(Number);
+  return new Intl.DateTimeFormat(locale(), { year: "numeric", month: "long" }).format(new Date(y, m - 1, 1));
+}
+
+function historyLine(x, p) {
+  const attrs = { "data-activity": x.id, "data-kind": x.kind, class: `movement ${x.direction}` };
+  if (x.payment) attrs["data-payment"] = x.payment;
+  const sign = x.direction === "in" ? "+" : x.direction === "out" ? "−" : "";
+  const figure = sign + money(x.amount, x.currency);
+  const showsState = p && ["payment", "capture", "hold"].includes(x.kind);
+  const row = el("li", attrs,
+    el("span", { class: "what" }, el("strong", { "data-user-text": "" }, x.merchant_name || t(`kind_${x.kind}`)),
+      x.merchant_name ? el("span", { class: "muted" }, ` ${t(`kind_${x.kind}`)}`) : null,
+      el("br"), el("span", { class: "muted small" }, when(x.created_at))),
+    el("span", { class: "how-much" }, el("strong", {}, figure), showsState ? statusBadge(p) : null));
+  if (p && x.kind !== "refund") {
+    row.append(el("button", { type: "button", class: "secondary small", "data-action": "receipt", onclick: () => showReceipt(p) }, t("receipt")));
+  }
+  return row;
 }
 
 function historyPage(delta) {
@@ -619,7 +651,14 @@ async function listen() {
     const { ticket } = await api("POST", "/v1/wallet/events/tickets", token);
     stream = new EventSource(`/v1/wallet/events?ticket=${encodeURIComponent(ticket)}`);
     stream.onopen = () => setLive("live");
-    const changed = () => refresh().catch(() => {});
+    const changed = () => refresh().then(() => tab === "history" && refreshHistory()).catch(() => {});
+    // A refund arriving says so, naming the merchant.
+    stream.addEventListener("refund.succeeded", (ev) => {
+      const r = JSON.parse(ev.data).data.object;
+      api("GET", `/v1/wallet/payments/${r.payment}`, token)
+        .then((p) => flash(t("refund_arrived", { amount: money(r.amount, p.currency), merchant: p.merchant_name })))
+        .catch(() => {});
+    });
     for (const type of ["payment.created", "payment.authorized", "payment.succeeded", "payment.declined", "payment.expired", "payment.canceled", "refund.succeeded"]) {
       stream.addEventListener(type, changed);
     }
@@ -833,6 +872,7 @@ document.addEventListener("DOMContentLoaded", async () => {
   $("move-form").addEventListener("submit", moveMoney);
   $("history-next").addEventListener("click", () => historyPage(1));
   $("history-prev").addEventListener("click", () => historyPage(-1));
+  $("history-kind").addEventListener("change", () => { historyNav.pages = [null]; historyNav.at = 0; refreshHistory().catch(() => {}); });
   $("sheet-confirm").addEventListener("click", confirmSheet);
   $("sheet-decline").addEventListener("click", declineSheet);
   $("sheet-later").addEventListener("click", closeSheet);

@@ -1089,3 +1089,163 @@ async fn payments_name_their_customer_with_a_masked_phone_and_list_by_customer()
         assert_eq!(r.param(), Some("customer"), "{path}");
     }
 }
+
+#[tokio::test]
+async fn the_wallets_history_shows_holds_captures_releases_refunds_and_declines_by_month() {
+    let s = Server::start().await;
+    let (_, sk) = s.merchant("History Shop").await;
+    let (cus, token) = s.customer("+8613800000091", 100_000).await;
+    let pay = |body: Value| {
+        let (s, sk) = (&s, &sk);
+        async move { s.payment(sk, body).await["id"].as_str().unwrap().to_owned() }
+    };
+    let paid = pay(json!({"currency": "CNY", "amount": 1_000, "customer": cus})).await;
+    assert_eq!(s.confirm(&token, &paid, json!({})).await.status, 200);
+    let held =
+        pay(json!({"currency": "CNY", "amount": 5_697, "customer": cus, "capture": "manual"}))
+            .await;
+    assert_eq!(s.confirm(&token, &held, json!({})).await.status, 200);
+    let r = s
+        .post(
+            &format!("/v1/payments/{held}/capture"),
+            &sk,
+            json!({"amount": 4_000}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let let_go =
+        pay(json!({"currency": "CNY", "amount": 900, "customer": cus, "capture": "manual"})).await;
+    assert_eq!(s.confirm(&token, &let_go, json!({})).await.status, 200);
+    assert_eq!(
+        s.post(&format!("/v1/payments/{let_go}/cancel"), &sk, json!({}))
+            .await
+            .status,
+        200
+    );
+    let r = s
+        .post(
+            &format!("/v1/payments/{paid}/refunds"),
+            &sk,
+            json!({"amount": 250}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let declined = pay(json!({"currency": "CNY", "amount": 700, "customer": cus})).await;
+    let r = s
+        .post(
+            &format!("/v1/wallet/payments/{declined}/decline"),
+            &token,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+
+    let r = s
+        .get("/v1/wallet/activity?limit=100&utc_offset=480", &token)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    let lines = r.body["data"].as_array().unwrap();
+    let seen: Vec<(String, i64, String)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["kind"].as_str().unwrap().into(),
+                l["amount"].as_i64().unwrap(),
+                l["direction"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let want = [
+        ("declined", 700, "none"),
+        ("refund", 250, "in"),
+        ("release", 900, "none"),
+        ("hold", 900, "none"),
+        ("capture", 4_000, "out"),
+        ("hold", 5_697, "none"),
+        ("payment", 1_000, "out"),
+        ("topup", 100_000, "in"),
+    ];
+    let want: Vec<(String, i64, String)> = want
+        .iter()
+        .map(|(k, a, d)| (k.to_string(), *a, d.to_string()))
+        .collect();
+    assert_eq!(seen, want, "newest first");
+    let refund = &lines[1];
+    assert_eq!(
+        (
+            refund["merchant_name"].as_str(),
+            refund["payment"].as_str(),
+            refund["currency"].as_str()
+        ),
+        (Some("History Shop"), Some(paid.as_str()), Some("CNY"))
+    );
+    // The month's money in and out, from the ledger: top-up and refund in; payment and capture out.
+    let months = r.body["months"].as_array().unwrap();
+    assert_eq!(months.len(), 1, "{months:?}");
+    assert_eq!(
+        (months[0]["in"].as_i64(), months[0]["out"].as_i64()),
+        (Some(100_250), Some(5_000))
+    );
+    let now_ms = common::now_ms();
+    assert_eq!(
+        months[0]["month"],
+        pocket_core::time::month_of(now_ms, 480).0
+    );
+
+    // One kind at a time, the shared events told apart.
+    for (kind, n) in [
+        ("capture", 1),
+        ("release", 1),
+        ("payment", 1),
+        ("hold", 2),
+        ("canceled", 0),
+        ("refund", 1),
+        ("topup", 1),
+        ("expired", 0),
+    ] {
+        let r = s
+            .get(
+                &format!("/v1/wallet/activity?kind={kind}&limit=100"),
+                &token,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{kind}: {}", r.text);
+        let got = r.body["data"].as_array().unwrap();
+        assert_eq!(got.len(), n, "{kind}: {got:?}");
+        assert!(got.iter().all(|l| l["kind"] == kind), "{kind}");
+    }
+    // Pages.
+    let first = s.get("/v1/wallet/activity?limit=3", &token).await;
+    assert_eq!(first.body["has_more"], true);
+    let last = first.body["data"][2]["id"].as_str().unwrap();
+    let next = s
+        .get(
+            &format!("/v1/wallet/activity?limit=10&starting_after={last}"),
+            &token,
+        )
+        .await;
+    assert_eq!(next.body["data"].as_array().unwrap().len(), 5);
+    assert_eq!(next.body["has_more"], false);
+    // Another customer sees none of it; bad input names its parameter.
+    let (_, other) = s.customer("+8613800000092", 0).await;
+    let r = s.get("/v1/wallet/activity", &other).await;
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 0);
+    let r = s
+        .get(
+            &format!("/v1/wallet/activity?starting_after={last}"),
+            &other,
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    for (q, param) in [
+        ("kind=transfer", "kind"),
+        ("utc_offset=900", "utc_offset"),
+        ("limit=0", "limit"),
+        ("starting_after=pay_x", "starting_after"),
+        ("colour=red", "query"),
+    ] {
+        let r = s.get(&format!("/v1/wallet/activity?{q}"), &token).await;
+        r.assert_error(400, "parameter_invalid");
+        assert_eq!(r.param(), Some(param), "{q}");
+    }
+}

@@ -222,6 +222,19 @@ pub trait Store: Send + Sync + 'static {
         owner: String,
         page: PageRequest,
     ) -> Result<Page<Transaction>, Error>;
+    /// A page of the customer's history, newest first: all of it, or one `kind`.
+    async fn activity(
+        &self,
+        customer_id: String,
+        kind: Option<pocket_core::activity::Kind>,
+        page: PageRequest,
+    ) -> Result<Page<pocket_core::activity::Activity>, Error>;
+    /// Money into and out of the customer's wallets in each month `(name, start, end)`.
+    async fn wallet_months(
+        &self,
+        customer_id: String,
+        months: Vec<(String, i64, i64)>,
+    ) -> Result<Vec<model::MonthFlow>, Error>;
     /// What reached a merchant's balance through sales in a period.
     async fn takings(&self, merchant: String, q: TakingsQuery) -> Result<Takings, Error>;
     /// The book from its running totals, or (`full`) audited by reading everything.

@@ -237,6 +237,19 @@ impl<T> Page<T> {
     }
 }
 
+/// Money into and out of a customer's wallet in one calendar month, in one currency
+/// (minor units), from the ledger.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, ToSchema)]
+pub struct MonthFlow {
+    /// `YYYY-MM`, where the month begins by the asked `utc_offset`.
+    pub month: String,
+    pub currency: String,
+    #[serde(rename = "in")]
+    pub money_in: i64,
+    #[serde(rename = "out")]
+    pub money_out: i64,
+}
+
 /// Which page of a list: at most `limit` rows older than `starting_after`.
 #[derive(Clone, Debug)]
 pub struct PageRequest {

@@ -1,6 +1,7 @@
 //! Endpoint handlers, one module per caller. Each handler: authenticates (extractor),
 //! validates its input (naming the bad parameter), calls one store method, answers.
 
+pub mod activity;
 pub mod admin;
 pub mod bank;
 pub mod cards;

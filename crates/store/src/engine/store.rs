@@ -353,6 +353,25 @@ impl Store for SqlStore {
         Ok(redeemed)
     }
 
+    async fn activity(
+        &self,
+        customer_id: String,
+        kind: Option<pocket_core::activity::Kind>,
+        page: PageRequest,
+    ) -> Result<Page<pocket_core::activity::Activity>, Error> {
+        self.read(move |c| ops::events::activity(c, &customer_id, kind, &page))
+            .await
+    }
+
+    async fn wallet_months(
+        &self,
+        customer_id: String,
+        months: Vec<(String, i64, i64)>,
+    ) -> Result<Vec<crate::model::MonthFlow>, Error> {
+        self.read(move |c| ops::ledger::wallet_months(c, &customer_id, &months))
+            .await
+    }
+
     async fn session(&self, token_digest: String) -> Result<Option<Customer>, Error> {
         self.remembered(token_digest, ops::wallet::session).await
     }

@@ -6,6 +6,7 @@ use crate::ids::new_id;
 use crate::model::{Event, EventData, EventNote, Page, PageRequest};
 use crate::sql::{Conn, Optional, params};
 use pocket_core::Error;
+use pocket_core::activity::Kind;
 use serde_json::value::RawValue;
 
 /// Who an event concerns.
@@ -239,6 +240,81 @@ pub(crate) fn list(
     let mut out = Vec::new();
     for row in rows {
         out.push(to_event(row.db()?)?);
+    }
+    Ok(Page::new(out, page.limit))
+}
+
+/// What tells apart the kinds that share an event type: a capture from a payment, a
+/// release from a cancellation (the payment's row, joined as `p`).
+fn kind_condition(kind: Option<Kind>) -> &'static str {
+    match kind {
+        Some(Kind::Capture) => "AND p.capture = 'manual'",
+        Some(Kind::Payment) => "AND p.capture <> 'manual'",
+        Some(Kind::Release) => "AND p.capture_before IS NOT NULL",
+        Some(Kind::Canceled) => "AND p.capture_before IS NULL",
+        _ => "",
+    }
+}
+
+/// A page of the customer's history, newest first (all of it, or one `kind`): their
+/// events as lines, each with its payment's merchant and currency for what its object
+/// does not say.
+pub(crate) fn activity(
+    conn: &Conn,
+    customer_id: &str,
+    kind: Option<Kind>,
+    page: &PageRequest,
+) -> Result<Page<pocket_core::activity::Activity>, Error> {
+    use pocket_core::activity::{self, EVENT_TYPES, OfPayment};
+    let types = kind.map_or(&EVENT_TYPES[..], Kind::event_types);
+    let before = cursor_seq(
+        conn,
+        "SELECT seq FROM events WHERE id = ?1 AND customer_id = ?2",
+        page.starting_after.as_deref(),
+        customer_id,
+    )?;
+    // The names are the core's constants, never a request's text.
+    let listed: Vec<String> = types.iter().map(|t| format!("'{t}'")).collect();
+    let sql = format!(
+        "SELECT e.id, e.type, e.created_at, e.data, p.merchant_name, p.currency
+         FROM events e LEFT JOIN payments p ON p.id = e.payment_id
+         WHERE e.customer_id = ?1 AND e.seq > 0 AND e.seq < ?2 AND e.type IN ({}) {}
+         ORDER BY e.seq DESC LIMIT ?3",
+        listed.join(", "),
+        kind_condition(kind)
+    );
+    type Row = (String, String, i64, String, Option<String>, Option<String>);
+    let rows = conn
+        .prepare_cached(&sql)
+        .db()?
+        .query_map(
+            params![customer_id, before, (page.limit + 1) as i64],
+            |r| -> crate::sql::Result<Row> {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            },
+        )
+        .db()?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, kind, created_at, data, merchant_name, currency) = row.db()?;
+        let object: serde_json::Value = serde_json::from_str(&data).map_err(|_| {
+            tracing::error!(event = %id, "undecodable event row");
+            Error::internal()
+        })?;
+        let of_payment = OfPayment {
+            merchant_name,
+            currency,
+        };
+        if let Some(line) = activity::from_event(&id, &kind, &object, of_payment, created_at) {
+            out.push(line);
+        }
     }
     Ok(Page::new(out, page.limit))
 }

@@ -904,3 +904,47 @@ pub(crate) fn report(conn: &Conn) -> Result<LedgerReport, Error> {
         transfers,
     })
 }
+
+/// Money into and out of a customer's wallets, per currency, in each of `months`
+/// (`(name, start, end)`, instants `[start, end)`), from the ledger's transfers.
+pub(crate) fn wallet_months(
+    conn: &Conn,
+    customer_id: &str,
+    months: &[(String, i64, i64)],
+) -> Result<Vec<crate::model::MonthFlow>, Error> {
+    let mut stmt = conn
+        .prepare_cached(
+            "SELECT currency, CAST(SUM(money_in) AS BIGINT), CAST(SUM(money_out) AS BIGINT) FROM (
+                 SELECT a.currency AS currency, t.amount AS money_in, 0 AS money_out
+                 FROM accounts a JOIN transfers t ON t.credit_account = a.id
+                 WHERE a.kind = 'wallet' AND a.owner = ?1 AND t.created_at >= ?2 AND t.created_at < ?3
+                 UNION ALL
+                 SELECT a.currency, 0, t.amount
+                 FROM accounts a JOIN transfers t ON t.debit_account = a.id
+                 WHERE a.kind = 'wallet' AND a.owner = ?1 AND t.created_at >= ?2 AND t.created_at < ?3
+             ) flows GROUP BY currency ORDER BY currency",
+        )
+        .db()?;
+    let mut out = Vec::new();
+    for (month, start, end) in months {
+        let rows = stmt
+            .query_map(params![customer_id, start, end], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+            .db()?;
+        for row in rows {
+            let (currency, money_in, money_out) = row.db()?;
+            out.push(crate::model::MonthFlow {
+                month: month.clone(),
+                currency,
+                money_in,
+                money_out,
+            });
+        }
+    }
+    Ok(out)
+}

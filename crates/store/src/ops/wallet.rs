@@ -178,14 +178,27 @@ pub(crate) fn topup(
         TransferKind::Topup,
         &id,
     )?;
-    Ok(Topup {
+    let topup = Topup {
         id,
         object: "topup",
         customer: customer_id,
         amount,
         currency,
         created_at: now,
-    })
+    };
+    // The wallet hears it (its stream, its history) as it hears a bank's top-up.
+    super::events::emit(
+        conn,
+        now,
+        "topup.succeeded",
+        super::events::Subject {
+            merchant_id: "",
+            customer_id: Some(&topup.customer),
+            payment_id: None,
+        },
+        &topup,
+    )?;
+    Ok(topup)
 }
 
 pub(crate) fn create_ticket(
