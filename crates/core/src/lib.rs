@@ -18,6 +18,7 @@
 //! - [`risk`]: operator risk rules (CEL) and daily spending limits.
 //! - [`lockout`]: how many wrong PINs may be verified before a PIN locks.
 //! - [`retry`]: the webhook retry schedule.
+//! - [`scope`]: what restricted keys and staff roles may do, endpoint by endpoint.
 //! - [`emv`]: the EMVCo QR payload of a payment.
 //! - [`error`]: the contract's error shape and its stable codes.
 //! - [`time`]: the wire format of timestamps.
@@ -38,6 +39,7 @@ pub mod policy;
 pub mod pricing;
 pub mod retry;
 pub mod risk;
+pub mod scope;
 pub mod time;
 
 pub use error::{Error, ErrorKind};

@@ -7,7 +7,7 @@
 use crate::AppState;
 use crate::error::ApiError;
 use crate::secrets::digest;
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, MatchedPath};
 use axum::http::HeaderMap;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
@@ -52,13 +52,21 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
-/// A merchant, by secret key.
+/// A merchant, by its secret key, a restricted key or a staff session — each allowed
+/// only what its scopes say for the route called ([`pocket_core::scope`]).
 pub struct MerchantCaller {
     pub id: String,
     pub name: String,
     /// The keyed digest of the key it called with.
     pub key_digest: String,
+    /// `None`: the secret key.
+    pub scopes: Option<Vec<pocket_core::scope::Scope>>,
+    /// A staff session's role.
+    pub role: Option<String>,
 }
+
+/// The prefixes of the credentials a merchant's caller may hold.
+const MERCHANT_PREFIXES: [&str; 3] = ["sk_", "rk_", "sst_"];
 
 /// `401 invalid_api_key` for a missing, unknown, rolled or expired merchant key.
 pub fn invalid_merchant_key() -> ApiError {
@@ -76,15 +84,23 @@ impl FromRequestParts<AppState> for MerchantCaller {
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
         let key = bearer(&parts.headers)
-            .filter(|t| t.starts_with("sk_"))
+            .filter(|t| MERCHANT_PREFIXES.iter().any(|p| t.starts_with(p)))
             .ok_or_else(invalid_merchant_key)?;
         let key_digest = digest(&state.settings.server_key, key);
         let found = state.store.merchant_by_key(key_digest.clone()).await?;
         let m = found.ok_or_else(invalid_merchant_key)?;
+        let route = parts
+            .extensions
+            .get::<MatchedPath>()
+            .map(|p| p.as_str())
+            .unwrap_or("");
+        pocket_core::scope::allows(m.scopes.as_deref(), parts.method.as_str(), route)?;
         Ok(MerchantCaller {
             id: m.merchant_id,
             name: m.name,
             key_digest,
+            scopes: m.scopes,
+            role: m.role,
         })
     }
 }

@@ -33,7 +33,7 @@ use axum::response::{IntoResponse, Response};
 use pocket_store::Store;
 use routes::{
     activity, admin, bank, cards, devices, export, merchant, payments, payouts, pin, public, qr,
-    rules, service, stream, wallet, webhooks,
+    rules, service, staff, stream, wallet, webhooks,
 };
 pub use settings::{PinHashing, Settings};
 use std::sync::Arc;
@@ -198,6 +198,12 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(admin::find_customers))
         .routes(routes!(admin::roll_key))
         .routes(routes!(merchant::roll_own_key))
+        .routes(routes!(staff::create_key, staff::list_keys))
+        .routes(routes!(staff::revoke_key))
+        .routes(routes!(staff::add_staff, staff::list_staff))
+        .routes(routes!(staff::remove_staff))
+        .routes(routes!(staff::sign_in))
+        .routes(routes!(staff::account))
         .routes(routes!(admin::create_topup))
         .routes(routes!(admin::ledger))
         .routes(routes!(admin::reconciliation))

@@ -135,6 +135,37 @@ pub trait Store: Send + Sync + 'static {
         by_key: Option<String>,
         idem: Option<Idem>,
     ) -> Result<Written<Merchant>, Error>;
+    /// A restricted key with `scopes` (checked: known, distinct, no `keys:write`).
+    async fn create_restricted_key(
+        &self,
+        merchant_id: String,
+        name: String,
+        scopes: Vec<pocket_core::scope::Scope>,
+        key: KeyDigest,
+    ) -> Result<RestrictedKey, Error>;
+    async fn list_restricted_keys(&self, merchant_id: String) -> Result<Vec<RestrictedKey>, Error>;
+    async fn revoke_restricted_key(&self, merchant_id: String, id: String) -> Result<(), Error>;
+    /// Adds a wallet holder (a `cus_` id or an E.164 phone) to the merchant's staff.
+    async fn add_staff(
+        &self,
+        merchant_id: String,
+        customer: String,
+        role: pocket_core::scope::Role,
+    ) -> Result<Staff, Error>;
+    async fn list_staff(&self, merchant_id: String) -> Result<Vec<Staff>, Error>;
+    /// Removes a member of the staff and ends their console sessions.
+    async fn remove_staff(&self, merchant_id: String, id: String) -> Result<(), Error>;
+    /// Where a customer is staff.
+    async fn memberships(&self, customer_id: String) -> Result<Vec<Membership>, Error>;
+    /// A console session (its key digest, until `expires_at`) for a member of the staff,
+    /// after their right PIN (`pin`), if they are still on the staff.
+    async fn create_staff_session(
+        &self,
+        staff_id: String,
+        key_digest: String,
+        expires_at: i64,
+        pin: PinAttempt,
+    ) -> Result<Membership, Error>;
     async fn merchant_by_key(&self, key_digest: String) -> Result<Option<MerchantAuth>, Error>;
     /// Every merchant, newest first (the operator's list).
     async fn list_merchants(&self, page: PageRequest) -> Result<Page<Merchant>, Error>;

@@ -27,11 +27,59 @@ pub struct MerchantCreated {
     pub webhook_endpoint: Option<WebhookEndpoint>,
 }
 
-/// Who a merchant secret key belongs to.
+/// Who a merchant key belongs to, and what it may do.
 #[derive(Clone, Debug)]
 pub struct MerchantAuth {
     pub merchant_id: String,
     pub name: String,
+    /// `None`: a secret key (everything); else a restricted key's or a staff session's.
+    pub scopes: Option<Vec<pocket_core::scope::Scope>>,
+    /// A staff session's role.
+    pub role: Option<String>,
+}
+
+/// A restricted key as listed (its secret shown only when it is made).
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct RestrictedKey {
+    pub id: String,
+    #[schema(value_type = String, example = "restricted_key")]
+    pub object: &'static str,
+    pub name: String,
+    pub scopes: Vec<String>,
+    /// The first characters of the key, to tell keys apart.
+    pub prefix: String,
+    #[serde(serialize_with = "pocket_core::time::ser")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+    /// Only in the answer that made it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+/// A member of a shop's staff.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct Staff {
+    pub id: String,
+    #[schema(value_type = String, example = "staff")]
+    pub object: &'static str,
+    pub customer: String,
+    pub name: String,
+    /// Masked (`+86 138****0001`): the merchant invited the number, but lists show no more.
+    #[serde(serialize_with = "pocket_core::phone::ser_masked")]
+    #[schema(value_type = String, example = "+86 138****0001")]
+    pub phone: Option<String>,
+    pub role: String,
+    #[serde(serialize_with = "pocket_core::time::ser")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: i64,
+}
+
+/// Where a person is staff: what a staff sign-in chooses from.
+#[derive(Clone, Debug)]
+pub struct Membership {
+    pub staff_id: String,
+    pub merchant_id: String,
+    pub role: String,
 }
 
 #[derive(Clone, Debug, Serialize, ToSchema)]

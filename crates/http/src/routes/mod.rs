@@ -15,6 +15,7 @@ pub mod public;
 pub mod qr;
 pub mod rules;
 pub mod service;
+pub mod staff;
 pub mod stream;
 pub mod wallet;
 pub mod webhooks;

@@ -183,6 +183,8 @@ mod tests {
             auth: MerchantAuth {
                 merchant_id: merchant.into(),
                 name: "Tea".into(),
+                scopes: None,
+                role: None,
             },
             expires_at,
         }

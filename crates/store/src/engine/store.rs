@@ -189,6 +189,90 @@ impl Store for SqlStore {
         Ok(written)
     }
 
+    async fn create_restricted_key(
+        &self,
+        merchant_id: String,
+        name: String,
+        scopes: Vec<pocket_core::scope::Scope>,
+        key: KeyDigest,
+    ) -> Result<RestrictedKey, Error> {
+        self.writer
+            .run(move |c, now| {
+                let k = ops::staff::NewRestrictedKey {
+                    merchant_id: &merchant_id,
+                    name: &name,
+                    scopes: &scopes,
+                    key_digest: &key.digest,
+                    prefix: &key.prefix,
+                };
+                ops::staff::create_restricted_key(c, now, &k)
+            })
+            .await?
+    }
+
+    async fn list_restricted_keys(&self, merchant_id: String) -> Result<Vec<RestrictedKey>, Error> {
+        let now = self.now_ms();
+        self.read(move |c| ops::staff::list_restricted_keys(c, now, &merchant_id))
+            .await
+    }
+
+    async fn revoke_restricted_key(&self, merchant_id: String, id: String) -> Result<(), Error> {
+        let (credentials, merchant) = (self.credentials.clone(), merchant_id.clone());
+        self.writer
+            .run_then(
+                move |c, now| ops::staff::revoke_restricted_key(c, now, &merchant_id, &id),
+                move || credentials.forget_merchant(&merchant),
+            )
+            .await
+    }
+
+    async fn add_staff(
+        &self,
+        merchant_id: String,
+        customer: String,
+        role: pocket_core::scope::Role,
+    ) -> Result<Staff, Error> {
+        self.writer
+            .run(move |c, now| ops::staff::add_staff(c, now, &merchant_id, &customer, role))
+            .await?
+    }
+
+    async fn list_staff(&self, merchant_id: String) -> Result<Vec<Staff>, Error> {
+        self.read(move |c| ops::staff::list_staff(c, &merchant_id))
+            .await
+    }
+
+    async fn remove_staff(&self, merchant_id: String, id: String) -> Result<(), Error> {
+        let (credentials, merchant) = (self.credentials.clone(), merchant_id.clone());
+        self.writer
+            .run_then(
+                move |c, now| ops::staff::remove_staff(c, now, &merchant_id, &id),
+                move || credentials.forget_merchant(&merchant),
+            )
+            .await
+    }
+
+    async fn memberships(&self, customer_id: String) -> Result<Vec<Membership>, Error> {
+        self.read(move |c| ops::staff::memberships(c, &customer_id))
+            .await
+    }
+
+    async fn create_staff_session(
+        &self,
+        staff_id: String,
+        key_digest: String,
+        expires_at: i64,
+        pin: PinAttempt,
+    ) -> Result<Membership, Error> {
+        self.writer
+            .run(move |c, now| {
+                ops::pins::with_correct_pin(c, now, Some(&pin), |c| {
+                    ops::staff::create_staff_session(c, now, &staff_id, &key_digest, expires_at)
+                })
+            })
+            .await?
+    }
+
     async fn merchant_by_key(&self, key_digest: String) -> Result<Option<MerchantAuth>, Error> {
         self.remembered(key_digest, ops::merchants::by_key).await
     }

@@ -31,15 +31,19 @@ pub(crate) fn create(
 /// The merchant a key belongs to while it is valid, and until when.
 pub(crate) fn by_key(conn: &Conn, key_digest: &str, now: i64) -> Result<Option<KeyGrant>, Error> {
     conn.prepare_cached(
-        "SELECT m.id, m.name, k.expires_at FROM api_keys k JOIN merchants m ON m.id = k.merchant_id
+        "SELECT m.id, m.name, k.expires_at, k.scopes, s.role FROM api_keys k
+         JOIN merchants m ON m.id = k.merchant_id LEFT JOIN staff s ON s.id = k.staff_id
          WHERE k.key_digest = ?1 AND (k.expires_at IS NULL OR k.expires_at > ?2)",
     )
     .db()?
     .query_row(params![key_digest, now], |r| {
+        let scopes: Option<String> = r.get(3)?;
         Ok(KeyGrant {
             auth: MerchantAuth {
                 merchant_id: r.get(0)?,
                 name: r.get(1)?,
+                scopes: scopes.map(|s| pocket_core::scope::from_text(&s)),
+                role: r.get(4)?,
             },
             expires_at: r.get(2)?,
         })
@@ -117,7 +121,8 @@ pub(crate) fn roll_key(
     };
     conn.prepare_cached(
         "UPDATE api_keys SET expires_at = ?2
-         WHERE merchant_id = ?1 AND (expires_at IS NULL OR expires_at > ?2) AND created_at <= ?3",
+         WHERE merchant_id = ?1 AND (expires_at IS NULL OR expires_at > ?2) AND created_at <= ?3
+           AND scopes IS NULL",
     )
     .db()?
     .execute(params![merchant_id, old_expires_at, newest_retired])

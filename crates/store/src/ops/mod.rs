@@ -15,6 +15,7 @@ pub(crate) mod merchants;
 pub(crate) mod payments;
 pub(crate) mod pins;
 pub(crate) mod risk;
+pub(crate) mod staff;
 pub(crate) mod verify;
 pub(crate) mod wallet;
 pub(crate) mod webhooks;

@@ -35,6 +35,7 @@ const TABLES: &[&str] = &[
     "devices",
     "pin_guards",
     "pin_resets",
+    "staff",
     "ledger_totals",
     "cards",
     "bank_operations",
