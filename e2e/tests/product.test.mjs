@@ -414,6 +414,54 @@ test("wrong today: History shows holds, captures, releases, refunds and declines
   await wallet.close();
 });
 
+test("wrong today: staff sign in with their own wallet, and a cashier sells but cannot refund or pay out", async () => {
+  const sk = await merchant(url, "Staff Shop", PRODUCTS);
+  const cashier = await customer(url, "+8613900001138", 0);
+  const buyer = await customer(url, "+8613900001139", 100_000);
+  // The owner adds the cashier and makes a restricted key for a till.
+  const owner = await desktop(b);
+  await consoleSignIn(owner, url, sk);
+  await consoleTab(owner, "developers");
+  await owner.fill("#staff-add-phone", "139 0000 1138");
+  await owner.locator("#staff-add-role").selectOption("cashier");
+  await owner.locator("#staff-add-form button[type=submit]").click();
+  await owner.locator("#staff tr[data-staff]", { hasText: "Cashier" }).waitFor();
+  assert.match(await owner.locator("#staff tr[data-staff]").textContent(), /139\*\*\*\*1138/);
+  await owner.fill("#rk-name", "front till");
+  await owner.locator('input[name="rk-scope"][value="payments:write"]').check();
+  await owner.locator("#rk-form button[type=submit]").click();
+  const secret = await owner.locator("#rk-secret [data-secret]").textContent();
+  assert.match(secret, /^rk_/);
+  await owner.locator("#restricted-keys li[data-key]", { hasText: "front till" }).waitFor();
+  await owner.close();
+
+  // The cashier signs in with phone and PIN; the console offers what the role allows.
+  const till = await desktop(b);
+  await till.goto(url + "/merchant");
+  await till.fill("#staff-phone", "139 0000 1138");
+  await till.fill("#staff-pin", cashier.pin);
+  await till.locator("#staff-form button[type=submit]").click();
+  await till.locator("#role", { hasText: "Cashier" }).waitFor();
+  const id = await sellOne(till, "tea", { phone: buyer.phone });
+  await call(url, "POST", "/v1/wallet/sessions", null, { phone: buyer.phone, pin: buyer.pin }).then((w) =>
+    call(url, "POST", `/v1/wallet/payments/${id}/confirm`, w.token, {}));
+  await consoleTab(till, "payments");
+  await till.locator(`#payments [data-payment="${id}"] button`).click();
+  await till.locator(`#detail-card [data-payment="${id}"] [data-status="succeeded"]`).waitFor();
+  assert.equal(await till.locator("#refund-form").isVisible(), false, "no refund for a cashier");
+  await consoleTab(till, "payouts");
+  assert.equal(await till.locator("#payout-form").isVisible(), false);
+  await consoleTab(till, "developers");
+  assert.equal(await till.locator("#roll-key").isVisible(), false);
+  assert.equal(await till.locator("#staff-add-form").isVisible(), false);
+  // And the server refuses what the page does not offer.
+  const token = await till.evaluate(() => sessionStorage.getItem("pocket.sk"));
+  const refused = await fetch(`${url}/v1/payments/${id}/refunds`, { method: "POST", headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" }, body: "{}" });
+  assert.equal(refused.status, 403);
+  assert.equal((await refused.json()).error.code, "scope_missing");
+  await till.close();
+});
+
 test("wrong today: a failed attempt at the till clears the previous payment's card", async () => {
   const sk = await merchant(url, "Clear Shop", PRODUCTS);
   const shop = await desktop(b);

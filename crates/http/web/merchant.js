@@ -37,7 +37,40 @@ async function signIn(ev) {
   }
 }
 
+/** A member of the staff signs in with their wallet's phone and PIN. */
+async function staffSignIn(ev) {
+  ev.preventDefault();
+  showError($("staff-error"), null);
+  const merchant = $("staff-merchant").value.trim();
+  const body = { phone: $("staff-phone").value.trim(), pin: $("staff-pin").value.trim() };
+  if (merchant) body.merchant = merchant;
+  try {
+    const r = await api("POST", "/v1/staff/sessions", null, body);
+    sk = r.token;
+    sessionStorage.setItem("pocket.sk", sk);
+    $("staff-pin").value = "";
+    await start();
+  } catch (e) {
+    if (e instanceof ApiError && e.param === "merchant") $("staff-merchant-row").classList.remove("hidden");
+    showError($("staff-error"), e);
+  }
+}
+
+/** What this credential may do: the page shows only that (the server refuses the rest). */
+async function loadAccount() {
+  const a = await api("GET", "/v1/account", sk);
+  document.body.dataset.scopes = a.scopes.join(" ");
+  $("role").textContent = a.role ? t(`role_${a.role}`) : "";
+  $("role").classList.toggle("hidden", !a.role);
+  return a;
+}
+
+function can(scope) {
+  return (document.body.dataset.scopes || "").split(" ").includes(scope);
+}
+
 function show(name) {
+  if (name === "sale" && !can("payments:write")) name = "overview";
   tab = name;
   for (const v of document.querySelectorAll(".view")) v.classList.toggle("hidden", v.id !== `view-${name}`);
   for (const b of document.querySelectorAll("[data-tab]")) {
@@ -554,7 +587,7 @@ function eventItem(e, attempts) {
       el("span", {}, a.status_code ? `HTTP ${a.status_code}` : t("no_response")),
       el("span", { class: "muted" }, `${when(a.attempted_at)} · ${a.duration_ms} ${t("unit_ms")}`)))
       : [el("li", { class: "muted" }, t("no_deliveries"))])),
-    el("button", { type: "button", class: "secondary small", "data-action": "redeliver", onclick: (ev) => redeliver(e, ev.target) }, t("redeliver")));
+    el("button", { type: "button", class: "secondary small", "data-action": "redeliver", "data-needs": "webhooks:write", onclick: (ev) => redeliver(e, ev.target) }, t("redeliver")));
 }
 
 async function redeliver(e, button) {
@@ -641,7 +674,73 @@ async function payOut(ev) {
 // ---- developers: the key, webhook endpoints, events and their deliveries -----------------------
 
 async function refreshDevelopers() {
-  await Promise.all([refreshEndpoints(), refreshEvents()]);
+  await Promise.all([refreshEndpoints(), refreshEvents(), ...(can("keys:write") ? [refreshStaff(), refreshRestrictedKeys()] : [])]);
+}
+
+// ---- staff and restricted keys (the owner's) ------------------------------------------------
+
+async function refreshStaff() {
+  const list = await api("GET", "/v1/staff", sk);
+  $("staff").replaceChildren(...(list.data.length ? list.data.map((m) => el("tr", { "data-staff": m.id },
+    el("td", { "data-user-text": "" }, m.name), el("td", {}, m.phone), el("td", {}, t(`role_${m.role}`)),
+    el("td", {}, el("button", { type: "button", class: "danger small", onclick: () => removeStaff(m) }, t("remove")))))
+    : [el("tr", {}, el("td", { colspan: "4", class: "muted" }, t("no_staff")))]));
+}
+
+async function addStaff(ev) {
+  ev.preventDefault();
+  showError($("staff-add-error"), null);
+  try {
+    await api("POST", "/v1/staff", sk, { phone: $("staff-add-phone").value.trim(), role: $("staff-add-role").value });
+    $("staff-add-phone").value = "";
+    await refreshStaff();
+  } catch (e) {
+    showError($("staff-add-error"), e);
+  }
+}
+
+async function removeStaff(m) {
+  showError($("staff-add-error"), null);
+  try {
+    await api("DELETE", `/v1/staff/${m.id}`, sk);
+    await refreshStaff();
+  } catch (e) {
+    showError($("staff-add-error"), e);
+  }
+}
+
+async function refreshRestrictedKeys() {
+  const list = await api("GET", "/v1/restricted_keys", sk);
+  $("restricted-keys").replaceChildren(...(list.data.length ? list.data.map((k) => el("li", { "data-key": k.id },
+    el("span", {}, el("strong", { "data-user-text": "" }, k.name), " ", el("code", {}, `${k.prefix}…`), el("br"),
+      el("span", { class: "muted small" }, k.scopes.join(", "))),
+    el("button", { type: "button", class: "danger small", onclick: () => revokeRestrictedKey(k) }, t("revoke"))))
+    : [el("li", { class: "muted" }, t("no_restricted_keys"))]));
+}
+
+async function createRestrictedKey(ev) {
+  ev.preventDefault();
+  showError($("rk-error"), null);
+  $("rk-secret").textContent = "";
+  const scopes = [...document.querySelectorAll('input[name="rk-scope"]:checked')].map((i) => i.value);
+  try {
+    const k = await api("POST", "/v1/restricted_keys", sk, { name: $("rk-name").value.trim(), scopes });
+    $("rk-name").value = "";
+    $("rk-secret").replaceChildren(t("key_shown_once"), " ", el("code", { "data-secret": "" }, k.secret));
+    await refreshRestrictedKeys();
+  } catch (e) {
+    showError($("rk-error"), e);
+  }
+}
+
+async function revokeRestrictedKey(k) {
+  showError($("rk-error"), null);
+  try {
+    await api("DELETE", `/v1/restricted_keys/${k.id}`, sk);
+    await refreshRestrictedKeys();
+  } catch (e) {
+    showError($("rk-error"), e);
+  }
 }
 
 /** One Idempotency-Key per roll, kept until an answer arrives: a retry after a lost
@@ -701,6 +800,7 @@ async function refreshEvents() {
 // ---- start -----------------------------------------------------------------------------------
 
 async function start() {
+  await loadAccount();
   $("auth").classList.add("hidden");
   $("app").classList.remove("hidden");
   $("signout").classList.remove("hidden");
@@ -718,6 +818,9 @@ document.addEventListener("DOMContentLoaded", () => {
     if (sk) { show(tab); cartTotal(); refreshProducts().catch(() => {}); if (current) showPayment(current); if (detail) openDetail(detail); }
   });
   $("auth-form").addEventListener("submit", signIn);
+  $("staff-form").addEventListener("submit", staffSignIn);
+  $("staff-add-form").addEventListener("submit", addStaff);
+  $("rk-form").addEventListener("submit", createRestrictedKey);
   $("signout").addEventListener("click", () => { sessionStorage.removeItem("pocket.sk"); location.reload(); });
   for (const b of document.querySelectorAll("[data-tab]")) b.addEventListener("click", () => show(b.dataset.tab));
   $("product-form").addEventListener("submit", addProduct);
