@@ -279,3 +279,27 @@ export async function overflows(page) {
     return out;
   });
 }
+
+/** A browser whose camera films `png` (a still picture, as a Y4M video Chromium loops):
+ *  what a phone held over a printed QR code sees. */
+export async function browserFilming(png) {
+  const image = PNG.sync.read(png);
+  const w = image.width - (image.width % 2), h = image.height - (image.height % 2);
+  const y = Buffer.alloc(w * h);
+  for (let row = 0; row < h; row++) {
+    for (let col = 0; col < w; col++) {
+      const i = (row * image.width + col) * 4;
+      y[row * w + col] = Math.round(0.299 * image.data[i] + 0.587 * image.data[i + 1] + 0.114 * image.data[i + 2]);
+    }
+  }
+  const chroma = Buffer.alloc((w / 2) * (h / 2) * 2, 128);
+  const frame = Buffer.concat([Buffer.from("FRAME\n"), y, chroma]);
+  const file = join(mkdtempSync(join(tmpdir(), "pocket-camera-")), "qr.y4m");
+  const { writeFileSync } = await import("node:fs");
+  writeFileSync(file, Buffer.concat([Buffer.from(`YUV4MPEG2 W${w} H${h} F10:1 Ip A1:1 C420jpeg\n`), frame, frame]));
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--use-fake-ui-for-media-stream",
+      "--use-fake-device-for-media-stream", `--use-file-for-fake-video-capture=${file}`],
+  });
+}

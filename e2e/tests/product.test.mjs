@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import {
   startServer, call, merchant, customer, browser, phone, desktop, darkPhone, screenshot, walletSignIn, consoleSignIn,
   sellOne, enterPin, decodeQr, showPayCode, walletTab, sheetFor, closeReceipt, axeViolations, englishWords, ADMIN, consoleTab,
+  browserFilming,
 } from "./helpers.mjs";
 
 let server, plain, b, url;
@@ -460,6 +461,38 @@ test("wrong today: staff sign in with their own wallet, and a cashier sells but 
   assert.equal(refused.status, 403);
   assert.equal((await refused.json()).error.code, "scope_missing");
   await till.close();
+});
+
+test("wrong today: the wallet's home is Scan, Pay and the recent bills, and Scan reads a merchant's QR code", async () => {
+  const sk = await merchant(url, "Scan Shop", PRODUCTS);
+  const c = await customer(url, "+8613900001140", 100_000);
+  const open = await call(url, "POST", "/v1/payments", sk, { currency: "CNY", items: [{ sku: "tea", quantity: 1 }] });
+  // The merchant's QR code as the till shows it, filmed by the phone's camera.
+  const svg = await (await fetch(`${url}/v1/payments/${open.id}/qr`, { headers: { Authorization: `Bearer ${sk}` } })).text();
+  const shot = await phone(b);
+  await shot.setContent(`<body style="margin:0;background:#fff"><div id="q" style="width:360px;height:360px;padding:40px;background:#fff">${svg}</div></body>`);
+  await shot.locator("#q svg").evaluate((s) => { s.setAttribute("width", "280"); s.setAttribute("height", "280"); });
+  const png = await shot.locator("#q").screenshot();
+  await shot.context().close();
+  const filming = await browserFilming(png);
+  try {
+    const context = await filming.newContext({ viewport: { width: 390, height: 844 }, locale: "en-US", permissions: ["camera"] });
+    const wallet = await context.newPage();
+    await walletSignIn(wallet, url, c);
+    await wallet.locator("#home-scan").waitFor();
+    await wallet.locator("#home-pay").waitFor();
+    await wallet.locator("#recent li[data-kind=topup]").waitFor();
+    await wallet.locator("#home-scan").click();
+    const sheet = await sheetFor(wallet, open.id);
+    assert.match(await sheet.textContent(), /Scan Shop.*CN¥12\.99/s);
+    await sheet.locator("#sheet-confirm").click();
+    await closeReceipt(wallet, open.id);
+    await walletTab(wallet, "home");
+    await wallet.locator(`#recent li[data-kind=payment][data-payment="${open.id}"]`).waitFor({ timeout: 5000 });
+    await screenshot(wallet, "wallet-home");
+  } finally {
+    await filming.close();
+  }
 });
 
 test("wrong today: a failed attempt at the till clears the previous payment's card", async () => {

@@ -54,6 +54,11 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/vendor/jsbarcode.code128.min.js"),
     ),
     (
+        "jsQR.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/vendor/jsQR.js"),
+    ),
+    (
         "merchant.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/merchant.js"),

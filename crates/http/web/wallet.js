@@ -176,6 +176,7 @@ function show(name) {
   }
   if (name !== "pay") hidePayCode();
   if (name === "history") refreshHistory().catch(() => {});
+  if (name === "home" && token) refreshRecent().catch(() => {});
   if (name === "cards") refreshCards().catch(() => {});
   if (name === "me") refreshDevices().catch((e) => showError($("devices-error"), e));
 }
@@ -225,6 +226,7 @@ async function refresh() {
   if (fresh && !sheetPayment && !$("pin-dialog").open) openSheet(fresh);
   if (openPaymentId) await showOpenPayment();
   if (tab === "history") await refreshHistory();
+  if (tab === "home") await refreshRecent();
   tickCountdowns(onExpired);
 }
 
@@ -651,7 +653,7 @@ async function listen() {
     const { ticket } = await api("POST", "/v1/wallet/events/tickets", token);
     stream = new EventSource(`/v1/wallet/events?ticket=${encodeURIComponent(ticket)}`);
     stream.onopen = () => setLive("live");
-    const changed = () => refresh().then(() => tab === "history" && refreshHistory()).catch(() => {});
+    const changed = () => refresh().catch(() => {});
     // A refund arriving says so, naming the merchant.
     stream.addEventListener("refund.succeeded", (ev) => {
       const r = JSON.parse(ev.data).data.object;
@@ -701,29 +703,71 @@ async function openLink(text) {
   tickCountdowns(onExpired);
 }
 
+/** How long Scan looks before it gives up, and how often it looks. */
+const SCAN_FOR_MS = 60_000;
+const SCAN_EVERY_MS = 200;
+
+/** Reads merchant QR codes and pay links with the camera: the browser's own
+ *  `BarcodeDetector` where it has one, else the vendored jsQR (loaded only then). */
 async function scan() {
   const video = $("camera");
-  if (!("BarcodeDetector" in window) || !navigator.mediaDevices) {
+  showError($("link-error"), null);
+  if (!navigator.mediaDevices?.getUserMedia) {
     showError($("link-error"), new PageError("no_camera"));
     return;
   }
+  let media = null;
   try {
-    const media = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
+    media = await navigator.mediaDevices.getUserMedia({ video: { facingMode: "environment" } });
     video.srcObject = media;
     video.classList.remove("hidden");
     await video.play();
-    const detector = new window.BarcodeDetector({ formats: ["qr_code"] });
+    const read = await qrReader(video);
     const started = Date.now();
-    while (Date.now() - started < 60000) {
-      const codes = await detector.detect(video);
-      if (codes.length) { await openLink(codes[0].rawValue); break; }
-      await new Promise((r) => setTimeout(r, 250));
+    while (Date.now() - started < SCAN_FOR_MS) {
+      const text = await read();
+      if (text && paymentIdFrom(text)) { await openLink(text); return; }
+      await new Promise((r) => setTimeout(r, SCAN_EVERY_MS));
     }
-    media.getTracks().forEach((tr) => tr.stop());
-    video.classList.add("hidden");
+    showError($("link-error"), new PageError("scan_nothing"));
   } catch (e) {
-    showError($("link-error"), e);
+    showError($("link-error"), e instanceof ApiError ? e : new PageError("no_camera"));
+  } finally {
+    media?.getTracks().forEach((tr) => tr.stop());
+    video.classList.add("hidden");
   }
+}
+
+/** A function that reads the QR code in the camera's frame now, or gives `null`. */
+async function qrReader(video) {
+  if ("BarcodeDetector" in window) {
+    const detector = new window.BarcodeDetector({ formats: ["qr_code"] });
+    return async () => (await detector.detect(video))[0]?.rawValue || null;
+  }
+  if (!window.jsQR) {
+    await new Promise((resolve, reject) => {
+      const s = el("script", { src: "/assets/jsQR.js" });
+      s.onload = resolve;
+      s.onerror = () => reject(new PageError("no_camera"));
+      document.head.append(s);
+    });
+  }
+  const canvas = document.createElement("canvas");
+  const ctx = canvas.getContext("2d", { willReadFrequently: true });
+  return async () => {
+    const w = video.videoWidth, h = video.videoHeight;
+    if (!w || !h) return null;
+    canvas.width = w;
+    canvas.height = h;
+    ctx.drawImage(video, 0, 0, w, h);
+    return window.jsQR(ctx.getImageData(0, 0, w, h).data, w, h)?.data || null;
+  };
+}
+
+/** Home's latest lines of History. */
+async function refreshRecent() {
+  const list = await api("GET", "/v1/wallet/activity?limit=5", token);
+  $("recent").replaceChildren(...(list.data.length ? list.data.map((x) => historyLine(x, null)) : [el("li", { class: "muted" }, t("no_history"))]));
 }
 
 async function topup(ev) {
@@ -865,6 +909,9 @@ document.addEventListener("DOMContentLoaded", async () => {
   for (const b of document.querySelectorAll("[data-tab]")) b.addEventListener("click", () => show(b.dataset.tab));
   $("link-form").addEventListener("submit", (ev) => { ev.preventDefault(); openLink($("link").value); });
   $("scan").addEventListener("click", scan);
+  $("home-scan").addEventListener("click", () => { show("pay"); scan(); });
+  $("home-pay").addEventListener("click", () => { show("pay"); showPayCode(); });
+  $("recent-all").addEventListener("click", () => show("history"));
   $("paycode-show").addEventListener("click", showPayCode);
   $("paycode-hide").addEventListener("click", hidePayCode);
   $("topup-form").addEventListener("submit", topup);
