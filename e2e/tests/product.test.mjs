@@ -495,6 +495,36 @@ test("wrong today: the wallet's home is Scan, Pay and the recent bills, and Scan
   }
 });
 
+test("wrong today: the detail view sends a waiting request to the wallet again", async () => {
+  const sk = await merchant(url, "Remind Shop", PRODUCTS);
+  const c = await customer(url, "+8613900001141", 100_000);
+  const wallet = await phone(b);
+  await walletSignIn(wallet, url, c);
+  const p = await call(url, "POST", "/v1/payments", sk, { currency: "CNY", items: [{ sku: "tea", quantity: 1 }], customer: c.id });
+  const sheet = await sheetFor(wallet, p.id);
+  await sheet.locator("#sheet-later").click();
+  await wallet.locator("#sheet").waitFor({ state: "hidden" });
+  const shop = await desktop(b);
+  await consoleSignIn(shop, url, sk);
+  await consoleTab(shop, "payments");
+  await shop.locator(`#payments [data-payment="${p.id}"] button`).click();
+  await shop.locator("#detail-remind").click();
+  await shop.locator("#detail-notice", { hasText: "again" }).waitFor();
+  await shop.locator('#timeline [data-event="payment.reminded"]').waitFor();
+  // The wallet opens it again, saying who asks.
+  await wallet.locator("#flash", { hasText: "Remind Shop sent this request again" }).waitFor({ timeout: 5000 });
+  await sheetFor(wallet, p.id);
+  // Paid: nothing to send any more.
+  await wallet.locator("#sheet-confirm").click();
+  await closeReceipt(wallet, p.id);
+  await shop.fill("#search-id", p.id);
+  await shop.getByRole("button", { name: "Find" }).click();
+  await shop.locator(`#detail-card [data-payment="${p.id}"] [data-status="succeeded"]`).waitFor();
+  assert.equal(await shop.locator("#detail-remind").isVisible(), false);
+  await shop.close();
+  await wallet.close();
+});
+
 test("wrong today: a failed attempt at the till clears the previous payment's card", async () => {
   const sk = await merchant(url, "Clear Shop", PRODUCTS);
   const shop = await desktop(b);

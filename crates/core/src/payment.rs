@@ -253,6 +253,28 @@ pub fn decide_decline(p: &Payment, customer: &str, now_ms: i64) -> Result<Decisi
     }
 }
 
+/// Most times a merchant may send a request to its customer's wallet again.
+pub const MAX_REMINDERS: i64 = 3;
+
+/// Sending a request again (ownership is checked by the caller): only a pending
+/// payment addressed to a customer, at most [`MAX_REMINDERS`] times.
+pub fn decide_remind(p: &Payment, reminders_sent: i64, now_ms: i64) -> Result<Decision, Error> {
+    if p.customer.is_none() && p.status == Status::Pending {
+        return Err(Error::conflict(
+            "payment_open",
+            "An open payment has no wallet to send it to; show its QR code instead.",
+        ));
+    }
+    let decision = pending_decision(p, now_ms)?;
+    if decision == Decision::Proceed && reminders_sent >= MAX_REMINDERS {
+        return Err(Error::conflict(
+            "too_many_reminders",
+            format!("A request is sent again at most {MAX_REMINDERS} times."),
+        ));
+    }
+    Ok(decision)
+}
+
 /// A cancel by the merchant (ownership is checked by the caller).
 pub fn decide_cancel(p: &Payment, now_ms: i64) -> Result<Decision, Error> {
     pending_decision(p, now_ms)

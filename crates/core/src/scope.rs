@@ -144,6 +144,7 @@ pub fn needed(method: &str, route: &str) -> Option<Scope> {
         ("GET", _) => Read,
         ("POST", "/v1/payments")
         | ("POST", "/v1/payments/{id}/cancel")
+        | ("POST", "/v1/payments/{id}/remind")
         | ("POST", "/v1/payments/{id}/capture") => PaymentsWrite,
         ("POST", "/v1/payments/{id}/refunds") => RefundsWrite,
         ("POST", "/v1/products") | ("POST", "/v1/products/{sku}") => CatalogWrite,

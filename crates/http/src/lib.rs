@@ -252,6 +252,7 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(payments::create, payments::list))
         .routes(routes!(payments::get))
         .routes(routes!(payments::cancel))
+        .routes(routes!(payments::remind))
         .routes(routes!(payments::capture))
         .routes(routes!(payments::refund))
         .routes(routes!(qr::qr))

@@ -64,10 +64,11 @@ export const STRINGS = {
     // Transaction kinds in the wallet's history.
     kind_topup: "Top-up", kind_payment: "Payment", kind_refund: "Refund", kind_withdrawal: "Withdrawal", kind_payout: "Payout",
     kind_hold: "Held", kind_capture: "Captured", kind_release: "Released", kind_declined: "Declined", kind_expired: "Expired", kind_canceled: "Canceled",
-    history_kind: "Show", month_flow: "In {in} · Out {out}", refund_arrived: "Refund of {amount} from {merchant} arrived",
+    reminder_from: "{merchant} sent this request again", history_kind: "Show", month_flow: "In {in} · Out {out}", refund_arrived: "Refund of {amount} from {merchant} arrived",
     // Event types.
     event_payment_created: "Payment created", event_payment_authorized: "Payment held", event_payment_succeeded: "Payment succeeded", event_payment_declined: "Payment declined",
-    event_payment_expired: "Payment expired", event_payment_canceled: "Payment canceled", event_refund_succeeded: "Refund made",
+    event_payment_expired: "Payment expired", event_payment_canceled: "Payment canceled", event_payment_reminded: "Request sent again",
+    remind: "Send the request again", reminded: "Sent to the customer's wallet again.", err_too_many_reminders: "This request was already sent again 3 times.", event_refund_succeeded: "Refund made",
     event_topup_succeeded: "Top-up done", event_topup_failed: "Top-up failed", event_withdrawal_succeeded: "Withdrawal done",
     event_withdrawal_failed: "Withdrawal failed", event_payout_paid: "Payout paid", event_payout_failed: "Payout failed",
     // The operator console.
@@ -223,9 +224,10 @@ export const STRINGS = {
     sign_in_to_pay: "登录后即可支付。",
     kind_topup: "充值", kind_payment: "付款", kind_refund: "退款", kind_withdrawal: "提现", kind_payout: "结算",
     kind_hold: "已冻结", kind_capture: "已扣款", kind_release: "已解冻", kind_declined: "已拒绝", kind_expired: "已过期", kind_canceled: "已取消",
-    history_kind: "显示", month_flow: "收入 {in} · 支出 {out}", refund_arrived: "已收到 {merchant} 的退款 {amount}",
+    reminder_from: "{merchant} 再次发送了收款请求", history_kind: "显示", month_flow: "收入 {in} · 支出 {out}", refund_arrived: "已收到 {merchant} 的退款 {amount}",
     event_payment_created: "收款已创建", event_payment_authorized: "款项已冻结", event_payment_succeeded: "收款成功", event_payment_declined: "顾客已拒绝",
-    event_payment_expired: "收款已过期", event_payment_canceled: "收款已取消", event_refund_succeeded: "已退款",
+    event_payment_expired: "收款已过期", event_payment_canceled: "收款已取消", event_payment_reminded: "已再次发送收款请求",
+    remind: "再次发送收款请求", reminded: "已再次发送到顾客的钱包。", err_too_many_reminders: "此收款请求已再次发送过 3 次。", event_refund_succeeded: "已退款",
     event_topup_succeeded: "充值成功", event_topup_failed: "充值失败", event_withdrawal_succeeded: "提现成功",
     event_withdrawal_failed: "提现失败", event_payout_paid: "结算已到账", event_payout_failed: "结算失败",
     admin_key: "管理密钥", merchants: "商户", new_merchant: "新建商户", merchant_name: "商户名称",

@@ -544,9 +544,12 @@ function detailActions(p) {
   cancel.classList.toggle("hidden", !(p.status === "pending" || p.status === "authorized"));
   cancel.dataset.i18n = p.status === "authorized" ? "release_hold" : "cancel_payment";
   cancel.textContent = t(cancel.dataset.i18n);
+  // A request addressed to a wallet can be sent to it again while it waits.
+  $("detail-remind").classList.toggle("hidden", !(p.status === "pending" && p.customer));
   // What can be refunded is what reached the balance: a hold's captured part.
   $("refund-form").classList.toggle("hidden", !(p.status === "succeeded" && p.amount_refunded < p.amount_captured));
   showError($("detail-error"), null);
+  $("detail-notice").textContent = "";
 }
 
 /** Acts on the payment in the detail view, then shows it as it now is. */
@@ -831,6 +834,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("refund-form").addEventListener("submit", refund);
   $("detail-capture-form").addEventListener("submit", detailCapture);
   $("detail-cancel").addEventListener("click", () => detailAct("cancel", {}));
+  $("detail-remind").addEventListener("click", async () => {
+    $("detail-notice").textContent = "";
+    if (await detailAct("remind", {})) $("detail-notice").textContent = t("reminded");
+  });
   $("filter-form").addEventListener("submit", (ev) => { ev.preventDefault(); cursors.payments = 0; pages.payments = [null]; refreshPayments().catch((e) => showError($("payments-error"), e)); });
   $("search-form").addEventListener("submit", search);
   $("csv").addEventListener("click", exportCsv);

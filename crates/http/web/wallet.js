@@ -654,6 +654,12 @@ async function listen() {
     stream = new EventSource(`/v1/wallet/events?ticket=${encodeURIComponent(ticket)}`);
     stream.onopen = () => setLive("live");
     const changed = () => refresh().catch(() => {});
+    // A request the merchant sent again opens again, and says who asks.
+    stream.addEventListener("payment.reminded", (ev) => {
+      const p = JSON.parse(ev.data).data.object;
+      flash(t("reminder_from", { merchant: p.merchant_name }));
+      if (!sheetPayment && !$("pin-dialog").open && p.status === "pending") openSheet(p);
+    });
     // A refund arriving says so, naming the merchant.
     stream.addEventListener("refund.succeeded", (ev) => {
       const r = JSON.parse(ev.data).data.object;

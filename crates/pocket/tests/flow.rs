@@ -1249,3 +1249,71 @@ async fn the_wallets_history_shows_holds_captures_releases_refunds_and_declines_
         assert_eq!(r.param(), Some(param), "{q}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_request_is_sent_again_at_most_three_times_however_many_ask_at_once() {
+    let s = std::sync::Arc::new(Server::start().await);
+    let (_, sk) = s.merchant("Remind Shop").await;
+    let (cus, token) = s.customer("+8613800000093", 10_000).await;
+    let p = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 500, "customer": cus}),
+        )
+        .await;
+    let id = p["id"].as_str().unwrap().to_string();
+    let path = format!("/v1/payments/{id}/remind");
+    let answers = common::all(20, {
+        let (s, sk, path) = (s.clone(), sk.clone(), path.clone());
+        move |_| {
+            let (s, sk, path) = (s.clone(), sk.clone(), path.clone());
+            async move { s.post(&path, &sk, json!({})).await }
+        }
+    })
+    .await;
+    let sent = answers.iter().filter(|r| r.status == 200).count();
+    assert_eq!(sent, 3, "exactly the most");
+    assert!(
+        answers
+            .iter()
+            .filter(|r| r.status != 200)
+            .all(|r| r.code() == "too_many_reminders")
+    );
+    println!("20 reminders at once: {sent} sent, {} refused", 20 - sent);
+    let events = s.get("/v1/events?limit=100", &sk).await;
+    let reminded = events.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == "payment.reminded")
+        .count();
+    assert_eq!(reminded, 3);
+    // Open, paid, another merchant's: refused, nothing sent.
+    let open = s
+        .payment(&sk, json!({"currency": "CNY", "amount": 500}))
+        .await;
+    s.post(
+        &format!("/v1/payments/{}/remind", open["id"].as_str().unwrap()),
+        &sk,
+        json!({}),
+    )
+    .await
+    .assert_error(409, "payment_open");
+    let (_, other) = s.merchant("Other").await;
+    assert_eq!(s.post(&path, &other, json!({})).await.status, 404);
+    assert_eq!(s.confirm(&token, &id, json!({})).await.status, 200);
+    let p2 = s
+        .payment(
+            &sk,
+            json!({"currency": "CNY", "amount": 500, "customer": cus}),
+        )
+        .await;
+    let id2 = p2["id"].as_str().unwrap();
+    assert_eq!(s.confirm(&token, id2, json!({})).await.status, 200);
+    s.post(&format!("/v1/payments/{id2}/remind"), &sk, json!({}))
+        .await
+        .assert_error(409, "payment_not_pending");
+    s.post("/v1/payments/pay_x/remind", &sk, json!({}))
+        .await
+        .assert_error(400, "parameter_invalid");
+}

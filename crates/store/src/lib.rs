@@ -331,6 +331,13 @@ pub trait Store: Send + Sync + 'static {
         merchant_id: String,
         idem: Option<Idem>,
     ) -> Result<Written<Payment>, Error>;
+    /// Sends a pending request to its customer's wallet again (at most 3 times).
+    async fn remind(
+        &self,
+        payment_id: String,
+        merchant_id: String,
+        idem: Option<Idem>,
+    ) -> Result<Written<Payment>, Error>;
     async fn refund(
         &self,
         payment_id: String,

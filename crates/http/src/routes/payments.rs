@@ -242,6 +242,24 @@ pub async fn cancel(
     Ok(respond(written, StatusCode::OK))
 }
 
+#[utoipa::path(post, path = "/v1/payments/{id}/remind", tag = "payments", params(("id" = String, Path)),
+    request_body = Cancel,
+    responses((status = 200, description = "Sent to the customer's wallet again", body = Payment), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)),
+    security(("secret_key" = [])))]
+/// Sends a pending request to its customer's wallet again: the wallet opens it again.
+pub async fn remind(
+    State(state): State<AppState>,
+    merchant: MerchantCaller,
+    Path(id): Path<String>,
+    key: IdempotencyKey,
+    body: Body<Cancel>,
+) -> ApiResult<Response> {
+    validate::id(&id, "pay", "id")?;
+    let idem = key.for_caller(&merchant.id, &body.raw, StatusCode::OK);
+    let written = state.store.remind(id, merchant.id, idem).await?;
+    Ok(respond(written, StatusCode::OK))
+}
+
 #[derive(Deserialize, ToSchema, Default)]
 #[serde(deny_unknown_fields)]
 pub struct CapturePayment {

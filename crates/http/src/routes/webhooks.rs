@@ -19,8 +19,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 /// Event types an endpoint may subscribe to.
-pub const EVENT_TYPES: [&str; 7] = [
+pub const EVENT_TYPES: [&str; 8] = [
     "payment.created",
+    "payment.reminded",
     "payment.authorized",
     "payment.succeeded",
     "payment.declined",

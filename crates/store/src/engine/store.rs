@@ -672,6 +672,21 @@ impl Store for SqlStore {
             .await?
     }
 
+    async fn remind(
+        &self,
+        payment_id: String,
+        merchant_id: String,
+        idem: Option<Idem>,
+    ) -> Result<Written<Payment>, Error> {
+        self.writer
+            .run(move |c, now| {
+                ops::idempotency::wrap(c, now, idem.as_ref(), |c| {
+                    ops::payments::remind(c, now, &payment_id, &merchant_id)
+                })
+            })
+            .await?
+    }
+
     async fn cancel(
         &self,
         payment_id: String,

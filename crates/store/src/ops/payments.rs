@@ -673,6 +673,55 @@ pub(crate) fn cancel(
     Ok(Ok(p))
 }
 
+/// Sends a pending request to its customer's wallet again (`payment.reminded`: the
+/// wallet opens it again), at most `MAX_REMINDERS` times: counted by the update that
+/// claims the sending, so reminders at once never send more.
+pub(crate) fn remind(
+    conn: &Conn,
+    now: i64,
+    payment_id: &str,
+    merchant_id: &str,
+) -> Result<Result<Payment, Error>, Error> {
+    let p = must_get(conn, payment_id)?;
+    if p.merchant != merchant_id {
+        return Err(Error::not_found("payment", payment_id));
+    }
+    let sent: i64 = conn
+        .prepare_cached("SELECT reminders FROM payments WHERE id = ?1")
+        .db()?
+        .query_row([payment_id], |r| r.get(0))
+        .db()?;
+    if payment::decide_remind(&p, sent, now)? == Decision::Expire {
+        return expire_and_refuse(conn, now, p);
+    }
+    let claimed = conn
+        .prepare_cached(
+            "UPDATE payments SET reminders = reminders + 1
+             WHERE id = ?1 AND status = 'pending' AND expires_at > ?2 AND reminders < ?3",
+        )
+        .db()?
+        .execute(params![payment_id, now, payment::MAX_REMINDERS])
+        .db()?;
+    if claimed != 1 {
+        // Another reminder (or the payment's end) committed first: decide on what is now.
+        let p = must_get(conn, payment_id)?;
+        payment::decide_remind(&p, payment::MAX_REMINDERS, now)?;
+        return Err(not_pending());
+    }
+    events::emit(
+        conn,
+        now,
+        "payment.reminded",
+        Subject {
+            merchant_id: &p.merchant,
+            customer_id: p.customer.as_deref(),
+            payment_id: Some(&p.id),
+        },
+        &p,
+    )?;
+    Ok(Ok(p))
+}
+
 pub(crate) fn refund(
     conn: &Conn,
     now: i64,
