@@ -3,7 +3,7 @@
 // axe-core on every screen.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readFileSync, readdirSync, statSync } from "node:fs";
 import {
   startServer, call, merchant, customer, browser, phone, desktop, darkPhone, screenshot, walletSignIn, consoleSignIn,
   sellOne, enterPin, decodeQr, showPayCode, walletTab, sheetFor, closeReceipt, axeViolations, englishWords, ADMIN, consoleTab,
@@ -29,6 +29,18 @@ after(async () => {
 async function zh(page) {
   await page.locator("#lang").click();
   await page.locator("html[lang=zh-CN]").waitFor({ state: "attached" });
+}
+
+/** Waits (as Playwright's own assertions do, up to 5 s) until the page shows no English
+ *  word but `allowed`; then asserts it. */
+async function noEnglishSoon(page, allowed, what) {
+  const until = Date.now() + 5000;
+  let words = await englishWords(page, allowed);
+  while (words.length && Date.now() < until) {
+    await page.waitForTimeout(100);
+    words = await englishWords(page, allowed);
+  }
+  assert.deepEqual(words, [], what);
 }
 
 async function noAxeViolations(page, what) {
@@ -523,6 +535,72 @@ test("wrong today: the detail view sends a waiting request to the wallet again",
   assert.equal(await shop.locator("#detail-remind").isVisible(), false);
   await shop.close();
   await wallet.close();
+});
+
+test("wrong today: every error code the server can answer has its sentence in both languages", () => {
+  // The codes, as the server's source writes them (its tests' own left out).
+  const root = new URL("../../crates/", import.meta.url).pathname;
+  const files = [];
+  const walk = (dir) => {
+    for (const f of readdirSync(dir)) {
+      const p = `${dir}/${f}`;
+      if (statSync(p).isDirectory()) { if (f !== "tests" && f !== "target") walk(p); } else if (p.endsWith(".rs")) files.push(p);
+    }
+  };
+  walk(root.replace(/\/$/, ""));
+  const codes = new Set();
+  for (const f of files) {
+    const source = readFileSync(f, "utf8").split("#[cfg(test)]")[0];
+    for (const re of [/Error::new\(\s*ErrorKind::\w+,\s*"([a-z_]+)"/g, /Error::conflict\(\s*"([a-z_]+)"/g, /refuse\(\s*"([a-z_]+)"/g]) {
+      for (const m of source.matchAll(re)) codes.add(m[1]);
+    }
+  }
+  assert.ok(codes.size > 50, `${codes.size} codes found`);
+  const i18n = readFileSync(new URL("../../crates/http/web/i18n.js", import.meta.url), "utf8");
+  const [en, zhText] = i18n.split(/\n  zh: \{/);
+  const missing = [...codes].filter((c) => ![en, zhText].every((part) => new RegExp(`[ ,{]err_${c}(:|__)`).test(part)));
+  assert.deepEqual(missing.sort(), [], "codes without a sentence in English and Chinese");
+});
+
+test("wrong today: what was on screen before a language switch is drawn again in the new language", async () => {
+  const res = await call(url, "POST", "/v1/admin/merchants", ADMIN, { name: "茶铺" });
+  for (const [sku, name, unit_amount] of ZH_PRODUCTS) {
+    await call(url, "POST", "/v1/products", res.secret_key, { sku, name, unit_amount, currency: "CNY" });
+  }
+  const sk = res.secret_key;
+  const c = await customer(url, "+8613900001142", 50_000);
+  const p = await call(url, "POST", "/v1/payments", sk, { currency: "CNY", items: [{ sku: "cha", quantity: 1 }], customer: c.id });
+  const session = await call(url, "POST", "/v1/wallet/sessions", null, { phone: c.phone, pin: c.pin });
+  await call(url, "POST", `/v1/wallet/payments/${p.id}/confirm`, session.token, {});
+  await call(url, "POST", `/v1/payments/${p.id}/refunds`, sk, { amount: 100 });
+  // Drawn in English, then switched: nothing English stays.
+  const wallet = await phone(b);
+  await walletSignIn(wallet, url, c);
+  for (const tab of ["home", "history", "me", "cards"]) {
+    await walletTab(wallet, tab);
+    if (tab === "history") await wallet.locator("#history li[data-kind]").first().waitFor();
+    if (tab === "home") await wallet.locator("#recent li[data-kind]").first().waitFor();
+    await zh(wallet);
+    await noEnglishSoon(wallet, ["cha"], `wallet ${tab} after the switch`);
+    await wallet.locator("#lang").click();
+    await wallet.locator("html[lang=en-US]").waitFor({ state: "attached" });
+  }
+  const shop = await desktop(b);
+  await consoleSignIn(shop, url, sk);
+  for (const tab of ["overview", "payments", "catalog", "payouts", "developers"]) {
+    await consoleTab(shop, tab);
+    if (tab === "payments") {
+      await shop.locator(`#payments [data-payment="${p.id}"] button`).click();
+      await shop.locator("#timeline li").first().waitFor();
+    }
+    if (tab === "developers") await shop.locator("#events li").first().waitFor();
+    await zh(shop);
+    await noEnglishSoon(shop, ["cha", "bing"], `console ${tab} after the switch`);
+    await shop.locator("#lang").click();
+    await shop.locator("html[lang=en-US]").waitFor({ state: "attached" });
+  }
+  await wallet.close();
+  await shop.close();
 });
 
 test("wrong today: a failed attempt at the till clears the previous payment's card", async () => {

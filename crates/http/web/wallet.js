@@ -227,6 +227,8 @@ async function refresh() {
   if (openPaymentId) await showOpenPayment();
   if (tab === "history") await refreshHistory();
   if (tab === "home") await refreshRecent();
+  if (tab === "me") await refreshDevices();
+  if (tab === "cards") await refreshCards();
   tickCountdowns(onExpired);
 }
 
