@@ -61,8 +61,9 @@ pub struct MerchantCaller {
     pub key_digest: String,
     /// `None`: the secret key.
     pub scopes: Option<Vec<pocket_core::scope::Scope>>,
-    /// A staff session's role.
+    /// A staff session's role, and its member of the staff.
     pub role: Option<String>,
+    pub staff_id: Option<String>,
 }
 
 /// The prefixes of the credentials a merchant's caller may hold.
@@ -101,6 +102,7 @@ impl FromRequestParts<AppState> for MerchantCaller {
             key_digest,
             scopes: m.scopes,
             role: m.role,
+            staff_id: m.staff_id,
         })
     }
 }

@@ -16,6 +16,10 @@ use sha2::{Digest, Sha256};
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
 
+/// Look-ups of payments by phone a merchant may make per hour (each node), and at once.
+pub const PHONE_SEARCHES_PER_HOUR: NonZeroU32 = NonZeroU32::new(60).unwrap();
+pub const PHONE_SEARCH_BURST: NonZeroU32 = NonZeroU32::new(20).unwrap();
+
 /// Requests per second and burst; `per_second = 0` turns a limit off.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Rate {
@@ -26,6 +30,9 @@ pub struct Rate {
 pub struct RateLimits {
     per_ip: Option<DefaultKeyedRateLimiter<IpAddr>>,
     per_credential: Option<DefaultKeyedRateLimiter<[u8; 16]>>,
+    /// Payments looked up by a customer's phone, per merchant: the masked phone hides 4
+    /// digits, so unbounded look-ups would tell a whole number in 10^4 tries.
+    phone_searches: DefaultKeyedRateLimiter<String>,
     /// Made once: creating a clock calibrates it, which is far too slow per request.
     clock: DefaultClock,
 }
@@ -43,8 +50,27 @@ impl RateLimits {
         RateLimits {
             per_ip: limiter(per_ip),
             per_credential: limiter(per_credential),
+            phone_searches: RateLimiter::keyed(
+                Quota::per_hour(PHONE_SEARCHES_PER_HOUR).allow_burst(PHONE_SEARCH_BURST),
+            ),
             clock: DefaultClock::default(),
         }
+    }
+
+    /// Counts one look-up of payments by a customer's phone for `merchant` (every
+    /// credential of the merchant together); `429` over the limit.
+    pub fn phone_search(&self, merchant: &str) -> Result<(), Error> {
+        self.phone_searches
+            .check_key(&merchant.to_string())
+            .map_err(|not_until| {
+                let wait = not_until.wait_time_from(self.clock.now()).as_secs() + 1;
+                Error::new(
+                    ErrorKind::RateLimited,
+                    "rate_limited",
+                    "Too many look-ups by phone number; try again later, or look up by customer id.",
+                )
+                .with_retry_after(wait)
+            })
     }
 
     /// Drops the state of clients that have been idle (call periodically).
@@ -55,6 +81,7 @@ impl RateLimits {
         if let Some(l) = &self.per_credential {
             l.retain_recent();
         }
+        self.phone_searches.retain_recent();
     }
 
     /// `Err(seconds to wait)` when over a limit.

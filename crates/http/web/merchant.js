@@ -336,7 +336,8 @@ function customerLabel(p) {
   if (!p.customer_name && !p.customer_phone) return el("code", {}, p.customer);
   const own = callingCode ? `${callingCode} ` : null;
   const phone = own && p.customer_phone?.startsWith(own) ? p.customer_phone.slice(own.length) : p.customer_phone;
-  return el("span", { title: p.customer }, el("span", { "data-user-text": "" }, p.customer_name ?? ""), p.customer_phone ? ` · ${phone}` : "");
+  if (!p.customer_name) return el("span", { title: p.customer }, phone);
+  return el("span", { title: p.customer }, el("span", { "data-user-text": "" }, p.customer_name), p.customer_phone ? ` · ${phone}` : "");
 }
 
 function paymentCard(p) {
@@ -685,9 +686,9 @@ async function refreshDevelopers() {
 async function refreshStaff() {
   const list = await api("GET", "/v1/staff", sk);
   $("staff").replaceChildren(...(list.data.length ? list.data.map((m) => el("tr", { "data-staff": m.id },
-    el("td", { "data-user-text": "" }, m.name), el("td", {}, m.phone), el("td", {}, t(`role_${m.role}`)),
+    el("td", {}, m.phone), el("td", {}, t(`role_${m.role}`)),
     el("td", {}, el("button", { type: "button", class: "danger small", onclick: () => removeStaff(m) }, t("remove")))))
-    : [el("tr", {}, el("td", { colspan: "4", class: "muted" }, t("no_staff")))]));
+    : [el("tr", {}, el("td", { colspan: "3", class: "muted" }, t("no_staff")))]));
 }
 
 async function addStaff(ev) {

@@ -1007,7 +1007,11 @@ async fn payments_name_their_customer_with_a_masked_phone_and_list_by_customer()
         )
         .await;
     assert_eq!(addressed["customer"], li.as_str());
-    assert_eq!(addressed["customer_name"], "Test");
+    assert_eq!(
+        addressed["customer_name"],
+        Value::Null,
+        "no name before the customer acts"
+    );
     assert_eq!(addressed["customer_phone"], "+86 138****0081");
     let open = s
         .payment(&sk, json!({"currency": "CNY", "amount": 200}))

@@ -308,3 +308,99 @@ async fn staff_and_keys_end_when_removed_and_outlive_a_roll() {
     assert_eq!(s.get("/v1/balance", ADMIN_KEY).await.status, 401);
     let _: Value = r.body;
 }
+
+#[tokio::test]
+async fn what_a_staff_member_made_ends_with_them_and_a_leak_is_ended_by_the_operator() {
+    let s = Server::start().await;
+    let (mer, sk) = s.merchant("Leaky Shop").await;
+    let owner = staff_session(&s, &sk, "+8613800001530", "owner").await;
+    // An owner on the staff may make keys, but never roll the secret key.
+    let made = restricted_key(&s, &owner, &["payouts:write", "read"]).await;
+    s.post("/v1/keys", &owner, json!({}))
+        .await
+        .assert_error(403, "scope_missing");
+    let staff = s.get("/v1/staff", &sk).await;
+    let sid = staff.body["data"][0]["id"].as_str().unwrap().to_string();
+    assert!(
+        staff.body["data"][0].get("name").is_none(),
+        "no name of the person"
+    );
+    let r = s
+        .call(
+            Method::DELETE,
+            &format!("/v1/staff/{sid}"),
+            Some(&sk),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(
+        s.get("/v1/balance", &made).await.status,
+        401,
+        "their key left with them"
+    );
+
+    // A PIN changed ends the person's console sessions.
+    let cashier = staff_session(&s, &sk, "+8613800001531", "cashier").await;
+    let wallet = s
+        .post(
+            "/v1/wallet/sessions",
+            "",
+            json!({"phone": "+8613800001531", "pin": "123456"}),
+        )
+        .await;
+    let wallet = wallet.body["token"].as_str().unwrap().to_string();
+    let r = s
+        .post(
+            "/v1/wallet/pin",
+            &wallet,
+            json!({"old_pin": "123456", "new_pin": "654321"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(s.get("/v1/balance", &cashier).await.status, 401);
+
+    // The operator's roll, for a leak, ends every credential of the merchant.
+    let key = restricted_key(&s, &sk, &["read"]).await;
+    let manager = staff_session(&s, &sk, "+8613800001532", "manager").await;
+    let r = s
+        .post(
+            &format!("/v1/admin/merchants/{mer}/keys"),
+            ADMIN_KEY,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    for (what, credential) in [
+        ("secret key", &sk),
+        ("restricted key", &key),
+        ("staff session", &manager),
+    ] {
+        assert_eq!(s.get("/v1/balance", credential).await.status, 401, "{what}");
+    }
+}
+
+#[tokio::test]
+async fn payments_are_looked_up_by_phone_a_bounded_number_of_times() {
+    let s = Server::start().await;
+    let (_, sk) = s.merchant("Curious Shop").await;
+    let (cus, _) = s.customer("+8613800001540", 0).await;
+    let mut limited = None;
+    for i in 0..40 {
+        let r = s
+            .get(
+                &format!("/v1/payments?customer=1380000{:04}", 1000 + i),
+                &sk,
+            )
+            .await;
+        if r.status == 429 {
+            limited = Some(i);
+            break;
+        }
+        assert_eq!(r.status, 200, "{}", r.text);
+    }
+    assert_eq!(limited, Some(20), "a burst of 20, then 429");
+    let r = s.get(&format!("/v1/payments?customer={cus}"), &sk).await;
+    assert_eq!(r.status, 200, "by id: not limited");
+}

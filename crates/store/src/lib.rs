@@ -142,6 +142,7 @@ pub trait Store: Send + Sync + 'static {
         name: String,
         scopes: Vec<pocket_core::scope::Scope>,
         key: KeyDigest,
+        made_by_staff: Option<String>,
     ) -> Result<RestrictedKey, Error>;
     async fn list_restricted_keys(&self, merchant_id: String) -> Result<Vec<RestrictedKey>, Error>;
     async fn revoke_restricted_key(&self, merchant_id: String, id: String) -> Result<(), Error>;

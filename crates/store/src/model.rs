@@ -34,8 +34,9 @@ pub struct MerchantAuth {
     pub name: String,
     /// `None`: a secret key (everything); else a restricted key's or a staff session's.
     pub scopes: Option<Vec<pocket_core::scope::Scope>>,
-    /// A staff session's role.
+    /// A staff session's role, and its member of the staff.
     pub role: Option<String>,
+    pub staff_id: Option<String>,
 }
 
 /// A restricted key as listed (its secret shown only when it is made).
@@ -63,8 +64,8 @@ pub struct Staff {
     #[schema(value_type = String, example = "staff")]
     pub object: &'static str,
     pub customer: String,
-    pub name: String,
-    /// Masked (`+86 138****0001`): the merchant invited the number, but lists show no more.
+    /// Masked (`+86 138****0001`): the merchant invited the number, but lists show no
+    /// more, and no name (inviting a number tells nothing about its holder).
     #[serde(serialize_with = "pocket_core::phone::ser_masked")]
     #[schema(value_type = String, example = "+86 138****0001")]
     pub phone: Option<String>,

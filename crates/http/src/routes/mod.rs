@@ -82,10 +82,11 @@ pub(crate) fn owner_of(
         return Ok(PaymentOwner::Merchant(merchant));
     };
     let country = &state.settings.qr.place.country;
-    Ok(PaymentOwner::MerchantCustomer {
-        merchant,
-        customer: crate::validate::customer_ref(customer, "customer", country)?,
-    })
+    let customer = crate::validate::customer_ref(customer, "customer", country)?;
+    if customer.starts_with('+') {
+        state.limits.phone_search(&merchant)?;
+    }
+    Ok(PaymentOwner::MerchantCustomer { merchant, customer })
 }
 
 /// Refuses the filters of a payment list on lists that have none.

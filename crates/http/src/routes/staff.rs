@@ -54,7 +54,7 @@ pub async fn create_key(
     let key = key_digest(&state.settings.server_key, &secret);
     let mut made = state
         .store
-        .create_restricted_key(merchant.id, req.name, scopes, key)
+        .create_restricted_key(merchant.id, req.name, scopes, key, merchant.staff_id)
         .await?;
     made.secret = Some(secret);
     Ok((StatusCode::CREATED, Json(made)))

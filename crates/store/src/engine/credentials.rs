@@ -157,11 +157,16 @@ impl Credentials {
         }
     }
 
-    /// After a commit that ended sessions of `customer_id`, before answering it.
+    /// After a commit that ended sessions of `customer_id` — their wallet sessions and
+    /// the staff console sessions they held (keys of any merchant: all are forgotten,
+    /// a rare event) — before answering it.
     pub(crate) fn forget_customer(&self, customer_id: &str) {
         self.generation.fetch_add(1, Ordering::AcqRel);
         if let Ok(mut sessions) = self.sessions.lock() {
             sessions.retain(|_, g| g.customer.id != customer_id);
+        }
+        if let Ok(mut keys) = self.keys.lock() {
+            keys.retain(|_, g| g.auth.staff_id.is_none());
         }
     }
 
@@ -185,6 +190,7 @@ mod tests {
                 name: "Tea".into(),
                 scopes: None,
                 role: None,
+                staff_id: None,
             },
             expires_at,
         }

@@ -195,6 +195,7 @@ impl Store for SqlStore {
         name: String,
         scopes: Vec<pocket_core::scope::Scope>,
         key: KeyDigest,
+        made_by_staff: Option<String>,
     ) -> Result<RestrictedKey, Error> {
         self.writer
             .run(move |c, now| {
@@ -204,6 +205,7 @@ impl Store for SqlStore {
                     scopes: &scopes,
                     key_digest: &key.digest,
                     prefix: &key.prefix,
+                    made_by_staff: made_by_staff.as_deref(),
                 };
                 ops::staff::create_restricted_key(c, now, &k)
             })

@@ -31,7 +31,7 @@ pub(crate) fn create(
 /// The merchant a key belongs to while it is valid, and until when.
 pub(crate) fn by_key(conn: &Conn, key_digest: &str, now: i64) -> Result<Option<KeyGrant>, Error> {
     conn.prepare_cached(
-        "SELECT m.id, m.name, k.expires_at, k.scopes, s.role FROM api_keys k
+        "SELECT m.id, m.name, k.expires_at, k.scopes, s.role, k.staff_id FROM api_keys k
          JOIN merchants m ON m.id = k.merchant_id LEFT JOIN staff s ON s.id = k.staff_id
          WHERE k.key_digest = ?1 AND (k.expires_at IS NULL OR k.expires_at > ?2)",
     )
@@ -44,6 +44,7 @@ pub(crate) fn by_key(conn: &Conn, key_digest: &str, now: i64) -> Result<Option<K
                 name: r.get(1)?,
                 scopes: scopes.map(|s| pocket_core::scope::from_text(&s)),
                 role: r.get(4)?,
+                staff_id: r.get(5)?,
             },
             expires_at: r.get(2)?,
         })
@@ -119,11 +120,19 @@ pub(crate) fn roll_key(
             created_at
         }
     };
-    conn.prepare_cached(
+    // A merchant's own roll retires secret keys (restricted keys and staff sessions are
+    // listed and ended one by one); the operator's, for a merchant whose credentials
+    // leaked, retires every credential of the merchant.
+    let which = if by_key.is_some() {
+        "AND scopes IS NULL"
+    } else {
+        ""
+    };
+    conn.prepare_cached(&format!(
         "UPDATE api_keys SET expires_at = ?2
          WHERE merchant_id = ?1 AND (expires_at IS NULL OR expires_at > ?2) AND created_at <= ?3
-           AND scopes IS NULL",
-    )
+           {which}"
+    ))
     .db()?
     .execute(params![merchant_id, old_expires_at, newest_retired])
     .db()?;

@@ -21,7 +21,8 @@ use std::collections::BTreeMap;
 const COLS: &str = "id, merchant_id, merchant_name, customer_id, status, amount, currency, items, description,
     metadata, tier, window_seconds, authentication, created_at, expires_at, completed_at, amount_refunded, failure_code,
     qr_payload, capture, capture_within, capture_before, amount_captured, policy_rule,
-    (SELECT c.name FROM customers c WHERE c.id = payments.customer_id),
+    (SELECT c.name FROM customers c WHERE c.id = payments.customer_id
+        AND payments.status IN ('authorized', 'succeeded', 'declined')),
     (SELECT c.phone FROM customers c WHERE c.id = payments.customer_id)";
 
 /// A payment row as stored, before its text columns are decoded.
@@ -150,10 +151,9 @@ fn must_get(conn: &Conn, id: &str) -> Result<Payment, Error> {
     get(conn, id)?.ok_or_else(|| Error::not_found("payment", id))
 }
 
-/// Who a payment is addressed to: the customer's id, name and phone.
+/// Who a payment is addressed to: the customer's id and phone.
 struct Addressee {
     id: String,
-    name: String,
     phone: String,
 }
 
@@ -173,38 +173,31 @@ fn merchant_and_customer(
     };
     let column = super::customer_column(wanted);
     let sql = format!(
-        "SELECT m.name, c.id, c.name, c.phone FROM merchants m
+        "SELECT m.name, c.id, c.phone FROM merchants m
          LEFT JOIN customers c ON c.{column} = ?2 WHERE m.id = ?1"
     );
-    type Found = (String, Option<String>, Option<String>, Option<String>);
-    let (name, id, customer_name, phone): Found = conn
+    type Found = (String, Option<String>, Option<String>);
+    let (name, id, phone): Found = conn
         .prepare_cached(&sql)
         .db()?
         .query_row(params![new.merchant_id, wanted], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
         .db()?;
-    match (id, customer_name, phone) {
-        (Some(id), Some(name_), Some(phone)) => Ok((
-            name,
-            Some(Addressee {
-                id,
-                name: name_,
-                phone,
-            }),
-        )),
+    match (id, phone) {
+        (Some(id), Some(phone)) => Ok((name, Some(Addressee { id, phone }))),
         _ => Err(Error::not_found("customer", wanted).with_param("customer")),
     }
 }
 
-/// A customer's name and phone, by id.
+/// A customer's phone, by id.
 fn addressee(conn: &Conn, id: String) -> Result<Addressee, Error> {
-    let (name, phone) = conn
-        .prepare_cached("SELECT name, phone FROM customers WHERE id = ?1")
+    let phone = conn
+        .prepare_cached("SELECT phone FROM customers WHERE id = ?1")
         .db()?
-        .query_row([&id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row([&id], |r| r.get(0))
         .db()?;
-    Ok(Addressee { id, name, phone })
+    Ok(Addressee { id, phone })
 }
 
 fn amount_mismatch(total: i64) -> Error {
@@ -255,7 +248,9 @@ pub(crate) fn create(
         object: "payment",
         merchant: new.merchant_id,
         merchant_name,
-        customer_name: customer.as_ref().map(|c| c.name.clone()),
+        // The name shows once the customer has acted (paid, held, declined): a phone
+        // typed at a till tells the merchant no name.
+        customer_name: None,
         customer_phone: customer.as_ref().map(|c| c.phone.clone()),
         customer: customer.map(|c| c.id),
         status: Status::Pending,

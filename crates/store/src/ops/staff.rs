@@ -20,6 +20,8 @@ pub struct NewRestrictedKey<'a> {
     pub scopes: &'a [scope::Scope],
     pub key_digest: &'a str,
     pub prefix: &'a str,
+    /// The member of the staff making it (`None`: the secret key).
+    pub made_by_staff: Option<&'a str>,
 }
 
 /// Locks the merchant's row: caps are counted under it, so two at once cannot both
@@ -65,8 +67,8 @@ pub(crate) fn create_restricted_key(
     let id = new_id("rk");
     let scopes = scope::to_text(k.scopes);
     conn.prepare_cached(
-        "INSERT INTO api_keys (key_digest, merchant_id, created_at, prefix, id, name, scopes)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO api_keys (key_digest, merchant_id, created_at, prefix, id, name, scopes, made_by_staff)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
     .db()?
     .execute(params![
@@ -76,7 +78,8 @@ pub(crate) fn create_restricted_key(
         k.prefix,
         id,
         k.name,
-        scopes
+        scopes,
+        k.made_by_staff
     ])
     .db()?;
     Ok(Ok(RestrictedKey {
@@ -147,17 +150,16 @@ pub(crate) fn revoke_restricted_key(
     Ok(())
 }
 
-const STAFF_COLS: &str = "s.id, s.customer_id, c.name, c.phone, s.role, s.created_at";
+const STAFF_COLS: &str = "s.id, s.customer_id, c.phone, s.role, s.created_at";
 
 fn staff_row(r: &crate::sql::Row<'_>) -> crate::sql::Result<Staff> {
     Ok(Staff {
         id: r.get(0)?,
         object: "staff",
         customer: r.get(1)?,
-        name: r.get(2)?,
-        phone: r.get(3)?,
-        role: r.get(4)?,
-        created_at: r.get(5)?,
+        phone: r.get(2)?,
+        role: r.get(3)?,
+        created_at: r.get(4)?,
     })
 }
 
@@ -221,7 +223,8 @@ pub(crate) fn list_staff(conn: &Conn, merchant_id: &str) -> Result<Vec<Staff>, E
     rows.collect::<crate::sql::Result<_>>().db()
 }
 
-/// Removes a member of the staff and ends their console sessions, now.
+/// Removes a member of the staff and ends, now, their console sessions and the
+/// restricted keys they made.
 pub(crate) fn remove_staff(
     conn: &Conn,
     now: i64,
@@ -237,7 +240,8 @@ pub(crate) fn remove_staff(
         return Err(Error::not_found("staff", id));
     }
     conn.prepare_cached(
-        "UPDATE api_keys SET expires_at = ?2 WHERE staff_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)",
+        "UPDATE api_keys SET expires_at = ?2
+         WHERE (staff_id = ?1 OR made_by_staff = ?1) AND (expires_at IS NULL OR expires_at > ?2)",
     )
     .db()?
     .execute(params![id, now])

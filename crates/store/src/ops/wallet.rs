@@ -259,8 +259,10 @@ pub fn reset_code_invalid() -> Error {
     .with_param("code")
 }
 
-/// Signs out every session of the customer but `keep`, revoking the devices they
-/// registered; the customer's streams hear it.
+/// Signs out every session of the customer but `keep` — wallet sessions, and the
+/// console sessions they hold as a member of any shop's staff — and revokes every
+/// device key but those `keep` registered (a device from before devices were tied to
+/// sessions has none: revoked too); the customer's streams and the shops hear it.
 fn sign_out_others(
     conn: &Conn,
     now: i64,
@@ -270,12 +272,25 @@ fn sign_out_others(
     let keep = keep.unwrap_or("");
     conn.prepare_cached(
         "UPDATE devices SET revoked_at = ?3 WHERE customer_id = ?1 AND revoked_at IS NULL
-           AND session_digest IN (SELECT token_digest FROM sessions
-                                  WHERE customer_id = ?1 AND token_digest <> ?2)",
+           AND (session_digest IS NULL OR session_digest <> ?2)",
     )
     .db()?
     .execute(params![customer_id, keep, now])
     .db()?;
+    let shops = conn
+        .prepare_cached(
+            "UPDATE api_keys SET expires_at = ?2
+             WHERE staff_id IN (SELECT id FROM staff WHERE customer_id = ?1)
+               AND (expires_at IS NULL OR expires_at > ?2)
+             RETURNING merchant_id",
+        )
+        .db()?
+        .query_map(params![customer_id, now], |r| r.get::<_, String>(0))
+        .db()?;
+    for shop in shops {
+        conn.notify_revoked(&format!("merchant:{}", shop.db()?))
+            .db()?;
+    }
     conn.prepare_cached("DELETE FROM sessions WHERE customer_id = ?1 AND token_digest <> ?2")
         .db()?
         .execute(params![customer_id, keep])

@@ -5,6 +5,8 @@ ALTER TABLE api_keys ADD COLUMN id TEXT;
 ALTER TABLE api_keys ADD COLUMN name TEXT;
 ALTER TABLE api_keys ADD COLUMN scopes TEXT;
 ALTER TABLE api_keys ADD COLUMN staff_id TEXT;
+-- The member of the staff who made a restricted key: it ends when they leave.
+ALTER TABLE api_keys ADD COLUMN made_by_staff TEXT;
 CREATE UNIQUE INDEX api_keys_by_id ON api_keys (id) WHERE id IS NOT NULL;
 CREATE INDEX api_keys_by_staff ON api_keys (staff_id) WHERE staff_id IS NOT NULL;
 CREATE TABLE staff (
