@@ -4,6 +4,8 @@ mod common;
 
 use common::Server;
 use serde_json::json;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A merchant, a customer, a few payments, a refund and a top-up.
 async fn some_business(s: &Server) -> (String, Vec<String>) {
@@ -59,9 +61,35 @@ async fn verify_passes_a_sound_directory_and_names_every_fault() {
     assert!(out.contains("fault(s) found"), "{out}");
 }
 
-#[tokio::test]
+/// Payments made and confirmed one after another until `stop`: the ids acknowledged,
+/// each with whether it was acknowledged before `started` was set.
+async fn keep_paying(
+    s: Arc<Server>,
+    sk: String,
+    stop: Arc<AtomicBool>,
+    started: Arc<AtomicBool>,
+) -> Vec<(String, bool)> {
+    let (cus, token) = s.customer("+8613800002002", 10_000_000).await;
+    let mut acked = Vec::new();
+    while !stop.load(Ordering::SeqCst) {
+        let before = !started.load(Ordering::SeqCst);
+        let p = s
+            .payment(
+                &sk,
+                json!({"currency": "CNY", "amount": 100, "customer": cus}),
+            )
+            .await;
+        let id = p["id"].as_str().unwrap().to_string();
+        if s.confirm(&token, &id, json!({})).await.status == 200 {
+            acked.push((id, before));
+        }
+    }
+    acked
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_backup_taken_while_serving_is_consistent_and_complete() {
-    let s = Server::start().await;
+    let s = Arc::new(Server::start().await);
     if s.database.is_some() {
         // PostgreSQL is backed up with its own tools; `pocket backup` says so.
         let (ok, out) = s.pocket(&["backup", "--to", "/tmp/never"]);
@@ -69,17 +97,47 @@ async fn a_backup_taken_while_serving_is_consistent_and_complete() {
         return;
     }
     let (sk, ids) = some_business(&s).await;
+    // Payments keep being made and paid while the backup is taken.
+    let (stop, started) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let writer = tokio::spawn(keep_paying(
+        s.clone(),
+        sk.clone(),
+        stop.clone(),
+        started.clone(),
+    ));
+    while !s
+        .get("/v1/payments?limit=100", &sk)
+        .await
+        .text
+        .contains("\"amount\":100,")
+    {
+        tokio::task::yield_now().await;
+    }
     let copy = s.dir.path().join("backup.db");
-    let (ok, out) = s.pocket(&["backup", "--to", copy.to_str().unwrap()]);
+    started.store(true, Ordering::SeqCst);
+    let (ok, out) = {
+        let (s, copy) = (s.clone(), copy.clone());
+        tokio::task::spawn_blocking(move || s.pocket(&["backup", "--to", copy.to_str().unwrap()]))
+            .await
+            .unwrap()
+    };
+    stop.store(true, Ordering::SeqCst);
+    let acked = writer.await.unwrap();
     assert!(ok, "{out}");
     assert!(
         out.contains("integrity checked") && out.contains("server.key"),
         "{out}"
     );
+    let during = acked.iter().filter(|(_, before)| !before).count();
+    assert!(during > 0, "payments were paid while the backup ran");
     // Never over an existing file.
     let (ok, out) = s.pocket(&["backup", "--to", copy.to_str().unwrap()]);
     assert!(!ok && out.contains("exists already"), "{out}");
-    // The copy is a data directory of its own that verifies and holds every payment.
+    // The copy is a data directory of its own that verifies (the ledger balances, every
+    // payment matches its transfers) and holds every payment acknowledged before it began.
     let restored = tempfile::tempdir().unwrap();
     std::fs::copy(&copy, restored.path().join("pocket.db")).unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pocket"))
@@ -90,7 +148,8 @@ async fn a_backup_taken_while_serving_is_consistent_and_complete() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     let db = rusqlite::Connection::open(restored.path().join("pocket.db")).unwrap();
-    for id in &ids {
+    let before: Vec<&String> = acked.iter().filter(|(_, b)| *b).map(|(id, _)| id).collect();
+    for id in ids.iter().chain(before.iter().copied()) {
         let status: String = db
             .query_row("SELECT status FROM payments WHERE id = ?1", [id], |r| {
                 r.get(0)
@@ -98,7 +157,10 @@ async fn a_backup_taken_while_serving_is_consistent_and_complete() {
             .unwrap();
         assert_eq!(status, "succeeded");
     }
-    let _ = sk;
+    println!(
+        "backup while serving: {} payments paid before it began, {during} while it ran",
+        before.len()
+    );
 }
 
 #[tokio::test]

@@ -435,7 +435,12 @@ async fn the_readme_python_verifier_accepts_real_deliveries_and_refuses_tamperin
         .output()
         .is_err()
     {
-        eprintln!("python3 is not installed: README verifier not exercised");
+        // CI installs it (.ci/run's machine has it): there, a missing python3 fails.
+        assert!(
+            std::env::var("CI").is_err(),
+            "python3 is needed to run the README's verifier"
+        );
+        eprintln!("SKIPPED: python3 is not installed, the README's verifier is not run");
         return;
     }
     let readme =
