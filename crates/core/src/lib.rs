@@ -44,3 +44,67 @@ pub mod time;
 
 pub use error::{Error, ErrorKind};
 pub use money::Currency;
+
+/// Architecture invariant, checked: the core does no I/O, reads no clock and makes no
+/// randomness — its dependencies are pure libraries and its source names none of it.
+#[cfg(test)]
+mod architecture {
+
+    #[test]
+    fn the_core_depends_on_no_io_and_reads_no_clock() {
+        let manifest = include_str!("../Cargo.toml");
+        let dependencies = manifest
+            .split("[dependencies]")
+            .nth(1)
+            .and_then(|rest| rest.split("\n[").next())
+            .unwrap_or_default();
+        for io in [
+            "tokio",
+            "rusqlite",
+            "postgres",
+            "reqwest",
+            "axum",
+            "hyper",
+            "rand",
+            "getrandom",
+        ] {
+            assert!(
+                !dependencies.lines().any(|l| l.trim_start().starts_with(io)),
+                "pocket-core depends on {io}"
+            );
+        }
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+        let mut files = vec![];
+        let mut stack = vec![std::path::PathBuf::from(dir)];
+        while let Some(d) = stack.pop() {
+            for entry in std::fs::read_dir(d).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    files.push(path);
+                }
+            }
+        }
+        assert!(files.len() > 10, "{files:?}");
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for banned in [
+                "std::fs",
+                "std::net",
+                "SystemTime::now",
+                "Instant::now",
+                "Utc::now",
+                "thread_rng",
+                "rand::",
+            ] {
+                // As a path of its own (`Brand::` is not `rand::`).
+                let used = code.match_indices(banned).any(|(at, _)| {
+                    !code[..at].ends_with(|c: char| c.is_alphanumeric() || c == '_')
+                });
+                assert!(!used, "{} uses {banned}", f.display());
+            }
+        }
+    }
+}

@@ -52,6 +52,9 @@ impl FromRequestParts<AppState> for Admin {
     }
 }
 
+/// The caller name under which operator idempotency keys are kept.
+pub(crate) const ADMIN: &str = "admin";
+
 /// A merchant, by its secret key, a restricted key or a staff session — each allowed
 /// only what its scopes say for the route called ([`pocket_core::scope`]).
 pub struct MerchantCaller {

@@ -180,3 +180,11 @@ where
         server_key,
     ))
 }
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedWebhookEndpoint {
+    #[serde(flatten)]
+    pub endpoint: pocket_store::model::WebhookEndpoint,
+    /// `whsec_…`, the key of `Pocket-Signature`; shown only when the endpoint is created.
+    pub secret: String,
+}

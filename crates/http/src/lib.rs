@@ -23,6 +23,7 @@ pub mod routes;
 pub mod secrets;
 pub mod settings;
 pub mod validate;
+pub mod waiting;
 pub mod web;
 
 use axum::Router;

@@ -133,6 +133,17 @@ pub fn timestamp(text: &str, param: &str) -> Result<i64, Error> {
     })
 }
 
+/// Refuses URLs that are malformed or (unless allowed) point inside the network.
+pub(crate) fn check_webhook_url(
+    state: &crate::AppState,
+    url: &str,
+    param: &str,
+) -> Result<(), Error> {
+    pocket_webhooks::ssrf::check_url(url, state.settings.allow_private_webhooks)
+        .map(|_| ())
+        .map_err(|why| Error::invalid(param, format!("`{param}` {why}.")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,8 +6,8 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Body;
 use crate::extract::ListQuery;
 use crate::idem::{IdempotencyKey, respond};
+use crate::issued::CreatedWebhookEndpoint;
 use crate::issued::{RollKey, RolledKey, answer_with_new_key, roll};
-use crate::routes::webhooks::CreatedWebhookEndpoint;
 use crate::routes::{no_filters, page};
 use crate::validate;
 use axum::Json;
@@ -20,8 +20,7 @@ use pocket_store::model::{Balance, LedgerReport, Merchant, Page, Topup};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// The caller name under which operator idempotency keys are kept.
-pub(crate) const ADMIN: &str = "admin";
+use crate::auth::ADMIN;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -54,7 +53,7 @@ pub async fn create_merchant(
     let req = body.value;
     validate::text(&req.name, "name", validate::MAX_NAME_CHARS)?;
     if let Some(url) = &req.webhook_url {
-        crate::routes::webhooks::check_webhook_url(&state, url, "webhook_url")?;
+        crate::validate::check_webhook_url(&state, url, "webhook_url")?;
     }
     answer_with_new_key(&state, &key, &body.raw, ADMIN, |digest, idem| {
         state

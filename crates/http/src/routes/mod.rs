@@ -37,6 +37,27 @@ pub struct Deleted {
     pub deleted: bool,
 }
 
+/// The merchant's own payment; another merchant's is `404`.
+pub(crate) async fn own_payment(
+    state: &crate::AppState,
+    merchant_id: &str,
+    id: &str,
+) -> ApiResult<pocket_core::payment::Payment> {
+    crate::validate::id(id, "pay", "id")?;
+    match state.store.payment(id.to_string()).await? {
+        Some(p) if p.merchant == merchant_id => Ok(p),
+        _ => Err(Error::not_found("payment", id).into()),
+    }
+}
+
+/// A wallet session as its holder gets it: sign-up, sign-in, a PIN reset.
+#[derive(Serialize, ToSchema)]
+pub struct SessionResponse {
+    pub customer: pocket_store::model::Customer,
+    /// The wallet session token (`pst_…`), valid 30 days.
+    pub token: String,
+}
+
 /// The page a list query asks for; `starting_after` must be an id of `prefix`
 /// (or, with `prefix` empty, any non-empty key such as a sku).
 pub(crate) fn page(q: &ListQuery, prefix: &str) -> ApiResult<PageRequest> {
@@ -104,5 +125,69 @@ pub(crate) fn no_customer(q: &ListQuery) -> ApiResult<()> {
             Err(Error::invalid("customer", "This list cannot be filtered by customer.").into())
         }
         None => Ok(()),
+    }
+}
+
+/// Architecture invariants, checked: route modules do not call each other (what two
+/// share lives here or outside `routes/`), and the HTTP crate writes no SQL.
+#[cfg(test)]
+mod architecture {
+    use std::path::Path;
+
+    fn sources(dir: &Path) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.extend(sources(&path));
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                out.push((path.display().to_string(), text));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn route_modules_import_no_other_route_module() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/routes");
+        let files = sources(&dir);
+        let modules: Vec<String> = files
+            .iter()
+            .filter_map(|(p, _)| {
+                Path::new(p)
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().to_string())
+            })
+            .filter(|m| m != "mod")
+            .collect();
+        assert!(modules.len() > 15, "{modules:?}");
+        for (path, text) in &files {
+            let me = Path::new(path)
+                .file_stem()
+                .unwrap()
+                .to_string_lossy()
+                .to_string();
+            for other in modules.iter().filter(|m| **m != me) {
+                for used in [
+                    format!("routes::{other}::"),
+                    format!("super::{other}::"),
+                    format!("routes::{other};"),
+                ] {
+                    assert!(!text.contains(&used), "{path} uses {used}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_http_crate_writes_no_sql() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        for (path, text) in sources(&dir) {
+            let text = text.split("#[cfg(test)]").next().unwrap_or_default();
+            for sql in ["\"SELECT ", "\"INSERT INTO", "\"UPDATE ", "\"DELETE FROM"] {
+                assert!(!text.contains(sql), "{path} holds SQL ({sql})");
+            }
+        }
     }
 }

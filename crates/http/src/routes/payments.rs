@@ -1,14 +1,14 @@
 //! Merchant payment endpoints: create (from a cart or an amount), read, list,
 //! cancel, capture (holds), refund.
 
-use super::{owner_of, page, status_filter};
+use super::{own_payment, owner_of, page, status_filter};
 use crate::AppState;
 use crate::auth::MerchantCaller;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Body, ListQuery};
 use crate::idem::{IdempotencyKey, precheck, replay, respond};
-use crate::routes::stream::{MAX_WAIT_SECONDS, wait_while_pending};
 use crate::validate;
+use crate::waiting::{MAX_WAIT_SECONDS, wait_while_pending};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -149,19 +149,6 @@ async fn resolve_code(
             Ok(ShownCode::Device(charge))
         }
         None => Ok(ShownCode::Unknown),
-    }
-}
-
-/// The merchant's own payment; another merchant's is `404`.
-pub(crate) async fn own_payment(
-    state: &AppState,
-    merchant_id: &str,
-    id: &str,
-) -> ApiResult<Payment> {
-    validate::id(id, "pay", "id")?;
-    match state.store.payment(id.to_string()).await? {
-        Some(p) if p.merchant == merchant_id => Ok(p),
-        _ => Err(Error::not_found("payment", id).into()),
     }
 }
 

@@ -13,7 +13,7 @@ use crate::pins::{
     check_holder_pin, check_pin_format, guarded_precheck, holder_subject, phone_scope,
     signin_subject, to_completion,
 };
-use crate::routes::wallet::SessionResponse;
+use crate::routes::SessionResponse;
 use crate::secrets::{digest, issue_secret};
 use crate::validate;
 use axum::Json;

@@ -3,7 +3,7 @@
 use crate::AppState;
 use crate::auth::MerchantCaller;
 use crate::error::{ApiResult, ErrorBody};
-use crate::routes::payments::own_payment;
+use crate::routes::own_payment;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};

@@ -3,12 +3,12 @@
 //! transactions that create and confirm payments).
 
 use crate::AppState;
+use crate::auth::ADMIN;
 use crate::auth::Admin;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::Body;
 use crate::idem::{IdempotencyKey, respond};
 use crate::routes::Deleted;
-use crate::routes::admin::ADMIN;
 use crate::validate;
 use axum::Json;
 use axum::extract::{Path, State};

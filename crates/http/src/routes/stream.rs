@@ -8,12 +8,12 @@ use crate::AppState;
 use crate::auth::CustomerCaller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::secrets::{digest, issue_secret};
+use crate::waiting::{POLL_EVERY, next_note};
 use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
-use pocket_core::payment::{Payment, Status};
 use pocket_core::time::{MS_PER_SECOND, rfc3339_ms};
 use pocket_core::{Error, ErrorKind};
 use pocket_store::model::{Event, EventNote};
@@ -27,12 +27,8 @@ use utoipa::ToSchema;
 
 /// How long a stream ticket is valid.
 pub const TICKET_TTL_SECONDS: i64 = 60;
-/// How often listeners look at the database even without an announcement.
-const POLL_EVERY: Duration = Duration::from_secs(1);
 /// Events fetched per look.
 const BATCH: usize = 100;
-/// Longest `wait` of a long-poll.
-pub const MAX_WAIT_SECONDS: u64 = 60;
 
 #[derive(Serialize, ToSchema)]
 pub struct Ticket {
@@ -229,69 +225,4 @@ pub async fn wallet_events(
         Some((Ok(sse_event(&e)), c))
     });
     Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
-}
-
-/// Waits for an announcement that `about` accepts (or for missed ones: a lagging
-/// listener must look at the database anyway). `false` when announcements stop.
-async fn next_note(
-    notes: &mut broadcast::Receiver<EventNote>,
-    about: impl Fn(&EventNote) -> bool,
-) -> bool {
-    loop {
-        match notes.recv().await {
-            Ok(n) if about(&n) => return true,
-            Ok(_) => continue,
-            Err(broadcast::error::RecvError::Lagged(_)) => return true,
-            Err(broadcast::error::RecvError::Closed) => return false,
-        }
-    }
-}
-
-/// Reads the payment, and while it is pending waits up to `wait_seconds` for it to
-/// change, then reads it again. The merchant key the long-poll came with is looked at
-/// again at every wake: a key that stops working (rolled, on any node) ends the wait
-/// with `401` within a second.
-pub async fn wait_while_pending(
-    state: &AppState,
-    id: &str,
-    wait_seconds: u64,
-    key_digest: &str,
-) -> ApiResult<Option<Payment>> {
-    let mut notes = state.store.subscribe();
-    let deadline =
-        tokio::time::Instant::now() + Duration::from_secs(wait_seconds.min(MAX_WAIT_SECONDS));
-    loop {
-        let p = state.store.payment(id.to_string()).await?;
-        let pending = p.as_ref().is_some_and(|p| p.status == Status::Pending);
-        if !pending || tokio::time::Instant::now() >= deadline {
-            return Ok(p);
-        }
-        if state
-            .store
-            .merchant_by_key(key_digest.to_string())
-            .await?
-            .is_none()
-        {
-            return Err(crate::auth::invalid_merchant_key());
-        }
-        let about_it = async {
-            let revoked = |n: &EventNote| {
-                n.kind == pocket_store::model::REVOKED
-                    && p.as_ref().is_some_and(|p| p.merchant == n.merchant_id)
-            };
-            if !next_note(&mut notes, |n| {
-                n.payment_id.as_deref() == Some(id) || revoked(n)
-            })
-            .await
-            {
-                // No more announcements: rely on the poll and the deadline.
-                std::future::pending::<()>().await;
-            }
-        };
-        tokio::select! {
-            _ = about_it => {}
-            _ = tokio::time::sleep(POLL_EVERY) => {}
-            _ = tokio::time::sleep_until(deadline) => {}
-        }
-    }
 }

@@ -41,12 +41,7 @@ pub struct Signup {
     pub pin: String,
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct SessionResponse {
-    pub customer: Customer,
-    /// The wallet session token (`pst_…`), valid 30 days.
-    pub token: String,
-}
+pub use super::SessionResponse;
 
 /// `{customer, token}` from the customer record (fresh or stored) and the token.
 fn session_body(customer: serde_json::Value, token: &str) -> serde_json::Value {

@@ -6,9 +6,11 @@ use crate::auth::MerchantCaller;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{Body, ListQuery};
 use crate::idem::IdempotencyKey;
+use crate::issued::CreatedWebhookEndpoint;
 use crate::issued::secret_response;
 use crate::routes::Deleted;
 use crate::validate;
+use crate::validate::check_webhook_url;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -30,27 +32,12 @@ pub const EVENT_TYPES: [&str; 8] = [
     "refund.succeeded",
 ];
 
-/// Refuses URLs that are malformed or (unless allowed) point inside the network.
-pub(crate) fn check_webhook_url(state: &AppState, url: &str, param: &str) -> Result<(), Error> {
-    pocket_webhooks::ssrf::check_url(url, state.settings.allow_private_webhooks)
-        .map(|_| ())
-        .map_err(|why| Error::invalid(param, format!("`{param}` {why}.")))
-}
-
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhookEndpoint {
     pub url: String,
     /// Event types to send; omitted or `["*"]`: all.
     pub events: Option<Vec<String>>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct CreatedWebhookEndpoint {
-    #[serde(flatten)]
-    pub endpoint: WebhookEndpoint,
-    /// `whsec_…`, the key of `Pocket-Signature`; shown only when the endpoint is created.
-    pub secret: String,
 }
 
 #[utoipa::path(post, path = "/v1/webhook_endpoints", tag = "webhooks", request_body = CreateWebhookEndpoint,
