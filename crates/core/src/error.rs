@@ -71,9 +71,12 @@ pub struct Error {
     /// Only on `401 incorrect_pin`: wrong PINs left before the lock.
     pub tries_left: Option<u32>,
     /// For `429`/`503`: how long to wait before retrying, when known (else 1 s).
-    pub retry_after_seconds: Option<u64>,
+    pub retry_after_seconds: Option<u32>,
     /// Only on `400 rule_invalid`: where in `when` it fails (1-based, in characters).
     pub position: Option<u16>,
+    /// Why an internal error happened, for the log (never in the answer): logged once,
+    /// with the request id, where the answer is made.
+    pub cause: Option<Box<String>>,
 }
 
 impl Error {
@@ -87,11 +90,12 @@ impl Error {
             tries_left: None,
             retry_after_seconds: None,
             position: None,
+            cause: None,
         }
     }
 
     pub fn with_retry_after(mut self, seconds: u64) -> Self {
-        self.retry_after_seconds = Some(seconds.max(1));
+        self.retry_after_seconds = Some(u32::try_from(seconds.max(1)).unwrap_or(u32::MAX));
         self
     }
 
@@ -146,6 +150,13 @@ impl Error {
         )
     }
 
+    /// `500 internal`, keeping why for the log.
+    pub fn internal_because(cause: impl std::fmt::Display) -> Self {
+        let mut e = Error::internal();
+        e.cause = Some(Box::new(cause.to_string()));
+        e
+    }
+
     pub fn http_status(&self) -> u16 {
         self.kind.http_status()
     }
@@ -159,8 +170,26 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// For `map_err`: an internal error that keeps what failed and why, for the log.
+pub fn internal<E: std::fmt::Display>(what: &'static str) -> impl FnOnce(E) -> Error {
+    move |e| Error::internal_because(format!("{what}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn an_internal_error_keeps_its_cause_for_the_log_not_the_answer() {
+        let e = Result::<(), &str>::Err("disk on fire")
+            .map_err(super::internal("writing a row"))
+            .unwrap_err();
+        assert_eq!((e.code, e.http_status()), ("internal", 500));
+        assert_eq!(
+            e.cause.as_deref().map(String::as_str),
+            Some("writing a row: disk on fire")
+        );
+        assert!(!e.message.contains("disk"), "{}", e.message);
+    }
     use super::*;
 
     #[test]

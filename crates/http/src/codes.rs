@@ -20,6 +20,7 @@
 
 use crate::error::ApiError;
 use pocket_core::code::{self, PaymentCode, SKEW_STEPS, step_of};
+use pocket_core::error::internal;
 use pocket_core::{Error, ErrorKind};
 use pocket_store::{CodeCharge, Store};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -159,7 +160,7 @@ impl CodeDirectory {
                     .collect::<Vec<_>>()
             })
             .await
-            .map_err(|_| Error::internal())?;
+            .map_err(internal("reading device code secrets"))?;
             codes.known = devices.iter().map(|(id, _)| id.clone()).collect();
             codes.devices = Arc::new(devices);
         }
@@ -174,7 +175,7 @@ impl CodeDirectory {
             let devices = codes.devices.clone();
             let computed = tokio::task::spawn_blocking(move || step_codes(&devices, s))
                 .await
-                .map_err(|_| Error::internal())?;
+                .map_err(internal("computing a step of payment codes"))?;
             codes.by_step.insert(s, computed);
         }
         Ok(())

@@ -7,6 +7,7 @@ use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use p256::PublicKey;
 use p256::ecdsa::signature::Verifier;
 use p256::ecdsa::{Signature, VerifyingKey};
+use pocket_core::error::internal;
 use pocket_core::{Error, ErrorKind};
 use serde_json::Value;
 
@@ -60,7 +61,7 @@ pub fn verify(public_key_jwk: &str, message: &[u8], signature: &str) -> Result<(
     let sig = Signature::from_slice(&raw).map_err(|_| {
         invalid_signature("`signature` must be base64url of the raw 64-byte r‖s signature.")
     })?;
-    let key = PublicKey::from_jwk_str(public_key_jwk).map_err(|_| Error::internal())?;
+    let key = PublicKey::from_jwk_str(public_key_jwk).map_err(internal("a stored device key"))?;
     VerifyingKey::from(&key)
         .verify(message, &sig)
         .map_err(|_| invalid_signature("The device signature does not match this payment."))

@@ -50,6 +50,11 @@ const RETRY_AFTER_SECONDS: &str = "1";
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let e = self.0;
+        // Why an internal error happened is logged once, here, inside the request's
+        // span (its request id), and never answered.
+        if let Some(cause) = &e.cause {
+            tracing::error!(code = e.code, cause = %cause, "internal error");
+        }
         let retry_after = e.retry_after_seconds;
         let status =
             StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

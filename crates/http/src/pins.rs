@@ -18,6 +18,7 @@ use crate::settings::PinHashing;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use pocket_core::error::internal;
 use pocket_core::lockout::LockRule;
 use pocket_core::{Error, ErrorKind};
 use pocket_store::Store;
@@ -42,33 +43,33 @@ pub fn check_pin_format(pin: &str) -> Result<(), Error> {
 
 fn argon2<'k>(p: &PinHashing, pepper: &'k [u8; 32]) -> Result<Argon2<'k>, Error> {
     let params = Params::new(p.memory_kib, p.iterations, p.parallelism, None)
-        .map_err(|_| Error::internal())?;
+        .map_err(internal("argon2 parameters"))?;
     Argon2::new_with_secret(pepper, Algorithm::Argon2id, Version::V0x13, params)
-        .map_err(|_| Error::internal())
+        .map_err(internal("argon2 with the pepper"))
 }
 
 /// Hashes a PIN (slow on purpose) on the calling thread.
 pub fn hash_pin_now(params: PinHashing, pepper: &[u8; 32], pin: &str) -> Result<String, Error> {
     let mut salt = [0u8; 16];
     rand::rng().fill_bytes(&mut salt);
-    let salt = SaltString::encode_b64(&salt).map_err(|_| Error::internal())?;
+    let salt = SaltString::encode_b64(&salt).map_err(internal("PIN salt"))?;
     let hash = argon2(&params, pepper)?
         .hash_password(pin.as_bytes(), &salt)
-        .map_err(|_| Error::internal())?;
+        .map_err(internal("PIN hash"))?;
     Ok(hash.to_string())
 }
 
 /// Checks a PIN against its stored hash on the calling thread (the hash carries its
 /// own cost parameters; the pepper is the server key).
 pub fn verify_pin_now(pepper: &[u8; 32], stored_hash: &str, pin: &str) -> Result<bool, Error> {
-    let parsed = PasswordHash::new(stored_hash).map_err(|_| Error::internal())?;
+    let parsed = PasswordHash::new(stored_hash).map_err(internal("stored PIN hash"))?;
     let hasher = Argon2::new_with_secret(
         pepper,
         Algorithm::Argon2id,
         Version::V0x13,
         Params::default(),
     )
-    .map_err(|_| Error::internal())?;
+    .map_err(internal("PIN verification"))?;
     Ok(hasher.verify_password(pin.as_bytes(), &parsed).is_ok())
 }
 
@@ -184,8 +185,10 @@ impl PinWorkers {
             drop(admitted);
             let _ = tx.send(result);
         });
-        self.jobs.try_send(job).map_err(|_| Error::internal())?;
-        rx.await.map_err(|_| Error::internal())?
+        self.jobs
+            .try_send(job)
+            .map_err(internal("PIN work queue"))?;
+        rx.await.map_err(internal("PIN worker"))?
     }
 
     /// How long a real check takes at the moment (queue wait included).

@@ -8,13 +8,14 @@ use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use pocket_core::Error;
+use pocket_core::error::internal;
 use qrcode::render::svg;
 use qrcode::{EcLevel, QrCode};
 
 /// Renders `payload` as an SVG QR code (error correction M, 8 px modules).
 pub fn svg_of(payload: &str) -> Result<String, Error> {
     let code = QrCode::with_error_correction_level(payload.as_bytes(), EcLevel::M)
-        .map_err(|_| Error::internal())?;
+        .map_err(internal("QR code of a payment payload"))?;
     Ok(code
         .render::<svg::Color>()
         .min_dimensions(256, 256)

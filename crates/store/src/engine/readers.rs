@@ -6,6 +6,7 @@
 use super::Session;
 use crate::sql::Conn;
 use pocket_core::Error;
+use pocket_core::error::internal;
 use std::sync::{Arc, Condvar, Mutex};
 
 pub(crate) struct Readers {
@@ -35,12 +36,15 @@ impl Readers {
         let shared = self.shared.clone();
         let job = move || {
             let mut session = {
-                let mut idle = shared.idle.lock().map_err(|_| Error::internal())?;
+                let mut idle = shared.idle.lock().map_err(internal("reader pool lock"))?;
                 loop {
                     if let Some(c) = idle.pop() {
                         break c;
                     }
-                    idle = shared.freed.wait(idle).map_err(|_| Error::internal())?;
+                    idle = shared
+                        .freed
+                        .wait(idle)
+                        .map_err(internal("reader pool wait"))?;
                 }
             };
             let mut out = read_once(&mut session, &f);

@@ -7,6 +7,7 @@ use crate::model::{Event, EventData, EventNote, Page, PageRequest};
 use crate::sql::{Conn, Optional, params};
 use pocket_core::Error;
 use pocket_core::activity::Kind;
+use pocket_core::error::internal;
 use serde_json::value::RawValue;
 
 /// Who an event concerns.
@@ -40,7 +41,7 @@ pub(crate) fn emit_with<T: serde::Serialize>(
     object: &T,
     also: Option<Also<'_>>,
 ) -> Result<(), Error> {
-    let data = serde_json::to_string(object).map_err(|_| Error::internal())?;
+    let data = serde_json::to_string(object).map_err(internal("event object as JSON"))?;
     let id = new_id("evt");
     let wanted = format!(",{kind},");
     let event = params![
@@ -115,7 +116,7 @@ fn event_row(r: &crate::sql::Row<'_>) -> crate::sql::Result<(String, String, i64
 
 fn to_event(row: (String, String, i64, String)) -> Result<Event, Error> {
     let (id, kind, created_at, data) = row;
-    let object = RawValue::from_string(data).map_err(|_| Error::internal())?;
+    let object = RawValue::from_string(data).map_err(internal("stored event data"))?;
     Ok(Event {
         id,
         object: "event",

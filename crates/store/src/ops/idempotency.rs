@@ -5,6 +5,7 @@ use super::Db;
 use crate::model::{Idem, StoredResponse, Written};
 use crate::sql::{Conn, Optional, params};
 use crate::sweeper::IDEMPOTENCY_TTL_MS;
+use pocket_core::error::internal;
 use pocket_core::{Error, ErrorKind};
 use serde::Serialize;
 
@@ -85,7 +86,7 @@ pub(crate) fn wrap<T: Serialize>(
         }
     };
     if let Some(idem) = idem {
-        let body = serde_json::to_string(&value).map_err(|_| Error::internal())?;
+        let body = serde_json::to_string(&value).map_err(internal("idempotent answer as JSON"))?;
         conn.prepare_cached(
             "INSERT INTO idempotency_keys (caller, key, fingerprint, status, body, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)

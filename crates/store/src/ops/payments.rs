@@ -10,6 +10,7 @@ use crate::ids::new_id;
 use crate::model::{Page, PageRequest, Refund};
 use crate::sql::{Conn, Optional, Row, params};
 use crate::{NewPayment, PaymentOwner};
+use pocket_core::error::internal;
 use pocket_core::hold::{self, CAPTURE_EXPIRED, Capture, Settlement};
 use pocket_core::ledger::{AccountKind, TransferKind};
 use pocket_core::payment::{self, CaptureMethod, Decision, Payment, Status};
@@ -280,8 +281,9 @@ pub(crate) fn create(
         _ => risk.screen_new(conn, &p)?,
     };
     raise(&mut p, raised);
-    let items_json = serde_json::to_string(&p.items).map_err(|_| Error::internal())?;
-    let metadata_json = serde_json::to_string(&p.metadata).map_err(|_| Error::internal())?;
+    let items_json = serde_json::to_string(&p.items).map_err(internal("payment items as JSON"))?;
+    let metadata_json =
+        serde_json::to_string(&p.metadata).map_err(internal("payment metadata as JSON"))?;
     conn.prepare_cached(
         "INSERT INTO payments (id, merchant_id, merchant_name, customer_id, status, amount, currency, items,
              description, metadata, tier, window_seconds, authentication, created_at, expires_at, qr_payload,

@@ -9,6 +9,7 @@ use crate::model::{
 };
 use crate::sql::{Conn, Optional, Row, params};
 use pocket_core::Error;
+use pocket_core::error::internal;
 
 /// Endpoints one merchant may have.
 pub const MAX_ENDPOINTS_PER_MERCHANT: i64 = 16;
@@ -234,7 +235,7 @@ pub(crate) fn claim(
             events::merchant_event(conn, &merchant_id, &event_id)?.ok_or_else(Error::internal)?;
         jobs.push(DeliveryJob {
             delivery_seq: seq,
-            body: serde_json::to_string(&event).map_err(|_| Error::internal())?,
+            body: serde_json::to_string(&event).map_err(internal("webhook event body"))?,
             event_id,
             endpoint_id,
             url,
