@@ -91,6 +91,53 @@ pub fn insufficient_funds() -> Error {
     )
 }
 
+/// One movement of money, checked before anything is posted: two different accounts
+/// (each by kind and owner), a positive amount in one currency, why it moved and the
+/// object it belongs to. The store posts it whole (`ops::ledger::transfer`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transfer<'a> {
+    pub debit: (AccountKind, &'a str),
+    pub credit: (AccountKind, &'a str),
+    pub amount: i64,
+    pub currency: Currency,
+    pub kind: TransferKind,
+    pub reference: &'a str,
+}
+
+impl<'a> Transfer<'a> {
+    /// A transfer between two accounts; one that moves nothing, or moves money from an
+    /// account to itself, is a bug in its caller (`500`, logged).
+    pub fn new(
+        debit: (AccountKind, &'a str),
+        credit: (AccountKind, &'a str),
+        amount: i64,
+        currency: Currency,
+        kind: TransferKind,
+        reference: &'a str,
+    ) -> Result<Transfer<'a>, Error> {
+        if debit == credit {
+            return Err(Error::internal_because(format!(
+                "a {} transfer from an account to itself ({reference})",
+                kind.as_str()
+            )));
+        }
+        if amount <= 0 {
+            return Err(Error::internal_because(format!(
+                "a {} transfer of {amount} ({reference})",
+                kind.as_str()
+            )));
+        }
+        Ok(Transfer {
+            debit,
+            credit,
+            amount,
+            currency,
+            kind,
+            reference,
+        })
+    }
+}
+
 /// Moves `amount_minor` from a debit account to a credit account (both given by kind
 /// and current balance). Refuses a non-settlement debit below zero
 /// (`402 insufficient_funds`) and any overflow.
@@ -202,6 +249,23 @@ impl Conservation {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_transfer_is_between_two_accounts_and_moves_something() {
+        let cny = Currency::parse("CNY", "c").unwrap();
+        let w = (AccountKind::Wallet, "cus_1");
+        let m = (AccountKind::Merchant, "mer_1");
+        assert!(Transfer::new(w, m, 1, cny, TransferKind::Payment, "pay_1").is_ok());
+        for (debit, credit, amount) in [(w, w, 100), (w, m, 0), (w, m, -5)] {
+            let e = Transfer::new(debit, credit, amount, cny, TransferKind::Payment, "pay_1")
+                .unwrap_err();
+            assert_eq!(e.code, "internal");
+            assert!(e.cause.is_some(), "the bug is named for the log");
+        }
+        // The same owner in two kinds of account is two accounts.
+        let own = (AccountKind::Merchant, "cus_1");
+        assert!(Transfer::new(w, own, 1, cny, TransferKind::Payment, "pay_1").is_ok());
+    }
     use super::*;
     use proptest::prelude::*;
 

@@ -643,15 +643,13 @@ impl Store for SqlStore {
             .run_keyed(&key, move |c, now| {
                 ops::pins::with_correct_pin(c, now, pin.as_ref(), |c| {
                     ops::idempotency::wrap(c, now, idem.as_ref(), |c| {
-                        ops::payments::confirm(
-                            c,
-                            now,
-                            &payment_id,
-                            &customer_id,
+                        let confirm = ops::payments::Confirm {
+                            payment_id: &payment_id,
+                            customer_id: &customer_id,
                             proof,
-                            device.as_deref(),
-                            &risk,
-                        )
+                            device_id: device.as_deref(),
+                        };
+                        ops::payments::confirm(c, now, &confirm, &risk)
                     })
                 })
             })

@@ -9,7 +9,7 @@ use super::{Db, events, ledger, stored_currency};
 use crate::model::{BankOperation, NewBankOperation};
 use crate::sql::{Conn, Optional, params};
 use pocket_core::ledger::pending::{Outcome, Pending, Step};
-use pocket_core::ledger::{AccountKind, TransferKind};
+use pocket_core::ledger::{AccountKind, Transfer, TransferKind};
 use pocket_core::{Currency, Error};
 
 const COLS: &str =
@@ -217,12 +217,14 @@ pub(crate) fn apply(
                 ledger::transfer(
                     conn,
                     now,
-                    (AccountKind::Clearing, &clearing),
-                    owner,
-                    op.amount,
-                    currency,
-                    TransferKind::Topup,
-                    &op.id,
+                    &Transfer::new(
+                        (AccountKind::Clearing, &clearing),
+                        owner,
+                        op.amount,
+                        currency,
+                        TransferKind::Topup,
+                        &op.id,
+                    )?,
                 )?;
             }
         }
@@ -242,12 +244,14 @@ pub(crate) fn apply(
                 Step::Post => ledger::post_reserved(
                     conn,
                     now,
-                    owner,
-                    (AccountKind::Clearing, &clearing),
-                    op.amount,
-                    currency,
-                    kind,
-                    &op.id,
+                    &Transfer::new(
+                        owner,
+                        (AccountKind::Clearing, &clearing),
+                        op.amount,
+                        currency,
+                        kind,
+                        &op.id,
+                    )?,
                 )?,
                 Step::Void => ledger::void_reserved(conn, owner, op.amount, currency)?,
                 Step::Nothing => {}

@@ -13,7 +13,7 @@ use crate::model::{
 use crate::sql::{Conn, Optional, params};
 use pocket_core::hold::{Settlement, settle};
 use pocket_core::ledger::pending::{Holding, reserve as reserve_holding, void_pending};
-use pocket_core::ledger::{AccountKind, Conservation, TransferKind, post};
+use pocket_core::ledger::{AccountKind, Conservation, Transfer, TransferKind, post};
 use pocket_core::{Currency, Error};
 
 /// Owner of the settlement accounts.
@@ -322,18 +322,16 @@ fn set_balance(conn: &Conn, id: i64, before: i64, after: i64) -> Result<(), Erro
     Ok(())
 }
 
-/// Moves `amount` from `debit` to `credit` as one immutable transfer.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn transfer(
-    conn: &Conn,
-    now: i64,
-    debit: (AccountKind, &str),
-    credit: (AccountKind, &str),
-    amount: i64,
-    currency: Currency,
-    kind: TransferKind,
-    reference: &str,
-) -> Result<(), Error> {
+/// Posts `t` as one immutable transfer.
+pub(crate) fn transfer(conn: &Conn, now: i64, t: &Transfer<'_>) -> Result<(), Error> {
+    let Transfer {
+        debit,
+        credit,
+        amount,
+        currency,
+        kind,
+        reference,
+    } = *t;
     let ((debit_id, debit_before, debit_reserved), (credit_id, credit_before, _)) =
         postings_accounts(conn, debit, credit, currency)?;
     // What is reserved for pending withdrawals and payouts cannot be spent again.
@@ -519,38 +517,31 @@ pub(crate) fn reserve(
 
 /// Posts a reserved amount: it leaves the debit account (and its reservation) and
 /// reaches the credit account, as one transfer.
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn post_reserved(
-    conn: &Conn,
-    now: i64,
-    debit: (AccountKind, &str),
-    credit: (AccountKind, &str),
-    amount: i64,
-    currency: Currency,
-    kind: TransferKind,
-    reference: &str,
-) -> Result<(), Error> {
-    let all = Settlement {
-        captured: amount,
-        released: 0,
-    };
-    settle_reserved(conn, now, debit, credit, all, currency, kind, reference)
+pub(crate) fn post_reserved(conn: &Conn, now: i64, t: &Transfer<'_>) -> Result<(), Error> {
+    settle_reserved(conn, now, t, 0)
 }
 
-/// Ends a reservation of `captured + released`: `captured` posts from the debit account
-/// to the credit account as one transfer, `released` returns to the debit account's
-/// `available` (a hold captured in part).
-#[allow(clippy::too_many_arguments)]
+/// Ends a reservation of `t.amount + released`: `t.amount` (what was captured) posts
+/// from the debit account to the credit account as one transfer, `released` returns to
+/// the debit account's `available` (a hold captured in part).
 pub(crate) fn settle_reserved(
     conn: &Conn,
     now: i64,
-    debit: (AccountKind, &str),
-    credit: (AccountKind, &str),
-    settlement: Settlement,
-    currency: Currency,
-    kind: TransferKind,
-    reference: &str,
+    t: &Transfer<'_>,
+    released: i64,
 ) -> Result<(), Error> {
+    let Transfer {
+        debit,
+        credit,
+        amount,
+        currency,
+        kind,
+        reference,
+    } = *t;
+    let settlement = Settlement {
+        captured: amount,
+        released,
+    };
     let ((debit_id, debit_before, debit_reserved), (credit_id, credit_before, credit_reserved)) =
         postings_accounts(conn, debit, credit, currency)?;
     if debit_reserved < settlement.captured + settlement.released {

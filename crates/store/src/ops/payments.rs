@@ -12,7 +12,7 @@ use crate::sql::{Conn, Optional, Row, params};
 use crate::{NewPayment, PaymentOwner};
 use pocket_core::error::internal;
 use pocket_core::hold::{self, CAPTURE_EXPIRED, Capture, Settlement};
-use pocket_core::ledger::{AccountKind, TransferKind};
+use pocket_core::ledger::{AccountKind, Transfer, TransferKind};
 use pocket_core::payment::{self, CaptureMethod, Decision, Payment, Status};
 use pocket_core::policy::{Authentication, Policy};
 use pocket_core::pricing::{PricedItem, price_cart};
@@ -390,16 +390,28 @@ fn not_pending() -> Error {
     Error::conflict("payment_not_pending", "This payment is no longer pending.")
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A confirm as the wallet sent it: which payment, by whom, with what proof (and with
+/// which device key, when it signed).
+#[derive(Clone, Copy)]
+pub(crate) struct Confirm<'a> {
+    pub payment_id: &'a str,
+    pub customer_id: &'a str,
+    pub proof: payment::Proof,
+    pub device_id: Option<&'a str>,
+}
+
 pub(crate) fn confirm(
     conn: &Conn,
     now: i64,
-    payment_id: &str,
-    customer_id: &str,
-    proof: payment::Proof,
-    device_id: Option<&str>,
+    confirm: &Confirm<'_>,
     risk: &Risk,
 ) -> Result<Result<Payment, Error>, Error> {
+    let Confirm {
+        payment_id,
+        customer_id,
+        proof,
+        device_id,
+    } = *confirm;
     let mut p = must_get(conn, payment_id)?;
     if payment::decide_confirm(&p, customer_id, now)? == Decision::Expire {
         return expire_and_refuse(conn, now, p);
@@ -476,12 +488,14 @@ fn pay(conn: &Conn, now: i64, mut p: Payment, customer_id: &str) -> Result<Payme
     ledger::transfer(
         conn,
         now,
-        (AccountKind::Wallet, customer_id),
-        (AccountKind::Merchant, &p.merchant),
-        p.amount,
-        p.currency,
-        TransferKind::Payment,
-        &p.id,
+        &Transfer::new(
+            (AccountKind::Wallet, customer_id),
+            (AccountKind::Merchant, &p.merchant),
+            p.amount,
+            p.currency,
+            TransferKind::Payment,
+            &p.id,
+        )?,
     )?;
     p.status = Status::Succeeded;
     p.customer = Some(customer_id.to_string());
@@ -609,16 +623,15 @@ pub(crate) fn capture(
             "This payment is no longer authorized.",
         ));
     }
-    ledger::settle_reserved(
-        conn,
-        now,
+    let captured = Transfer::new(
         (AccountKind::Wallet, &customer),
         (AccountKind::Merchant, &p.merchant),
-        settlement,
+        settlement.captured,
         p.currency,
         TransferKind::Payment,
         &p.id,
     )?;
+    ledger::settle_reserved(conn, now, &captured, settlement.released)?;
     p.status = Status::Succeeded;
     p.amount_captured = settlement.captured;
     p.completed_at = Some(now);
@@ -769,12 +782,14 @@ pub(crate) fn refund(
     ledger::transfer(
         conn,
         now,
-        (AccountKind::Merchant, merchant_id),
-        (AccountKind::Wallet, &customer),
-        amount,
-        p.currency,
-        TransferKind::Refund,
-        &refund.id,
+        &Transfer::new(
+            (AccountKind::Merchant, merchant_id),
+            (AccountKind::Wallet, &customer),
+            amount,
+            p.currency,
+            TransferKind::Refund,
+            &refund.id,
+        )?,
     )?;
     emit(
         conn,

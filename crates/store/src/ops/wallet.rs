@@ -5,7 +5,7 @@ use crate::engine::SessionGrant;
 use crate::ids::new_id;
 use crate::model::{Customer, PinState, Topup};
 use crate::sql::{Conn, Optional, params};
-use pocket_core::ledger::{AccountKind, TransferKind};
+use pocket_core::ledger::{AccountKind, Transfer, TransferKind};
 use pocket_core::{Currency, Error};
 
 pub(crate) fn signup(
@@ -171,12 +171,14 @@ pub(crate) fn topup(
     ledger::transfer(
         conn,
         now,
-        (AccountKind::Settlement, ledger::OPERATOR),
-        (AccountKind::Wallet, &customer_id),
-        amount,
-        currency,
-        TransferKind::Topup,
-        &id,
+        &Transfer::new(
+            (AccountKind::Settlement, ledger::OPERATOR),
+            (AccountKind::Wallet, &customer_id),
+            amount,
+            currency,
+            TransferKind::Topup,
+            &id,
+        )?,
     )?;
     let topup = Topup {
         id,
