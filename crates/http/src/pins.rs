@@ -435,6 +435,33 @@ where
         .unwrap_or_else(|_| Err(ApiError(Error::internal())))
 }
 
+/// Checks a sign-in's PIN (the wallet's, a staff member's) under the phone's sign-in
+/// guard: known and unknown numbers go through the same guard, budgets and wait, and
+/// answer alike; only a known one costs a hash. The wallet it opens, as read, and the
+/// attempt the write it authorises must settle.
+pub(crate) async fn check_signin_pin(
+    state: &crate::AppState,
+    ip: crate::limits::ClientIp,
+    phone: &str,
+    pin: &str,
+) -> Result<(pocket_store::model::PinState, PinAttempt), ApiError> {
+    let server_key = state.settings.server_key;
+    let who = state.store.pin_state_by_phone(phone.to_string()).await?;
+    let guess = Guess {
+        subject: signin_subject(&server_key, phone),
+        ip: ip.0,
+        pin_hash: who.as_ref().map(|w| w.pin_hash.clone()),
+        pin,
+    };
+    let attempt = state
+        .pins
+        .check(state.store.as_ref(), server_key, guess)
+        .await?;
+    // A PIN never matches a wallet that does not exist.
+    let who = who.ok_or_else(|| ApiError(Error::internal()))?;
+    Ok((who, attempt))
+}
+
 /// Checks the PIN of the signed-in holder (confirms, device keys) under the holder's
 /// guard; the attempt returned must go to the write it authorises.
 pub(crate) async fn check_holder_pin(

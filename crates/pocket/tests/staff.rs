@@ -404,3 +404,38 @@ async fn payments_are_looked_up_by_phone_a_bounded_number_of_times() {
     let r = s.get(&format!("/v1/payments?customer={cus}"), &sk).await;
     assert_eq!(r.status, 200, "by id: not limited");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_keys_made_at_once_leave_exactly_the_cap_of_fifty() {
+    let s = std::sync::Arc::new(Server::start().await);
+    let (_, sk) = s.merchant("Capped Shop").await;
+    let answers = common::all(60, {
+        let (s, sk) = (s.clone(), sk.clone());
+        move |i| {
+            let (s, sk) = (s.clone(), sk.clone());
+            async move {
+                s.post(
+                    "/v1/restricted_keys",
+                    &sk,
+                    json!({"name": format!("k{i}"), "scopes": ["read"]}),
+                )
+                .await
+            }
+        }
+    })
+    .await;
+    let made = answers.iter().filter(|r| r.status == 201).count();
+    assert!(
+        answers
+            .iter()
+            .filter(|r| r.status != 201)
+            .all(|r| r.code() == "too_many_keys")
+    );
+    println!(
+        "60 restricted keys at once: {made} made, {} refused",
+        60 - made
+    );
+    assert_eq!(made, 50);
+    let listed = s.get("/v1/restricted_keys", &sk).await;
+    assert_eq!(listed.body["data"].as_array().unwrap().len(), 50);
+}

@@ -9,7 +9,7 @@ use crate::auth::MerchantCaller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Body;
 use crate::limits::ClientIp;
-use crate::pins::{Guess, signin_subject, to_completion};
+use crate::pins::{check_signin_pin, to_completion};
 use crate::secrets::{digest, issue_secret, key_digest};
 use crate::validate;
 use axum::Json;
@@ -242,22 +242,8 @@ pub async fn sign_in(
             validate::id(m, "mer", "merchant")?;
         }
         let server_key = state.settings.server_key;
-        let who = state.store.pin_state_by_phone(phone.clone()).await?;
-        let customer = who.as_ref().map(|w| w.customer.id.clone());
-        let guess = Guess {
-            subject: signin_subject(&server_key, &phone),
-            ip: ip.0,
-            pin_hash: who.map(|w| w.pin_hash),
-            pin: &req.pin,
-        };
-        let attempt = state
-            .pins
-            .check(state.store.as_ref(), server_key, guess)
-            .await?;
-        let Some(customer) = customer else {
-            return Err(ApiError(Error::internal()));
-        };
-        let members = state.store.memberships(customer).await?;
+        let (who, attempt) = check_signin_pin(&state, ip, &phone, &req.pin).await?;
+        let members = state.store.memberships(who.customer.id).await?;
         let member = match chosen(members, req.merchant.as_deref()) {
             Ok(m) => m,
             Err(e) => {

@@ -10,8 +10,8 @@ use crate::extract::{Body, ListQuery};
 use crate::idem::{IdempotencyKey, precheck, respond};
 use crate::limits::ClientIp;
 use crate::pins::{
-    Guess, check_holder_pin, check_pin_format, guarded_precheck, holder_subject, needs_rehash,
-    phone_scope, signin_subject, to_completion,
+    check_holder_pin, check_pin_format, check_signin_pin, guarded_precheck, holder_subject,
+    needs_rehash, phone_scope, signin_subject, to_completion,
 };
 use crate::secrets::{digest, issue_secret};
 use crate::validate;
@@ -175,23 +175,8 @@ pub async fn sign_in(
         }
         // Known and unknown numbers go through the same guard, budgets and wait, and
         // answer alike; only a known one costs a hash.
-        let who = state.store.pin_state_by_phone(req.phone.clone()).await?;
-        let customer_id = who.as_ref().map(|w| w.customer.id.clone());
-        let stored_hash = who.as_ref().map(|w| w.pin_hash.clone());
-        let guess = Guess {
-            subject: signin_subject(&server_key, &req.phone),
-            ip: ip.0,
-            pin_hash: who.map(|w| w.pin_hash),
-            pin: &req.pin,
-        };
-        let attempt = state
-            .pins
-            .check(state.store.as_ref(), server_key, guess)
-            .await?;
-        let Some(customer_id) = customer_id else {
-            // A PIN never matches a wallet that does not exist.
-            return Err(ApiError(Error::internal()));
-        };
+        let (who, attempt) = check_signin_pin(&state, ip, &req.phone, &req.pin).await?;
+        let (customer_id, stored_hash) = (who.customer.id, Some(who.pin_hash));
         // A hash made at an older cost is made again at today's, now that the PIN is
         // known right (one more hash, once per wallet).
         let params = state.settings.pin_hashing;
