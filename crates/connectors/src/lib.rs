@@ -28,6 +28,36 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+/// Whether `name` may name a connector: 1 to 40 letters, digits, `-` or `_`.
+pub fn name_ok(name: &str) -> bool {
+    (1..=40).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A connector's name as a path gives it. One no connector may have is answered as
+/// an unknown one is (`404`, param `name`), so a path cannot tell them apart.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectorName(String);
+
+impl ConnectorName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::str::FromStr for ConnectorName {
+    type Err = pocket_core::Error;
+    fn from_str(s: &str) -> std::result::Result<ConnectorName, pocket_core::Error> {
+        if name_ok(s) {
+            Ok(ConnectorName(s.to_owned()))
+        } else {
+            Err(pocket_core::Error::not_found("connector", s).with_param("name"))
+        }
+    }
+}
+
 /// The configured connectors, by name, with the currencies each may move.
 #[derive(Clone, Default)]
 pub struct Registry {

@@ -3,7 +3,7 @@
 //! whichever node holds the operation's lease (state in the database, not memory).
 
 use crate::{ConnectorError, Destination, OpAnswer, OpKind, OpStatus, Operation, Registry};
-use pocket_store::Store;
+use pocket_store::SqlStore;
 use pocket_store::model::BankOperation;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +47,7 @@ pub fn judge(
 }
 
 /// What the bank said, as the store applies it.
-async fn record(store: &dyn Store, op: &BankOperation, answer: Result<OpStatus, ConnectorError>) {
+async fn record(store: &SqlStore, op: &BankOperation, answer: Result<OpStatus, ConnectorError>) {
     let applied = match answer {
         Ok(OpStatus::Succeeded) => store.apply_bank_answer(op.id.clone(), true, None).await,
         Ok(OpStatus::Failed { decline_code }) | Err(ConnectorError::Declined { decline_code }) => {
@@ -79,7 +79,7 @@ async fn record(store: &dyn Store, op: &BankOperation, answer: Result<OpStatus, 
 
 /// Sends an operation to its connector (again, with the same id, if need be) and
 /// records what comes back.
-pub async fn send(store: &dyn Store, connectors: &Registry, op: &BankOperation) {
+pub async fn send(store: &SqlStore, connectors: &Registry, op: &BankOperation) {
     let Some(connector) = connectors.pick(Some(&op.connector)) else {
         tracing::warn!(operation = %op.id, connector = %op.connector, "no such connector configured");
         record(
@@ -123,7 +123,7 @@ pub async fn send(store: &dyn Store, connectors: &Registry, op: &BankOperation) 
 }
 
 /// Asks where an operation stands; one the bank never received is sent again.
-pub async fn look(store: &dyn Store, connectors: &Registry, op: &BankOperation) {
+pub async fn look(store: &SqlStore, connectors: &Registry, op: &BankOperation) {
     let Some(connector) = connectors.pick(Some(&op.connector)) else {
         record(
             store,
@@ -144,7 +144,7 @@ pub async fn look(store: &dyn Store, connectors: &Registry, op: &BankOperation) 
 /// Runs until `shutdown` turns true: every round, leases the operations due for a
 /// look and asks their banks, with backoff between looks (`ops::bank::reschedule`).
 pub async fn run(
-    store: Arc<dyn Store>,
+    store: Arc<SqlStore>,
     connectors: Arc<Registry>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {

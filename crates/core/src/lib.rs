@@ -30,6 +30,7 @@ pub mod csv;
 pub mod emv;
 pub mod error;
 pub mod hold;
+pub mod id;
 pub mod ledger;
 pub mod lockout;
 pub mod money;

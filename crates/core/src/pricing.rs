@@ -129,6 +129,27 @@ pub fn price_cart<'a>(
     Ok((priced, total))
 }
 
+/// A product's sku as a path names it (checked as [`check_sku`] does, param `sku`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sku(String);
+
+impl Sku {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
+}
+
+impl std::str::FromStr for Sku {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Sku, Error> {
+        check_sku(s, "sku").map(|()| Sku(s.to_owned()))
+    }
+}
+
 /// A sku is 1–64 characters of `A-Z a-z 0-9 - _ .`.
 pub fn check_sku(sku: &str, param: &str) -> Result<(), Error> {
     let ok = (1..=64).contains(&sku.len())

@@ -22,7 +22,7 @@ use crate::error::ApiError;
 use pocket_core::code::{self, PaymentCode, SKEW_STEPS, step_of};
 use pocket_core::error::internal;
 use pocket_core::{Error, ErrorKind};
-use pocket_store::{CodeCharge, Store};
+use pocket_store::{CodeCharge, SqlStore};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -122,7 +122,7 @@ impl CodeDirectory {
     /// no active device shows in the window.
     pub async fn find(
         &self,
-        store: &dyn Store,
+        store: &SqlStore,
         code: &PaymentCode,
     ) -> Result<Option<CodeCharge>, Error> {
         let mut codes = self.inner.lock().await;
@@ -141,7 +141,7 @@ impl CodeDirectory {
 
     /// Moves the window to `step`: the steps it lacks are computed (all three after a
     /// full read, one as time goes on), the ones it left are dropped.
-    async fn advance(&self, store: &dyn Store, codes: &mut Codes, step: i64) -> Result<(), Error> {
+    async fn advance(&self, store: &SqlStore, codes: &mut Codes, step: i64) -> Result<(), Error> {
         if codes.step.is_none() || step - codes.full_read_step >= FULL_READ_STEPS {
             *codes = Codes {
                 full_read_step: step,
@@ -183,7 +183,7 @@ impl CodeDirectory {
 
     async fn read_ids(
         &self,
-        store: &dyn Store,
+        store: &SqlStore,
         mut after_seq: i64,
         newest_seq: &mut i64,
     ) -> Result<Vec<String>, Error> {
@@ -204,7 +204,7 @@ impl CodeDirectory {
 
     async fn read_since(
         &self,
-        store: &dyn Store,
+        store: &SqlStore,
         codes: &mut Codes,
         after_seq: i64,
     ) -> Result<(), Error> {

@@ -4,6 +4,8 @@
 //!   types, floats for integers are refused, naming the parameter). An empty body is
 //!   read as `{}` so endpoints whose fields are all optional accept a bare `POST`.
 //! - [`ListQuery`]: `limit`, `starting_after` and `status` for lists.
+//! - [`Path`]: a path's one parameter as a typed value (`Path<PaymentId>`), parsed by
+//!   its `FromStr`, which answers a malformed one with the contract's `400`.
 
 use crate::error::ApiError;
 use axum::body::Bytes;
@@ -28,6 +30,23 @@ fn caused_by<C: std::error::Error + 'static>(e: &(dyn std::error::Error + 'stati
         cause = c.source();
     }
     false
+}
+
+/// A path's one parameter, parsed by `T`'s `FromStr` (which names the parameter in
+/// its error): `Path<PaymentId>` never hands a malformed id to a handler.
+pub struct Path<T>(pub T);
+
+impl<S: Send + Sync, T: std::str::FromStr<Err = Error>> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        // Percent-decoded by axum; a segment that is not UTF-8 cannot be any id.
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| Error::invalid("id", "The path's parameter is not valid UTF-8."))?;
+        Ok(Path(raw.parse()?))
+    }
 }
 
 /// A strictly parsed JSON body, with the raw bytes kept for idempotency fingerprints.

@@ -166,7 +166,7 @@ pub fn replay(stored: StoredResponse) -> Response {
 /// the record's, so a replay gets this very body. (A replay that arrives before this
 /// second write gets the record as first written.)
 pub async fn answer_recorded<T: Serialize>(
-    store: &dyn pocket_store::Store,
+    store: &pocket_store::SqlStore,
     idem: Option<Idem>,
     status: StatusCode,
     value: &T,

@@ -31,7 +31,7 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use pocket_store::Store;
+use pocket_store::SqlStore;
 use routes::{
     activity, admin, bank, cards, devices, export, merchant, payments, payouts, pin, public, qr,
     rules, service, staff, stream, wallet, webhooks,
@@ -46,7 +46,7 @@ use utoipa_axum::routes;
 /// What every handler gets.
 #[derive(Clone)]
 pub struct AppState {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<SqlStore>,
     pub settings: Arc<Settings>,
     /// Permits for open wallet event streams (a limit on everything).
     pub streams: Arc<tokio::sync::Semaphore>,
@@ -63,7 +63,7 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, settings: Arc<Settings>) -> AppState {
+    pub fn new(store: Arc<SqlStore>, settings: Arc<Settings>) -> AppState {
         let streams = Arc::new(tokio::sync::Semaphore::new(settings.max_streams));
         let limits = Arc::new(limits::RateLimits::new(
             settings.rate_per_ip,

@@ -21,7 +21,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use pocket_core::error::internal;
 use pocket_core::lockout::LockRule;
 use pocket_core::{Error, ErrorKind};
-use pocket_store::Store;
+use pocket_store::SqlStore;
 use pocket_store::model::PinAttempt;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -335,7 +335,7 @@ impl PinGate {
     /// Every refusal has already been settled (counted, or released uncounted).
     pub async fn check(
         &self,
-        store: &dyn Store,
+        store: &SqlStore,
         pepper: [u8; 32],
         guess: Guess<'_>,
     ) -> Result<PinAttempt, ApiError> {

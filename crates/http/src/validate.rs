@@ -113,14 +113,7 @@ pub fn typed_phone(value: &str, param: &str, country: &str) -> Result<String, Er
 
 /// A well-formed id of the given prefix.
 pub fn id(value: &str, prefix: &str, param: &str) -> Result<(), Error> {
-    if ids::is_id(value, prefix) {
-        Ok(())
-    } else {
-        Err(Error::invalid(
-            param,
-            format!("`{param}` must be an id of the form {prefix}_…."),
-        ))
-    }
+    pocket_core::id::check(value, prefix, param)
 }
 
 /// An RFC 3339 timestamp given as `param`, as epoch milliseconds.

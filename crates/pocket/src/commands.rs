@@ -3,7 +3,11 @@
 
 use crate::{CommonArgs, config, demo, keys, load_config, runtime, sandbox_bank, serve};
 use clap::Subcommand;
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
+
+/// How long the end of `serve` waits for background tasks once it has stopped serving.
+const EXIT_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 #[derive(Subcommand)]
 pub enum Command {
@@ -211,7 +215,20 @@ impl ServeArgs {
         c.server.sandbox |= sandbox;
         c.validate().map_err(|e| e.to_string())?;
         serve::init_logging(&c.log);
-        runtime()?.block_on(serve::serve(c, demo))
+        let rt = runtime()?;
+        let served =
+            std::panic::catch_unwind(AssertUnwindSafe(|| rt.block_on(serve::serve(c, demo))));
+        match served {
+            Ok(result) => {
+                // A blocking task still running after the shutdown does not hold the exit.
+                rt.shutdown_timeout(EXIT_WAIT);
+                result
+            }
+            // The hook printed the panic. Unwinding further would drop the runtime, which
+            // waits for its tasks, and they for the store the unwinding holds: a server
+            // that neither serves nor exits. Exit now; what was acknowledged is stored.
+            Err(_) => std::process::exit(101),
+        }
     }
 }
 

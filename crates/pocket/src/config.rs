@@ -581,13 +581,7 @@ impl Config {
         }
         let mut names = std::collections::BTreeSet::new();
         for c in &self.connectors {
-            if c.name.is_empty()
-                || c.name.len() > 40
-                || !c
-                    .name
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-            {
+            if !pocket_connectors::name_ok(&c.name) {
                 return Err(bad(
                     "connectors.name",
                     "must be 1 to 40 letters, digits, '-' or '_'",

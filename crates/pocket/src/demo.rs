@@ -7,7 +7,7 @@ use pocket_core::pricing::Product;
 use pocket_http::Settings;
 use pocket_http::pins::hash_pin_now;
 use pocket_http::secrets::{digest, issue_secret, key_digest};
-use pocket_store::Store;
+use pocket_store::SqlStore;
 use pocket_store::model::{PageRequest, Written};
 use std::sync::Arc;
 
@@ -32,7 +32,7 @@ fn fresh<T>(w: Written<T>) -> Result<T, String> {
     }
 }
 
-pub async fn seed(store: &Arc<dyn Store>, settings: &Settings) -> Result<(), String> {
+pub async fn seed(store: &Arc<SqlStore>, settings: &Settings) -> Result<(), String> {
     let e = |e: pocket_core::Error| format!("seeding demo data failed: {}", e.message);
     if store
         .pin_state_by_phone(CUSTOMERS[0].0.into())
@@ -109,7 +109,7 @@ pub async fn seed(store: &Arc<dyn Store>, settings: &Settings) -> Result<(), Str
 
 /// The demo merchant's key is stored as a digest only, so a restart cannot show the one
 /// printed before: it issues a fresh one (the previous stops working) and prints that.
-async fn reissue_merchant_key(store: &Arc<dyn Store>, settings: &Settings) -> Result<(), String> {
+async fn reissue_merchant_key(store: &Arc<SqlStore>, settings: &Settings) -> Result<(), String> {
     let e =
         |e: pocket_core::Error| format!("reissuing the demo merchant's key failed: {}", e.message);
     // The demo merchant: the oldest of its name whose catalog is the demo's (another
@@ -155,7 +155,7 @@ async fn reissue_merchant_key(store: &Arc<dyn Store>, settings: &Settings) -> Re
 
 /// Does the merchant sell every one of the demo's products?
 async fn has_demo_catalog(
-    store: &Arc<dyn Store>,
+    store: &Arc<SqlStore>,
     merchant_id: &str,
 ) -> Result<bool, pocket_core::Error> {
     let products = store

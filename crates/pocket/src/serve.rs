@@ -6,7 +6,7 @@ use crate::{demo, keys};
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
 use pocket_http::{AppState, PinHashing, Settings};
-use pocket_store::Store;
+use pocket_store::SqlStore;
 use pocket_store::clock::{Clock, SystemClock};
 use pocket_webhooks::{Dispatcher, DispatcherConfig};
 use sha2::{Digest, Sha256};
@@ -30,7 +30,7 @@ pub fn init_logging(log: &LogConfig) {
 /// An opened data directory: the store, the HTTP settings, and the admin key when it
 /// was generated just now (to print once).
 pub struct Opened {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<SqlStore>,
     pub settings: Settings,
     pub new_admin_key: Option<String>,
 }
@@ -72,7 +72,7 @@ pub fn open(config: &Config) -> Result<Opened, String> {
     let (admin_key, admin_key_new) = keys::admin_key(data)?;
     let server_key = keys::server_key(data)?;
     let admin_digest: [u8; 32] = Sha256::digest(admin_key.as_bytes()).into();
-    let store: Arc<dyn Store> = Arc::new(open_store(
+    let store: Arc<SqlStore> = Arc::new(open_store(
         config,
         keys::checks(&server_key, &admin_digest),
     )?);

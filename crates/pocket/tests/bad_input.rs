@@ -795,6 +795,75 @@ async fn malformed_ids() {
     .await;
 }
 
+/// Every path that names an id refuses one of another kind, or of no kind, with
+/// `400 parameter_invalid` (param `id`) — the typed path parameter — and changes nothing.
+#[tokio::test]
+async fn every_path_id_is_checked_before_anything_happens() {
+    let fx = fixture().await;
+    let (sk, token) = (Some(fx.sk.as_str()), Some(fx.token.as_str()));
+    let routes: [(Method, &str, Option<&str>); 23] = [
+        (Method::GET, "/v1/payments/{}", sk),
+        (Method::GET, "/v1/payments/{}/qr", sk),
+        (Method::POST, "/v1/payments/{}/cancel", sk),
+        (Method::POST, "/v1/payments/{}/capture", sk),
+        (Method::POST, "/v1/payments/{}/refunds", sk),
+        (Method::POST, "/v1/payments/{}/remind", sk),
+        (Method::GET, "/v1/payouts/{}", sk),
+        (Method::GET, "/v1/events/{}/deliveries", sk),
+        (Method::POST, "/v1/events/{}/redeliver", sk),
+        (Method::DELETE, "/v1/webhook_endpoints/{}", sk),
+        (Method::DELETE, "/v1/restricted_keys/{}", sk),
+        (Method::DELETE, "/v1/staff/{}", sk),
+        (Method::GET, "/v1/pay/{}", None),
+        (Method::GET, "/v1/wallet/payments/{}", token),
+        (Method::POST, "/v1/wallet/payments/{}/confirm", token),
+        (Method::POST, "/v1/wallet/payments/{}/decline", token),
+        (Method::GET, "/v1/wallet/topups/{}", token),
+        (Method::GET, "/v1/wallet/withdrawals/{}", token),
+        (Method::DELETE, "/v1/wallet/cards/{}", token),
+        (Method::DELETE, "/v1/wallet/devices/{}", token),
+        (Method::DELETE, "/v1/admin/rules/{}", Some(ADMIN_KEY)),
+        (Method::POST, "/v1/admin/merchants/{}/keys", Some(ADMIN_KEY)),
+        (
+            Method::POST,
+            "/v1/admin/customers/{}/pin_reset",
+            Some(ADMIN_KEY),
+        ),
+        (Method::GET, "/v1/payments/{}", sk),
+    ];
+    for (method, path, auth) in routes {
+        for id in [
+            "123",
+            "zzz_AAAAAAAAAAAAAAAAAAAAAAAA",
+            "pay_AAAA%2F..%2FAAAAAAAAAAAAAAAA",
+        ] {
+            let body = (method == Method::POST).then(|| json!({}));
+            let url = path.replace("{}", id);
+            fx.refused(
+                method.clone(),
+                &url,
+                auth,
+                body,
+                400,
+                "parameter_invalid",
+                Some("id"),
+            )
+            .await;
+        }
+    }
+    // A sku names a product: the same rule with its own name.
+    fx.refused(
+        Method::POST,
+        "/v1/products/a%20b",
+        sk,
+        Some(json!({"active": false})),
+        400,
+        "parameter_invalid",
+        Some("sku"),
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn quantities_of_zero_or_over_ten_thousand() {
     let fx = fixture().await;

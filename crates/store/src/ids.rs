@@ -12,7 +12,7 @@ use rand::Rng;
 
 const BASE62: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 /// Characters after an id's prefix.
-pub const ID_RANDOM_CHARS: usize = 24;
+pub const ID_RANDOM_CHARS: usize = pocket_core::id::ID_TAIL_CHARS;
 /// Of those, the leading ones that hold the creation time (ms; 62^8 ms ≈ 6,900 years).
 const ID_TIME_CHARS: usize = 8;
 
@@ -47,14 +47,7 @@ fn id_at(prefix: &str, at_ms: u64) -> String {
 }
 
 /// Is `id` well-formed for `prefix`? (Cheap check before any look-up.)
-pub fn is_id(id: &str, prefix: &str) -> bool {
-    id.len() == prefix.len() + 1 + ID_RANDOM_CHARS
-        && id.starts_with(prefix)
-        && id.as_bytes()[prefix.len()] == b'_'
-        && id[prefix.len() + 1..]
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric())
-}
+pub use pocket_core::id::is_id;
 
 /// A new random secret such as `sk_…` or `pst_…`.
 pub fn new_secret(prefix: &str) -> String {

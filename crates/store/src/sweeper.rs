@@ -8,7 +8,7 @@
 //! expires what is due in bounded batches. Deadlines are also enforced by every confirm
 //! at commit: the sweeper is about telling the world, never about correctness.
 
-use crate::Store;
+use crate::SqlStore;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -72,7 +72,7 @@ impl Backoff {
 pub const BURST_BATCHES: usize = 4;
 
 /// One round: one batch, or `BURST_BATCHES` at once in a burst. Expired in all.
-async fn expire_round(store: &dyn Store, burst: bool) -> Result<usize, pocket_core::Error> {
+async fn expire_round(store: &SqlStore, burst: bool) -> Result<usize, pocket_core::Error> {
     if !burst {
         return store.expire_due(EXPIRE_BATCH).await;
     }
@@ -81,7 +81,7 @@ async fn expire_round(store: &dyn Store, burst: bool) -> Result<usize, pocket_co
     Ok(expired.iter().sum())
 }
 
-pub async fn run(store: Arc<dyn Store>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+pub async fn run(store: Arc<SqlStore>, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let mut last_cleanup_ms = 0;
     let mut backoff = Backoff::new();
     let mut burst = false;
@@ -108,7 +108,7 @@ pub async fn run(store: Arc<dyn Store>, mut shutdown: tokio::sync::watch::Receiv
             }
         }
         let sleep_ms = match store.next_deadline().await {
-            Ok(Some(deadline)) if deadline <= now => match expire_round(&*store, burst).await {
+            Ok(Some(deadline)) if deadline <= now => match expire_round(&store, burst).await {
                 Ok(n) => {
                     // A full round means more are due (a flash sale): the next round
                     // keeps several batches in the writer at once.

@@ -4,7 +4,7 @@
 
 use pocket_core::Currency;
 use pocket_core::ledger::AccountKind;
-use pocket_store::Store;
+use pocket_store::SqlStore;
 use pocket_store::clock::SystemClock;
 use pocket_store::testing::{TestStore, fresh};
 use std::sync::Arc;
@@ -16,7 +16,7 @@ const TOPUP: i64 = 1_234;
 async fn a_full_queue_refuses_new_writes_instead_of_buffering_them() {
     let dir = tempfile::tempdir().unwrap();
     let db = TestStore::open(dir.path(), Arc::new(SystemClock), Some(1));
-    let store: Arc<dyn Store> = db.store.clone();
+    let store: Arc<SqlStore> = db.store.clone();
     let customer = fresh(
         store
             .signup(

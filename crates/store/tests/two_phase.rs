@@ -4,7 +4,7 @@
 
 use pocket_core::Currency;
 use pocket_core::ledger::AccountKind;
-use pocket_store::Store;
+use pocket_store::SqlStore;
 use pocket_store::clock::ManualClock;
 use pocket_store::model::{NewBankOperation, Written};
 use pocket_store::testing::TestStore;
@@ -19,7 +19,7 @@ async fn twenty_parallel_withdrawals_against_ten_reserve_ten_and_answers_apply_o
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(1_764_000_000_000));
     let db = TestStore::open(dir.path(), clock, None);
-    let store: Arc<dyn Store> = db.store.clone();
+    let store: Arc<SqlStore> = db.store.clone();
     let customer = match store
         .signup(
             "+8613800000001".into(),

@@ -6,7 +6,7 @@
 
 use crate::{signature, ssrf};
 use pocket_core::retry;
-use pocket_store::Store;
+use pocket_store::SqlStore;
 use pocket_store::model::{AttemptOutcome, AttemptRecord, DeliveryJob};
 use rand::Rng;
 use std::collections::HashMap;
@@ -43,7 +43,7 @@ impl Default for DispatcherConfig {
 }
 
 pub struct Dispatcher {
-    store: Arc<dyn Store>,
+    store: Arc<SqlStore>,
     server_key: [u8; 32],
     config: DispatcherConfig,
     client: reqwest::Client,
@@ -57,7 +57,7 @@ const MAX_ERROR_CHARS: usize = 120;
 
 impl Dispatcher {
     pub fn new(
-        store: Arc<dyn Store>,
+        store: Arc<SqlStore>,
         server_key: [u8; 32],
         config: DispatcherConfig,
     ) -> Result<Dispatcher, String> {

@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use pocket_store::clock::ManualClock;
 use pocket_store::model::Written;
 use pocket_store::testing::TestStore;
-use pocket_store::{KeyDigest, Store};
+use pocket_store::{KeyDigest, SqlStore};
 use pocket_webhooks::{Dispatcher, DispatcherConfig};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -46,7 +46,7 @@ async fn retries_wait_for_the_schedule_not_the_wall_clock() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(T0));
     let db = TestStore::open(dir.path(), clock.clone(), None);
-    let store: Arc<dyn Store> = db.store.clone();
+    let store: Arc<SqlStore> = db.store.clone();
     let key = KeyDigest {
         digest: "d".into(),
         prefix: "sk_x".into(),

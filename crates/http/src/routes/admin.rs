@@ -5,15 +5,17 @@ use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Body;
 use crate::extract::ListQuery;
+use crate::extract::Path;
 use crate::idem::{IdempotencyKey, respond};
 use crate::issued::CreatedWebhookEndpoint;
 use crate::issued::{RollKey, RolledKey, answer_with_new_key, roll};
 use crate::routes::{no_filters, page};
 use crate::validate;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use pocket_core::id::MerchantId;
 use pocket_core::ledger::AccountKind;
 use pocket_core::{Currency, Error, ErrorKind, money};
 use pocket_store::model::{Balance, LedgerReport, Merchant, Page, Topup};
@@ -135,12 +137,11 @@ pub async fn find_customers(
 pub async fn roll_key(
     State(state): State<AppState>,
     _: Admin,
-    Path(id): Path<String>,
+    Path(id): Path<MerchantId>,
     key: IdempotencyKey,
     body: Body<RollKey>,
 ) -> ApiResult<Response> {
-    validate::id(&id, "mer", "id")?;
-    roll(&state, id, ADMIN, None, &key, body).await
+    roll(&state, id.into_string(), ADMIN, None, &key, body).await
 }
 
 #[derive(Deserialize, ToSchema)]

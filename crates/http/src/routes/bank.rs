@@ -7,15 +7,16 @@
 use crate::AppState;
 use crate::auth::CustomerCaller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::Body;
+use crate::extract::{Body, Path};
 use crate::idem::{IdempotencyKey, respond};
 use crate::limits::ClientIp;
 use crate::pins::{check_holder_pin, guarded_precheck, holder_subject, to_completion};
 use crate::validate;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use pocket_core::id::{TopupId, WithdrawalId};
 use pocket_core::ledger::AccountKind;
 use pocket_core::{Currency, Error, ErrorKind, money};
 use pocket_store::model::{BankOperation, NewBankOperation, Page, Topup, Written};
@@ -184,8 +185,6 @@ async fn own(
     id: &str,
     kind: &'static str,
 ) -> ApiResult<Json<BankOperation>> {
-    let prefix = if kind == "topup" { "top" } else { "wd" };
-    validate::id(id, prefix, "id")?;
     match state.store.bank_operation(id.to_string()).await? {
         Some(op) if op.owner == customer_id && op.object == kind => Ok(Json(op)),
         _ => Err(Error::not_found(kind, id).into()),
@@ -197,9 +196,9 @@ async fn own(
 pub async fn get_topup(
     State(state): State<AppState>,
     caller: CustomerCaller,
-    Path(id): Path<String>,
+    Path(id): Path<TopupId>,
 ) -> ApiResult<Json<BankOperation>> {
-    own(&state, &caller.customer.id, &id, "topup").await
+    own(&state, &caller.customer.id, id.as_str(), "topup").await
 }
 
 #[utoipa::path(get, path = "/v1/wallet/withdrawals/{id}", tag = "wallet", params(("id" = String, Path)),
@@ -207,9 +206,9 @@ pub async fn get_topup(
 pub async fn get_withdrawal(
     State(state): State<AppState>,
     caller: CustomerCaller,
-    Path(id): Path<String>,
+    Path(id): Path<WithdrawalId>,
 ) -> ApiResult<Json<BankOperation>> {
-    own(&state, &caller.customer.id, &id, "withdrawal").await
+    own(&state, &caller.customer.id, id.as_str(), "withdrawal").await
 }
 
 /// Most operations a list shows.
@@ -269,7 +268,7 @@ fn refused_signature() -> ApiError {
               (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 pub async fn notification(
     State(state): State<AppState>,
-    Path(name): Path<String>,
+    Path(name): Path<pocket_connectors::ConnectorName>,
     uri: axum::http::Uri,
     headers: axum::http::HeaderMap,
     raw: axum::body::Bytes,
@@ -277,8 +276,8 @@ pub async fn notification(
     use pocket_connectors::{ConnectorError, OpStatus, operations, protocol};
     let secret = state
         .connectors
-        .secret(&name)
-        .ok_or_else(|| Error::not_found("connector", &name).with_param("name"))?;
+        .secret(name.as_str())
+        .ok_or_else(|| Error::not_found("connector", name.as_str()).with_param("name"))?;
     let header = headers.get(protocol::HEADER).and_then(|v| v.to_str().ok());
     let now_s = state.store.now_ms() / 1000;
     protocol::verify_request(secret, header, now_s, "POST", uri.path(), &raw)
@@ -296,7 +295,7 @@ pub async fn notification(
         .store
         .bank_operation(answer.operation_id.clone())
         .await?
-        .filter(|op| op.connector == name)
+        .filter(|op| op.connector == name.as_str())
         .ok_or_else(|| Error::not_found("operation", &answer.operation_id))?;
     match operations::judge(&op, Ok(answer)) {
         Ok(OpStatus::Succeeded) => {
@@ -310,7 +309,7 @@ pub async fn notification(
         }
         Ok(OpStatus::Pending) => {}
         Err(ConnectorError::Disagrees { why }) | Err(ConnectorError::Invalid { why }) => {
-            tracing::error!(operation = %op.id, connector = %name, %why, "a notification was refused");
+            tracing::error!(operation = %op.id, connector = name.as_str(), %why, "a notification was refused");
             state.store.flag_bank_operation(op.id, why).await?;
             return Err(Error::conflict(
                 "notification_mismatch",

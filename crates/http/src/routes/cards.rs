@@ -7,17 +7,19 @@ use crate::AppState;
 use crate::auth::CustomerCaller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Body;
+use crate::extract::Path;
 use crate::idem::{IdempotencyKey, replay, respond};
 use crate::limits::ClientIp;
 use crate::pins::{check_holder_pin, guarded_precheck, holder_subject, to_completion};
 use crate::secrets::digest;
 use crate::validate;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use pocket_connectors::{CardDetails, ConnectorError};
 use pocket_core::card::{check_cvc, check_expiry, parse_number};
+use pocket_core::id::CardId;
 use pocket_core::{Error, ErrorKind};
 use pocket_store::model::{Card, NewCard, Page};
 use serde::Deserialize;
@@ -193,8 +195,12 @@ pub async fn list(
 pub async fn unbind(
     State(state): State<AppState>,
     caller: CustomerCaller,
-    Path(id): Path<String>,
+    Path(id): Path<CardId>,
 ) -> ApiResult<Json<Card>> {
-    validate::id(&id, "card", "id")?;
-    Ok(Json(state.store.remove_card(caller.customer.id, id).await?))
+    Ok(Json(
+        state
+            .store
+            .remove_card(caller.customer.id, id.into_string())
+            .await?,
+    ))
 }

@@ -4,15 +4,17 @@ use crate::AppState;
 use crate::auth::CustomerCaller;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::Body;
+use crate::extract::Path;
 use crate::idem::IdempotencyKey;
 use crate::issued::secret_response;
 use crate::limits::ClientIp;
 use crate::pins::{check_holder_pin, guarded_precheck, holder_subject, to_completion};
 use crate::validate;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use pocket_core::id::DeviceId;
 use pocket_store::model::{Device, Written};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -113,10 +115,12 @@ pub async fn list(
 pub async fn revoke(
     State(state): State<AppState>,
     caller: CustomerCaller,
-    Path(id): Path<String>,
+    Path(id): Path<DeviceId>,
 ) -> ApiResult<Json<Device>> {
-    validate::id(&id, "dev", "id")?;
     Ok(Json(
-        state.store.revoke_device(caller.customer.id, id).await?,
+        state
+            .store
+            .revoke_device(caller.customer.id, id.into_string())
+            .await?,
     ))
 }

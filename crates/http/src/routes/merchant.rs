@@ -5,16 +5,16 @@ use super::{no_filters, page};
 use crate::AppState;
 use crate::auth::MerchantCaller;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Body, ListQuery};
+use crate::extract::{Body, ListQuery, Path};
 use crate::idem::{IdempotencyKey, respond};
 use crate::issued::{RollKey, RolledKey, roll};
 use crate::validate;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pocket_core::ledger::AccountKind;
-use pocket_core::pricing::{Product, check_sku};
+use pocket_core::pricing::{Product, Sku, check_sku};
 use pocket_core::{Currency, Error, money};
 use pocket_store::ProductPatch;
 use pocket_store::model::{Balance, Event, Page, Takings, TakingsQuery, Transaction};
@@ -74,11 +74,10 @@ pub struct UpdateProduct {
 pub async fn update_product(
     State(state): State<AppState>,
     merchant: MerchantCaller,
-    Path(sku): Path<String>,
+    Path(sku): Path<Sku>,
     key: IdempotencyKey,
     body: Body<UpdateProduct>,
 ) -> ApiResult<Response> {
-    check_sku(&sku, "sku")?;
     let req = body.value;
     if let Some(name) = &req.name {
         validate::text(name, "name", validate::MAX_NAME_CHARS)?;
@@ -94,7 +93,7 @@ pub async fn update_product(
     let idem = key.for_caller(&merchant.id, &body.raw, StatusCode::OK);
     let written = state
         .store
-        .update_product(merchant.id, sku, patch, idem)
+        .update_product(merchant.id, sku.into_string(), patch, idem)
         .await?;
     Ok(respond(written, StatusCode::OK))
 }

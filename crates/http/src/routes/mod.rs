@@ -41,12 +41,11 @@ pub struct Deleted {
 pub(crate) async fn own_payment(
     state: &crate::AppState,
     merchant_id: &str,
-    id: &str,
+    id: &pocket_core::id::PaymentId,
 ) -> ApiResult<pocket_core::payment::Payment> {
-    crate::validate::id(id, "pay", "id")?;
     match state.store.payment(id.to_string()).await? {
         Some(p) if p.merchant == merchant_id => Ok(p),
-        _ => Err(Error::not_found("payment", id).into()),
+        _ => Err(Error::not_found("payment", id.as_str()).into()),
     }
 }
 

@@ -5,16 +5,18 @@ use super::{own_payment, owner_of, page, status_filter};
 use crate::AppState;
 use crate::auth::MerchantCaller;
 use crate::error::{ApiResult, ErrorBody};
+use crate::extract::Path;
 use crate::extract::{Body, ListQuery};
 use crate::idem::{IdempotencyKey, precheck, replay, respond};
 use crate::validate;
 use crate::waiting::{MAX_WAIT_SECONDS, wait_while_pending};
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pocket_core::code::PaymentCode;
+use pocket_core::id::PaymentId;
 use pocket_core::payment::{CaptureMethod, Payment};
 use pocket_core::pricing::CartLine;
 use pocket_core::{Currency, Error, money};
@@ -164,7 +166,7 @@ pub struct GetPayment {
 pub async fn get(
     State(state): State<AppState>,
     merchant: MerchantCaller,
-    Path(id): Path<String>,
+    Path(id): Path<PaymentId>,
     query: Result<Query<GetPayment>, QueryRejection>,
 ) -> ApiResult<Json<Payment>> {
     let Ok(Query(q)) = query else {
@@ -187,9 +189,9 @@ pub async fn get(
     if wait == 0 {
         return Ok(Json(p));
     }
-    let p = wait_while_pending(&state, &id, wait, &merchant.key_digest)
+    let p = wait_while_pending(&state, id.as_str(), wait, &merchant.key_digest)
         .await?
-        .ok_or_else(|| Error::not_found("payment", &id))?;
+        .ok_or_else(|| Error::not_found("payment", id.as_str()))?;
     Ok(Json(p))
 }
 
@@ -219,13 +221,15 @@ pub struct Cancel {}
 pub async fn cancel(
     State(state): State<AppState>,
     merchant: MerchantCaller,
-    Path(id): Path<String>,
+    Path(id): Path<PaymentId>,
     key: IdempotencyKey,
     body: Body<Cancel>,
 ) -> ApiResult<Response> {
-    validate::id(&id, "pay", "id")?;
     let idem = key.for_caller(&merchant.id, &body.raw, StatusCode::OK);
-    let written = state.store.cancel(id, merchant.id, idem).await?;
+    let written = state
+        .store
+        .cancel(id.into_string(), merchant.id, idem)
+        .await?;
     Ok(respond(written, StatusCode::OK))
 }
 
@@ -237,13 +241,15 @@ pub async fn cancel(
 pub async fn remind(
     State(state): State<AppState>,
     merchant: MerchantCaller,
-    Path(id): Path<String>,
+    Path(id): Path<PaymentId>,
     key: IdempotencyKey,
     body: Body<Cancel>,
 ) -> ApiResult<Response> {
-    validate::id(&id, "pay", "id")?;
     let idem = key.for_caller(&merchant.id, &body.raw, StatusCode::OK);
-    let written = state.store.remind(id, merchant.id, idem).await?;
+    let written = state
+        .store
+        .remind(id.into_string(), merchant.id, idem)
+        .await?;
     Ok(respond(written, StatusCode::OK))
 }
 
@@ -261,18 +267,17 @@ pub struct CapturePayment {
 pub async fn capture(
     State(state): State<AppState>,
     merchant: MerchantCaller,
-    Path(id): Path<String>,
+    Path(id): Path<PaymentId>,
     key: IdempotencyKey,
     body: Body<CapturePayment>,
 ) -> ApiResult<Response> {
-    validate::id(&id, "pay", "id")?;
     if let Some(a) = body.value.amount {
         money::check_amount(a, "amount")?;
     }
     let idem = key.for_caller(&merchant.id, &body.raw, StatusCode::OK);
     let written = state
         .store
-        .capture(id, merchant.id, body.value.amount, idem)
+        .capture(id.into_string(), merchant.id, body.value.amount, idem)
         .await?;
     Ok(respond(written, StatusCode::OK))
 }
@@ -292,11 +297,10 @@ pub struct CreateRefund {
 pub async fn refund(
     State(state): State<AppState>,
     merchant: MerchantCaller,
-    Path(id): Path<String>,
+    Path(id): Path<PaymentId>,
     key: IdempotencyKey,
     body: Body<CreateRefund>,
 ) -> ApiResult<Response> {
-    validate::id(&id, "pay", "id")?;
     let req = body.value;
     if let Some(a) = req.amount {
         money::check_amount(a, "amount")?;
@@ -305,7 +309,7 @@ pub async fn refund(
     let idem = key.for_caller(&merchant.id, &body.raw, StatusCode::CREATED);
     let written = state
         .store
-        .refund(id, merchant.id, req.amount, req.reason, idem)
+        .refund(id.into_string(), merchant.id, req.amount, req.reason, idem)
         .await?;
     Ok(respond(written, StatusCode::CREATED))
 }

@@ -6,12 +6,14 @@ use crate::AppState;
 use crate::auth::MerchantCaller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Body;
+use crate::extract::Path;
 use crate::idem::{IdempotencyKey, precheck, replay, respond};
 use crate::validate;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
+use pocket_core::id::PayoutId;
 use pocket_core::ledger::AccountKind;
 use pocket_core::{Currency, Error, ErrorKind, money};
 use pocket_store::model::{
@@ -188,12 +190,11 @@ pub async fn create_payout(
 pub async fn get_payout(
     State(state): State<AppState>,
     merchant: MerchantCaller,
-    Path(id): Path<String>,
+    Path(id): Path<PayoutId>,
 ) -> ApiResult<Json<BankOperation>> {
-    validate::id(&id, "po", "id")?;
-    match state.store.bank_operation(id.clone()).await? {
+    match state.store.bank_operation(id.to_string()).await? {
         Some(op) if op.owner == merchant.id && op.object == "payout" => Ok(Json(op)),
-        _ => Err(Error::not_found("payout", &id).into()),
+        _ => Err(Error::not_found("payout", id.as_str()).into()),
     }
 }
 

@@ -7,6 +7,7 @@ use crate::AppState;
 use crate::auth::{Admin, CustomerCaller};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Body;
+use crate::extract::Path;
 use crate::idem::{IdempotencyKey, respond};
 use crate::limits::ClientIp;
 use crate::pins::{
@@ -17,10 +18,11 @@ use crate::routes::SessionResponse;
 use crate::secrets::{digest, issue_secret};
 use crate::validate;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pocket_core::Error;
+use pocket_core::id::CustomerId;
 use pocket_core::time::{self, MS_PER_SECOND};
 use pocket_store::model::Customer;
 use pocket_store::{PinRehash, PinReset};
@@ -133,10 +135,9 @@ pub struct IssuePinReset {}
 pub async fn issue_reset(
     State(state): State<AppState>,
     _: Admin,
-    Path(id): Path<String>,
+    Path(id): Path<CustomerId>,
     _body: Body<IssuePinReset>,
 ) -> ApiResult<(StatusCode, Json<IssuedPinReset>)> {
-    validate::id(&id, "cus", "id")?;
     let code: String = {
         let mut rng = rand::rng();
         (0..RESET_CODE_DIGITS)
@@ -147,7 +148,11 @@ pub async fn issue_reset(
     let expires_at = state.store.now_ms() + RESET_CODE_TTL_SECONDS * MS_PER_SECOND;
     let c = state
         .store
-        .issue_pin_reset(id, reset_digest(server_key, &code), expires_at)
+        .issue_pin_reset(
+            id.into_string(),
+            reset_digest(server_key, &code),
+            expires_at,
+        )
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -230,7 +235,7 @@ pub async fn redeem_reset(
             pin_hash,
             session: (digest(&server_key, &token), expires_at),
         };
-        let customer = state.store.redeem_pin_reset(reset).await??;
+        let customer = state.store.redeem_pin_reset(reset).await?;
         Ok((
             StatusCode::CREATED,
             Json(SessionResponse { customer, token }),

@@ -4,10 +4,11 @@
 
 use crate::AppState;
 use crate::error::{ApiResult, ErrorBody};
-use crate::validate;
+use crate::extract::Path;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use pocket_core::Error;
+use pocket_core::id::PaymentId;
 use pocket_core::payment::{Payment, Status};
 use pocket_core::phone::calling_code;
 use serde::Serialize;
@@ -85,13 +86,12 @@ fn preview(p: Payment) -> PaymentPreview {
               (status = 404, description = "No such payment, or one addressed to a customer or already paid (only open payments are previewed)", body = ErrorBody)))]
 pub async fn payment_preview(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    Path(id): Path<PaymentId>,
 ) -> ApiResult<Json<PaymentPreview>> {
-    validate::id(&id, "pay", "id")?;
-    match state.store.payment(id.clone()).await? {
+    match state.store.payment(id.to_string()).await? {
         // Only an open payment: its id is on a QR code anyone may see. One addressed to
         // a customer (or paid, so now someone's) stays between them and the merchant.
         Some(p) if p.customer.is_none() => Ok(Json(preview(p))),
-        _ => Err(Error::not_found("payment", &id).into()),
+        _ => Err(Error::not_found("payment", id.as_str()).into()),
     }
 }

@@ -3,12 +3,14 @@
 use crate::AppState;
 use crate::auth::MerchantCaller;
 use crate::error::{ApiResult, ErrorBody};
+use crate::extract::Path;
 use crate::routes::own_payment;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use pocket_core::Error;
 use pocket_core::error::internal;
+use pocket_core::id::PaymentId;
 use qrcode::render::svg;
 use qrcode::{EcLevel, QrCode};
 
@@ -31,7 +33,7 @@ pub fn svg_of(payload: &str) -> Result<String, Error> {
 pub async fn qr(
     State(state): State<AppState>,
     merchant: MerchantCaller,
-    Path(id): Path<String>,
+    Path(id): Path<PaymentId>,
 ) -> ApiResult<Response> {
     let p = own_payment(&state, &merchant.id, &id).await?;
     let svg = svg_of(&p.qr_payload)?;

@@ -7,14 +7,16 @@ use crate::auth::ADMIN;
 use crate::auth::Admin;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::Body;
+use crate::extract::Path;
 use crate::idem::{IdempotencyKey, respond};
 use crate::routes::Deleted;
 use crate::validate;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use pocket_core::Error;
+use pocket_core::id::RuleId;
 use pocket_core::risk::Action;
 use pocket_store::model::RiskRule;
 use serde::{Deserialize, Serialize};
@@ -85,12 +87,11 @@ pub async fn list(State(state): State<AppState>, _: Admin) -> ApiResult<Json<Rul
 pub async fn delete(
     State(state): State<AppState>,
     _: Admin,
-    Path(id): Path<String>,
+    Path(id): Path<RuleId>,
 ) -> ApiResult<Json<Deleted>> {
-    validate::id(&id, "rule", "id")?;
-    state.store.remove_rule(id.clone()).await?;
+    state.store.remove_rule(id.to_string()).await?;
     Ok(Json(Deleted {
-        id,
+        id: id.into_string(),
         object: "rule",
         deleted: true,
     }))

@@ -8,14 +8,16 @@ use crate::AppState;
 use crate::auth::MerchantCaller;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::Body;
+use crate::extract::Path;
 use crate::limits::ClientIp;
 use crate::pins::{check_signin_pin, to_completion};
 use crate::secrets::{digest, issue_secret, key_digest};
 use crate::validate;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use pocket_core::id::{RestrictedKeyId, StaffId};
 use pocket_core::scope::{self, Role};
 use pocket_core::time::{self, MS_PER_SECOND};
 use pocket_core::{Error, ErrorKind};
@@ -89,15 +91,14 @@ pub async fn list_keys(
 pub async fn revoke_key(
     State(state): State<AppState>,
     merchant: MerchantCaller,
-    Path(id): Path<String>,
+    Path(id): Path<RestrictedKeyId>,
 ) -> ApiResult<Json<Deleted>> {
-    validate::id(&id, "rk", "id")?;
     state
         .store
-        .revoke_restricted_key(merchant.id, id.clone())
+        .revoke_restricted_key(merchant.id, id.to_string())
         .await?;
     Ok(Json(Deleted {
-        id,
+        id: id.into_string(),
         object: "restricted_key",
         deleted: true,
     }))
@@ -168,12 +169,14 @@ pub async fn list_staff(
 pub async fn remove_staff(
     State(state): State<AppState>,
     merchant: MerchantCaller,
-    Path(id): Path<String>,
+    Path(id): Path<StaffId>,
 ) -> ApiResult<Json<Deleted>> {
-    validate::id(&id, "stf", "id")?;
-    state.store.remove_staff(merchant.id, id.clone()).await?;
+    state
+        .store
+        .remove_staff(merchant.id, id.to_string())
+        .await?;
     Ok(Json(Deleted {
-        id,
+        id: id.into_string(),
         object: "staff",
         deleted: true,
     }))

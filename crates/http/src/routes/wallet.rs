@@ -6,6 +6,7 @@ use crate::AppState;
 use crate::auth::CustomerCaller;
 use crate::device_keys::invalid_signature;
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::Path;
 use crate::extract::{Body, ListQuery};
 use crate::idem::{IdempotencyKey, precheck, respond};
 use crate::limits::ClientIp;
@@ -16,9 +17,10 @@ use crate::pins::{
 use crate::secrets::{digest, issue_secret};
 use crate::validate;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use pocket_core::id::PaymentId;
 use pocket_core::ledger::AccountKind;
 use pocket_core::payment::{
     Payment, Proof, confirm_message, device_signature_required, pin_required, visible_to,
@@ -260,11 +262,14 @@ pub async fn list_payments(
 }
 
 /// A payment the customer may see: addressed to them, or open.
-async fn visible_payment(state: &AppState, customer_id: &str, id: &str) -> ApiResult<Payment> {
-    validate::id(id, "pay", "id")?;
+async fn visible_payment(
+    state: &AppState,
+    customer_id: &str,
+    id: &PaymentId,
+) -> ApiResult<Payment> {
     match state.store.payment(id.to_string()).await? {
         Some(p) if visible_to(&p, customer_id) => Ok(p),
-        _ => Err(Error::not_found("payment", id).into()),
+        _ => Err(Error::not_found("payment", id.as_str()).into()),
     }
 }
 
@@ -273,7 +278,7 @@ async fn visible_payment(state: &AppState, customer_id: &str, id: &str) -> ApiRe
 pub async fn get_payment(
     State(state): State<AppState>,
     caller: CustomerCaller,
-    Path(id): Path<String>,
+    Path(id): Path<PaymentId>,
 ) -> ApiResult<Json<Payment>> {
     Ok(Json(
         visible_payment(&state, &caller.customer.id, &id).await?,
@@ -323,7 +328,7 @@ pub async fn confirm(
     State(state): State<AppState>,
     ip: ClientIp,
     caller: CustomerCaller,
-    Path(id): Path<String>,
+    Path(id): Path<PaymentId>,
     key: IdempotencyKey,
     body: Body<Confirm>,
 ) -> ApiResult<Response> {
@@ -336,10 +341,16 @@ pub async fn confirm(
             // confirming transaction replays a retried key and refuses a reused one).
             // It checks that the payment's policy asks for nothing more
             // (`pin_required` otherwise).
-            validate::id(&id, "pay", "id")?;
             let written = state
                 .store
-                .confirm(id, customer.id, Proof::default(), None, None, idem)
+                .confirm(
+                    id.into_string(),
+                    customer.id,
+                    Proof::default(),
+                    None,
+                    None,
+                    idem,
+                )
                 .await?;
             return Ok(respond(written, StatusCode::OK));
         }
@@ -384,7 +395,7 @@ pub async fn confirm(
         }
         let written = state
             .store
-            .confirm(id, customer.id, proof, device, attempt, idem)
+            .confirm(id.into_string(), customer.id, proof, device, attempt, idem)
             .await?;
         Ok(respond(written, StatusCode::OK))
     })
@@ -401,13 +412,15 @@ pub struct Decline {}
 pub async fn decline(
     State(state): State<AppState>,
     caller: CustomerCaller,
-    Path(id): Path<String>,
+    Path(id): Path<PaymentId>,
     key: IdempotencyKey,
     body: Body<Decline>,
 ) -> ApiResult<Response> {
-    validate::id(&id, "pay", "id")?;
     let idem = key.for_caller(&caller.customer.id, &body.raw, StatusCode::OK);
-    let written = state.store.decline(id, caller.customer.id, idem).await?;
+    let written = state
+        .store
+        .decline(id.into_string(), caller.customer.id, idem)
+        .await?;
     Ok(respond(written, StatusCode::OK))
 }
 

@@ -4,18 +4,19 @@ use super::{no_filters, page};
 use crate::AppState;
 use crate::auth::MerchantCaller;
 use crate::error::{ApiResult, ErrorBody};
+use crate::extract::Path;
 use crate::extract::{Body, ListQuery};
 use crate::idem::IdempotencyKey;
 use crate::issued::CreatedWebhookEndpoint;
 use crate::issued::secret_response;
 use crate::routes::Deleted;
-use crate::validate;
 use crate::validate::check_webhook_url;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pocket_core::Error;
+use pocket_core::id::{EndpointId, EventId};
 use pocket_store::model::{DeliveryAttempt, Page, WebhookEndpoint};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -119,10 +120,12 @@ pub async fn list(
 pub async fn delete(
     State(state): State<AppState>,
     merchant: MerchantCaller,
-    Path(id): Path<String>,
+    Path(id): Path<EndpointId>,
 ) -> ApiResult<Json<Deleted>> {
-    validate::id(&id, "we", "id")?;
-    let e = state.store.delete_webhook_endpoint(merchant.id, id).await?;
+    let e = state
+        .store
+        .delete_webhook_endpoint(merchant.id, id.into_string())
+        .await?;
     Ok(Json(Deleted {
         id: e.id,
         object: "webhook_endpoint",
@@ -143,10 +146,12 @@ pub struct Attempts {
 pub async fn deliveries(
     State(state): State<AppState>,
     merchant: MerchantCaller,
-    Path(id): Path<String>,
+    Path(id): Path<EventId>,
 ) -> ApiResult<Json<Attempts>> {
-    validate::id(&id, "evt", "id")?;
-    let data = state.store.delivery_attempts(merchant.id, id).await?;
+    let data = state
+        .store
+        .delivery_attempts(merchant.id, id.into_string())
+        .await?;
     Ok(Json(Attempts {
         object: "list",
         has_more: data.len() >= 100,
@@ -172,16 +177,15 @@ pub struct Redeliver {}
 pub async fn redeliver(
     State(state): State<AppState>,
     merchant: MerchantCaller,
-    Path(id): Path<String>,
+    Path(id): Path<EventId>,
     _body: Body<Redeliver>,
 ) -> ApiResult<Response> {
-    validate::id(&id, "evt", "id")?;
-    let n = state.store.redeliver(merchant.id, id.clone()).await?;
+    let n = state.store.redeliver(merchant.id, id.to_string()).await?;
     Ok((
         StatusCode::ACCEPTED,
         Json(Redelivery {
             object: "redelivery",
-            event: id,
+            event: id.into_string(),
             deliveries: n,
         }),
     )

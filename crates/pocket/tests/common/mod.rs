@@ -238,14 +238,15 @@ impl Server {
         self.url.trim_start_matches("http://").to_string()
     }
 
-    /// Stops the server with SIGTERM (graceful) and waits for it.
+    /// Stops the server with SIGTERM (graceful) and waits for it (at most [`STOP_WAIT`]:
+    /// then it is killed and the test fails, rather than hanging the suite).
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
                 .arg("-TERM")
                 .arg(child.id().to_string())
                 .status();
-            let status = child.wait().expect("wait");
+            let status = wait_at_most(&mut child, STOP_WAIT);
             assert!(status.success(), "pocket exited with {status}");
         }
     }
@@ -767,4 +768,23 @@ pub fn sandbox_bank(port: u16, secret: &str, notify: &str, flags: &[&str]) -> Ki
             .spawn()
             .expect("start pocket sandbox-bank"),
     )
+}
+
+/// Longest a graceful stop may take (its grace for in-flight requests is shorter).
+pub const STOP_WAIT: Duration = Duration::from_secs(60);
+
+/// Waits for `child` to exit; after `limit`, kills it and fails the test.
+pub fn wait_at_most(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("pocket did not exit within {limit:?} of SIGTERM: killed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

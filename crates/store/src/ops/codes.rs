@@ -4,6 +4,7 @@
 //! directory (the codes are derived from a secret this crate never sees).
 
 use super::Db;
+use super::Outcome;
 use crate::sql::{Conn, Optional, params};
 use crate::{CodeCharge, ShownCode};
 use pocket_core::code::{MAX_REFUSALS, SKEW_STEPS, code_invalid, in_window};
@@ -85,9 +86,9 @@ pub(crate) fn counting_refusals<T>(
     conn: &Conn,
     code: Option<&ShownCode>,
     charge: impl FnOnce(&Conn) -> Result<T, Error>,
-) -> Result<Result<T, Error>, Error> {
+) -> Result<Outcome<T>, Error> {
     let Some(ShownCode::Device(code)) = code else {
-        return charge(conn).map(Ok);
+        return charge(conn).map(Outcome::Done);
     };
     if refusals_locked(conn, code)? >= MAX_REFUSALS {
         return Err(code_invalid());
@@ -102,7 +103,7 @@ pub(crate) fn counting_refusals<T>(
             .db()?
             .execute([])
             .db()?;
-        return result.map(Ok);
+        return result.map(Outcome::Done);
     }
     for end in ["ROLLBACK TO code_charge", "RELEASE code_charge"] {
         conn.prepare_cached(end).db()?.execute([]).db()?;
@@ -116,9 +117,9 @@ pub(crate) fn counting_refusals<T>(
             .db()?
             .execute(params![code.device_id, code.step])
             .db()?;
-            Ok(Err(e))
+            Ok(Outcome::Refused(e))
         }
-        other => other.map(Ok),
+        other => other.map(Outcome::Done),
     }
 }
 

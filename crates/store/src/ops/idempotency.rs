@@ -2,6 +2,7 @@
 //! written in the same transaction as the effect it describes.
 
 use super::Db;
+use super::Outcome;
 use crate::model::{Idem, StoredResponse, Written};
 use crate::sql::{Conn, Optional, params};
 use crate::sweeper::IDEMPOTENCY_TTL_MS;
@@ -55,13 +56,13 @@ pub fn key_reused() -> Error {
 
 /// Runs `f` once per idempotency key: a replay returns the stored response; a key
 /// reused with another request is refused; a fresh success is stored with the effect.
-/// The inner `Result` carries answers that commit but are errors (an expiry).
+/// `f`'s refusals commit (an expiry) but store no answer: a retry is judged anew.
 pub(crate) fn wrap<T: Serialize>(
     conn: &Conn,
     now: i64,
     idem: Option<&Idem>,
-    f: impl FnOnce(&Conn) -> Result<Result<T, Error>, Error>,
-) -> Result<Result<Written<T>, Error>, Error> {
+    f: impl FnOnce(&Conn) -> Result<Outcome<T>, Error>,
+) -> Result<Outcome<Written<T>>, Error> {
     if let Some(idem) = idem {
         claim(conn, now, idem)?;
     }
@@ -70,19 +71,19 @@ pub(crate) fn wrap<T: Serialize>(
     {
         return Ok(
             if crate::model::fingerprints_match(&fingerprint, &idem.fingerprint) {
-                Ok(Written::Replayed(stored))
+                Outcome::Done(Written::Replayed(stored))
             } else {
-                Err(key_reused())
+                Outcome::Refused(key_reused())
             },
         );
     }
     let value = match f(conn)? {
-        Ok(v) => v,
-        Err(e) => {
+        Outcome::Done(v) => v,
+        Outcome::Refused(e) => {
             if let Some(idem) = idem {
                 unclaim(conn, idem)?;
             }
-            return Ok(Err(e));
+            return Ok(Outcome::Refused(e));
         }
     };
     if let Some(idem) = idem {
@@ -104,7 +105,7 @@ pub(crate) fn wrap<T: Serialize>(
         ])
         .db()?;
     }
-    Ok(Ok(Written::Fresh(value)))
+    Ok(Outcome::Done(Written::Fresh(value)))
 }
 
 /// Claims `(caller, key)` before anything else runs (PostgreSQL, where several

@@ -25,6 +25,26 @@ use pocket_core::{Currency, Error};
 
 pub(crate) use crate::sql::Db;
 
+/// What a write decided, kept by its commit whichever it is. A write returns
+/// `Result<Outcome<T>, Error>`: `Err` rolls its transaction back (nothing happened);
+/// `Refused` commits what the refusal itself wrote — an expiry, a counted wrong PIN,
+/// a spent reset guess — and then answers the error.
+#[must_use]
+pub(crate) enum Outcome<T> {
+    Done(T),
+    Refused(Error),
+}
+
+impl<T> Outcome<T> {
+    /// The answer as the caller sees it, once committed.
+    pub(crate) fn into_result(self) -> Result<T, Error> {
+        match self {
+            Outcome::Done(v) => Ok(v),
+            Outcome::Refused(e) => Err(e),
+        }
+    }
+}
+
 /// A currency read back from the database (written by Pocket, so always valid).
 pub(crate) fn stored_currency(code: &str) -> Result<Currency, Error> {
     Currency::parse(code, "currency").map_err(|_| {

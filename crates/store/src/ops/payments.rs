@@ -3,6 +3,7 @@
 //! conditional UPDATE (`WHERE status = 'pending' AND expires_at > now`, `WHERE status =
 //! 'authorized' AND capture_before > now`), so it holds even with several writers.
 
+use super::Outcome;
 use super::events::{self, Subject, emit};
 use super::risk::{self, Risk};
 use super::{Db, catalog, codes, cursor_seq, devices, ledger, stored_currency};
@@ -377,13 +378,9 @@ fn finish(conn: &Conn, now: i64, p: &mut Payment, to: Status) -> Result<bool, Er
 }
 
 /// Expires `p` (committed) and answers `409 payment_expired`.
-fn expire_and_refuse(
-    conn: &Conn,
-    now: i64,
-    mut p: Payment,
-) -> Result<Result<Payment, Error>, Error> {
+fn expire_and_refuse(conn: &Conn, now: i64, mut p: Payment) -> Result<Outcome<Payment>, Error> {
     finish(conn, now, &mut p, Status::Expired)?;
-    Ok(Err(payment::payment_expired()))
+    Ok(Outcome::Refused(payment::payment_expired()))
 }
 
 fn not_pending() -> Error {
@@ -405,7 +402,7 @@ pub(crate) fn confirm(
     now: i64,
     confirm: &Confirm<'_>,
     risk: &Risk,
-) -> Result<Result<Payment, Error>, Error> {
+) -> Result<Outcome<Payment>, Error> {
     let Confirm {
         payment_id,
         customer_id,
@@ -448,7 +445,7 @@ pub(crate) fn confirm(
             "This device key is not active; register the device again.",
         ));
     }
-    pay(conn, now, p, customer_id).map(Ok)
+    pay(conn, now, p, customer_id).map(Outcome::Done)
 }
 
 /// What a claim of a payment returns: its payer's name and phone.
@@ -582,13 +579,9 @@ fn release(
 }
 
 /// Releases an overdue hold (committed) and answers `409 capture_expired`.
-fn release_and_refuse(
-    conn: &Conn,
-    now: i64,
-    mut p: Payment,
-) -> Result<Result<Payment, Error>, Error> {
+fn release_and_refuse(conn: &Conn, now: i64, mut p: Payment) -> Result<Outcome<Payment>, Error> {
     release(conn, now, &mut p, Some(CAPTURE_EXPIRED))?;
-    Ok(Err(hold::capture_expired()))
+    Ok(Outcome::Refused(hold::capture_expired()))
 }
 
 /// A capture of all or part of a hold by its merchant: the captured part moves to the
@@ -599,7 +592,7 @@ pub(crate) fn capture(
     payment_id: &str,
     merchant_id: &str,
     requested: Option<i64>,
-) -> Result<Result<Payment, Error>, Error> {
+) -> Result<Outcome<Payment>, Error> {
     let mut p = must_get(conn, payment_id)?;
     if p.merchant != merchant_id {
         return Err(Error::not_found("payment", payment_id));
@@ -636,7 +629,7 @@ pub(crate) fn capture(
     p.amount_captured = settlement.captured;
     p.completed_at = Some(now);
     emit_for(conn, now, &p)?;
-    Ok(Ok(p))
+    Ok(Outcome::Done(p))
 }
 
 pub(crate) fn decline(
@@ -644,7 +637,7 @@ pub(crate) fn decline(
     now: i64,
     payment_id: &str,
     customer_id: &str,
-) -> Result<Result<Payment, Error>, Error> {
+) -> Result<Outcome<Payment>, Error> {
     let mut p = must_get(conn, payment_id)?;
     if payment::decide_decline(&p, customer_id, now)? == Decision::Expire {
         return expire_and_refuse(conn, now, p);
@@ -652,7 +645,7 @@ pub(crate) fn decline(
     if !finish(conn, now, &mut p, Status::Declined)? {
         return Err(not_pending());
     }
-    Ok(Ok(p))
+    Ok(Outcome::Done(p))
 }
 
 pub(crate) fn cancel(
@@ -660,7 +653,7 @@ pub(crate) fn cancel(
     now: i64,
     payment_id: &str,
     merchant_id: &str,
-) -> Result<Result<Payment, Error>, Error> {
+) -> Result<Outcome<Payment>, Error> {
     let mut p = must_get(conn, payment_id)?;
     if p.merchant != merchant_id {
         return Err(Error::not_found("payment", payment_id));
@@ -672,7 +665,7 @@ pub(crate) fn cancel(
         if !release(conn, now, &mut p, None)? {
             return Err(not_pending());
         }
-        return Ok(Ok(p));
+        return Ok(Outcome::Done(p));
     }
     if payment::decide_cancel(&p, now)? == Decision::Expire {
         return expire_and_refuse(conn, now, p);
@@ -680,7 +673,7 @@ pub(crate) fn cancel(
     if !finish(conn, now, &mut p, Status::Canceled)? {
         return Err(not_pending());
     }
-    Ok(Ok(p))
+    Ok(Outcome::Done(p))
 }
 
 /// Sends a pending request to its customer's wallet again (`payment.reminded`: the
@@ -691,7 +684,7 @@ pub(crate) fn remind(
     now: i64,
     payment_id: &str,
     merchant_id: &str,
-) -> Result<Result<Payment, Error>, Error> {
+) -> Result<Outcome<Payment>, Error> {
     let p = must_get(conn, payment_id)?;
     if p.merchant != merchant_id {
         return Err(Error::not_found("payment", payment_id));
@@ -729,7 +722,7 @@ pub(crate) fn remind(
         },
         &p,
     )?;
-    Ok(Ok(p))
+    Ok(Outcome::Done(p))
 }
 
 pub(crate) fn refund(

@@ -3,6 +3,7 @@
 //! so reservations are serialised however many guesses arrive at once, on any nodes.
 
 use super::Db;
+use super::Outcome;
 use crate::model::{Idem, PinAttempt, ReplayJudged};
 use crate::sql::{Conn, Optional, params};
 use pocket_core::Error;
@@ -139,13 +140,13 @@ pub(crate) fn with_correct_pin<T>(
     conn: &Conn,
     now: i64,
     attempt: Option<&PinAttempt>,
-    action: impl FnOnce(&Conn) -> Result<Result<T, Error>, Error>,
-) -> Result<Result<T, Error>, Error> {
+    action: impl FnOnce(&Conn) -> Result<Outcome<T>, Error>,
+) -> Result<Outcome<T>, Error> {
     let Some(attempt) = attempt else {
         return action(conn);
     };
     if let Some(refused) = settle(conn, now, attempt, true)?.error(now) {
-        return Ok(Err(refused));
+        return Ok(Outcome::Refused(refused));
     }
     conn.prepare_cached("SAVEPOINT pin_action")
         .db()?
@@ -167,7 +168,7 @@ pub(crate) fn with_correct_pin<T>(
         // Rows held by another transaction: the whole job runs again (the settlement
         // too), rather than committing a settlement with a 503.
         Err(e) if crate::sql::contention_seen() => Err(e),
-        result => Ok(result.unwrap_or_else(Err)),
+        result => Ok(result.unwrap_or_else(Outcome::Refused)),
     }
 }
 

@@ -3,6 +3,7 @@
 //! sessions are key rows with the role's scopes. All of them live in `api_keys` beside
 //! the secret key; a row with `scopes` is never a secret key (a roll leaves it alone).
 
+use super::Outcome;
 use super::{Db, resolve_customer};
 use crate::ids::new_id;
 use crate::model::{Membership, RestrictedKey, Staff};
@@ -47,7 +48,7 @@ pub(crate) fn create_restricted_key(
     conn: &Conn,
     now: i64,
     k: &NewRestrictedKey<'_>,
-) -> Result<Result<RestrictedKey, Error>, Error> {
+) -> Result<Outcome<RestrictedKey>, Error> {
     lock_merchant(conn, k.merchant_id)?;
     let live = count(
         conn,
@@ -57,7 +58,7 @@ pub(crate) fn create_restricted_key(
         now,
     )?;
     if live >= MAX_RESTRICTED_KEYS {
-        return Ok(Err(Error::conflict(
+        return Ok(Outcome::Refused(Error::conflict(
             "too_many_keys",
             format!(
                 "A merchant has at most {MAX_RESTRICTED_KEYS} restricted keys; revoke one first."
@@ -82,7 +83,7 @@ pub(crate) fn create_restricted_key(
         k.made_by_staff
     ])
     .db()?;
-    Ok(Ok(RestrictedKey {
+    Ok(Outcome::Done(RestrictedKey {
         id,
         object: "restricted_key",
         name: k.name.to_string(),
@@ -171,7 +172,7 @@ pub(crate) fn add_staff(
     merchant_id: &str,
     customer: &str,
     role: scope::Role,
-) -> Result<Result<Staff, Error>, Error> {
+) -> Result<Outcome<Staff>, Error> {
     lock_merchant(conn, merchant_id)?;
     let customer_id = resolve_customer(conn, customer, "phone")?;
     if count(
@@ -181,7 +182,7 @@ pub(crate) fn add_staff(
         now,
     )? >= MAX_STAFF
     {
-        return Ok(Err(Error::conflict(
+        return Ok(Outcome::Refused(Error::conflict(
             "too_many_staff",
             format!("A shop has at most {MAX_STAFF} staff; remove someone first."),
         )));
@@ -196,11 +197,13 @@ pub(crate) fn add_staff(
         .execute(params![id, merchant_id, customer_id, role.as_str(), now])
         .db()?;
     if added != 1 {
-        return Ok(Err(Error::conflict(
-            "staff_exists",
-            "This person is already on the staff; remove them first to change their role.",
-        )
-        .with_param("phone")));
+        return Ok(Outcome::Refused(
+            Error::conflict(
+                "staff_exists",
+                "This person is already on the staff; remove them first to change their role.",
+            )
+            .with_param("phone"),
+        ));
     }
     let sql = format!(
         "SELECT {STAFF_COLS} FROM staff s JOIN customers c ON c.id = s.customer_id WHERE s.id = ?1"
@@ -210,7 +213,7 @@ pub(crate) fn add_staff(
         .db()?
         .query_row([&id], staff_row)
         .db()?;
-    Ok(Ok(staff))
+    Ok(Outcome::Done(staff))
 }
 
 pub(crate) fn list_staff(conn: &Conn, merchant_id: &str) -> Result<Vec<Staff>, Error> {
@@ -279,7 +282,7 @@ pub(crate) fn create_staff_session(
     staff_id: &str,
     key_digest: &str,
     expires_at: i64,
-) -> Result<Result<Membership, Error>, Error> {
+) -> Result<Outcome<Membership>, Error> {
     let Some(member) = conn
         .prepare_cached("SELECT id, merchant_id, role FROM staff WHERE id = ?1 FOR SHARE")
         .db()?
@@ -293,7 +296,7 @@ pub(crate) fn create_staff_session(
         .optional()
         .db()?
     else {
-        return Ok(Err(Error::not_found("staff", staff_id)));
+        return Ok(Outcome::Refused(Error::not_found("staff", staff_id)));
     };
     let role = scope::Role::parse(&member.role).ok_or_else(Error::internal)?;
     conn.prepare_cached(
@@ -310,5 +313,5 @@ pub(crate) fn create_staff_session(
         staff_id
     ])
     .db()?;
-    Ok(Ok(member))
+    Ok(Outcome::Done(member))
 }

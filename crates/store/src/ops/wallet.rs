@@ -1,5 +1,6 @@
 //! Customers, their sessions and PIN state, and top-ups.
 
+use super::Outcome;
 use super::{Db, ledger, resolve_customer};
 use crate::engine::SessionGrant;
 use crate::ids::new_id;
@@ -317,20 +318,20 @@ pub(crate) fn change_pin(
     customer_id: &str,
     keep_session: &str,
     change: &crate::PinRehash,
-) -> Result<Result<Customer, Error>, Error> {
+) -> Result<Outcome<Customer>, Error> {
     let changed = conn
         .prepare_cached("UPDATE customers SET pin_hash = ?3 WHERE id = ?1 AND pin_hash = ?2")
         .db()?
         .execute(params![customer_id, change.old_hash, change.new_hash])
         .db()?;
     if changed != 1 {
-        return Ok(Err(Error::conflict(
+        return Ok(Outcome::Refused(Error::conflict(
             "pin_changed",
             "The PIN was changed meanwhile; sign in with the new one.",
         )));
     }
     sign_out_others(conn, now, customer_id, Some(keep_session))?;
-    customer(conn, customer_id).map(Ok)
+    customer(conn, customer_id).map(Outcome::Done)
 }
 
 /// Issues a customer's PIN-reset code (its keyed digest), replacing any earlier one.
@@ -392,7 +393,7 @@ pub(crate) fn redeem_pin_reset(
     conn: &Conn,
     now: i64,
     r: &Redeem<'_>,
-) -> Result<Result<Customer, Error>, Error> {
+) -> Result<Outcome<Customer>, Error> {
     let spent = conn
         .prepare_cached(
             "UPDATE pin_resets SET used_at = ?3
@@ -402,7 +403,7 @@ pub(crate) fn redeem_pin_reset(
         .execute(params![r.customer_id, r.code_digest, now])
         .db()?;
     if spent != 1 {
-        return Ok(Err(reset_code_invalid()));
+        return Ok(Outcome::Refused(reset_code_invalid()));
     }
     conn.prepare_cached("UPDATE customers SET pin_hash = ?2 WHERE id = ?1")
         .db()?
@@ -416,5 +417,5 @@ pub(crate) fn redeem_pin_reset(
     }
     sign_out_others(conn, now, r.customer_id, None)?;
     insert_session(conn, now, r.customer_id, &r.session.0, r.session.1)?;
-    customer(conn, r.customer_id).map(Ok)
+    customer(conn, r.customer_id).map(Outcome::Done)
 }

@@ -6,11 +6,11 @@ use pocket_core::Currency;
 use pocket_core::payment::{CaptureMethod, Status};
 use pocket_store::clock::ManualClock;
 use pocket_store::testing::{T0, TestStore, fresh, new_payment};
-use pocket_store::{NewPayment, Store};
+use pocket_store::{NewPayment, SqlStore};
 use std::sync::Arc;
 
 pub struct World {
-    pub store: Arc<dyn Store>,
+    pub store: Arc<SqlStore>,
     pub clock: Arc<ManualClock>,
     pub merchant: String,
     pub customer: String,
@@ -26,7 +26,7 @@ pub async fn world(balance: i64) -> World {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(T0));
     let db = TestStore::open(dir.path(), clock.clone(), None);
-    let store: Arc<dyn Store> = db.store.clone();
+    let store: Arc<SqlStore> = db.store.clone();
     let merchant = fresh(
         store
             .create_merchant(
