@@ -59,7 +59,7 @@ status=0
 run operator --include-tag operator -H "Authorization: Bearer $admin" || status=1
 run merchant --include-tag merchant --include-tag payments --include-tag webhooks -H "Authorization: Bearer $sk" || status=1
 # (signing out would end the session the rest of the run uses; the event stream never
-# ends, tests/live.rs covers it)
+# ends, tests/it/live.rs covers it)
 run wallet --include-tag wallet --exclude-path /v1/wallet/sessions/current --exclude-path /v1/wallet/events -H "Authorization: Bearer $token" || status=1
 run nobody --include-tag service || status=1
 if grep -q "panicked" "$dir/log"; then

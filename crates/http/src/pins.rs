@@ -14,7 +14,7 @@
 //! waits for the typical duration of a real check instead).
 
 use crate::error::ApiError;
-use crate::settings::PinHashing;
+use crate::settings::{Budget, PinHashing};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -213,13 +213,6 @@ impl PinWorkers {
 pub struct Admitted {
     _permit: OwnedSemaphorePermit,
     since: Instant,
-}
-
-/// PIN verifications allowed per minute, with a burst; `per_minute = 0` is no limit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Budget {
-    pub per_minute: u32,
-    pub burst: u32,
 }
 
 fn budget_limiter<K: std::hash::Hash + Eq + Clone>(

@@ -1,7 +1,6 @@
 //! What the HTTP layer needs to know from configuration, already validated.
 
 use crate::limits::Rate;
-use crate::pins::Budget;
 use pocket_core::emv::QrPlace;
 use pocket_core::lockout::LockRule;
 use pocket_core::policy::PolicyBook;
@@ -27,6 +26,13 @@ impl Default for PinHashing {
             parallelism: 1,
         }
     }
+}
+
+/// PIN verifications allowed per minute, with a burst; `per_minute = 0` is no limit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    pub per_minute: u32,
+    pub burst: u32,
 }
 
 /// PIN hashes waiting or running at once: at ~20 ms each on 2 cores, a full queue

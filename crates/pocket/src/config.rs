@@ -65,6 +65,59 @@ pub struct ConnectorConfig {
 }
 
 impl ConnectorConfig {
+    /// Its name, kind, URL, secret and currencies, each within its rule.
+    fn check(&self) -> Result<(), ConfigError> {
+        if !pocket_connectors::name_ok(&self.name) {
+            return Err(bad(
+                "connectors.name",
+                "must be 1 to 40 letters, digits, '-' or '_'",
+            ));
+        }
+        match self.kind.as_str() {
+            "sandbox" => {}
+            "http" => self.check_http()?,
+            _ => return Err(bad("connectors.kind", "must be \"sandbox\" or \"http\"")),
+        }
+        for code in &self.currencies {
+            if pocket_core::Currency::parse(code, "currencies").is_err() {
+                return Err(bad(
+                    "connectors.currencies",
+                    format!("'{code}' is not an ISO 4217 currency"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_http(&self) -> Result<(), ConfigError> {
+        let url_ok = self
+            .url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("http://") || u.starts_with("https://"));
+        if !url_ok {
+            return Err(bad(
+                "connectors.url",
+                "an http connector needs an http(s):// url",
+            ));
+        }
+        if self.plain_http_off_loopback() && !self.insecure {
+            return Err(bad(
+                "connectors.url",
+                format!(
+                    "connector '{}' is not on loopback: it needs an https:// url (or `insecure = true` for a test set-up)",
+                    self.name
+                ),
+            ));
+        }
+        if self.secret.as_deref().is_none_or(|s| s.len() < 16) {
+            return Err(bad(
+                "connectors.secret",
+                "an http connector needs a secret of at least 16 characters",
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether its URL is plain HTTP to a host other than loopback.
     pub fn plain_http_off_loopback(&self) -> bool {
         let Some(url) = self
@@ -470,24 +523,46 @@ impl Config {
     }
 
     /// Checks every value; the error names the key.
+    /// Checks every value against its bounds; the first out of bounds is named.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.listen_addrs()?;
         self.trusted_proxies()?;
-        if let Some(url) = &self.server.public_url
-            && !(url.starts_with("http://") || url.starts_with("https://"))
-        {
-            return Err(bad(
-                "server.public_url",
-                "must start with http:// or https://",
-            ));
+        self.check_server()?;
+        self.check_security()?;
+        self.check_storage_bounds()?;
+        self.check_limits()?;
+        let mut names = std::collections::BTreeSet::new();
+        for c in &self.connectors {
+            if !names.insert(c.name.clone()) {
+                return Err(bad(
+                    "connectors.name",
+                    format!("'{}' is configured twice", c.name),
+                ));
+            }
+            c.check()?;
         }
-        if let Some(url) = &self.server.public_url
-            && url.trim_end_matches('/').len() > MAX_PUBLIC_URL_LEN
-        {
-            return Err(bad(
-                "server.public_url",
-                format!("must be at most {MAX_PUBLIC_URL_LEN} characters (it goes into QR codes)"),
-            ));
+        self.check_webhooks()?;
+        self.policy()
+            .validate()
+            .map_err(|e| ConfigError(format!("invalid configuration: `{e}`")))
+    }
+
+    fn check_server(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.server.public_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return Err(bad(
+                    "server.public_url",
+                    "must start with http:// or https://",
+                ));
+            }
+            if url.trim_end_matches('/').len() > MAX_PUBLIC_URL_LEN {
+                return Err(bad(
+                    "server.public_url",
+                    format!(
+                        "must be at most {MAX_PUBLIC_URL_LEN} characters (it goes into QR codes)"
+                    ),
+                ));
+            }
         }
         if self.qr.country.len() != 2 || !self.qr.country.bytes().all(|b| b.is_ascii_uppercase()) {
             return Err(bad(
@@ -498,25 +573,41 @@ impl Config {
         if self.qr.city.is_empty() || self.qr.city.len() > 15 || !self.qr.city.is_ascii() {
             return Err(bad("qr.city", "must be 1 to 15 ASCII characters"));
         }
+        if !matches!(self.log.format.as_str(), "pretty" | "json") {
+            return Err(bad("log.format", "must be \"pretty\" or \"json\""));
+        }
+        if let Some(t) = &self.server.tls {
+            for (key, path) in [("server.tls.cert", &t.cert), ("server.tls.key", &t.key)] {
+                if !path.is_file() {
+                    return Err(bad(
+                        key,
+                        format!("{} is not a readable file", path.display()),
+                    ));
+                }
+            }
+        }
+        range(
+            "server.shutdown_grace_seconds",
+            self.server.shutdown_grace_seconds,
+            0..=300,
+        )
+    }
+
+    fn check_security(&self) -> Result<(), ConfigError> {
         let s = &self.security;
-        if !(1024..=1024 * 1024).contains(&s.pin_hash_memory_kib) {
-            return Err(bad(
-                "security.pin_hash_memory_kib",
-                "must be 1024 to 1048576 (1 MiB to 1 GiB)",
-            ));
-        }
-        if !(1..=10).contains(&s.pin_hash_iterations) {
-            return Err(bad("security.pin_hash_iterations", "must be 1 to 10"));
-        }
-        if !(1..=100).contains(&s.pin_max_failures) {
-            return Err(bad("security.pin_max_failures", "must be 1 to 100"));
-        }
-        if !(1..=86_400).contains(&s.pin_lock_seconds) {
-            return Err(bad("security.pin_lock_seconds", "must be 1 to 86400"));
-        }
-        if !(1..=100_000).contains(&s.pin_queue_depth) {
-            return Err(bad("security.pin_queue_depth", "must be 1 to 100000"));
-        }
+        range(
+            "security.pin_hash_memory_kib",
+            s.pin_hash_memory_kib,
+            1024..=1024 * 1024,
+        )?;
+        range(
+            "security.pin_hash_iterations",
+            s.pin_hash_iterations,
+            1..=10,
+        )?;
+        range("security.pin_max_failures", s.pin_max_failures, 1..=100)?;
+        range("security.pin_lock_seconds", s.pin_lock_seconds, 1..=86_400)?;
+        range("security.pin_queue_depth", s.pin_queue_depth, 1..=100_000)?;
         for (key, per_minute, burst) in [
             (
                 "security.pin_per_ip_burst",
@@ -536,114 +627,40 @@ impl Config {
                 ));
             }
         }
-        if !(1..=365).contains(&s.session_ttl_days) {
-            return Err(bad("security.session_ttl_days", "must be 1 to 365"));
+        range("security.session_ttl_days", s.session_ttl_days, 1..=365)
+    }
+
+    fn check_storage_bounds(&self) -> Result<(), ConfigError> {
+        let s = &self.storage;
+        range("storage.queue_depth", s.queue_depth, 1..=1_000_000)?;
+        range("storage.read_connections", s.read_connections, 1..=64)?;
+        range("storage.write_connections", s.write_connections, 1..=32)
+    }
+
+    fn check_limits(&self) -> Result<(), ConfigError> {
+        let l = &self.limits;
+        range(
+            "limits.header_read_timeout_seconds",
+            l.header_read_timeout_seconds,
+            1..=600,
+        )?;
+        range(
+            "limits.body_read_timeout_seconds",
+            l.body_read_timeout_seconds,
+            1..=600,
+        )?;
+        range(
+            "limits.idle_timeout_seconds",
+            l.idle_timeout_seconds,
+            1..=600,
+        )?;
+        if let Some(n) = l.max_connections {
+            range("limits.max_connections", n, 1..=1_000_000)?;
         }
-        if !(1..=1_000_000).contains(&self.storage.queue_depth) {
-            return Err(bad("storage.queue_depth", "must be 1 to 1000000"));
+        if let Some(n) = l.max_connections_per_ip {
+            range("limits.max_connections_per_ip", n, 1..=1_000_000)?;
         }
-        if !(1..=64).contains(&self.storage.read_connections) {
-            return Err(bad("storage.read_connections", "must be 1 to 64"));
-        }
-        if !(1..=32).contains(&self.storage.write_connections) {
-            return Err(bad("storage.write_connections", "must be 1 to 32"));
-        }
-        if !matches!(self.log.format.as_str(), "pretty" | "json") {
-            return Err(bad("log.format", "must be \"pretty\" or \"json\""));
-        }
-        if let Some(t) = &self.server.tls {
-            for (key, path) in [("server.tls.cert", &t.cert), ("server.tls.key", &t.key)] {
-                if !path.is_file() {
-                    return Err(bad(
-                        key,
-                        format!("{} is not a readable file", path.display()),
-                    ));
-                }
-            }
-        }
-        for (key, v) in [
-            (
-                "limits.header_read_timeout_seconds",
-                self.limits.header_read_timeout_seconds,
-            ),
-            (
-                "limits.body_read_timeout_seconds",
-                self.limits.body_read_timeout_seconds,
-            ),
-            (
-                "limits.idle_timeout_seconds",
-                self.limits.idle_timeout_seconds,
-            ),
-        ] {
-            if !(1..=600).contains(&v) {
-                return Err(bad(key, "must be 1 to 600"));
-            }
-        }
-        let mut names = std::collections::BTreeSet::new();
-        for c in &self.connectors {
-            if !pocket_connectors::name_ok(&c.name) {
-                return Err(bad(
-                    "connectors.name",
-                    "must be 1 to 40 letters, digits, '-' or '_'",
-                ));
-            }
-            if !names.insert(c.name.clone()) {
-                return Err(bad(
-                    "connectors.name",
-                    format!("'{}' is configured twice", c.name),
-                ));
-            }
-            match c.kind.as_str() {
-                "sandbox" => {}
-                "http" => {
-                    let url_ok = c
-                        .url
-                        .as_deref()
-                        .is_some_and(|u| u.starts_with("http://") || u.starts_with("https://"));
-                    if !url_ok {
-                        return Err(bad(
-                            "connectors.url",
-                            "an http connector needs an http(s):// url",
-                        ));
-                    }
-                    if c.plain_http_off_loopback() && !c.insecure {
-                        return Err(bad(
-                            "connectors.url",
-                            format!(
-                                "connector '{}' is not on loopback: it needs an https:// url (or `insecure = true` for a test set-up)",
-                                c.name
-                            ),
-                        ));
-                    }
-                    if c.secret.as_deref().is_none_or(|s| s.len() < 16) {
-                        return Err(bad(
-                            "connectors.secret",
-                            "an http connector needs a secret of at least 16 characters",
-                        ));
-                    }
-                }
-                _ => return Err(bad("connectors.kind", "must be \"sandbox\" or \"http\"")),
-            }
-            for code in &c.currencies {
-                if pocket_core::Currency::parse(code, "currencies").is_err() {
-                    return Err(bad(
-                        "connectors.currencies",
-                        format!("'{code}' is not an ISO 4217 currency"),
-                    ));
-                }
-            }
-        }
-        if let Some(n) = self.limits.max_connections
-            && !(1..=1_000_000).contains(&n)
-        {
-            return Err(bad("limits.max_connections", "must be 1 to 1000000"));
-        }
-        if let Some(n) = self.limits.max_connections_per_ip
-            && !(1..=1_000_000).contains(&n)
-        {
-            return Err(bad("limits.max_connections_per_ip", "must be 1 to 1000000"));
-        }
-        for (code, limit) in &self.limits.customer_daily_spend {
+        for (code, limit) in &l.customer_daily_spend {
             let key = format!("limits.customer_daily_spend.{code}");
             if pocket_core::Currency::parse(code, "currency").is_err() {
                 return Err(bad(&key, format!("'{code}' is not an ISO 4217 currency")));
@@ -652,39 +669,49 @@ impl Config {
                 return Err(bad(&key, "must be a positive amount in minor units"));
             }
         }
-        if !(1..=1_000_000).contains(&self.limits.max_event_streams) {
-            return Err(bad("limits.max_event_streams", "must be 1 to 1000000"));
-        }
+        range(
+            "limits.max_event_streams",
+            l.max_event_streams,
+            1..=1_000_000,
+        )
+    }
+
+    fn check_webhooks(&self) -> Result<(), ConfigError> {
         let w = &self.webhooks;
-        if !(1..=60).contains(&w.timeout_seconds) {
-            return Err(bad("webhooks.timeout_seconds", "must be 1 to 60"));
-        }
-        if !(1..=1024).contains(&w.max_in_flight) {
-            return Err(bad("webhooks.max_in_flight", "must be 1 to 1024"));
-        }
+        range("webhooks.timeout_seconds", w.timeout_seconds, 1..=60)?;
+        range("webhooks.max_in_flight", w.max_in_flight, 1..=1024)?;
         if !(1..=w.max_in_flight).contains(&w.max_in_flight_per_endpoint) {
             return Err(bad(
                 "webhooks.max_in_flight_per_endpoint",
                 "must be 1 to webhooks.max_in_flight",
             ));
         }
-        if w.retry_schedule_seconds.is_empty()
-            || w.retry_schedule_seconds.len() > 20
-            || w.retry_schedule_seconds
-                .iter()
-                .any(|s| !(1..=86_400).contains(s))
+        let schedule = &w.retry_schedule_seconds;
+        if schedule.is_empty()
+            || schedule.len() > 20
+            || schedule.iter().any(|s| !(1..=86_400).contains(s))
         {
             return Err(bad(
                 "webhooks.retry_schedule_seconds",
                 "must list 1 to 20 delays of 1 to 86400 seconds",
             ));
         }
-        if self.server.shutdown_grace_seconds > 300 {
-            return Err(bad("server.shutdown_grace_seconds", "must be at most 300"));
-        }
-        self.policy()
-            .validate()
-            .map_err(|e| ConfigError(format!("invalid configuration: `{e}`")))
+        Ok(())
+    }
+}
+
+/// `key`'s value must lie in `bounds`; the message says which bounds.
+fn range<T>(key: &str, value: T, bounds: std::ops::RangeInclusive<T>) -> Result<(), ConfigError>
+where
+    T: PartialOrd + std::fmt::Display,
+{
+    if bounds.contains(&value) {
+        Ok(())
+    } else {
+        Err(bad(
+            key,
+            format!("must be {} to {}", bounds.start(), bounds.end()),
+        ))
     }
 }
 

@@ -47,6 +47,20 @@ pub async fn seed(store: &Arc<SqlStore>, settings: &Settings) -> Result<(), Stri
         return reissue_merchant_key(store, settings).await;
     }
     let cny = Currency::parse("CNY", "currency").map_err(e)?;
+    seed_merchant(store, settings, cny).await?;
+    for (phone, name, pin) in CUSTOMERS {
+        seed_customer(store, settings, cny, (phone, name, pin)).await?;
+    }
+    Ok(())
+}
+
+/// The demo merchant with its catalog; prints its secret key.
+async fn seed_merchant(
+    store: &Arc<SqlStore>,
+    settings: &Settings,
+    cny: Currency,
+) -> Result<(), String> {
+    let e = |e: pocket_core::Error| format!("seeding demo data failed: {}", e.message);
     let key = issue_secret(&settings.server_key, "sk", None);
     let merchant = fresh(
         store
@@ -79,31 +93,40 @@ pub async fn seed(store: &Arc<SqlStore>, settings: &Settings) -> Result<(), Stri
         merchant.id
     );
     println!("  catalog (CNY): green-tea 12.99, oolong 18.99, mooncake 25.00, tea-set 688.00");
-    for (phone, name, pin) in CUSTOMERS {
-        let pin_hash = hash_pin_now(settings.pin_hashing, &settings.server_key, pin).map_err(e)?;
-        // A session the demo never hands out: sign in with phone and PIN instead.
-        let session = (
-            digest(
-                &settings.server_key,
-                &issue_secret(&settings.server_key, "pst", None),
-            ),
-            0,
-        );
-        let c = fresh(
-            store
-                .signup(phone.into(), name.into(), pin_hash, session, None)
-                .await
-                .map_err(e)?,
-        )?;
+    Ok(())
+}
+
+/// One demo customer, signed up with its PIN and topped up; prints how to sign in.
+async fn seed_customer(
+    store: &Arc<SqlStore>,
+    settings: &Settings,
+    cny: Currency,
+    (phone, name, pin): (&str, &str, &str),
+) -> Result<(), String> {
+    let e = |e: pocket_core::Error| format!("seeding demo data failed: {}", e.message);
+    let pin_hash = hash_pin_now(settings.pin_hashing, &settings.server_key, pin).map_err(e)?;
+    // A session the demo never hands out: sign in with phone and PIN instead.
+    let session = (
+        digest(
+            &settings.server_key,
+            &issue_secret(&settings.server_key, "pst", None),
+        ),
+        0,
+    );
+    let c = fresh(
         store
-            .topup(c.id.clone(), START_BALANCE_MINOR, cny, "operator", None)
+            .signup(phone.into(), name.into(), pin_hash, session, None)
             .await
-            .map_err(e)?;
-        println!(
-            "Demo customer {name} {}: phone {phone}, PIN {pin}, balance 1000.00 CNY",
-            c.id
-        );
-    }
+            .map_err(e)?,
+    )?;
+    store
+        .topup(c.id.clone(), START_BALANCE_MINOR, cny, "operator", None)
+        .await
+        .map_err(e)?;
+    println!(
+        "Demo customer {name} {}: phone {phone}, PIN {pin}, balance 1000.00 CNY",
+        c.id
+    );
     Ok(())
 }
 
@@ -174,11 +197,11 @@ async fn has_demo_catalog(
 
 /// `pocket demo-data`: seeds the data directory without serving.
 pub async fn seed_standalone(config: Config) -> Result<(), String> {
-    let crate::serve::Opened {
+    let crate::open::Opened {
         store,
         settings,
         new_admin_key,
-    } = crate::serve::open(&config)?;
+    } = crate::open::open(&config)?;
     if let Some(key) = new_admin_key {
         println!(
             "Admin key (shown once; also saved in {}): {key}",

@@ -7,6 +7,7 @@ mod config;
 mod connections;
 mod demo;
 mod keys;
+mod open;
 mod sandbox_bank;
 mod serve;
 

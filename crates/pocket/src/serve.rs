@@ -2,14 +2,13 @@
 
 use crate::config::{Config, LogConfig};
 use crate::connections::{self, Capped, Deadlines};
-use crate::{demo, keys};
+use crate::demo;
+use crate::open::{Opened, open};
 use axum_server::Handle;
 use axum_server::tls_rustls::RustlsConfig;
-use pocket_http::{AppState, PinHashing, Settings};
-use pocket_store::SqlStore;
+use pocket_http::{AppState, Settings};
 use pocket_store::clock::{Clock, SystemClock};
 use pocket_webhooks::{Dispatcher, DispatcherConfig};
-use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,101 +24,6 @@ pub fn init_logging(log: &LogConfig) {
     } else {
         builder.try_init()
     };
-}
-
-/// An opened data directory: the store, the HTTP settings, and the admin key when it
-/// was generated just now (to print once).
-pub struct Opened {
-    pub store: Arc<SqlStore>,
-    pub settings: Settings,
-    pub new_admin_key: Option<String>,
-}
-
-/// Opens the database `storage.url` names (PostgreSQL), else the embedded one in the
-/// data directory.
-/// `key_checks`: what a PostgreSQL database must remember of this node's keys (see
-/// [`keys::checks`]); every node of one database must have the same keys.
-pub fn open_store(
-    config: &Config,
-    key_checks: Vec<(&'static str, String)>,
-) -> Result<pocket_store::SqlStore, String> {
-    let storage = &config.storage;
-    match &storage.url {
-        Some(url) => {
-            let mut options = pocket_store::postgres::PostgresOptions::new(url);
-            options.key_checks = key_checks;
-            options.queue_depth = storage.queue_depth;
-            options.read_connections = storage.read_connections;
-            options.write_connections = storage.write_connections;
-            pocket_store::postgres::open(&options, Arc::new(SystemClock))
-                .map(|s| s.with_daily_limits(config.limits.customer_daily_spend.clone()))
-        }
-        None => {
-            let mut options = pocket_store::sqlite::SqliteOptions::in_dir(&config.server.data);
-            options.queue_depth = storage.queue_depth;
-            options.read_connections = storage.read_connections;
-            pocket_store::sqlite::open(&options, Arc::new(SystemClock))
-                .map(|s| s.with_daily_limits(config.limits.customer_daily_spend.clone()))
-        }
-    }
-}
-
-/// Opens the data directory: creates it, the keys and the database.
-pub fn open(config: &Config) -> Result<Opened, String> {
-    let data = &config.server.data;
-    std::fs::create_dir_all(data)
-        .map_err(|e| format!("cannot create data directory {}: {e}", data.display()))?;
-    let (admin_key, admin_key_new) = keys::admin_key(data)?;
-    let server_key = keys::server_key(data)?;
-    let admin_digest: [u8; 32] = Sha256::digest(admin_key.as_bytes()).into();
-    let store: Arc<SqlStore> = Arc::new(open_store(
-        config,
-        keys::checks(&server_key, &admin_digest),
-    )?);
-    let mut settings = Settings::new(admin_digest, server_key);
-    let sec = &config.security;
-    settings.policy = Arc::new(config.policy());
-    settings.sandbox = config.server.sandbox;
-    settings.pin_hashing = PinHashing {
-        memory_kib: sec.pin_hash_memory_kib,
-        iterations: sec.pin_hash_iterations,
-        parallelism: 1,
-    };
-    settings.pin_lock = pocket_core::lockout::LockRule {
-        max_failures: sec.pin_max_failures as u32,
-        lock_ms: sec.pin_lock_seconds * 1000,
-        ..pocket_core::lockout::LockRule::default()
-    };
-    settings.pin_queue_depth = sec.pin_queue_depth;
-    settings.pin_budget_per_ip = pocket_http::pins::Budget {
-        per_minute: sec.pin_per_ip_per_minute,
-        burst: sec.pin_per_ip_burst,
-    };
-    settings.pin_budget_per_phone = pocket_http::pins::Budget {
-        per_minute: sec.pin_per_phone_per_minute,
-        burst: sec.pin_per_phone_burst,
-    };
-    settings.session_ttl_seconds = sec.session_ttl_days * 24 * 3600;
-    settings.allow_private_webhooks = config.webhooks.allow_private;
-    settings.trusted_proxies = config.trusted_proxies().map_err(|e| e.to_string())?;
-    let l = &config.limits;
-    settings.rate_per_ip = pocket_http::limits::Rate {
-        per_second: l.per_ip_per_second,
-        burst: l.per_ip_burst,
-    };
-    settings.rate_per_credential = pocket_http::limits::Rate {
-        per_second: l.per_credential_per_second,
-        burst: l.per_credential_burst,
-    };
-    settings.max_streams = l.max_event_streams;
-    settings.code_failures_per_minute = l.code_failures_per_minute;
-    settings.metrics_public = config.metrics.public;
-    settings.body_read_timeout = Duration::from_secs(l.body_read_timeout_seconds);
-    Ok(Opened {
-        store,
-        settings,
-        new_admin_key: admin_key_new.then_some(admin_key),
-    })
 }
 
 /// The configured connectors; with none configured, `--demo` and `--sandbox` get the
@@ -216,7 +120,6 @@ fn claim_port(addrs: &[SocketAddr]) -> std::io::Result<socket2::Socket> {
 pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
     // One TLS crypto provider for the server and the webhook client.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let addrs = config.listen_addrs().map_err(|e| e.to_string())?;
     let cannot_listen = |e: std::io::Error| {
         format!(
             "cannot listen on {}: {e} (is another server running? try --listen 127.0.0.1:0)",
@@ -226,13 +129,13 @@ pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
     // The port is claimed first: a start that cannot have it leaves nothing behind (no
     // data directory, no keys, no database). It starts listening only once the store is
     // open, so nobody connects to a server that cannot answer yet.
+    let addrs = config.listen_addrs().map_err(|e| e.to_string())?;
     let socket = claim_port(&addrs).map_err(cannot_listen)?;
     let Opened {
         store,
-        settings,
+        mut settings,
         new_admin_key,
     } = open(&config)?;
-    let mut settings = settings;
     if seed_demo {
         demo::seed(&store, &settings).await?;
     }
@@ -240,34 +143,67 @@ pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
     let listener: std::net::TcpListener = socket.into();
     listener.set_nonblocking(true).map_err(cannot_listen)?;
     let local = listener.local_addr().map_err(|e| e.to_string())?;
-    let tls = match &config.server.tls {
-        Some(t) => Some(
-            RustlsConfig::from_pem_file(&t.cert, &t.key)
-                .await
-                .map_err(|e| {
-                    format!(
-                        "invalid configuration: `server.tls`: cannot load {} / {}: {e}",
-                        t.cert.display(),
-                        t.key.display()
-                    )
-                })?,
-        ),
-        None => None,
-    };
+    let tls = load_tls(&config).await?;
+    settings.qr = Arc::new(qr_context(&config, tls.is_some(), local));
+    let settings = Arc::new(settings);
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let listening = format!("{scheme}://{local}");
+    announce(&config, &listening, &settings, new_admin_key.as_deref());
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut state = AppState::new(store.clone(), settings);
+    state.connectors = Arc::new(connectors(&config, seed_demo));
+    let background = start_background(&config, &state, stop_rx)?;
+    let app = pocket_http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let served = serve_http(&config, listener, tls, app).await;
+    served.map_err(|e| format!("server error: {e}"))?;
+    let _ = stop_tx.send(true);
+    for task in background {
+        let _ = task.await;
+    }
+    // Dropping the last handle to the store lets the writer finish its queue and stop.
+    drop(store);
+    println!("Pocket stopped.");
+    Ok(())
+}
+
+/// The certificate and key `server.tls` names, loaded.
+async fn load_tls(config: &Config) -> Result<Option<RustlsConfig>, String> {
+    let Some(t) = &config.server.tls else {
+        return Ok(None);
+    };
+    RustlsConfig::from_pem_file(&t.cert, &t.key)
+        .await
+        .map(Some)
+        .map_err(|e| {
+            format!(
+                "invalid configuration: `server.tls`: cannot load {} / {}: {e}",
+                t.cert.display(),
+                t.key.display()
+            )
+        })
+}
+
+/// Where payment pages live and where the merchant is, for the QR codes.
+fn qr_context(config: &Config, tls: bool, local: SocketAddr) -> pocket_store::QrContext {
+    let scheme = if tls { "https" } else { "http" };
     let base_url = match &config.server.public_url {
         Some(u) => u.trim_end_matches('/').to_string(),
         None => format!("{scheme}://{local}"),
     };
-    settings.qr = Arc::new(pocket_store::QrContext {
+    pocket_store::QrContext {
         base_url,
         place: pocket_core::emv::QrPlace {
             country: config.qr.country.clone(),
             city: config.qr.city.clone(),
         },
-    });
-    let settings = Arc::new(settings);
-    println!("Pocket listening on {scheme}://{local}");
+    }
+}
+
+/// What a starting server prints: where it listens (the line tests and scripts wait
+/// for), its data, and an admin key made just now (shown this once).
+fn announce(config: &Config, listening: &str, settings: &Settings, new_admin_key: Option<&str>) {
+    println!("Pocket listening on {listening}");
     println!("Data directory: {}", config.server.data.display());
     if let Some(key) = new_admin_key {
         println!(
@@ -278,13 +214,20 @@ pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
     if settings.sandbox {
         println!("Sandbox mode: wallets may top themselves up.");
     }
+}
 
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let sweeper = tokio::spawn(pocket_store::sweeper::run(store.clone(), stop_rx.clone()));
+/// The tasks beside the HTTP server: the sweeper (deadlines), the webhook dispatcher,
+/// the bank-operation poller and the idle-client forgetter; each ends on `stop`.
+fn start_background(
+    config: &Config,
+    state: &AppState,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, String> {
+    let store = &state.store;
     let w = &config.webhooks;
     let dispatcher = Dispatcher::new(
         store.clone(),
-        settings.server_key,
+        state.settings.server_key,
         DispatcherConfig {
             timeout_ms: w.timeout_seconds * 1000,
             max_in_flight: w.max_in_flight,
@@ -294,18 +237,27 @@ pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
             ..DispatcherConfig::default()
         },
     )?;
-    let dispatcher = tokio::spawn(dispatcher.run(stop_rx.clone()));
-    let mut state = AppState::new(store.clone(), settings);
-    state.connectors = Arc::new(connectors(&config, seed_demo));
-    let operations = tokio::spawn(pocket_connectors::operations::run(
-        store.clone(),
-        state.connectors.clone(),
-        stop_rx.clone(),
-    ));
-    let forget = tokio::spawn(forget_idle_clients(state.clone(), stop_rx));
-    let app = pocket_http::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    Ok(vec![
+        tokio::spawn(pocket_store::sweeper::run(store.clone(), stop.clone())),
+        tokio::spawn(dispatcher.run(stop.clone())),
+        tokio::spawn(pocket_connectors::operations::run(
+            store.clone(),
+            state.connectors.clone(),
+            stop.clone(),
+        )),
+        tokio::spawn(forget_idle_clients(state.clone(), stop)),
+    ])
+}
 
-    // SIGINT/SIGTERM: stop accepting, let in-flight requests finish (up to the grace).
+/// Serves `app` on `listener` (over TLS when configured) under the connection cap and
+/// deadlines, until SIGINT/SIGTERM: then it stops accepting and lets in-flight requests
+/// finish (up to the grace).
+async fn serve_http(
+    config: &Config,
+    listener: std::net::TcpListener,
+    tls: Option<RustlsConfig>,
+    app: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<axum::Router, SocketAddr>,
+) -> std::io::Result<()> {
     let handle = Handle::new();
     let grace = Duration::from_secs(config.server.shutdown_grace_seconds);
     let on_signal = handle.clone();
@@ -337,7 +289,7 @@ pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
         // idle deadline (`connections::Deadlines`), which closes idle and dead peers.
         builder.http2().timer(hyper_util::rt::TokioTimer::new());
     };
-    let served = match tls {
+    match tls {
         Some(tls) => {
             let mut server = axum_server::from_tcp_rustls(listener, tls)
                 .map(|tls| {
@@ -359,15 +311,5 @@ pub async fn serve(config: Config, seed_demo: bool) -> Result<(), String> {
             http(server.http_builder());
             server.serve(app).await
         }
-    };
-    served.map_err(|e| format!("server error: {e}"))?;
-    let _ = stop_tx.send(true);
-    let _ = sweeper.await;
-    let _ = dispatcher.await;
-    let _ = operations.await;
-    let _ = forget.await;
-    // Dropping the last handle to the store lets the writer finish its queue and stop.
-    drop(store);
-    println!("Pocket stopped.");
-    Ok(())
+    }
 }

@@ -20,6 +20,7 @@ pub mod postgres;
 mod sql;
 pub mod sqlite;
 pub mod sweeper;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod throttle;
 

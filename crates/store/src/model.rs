@@ -631,3 +631,18 @@ pub struct RiskRule {
     #[schema(value_type = String, format = DateTime)]
     pub created_at: i64,
 }
+
+/// A merchant key as read (what the credential cache remembers, see
+/// `engine::credentials`): whose, and until when (`None`: no end).
+#[derive(Clone, Debug)]
+pub(crate) struct KeyGrant {
+    pub auth: MerchantAuth,
+    pub expires_at: Option<i64>,
+}
+
+/// A session as read: whose, and until when.
+#[derive(Clone, Debug)]
+pub(crate) struct SessionGrant {
+    pub customer: Customer,
+    pub expires_at: i64,
+}

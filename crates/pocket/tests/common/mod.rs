@@ -28,7 +28,7 @@ pub struct Server {
 
 /// A database of its own for one test (`POCKET_TEST_ENGINE=postgres`), dropped with
 /// the last server using it.
-pub type TestDatabase = pocket_store::postgres::ScratchDatabase;
+pub type TestDatabase = pocket_store::testing::ScratchDatabase;
 
 /// How to start a server beyond the defaults.
 #[derive(Clone, Default)]

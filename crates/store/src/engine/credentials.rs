@@ -16,7 +16,7 @@
 //! before their next request, which nothing guarantees.) Nor remember refusals: a key
 //! or session created a moment ago must work at once.
 
-use crate::model::{Customer, MerchantAuth};
+use crate::model::{Customer, KeyGrant, MerchantAuth, SessionGrant};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,20 +24,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 /// Most keys and most sessions remembered; past that the map starts over (a bound,
 /// not an eviction policy: a million active sessions re-read once each).
 pub const MAX_REMEMBERED: usize = 100_000;
-
-/// A merchant key as read: whose, and until when (`None`: no end).
-#[derive(Clone, Debug)]
-pub(crate) struct KeyGrant {
-    pub auth: MerchantAuth,
-    pub expires_at: Option<i64>,
-}
-
-/// A session as read: whose, and until when.
-#[derive(Clone, Debug)]
-pub(crate) struct SessionGrant {
-    pub customer: Customer,
-    pub expires_at: i64,
-}
 
 /// What is remembered of one kind of credential: who holds it, and until when.
 pub(crate) trait Grant: Clone + Sized {

@@ -11,7 +11,7 @@ mod readers;
 mod store;
 pub(crate) mod writer;
 
-pub(crate) use credentials::{Credentials, KeyGrant, SessionGrant};
+pub(crate) use credentials::Credentials;
 pub(crate) use readers::Readers;
 pub use store::SqlStore;
 pub use writer::MAX_BATCH;

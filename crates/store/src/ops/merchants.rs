@@ -1,8 +1,8 @@
 //! Merchants and their secret keys (stored as digests only).
 
 use super::{Db, cursor_seq};
-use crate::engine::KeyGrant;
 use crate::ids::new_id;
+use crate::model::KeyGrant;
 use crate::model::{Merchant, MerchantAuth, Page, PageRequest};
 use crate::sql::{Conn, Optional, params};
 use pocket_core::Error;

@@ -2,8 +2,8 @@
 
 use super::Outcome;
 use super::{Db, ledger, resolve_customer};
-use crate::engine::SessionGrant;
 use crate::ids::new_id;
+use crate::model::SessionGrant;
 use crate::model::{Customer, PinState, Topup};
 use crate::sql::{Conn, Optional, params};
 use pocket_core::ledger::{AccountKind, Transfer, TransferKind};

@@ -349,59 +349,6 @@ pub fn verify(url: &str) -> Result<Verification, String> {
     .map_err(|_| "verifying panicked".to_string())?
 }
 
-/// A database created for one run (a test, a benchmark) and dropped afterwards, with
-/// every connection still open to it.
-pub struct ScratchDatabase {
-    pub name: String,
-    pub url: String,
-    base_url: String,
-}
-
-impl ScratchDatabase {
-    /// Creates `pocket_scratch_<random>` on the server `base_url` points at
-    /// (`postgres://user@host:port`, no database).
-    pub fn create(base_url: &str) -> Result<ScratchDatabase, String> {
-        let name = format!(
-            "pocket_scratch_{}_{:08x}",
-            std::process::id(),
-            rand::random::<u32>()
-        );
-        admin(base_url, &format!("CREATE DATABASE {name}"))?;
-        Ok(ScratchDatabase {
-            url: format!("{}/{name}", base_url.trim_end_matches('/')),
-            name,
-            base_url: base_url.to_owned(),
-        })
-    }
-}
-
-impl Drop for ScratchDatabase {
-    fn drop(&mut self) {
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        if let Err(e) = admin(&self.base_url, &sql) {
-            tracing::warn!(error = %e, database = %self.name, "cannot drop a scratch database");
-        }
-    }
-}
-
-/// Runs one statement on the server's `postgres` database (on a plain thread).
-fn admin(base_url: &str, sql: &str) -> Result<(), String> {
-    let (url, sql) = (
-        format!("{}/postgres", base_url.trim_end_matches('/')),
-        sql.to_owned(),
-    );
-    std::thread::spawn(move || {
-        let mut client = config(&url)?
-            .connect(postgres::NoTls)
-            .map_err(|e| format!("cannot connect to PostgreSQL: {e}"))?;
-        client
-            .batch_execute(&sql)
-            .map_err(|e| format!("{sql}: {e}"))
-    })
-    .join()
-    .map_err(|_| "a database statement panicked".to_string())?
-}
-
 /// Announces every node's committed events: waits for `pocket_events`, then reads
 /// what it has not announced. A lost connection is opened again (with backoff), and
 /// what committed meanwhile is announced then.
