@@ -38,6 +38,46 @@ const ASSETS: &[(&str, &str, &str)] = &[
         include_str!("../web/wallet.js"),
     ),
     (
+        "wallet-state.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/wallet-state.js"),
+    ),
+    (
+        "wallet-keys.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/wallet-keys.js"),
+    ),
+    (
+        "wallet-pinpad.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/wallet-pinpad.js"),
+    ),
+    (
+        "wallet-sheet.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/wallet-sheet.js"),
+    ),
+    (
+        "wallet-history.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/wallet-history.js"),
+    ),
+    (
+        "wallet-pay.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/wallet-pay.js"),
+    ),
+    (
+        "wallet-cards.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/wallet-cards.js"),
+    ),
+    (
+        "wallet-me.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/wallet-me.js"),
+    ),
+    (
         "paycode.js",
         "text/javascript; charset=utf-8",
         include_str!("../web/paycode.js"),

@@ -1,7 +1,7 @@
 // The operator console: merchants (create, list, roll keys), customers by phone,
 // top-ups, the ledger audit, and a live view read from /metrics.
 import { t, translate, switchLanguage } from "./i18n.js";
-import { api, ApiError, PageError, money, when, el, showError, newKey, toMinor, labelTables } from "./common.js";
+import { api, ApiError, PageError, money, when, el, showError, newKey, toMinor, labelTables, fillCurrencies } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 let key = sessionStorage.getItem("pocket.admin");
@@ -261,6 +261,7 @@ async function signIn(ev) {
 }
 
 function start() {
+  fillCurrencies();
   $("auth").classList.add("hidden");
   $("app").classList.remove("hidden");
   $("signout").classList.remove("hidden");

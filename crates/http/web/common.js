@@ -68,6 +68,17 @@ async function request(method, path, credential, body, idempotencyKey) {
   return json;
 }
 
+/** The currencies the apps offer wherever one is picked (the first is the default):
+ *  the one list, filled into every `<select data-currencies>` by `fillCurrencies`. */
+export const CURRENCIES = ["CNY", "USD", "JPY", "KWD"];
+
+/** Fills every empty `<select data-currencies>` with `CURRENCIES`. */
+export function fillCurrencies(root = document) {
+  for (const select of root.querySelectorAll("select[data-currencies]")) {
+    if (select.options.length === 0) for (const c of CURRENCIES) select.append(el("option", {}, c));
+  }
+}
+
 /** The ISO 4217 exponent of a currency, from Intl (CNY 2, JPY 0, KWD 3). */
 export function exponent(currency) {
   try {

@@ -5,7 +5,7 @@
 import { t, translate, switchLanguage, locale } from "./i18n.js";
 import {
   api, apiInBackground, ApiError, PageError, money, when, el, statusBadge, showError, newKey, tickCountdowns, toMinor, toMajor,
-  itemsLine, labelTables,
+  itemsLine, labelTables, fillCurrencies,
 } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
@@ -804,6 +804,7 @@ async function refreshEvents() {
 // ---- start -----------------------------------------------------------------------------------
 
 async function start() {
+  fillCurrencies();
   await loadAccount();
   $("auth").classList.add("hidden");
   $("app").classList.remove("hidden");

@@ -1,7 +1,8 @@
 // The wallet's offline shell: the page and its assets are kept so the app opens without
 // a network and says so. API answers are never cached (balances and payments must be live).
-const SHELL = "pocket-shell-v2";
+const SHELL = "pocket-shell-v3";
 const FILES = ["/", "/assets/app.css", "/assets/common.js", "/assets/i18n.js", "/assets/wallet.js",
+  "/assets/wallet-state.js", "/assets/wallet-keys.js", "/assets/wallet-pinpad.js", "/assets/wallet-sheet.js", "/assets/wallet-history.js", "/assets/wallet-pay.js", "/assets/wallet-cards.js", "/assets/wallet-me.js",
   "/assets/paycode.js", "/assets/qrcode.mjs", "/assets/jsbarcode.code128.min.js",
   "/assets/icon.svg", "/assets/wallet.webmanifest"];
 
