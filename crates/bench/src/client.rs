@@ -23,6 +23,17 @@ pub struct Client {
     base: String,
 }
 
+/// A POST the load generator makes: its name in the report, where, as whom, what, and
+/// the statuses that count as the expected answer.
+pub struct Post<'a> {
+    pub name: &'static str,
+    pub path: &'a str,
+    pub credential: &'a str,
+    pub body: Option<&'a Value>,
+    pub idem: Option<&'a str>,
+    pub expected: &'a [u16],
+}
+
 impl Client {
     pub fn new(base: &str, clients: usize) -> Result<Client, String> {
         let http = reqwest::Client::builder()
@@ -100,17 +111,15 @@ impl Client {
     /// `expected`, and records anything else as an error by code (unexpected ones fail
     /// the run). Only the fields needed are parsed: the load generator must stay cheap,
     /// it shares the machine with the server.
-    #[allow(clippy::too_many_arguments)]
-    pub async fn call(
-        &self,
-        rec: &mut Recorder,
-        name: &'static str,
-        path: &str,
-        credential: &str,
-        body: Option<&Value>,
-        idem: Option<&str>,
-        expected: &[u16],
-    ) -> Option<Answer> {
+    pub async fn call(&self, rec: &mut Recorder, post: Post<'_>) -> Option<Answer> {
+        let Post {
+            name,
+            path,
+            credential,
+            body,
+            idem,
+            expected,
+        } = post;
         let started = Instant::now();
         let result = self
             .send(reqwest::Method::POST, path, credential, body, idem)

@@ -8,6 +8,9 @@
 //! - [`server`]: spawning a server and sampling its memory.
 //! - [`process`]: CPU and writes of the server and of this generator, from `/proc`.
 //! - [`report`]: aggregation and printing (text or JSON).
+//!
+//! Architecture invariant: it speaks only the public HTTP contract (no store, no
+//! server internals), so what it measures is what a merchant's client would see.
 
 pub mod client;
 pub mod delay;
@@ -16,7 +19,7 @@ pub mod process;
 pub mod report;
 pub mod server;
 
-use client::Client;
+use client::{Client, Post};
 use mix::{Mix, Op};
 use report::{Recorder, Report};
 use serde_json::json;
@@ -65,22 +68,7 @@ struct Customer {
 
 /// Runs the benchmark; `Err` when setup fails or answers were not what the mix expects.
 pub async fn run(opts: Options) -> Result<Report, String> {
-    let database = match (&opts.database, opts.db_delay) {
-        (Some(url), Some(delay)) => {
-            let (_, upstream) = delay::redirect(url, "")?;
-            let addr = delay::start(upstream, delay).await?;
-            Some(delay::redirect(url, &addr)?.0)
-        }
-        (url, _) => url.clone(),
-    };
-    let spawned = match opts.urls.is_empty() {
-        true => server::Spawned::start(&opts.exe, database.as_deref(), opts.nodes.max(1)).await?,
-        false => Vec::new(),
-    };
-    let urls: Vec<String> = match opts.urls.is_empty() {
-        true => spawned.iter().map(|s| s.url.clone()).collect(),
-        false => opts.urls.clone(),
-    };
+    let (spawned, urls) = servers(&opts).await?;
     let admin = opts
         .admin_key
         .clone()
@@ -96,98 +84,34 @@ pub async fn run(opts: Options) -> Result<Report, String> {
     let client = nodes.first().cloned().ok_or("no url")?;
 
     // Setup: merchants with a catalog, one rich and one broke customer per client.
-    let mut merchants = Vec::new();
-    for i in 0..opts.merchants.max(1) {
-        let m = client
-            .post_json(
-                "/v1/admin/merchants",
-                &admin,
-                json!({"name": format!("Bench shop {i}")}),
-            )
-            .await?;
-        let sk = m["secret_key"].as_str().ok_or("no secret key")?.to_string();
-        for (sku, name, price) in PRODUCTS {
-            client
-                .post_json(
-                    "/v1/products",
-                    &sk,
-                    json!({"sku": sku, "name": name, "unit_amount": price, "currency": "CNY"}),
-                )
-                .await?;
-        }
-        merchants.push(sk);
-    }
-    let run_tag: u32 = rand::random::<u32>() % 1_000_000;
-    let mut rich = Vec::new();
-    let mut broke = Vec::new();
-    for i in 0..opts.clients {
-        for (list, balance) in [(&mut rich, START_BALANCE), (&mut broke, 0)] {
-            let phone = format!(
-                "+86{:03}{:06}{:02}",
-                100 + list.len() % 800,
-                run_tag,
-                (i * 2 + (balance == 0) as usize) % 100
-            );
-            let r = client
-                .post_json(
-                    "/v1/wallet/signup",
-                    "",
-                    json!({"phone": phone, "name": "Bench", "pin": PIN}),
-                )
-                .await?;
-            let id = r["customer"]["id"]
-                .as_str()
-                .ok_or("no customer")?
-                .to_string();
-            if balance > 0 {
-                client
-                    .post_json(
-                        "/v1/admin/topups",
-                        &admin,
-                        json!({"customer": id, "amount": balance, "currency": "CNY"}),
-                    )
-                    .await?;
-            }
-            list.push(Customer {
-                id,
-                token: r["token"].as_str().ok_or("no token")?.to_string(),
-            });
-        }
-    }
+    let merchants = make_merchants(&client, &admin, opts.merchants.max(1)).await?;
+    let (rich, broke) = make_customers(&client, &admin, opts.clients).await?;
 
     // The run.
     let memory = pid.map(server::MemorySampler::start);
-    let server_pids: Vec<u32> = match spawned.is_empty() {
+    let meter = process::Meter::start(match spawned.is_empty() {
         true => pid.into_iter().collect(),
         false => spawned.iter().map(|s| s.pid).collect(),
-    };
-    let meter = process::Meter::start(server_pids);
+    });
     let trips_before = round_trips(&nodes, &admin).await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let iterations = Arc::new(AtomicU64::new(0));
-    let requests = Arc::new(AtomicU64::new(0));
-    let progress =
-        report::Progress::start(opts.progress, opts.duration, opts.count, requests.clone());
+    let counters = Counters::default();
+    let progress = report::Progress::start(
+        opts.progress,
+        opts.duration,
+        opts.count,
+        counters.requests.clone(),
+    );
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for (i, (me, poor)) in rich.into_iter().zip(broke).enumerate() {
-        let ctx = Worker {
-            client: nodes[i % nodes.len()].clone(),
-            sk: merchants[i % merchants.len()].clone(),
-            me,
-            poor,
-            mix: opts.mix.clone(),
-            stop: stop.clone(),
-            iterations: iterations.clone(),
-            requests: requests.clone(),
-            count: opts.count,
-            seed: i as u64,
-        };
-        tasks.push(tokio::spawn(ctx.run()));
-    }
+    let tasks = spawn_workers(
+        &opts,
+        &nodes,
+        &merchants,
+        rich.into_iter().zip(broke),
+        &counters,
+    );
     if opts.count.is_none() {
         tokio::time::sleep(opts.duration).await;
-        stop.store(true, Ordering::SeqCst);
+        counters.stop.store(true, Ordering::SeqCst);
     }
     let mut recorder = Recorder::default();
     for t in tasks {
@@ -212,6 +136,140 @@ pub async fn run(opts: Options) -> Result<Report, String> {
         s.stop();
     }
     Ok(report)
+}
+
+/// What every client shares: the stop flag and the running counts.
+#[derive(Clone, Default)]
+struct Counters {
+    stop: Arc<AtomicBool>,
+    iterations: Arc<AtomicU64>,
+    requests: Arc<AtomicU64>,
+}
+
+/// One client per (rich, broke) pair of customers, client i on node i mod n and
+/// merchant i mod m.
+fn spawn_workers(
+    opts: &Options,
+    nodes: &[Client],
+    merchants: &[String],
+    pairs: impl Iterator<Item = (Customer, Customer)>,
+    counters: &Counters,
+) -> Vec<tokio::task::JoinHandle<Recorder>> {
+    pairs
+        .enumerate()
+        .map(|(i, (me, poor))| {
+            let worker = Worker {
+                client: nodes[i % nodes.len()].clone(),
+                sk: merchants[i % merchants.len()].clone(),
+                me,
+                poor,
+                mix: opts.mix.clone(),
+                stop: counters.stop.clone(),
+                iterations: counters.iterations.clone(),
+                requests: counters.requests.clone(),
+                count: opts.count,
+                seed: i as u64,
+            };
+            tokio::spawn(worker.run())
+        })
+        .collect()
+}
+
+/// The servers to load: the `--url`s given, or nodes spawned here (then also returned,
+/// to stop them afterwards).
+async fn servers(opts: &Options) -> Result<(Vec<server::Spawned>, Vec<String>), String> {
+    if !opts.urls.is_empty() {
+        return Ok((Vec::new(), opts.urls.clone()));
+    }
+    let database = database_url(opts).await?;
+    let spawned = server::Spawned::start(&opts.exe, database.as_deref(), opts.nodes.max(1)).await?;
+    let urls = spawned.iter().map(|s| s.url.clone()).collect();
+    Ok((spawned, urls))
+}
+
+/// The database the spawned nodes use: `--database`, behind the delaying proxy when
+/// `--db-delay-ms` asks for one.
+async fn database_url(opts: &Options) -> Result<Option<String>, String> {
+    Ok(match (&opts.database, opts.db_delay) {
+        (Some(url), Some(delay)) => {
+            let (_, upstream) = delay::redirect(url, "")?;
+            let addr = delay::start(upstream, delay).await?;
+            Some(delay::redirect(url, &addr)?.0)
+        }
+        (url, _) => url.clone(),
+    })
+}
+
+/// `count` merchants, each with the bench catalog: their secret keys.
+async fn make_merchants(client: &Client, admin: &str, count: usize) -> Result<Vec<String>, String> {
+    let mut merchants = Vec::new();
+    for i in 0..count {
+        let m = client
+            .post_json(
+                "/v1/admin/merchants",
+                admin,
+                json!({"name": format!("Bench shop {i}")}),
+            )
+            .await?;
+        let sk = m["secret_key"].as_str().ok_or("no secret key")?.to_string();
+        for (sku, name, price) in PRODUCTS {
+            client
+                .post_json(
+                    "/v1/products",
+                    &sk,
+                    json!({"sku": sku, "name": name, "unit_amount": price, "currency": "CNY"}),
+                )
+                .await?;
+        }
+        merchants.push(sk);
+    }
+    Ok(merchants)
+}
+
+/// One customer with [`START_BALANCE`] and one with nothing per client.
+async fn make_customers(
+    client: &Client,
+    admin: &str,
+    clients: usize,
+) -> Result<(Vec<Customer>, Vec<Customer>), String> {
+    let run_tag: u32 = rand::random::<u32>() % 1_000_000;
+    let mut rich = Vec::new();
+    let mut broke = Vec::new();
+    for i in 0..clients {
+        for (list, balance) in [(&mut rich, START_BALANCE), (&mut broke, 0)] {
+            let phone = format!(
+                "+86{:03}{:06}{:02}",
+                100 + list.len() % 800,
+                run_tag,
+                (i * 2 + (balance == 0) as usize) % 100
+            );
+            let r = client
+                .post_json(
+                    "/v1/wallet/signup",
+                    "",
+                    json!({"phone": phone, "name": "Bench", "pin": PIN}),
+                )
+                .await?;
+            let id = r["customer"]["id"]
+                .as_str()
+                .ok_or("no customer")?
+                .to_string();
+            if balance > 0 {
+                client
+                    .post_json(
+                        "/v1/admin/topups",
+                        admin,
+                        json!({"customer": id, "amount": balance, "currency": "CNY"}),
+                    )
+                    .await?;
+            }
+            list.push(Customer {
+                id,
+                token: r["token"].as_str().ok_or("no token")?.to_string(),
+            });
+        }
+    }
+    Ok((rich, broke))
 }
 
 /// The nodes' `pocket_postgres_round_trips_total`, summed (0 on SQLite).
@@ -266,8 +324,9 @@ impl Worker {
         rec
     }
 
-    async fn iteration(&self, op: Op, n: u64, rng: &mut mix::Rng, rec: &mut Recorder) {
-        let c = &self.client;
+    /// The customer an operation pays from, and the payment it creates for them: a
+    /// 1–2 line cart (one of ten lines above the PIN tier for `Op::Pin`).
+    fn payment_for(&self, op: Op, rng: &mut mix::Rng) -> (&Customer, serde_json::Value) {
         let lines = if rng.below(2) == 0 {
             json!([{"sku": "tea", "quantity": 1 + rng.below(3)}])
         } else {
@@ -286,16 +345,24 @@ impl Worker {
         if let (Some(o), Some(e)) = (body.as_object_mut(), extra.as_object()) {
             o.extend(e.clone());
         }
+        (customer, body)
+    }
+
+    async fn iteration(&self, op: Op, n: u64, rng: &mut mix::Rng, rec: &mut Recorder) {
+        let c = &self.client;
+        let (customer, body) = self.payment_for(op, rng);
         let idem = (op == Op::Retry).then(|| format!("bench-{}-{n}", self.seed));
         let Some(p) = c
             .call(
                 rec,
-                "POST /v1/payments",
-                "/v1/payments",
-                &self.sk,
-                Some(&body),
-                idem.as_deref(),
-                &[201],
+                Post {
+                    name: "POST /v1/payments",
+                    path: "/v1/payments",
+                    credential: &self.sk,
+                    body: Some(&body),
+                    idem: idem.as_deref(),
+                    expected: &[201],
+                },
             )
             .await
         else {
@@ -306,86 +373,82 @@ impl Worker {
             // The same request again: replayed, nothing done twice.
             c.call(
                 rec,
-                "POST /v1/payments (retry)",
-                "/v1/payments",
-                &self.sk,
-                Some(&body),
-                idem.as_deref(),
-                &[201],
+                Post {
+                    name: "POST /v1/payments (retry)",
+                    path: "/v1/payments",
+                    credential: &self.sk,
+                    body: Some(&body),
+                    idem: idem.as_deref(),
+                    expected: &[201],
+                },
             )
             .await;
         }
+        self.answer(op, &id, customer, rec).await;
+    }
+
+    /// What the wallet does with the payment `id` made for `op`.
+    async fn answer(&self, op: Op, id: &str, customer: &Customer, rec: &mut Recorder) {
         let confirm = format!("/v1/wallet/payments/{id}/confirm");
-        match op {
-            Op::Expire => rec.count_expiry(),
+        let (label, body, status) = match op {
+            Op::Expire => return rec.count_expiry(),
             Op::Decline => {
-                c.call(
-                    rec,
-                    "POST /decline",
-                    &format!("/v1/wallet/payments/{id}/decline"),
-                    &customer.token,
-                    Some(&json!({})),
-                    None,
-                    &[200],
-                )
-                .await;
+                let decline = format!("/v1/wallet/payments/{id}/decline");
+                self.wallet_call(rec, "POST /decline", &decline, customer, json!({}), 200)
+                    .await;
+                return;
             }
-            Op::Insufficient => {
-                c.call(
-                    rec,
-                    "POST /confirm (402)",
-                    &confirm,
-                    &customer.token,
-                    Some(&json!({})),
-                    None,
-                    &[402],
-                )
-                .await;
-            }
-            Op::Pin => {
-                if c.call(
-                    rec,
-                    "POST /confirm (pin)",
-                    &confirm,
-                    &customer.token,
-                    Some(&json!({"pin": PIN})),
-                    None,
-                    &[200],
-                )
-                .await
-                .is_some()
-                {
-                    rec.count_payment();
-                }
-            }
-            Op::Pay | Op::Retry | Op::Refund => {
-                if c.call(
-                    rec,
-                    "POST /confirm",
-                    &confirm,
-                    &customer.token,
-                    Some(&json!({})),
-                    None,
-                    &[200],
-                )
-                .await
-                .is_some()
-                {
-                    rec.count_payment();
-                    if op == Op::Refund {
-                        c.call(
-                            rec,
-                            "POST /refunds",
-                            &format!("/v1/payments/{id}/refunds"),
-                            &self.sk,
-                            Some(&json!({"amount": 100})),
-                            None,
-                            &[201],
-                        )
-                        .await;
-                    }
-                }
-            }
+            Op::Insufficient => ("POST /confirm (402)", json!({}), 402),
+            Op::Pin => ("POST /confirm (pin)", json!({"pin": PIN}), 200),
+            Op::Pay | Op::Retry | Op::Refund => ("POST /confirm", json!({}), 200),
+        };
+        let paid = self
+            .wallet_call(rec, label, &confirm, customer, body, status)
+            .await;
+        if !paid || status != 200 {
+            return;
         }
+        rec.count_payment();
+        if op == Op::Refund {
+            self.client
+                .call(
+                    rec,
+                    Post {
+                        name: "POST /refunds",
+                        path: &format!("/v1/payments/{id}/refunds"),
+                        credential: &self.sk,
+                        body: Some(&json!({"amount": 100})),
+                        idem: None,
+                        expected: &[201],
+                    },
+                )
+                .await;
+        }
+    }
+
+    /// A wallet's `POST` expecting `status`: whether it got it.
+    async fn wallet_call(
+        &self,
+        rec: &mut Recorder,
+        label: &'static str,
+        path: &str,
+        customer: &Customer,
+        body: serde_json::Value,
+        status: u16,
+    ) -> bool {
+        self.client
+            .call(
+                rec,
+                Post {
+                    name: label,
+                    path,
+                    credential: &customer.token,
+                    body: Some(&body),
+                    idem: None,
+                    expected: &[status],
+                },
+            )
+            .await
+            .is_some()
     }
 }

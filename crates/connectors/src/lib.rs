@@ -16,6 +16,9 @@
 //!
 //! Must not: store a card number or CVC, log one, or decide money rules (the ledger's
 //! two-phase transfers are in `pocket_core::ledger::pending`).
+//!
+//! Architecture invariant: a connector's answer is believed only as far as its
+//! signature covers it and `operations::judge` finds it about the operation asked.
 
 pub mod http;
 pub mod operations;

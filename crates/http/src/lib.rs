@@ -2,11 +2,14 @@
 //!
 //! A request flows: [`router`] → layers (body limit, sandbox header, tracing) →
 //! an auth extractor ([`auth`]) → the strict body/query extractors ([`extract`]) →
-//! a handler in [`routes`] that validates and calls one [`pocket_store::Store`]
+//! a handler in [`routes`] that validates and calls one [`pocket_store::SqlStore`]
 //! method → the answer, or an [`error::ApiError`] in the contract's shape.
 //!
 //! This crate must not touch SQL or decide money rules; it translates HTTP to store
 //! calls and back. The OpenAPI document is generated from the handlers' annotations.
+//!
+//! Architecture invariant, checked (`routes::architecture`): no SQL here, and route
+//! modules import no other route module.
 
 pub mod auth;
 pub mod codes;
@@ -195,9 +198,32 @@ impl Modify for CommonErrors {
 /// The API's routes and the OpenAPI document describing them.
 fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let router = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(operator_routes())
+        .merge(merchant_routes())
+        .merge(wallet_routes())
+        .merge(service_routes());
+    let (router, mut doc) = router.split_for_parts();
+    // After the routes are in: it looks at every operation.
+    CommonErrors.modify(&mut doc);
+    (router, doc)
+}
+
+/// The operator's routes (the admin key): merchants, customers, top-ups, the ledger, rules.
+fn operator_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .routes(routes!(admin::create_merchant, admin::list_merchants))
         .routes(routes!(admin::find_customers))
         .routes(routes!(admin::roll_key))
+        .routes(routes!(admin::create_topup))
+        .routes(routes!(admin::ledger))
+        .routes(routes!(admin::reconciliation))
+        .routes(routes!(rules::create, rules::list))
+        .routes(routes!(rules::delete))
+}
+
+/// A merchant's routes (secret, restricted and staff keys): payments, catalog, balance, payouts, webhooks, staff.
+fn merchant_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .routes(routes!(merchant::roll_own_key))
         .routes(routes!(staff::create_key, staff::list_keys))
         .routes(routes!(staff::revoke_key))
@@ -205,40 +231,9 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(staff::remove_staff))
         .routes(routes!(staff::sign_in))
         .routes(routes!(staff::account))
-        .routes(routes!(admin::create_topup))
-        .routes(routes!(admin::ledger))
-        .routes(routes!(admin::reconciliation))
-        .routes(routes!(rules::create, rules::list))
-        .routes(routes!(rules::delete))
-        .routes(routes!(public::settings))
-        .routes(routes!(public::payment_preview))
-        .routes(routes!(wallet::signup))
-        .routes(routes!(wallet::sign_in))
-        .routes(routes!(wallet::sign_out))
-        .routes(routes!(wallet::me))
-        .routes(routes!(pin::change_pin))
-        .routes(routes!(pin::redeem_reset))
-        .routes(routes!(pin::issue_reset))
-        .routes(routes!(wallet::list_payments))
-        .routes(routes!(wallet::get_payment))
-        .routes(routes!(wallet::confirm))
-        .routes(routes!(wallet::decline))
-        .routes(routes!(bank::topup, bank::list_topups))
-        .routes(routes!(bank::get_topup))
-        .routes(routes!(bank::withdraw, bank::list_withdrawals))
-        .routes(routes!(bank::get_withdrawal))
-        .routes(routes!(bank::notification))
         .routes(routes!(payouts::create_account, payouts::list_accounts))
         .routes(routes!(payouts::create_payout, payouts::list_payouts))
         .routes(routes!(payouts::get_payout))
-        .routes(routes!(wallet::transactions))
-        .routes(routes!(activity::activity))
-        .routes(routes!(devices::register, devices::list))
-        .routes(routes!(devices::revoke))
-        .routes(routes!(cards::bind, cards::list))
-        .routes(routes!(cards::unbind))
-        .routes(routes!(stream::create_ticket))
-        .routes(routes!(stream::wallet_events))
         .routes(routes!(webhooks::create, webhooks::list))
         .routes(routes!(webhooks::delete))
         .routes(routes!(webhooks::deliveries))
@@ -257,12 +252,44 @@ fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(payments::capture))
         .routes(routes!(payments::refund))
         .routes(routes!(qr::qr))
+}
+
+/// The wallet's routes (session tokens), the public ones it uses before sign-in, and the connectors' notifications.
+fn wallet_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(public::settings))
+        .routes(routes!(public::payment_preview))
+        .routes(routes!(wallet::signup))
+        .routes(routes!(wallet::sign_in))
+        .routes(routes!(wallet::sign_out))
+        .routes(routes!(wallet::me))
+        .routes(routes!(pin::change_pin))
+        .routes(routes!(pin::redeem_reset))
+        .routes(routes!(pin::issue_reset))
+        .routes(routes!(wallet::list_payments))
+        .routes(routes!(wallet::get_payment))
+        .routes(routes!(wallet::confirm))
+        .routes(routes!(wallet::decline))
+        .routes(routes!(bank::topup, bank::list_topups))
+        .routes(routes!(bank::get_topup))
+        .routes(routes!(bank::withdraw, bank::list_withdrawals))
+        .routes(routes!(bank::get_withdrawal))
+        .routes(routes!(bank::notification))
+        .routes(routes!(wallet::transactions))
+        .routes(routes!(activity::activity))
+        .routes(routes!(devices::register, devices::list))
+        .routes(routes!(devices::revoke))
+        .routes(routes!(cards::bind, cards::list))
+        .routes(routes!(cards::unbind))
+        .routes(routes!(stream::create_ticket))
+        .routes(routes!(stream::wallet_events))
+}
+
+/// Health and metrics.
+fn service_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
         .routes(routes!(service::healthz))
-        .routes(routes!(metrics::metrics));
-    let (router, mut doc) = router.split_for_parts();
-    // After the routes are in: it looks at every operation.
-    CommonErrors.modify(&mut doc);
-    (router, doc)
+        .routes(routes!(metrics::metrics))
 }
 
 /// The OpenAPI 3.1 document as JSON.

@@ -1,6 +1,9 @@
 //! `pocket`: the one binary. `pocket serve` runs the server on its embedded
 //! database; `pocket demo-data` seeds a merchant, a catalog and two customers;
 //! `pocket openapi` prints the API document.
+//!
+//! Architecture invariant: a thin shell — one value and one `run` per subcommand
+//! (`commands`); what a command does lives in the library crates.
 
 mod commands;
 mod config;

@@ -1,15 +1,17 @@
-//! Pocket's durable state behind one narrow interface, [`SqlStore`].
-//!
-//! The HTTP layer only ever talks to `SqlStore`. [`SqlStore`] implements it once, over
-//! either engine: SQLite embedded ([`sqlite::open`], the default) or PostgreSQL
-//! ([`postgres::open`], for several nodes). The SQL of every operation is written once
-//! (`ops`), against one small connection surface (`sql`).
+//! Pocket's durable state behind one concrete handle, [`SqlStore`], over either engine:
+//! SQLite embedded ([`sqlite::open`], the default) or PostgreSQL ([`postgres::open`],
+//! for several nodes). Its methods are grouped by area (`engine/store/`); the SQL of
+//! every operation is written once (`ops`), against one small connection surface
+//! (`sql`).
 //! Every write method runs in one database transaction that also writes the ledger
 //! transfers and the events the change causes, and (when given an [`model::Idem`]) the
 //! idempotency record of the response.
 //!
 //! What this crate must not do: decide money rules itself (they come from
 //! `pocket-core`), know about HTTP, or keep secrets in clear (it sees only digests).
+//!
+//! Architecture invariant, checked (`architecture` below): this crate depends on no
+//! HTTP crate, and its test support is not in the shipped library.
 
 pub mod clock;
 mod engine;
@@ -125,4 +127,35 @@ pub struct PinRehash {
 pub struct KeyDigest {
     pub digest: String,
     pub prefix: String,
+}
+
+#[cfg(test)]
+mod architecture {
+    /// The store knows nothing of HTTP: none of the HTTP crates is a dependency.
+    #[test]
+    fn the_store_depends_on_no_http_crate() {
+        let manifest = include_str!("../Cargo.toml");
+        let dependencies = manifest
+            .split("[dependencies]")
+            .nth(1)
+            .and_then(|rest| rest.split("\n[").next())
+            .unwrap_or("");
+        for http in ["axum", "hyper", "reqwest", "tower", "pocket-http"] {
+            assert!(
+                !dependencies
+                    .lines()
+                    .any(|l| l.trim_start().starts_with(http)),
+                "pocket-store depends on {http}"
+            );
+        }
+    }
+
+    /// Test support is behind the `testing` feature, off in the shipped library.
+    #[test]
+    fn test_support_is_behind_a_feature() {
+        let lib = include_str!("lib.rs");
+        assert!(lib.contains("#[cfg(any(test, feature = \"testing\"))]\npub mod testing;"));
+        let manifest = include_str!("../Cargo.toml");
+        assert!(!manifest.contains("default = [\"testing\"]"));
+    }
 }

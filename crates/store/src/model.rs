@@ -369,7 +369,7 @@ pub fn fingerprints_match(stored: &str, given: &str) -> bool {
     stored == given || stored == LEGACY_FINGERPRINT
 }
 
-/// A replay of a PIN request, judged against its record (`Store::judge_pin_replay`).
+/// A replay of a PIN request, judged against its record (`SqlStore::judge_pin_replay`).
 #[derive(Debug)]
 pub enum ReplayJudged {
     /// No record: a fresh request.

@@ -9,6 +9,9 @@
 //!
 //! What this crate must not do: decide what an event contains (the store wrote it),
 //! or keep delivery state in memory (a restart loses nothing: state is in the store).
+//!
+//! Architecture invariant: every destination is checked by [`ssrf`] on each address it
+//! resolves to, and the client takes no proxy from the environment.
 
 pub mod dispatcher;
 pub mod signature;

@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use pocket_core::id::MerchantId;
 use pocket_core::ledger::AccountKind;
 use pocket_core::{Currency, Error, ErrorKind, money};
-use pocket_store::model::{Balance, LedgerReport, Merchant, Page, Topup};
+use pocket_store::model::{Balance, BankOperation, LedgerReport, Merchant, Page, Topup};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -229,6 +229,40 @@ fn statement_refused(e: pocket_connectors::ConnectorError) -> ApiError {
     }
 }
 
+/// Pocket's side of a day's reconciliation: its operations as statement lines (a
+/// payout `paid` is the bank's `succeeded`), and the bank answers it refused.
+fn our_lines(
+    mine: Vec<BankOperation>,
+) -> (
+    Vec<pocket_connectors::reconcile::Line>,
+    Vec<pocket_connectors::reconcile::RefusedAnswer>,
+) {
+    use pocket_connectors::reconcile::{Line, RefusedAnswer};
+    let refused = mine
+        .iter()
+        .filter_map(|op| {
+            op.refused_answer.clone().map(|why| RefusedAnswer {
+                operation_id: op.id.clone(),
+                why,
+            })
+        })
+        .collect();
+    let ours = mine
+        .into_iter()
+        .map(|op| Line {
+            operation_id: op.id,
+            amount: op.amount,
+            currency: op.currency.code().to_string(),
+            status: if op.status == "paid" {
+                "succeeded".into()
+            } else {
+                op.status
+            },
+        })
+        .collect();
+    (ours, refused)
+}
+
 #[utoipa::path(get, path = "/v1/admin/reconciliation", tag = "operator",
     params(("connector" = String, Query), ("date" = String, Query, description = "YYYY-MM-DD (UTC)"),
            ("format" = Option<String>, Query, description = "`json` (default) or `csv`")),
@@ -243,7 +277,7 @@ pub async fn reconciliation(
         axum::extract::rejection::QueryRejection,
     >,
 ) -> ApiResult<Response> {
-    use pocket_connectors::reconcile::{Line, RefusedAnswer, line_of, reconcile};
+    use pocket_connectors::reconcile::{line_of, reconcile};
     let q = query
         .map_err(|_| {
             Error::invalid(
@@ -275,28 +309,7 @@ pub async fn reconciliation(
         .store
         .bank_operations_between(name.clone(), from, to)
         .await?;
-    let refused = mine
-        .iter()
-        .filter_map(|op| {
-            op.refused_answer.clone().map(|why| RefusedAnswer {
-                operation_id: op.id.clone(),
-                why,
-            })
-        })
-        .collect();
-    let ours: Vec<Line> = mine
-        .into_iter()
-        .map(|op| Line {
-            operation_id: op.id,
-            amount: op.amount,
-            currency: op.currency.code().to_string(),
-            status: if op.status == "paid" {
-                "succeeded".into()
-            } else {
-                op.status
-            },
-        })
-        .collect();
+    let (ours, refused) = our_lines(mine);
     let theirs = statement.iter().map(line_of).collect();
     let report = reconcile(&name, &date, ours, theirs, refused);
     if csv {

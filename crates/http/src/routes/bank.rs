@@ -48,17 +48,26 @@ pub struct Withdrawal {
     pub pin: String,
 }
 
+/// A card operation as the wallet asked for it: a top-up from the card or a
+/// withdrawal to it, its figures as sent (checked by [`card_operation`]).
+struct CardOperation {
+    kind: &'static str,
+    /// Of its id: `top` or `wd`.
+    prefix: &'static str,
+    amount: i64,
+    currency: String,
+    card: String,
+    pin: String,
+}
+
 /// Begins a card operation for the caller's wallet and asks the bank at once.
-#[allow(clippy::too_many_arguments)]
 async fn card_operation(
     state: AppState,
     ip: ClientIp,
     caller: CustomerCaller,
     key: IdempotencyKey,
     raw: &[u8],
-    kind: &'static str,
-    prefix: &str,
-    (amount, currency, card, pin): (i64, String, String, String),
+    asked: CardOperation,
 ) -> ApiResult<Response> {
     let customer = caller.customer;
     let idem = key.for_caller(&customer.id, raw, StatusCode::CREATED);
@@ -66,14 +75,14 @@ async fn card_operation(
     if let Some(stored) = guarded_precheck(&state, ip, subject, idem.as_ref()).await? {
         return Ok(crate::idem::replay(stored));
     }
-    let currency = Currency::parse(&currency, "currency")?;
-    let amount = money::check_amount(amount, "amount")?;
-    validate::id(&card, "card", "card")?;
+    let currency = Currency::parse(&asked.currency, "currency")?;
+    let amount = money::check_amount(asked.amount, "amount")?;
+    validate::id(&asked.card, "card", "card")?;
     let (found, _) = state
         .store
-        .card_token(customer.id.clone(), card.clone())
+        .card_token(customer.id.clone(), asked.card.clone())
         .await?
-        .ok_or_else(|| Error::not_found("card", &card).with_param("card"))?;
+        .ok_or_else(|| Error::not_found("card", &asked.card).with_param("card"))?;
     if !state.connectors.moves(&found.connector, currency.code()) {
         return Err(ApiError(
             Error::new(
@@ -84,14 +93,14 @@ async fn card_operation(
             .with_param("currency"),
         ));
     }
-    let attempt = check_holder_pin(&state, ip, &customer, &pin).await?;
+    let attempt = check_holder_pin(&state, ip, &customer, &asked.pin).await?;
     let new = NewBankOperation {
-        id: pocket_store::ids::new_id(prefix),
-        kind,
+        id: pocket_store::ids::new_id(asked.prefix),
+        kind: asked.kind,
         connector: found.connector,
         owner_kind: AccountKind::Wallet,
         owner: customer.id,
-        card: Some(card),
+        card: Some(asked.card),
         bank_account: None,
         amount,
         currency,
@@ -133,8 +142,15 @@ pub async fn topup(
         let req = body.value;
         if let Some(card) = req.card {
             let pin = req.pin.ok_or_else(|| Error::missing("pin"))?;
-            let op = (req.amount, req.currency, card, pin);
-            return card_operation(state, ip, caller, key, &raw, "topup", "top", op).await;
+            let op = CardOperation {
+                kind: "topup",
+                prefix: "top",
+                amount: req.amount,
+                currency: req.currency,
+                card,
+                pin,
+            };
+            return card_operation(state, ip, caller, key, &raw, op).await;
         }
         if req.pin.is_some() {
             return Err(Error::invalid("pin", "`pin` goes with `card`.").into());
@@ -172,8 +188,15 @@ pub async fn withdraw(
     to_completion(async move {
         let raw = body.raw.clone();
         let r = body.value;
-        let op = (r.amount, r.currency, r.card, r.pin);
-        card_operation(state, ip, caller, key, &raw, "withdrawal", "wd", op).await
+        let op = CardOperation {
+            kind: "withdrawal",
+            prefix: "wd",
+            amount: r.amount,
+            currency: r.currency,
+            card: r.card,
+            pin: r.pin,
+        };
+        card_operation(state, ip, caller, key, &raw, op).await
     })
     .await
 }

@@ -18,7 +18,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use pocket_connectors::{CardDetails, ConnectorError};
-use pocket_core::card::{check_cvc, check_expiry, parse_number};
+use pocket_core::card::{CardNumber, check_cvc, check_expiry, parse_number};
 use pocket_core::id::CardId;
 use pocket_core::{Error, ErrorKind};
 use pocket_store::model::{Card, NewCard, Page};
@@ -74,13 +74,7 @@ pub async fn bind(
             return Ok(replay(stored));
         }
         let req = body.value;
-        let number = parse_number(&req.number)?;
-        let today = pocket_core::time::utc_year_month(state.store.now_ms());
-        check_expiry(req.exp_month, req.exp_year, today)?;
-        check_cvc(&req.cvc, number.brand)?;
-        if let Some(name) = &req.holder_name {
-            validate::text(name, "holder_name", validate::MAX_NAME_CHARS)?;
-        }
+        let number = checked_card(&req, state.store.now_ms())?;
         let connector = state
             .connectors
             .pick(req.connector.as_deref())
@@ -91,21 +85,10 @@ pub async fn bind(
         );
         // The PIN first: whether a card is bound is not told to someone without it.
         let attempt = check_holder_pin(&state, ip, &customer, &req.pin).await?;
-        let refused = if state
+        let bound_already = state
             .store
             .card_bound(customer.id.clone(), fingerprint.clone())
-            .await?
-        {
-            Some(
-                Error::conflict(
-                    "card_already_bound",
-                    "This card is already bound to this wallet.",
-                )
-                .with_param("number"),
-            )
-        } else {
-            None
-        };
+            .await?;
         let details = CardDetails {
             number,
             exp_month: req.exp_month,
@@ -113,45 +96,16 @@ pub async fn bind(
             cvc: req.cvc,
             holder_name: req.holder_name,
         };
-        let bound = match refused {
-            Some(e) => Err(e),
-            None => connector
-                .bind_card(&pocket_store::ids::new_id("op"), &details)
-                .await
-                .and_then(|token| match pocket_connectors::token_ok(&token) {
-                    true => Ok(token),
-                    false => Err(ConnectorError::Invalid {
-                        why: "the card token is not [A-Za-z0-9._:-]{1,200}".into(),
-                    }),
-                })
-                .inspect_err(|e| {
-                    if let ConnectorError::Invalid { why } | ConnectorError::Disagrees { why } = e {
-                        tracing::error!(connector = %connector.name(), %why, "a binding answer was refused");
-                    }
-                })
-                .map_err(|e| match e {
-                    ConnectorError::Declined { decline_code } => Error::new(
-                        ErrorKind::Payment,
-                        "card_declined",
-                        "The bank refused this card.",
-                    )
-                    .with_param("number")
-                    .with_decline_code(decline_code),
-                    ConnectorError::Unavailable { .. }
-                    | ConnectorError::UnknownOperation
-                    | ConnectorError::Invalid { .. }
-                    | ConnectorError::Disagrees { .. } => {
-                        Error::new(
-                            ErrorKind::Unavailable,
-                            "connector_unavailable",
-                            "The bank did not answer; nothing was bound. Retry after a moment.",
-                        )
-                    }
-                }),
+        let bound = match bound_already {
+            true => Err(already_bound()),
+            false => bind_at_bank(connector.as_ref(), &details).await,
         };
         // Brand and last four digits are Pocket's own reading of the number, not what
         // the bank says; only the token comes from the bank (its form checked there).
-        let (brand, last4) = (details.number.brand.as_str().to_string(), details.number.last4());
+        let (brand, last4) = (
+            details.number.brand.as_str().to_string(),
+            details.number.last4(),
+        );
         drop(details);
         let token = match bound {
             Ok(t) => t,
@@ -170,13 +124,70 @@ pub async fn bind(
             exp_year: req.exp_year,
             fingerprint,
         };
-        let written = state
-            .store
-            .add_card(customer.id, card, attempt, idem)
-            .await?;
-        Ok(respond(written, StatusCode::CREATED))
+        let written = state.store.add_card(customer.id, card, attempt, idem);
+        Ok(respond(written.await?, StatusCode::CREATED))
     })
     .await
+}
+
+fn already_bound() -> Error {
+    Error::conflict(
+        "card_already_bound",
+        "This card is already bound to this wallet.",
+    )
+    .with_param("number")
+}
+
+/// The card's number, once its number, expiry (against `now_ms`'s month), CVC and
+/// holder's name are each well-formed.
+fn checked_card(req: &BindCard, now_ms: i64) -> Result<CardNumber, Error> {
+    let number = parse_number(&req.number)?;
+    let today = pocket_core::time::utc_year_month(now_ms);
+    check_expiry(req.exp_month, req.exp_year, today)?;
+    check_cvc(&req.cvc, number.brand)?;
+    if let Some(name) = &req.holder_name {
+        validate::text(name, "holder_name", validate::MAX_NAME_CHARS)?;
+    }
+    Ok(number)
+}
+
+/// Asks the bank to bind the card: its token (of the allowed form), or the contract's
+/// error — declined (`402 card_declined`), or no believable answer (`503`).
+async fn bind_at_bank(
+    connector: &dyn pocket_connectors::Connector,
+    details: &CardDetails,
+) -> Result<String, Error> {
+    connector
+        .bind_card(&pocket_store::ids::new_id("op"), details)
+        .await
+        .and_then(|token| match pocket_connectors::token_ok(&token) {
+            true => Ok(token),
+            false => Err(ConnectorError::Invalid {
+                why: "the card token is not [A-Za-z0-9._:-]{1,200}".into(),
+            }),
+        })
+        .inspect_err(|e| {
+            if let ConnectorError::Invalid { why } | ConnectorError::Disagrees { why } = e {
+                tracing::error!(connector = %connector.name(), %why, "a binding answer was refused");
+            }
+        })
+        .map_err(|e| match e {
+            ConnectorError::Declined { decline_code } => Error::new(
+                ErrorKind::Payment,
+                "card_declined",
+                "The bank refused this card.",
+            )
+            .with_param("number")
+            .with_decline_code(decline_code),
+            ConnectorError::Unavailable { .. }
+            | ConnectorError::UnknownOperation
+            | ConnectorError::Invalid { .. }
+            | ConnectorError::Disagrees { .. } => Error::new(
+                ErrorKind::Unavailable,
+                "connector_unavailable",
+                "The bank did not answer; nothing was bound. Retry after a moment.",
+            ),
+        })
 }
 
 #[utoipa::path(get, path = "/v1/wallet/cards", tag = "wallet",

@@ -66,14 +66,7 @@ pub async fn create(
 ) -> ApiResult<Response> {
     let mut req = body.value;
     let currency = Currency::parse(&req.currency, "currency")?;
-    if let Some(amount) = req.amount {
-        money::check_amount(amount, "amount")?;
-    }
-    match &req.items {
-        Some(items) => pocket_core::pricing::check_lines(items)?,
-        None if req.amount.is_none() => return Err(Error::missing("amount").into()),
-        None => {}
-    }
+    check_what_is_paid(&req)?;
     if let Some(c) = &req.customer {
         let country = &state.settings.qr.place.country;
         req.customer = Some(validate::customer_ref(c, "customer", country)?);
@@ -94,14 +87,9 @@ pub async fn create(
         "description",
         validate::MAX_DESCRIPTION_CHARS,
     )?;
-    let metadata = req.metadata.unwrap_or_default();
+    let metadata = req.metadata.take().unwrap_or_default();
     validate::metadata(&metadata)?;
-    let capture = match req.capture.as_deref() {
-        None => CaptureMethod::Automatic,
-        Some(s) => CaptureMethod::parse(s).ok_or_else(|| {
-            Error::invalid("capture", "`capture` is \"automatic\" or \"manual\".")
-        })?,
-    };
+    let capture = capture_of(req.capture.as_deref())?;
     let idem = key.for_caller(&merchant.id, &body.raw, StatusCode::CREATED);
     // A retry is answered as the first time even once its code is no longer shown.
     if code.is_some()
@@ -130,6 +118,28 @@ pub async fn create(
     };
     let written = state.store.create_payment(new, idem).await?;
     Ok(respond(written, StatusCode::CREATED))
+}
+
+/// An amount (a positive one), a cart (of valid lines), or both (then checked against
+/// each other in the creating transaction).
+fn check_what_is_paid(req: &CreatePayment) -> Result<(), Error> {
+    if let Some(amount) = req.amount {
+        money::check_amount(amount, "amount")?;
+    }
+    match &req.items {
+        Some(items) => pocket_core::pricing::check_lines(items),
+        None if req.amount.is_none() => Err(Error::missing("amount")),
+        None => Ok(()),
+    }
+}
+
+/// `capture`: automatic unless the merchant asks for a hold.
+fn capture_of(capture: Option<&str>) -> Result<CaptureMethod, Error> {
+    match capture {
+        None => Ok(CaptureMethod::Automatic),
+        Some(s) => CaptureMethod::parse(s)
+            .ok_or_else(|| Error::invalid("capture", "`capture` is \"automatic\" or \"manual\".")),
+    }
 }
 
 /// The device showing `code`, unless this merchant has sent too many codes no device

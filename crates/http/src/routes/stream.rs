@@ -16,7 +16,7 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use futures_util::stream::{self, Stream};
 use pocket_core::time::{MS_PER_SECOND, rfc3339_ms};
 use pocket_core::{Error, ErrorKind};
-use pocket_store::model::{Event, EventNote};
+use pocket_store::model::{Customer, Event, EventNote};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -139,6 +139,45 @@ fn sse_event(e: &Event) -> SseEvent {
         .data(data)
 }
 
+/// A stream ticket's customer and session: once, and only while that session lives.
+async fn redeem(state: &AppState, ticket: &str) -> ApiResult<(Customer, String)> {
+    let refused = || {
+        ApiError(Error::new(
+            ErrorKind::Authentication,
+            "invalid_token",
+            "This stream ticket is unknown, used or expired.",
+        ))
+    };
+    if !ticket.starts_with("stk_") || ticket.len() > 64 {
+        return Err(refused());
+    }
+    let d = digest(&state.settings.server_key, ticket);
+    let (customer, session) = state.store.redeem_ticket(d).await?.ok_or_else(refused)?;
+    // A ticket lives no longer than the session that took it.
+    if state.store.session(session.clone()).await?.is_none() {
+        return Err(refused());
+    }
+    Ok((customer, session))
+}
+
+/// The seq a stream resumes after: that of `Last-Event-ID`, one of this wallet's events.
+async fn resume_after(state: &AppState, customer_id: &str, id: &str) -> ApiResult<i64> {
+    let seq = if pocket_store::ids::is_id(id, "evt") {
+        state
+            .store
+            .customer_event_seq(customer_id.to_string(), id.to_string())
+            .await?
+    } else {
+        None
+    };
+    Ok(seq.ok_or_else(|| {
+        Error::invalid(
+            "Last-Event-ID",
+            "`Last-Event-ID` is not one of this wallet's events.",
+        )
+    })?)
+}
+
 #[utoipa::path(get, path = "/v1/wallet/events", tag = "wallet",
     params(("ticket" = Option<String>, Query, description = "a single-use ticket from POST /v1/wallet/events/tickets, for clients that cannot send headers"),
            ("Last-Event-ID" = Option<String>, Header, description = "replay what came after this event")),
@@ -153,25 +192,7 @@ pub async fn wallet_events(
         return Err(Error::invalid("query", "The only query parameter is `ticket`.").into());
     };
     let (customer, session_digest) = match q.ticket {
-        Some(ticket) => {
-            let refused = || {
-                ApiError(Error::new(
-                    ErrorKind::Authentication,
-                    "invalid_token",
-                    "This stream ticket is unknown, used or expired.",
-                ))
-            };
-            if !ticket.starts_with("stk_") || ticket.len() > 64 {
-                return Err(refused());
-            }
-            let d = digest(&state.settings.server_key, &ticket);
-            let (customer, session) = state.store.redeem_ticket(d).await?.ok_or_else(refused)?;
-            // A ticket lives no longer than the session that took it.
-            if state.store.session(session.clone()).await?.is_none() {
-                return Err(refused());
-            }
-            (customer, session)
-        }
+        Some(ticket) => redeem(&state, &ticket).await?,
         None => {
             let caller = CustomerCaller::from_headers(&headers, &state).await?;
             (caller.customer, caller.token_digest)
@@ -193,22 +214,7 @@ pub async fn wallet_events(
         .and_then(|v| v.to_str().ok())
         .map(str::trim);
     let after_seq = match last_event_id.filter(|id| !id.is_empty()) {
-        Some(id) => {
-            let seq = if pocket_store::ids::is_id(id, "evt") {
-                state
-                    .store
-                    .customer_event_seq(customer.id.clone(), id.to_string())
-                    .await?
-            } else {
-                None
-            };
-            seq.ok_or_else(|| {
-                Error::invalid(
-                    "Last-Event-ID",
-                    "`Last-Event-ID` is not one of this wallet's events.",
-                )
-            })?
-        }
+        Some(id) => resume_after(&state, &customer.id, id).await?,
         None => state.store.latest_event_seq().await?,
     };
     let cursor = Cursor {

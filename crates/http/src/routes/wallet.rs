@@ -370,20 +370,8 @@ pub async fn confirm(
         if auth.needs_pin() && req.pin.is_none() {
             return Err(pin_required().into());
         }
-        // A proof offered beyond what the stored policy asks is checked too: a risk rule
-        // may raise the payment's proof inside the confirming transaction.
-        let device_proof = match (auth, req.device.as_deref(), req.signature.as_deref()) {
-            (_, Some(device), Some(signature)) => Some((device, signature)),
-            (Authentication::PinAndDevice, _, _) => return Err(device_signature_required().into()),
-            _ => None,
-        };
         // The signature first: it costs little and spends no PIN attempt.
-        let device = match device_proof {
-            Some((device, signature)) => {
-                Some(check_device(&state, &customer.id, &p, device, signature).await?)
-            }
-            None => None,
-        };
+        let device = signed_by(&state, &customer.id, &p, &req).await?;
         let mut proof = Proof {
             device: device.is_some(),
             ..Proof::default()
@@ -400,6 +388,29 @@ pub async fn confirm(
         Ok(respond(written, StatusCode::OK))
     })
     .await
+}
+
+/// The device whose key signed this confirm, checked; none when it was not signed and
+/// the payment's policy does not ask for it. A proof offered beyond what the stored
+/// policy asks is checked too: a risk rule may raise the proof inside the confirming
+/// transaction.
+async fn signed_by(
+    state: &AppState,
+    customer_id: &str,
+    p: &Payment,
+    req: &Confirm,
+) -> ApiResult<Option<String>> {
+    match (
+        p.policy.authentication,
+        req.device.as_deref(),
+        req.signature.as_deref(),
+    ) {
+        (_, Some(device), Some(signature)) => Ok(Some(
+            check_device(state, customer_id, p, device, signature).await?,
+        )),
+        (Authentication::PinAndDevice, _, _) => Err(device_signature_required().into()),
+        _ => Ok(None),
+    }
 }
 
 #[derive(Deserialize, ToSchema, Default)]

@@ -206,6 +206,54 @@ pub(crate) fn apply(
     if op.status != "processing" {
         return Ok(Some(op));
     }
+    let succeeded = outcome == Outcome::Succeeded;
+    move_money(conn, now, &op, outcome)?;
+    let (status, reservation) = match (succeeded, op.reservation.is_some()) {
+        (true, true) => ("succeeded", Some(Pending::Posted.as_str())),
+        (false, true) => ("failed", Some(Pending::Voided.as_str())),
+        (true, false) => ("succeeded", None),
+        (false, false) => ("failed", None),
+    };
+    let changed = conn
+        .prepare_cached(
+            "UPDATE bank_operations SET status = ?2, reservation = ?3, failure_code = ?4,
+                    completed_at = ?5, next_check_at = NULL, lease_until = 0
+             WHERE id = ?1 AND status = 'processing'",
+        )
+        .db()?
+        .execute(params![
+            op.id,
+            status,
+            reservation,
+            if succeeded { None } else { failure_code },
+            now
+        ])
+        .db()?;
+    if changed != 1 {
+        return Err(Error::internal());
+    }
+    let done = get(conn, id)?.ok_or_else(Error::internal)?;
+    let (merchant, customer) = match done.owner_kind {
+        AccountKind::Merchant => (done.owner.as_str(), None),
+        _ => ("", Some(done.owner.as_str())),
+    };
+    events::emit(
+        conn,
+        now,
+        event_kind(&done),
+        events::Subject {
+            merchant_id: merchant,
+            customer_id: customer,
+            payment_id: None,
+        },
+        &done,
+    )?;
+    Ok(Some(done))
+}
+
+/// The ledger side of a final answer: a top-up's credit when it succeeded; a
+/// withdrawal's or payout's reservation posted to the bank or voided back.
+fn move_money(conn: &Conn, now: i64, op: &BankOperation, outcome: Outcome) -> Result<(), Error> {
     let clearing = format!("connector:{}", op.connector);
     let currency: Currency = op.currency;
     let owner = (op.owner_kind, op.owner.as_str());
@@ -258,47 +306,7 @@ pub(crate) fn apply(
             }
         }
     }
-    let (status, reservation) = match (succeeded, op.reservation.is_some()) {
-        (true, true) => ("succeeded", Some(Pending::Posted.as_str())),
-        (false, true) => ("failed", Some(Pending::Voided.as_str())),
-        (true, false) => ("succeeded", None),
-        (false, false) => ("failed", None),
-    };
-    let changed = conn
-        .prepare_cached(
-            "UPDATE bank_operations SET status = ?2, reservation = ?3, failure_code = ?4,
-                    completed_at = ?5, next_check_at = NULL, lease_until = 0
-             WHERE id = ?1 AND status = 'processing'",
-        )
-        .db()?
-        .execute(params![
-            op.id,
-            status,
-            reservation,
-            if succeeded { None } else { failure_code },
-            now
-        ])
-        .db()?;
-    if changed != 1 {
-        return Err(Error::internal());
-    }
-    let done = get(conn, id)?.ok_or_else(Error::internal)?;
-    let (merchant, customer) = match done.owner_kind {
-        AccountKind::Merchant => (done.owner.as_str(), None),
-        _ => ("", Some(done.owner.as_str())),
-    };
-    events::emit(
-        conn,
-        now,
-        event_kind(&done),
-        events::Subject {
-            merchant_id: merchant,
-            customer_id: customer,
-            payment_id: None,
-        },
-        &done,
-    )?;
-    Ok(Some(done))
+    Ok(())
 }
 
 /// No final answer yet: look again later, backing off (1 s, doubling, at most 15 s: a

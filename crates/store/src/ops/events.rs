@@ -85,19 +85,24 @@ pub(crate) fn emit_with<T: serde::Serialize>(
     .db()?
     .execute(&event[..7])
     .db()?;
-    // The webhook outbox: one delivery per subscribed endpoint, in this transaction.
-    // (Filtered here rather than with `LIKE ?`, which makes SQLite re-prepare.)
+    outbox(conn, now, &id, subject.merchant_id, &wanted)
+}
+
+/// The webhook outbox of event `id` (SQLite): one delivery per endpoint of the merchant
+/// subscribed to `wanted` (`,kind,`), in this transaction. (Filtered here rather than
+/// with `LIKE ?`, which makes SQLite re-prepare.)
+fn outbox(conn: &Conn, now: i64, id: &str, merchant_id: &str, wanted: &str) -> Result<(), Error> {
     let endpoints: Vec<(String, String)> = {
         let mut stmt = conn
             .prepare_cached("SELECT id, events FROM webhook_endpoints WHERE merchant_id = ?1 AND deleted_at IS NULL")
             .db()?;
         let rows = stmt
-            .query_map([subject.merchant_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map([merchant_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .db()?;
         rows.collect::<crate::sql::Result<_>>().db()?
     };
     for (endpoint, events) in endpoints {
-        if events == "*" || events.contains(&wanted) {
+        if events == "*" || events.contains(wanted) {
             conn.prepare_cached(
                 "INSERT INTO deliveries (event_id, endpoint_id, status, attempts, next_attempt_at, created_at)
                  VALUES (?1, ?2, 'pending', 0, ?3, ?3)",

@@ -700,22 +700,9 @@ pub(crate) fn takings(conn: &Conn, merchant: &str, q: &TakingsQuery) -> Result<T
     for row in rows {
         let (code, kind, bucket, sum, count) = row.db()?;
         let currency = stored_currency(&code)?;
-        let entry = by_currency.entry(code).or_insert_with(|| CurrencyTakings {
-            currency,
-            received: 0,
-            refunded: 0,
-            net: 0,
-            payments: 0,
-            refunds: 0,
-            intervals: (0..q.intervals())
-                .map(|i| TakingsInterval {
-                    start: q.start(i),
-                    received: 0,
-                    refunded: 0,
-                    net: 0,
-                })
-                .collect(),
-        });
+        let entry = by_currency
+            .entry(code)
+            .or_insert_with(|| no_takings(currency, q));
         let Some(interval) = usize::try_from(bucket - first)
             .ok()
             .and_then(|i| entry.intervals.get_mut(i))
@@ -739,16 +726,7 @@ pub(crate) fn takings(conn: &Conn, merchant: &str, q: &TakingsQuery) -> Result<T
     }
     let mut currencies: Vec<CurrencyTakings> = by_currency.into_values().collect();
     for c in &mut currencies {
-        c.net = c
-            .received
-            .checked_sub(c.refunded)
-            .ok_or_else(Error::internal)?;
-        for i in &mut c.intervals {
-            i.net = i
-                .received
-                .checked_sub(i.refunded)
-                .ok_or_else(Error::internal)?;
-        }
+        net_out(c)?;
     }
     Ok(Takings {
         object: "takings",
@@ -758,6 +736,41 @@ pub(crate) fn takings(conn: &Conn, merchant: &str, q: &TakingsQuery) -> Result<T
         utc_offset: i32::try_from(q.utc_offset_ms / 60_000).unwrap_or(0),
         currencies,
     })
+}
+
+/// A currency's takings before any transfer is counted: every interval listed, at zero.
+fn no_takings(currency: Currency, q: &TakingsQuery) -> CurrencyTakings {
+    CurrencyTakings {
+        currency,
+        received: 0,
+        refunded: 0,
+        net: 0,
+        payments: 0,
+        refunds: 0,
+        intervals: (0..q.intervals())
+            .map(|i| TakingsInterval {
+                start: q.start(i),
+                received: 0,
+                refunded: 0,
+                net: 0,
+            })
+            .collect(),
+    }
+}
+
+/// Received less refunded, for the currency and each of its intervals (checked).
+fn net_out(c: &mut CurrencyTakings) -> Result<(), Error> {
+    c.net = c
+        .received
+        .checked_sub(c.refunded)
+        .ok_or_else(Error::internal)?;
+    for i in &mut c.intervals {
+        i.net = i
+            .received
+            .checked_sub(i.refunded)
+            .ok_or_else(Error::internal)?;
+    }
+    Ok(())
 }
 
 /// The book from its running totals: no scan, whatever its size.
@@ -796,15 +809,10 @@ pub(crate) fn report_from_totals(conn: &Conn) -> Result<LedgerReport, Error> {
     })
 }
 
-/// Audits the whole book: per currency, debits = credits, balances sum to zero, and
-/// every account's balance equals the replay of its transfers; every succeeded
-/// payment and refund has its one transfer; the running totals agree with all this.
-pub(crate) fn report(conn: &Conn) -> Result<LedgerReport, Error> {
-    let mut audit = Conservation::default();
-    let mut accounts = 0;
-    let mut transfers = 0;
-    {
-        let mut stmt = conn
+/// Every account's balance into `audit`; how many accounts there are.
+fn replay_accounts(conn: &Conn, audit: &mut Conservation) -> Result<i64, Error> {
+    let mut n = 0;
+    let mut stmt = conn
             // With the credits still pending (PostgreSQL, between a commit and its
             // settlement): what the account holds once they are applied.
             .prepare(
@@ -813,43 +821,56 @@ pub(crate) fn report(conn: &Conn) -> Result<LedgerReport, Error> {
                  FROM accounts a",
             )
             .db()?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
-            })
-            .db()?;
-        for row in rows {
-            let (id, kind, code, balance) = row.db()?;
-            let kind = AccountKind::parse(&kind).ok_or_else(Error::internal)?;
-            audit.account(id, kind, stored_currency(&code)?, balance);
-            accounts += 1;
-        }
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })
+        .db()?;
+    for row in rows {
+        let (id, kind, code, balance) = row.db()?;
+        let kind = AccountKind::parse(&kind).ok_or_else(Error::internal)?;
+        audit.account(id, kind, stored_currency(&code)?, balance);
+        n += 1;
     }
-    {
-        let mut stmt = conn
-            .prepare("SELECT debit_account, credit_account, amount, currency FROM transfers")
-            .db()?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                    r.get::<_, String>(3)?,
-                ))
-            })
-            .db()?;
-        for row in rows {
-            let (debit, credit, amount, code) = row.db()?;
-            audit.transfer(debit, credit, amount, stored_currency(&code)?);
-            transfers += 1;
-        }
+    Ok(n)
+}
+
+/// Every transfer into `audit`; how many transfers there are.
+fn replay_transfers(conn: &Conn, audit: &mut Conservation) -> Result<i64, Error> {
+    let mut n = 0;
+    let mut stmt = conn
+        .prepare("SELECT debit_account, credit_account, amount, currency FROM transfers")
+        .db()?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })
+        .db()?;
+    for row in rows {
+        let (debit, credit, amount, code) = row.db()?;
+        audit.transfer(debit, credit, amount, stored_currency(&code)?);
+        n += 1;
     }
+    Ok(n)
+}
+
+/// Audits the whole book: per currency, debits = credits, balances sum to zero, and
+/// every account's balance equals the replay of its transfers; every succeeded
+/// payment and refund has its one transfer; the running totals agree with all this.
+pub(crate) fn report(conn: &Conn) -> Result<LedgerReport, Error> {
+    let mut audit = Conservation::default();
+    let accounts = replay_accounts(conn, &mut audit)?;
+    let transfers = replay_transfers(conn, &mut audit)?;
     let currencies: Vec<CurrencyTotals> = audit
         .finish()
         .into_iter()

@@ -67,6 +67,27 @@ fn insert_key(
     Ok(())
 }
 
+/// When the key rolling itself was made; a key already being retired may not roll
+/// (`409 key_expiring`), so a leaked key cannot retire the keys that replace it.
+fn rolling_key_made_at(conn: &Conn, merchant_id: &str, caller: &str) -> Result<i64, Error> {
+    let (created_at, expires_at): (i64, Option<i64>) = conn
+        .prepare_cached(
+            "SELECT created_at, expires_at FROM api_keys WHERE key_digest = ?1 AND merchant_id = ?2",
+        )
+        .db()?
+        .query_row(params![caller, merchant_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .db()?
+        .ok_or_else(|| Error::not_found("merchant", merchant_id))?;
+    if expires_at.is_some() {
+        return Err(Error::conflict(
+            "key_expiring",
+            "This key is being retired; roll with the merchant's newest key.",
+        ));
+    }
+    Ok(created_at)
+}
+
 /// Issues a new key and lets every older, still valid key live until `old_expires_at`
 /// (`now` for immediate revocation). With `by_key` (a merchant rolling its own key),
 /// only keys created no later than that one are retired, and a key already being
@@ -99,26 +120,9 @@ pub(crate) fn roll_key(
         .db()?
         .ok_or_else(|| Error::not_found("merchant", merchant_id))?;
     // Which keys retire: all of them (the operator), or those no newer than the caller's.
-    let newest_retired: i64 = match by_key {
+    let newest_retired = match by_key {
         None => i64::MAX,
-        Some(caller) => {
-            let (created_at, expires_at): (i64, Option<i64>) = conn
-                .prepare_cached(
-                    "SELECT created_at, expires_at FROM api_keys WHERE key_digest = ?1 AND merchant_id = ?2",
-                )
-                .db()?
-                .query_row(params![caller, merchant_id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-                .db()?
-                .ok_or_else(|| Error::not_found("merchant", merchant_id))?;
-            if expires_at.is_some() {
-                return Err(Error::conflict(
-                    "key_expiring",
-                    "This key is being retired; roll with the merchant's newest key.",
-                ));
-            }
-            created_at
-        }
+        Some(caller) => rolling_key_made_at(conn, merchant_id, caller)?,
     };
     // A merchant's own roll retires secret keys (restricted keys and staff sessions are
     // listed and ended one by one); the operator's, for a merchant whose credentials

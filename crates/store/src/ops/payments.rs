@@ -218,19 +218,7 @@ pub(crate) fn create(
     risk: &Risk,
 ) -> Result<Payment, Error> {
     let (merchant_name, mut customer) = merchant_and_customer(conn, &new)?;
-    let (items, amount) = match (&new.items, new.amount) {
-        (Some(lines), check) => {
-            let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
-            let products = catalog::get_many(conn, &new.merchant_id, &skus)?;
-            let (items, total) = price_cart(lines, new.currency, |sku| products.get(sku))?;
-            if check.is_some_and(|a| a != total) {
-                return Err(amount_mismatch(total));
-            }
-            (items, total)
-        }
-        (None, Some(amount)) => (Vec::new(), amount),
-        (None, None) => return Err(Error::missing("amount").with_param("amount")),
-    };
+    let (items, amount) = priced(conn, &new)?;
     let policy = new.policy.decide(amount, new.currency, "amount")?;
     let capture_within_seconds = hold::capture_within(new.capture, new.capture_within_seconds)?;
     let expires_at = payment::deadline_ms(now, &policy, new.expires_in_seconds)?;
@@ -238,13 +226,7 @@ pub(crate) fn create(
     if let Some(charge) = &new.code {
         customer = Some(addressee(conn, codes::claim(conn, now, charge, &id)?)?);
     }
-    let qr_payload = pocket_core::emv::payload(
-        &format!("{}/pay/{id}", new.qr.base_url),
-        amount,
-        new.currency,
-        &merchant_name,
-        &new.qr.place,
-    );
+    let qr_payload = qr_payload(&new, &id, amount, &merchant_name);
     let mut p = Payment {
         id,
         object: "payment",
@@ -282,6 +264,50 @@ pub(crate) fn create(
         _ => risk.screen_new(conn, &p)?,
     };
     raise(&mut p, raised);
+    insert(conn, &p)?;
+    emit_for(conn, now, &p)?;
+    // A code in the `small` tier (after the screening above, which is the confirm's
+    // own) is paid now, as the wallet's confirm pays: a refusal (funds) refuses the
+    // charge and writes nothing.
+    match p.customer.clone() {
+        Some(payer) if new.code.is_some() && code::pays_at_once(p.policy.authentication) => {
+            pay(conn, now, p, &payer)
+        }
+        _ => Ok(p),
+    }
+}
+
+/// The payment's lines and amount: its cart priced from the catalog as it is in this
+/// transaction (and checked against `amount` when both are given), or its amount.
+fn priced(conn: &Conn, new: &NewPayment) -> Result<(Vec<PricedItem>, i64), Error> {
+    match (&new.items, new.amount) {
+        (Some(lines), check) => {
+            let skus: Vec<&str> = lines.iter().map(|l| l.sku.as_str()).collect();
+            let products = catalog::get_many(conn, &new.merchant_id, &skus)?;
+            let (items, total) = price_cart(lines, new.currency, |sku| products.get(sku))?;
+            if check.is_some_and(|a| a != total) {
+                return Err(amount_mismatch(total));
+            }
+            Ok((items, total))
+        }
+        (None, Some(amount)) => Ok((Vec::new(), amount)),
+        (None, None) => Err(Error::missing("amount").with_param("amount")),
+    }
+}
+
+/// The EMVCo QR payload of payment `id`: its page, amount and merchant.
+fn qr_payload(new: &NewPayment, id: &str, amount: i64, merchant_name: &str) -> String {
+    pocket_core::emv::payload(
+        &format!("{}/pay/{id}", new.qr.base_url),
+        amount,
+        new.currency,
+        merchant_name,
+        &new.qr.place,
+    )
+}
+
+/// The new payment's row.
+fn insert(conn: &Conn, p: &Payment) -> Result<(), Error> {
     let items_json = serde_json::to_string(&p.items).map_err(internal("payment items as JSON"))?;
     let metadata_json =
         serde_json::to_string(&p.metadata).map_err(internal("payment metadata as JSON"))?;
@@ -313,16 +339,7 @@ pub(crate) fn create(
         p.policy.rule
     ])
     .db()?;
-    emit_for(conn, now, &p)?;
-    // A code in the `small` tier (after the screening above, which is the confirm's
-    // own) is paid now, as the wallet's confirm pays: a refusal (funds) refuses the
-    // charge and writes nothing.
-    match p.customer.clone() {
-        Some(payer) if new.code.is_some() && code::pays_at_once(p.policy.authentication) => {
-            pay(conn, now, p, &payer)
-        }
-        _ => Ok(p),
-    }
+    Ok(())
 }
 
 /// Applies what the risk rules raised (a stronger proof, and the rule that asked for it).
@@ -725,6 +742,29 @@ pub(crate) fn remind(
     Ok(Outcome::Done(p))
 }
 
+/// Adds `amount` to the payment's refunded amount, if it stays within what was paid.
+/// This condition and the `CHECK (amount_refunded <= amount)` both stop over-refunds,
+/// under any concurrency: a second refund re-reads the row the first committed.
+fn count_refunded(conn: &Conn, payment_id: &str, amount: i64) -> Result<(), Error> {
+    let changed = conn
+        .prepare_cached(
+            "UPDATE payments SET amount_refunded = amount_refunded + ?2
+             WHERE id = ?1 AND status = 'succeeded'
+               AND amount_refunded + ?2 <= COALESCE(amount_captured, amount)",
+        )
+        .db()?
+        .execute(params![payment_id, amount])
+        .db()?;
+    if changed != 1 {
+        return Err(Error::conflict(
+            "refund_exceeds_payment",
+            "Refunds may not exceed what was paid.",
+        )
+        .with_param("amount"));
+    }
+    Ok(())
+}
+
 pub(crate) fn refund(
     conn: &Conn,
     now: i64,
@@ -739,23 +779,7 @@ pub(crate) fn refund(
     }
     let amount = payment::decide_refund(&p, requested)?;
     let customer = p.customer.clone().ok_or_else(Error::internal)?;
-    // The CHECK (amount_refunded <= amount) and this condition both stop over-refunds.
-    let changed = conn
-        .prepare_cached(
-            "UPDATE payments SET amount_refunded = amount_refunded + ?2
-             WHERE id = ?1 AND status = 'succeeded'
-               AND amount_refunded + ?2 <= COALESCE(amount_captured, amount)",
-        )
-        .db()?
-        .execute(params![p.id, amount])
-        .db()?;
-    if changed != 1 {
-        return Err(Error::conflict(
-            "refund_exceeds_payment",
-            "Refunds may not exceed what was paid.",
-        )
-        .with_param("amount"));
-    }
+    count_refunded(conn, &p.id, amount)?;
     let refund = Refund {
         id: new_id("re"),
         object: "refund",

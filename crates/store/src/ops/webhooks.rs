@@ -173,6 +173,25 @@ pub(crate) fn claim(
     if conn.is_postgres() {
         fail_orphans(conn, now)?;
     }
+    let seqs = due(conn, now, busy, per_endpoint, limit)?;
+    let mut jobs = Vec::with_capacity(seqs.len());
+    for seq in seqs {
+        if let Some(job) = lease(conn, now, seq, lease_ms)? {
+            jobs.push(job);
+        }
+    }
+    Ok(jobs)
+}
+
+/// Due deliveries (`seq`s), at most `per_endpoint` per endpoint and `limit` in all,
+/// of endpoints not in `busy`.
+fn due(
+    conn: &Conn,
+    now: i64,
+    busy: &[String],
+    per_endpoint: usize,
+    limit: usize,
+) -> Result<Vec<i64>, Error> {
     let placeholders: String = (0..busy.len()).map(|i| format!(", ?{}", i + 4)).collect();
     let exclude = if busy.is_empty() {
         String::new()
@@ -200,50 +219,51 @@ pub(crate) fn claim(
             .db()?;
         rows.collect::<crate::sql::Result<_>>().db()?
     };
-    let mut jobs = Vec::with_capacity(seqs.len());
-    for seq in seqs {
-        let leased = conn
-            .prepare_cached(
-                "UPDATE deliveries SET next_attempt_at = ?2 WHERE seq = ?1 AND status = 'pending' AND next_attempt_at <= ?3",
-            )
-            .db()?
-            .execute(params![seq, now + lease_ms, now])
-            .db()?;
-        if leased != 1 {
-            continue; // another node took it
-        }
-        let row = conn
-            .prepare_cached(
-                "SELECT d.event_id, d.endpoint_id, w.url, d.attempts, e.merchant_id, e.created_at
-                 FROM deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id JOIN events e ON e.id = d.event_id
-                 WHERE d.seq = ?1",
-            )
-            .db()?
-            .query_row([seq], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, i64>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, i64>(5)?,
-                ))
-            })
-            .db()?;
-        let (event_id, endpoint_id, url, attempts, merchant_id, event_created_at) = row;
-        let event =
-            events::merchant_event(conn, &merchant_id, &event_id)?.ok_or_else(Error::internal)?;
-        jobs.push(DeliveryJob {
-            delivery_seq: seq,
-            body: serde_json::to_string(&event).map_err(internal("webhook event body"))?,
-            event_id,
-            endpoint_id,
-            url,
-            attempts,
-            event_created_at,
-        });
+    Ok(seqs)
+}
+
+/// Leases delivery `seq` for `lease_ms` unless another node took it meanwhile: its job.
+fn lease(conn: &Conn, now: i64, seq: i64, lease_ms: i64) -> Result<Option<DeliveryJob>, Error> {
+    let leased = conn
+        .prepare_cached(
+            "UPDATE deliveries SET next_attempt_at = ?2 WHERE seq = ?1 AND status = 'pending' AND next_attempt_at <= ?3",
+        )
+        .db()?
+        .execute(params![seq, now + lease_ms, now])
+        .db()?;
+    if leased != 1 {
+        return Ok(None); // another node took it
     }
-    Ok(jobs)
+    let row = conn
+        .prepare_cached(
+            "SELECT d.event_id, d.endpoint_id, w.url, d.attempts, e.merchant_id, e.created_at
+             FROM deliveries d JOIN webhook_endpoints w ON w.id = d.endpoint_id JOIN events e ON e.id = d.event_id
+             WHERE d.seq = ?1",
+        )
+        .db()?
+        .query_row([seq], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+            ))
+        })
+        .db()?;
+    let (event_id, endpoint_id, url, attempts, merchant_id, event_created_at) = row;
+    let event =
+        events::merchant_event(conn, &merchant_id, &event_id)?.ok_or_else(Error::internal)?;
+    Ok(Some(DeliveryJob {
+        delivery_seq: seq,
+        body: serde_json::to_string(&event).map_err(internal("webhook event body"))?,
+        event_id,
+        endpoint_id,
+        url,
+        attempts,
+        event_created_at,
+    }))
 }
 
 /// Longest error text kept per attempt.

@@ -72,11 +72,9 @@ pub fn from_sqlite(
         .map_err(|_| "the copy panicked".to_string())?
 }
 
-fn copy_here(
-    from: &Path,
-    to: &str,
-    key_checks: &[(&'static str, String)],
-) -> Result<Copied, String> {
+/// The SQLite database to copy, read-only, at this version's schema, in a read
+/// transaction (the copy is of one moment).
+fn open_source(from: &Path) -> Result<rusqlite::Connection, String> {
     if !from.exists() {
         return Err(format!("no database at {}", from.display()));
     }
@@ -96,8 +94,11 @@ fn copy_here(
         ));
     }
     sqlite.execute_batch("BEGIN").map_err(|e| e.to_string())?;
-    let mut pg = connect(&config(to)?)?;
-    migrate(&mut pg)?;
+    Ok(sqlite)
+}
+
+/// A copy goes into an empty database only.
+fn refuse_unless_empty(pg: &mut PgSession) -> Result<(), String> {
     for table in TABLES.iter().chain(&["cluster_keys"]) {
         let n: i64 = pg
             .client
@@ -110,6 +111,18 @@ fn copy_here(
             ));
         }
     }
+    Ok(())
+}
+
+fn copy_here(
+    from: &Path,
+    to: &str,
+    key_checks: &[(&'static str, String)],
+) -> Result<Copied, String> {
+    let sqlite = open_source(from)?;
+    let mut pg = connect(&config(to)?)?;
+    migrate(&mut pg)?;
+    refuse_unless_empty(&mut pg)?;
     let session = RefCell::new(pg);
     let pg = Conn::postgres(&session);
     let fail = |e: crate::sql::SqlError| e.to_string();

@@ -39,7 +39,7 @@ impl SqlStore {
 
     /// Reserves a PIN attempt under its guard before the PIN is verified
     /// (`423 pin_locked` when the guard refuses). Every reservation is then settled:
-    /// wrong by [`Store::settle_wrong_pin`], never verified by [`Store::abandon_pin`],
+    /// wrong by [`SqlStore::settle_wrong_pin`], never verified by [`SqlStore::abandon_pin`],
     /// right by the write it authorises (which checks the lock as it commits).
     pub async fn reserve_pin(&self, attempt: PinAttempt) -> Result<(), Error> {
         self.writer
