@@ -37,18 +37,15 @@ async fn fixture() -> Fx {
 }
 
 impl Fx {
-    /// Sends a request that must fail with `status`/`code` (and `param` when given)
-    /// and change nothing.
-    #[allow(clippy::too_many_arguments)] // a request and its expected answer, side by side
+    /// Sends a request that must fail with `(status, code, param)` — `param` when
+    /// given — and change nothing.
     async fn refused(
         &self,
         method: Method,
         path: &str,
         auth: Option<&str>,
         body: Option<Value>,
-        status: u16,
-        code: &str,
-        param: Option<&str>,
+        (status, code, param): (u16, &str, Option<&str>),
     ) -> Reply {
         let before = self.s.snapshot(&self.sk, &self.token).await;
         let r = self.s.call(method, path, auth, body, None).await;
@@ -67,9 +64,7 @@ impl Fx {
             "/v1/payments",
             Some(&self.sk),
             Some(body),
-            status,
-            code,
-            param,
+            (status, code, param),
         )
         .await;
     }
@@ -204,9 +199,7 @@ async fn float_or_string_amounts() {
         "/v1/admin/topups",
         Some(ADMIN_KEY),
         Some(json!({"customer": fx.customer, "amount": 1.5, "currency": "CNY"})),
-        400,
-        "parameter_invalid",
-        Some("amount"),
+        (400, "parameter_invalid", Some("amount")),
     )
     .await;
 }
@@ -255,20 +248,16 @@ async fn zero_negative_and_over_limit_amounts() {
         "/v1/admin/topups",
         Some(ADMIN_KEY),
         Some(json!({"customer": fx.customer, "amount": 0, "currency": "CNY"})),
-        400,
-        "parameter_invalid",
-        Some("amount"),
+        (400, "parameter_invalid", Some("amount")),
     )
     .await;
-    fx.refused(Method::POST, "/v1/admin/topups", Some(ADMIN_KEY), Some(json!({"customer": fx.customer, "amount": 1_000_000_000_000_001_i64, "currency": "CNY"})), 400, "amount_too_large", Some("amount")).await;
+    fx.refused(Method::POST, "/v1/admin/topups", Some(ADMIN_KEY), Some(json!({"customer": fx.customer, "amount": 1_000_000_000_000_001_i64, "currency": "CNY"})), (400, "amount_too_large", Some("amount"))).await;
     fx.refused(
         Method::POST,
         "/v1/products",
         Some(&fx.sk),
         Some(json!({"sku": "z", "name": "z", "unit_amount": -1, "currency": "CNY"})),
-        400,
-        "parameter_invalid",
-        Some("unit_amount"),
+        (400, "parameter_invalid", Some("unit_amount")),
     )
     .await;
 }
@@ -290,9 +279,7 @@ async fn unknown_and_lower_case_currencies() {
         "/v1/admin/topups",
         Some(ADMIN_KEY),
         Some(json!({"customer": fx.customer, "amount": 100, "currency": "usd"})),
-        400,
-        "currency_unsupported",
-        Some("currency"),
+        (400, "currency_unsupported", Some("currency")),
     )
     .await;
 }
@@ -319,9 +306,7 @@ async fn unknown_fields() {
         "/v1/wallet/topups",
         Some(&fx.token),
         Some(json!({"amount": 1, "currency": "CNY", "x": 1})),
-        400,
-        "unknown_field",
-        Some("x"),
+        (400, "unknown_field", Some("x")),
     )
     .await;
     fx.refused(
@@ -329,9 +314,7 @@ async fn unknown_fields() {
         "/v1/payments?colour=red",
         Some(&fx.sk),
         None,
-        400,
-        "unknown_field",
-        Some("colour"),
+        (400, "unknown_field", Some("colour")),
     )
     .await;
 }
@@ -382,9 +365,7 @@ async fn credentials_of_the_wrong_kind() {
         "/v1/payments",
         Some(&fx.token),
         Some(body.clone()),
-        401,
-        "invalid_api_key",
-        None,
+        (401, "invalid_api_key", None),
     )
     .await;
     fx.refused(
@@ -392,9 +373,7 @@ async fn credentials_of_the_wrong_kind() {
         "/v1/payments",
         Some(ADMIN_KEY),
         Some(body.clone()),
-        401,
-        "invalid_api_key",
-        None,
+        (401, "invalid_api_key", None),
     )
     .await;
     fx.refused(
@@ -402,9 +381,7 @@ async fn credentials_of_the_wrong_kind() {
         "/v1/payments",
         None,
         Some(body),
-        401,
-        "invalid_api_key",
-        None,
+        (401, "invalid_api_key", None),
     )
     .await;
     fx.refused(
@@ -412,9 +389,7 @@ async fn credentials_of_the_wrong_kind() {
         "/v1/payments",
         Some("sk_forged00000000000000000000000000"),
         Some(json!({})),
-        401,
-        "invalid_api_key",
-        None,
+        (401, "invalid_api_key", None),
     )
     .await;
     let confirm = format!("/v1/wallet/payments/{}/confirm", fx.pending);
@@ -423,9 +398,7 @@ async fn credentials_of_the_wrong_kind() {
         &confirm,
         Some(&fx.sk),
         Some(json!({})),
-        401,
-        "invalid_token",
-        None,
+        (401, "invalid_token", None),
     )
     .await;
     fx.refused(
@@ -433,9 +406,7 @@ async fn credentials_of_the_wrong_kind() {
         &confirm,
         Some(ADMIN_KEY),
         Some(json!({})),
-        401,
-        "invalid_token",
-        None,
+        (401, "invalid_token", None),
     )
     .await;
     fx.refused(
@@ -443,9 +414,7 @@ async fn credentials_of_the_wrong_kind() {
         "/v1/admin/topups",
         Some(&fx.sk),
         Some(json!({"customer": fx.customer, "amount": 100, "currency": "CNY"})),
-        401,
-        "invalid_api_key",
-        None,
+        (401, "invalid_api_key", None),
     )
     .await;
     fx.refused(
@@ -453,9 +422,7 @@ async fn credentials_of_the_wrong_kind() {
         "/v1/admin/merchants",
         Some(&fx.token),
         Some(json!({"name": "x"})),
-        401,
-        "invalid_api_key",
-        None,
+        (401, "invalid_api_key", None),
     )
     .await;
     fx.refused(
@@ -463,9 +430,7 @@ async fn credentials_of_the_wrong_kind() {
         "/v1/admin/ledger",
         Some(&fx.sk),
         None,
-        401,
-        "invalid_api_key",
-        None,
+        (401, "invalid_api_key", None),
     )
     .await;
 }
@@ -480,9 +445,7 @@ async fn another_merchants_payment() {
         &format!("/v1/payments/{id}"),
         Some(&other_sk),
         None,
-        404,
-        "resource_missing",
-        None,
+        (404, "resource_missing", None),
     )
     .await;
     fx.refused(
@@ -490,9 +453,7 @@ async fn another_merchants_payment() {
         &format!("/v1/payments/{id}/cancel"),
         Some(&other_sk),
         Some(json!({})),
-        404,
-        "resource_missing",
-        None,
+        (404, "resource_missing", None),
     )
     .await;
     let done = fx.with_status("succeeded").await;
@@ -501,9 +462,7 @@ async fn another_merchants_payment() {
         &format!("/v1/payments/{done}/refunds"),
         Some(&other_sk),
         Some(json!({})),
-        404,
-        "resource_missing",
-        None,
+        (404, "resource_missing", None),
     )
     .await;
 }
@@ -524,9 +483,7 @@ async fn confirming_a_payment_that_is_not_pending() {
             &path,
             Some(&fx.token),
             Some(json!({})),
-            409,
-            code,
-            None,
+            (409, code, None),
         )
         .await;
         let got = fx.s.get(&format!("/v1/payments/{id}"), &fx.sk).await;
@@ -544,9 +501,7 @@ async fn a_refund_above_what_is_left() {
         &path,
         Some(&fx.sk),
         Some(json!({"amount": 101})),
-        409,
-        "refund_exceeds_payment",
-        Some("amount"),
+        (409, "refund_exceeds_payment", Some("amount")),
     )
     .await;
     assert_eq!(
@@ -558,9 +513,7 @@ async fn a_refund_above_what_is_left() {
         &path,
         Some(&fx.sk),
         Some(json!({"amount": 41})),
-        409,
-        "refund_exceeds_payment",
-        Some("amount"),
+        (409, "refund_exceeds_payment", Some("amount")),
     )
     .await;
     // A payment that never succeeded cannot be refunded at all.
@@ -570,9 +523,7 @@ async fn a_refund_above_what_is_left() {
         &pending,
         Some(&fx.sk),
         Some(json!({})),
-        409,
-        "payment_not_succeeded",
-        None,
+        (409, "payment_not_succeeded", None),
     )
     .await;
 }
@@ -585,9 +536,7 @@ async fn a_taken_phone() {
         "/v1/wallet/signup",
         None,
         Some(json!({"phone": "+8613800000001", "name": "Dup", "pin": "111111"})),
-        409,
-        "phone_taken",
-        Some("phone"),
+        (409, "phone_taken", Some("phone")),
     )
     .await;
 }
@@ -601,9 +550,7 @@ async fn a_pin_that_is_not_six_digits() {
             "/v1/wallet/signup",
             None,
             Some(json!({"phone": "+8613800000099", "name": "N", "pin": pin})),
-            400,
-            "parameter_invalid",
-            Some("pin"),
+            (400, "parameter_invalid", Some("pin")),
         )
         .await;
     }
@@ -612,9 +559,7 @@ async fn a_pin_that_is_not_six_digits() {
         "/v1/wallet/signup",
         None,
         Some(json!({"phone": "+8613800000099", "name": "N", "pin": 123456})),
-        400,
-        "parameter_invalid",
-        Some("pin"),
+        (400, "parameter_invalid", Some("pin")),
     )
     .await;
     fx.refused(
@@ -622,9 +567,7 @@ async fn a_pin_that_is_not_six_digits() {
         "/v1/wallet/signup",
         None,
         Some(json!({"phone": "13800000099", "name": "N", "pin": "123456"})),
-        400,
-        "parameter_invalid",
-        Some("phone"),
+        (400, "parameter_invalid", Some("phone")),
     )
     .await;
 }
@@ -698,9 +641,7 @@ async fn limits_outside_one_to_a_hundred() {
             path,
             Some(&fx.sk),
             None,
-            400,
-            "parameter_invalid",
-            Some("limit"),
+            (400, "parameter_invalid", Some("limit")),
         )
         .await;
     }
@@ -709,9 +650,7 @@ async fn limits_outside_one_to_a_hundred() {
         "/v1/wallet/transactions?limit=101",
         Some(&fx.token),
         None,
-        400,
-        "parameter_invalid",
-        Some("limit"),
+        (400, "parameter_invalid", Some("limit")),
     )
     .await;
     fx.refused(
@@ -719,9 +658,7 @@ async fn limits_outside_one_to_a_hundred() {
         "/v1/payments?status=paid",
         Some(&fx.sk),
         None,
-        400,
-        "parameter_invalid",
-        Some("status"),
+        (400, "parameter_invalid", Some("status")),
     )
     .await;
 }
@@ -740,9 +677,7 @@ async fn malformed_ids() {
             &format!("/v1/payments/{id}"),
             Some(&fx.sk),
             None,
-            400,
-            "parameter_invalid",
-            Some("id"),
+            (400, "parameter_invalid", Some("id")),
         )
         .await;
         fx.refused(
@@ -750,9 +685,7 @@ async fn malformed_ids() {
             &format!("/v1/wallet/payments/{id}/confirm"),
             Some(&fx.token),
             Some(json!({})),
-            400,
-            "parameter_invalid",
-            Some("id"),
+            (400, "parameter_invalid", Some("id")),
         )
         .await;
     }
@@ -761,9 +694,7 @@ async fn malformed_ids() {
         "/v1/payments?starting_after=evt_x",
         Some(&fx.sk),
         None,
-        400,
-        "parameter_invalid",
-        Some("starting_after"),
+        (400, "parameter_invalid", Some("starting_after")),
     )
     .await;
     fx.bad_payment(
@@ -779,9 +710,7 @@ async fn malformed_ids() {
         "/v1/payments/pay_AAAAAAAAAAAAAAAAAAAAAAAA",
         Some(&fx.sk),
         None,
-        404,
-        "resource_missing",
-        None,
+        (404, "resource_missing", None),
     )
     .await;
     fx.bad_payment(
@@ -841,9 +770,7 @@ async fn every_path_id_is_checked_before_anything_happens() {
                 &url,
                 auth,
                 body,
-                400,
-                "parameter_invalid",
-                Some("id"),
+                (400, "parameter_invalid", Some("id")),
             )
             .await;
         }
@@ -854,9 +781,7 @@ async fn every_path_id_is_checked_before_anything_happens() {
         "/v1/products/a%20b",
         sk,
         Some(json!({"active": false})),
-        400,
-        "parameter_invalid",
-        Some("sku"),
+        (400, "parameter_invalid", Some("sku")),
     )
     .await;
 }
@@ -968,9 +893,7 @@ async fn not_enough_money_leaves_the_payment_payable() {
         &format!("/v1/wallet/payments/{id}/confirm"),
         Some(&fx.token),
         Some(json!({})),
-        402,
-        "insufficient_funds",
-        None,
+        (402, "insufficient_funds", None),
     )
     .await;
     fx.s.topup(&fx.customer, 1, "CNY").await;
@@ -986,9 +909,7 @@ async fn sku_taken_and_unknown_product() {
         "/v1/products",
         Some(&fx.sk),
         Some(json!({"sku": "tea", "name": "Tea", "unit_amount": 1, "currency": "CNY"})),
-        409,
-        "sku_taken",
-        Some("sku"),
+        (409, "sku_taken", Some("sku")),
     )
     .await;
     fx.refused(
@@ -996,9 +917,7 @@ async fn sku_taken_and_unknown_product() {
         "/v1/products/none",
         Some(&fx.sk),
         Some(json!({"name": "x"})),
-        404,
-        "resource_missing",
-        None,
+        (404, "resource_missing", None),
     )
     .await;
     fx.refused(
@@ -1006,9 +925,7 @@ async fn sku_taken_and_unknown_product() {
         "/v1/products",
         Some(&fx.sk),
         Some(json!({"sku": "bad sku", "name": "x", "unit_amount": 1, "currency": "CNY"})),
-        400,
-        "parameter_invalid",
-        Some("sku"),
+        (400, "parameter_invalid", Some("sku")),
     )
     .await;
 }
@@ -1047,9 +964,7 @@ async fn names_that_reorder_text_and_numbers_no_issuer_gives_out() {
             "/v1/wallet/signup",
             None,
             Some(json!({"phone": "+8613800000098", "name": name, "pin": "123456"})),
-            400,
-            "parameter_invalid",
-            Some("name"),
+            (400, "parameter_invalid", Some("name")),
         )
         .await;
         fx.refused(
@@ -1057,9 +972,7 @@ async fn names_that_reorder_text_and_numbers_no_issuer_gives_out() {
             "/v1/products",
             Some(&fx.sk),
             Some(json!({"sku": "bidi", "name": name, "unit_amount": 1, "currency": "CNY"})),
-            400,
-            "parameter_invalid",
-            Some("name"),
+            (400, "parameter_invalid", Some("name")),
         )
         .await;
     }
@@ -1069,15 +982,7 @@ async fn names_that_reorder_text_and_numbers_no_issuer_gives_out() {
         "9999999999999995",
         "42424242424242",
     ] {
-        fx.refused(
-            Method::POST,
-            "/v1/wallet/cards",
-            Some(&fx.token),
-            Some(json!({"number": number, "exp_month": 12, "exp_year": 2031, "cvc": "123", "pin": "123456"})),
-            400,
-            "card_number_invalid",
-            Some("number"),
-        )
+        fx.refused(Method::POST, "/v1/wallet/cards", Some(&fx.token), Some(json!({"number": number, "exp_month": 12, "exp_year": 2031, "cvc": "123", "pin": "123456"})), (400, "card_number_invalid", Some("number")))
         .await;
     }
 }
