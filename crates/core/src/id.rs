@@ -22,7 +22,7 @@ pub fn is_id(id: &str, prefix: &str) -> bool {
 }
 
 /// The contract's answer to a malformed id given as `param`.
-pub fn malformed(param: &str, prefix: &str) -> Error {
+fn malformed(param: &str, prefix: &str) -> Error {
     Error::invalid(
         param,
         format!("`{param}` must be an id of the form {prefix}_…."),
@@ -79,12 +79,6 @@ macro_rules! typed_id {
         impl From<$name> for String {
             fn from(id: $name) -> String {
                 id.0
-            }
-        }
-
-        impl PartialEq<str> for $name {
-            fn eq(&self, other: &str) -> bool {
-                self.0 == other
             }
         }
     };

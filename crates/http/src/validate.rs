@@ -111,11 +111,6 @@ pub fn typed_phone(value: &str, param: &str, country: &str) -> Result<String, Er
     })
 }
 
-/// A well-formed id of the given prefix.
-pub fn id(value: &str, prefix: &str, param: &str) -> Result<(), Error> {
-    pocket_core::id::check(value, prefix, param)
-}
-
 /// An RFC 3339 timestamp given as `param`, as epoch milliseconds.
 pub fn timestamp(text: &str, param: &str) -> Result<i64, Error> {
     pocket_core::time::parse_rfc3339_ms(text).ok_or_else(|| {

@@ -7,7 +7,6 @@ use crate::AppState;
 use crate::auth::CustomerCaller;
 use crate::error::{ApiResult, ErrorBody};
 use crate::extract::{DEFAULT_LIMIT, MAX_LIMIT};
-use crate::validate;
 use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
@@ -59,7 +58,7 @@ impl ActivityParams {
                 })?,
         };
         if let Some(after) = &self.starting_after {
-            validate::id(after, "evt", "starting_after")?;
+            pocket_core::id::check(after, "evt", "starting_after")?;
         }
         let utc_offset = match self.utc_offset {
             None => 0,

@@ -11,7 +11,6 @@ use crate::extract::{Body, Path};
 use crate::idem::{IdempotencyKey, respond};
 use crate::limits::ClientIp;
 use crate::pins::{check_holder_pin, guarded_precheck, holder_subject, to_completion};
-use crate::validate;
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -77,7 +76,7 @@ async fn card_operation(
     }
     let currency = Currency::parse(&asked.currency, "currency")?;
     let amount = money::check_amount(asked.amount, "amount")?;
-    validate::id(&asked.card, "card", "card")?;
+    pocket_core::id::check(&asked.card, "card", "card")?;
     let (found, _) = state
         .store
         .card_token(customer.id.clone(), asked.card.clone())

@@ -64,7 +64,7 @@ pub(crate) fn page(q: &ListQuery, prefix: &str) -> ApiResult<PageRequest> {
         if prefix.is_empty() {
             pocket_core::pricing::check_sku(after, "starting_after")?;
         } else {
-            crate::validate::id(after, prefix, "starting_after")?;
+            pocket_core::id::check(after, prefix, "starting_after")?;
         }
     }
     Ok(PageRequest {

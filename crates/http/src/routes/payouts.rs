@@ -146,7 +146,7 @@ pub async fn create_payout(
     let req = body.value;
     let currency = Currency::parse(&req.currency, "currency")?;
     let amount = money::check_amount(req.amount, "amount")?;
-    validate::id(&req.bank_account, "ba", "bank_account")?;
+    pocket_core::id::check(&req.bank_account, "ba", "bank_account")?;
     let account = match state.store.bank_account(req.bank_account.clone()).await? {
         Some((a, _, _)) if a.merchant == merchant.id => a,
         _ => {

@@ -242,7 +242,7 @@ pub async fn sign_in(
         let country = &state.settings.qr.place.country;
         let phone = validate::typed_phone(&req.phone, "phone", country)?;
         if let Some(m) = &req.merchant {
-            validate::id(m, "mer", "merchant")?;
+            pocket_core::id::check(m, "mer", "merchant")?;
         }
         let server_key = state.settings.server_key;
         let (who, attempt) = check_signin_pin(&state, ip, &phone, &req.pin).await?;

@@ -55,14 +55,7 @@ fn stop(mut child: Child) {
         .args(["-TERM", &child.id().to_string()])
         .status();
     // Bounded: a server that does not stop fails this test instead of hanging the suite.
-    let started = std::time::Instant::now();
-    while child.try_wait().expect("wait").is_none() {
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            panic!("pocket did not exit within 60 s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    crate::common::wait_at_most(&mut child, crate::common::STOP_WAIT);
 }
 
 fn url_of(lines: &[String]) -> String {
